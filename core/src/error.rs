@@ -1,0 +1,126 @@
+//! The one error type of the core. Each failed check has its own variant (so the
+//! server can count and answer precisely), and no variant carries secret material,
+//! signatures, keys or user data: messages are safe to log and to show.
+
+use crate::money::MoneyError;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An amount or currency was refused.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+
+    /// An identifier did not have its documented form.
+    #[error("invalid {kind}: {reason}")]
+    InvalidId {
+        /// Which identifier (`device id`, `challenge id`, …).
+        kind: &'static str,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A payee (merchant) name was empty, too long or held control characters.
+    #[error("invalid payee: {0}")]
+    InvalidPayee(&'static str),
+
+    /// A public key was not a valid P-256 point or JWK.
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(&'static str),
+    /// A private key could not be parsed (PKCS#8 for signing keys, 32-byte scalar for
+    /// agreement keys).
+    #[error("invalid private key")]
+    InvalidPrivateKey,
+    /// The operating system's random number generator failed.
+    #[error("random number generator failure")]
+    Rng,
+    /// The signer (a software key or the app's hardware key store) failed.
+    #[error("signer failed: {0}")]
+    SignerFailed(String),
+    /// A signature was neither 64 raw bytes nor a strict DER ECDSA-Sig-Value.
+    #[error("malformed ECDSA signature: {0}")]
+    MalformedSignature(&'static str),
+
+    /// A compact JWS was not well formed.
+    #[error("malformed JWS: {0}")]
+    MalformedJws(&'static str),
+    /// The JWS `alg` was not ES256 (RFC 7518 §3.4). `none`, HS*, RS* are all refused.
+    #[error("unsupported JWS algorithm (only ES256 is accepted)")]
+    UnsupportedAlgorithm,
+    /// The JWS `typ` was not the one expected for this kind of object.
+    #[error("wrong JWS type: expected {expected}")]
+    WrongType {
+        /// The expected `typ`.
+        expected: &'static str,
+    },
+    /// The JWS named a critical extension (`crit`), which we never accept.
+    #[error("JWS critical extensions are not supported")]
+    CriticalExtension,
+    /// The JWS `kid` did not name the expected key.
+    #[error("JWS key id does not match the expected key")]
+    WrongKeyId,
+    /// The signature did not verify under the expected public key.
+    #[error("signature verification failed")]
+    BadSignature,
+    /// The signed claims were not valid JSON of the expected shape.
+    #[error("malformed claims: {0}")]
+    MalformedClaims(&'static str),
+
+    /// `iss` was not the expected issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` was not the expected audience.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `jti` did not name the expected challenge.
+    #[error("proof is for another challenge")]
+    WrongChallenge,
+    /// `nonce` did not match the challenge's nonce.
+    #[error("nonce does not match the challenge")]
+    WrongNonce,
+    /// The signed transaction digest differs from the digest of the stored transaction
+    /// (amount, currency, payee or reference changed: PSD2 RTS art. 5(1)(d)).
+    #[error("signed transaction does not match the challenge's transaction")]
+    TransactionMismatch,
+    /// The digest of the processor SDK output does not match the signed one.
+    #[error("processor output does not match the signed digest")]
+    ProcessorOutputMismatch,
+    /// The token's `exp` has passed (beyond the allowed clock skew).
+    #[error("token expired")]
+    Expired,
+    /// The token's `iat` lies in the future (beyond the allowed clock skew).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `exp` lies beyond the challenge deadline or the token lives longer than allowed.
+    #[error("token lifetime exceeds what is allowed")]
+    LifetimeTooLong,
+    /// The challenge deadline has passed.
+    #[error("challenge deadline has passed")]
+    PastDeadline,
+
+    /// A request JWS was made for another HTTP method.
+    #[error("request proof is for another HTTP method")]
+    WrongMethod,
+    /// A request JWS was made for another path.
+    #[error("request proof is for another path")]
+    WrongPath,
+    /// The body hash in a request JWS does not match the body received.
+    #[error("request body does not match the signed body hash")]
+    BodyHashMismatch,
+    /// A request JWS is older or newer than the accepted window.
+    #[error("request proof is outside the accepted time window")]
+    StaleRequest,
+
+    /// An encrypted push envelope was not well formed.
+    #[error("malformed push envelope: {0}")]
+    MalformedEnvelope(&'static str),
+    /// Decryption failed: wrong key, wrong challenge id, or tampered ciphertext. One
+    /// variant for all three on purpose (no oracle).
+    #[error("push payload could not be decrypted")]
+    DecryptFailed,
+    /// The key-agreement provider (software key or hardware key store) failed.
+    #[error("key agreement failed: {0}")]
+    AgreementFailed(String),
+}
+
+/// Result alias for the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,3 @@
+//! Processor connectors.
+
+pub mod auth;

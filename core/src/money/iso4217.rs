@@ -46,6 +46,7 @@ const fn e(
 pub(crate) const EDITION: &str = "2026-01-01";
 
 /// ISO 4217 List One, sorted by alphabetic code.
+#[rustfmt::skip]
 pub(crate) static TABLE: [CurrencyInfo; 178] = [
     e("AED", 784, Some(2), "UAE Dirham"),
     e("AFN", 971, Some(2), "Afghani"),
@@ -193,12 +194,7 @@ pub(crate) static TABLE: [CurrencyInfo; 178] = [
     e("UGX", 800, Some(0), "Uganda Shilling"),
     e("USD", 840, Some(2), "US Dollar"),
     e("USN", 997, Some(2), "US Dollar (Next day)"),
-    e(
-        "UYI",
-        940,
-        Some(0),
-        "Uruguay Peso en Unidades Indexadas (UI)",
-    ),
+    e("UYI", 940, Some(0), "Uruguay Peso en Unidades Indexadas (UI)"),
     e("UYU", 858, Some(2), "Peso Uruguayo"),
     e("UYW", 927, Some(4), "Unidad Previsional"),
     e("UZS", 860, Some(2), "Uzbekistan Sum"),
@@ -211,30 +207,10 @@ pub(crate) static TABLE: [CurrencyInfo; 178] = [
     e("XAF", 950, Some(0), "CFA Franc BEAC"),
     e("XAG", 961, None, "Silver"),
     e("XAU", 959, None, "Gold"),
-    e(
-        "XBA",
-        955,
-        None,
-        "Bond Markets Unit European Composite Unit (EURCO)",
-    ),
-    e(
-        "XBB",
-        956,
-        None,
-        "Bond Markets Unit European Monetary Unit (E.M.U.-6)",
-    ),
-    e(
-        "XBC",
-        957,
-        None,
-        "Bond Markets Unit European Unit of Account 9 (E.U.A.-9)",
-    ),
-    e(
-        "XBD",
-        958,
-        None,
-        "Bond Markets Unit European Unit of Account 17 (E.U.A.-17)",
-    ),
+    e("XBA", 955, None, "Bond Markets Unit European Composite Unit (EURCO)"),
+    e("XBB", 956, None, "Bond Markets Unit European Monetary Unit (E.M.U.-6)"),
+    e("XBC", 957, None, "Bond Markets Unit European Unit of Account 9 (E.U.A.-9)"),
+    e("XBD", 958, None, "Bond Markets Unit European Unit of Account 17 (E.U.A.-17)"),
     e("XCD", 951, Some(2), "East Caribbean Dollar"),
     e("XCG", 532, Some(2), "Caribbean Guilder"),
     e("XDR", 960, None, "SDR (Special Drawing Right)"),
@@ -243,19 +219,9 @@ pub(crate) static TABLE: [CurrencyInfo; 178] = [
     e("XPF", 953, Some(0), "CFP Franc"),
     e("XPT", 962, None, "Platinum"),
     e("XSU", 994, None, "Sucre"),
-    e(
-        "XTS",
-        963,
-        None,
-        "Codes specifically reserved for testing purposes",
-    ),
+    e("XTS", 963, None, "Codes specifically reserved for testing purposes"),
     e("XUA", 965, None, "ADB Unit of Account"),
-    e(
-        "XXX",
-        999,
-        None,
-        "The codes assigned for transactions where no currency is involved",
-    ),
+    e("XXX", 999, None, "The codes assigned for transactions where no currency is involved"),
     e("YER", 886, Some(2), "Yemeni Rial"),
     e("ZAR", 710, Some(2), "Rand"),
     e("ZMW", 967, Some(2), "Zambian Kwacha"),

@@ -1,0 +1,551 @@
+//! Domain records as stored. Inputs are `New*` structs; outputs carry the columns the
+//! database adds. Identifiers and amounts use the core's parsing newtypes, so a record
+//! read back from storage is as well-formed as one built from a request.
+
+use std::fmt;
+
+use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
+use pushauth_core::money::Money;
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDigest};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::states::*;
+
+/// Unix time in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// Whole seconds (floor), for JWT claims.
+    pub fn as_unix_time(self) -> pushauth_core::UnixTime {
+        pushauth_core::UnixTime(self.0.div_euclid(1000))
+    }
+    /// From whole seconds.
+    pub fn from_unix_time(t: pushauth_core::UnixTime) -> Millis {
+        Millis(t.0.saturating_mul(1000))
+    }
+    /// This instant plus `ms`.
+    pub fn plus(self, ms: i64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+}
+
+/// SHA-256 of a secret (admin key, activation code), the only form in which secrets
+/// are stored. Hex in the database.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl KeyHash {
+    /// Hashes a secret.
+    pub fn of(secret: &[u8]) -> KeyHash {
+        KeyHash(sha2::Sha256::digest(secret).into())
+    }
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// Parses lower-case hex.
+    pub fn from_hex(s: &str) -> Option<KeyHash> {
+        let v = hex::decode(s).ok()?;
+        Some(KeyHash(v.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// The server's challenge-signing key.
+#[derive(Clone)]
+pub struct ServerKeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// PKCS#8 DER of the private key.
+    pub pkcs8: Vec<u8>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+impl fmt::Debug for ServerKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerKeyRecord(kid={})", self.kid)
+    }
+}
+
+/// A new admin API key.
+#[derive(Debug, Clone)]
+pub struct NewAdminKey {
+    /// Who or what it is for.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub key_hash: KeyHash,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A stored admin API key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminKey {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A page of a newest-first listing.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Only rows created strictly before this instant.
+    pub before: Option<Millis>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// A new cardholder.
+#[derive(Debug, Clone)]
+pub struct NewCardholder {
+    /// Id (chosen by the server).
+    pub id: CardholderId,
+    /// The issuer's own reference, unique when present.
+    pub external_ref: Option<String>,
+    /// A label for operators (no personal data needed).
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A cardholder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cardholder {
+    /// Id.
+    pub id: CardholderId,
+    /// The issuer's reference.
+    pub external_ref: Option<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// Status.
+    pub status: CardholderStatus,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// Card link id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LinkId(pub i64);
+
+/// A new processor-identifier link.
+#[derive(Debug, Clone)]
+pub struct NewCardLink {
+    /// The cardholder.
+    pub cardholder: CardholderId,
+    /// The processor.
+    pub provider: Provider,
+    /// Enfuce customerNumber, Adyen paymentInstrumentId, Paysafe customer id, Treezor
+    /// cardId or publicToken, or the issuer's key for the generic API.
+    pub provider_key: String,
+    /// Operator label (e.g. card last four).
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A processor-identifier link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardLink {
+    /// Id.
+    pub id: LinkId,
+    /// Cardholder.
+    pub cardholder: CardholderId,
+    /// Processor.
+    pub provider: Provider,
+    /// Processor-side key.
+    pub provider_key: String,
+    /// Label.
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A new activation code (stored hashed).
+#[derive(Debug, Clone)]
+pub struct NewActivation {
+    /// SHA-256 of the code.
+    pub code_hash: KeyHash,
+    /// The cardholder the device will belong to.
+    pub cardholder: CardholderId,
+    /// Expiry.
+    pub expires_at: Millis,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A device public key as stored: the JWK JSON and its RFC 7638 thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceKey {
+    /// Public JWK, JSON text.
+    pub jwk: String,
+    /// RFC 7638 thumbprint.
+    pub thumbprint: String,
+}
+
+/// Where to push.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct PushTarget {
+    /// APNs device token (hex) or FCM registration token.
+    pub token: String,
+    /// APNs environment (iOS only).
+    pub environment: Option<PushEnvironment>,
+}
+
+impl fmt::Debug for PushTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.token.chars().take(8).collect();
+        write!(f, "PushTarget({shown}…, {:?})", self.environment)
+    }
+}
+
+/// A device to create at enrollment.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// Id (chosen by the server).
+    pub id: DeviceId,
+    /// Platform.
+    pub platform: Platform,
+    /// User-visible name ("Anna's iPhone").
+    pub label: Option<String>,
+    /// ECDSA key that signs proofs and requests.
+    pub signing_key: DeviceKey,
+    /// ECDH key push payloads are encrypted to.
+    pub agreement_key: DeviceKey,
+    /// Push token, when the app has one.
+    pub push: Option<PushTarget>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// Owner.
+    pub cardholder: CardholderId,
+    /// Status.
+    pub status: DeviceStatus,
+    /// Platform.
+    pub platform: Platform,
+    /// Label.
+    pub label: Option<String>,
+    /// Signing key.
+    pub signing_key: DeviceKey,
+    /// Agreement key.
+    pub agreement_key: DeviceKey,
+    /// Push target; `None` when never given or declared dead by APNs/FCM.
+    #[serde(skip)]
+    pub push: Option<PushTarget>,
+    /// Consecutive refused proofs.
+    pub failures: i32,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// Result of consuming an activation code.
+#[derive(Debug, Clone)]
+pub enum EnrollOutcome {
+    /// The device was created.
+    Enrolled(Device),
+    /// No such code.
+    CodeUnknown,
+    /// The code was used before.
+    CodeUsed,
+    /// The code expired.
+    CodeExpired,
+}
+
+/// Result of recording a refused proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// Consecutive failures after this one.
+    pub failures: i32,
+    /// Whether the device is locked now.
+    pub locked: bool,
+}
+
+/// A challenge to create.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    /// Id (chosen by the server).
+    pub id: ChallengeId,
+    /// Cardholder.
+    pub cardholder: CardholderId,
+    /// Processor.
+    pub provider: Provider,
+    /// Processor reference (unique per provider: duplicate webhooks collapse).
+    pub provider_ref: ProviderRef,
+    /// Kind.
+    pub kind: TransactionKind,
+    /// Amount, when given.
+    pub amount: Option<Money>,
+    /// Payee, when given.
+    pub payee: Option<Payee>,
+    /// Nonce the proof must echo.
+    pub nonce: Nonce,
+    /// Digest of the canonical transaction, computed at creation.
+    pub txn_digest: TxnDigest,
+    /// Deadline for a decision.
+    pub deadline: Millis,
+    /// Deadline for delivering the result upstream (processor's window).
+    pub upstream_deadline: Millis,
+    /// Opaque processor SDK input for the app (Adyen `sdkInput`).
+    pub processor_input: Option<String>,
+    /// Connector data needed later (callback URL, processor ids…). Not shown to devices.
+    pub context: serde_json::Value,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Challenge {
+    /// Id.
+    pub id: ChallengeId,
+    /// Cardholder.
+    pub cardholder: CardholderId,
+    /// Processor.
+    pub provider: Provider,
+    /// Processor reference.
+    pub provider_ref: ProviderRef,
+    /// Kind.
+    pub kind: TransactionKind,
+    /// Amount.
+    pub amount: Option<Money>,
+    /// Payee.
+    pub payee: Option<Payee>,
+    /// Nonce.
+    #[serde(skip)]
+    pub nonce: Nonce,
+    /// Digest of the canonical transaction.
+    pub txn_digest: TxnDigest,
+    /// Decision deadline.
+    pub deadline: Millis,
+    /// Upstream delivery deadline.
+    pub upstream_deadline: Millis,
+    /// Processor SDK input.
+    #[serde(skip)]
+    pub processor_input: Option<String>,
+    /// Connector data.
+    pub context: serde_json::Value,
+    /// Status.
+    pub status: ChallengeStatus,
+    /// Upstream leg status.
+    pub upstream: UpstreamStatus,
+    /// When it reached a final status.
+    pub closed_at: Option<Millis>,
+    /// Final-status notification from the processor, if any.
+    pub final_status: Option<serde_json::Value>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+impl Challenge {
+    /// The transaction as bound by proofs.
+    pub fn transaction(&self) -> Transaction {
+        Transaction {
+            provider: self.provider,
+            reference: self.provider_ref.clone(),
+            kind: self.kind,
+            amount: self.amount,
+            payee: self.payee.clone(),
+        }
+    }
+}
+
+/// Result of `challenge_create`.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    /// New challenge written with its outbox rows.
+    Created(Challenge),
+    /// Same (provider, reference) existed; nothing written.
+    Duplicate(Challenge),
+}
+
+/// Filter for listing challenges.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeFilter {
+    /// Only this status.
+    pub status: Option<ChallengeStatus>,
+    /// Only this cardholder.
+    pub cardholder: Option<CardholderId>,
+    /// Only this processor.
+    pub provider: Option<Provider>,
+    /// Only created strictly before.
+    pub before: Option<Millis>,
+    /// At most this many (the backend caps it at 500).
+    pub limit: i64,
+}
+
+/// A verified decision to record.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    /// Challenge.
+    pub challenge: ChallengeId,
+    /// Device that answered.
+    pub device: DeviceId,
+    /// Approve or deny.
+    pub decision: DecisionKind,
+    /// Deny reason.
+    pub reason: Option<DenyReasonKind>,
+    /// How the user was verified (`biometric`, `passcode`, `none`).
+    pub user_verification: String,
+    /// The approval proof JWS, whole (evidence).
+    pub proof: String,
+    /// Processor SDK output forwarded with the decision (Adyen `sdkOutput`).
+    pub processor_output: Option<String>,
+    /// When received.
+    pub at: Millis,
+}
+
+/// A stored decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Challenge.
+    pub challenge: ChallengeId,
+    /// Device.
+    pub device: DeviceId,
+    /// Approve or deny.
+    pub decision: DecisionKind,
+    /// Reason.
+    pub reason: Option<DenyReasonKind>,
+    /// User verification.
+    pub user_verification: String,
+    /// Proof JWS.
+    pub proof: String,
+    /// Processor output.
+    pub processor_output: Option<String>,
+    /// When received.
+    pub at: Millis,
+}
+
+/// Result of `challenge_decide`.
+#[derive(Debug, Clone)]
+pub enum DecideOutcome {
+    /// This decision won; the challenge after the change.
+    Accepted(Challenge),
+    /// Another decision (or closing) came first; the challenge as it is.
+    AlreadyClosed(Challenge),
+    /// Still pending but past its deadline; nothing written.
+    PastDeadline(Challenge),
+    /// No such challenge.
+    NotFound,
+}
+
+/// Outbox row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OutboxId(pub i64);
+
+/// A side effect to perform later.
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    /// What kind.
+    pub kind: OutboxKind,
+    /// About which challenge.
+    pub challenge: ChallengeId,
+    /// For which device (push and dismiss).
+    pub device: Option<DeviceId>,
+    /// Kind-specific payload (e.g. the upstream result to send).
+    pub payload: serde_json::Value,
+    /// Not before this instant.
+    pub not_before: Millis,
+    /// Give up after this instant (`too_late`).
+    pub deadline: Millis,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxItem {
+    /// Id.
+    pub id: OutboxId,
+    /// Kind.
+    pub kind: OutboxKind,
+    /// Challenge.
+    pub challenge: ChallengeId,
+    /// Device.
+    pub device: Option<DeviceId>,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Status.
+    pub status: OutboxStatus,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Next attempt not before.
+    pub next_attempt_at: Millis,
+    /// Deadline.
+    pub deadline: Millis,
+    /// Last error text (no secrets).
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// One delivery attempt, as measured by the worker.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// Start time.
+    pub at: Millis,
+    /// Duration.
+    pub latency_ms: i64,
+    /// Outcome.
+    pub outcome: AttemptOutcome,
+    /// HTTP status, when a response came.
+    pub http_status: Option<i32>,
+    /// Error text (no secrets), when failed.
+    pub error: Option<String>,
+}
+
+/// What happens to an outbox row after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxNext {
+    /// Delivered.
+    Done,
+    /// Try again at this instant.
+    RetryAt(Millis),
+    /// Refused for good.
+    Failed,
+    /// Deadline passed.
+    TooLate,
+}
+
+/// A recorded delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// Row id.
+    pub id: i64,
+    /// Outbox row.
+    pub outbox: OutboxId,
+    /// Kind of that row.
+    pub kind: OutboxKind,
+    /// Device, for pushes.
+    pub device: Option<DeviceId>,
+    /// 1-based attempt number.
+    pub attempt_no: i32,
+    /// Start time.
+    pub at: Millis,
+    /// Duration.
+    pub latency_ms: i64,
+    /// Outcome.
+    pub outcome: AttemptOutcome,
+    /// HTTP status.
+    pub http_status: Option<i32>,
+    /// Error text.
+    pub error: Option<String>,
+}

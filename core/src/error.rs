@@ -124,3 +124,44 @@ pub enum Error {
 
 /// Result alias for the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable snake_case code for this error, used as the `reason` of API problems,
+    /// as a metrics label and in the golden vectors. Never changes for a variant.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Money(_) => "invalid_money",
+            Error::InvalidId { .. } => "invalid_id",
+            Error::InvalidPayee(_) => "invalid_payee",
+            Error::InvalidPublicKey(_) => "invalid_public_key",
+            Error::InvalidPrivateKey => "invalid_private_key",
+            Error::Rng => "rng_failure",
+            Error::SignerFailed(_) => "signer_failed",
+            Error::MalformedSignature(_) => "malformed_signature",
+            Error::MalformedJws(_) => "malformed_jws",
+            Error::UnsupportedAlgorithm => "unsupported_algorithm",
+            Error::WrongType { .. } => "wrong_type",
+            Error::CriticalExtension => "critical_extension",
+            Error::WrongKeyId => "wrong_key_id",
+            Error::BadSignature => "bad_signature",
+            Error::MalformedClaims(_) => "malformed_claims",
+            Error::WrongIssuer => "wrong_issuer",
+            Error::WrongAudience => "wrong_audience",
+            Error::WrongChallenge => "wrong_challenge",
+            Error::WrongNonce => "wrong_nonce",
+            Error::TransactionMismatch => "transaction_mismatch",
+            Error::ProcessorOutputMismatch => "processor_output_mismatch",
+            Error::Expired => "expired",
+            Error::IssuedInFuture => "issued_in_future",
+            Error::LifetimeTooLong => "lifetime_too_long",
+            Error::PastDeadline => "past_deadline",
+            Error::WrongMethod => "wrong_method",
+            Error::WrongPath => "wrong_path",
+            Error::BodyHashMismatch => "body_hash_mismatch",
+            Error::StaleRequest => "stale_request",
+            Error::MalformedEnvelope(_) => "malformed_envelope",
+            Error::DecryptFailed => "decrypt_failed",
+            Error::AgreementFailed(_) => "agreement_failed",
+        }
+    }
+}

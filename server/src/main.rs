@@ -1,1 +1,131 @@
-fn main() {}
+//! `pushauth`: the command line. Everything it does lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pushauth_server::config::{Config, LogFormat};
+use pushauth_server::{Server, open_store};
+
+/// pushauth: push approval of card payments (3-D Secure) for issuers.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML). Environment variables PUSHAUTH_<SECTION>__<KEY> and
+    /// DATABASE_URL override it; see docs/configuration.md.
+    #[arg(long, short, global = true, env = "PUSHAUTH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API and workers). With no configuration: SQLite in ./data,
+    /// listening on 127.0.0.1:8080.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Re-compute the audit log's hash chain and report whether it is intact.
+    AuditVerify,
+    /// Create an additional admin API key and print it once.
+    AdminKey {
+        /// A name for the key (shown in the audit trail as admin:<name>).
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                s.recv().await;
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    init_logging(config.server.log_format);
+    match cli.command {
+        Command::Serve => {
+            let server = Server::start(config).await.map_err(|e| e.to_string())?;
+            tracing::info!(
+                addr = %server.addr,
+                storage = server.state.store.backend(),
+                issuer = %server.state.issuer,
+                server_kid = %server.state.server_kid,
+                "pushauth is listening"
+            );
+            eprintln!("pushauth listening on http://{} — {}", server.addr, server.admin_key_note);
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&config).await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            eprintln!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::AuditVerify => {
+            let store = open_store(&config).await.map_err(|e| e.to_string())?;
+            let check = store.audit_verify().await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&check).unwrap_or_default());
+            match check {
+                pushauth_store::ChainCheck::Intact { .. } => Ok(()),
+                pushauth_store::ChainCheck::Broken { seq } => Err(format!("audit chain broken at entry {seq}")),
+            }
+        }
+        Command::AdminKey { name } => {
+            let store = open_store(&config).await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let key = pushauth_server::startup::new_admin_key().map_err(|e| e.to_string())?;
+            store
+                .admin_key_insert(pushauth_store::NewAdminKey {
+                    name,
+                    key_hash: pushauth_store::KeyHash::of(key.as_bytes()),
+                    created_at: pushauth_server::state::now(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", pushauth_server::routes::ops::OPENAPI);
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushauth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -2,6 +2,11 @@
 //! `providers::auth`: valid vectors must be accepted, invalid ones refused. Then property tests
 //! of the Treezor re-emitter against serde_json's own output.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code, helpers included: a failure should stop the test"
+)]
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -315,14 +320,56 @@ mod treezor_properties {
         })
     }
 
-    /// Strings made of JSON's own pieces, so most of them get deep into the parser.
+    /// Pieces of JSON text, for building broken and near-valid inputs.
+    const PIECES: &[&str] = &[
+        "{", "}", "[", "]", "\"", ",", ":", "\\", "\\u", "d83e", "dd68", "00e9", "0", "1", "-",
+        ".", "e", "+", "true", "null", " ", "\n", "a", "é", "🥨", "/", "\u{1}", "\"k\":", "\\\"",
+    ];
+
+    /// Strings made of JSON's own pieces, so they get deep into the parser.
     fn jsonish() -> impl Strategy<Value = String> {
-        let pieces = vec![
-            "{", "}", "[", "]", "\"", ",", ":", "\\", "\\u", "d83e", "dd68", "00e9", "0", "1", "-",
-            ".", "e", "+", "true", "null", " ", "\n", "a", "é", "🥨", "/", "\u{1}", "\"k\":",
-            "\\\"",
-        ];
-        prop::collection::vec(prop::sample::select(pieces), 0..48).prop_map(|p| p.concat())
+        prop::collection::vec(prop::sample::select(PIECES), 0..48).prop_map(|p| p.concat())
+    }
+
+    /// serde_json's compact or pretty text of a value, left whole, with one piece inserted or
+    /// with one character removed: many of these are valid JSON, many just barely not.
+    fn near_json() -> impl Strategy<Value = String> {
+        let edit = (
+            0..3u8,
+            any::<prop::sample::Index>(),
+            prop::sample::select(PIECES),
+        );
+        (json_value(), any::<bool>(), edit).prop_map(|(v, pretty, (op, at, piece))| {
+            let mut text = if pretty {
+                serde_json::to_string_pretty(&v)
+            } else {
+                serde_json::to_string(&v)
+            }
+            .unwrap();
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            match op {
+                0 => {}
+                1 => text.insert_str(i, piece),
+                _ if i < text.len() => {
+                    text.remove(i);
+                }
+                _ => {}
+            }
+            text
+        })
+    }
+
+    /// serde_json accepting a text means we accept it too, and mean the same value.
+    fn agrees_with_serde_json(text: &str) -> Result<(), TestCaseError> {
+        let ours = php_json_encode_raw(text);
+        if let Ok(theirs) = serde_json::from_str::<Value>(text) {
+            let canonical = ours.map_err(|err| TestCaseError::fail(format!("refused: {err}")))?;
+            prop_assert_eq!(serde_json::from_str::<Value>(&canonical).unwrap(), theirs);
+        }
+        Ok(())
     }
 
     proptest! {
@@ -344,12 +391,12 @@ mod treezor_properties {
 
         #[test]
         fn jsonish_text_never_panics_and_agrees_with_serde_json(s in jsonish()) {
-            let ours = php_json_encode_raw(&s);
-            if let Ok(theirs) = serde_json::from_str::<Value>(&s) {
-                // serde_json accepting means we accept, and mean the same value.
-                let canonical = ours.unwrap();
-                prop_assert_eq!(serde_json::from_str::<Value>(&canonical).unwrap(), theirs);
-            }
+            agrees_with_serde_json(&s)?;
+        }
+
+        #[test]
+        fn near_json_never_panics_and_agrees_with_serde_json(s in near_json()) {
+            agrees_with_serde_json(&s)?;
         }
     }
 }

@@ -306,6 +306,7 @@ impl PaysafeVerifier {
 
     /// The `Signature` header value for one of our calls to Paysafe: `msg` is the exact body
     /// bytes we send on POST/PUT/PATCH, or the URL path when there is no body.
+    #[must_use]
     pub fn sign(&self, msg: &[u8]) -> String {
         self.key.sign_b64(msg)
     }
@@ -615,7 +616,7 @@ impl PhpJson<'_> {
             // Copy the run of bytes that PHP writes as they are in one go.
             let run = self.pos;
             while let Some(&b) = bytes.get(self.pos) {
-                if b < 0x20 || b >= 0x80 || matches!(b, b'"' | b'\\' | b'/') {
+                if !(0x20..0x80).contains(&b) || matches!(b, b'"' | b'\\' | b'/') {
                     break;
                 }
                 self.pos += 1;

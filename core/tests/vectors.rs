@@ -1,0 +1,441 @@
+//! Golden vectors for every byte format of docs/protocol.md.
+//!
+//! `cargo test -p pushauth-core --test vectors -- --ignored generate` writes fresh
+//! files into `core/tests/vectors/` (ECDSA signatures are randomised, so every run
+//! gives new bytes); the other tests lock the committed files in: they must keep
+//! verifying exactly as recorded. The binding tests (Python, Kotlin) read the same
+//! files.
+
+use pushauth_core::challenge::{self, ChallengeClaims};
+use pushauth_core::ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
+use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey, normalize_signature};
+use pushauth_core::money::{Currency, Money};
+use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
+use pushauth_core::push::{self, PushDetails};
+use pushauth_core::request::{self, HttpRequest};
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDigest};
+use pushauth_core::{UnixTime, b64, jws};
+use serde_json::{Value, json};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+const ISSUER: &str = "https://pushauth.example";
+const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const DEADLINE: i64 = NOW + 150;
+
+fn load(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{DIR}/{name}")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap()
+}
+
+struct Keys {
+    device: SoftwareSigningKey,
+    agreement: SoftwareAgreementKey,
+    server: SoftwareSigningKey,
+    device_id: DeviceId,
+}
+
+fn keys_from(v: &Value) -> Keys {
+    Keys {
+        device: SoftwareSigningKey::from_pkcs8(&b64::decode(s(&v["device_signing_pkcs8"])).unwrap()).unwrap(),
+        agreement: SoftwareAgreementKey::from_bytes(&b64::decode(s(&v["device_agreement_scalar"])).unwrap()).unwrap(),
+        server: SoftwareSigningKey::from_pkcs8(&b64::decode(s(&v["server_signing_pkcs8"])).unwrap()).unwrap(),
+        device_id: DeviceId::parse(s(&v["device_id"])).unwrap(),
+    }
+}
+
+fn sample_transactions() -> Vec<(&'static str, Transaction)> {
+    let money = |m: i64, c: &str| Some(Money::from_minor(m, Currency::parse(c).unwrap()).unwrap());
+    let base = Transaction {
+        provider: Provider::Enfuce,
+        reference: ProviderRef::parse("6f1d9c2e-8b7a-4e1f-9d3c-2a5b7c9e0f11").unwrap(),
+        kind: TransactionKind::Payment,
+        amount: money(4990, "EUR"),
+        payee: Some(Payee::parse("Example Shop").unwrap()),
+    };
+    vec![
+        ("enfuce_eur_payment", base.clone()),
+        ("amount_plus_one_minor", Transaction { amount: money(4991, "EUR"), ..base.clone() }),
+        ("other_currency", Transaction { amount: money(4990, "USD"), ..base.clone() }),
+        ("other_payee", Transaction { payee: Some(Payee::parse("Example Shop Ltd").unwrap()), ..base.clone() }),
+        ("jpy_no_decimals", Transaction { amount: money(5000, "JPY"), ..base.clone() }),
+        ("bhd_three_decimals", Transaction { amount: money(1234, "BHD"), ..base.clone() }),
+        (
+            "adyen_unicode_payee",
+            Transaction {
+                provider: Provider::Adyen,
+                reference: ProviderRef::parse("EC42N2F6QKWWK2T3").unwrap(),
+                payee: Some(Payee::parse("Café \"Zoë\" \\ 東京 😀").unwrap()),
+                ..base.clone()
+            },
+        ),
+        (
+            "paysafe_wallet_operation_no_amount",
+            Transaction {
+                provider: Provider::Paysafe,
+                reference: ProviderRef::parse("e1b0c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d").unwrap(),
+                kind: TransactionKind::WalletOperation,
+                amount: None,
+                payee: None,
+            },
+        ),
+    ]
+}
+
+fn challenge_claims(k: &Keys, txn: Transaction, pin: Option<&str>) -> ChallengeClaims {
+    ChallengeClaims {
+        iss: ISSUER.into(),
+        aud: k.device_id.clone(),
+        jti: ChallengeId::parse("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f").unwrap(),
+        nonce: Nonce::parse("q3Jx9Zy0m1vTn8bK2cR5uWf7hL4sE6aD0pG9iN3oQ2k").unwrap(),
+        txn,
+        iat: UnixTime(NOW),
+        exp: UnixTime(DEADLINE),
+        pin: pin.map(str::to_owned),
+    }
+}
+
+fn expectation_json(k: &Keys, c: &ChallengeClaims, txn: &TxnDigest, pout: Option<&str>, now: i64) -> Value {
+    json!({
+        "device": k.device_id.as_str(),
+        "audience": ISSUER,
+        "challenge": c.jti.as_str(),
+        "nonce": c.nonce.as_str(),
+        "txn": txn.to_string(),
+        "deadline": c.exp.0,
+        "processor_output": pout,
+        "now": now,
+        "skew_secs": 30,
+    })
+}
+
+fn check_proof_case(k: &Keys, case: &Value) -> Result<proof::VerifiedDecision, pushauth_core::Error> {
+    let e = &case["expect"];
+    let device = DeviceId::parse(s(&e["device"])).unwrap();
+    let challenge = ChallengeId::parse(s(&e["challenge"])).unwrap();
+    let nonce = Nonce::parse(s(&e["nonce"])).unwrap();
+    let txn = TxnDigest::parse(s(&e["txn"])).unwrap();
+    let key = k.device.public();
+    proof::verify(
+        s(&case["token"]),
+        &proof::Expectations {
+            device: &device,
+            device_key: &key,
+            audience: s(&e["audience"]),
+            challenge: &challenge,
+            nonce: &nonce,
+            txn: &txn,
+            deadline: UnixTime(e["deadline"].as_i64().unwrap()),
+            processor_output: e["processor_output"].as_str(),
+            now: UnixTime(e["now"].as_i64().unwrap()),
+            skew_secs: e["skew_secs"].as_i64().unwrap(),
+        },
+    )
+}
+
+#[test]
+#[ignore = "writes new vector files; run on purpose only"]
+fn generate() {
+    let device = SoftwareSigningKey::generate().unwrap();
+    let agreement = SoftwareAgreementKey::generate().unwrap();
+    let server = SoftwareSigningKey::generate().unwrap();
+    let device_id = DeviceId::parse("0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88").unwrap();
+    let keys_json = json!({
+        "about": "Fixed test keys (never use outside tests). PKCS#8 and scalars are base64url without padding.",
+        "device_id": device_id.as_str(),
+        "device_signing_pkcs8": b64::encode(&device.to_pkcs8()[..]),
+        "device_signing_jwk": device.public().to_jwk(),
+        "device_signing_thumbprint": device.public().thumbprint(),
+        "device_agreement_scalar": b64::encode(&agreement.to_bytes()[..]),
+        "device_agreement_jwk": agreement.public_key().unwrap().to_jwk(),
+        "server_signing_pkcs8": b64::encode(&server.to_pkcs8()[..]),
+        "server_signing_jwk": server.public().to_jwk(),
+        "server_kid": server.public().thumbprint(),
+        "signatures": signature_cases(&device),
+    });
+    let k = Keys { device, agreement, server, device_id };
+
+    let txns: Vec<Value> = sample_transactions()
+        .into_iter()
+        .map(|(name, t)| json!({"name": name, "transaction": t, "canonical": t.canonical_json(), "digest": t.digest().to_string()}))
+        .collect();
+
+    let txns_list = sample_transactions();
+    let base_txn = txns_list[0].1.clone();
+    let claims = challenge_claims(&k, base_txn.clone(), Some("eyJzZGtJbnB1dCI6ImV4YW1wbGUifQ"));
+    let good_challenge = challenge::sign(&claims, &k.server).unwrap();
+    let other_server = SoftwareSigningKey::generate().unwrap();
+    let challenges = json!({
+        "issuer": ISSUER,
+        "cases": [
+            {"name": "valid", "token": good_challenge, "device": k.device_id.as_str(), "now": NOW + 5, "result": "ok",
+             "claims": claims, "digest": base_txn.digest().to_string(), "display_amount": "EUR 49.90"},
+            {"name": "signed_by_other_key", "token": challenge::sign(&claims, &other_server).unwrap(), "device": k.device_id.as_str(), "now": NOW + 5, "result": "wrong_key_id"},
+            {"name": "for_other_device", "token": good_challenge, "device": "11111111-2222-4333-8444-555555555555", "now": NOW + 5, "result": "wrong_audience"},
+            {"name": "past_deadline", "token": good_challenge, "device": k.device_id.as_str(), "now": DEADLINE + 31, "result": "past_deadline"},
+        ]
+    });
+
+    let verified = challenge::verify(&good_challenge, &k.server.public(), ISSUER, &k.device_id, UnixTime(NOW + 5), 30).unwrap();
+    let input = |decision, reason, pout| DecisionInput {
+        device: &k.device_id,
+        decision,
+        reason,
+        uv: UserVerification::Biometric,
+        processor_output: pout,
+        now: UnixTime(NOW + 10),
+        lifetime_secs: 120,
+    };
+    let approve = proof::claims_for(&verified, &input(Decision::Approve, None, Some("sdk-output-123"))).unwrap();
+    let approve_token = proof::sign(&approve, &k.device).unwrap();
+    let deny = proof::claims_for(&verified, &input(Decision::Deny, Some(DenyReason::NotMe), None)).unwrap();
+    let deny_token = proof::sign(&deny, &k.device).unwrap();
+    // tampered: the device signed a different amount than the server stored
+    let tampered_txn = txns_list[1].1.clone();
+    let tampered = proof::ApprovalClaims { txn: tampered_txn.digest(), pout: None, ..approve.clone() };
+    let tampered_token = proof::sign(&tampered, &k.device).unwrap();
+    let rogue = SoftwareSigningKey::generate().unwrap();
+    let wrong_key_token = proof::sign(&approve, &rogue).unwrap();
+    let payload = approve_token.split('.').nth(1).unwrap();
+    let alg_none = format!("{}.{payload}.", b64::encode(r#"{"alg":"none","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#));
+    let hs256 = {
+        let head = b64::encode(r#"{"alg":"HS256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#);
+        let input = format!("{head}.{payload}");
+        let jwk_text = serde_json::to_string(&k.device.public().to_jwk()).unwrap();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, jwk_text.as_bytes());
+        format!("{input}.{}", b64::encode(ring::hmac::sign(&key, input.as_bytes())))
+    };
+    let der_sig = {
+        let (signing_input, sig) = approve_token.rsplit_once('.').unwrap();
+        let raw: [u8; 64] = b64::decode(sig).unwrap().try_into().unwrap();
+        format!("{signing_input}.{}", b64::encode(to_der(&raw)))
+    };
+    let d = base_txn.digest();
+    let exp_ok = expectation_json(&k, &claims, &d, Some("sdk-output-123"), NOW + 12);
+    let exp_deny = expectation_json(&k, &claims, &d, None, NOW + 12);
+    let mut exp_other_challenge = exp_ok.clone();
+    exp_other_challenge["challenge"] = json!("99999999-8888-4777-8666-555555555555");
+    let mut exp_other_aud = exp_ok.clone();
+    exp_other_aud["audience"] = json!("https://other.example");
+    let mut exp_swapped_output = exp_ok.clone();
+    exp_swapped_output["processor_output"] = json!("sdk-output-456");
+    let proofs = json!({
+        "cases": [
+            {"name": "approve_with_processor_output", "token": approve_token, "expect": exp_ok, "result": "ok", "claims": approve},
+            {"name": "deny_not_me", "token": deny_token, "expect": exp_deny, "result": "ok", "claims": deny},
+            {"name": "tampered_amount", "token": tampered_token, "expect": exp_deny, "result": "transaction_mismatch"},
+            {"name": "signed_by_other_key", "token": wrong_key_token, "expect": exp_ok, "result": "bad_signature"},
+            {"name": "alg_none", "token": alg_none, "expect": exp_ok, "result": "unsupported_algorithm"},
+            {"name": "hs256_with_public_key_as_secret", "token": hs256, "expect": exp_ok, "result": "unsupported_algorithm"},
+            {"name": "der_signature_in_jws", "token": der_sig, "expect": exp_ok, "result": "malformed_jws"},
+            {"name": "expired", "token": approve_token, "expect": expectation_json(&k, &claims, &d, Some("sdk-output-123"), NOW + 10 + 120 + 31), "result": "past_deadline"},
+            {"name": "replayed_for_other_challenge", "token": approve_token, "expect": exp_other_challenge, "result": "wrong_challenge"},
+            {"name": "wrong_audience", "token": approve_token, "expect": exp_other_aud, "result": "wrong_audience"},
+            {"name": "processor_output_swapped", "token": approve_token, "expect": exp_swapped_output, "result": "processor_output_mismatch"},
+        ]
+    });
+
+    let details = PushDetails { v: 1, challenge: claims.jti.clone(), txn: base_txn.clone(), exp: UnixTime(DEADLINE), otp: None };
+    let envelope = details.seal(&k.agreement.public_key().unwrap()).unwrap();
+    let mut tampered_env = b64::decode(&envelope).unwrap();
+    let last = tampered_env.len() - 1;
+    tampered_env[last] ^= 0x01;
+    let pushes = json!({
+        "cases": [
+            {"name": "valid", "challenge": claims.jti.as_str(), "envelope": envelope, "result": "ok", "details": details, "summary": details.summary()},
+            {"name": "other_challenge_id", "challenge": "99999999-8888-4777-8666-555555555555", "envelope": envelope, "result": "decrypt_failed"},
+            {"name": "tampered_tag", "challenge": claims.jti.as_str(), "envelope": b64::encode(&tampered_env), "result": "decrypt_failed"},
+        ]
+    });
+
+    let body = br#"{"proof":"..."}"#;
+    let req = HttpRequest { method: "POST", path: "/v1/device/challenges/3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f/decision", body };
+    let req_token = request::sign(&k.device_id, &k.device, ISSUER, req, UnixTime(NOW)).unwrap();
+    let requests = json!({
+        "cases": [
+            {"name": "valid", "token": req_token, "method": "POST", "path": req.path, "body": std::str::from_utf8(body).unwrap(), "now": NOW + 5, "result": "ok"},
+            {"name": "body_changed", "token": req_token, "method": "POST", "path": req.path, "body": r#"{"proof":"…"}"#, "now": NOW + 5, "result": "body_hash_mismatch"},
+            {"name": "path_changed", "token": req_token, "method": "POST", "path": "/v1/device/push-token", "body": std::str::from_utf8(body).unwrap(), "now": NOW + 5, "result": "wrong_path"},
+            {"name": "stale", "token": req_token, "method": "POST", "path": req.path, "body": std::str::from_utf8(body).unwrap(), "now": NOW + 61, "result": "stale_request"},
+        ]
+    });
+
+    for (name, value) in [
+        ("keys.json", keys_json),
+        ("transactions.json", json!({"cases": txns})),
+        ("challenges.json", challenges),
+        ("proofs.json", proofs),
+        ("push.json", pushes),
+        ("requests.json", requests),
+    ] {
+        std::fs::write(format!("{DIR}/{name}"), serde_json::to_string_pretty(&value).unwrap() + "\n").unwrap();
+    }
+}
+
+fn to_der(raw: &[u8; 64]) -> Vec<u8> {
+    fn int(v: &[u8]) -> Vec<u8> {
+        let mut v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        if v.is_empty() || v[0] & 0x80 != 0 {
+            v.insert(0, 0);
+        }
+        let mut out = vec![2, v.len() as u8];
+        out.extend(v);
+        out
+    }
+    let mut body = int(&raw[..32]);
+    body.extend(int(&raw[32..]));
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend(body);
+    out
+}
+
+fn signature_cases(key: &SoftwareSigningKey) -> Value {
+    let msg = "pushauth signature vector";
+    let raw = key.sign_raw(msg.as_bytes()).unwrap();
+    let der = to_der(&raw);
+    let mut bad_der = der.clone();
+    bad_der[1] += 1;
+    json!([
+        {"name": "raw", "message": msg, "signature": b64::encode(raw), "valid": true, "raw": b64::encode(raw)},
+        {"name": "der", "message": msg, "signature": b64::encode(&der), "valid": true, "raw": b64::encode(raw)},
+        {"name": "der_bad_length", "message": msg, "signature": b64::encode(&bad_der), "valid": false},
+        {"name": "too_short", "message": msg, "signature": b64::encode(&raw[..63]), "valid": false},
+    ])
+}
+
+#[test]
+fn keys_and_signatures() {
+    let v = load("keys.json");
+    let k = keys_from(&v);
+    let jwk: Jwk = serde_json::from_value(v["device_signing_jwk"].clone()).unwrap();
+    assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), k.device.public());
+    assert_eq!(k.device.public().thumbprint(), s(&v["device_signing_thumbprint"]));
+    let ajwk: Jwk = serde_json::from_value(v["device_agreement_jwk"].clone()).unwrap();
+    assert_eq!(PublicKey::from_jwk(&ajwk).unwrap(), k.agreement.public_key().unwrap());
+    assert_eq!(k.server.public().thumbprint(), s(&v["server_kid"]));
+    for case in v["signatures"].as_array().unwrap() {
+        let sig = b64::decode(s(&case["signature"])).unwrap();
+        let got = normalize_signature(&sig);
+        if case["valid"].as_bool().unwrap() {
+            let raw = got.unwrap();
+            assert_eq!(b64::encode(raw), s(&case["raw"]));
+            k.device.public().verify(s(&case["message"]).as_bytes(), &raw).unwrap();
+        } else {
+            assert!(got.is_err(), "{}", case["name"]);
+        }
+    }
+}
+
+#[test]
+fn transactions_canonical_and_digest() {
+    let v = load("transactions.json");
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), sample_transactions().len());
+    let mut digests = std::collections::HashSet::new();
+    for (case, (name, built)) in cases.iter().zip(sample_transactions()) {
+        assert_eq!(s(&case["name"]), name);
+        let parsed: Transaction = serde_json::from_value(case["transaction"].clone()).unwrap();
+        assert_eq!(parsed, built);
+        assert_eq!(parsed.canonical_json(), s(&case["canonical"]), "{name}");
+        assert_eq!(parsed.digest().to_string(), s(&case["digest"]), "{name}");
+        assert!(digests.insert(parsed.digest()), "digests must differ: {name}");
+    }
+}
+
+#[test]
+fn challenges_verify_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("challenges.json");
+    for case in v["cases"].as_array().unwrap() {
+        let device = DeviceId::parse(s(&case["device"])).unwrap();
+        let got = challenge::verify(s(&case["token"]), &k.server.public(), s(&v["issuer"]), &device, UnixTime(case["now"].as_i64().unwrap()), 30);
+        match s(&case["result"]) {
+            "ok" => {
+                let c = got.unwrap();
+                let expected: ChallengeClaims = serde_json::from_value(case["claims"].clone()).unwrap();
+                assert_eq!(c.claims(), &expected);
+                assert_eq!(c.digest().to_string(), s(&case["digest"]));
+                assert_eq!(c.claims().txn.display_amount().unwrap(), s(&case["display_amount"]));
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+}
+
+#[test]
+fn proofs_verify_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("proofs.json");
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let got = check_proof_case(&k, case);
+        match s(&case["result"]) {
+            "ok" => {
+                let d = got.unwrap();
+                let expected: proof::ApprovalClaims = serde_json::from_value(case["claims"].clone()).unwrap();
+                assert_eq!(d.claims(), &expected);
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+}
+
+#[test]
+fn push_envelopes_open_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("push.json");
+    for case in v["cases"].as_array().unwrap() {
+        let challenge = ChallengeId::parse(s(&case["challenge"])).unwrap();
+        let got = PushDetails::open(&k.agreement, &challenge, s(&case["envelope"]));
+        match s(&case["result"]) {
+            "ok" => {
+                let d = got.unwrap();
+                let expected: PushDetails = serde_json::from_value(case["details"].clone()).unwrap();
+                assert_eq!(d, expected);
+                assert_eq!(d.summary(), s(&case["summary"]));
+                let raw = push::open(&k.agreement, &challenge, s(&case["envelope"])).unwrap();
+                assert_eq!(serde_json::from_slice::<PushDetails>(&raw).unwrap(), expected);
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+}
+
+#[test]
+fn request_proofs_verify_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("requests.json");
+    for case in v["cases"].as_array().unwrap() {
+        let got = request::verify(
+            s(&case["token"]),
+            &k.device_id,
+            &k.device.public(),
+            &request::Expectations {
+                audience: ISSUER,
+                request: HttpRequest { method: s(&case["method"]), path: s(&case["path"]), body: s(&case["body"]).as_bytes() },
+                now: UnixTime(case["now"].as_i64().unwrap()),
+                window_secs: 60,
+            },
+        );
+        match s(&case["result"]) {
+            "ok" => {
+                got.unwrap();
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+}
+
+/// The header of every JWS in the vectors is exactly what the protocol document shows.
+#[test]
+fn headers_are_as_documented() {
+    let v = load("proofs.json");
+    let token = s(&v["cases"][0]["token"]);
+    let header = String::from_utf8(b64::decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header, r#"{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#);
+    assert!(jws::parse(token, proof::APPROVAL_TYP).is_ok());
+}

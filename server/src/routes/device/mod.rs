@@ -1,0 +1,192 @@
+//! The device API (protocol §6.1), used by the mobile SDK. Every call is
+//! authenticated by a request proof signed with the device key ([`DeviceCall`]);
+//! enrollment by a proof of possession of the new key.
+
+mod auth;
+mod stream;
+
+pub use auth::DeviceCall;
+
+use axum::Router;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use bytes::Bytes;
+use pushauth_core::challenge::{self, ChallengeClaims};
+use pushauth_core::ids::ChallengeId;
+use pushauth_core::request::{self, HttpRequest};
+use pushauth_store::{AuditDraft, Challenge, Device, DeviceStatus, DeviceKey, PushEnvironment};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult, AppJson, parse_json};
+use crate::services::{decisions, enrollment};
+use crate::state::{AppState, now};
+
+/// Device API routes, nested under `/v1/device`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/enroll", post(enroll))
+        .route("/push-token", put(push_token))
+        .route("/challenges", get(pending))
+        .route("/challenges/{id}", get(get_challenge))
+        .route("/challenges/{id}/decision", post(decide))
+        .route("/stream", get(stream::stream))
+        .route("/key", post(rotate_key))
+        .route("/", delete(unenroll))
+}
+
+/// Reads `Authorization: PushAuth <jws>`.
+pub(crate) fn proof_header(headers: &HeaderMap) -> ApiResult<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("PushAuth "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("missing_proof", "expected Authorization: PushAuth <request proof>"))
+}
+
+/// `POST /v1/device/enroll` (protocol §6.2).
+async fn enroll(State(state): State<AppState>, method: Method, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let proof = proof_header(&headers)?;
+    let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
+    let enrolled = enrollment::enroll(&state, proof, HttpRequest { method: method.as_str(), path, body: &body })
+        .await
+        .inspect_err(|e| {
+            if e.status() == StatusCode::UNAUTHORIZED {
+                state.metrics.auth_failures.get_or_create(&crate::metrics::AuthFailure { surface: "device", reason: e.reason() }).inc();
+            }
+        })?;
+    Ok((StatusCode::CREATED, AppJson(enrolled)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushTokenBody {
+    push_token: Option<String>,
+    #[serde(default)]
+    push_environment: Option<PushEnvironment>,
+}
+
+/// `PUT /v1/device/push-token`.
+async fn push_token(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
+    let body: PushTokenBody = parse_json(&call.body)?;
+    let target = enrollment::push_target(body.push_token, body.push_environment, call.device.platform)?;
+    let audit = AuditDraft::new(now(), call.actor(), "device.push_token_updated").device(&call.device.id);
+    state.store.device_set_push_token(&call.device.id, target, audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A challenge as the device API returns it.
+#[derive(Debug, Serialize)]
+struct ChallengeItem {
+    id: ChallengeId,
+    status: pushauth_store::ChallengeStatus,
+    token: String,
+}
+
+/// Signs a challenge for a device (protocol §5).
+fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResult<ChallengeItem> {
+    let claims = ChallengeClaims {
+        iss: state.issuer.clone(),
+        aud: device.id.clone(),
+        jti: challenge.id.clone(),
+        nonce: challenge.nonce.clone(),
+        txn: challenge.transaction(),
+        iat: now().as_unix_time(),
+        exp: challenge.deadline.as_unix_time(),
+        pin: challenge.processor_input.clone(),
+    };
+    let token = challenge::sign(&claims, &state.server_key).map_err(ApiError::internal)?;
+    Ok(ChallengeItem { id: challenge.id.clone(), status: challenge.status, token })
+}
+
+/// Loads a challenge the device may see: unknown and other cardholders' challenges
+/// get the same 404.
+async fn load_own(state: &AppState, device: &Device, id: &str) -> ApiResult<Challenge> {
+    let id = ChallengeId::parse(id).map_err(|_| ApiError::not_found("challenge"))?;
+    match state.store.challenge_get(&id).await? {
+        Some(c) if c.cardholder == device.cardholder => Ok(c),
+        _ => Err(ApiError::not_found("challenge")),
+    }
+}
+
+/// Pending challenges of the device's cardholder, each signed for this device.
+pub(crate) async fn pending_items(state: &AppState, device: &Device) -> ApiResult<Vec<ChallengeItem>> {
+    state
+        .store
+        .challenge_pending_for(&device.cardholder, now())
+        .await?
+        .iter()
+        .map(|c| sign_for(state, c, device))
+        .collect()
+}
+
+/// `GET /v1/device/challenges`.
+async fn pending(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
+    let items = pending_items(&state, &call.device).await?;
+    Ok(AppJson(serde_json::json!({ "challenges": items })).into_response())
+}
+
+/// `GET /v1/device/challenges/{id}`.
+async fn get_challenge(State(state): State<AppState>, Path(id): Path<String>, call: DeviceCall) -> ApiResult<Response> {
+    let c = load_own(&state, &call.device, &id).await?;
+    if c.status.is_final() {
+        return Err(ApiError::conflict("already_closed", format!("the challenge is already {}", c.status))
+            .with(serde_json::json!({ "status": c.status })));
+    }
+    if now() > c.deadline {
+        return Err(ApiError::gone("challenge_expired", "the challenge deadline has passed"));
+    }
+    Ok(AppJson(sign_for(&state, &c, &call.device)?).into_response())
+}
+
+/// `POST /v1/device/challenges/{id}/decision`.
+async fn decide(State(state): State<AppState>, Path(id): Path<String>, call: DeviceCall) -> ApiResult<Response> {
+    let c = load_own(&state, &call.device, &id).await?;
+    let body: decisions::DecisionBody = parse_json(&call.body)?;
+    let status = decisions::decide(&state, &call.device, c, body).await?;
+    Ok(AppJson(serde_json::json!({ "status": status })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    rotation: String,
+}
+
+/// `POST /v1/device/key` (protocol §6.3).
+async fn rotate_key(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
+    let body: RotateBody = parse_json(&call.body)?;
+    let old = decisions::device_key(&call.device)?;
+    let t = now();
+    let new_key = request::verify_rotation(
+        &body.rotation,
+        &call.device.id,
+        &old,
+        &state.issuer,
+        t.as_unix_time(),
+        state.config.security.request_window_secs,
+    )
+    .map_err(|e| ApiError::unprocessable(e.code(), format!("rotation proof refused: {e}")))?;
+    let jwk = serde_json::to_string(&new_key.to_jwk()).map_err(ApiError::internal)?;
+    let kid = new_key.thumbprint();
+    let audit = AuditDraft::new(t, call.actor(), "device.key_rotated")
+        .device(&call.device.id)
+        .details(serde_json::json!({ "old": old.thumbprint(), "new": kid }));
+    let swapped = state
+        .store
+        .device_rotate_key(&call.device.id, &old.thumbprint(), DeviceKey { jwk, thumbprint: kid.clone() }, audit)
+        .await?;
+    if !swapped {
+        return Err(ApiError::conflict("key_changed", "the device key changed concurrently"));
+    }
+    Ok(AppJson(serde_json::json!({ "kid": kid })).into_response())
+}
+
+/// `DELETE /v1/device`: the device unenrolls itself.
+async fn unenroll(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
+    let audit = AuditDraft::new(now(), call.actor(), "device.unenrolled").device(&call.device.id);
+    state.store.device_set_status(&call.device.id, DeviceStatus::Revoked, audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,147 @@
+//! Creating challenges: from a processor webhook or the generic API, one transaction
+//! writes the challenge, one push outbox row per reachable device and the audit
+//! entry; only then is the caller answered (persist before acknowledging).
+
+use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
+use pushauth_core::money::Money;
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
+use pushauth_store::{
+    AuditDraft, CardholderStatus, Challenge, CreateOutcome, DeviceStatus, Millis, NewChallenge, NewOutbox, OutboxKind,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::ProviderLabel;
+use crate::state::{AppState, now};
+
+/// A request to authenticate a cardholder.
+#[derive(Debug, Clone)]
+pub struct ChallengeRequest {
+    /// Whose.
+    pub cardholder: CardholderId,
+    /// From which processor.
+    pub provider: Provider,
+    /// The processor's reference (duplicates collapse on it).
+    pub reference: ProviderRef,
+    /// What.
+    pub kind: TransactionKind,
+    /// Amount, if given.
+    pub amount: Option<Money>,
+    /// Payee, if given.
+    pub payee: Option<Payee>,
+    /// Decision deadline.
+    pub deadline: Millis,
+    /// Deadline for delivering the result upstream.
+    pub upstream_deadline: Millis,
+    /// Opaque processor SDK input for the app.
+    pub processor_input: Option<String>,
+    /// Connector data for the result leg.
+    pub context: serde_json::Value,
+    /// Audit actor (`provider:enfuce`, `admin:<name>`).
+    pub actor: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new challenge; `pushes` rows were queued.
+    New {
+        /// The challenge.
+        challenge: Challenge,
+        /// How many devices will be pushed.
+        pushes: usize,
+    },
+    /// The same reference was seen before: the existing challenge, nothing written.
+    Duplicate(Challenge),
+    /// The cardholder is blocked.
+    CardholderBlocked,
+    /// The cardholder has no active device: nobody could answer.
+    NoActiveDevice,
+    /// Too many challenges pending for this cardholder (MFA-fatigue guard).
+    TooManyPending,
+}
+
+/// Creates a challenge (or recognises a duplicate).
+pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
+    let store = &state.store;
+    // A duplicate must get the same answer as the first delivery, whatever changed
+    // since (devices, limits): look it up first.
+    if let Some(existing) = store.challenge_find(req.provider, &req.reference).await? {
+        return Ok(Created::Duplicate(existing));
+    }
+    let Some(cardholder) = store.cardholder_get(&req.cardholder).await? else {
+        return Err(ApiError::not_found("cardholder"));
+    };
+    if cardholder.status == CardholderStatus::Blocked {
+        return Ok(Created::CardholderBlocked);
+    }
+    let t = now();
+    let devices: Vec<_> = store
+        .device_list(&req.cardholder)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == DeviceStatus::Active)
+        .collect();
+    if devices.is_empty() {
+        return Ok(Created::NoActiveDevice);
+    }
+    if store.challenge_count_pending(&req.cardholder, t).await? >= state.config.challenges.max_pending_per_cardholder {
+        return Ok(Created::TooManyPending);
+    }
+    let id = ChallengeId::generate().map_err(ApiError::internal)?;
+    let transaction = Transaction {
+        provider: req.provider,
+        reference: req.reference.clone(),
+        kind: req.kind,
+        amount: req.amount,
+        payee: req.payee.clone(),
+    };
+    let outbox: Vec<NewOutbox> = devices
+        .iter()
+        .filter(|d| state.push.can_push(d))
+        .map(|d| NewOutbox {
+            kind: OutboxKind::Push,
+            challenge: id.clone(),
+            device: Some(d.id.clone()),
+            payload: serde_json::Value::Null,
+            not_before: t,
+            deadline: req.deadline,
+        })
+        .collect();
+    let pushes = outbox.len();
+    let audit = AuditDraft::new(t, req.actor.clone(), "challenge.created")
+        .challenge(&id)
+        .cardholder(&req.cardholder)
+        .details(serde_json::json!({
+            "provider": req.provider,
+            "reference": req.reference,
+            "amount": transaction.display_amount(),
+            "payee": req.payee,
+            "digest": transaction.digest().to_string(),
+            "deadline": req.deadline,
+            "devices": devices.len(),
+            "pushes": pushes,
+        }));
+    let new = NewChallenge {
+        id,
+        cardholder: req.cardholder,
+        provider: req.provider,
+        provider_ref: req.reference,
+        kind: req.kind,
+        amount: req.amount,
+        payee: req.payee,
+        nonce: Nonce::generate().map_err(ApiError::internal)?,
+        txn_digest: transaction.digest(),
+        deadline: req.deadline,
+        upstream_deadline: req.upstream_deadline,
+        processor_input: req.processor_input,
+        context: req.context,
+        created_at: t,
+    };
+    match store.challenge_create(new, outbox, audit).await? {
+        CreateOutcome::Created(challenge) => {
+            state.metrics.challenges_created.get_or_create(&ProviderLabel { provider: challenge.provider.as_str() }).inc();
+            Ok(Created::New { challenge, pushes })
+        }
+        CreateOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
+    }
+}

@@ -1,0 +1,6 @@
+//! Server-side flows, independent of HTTP: handlers and connectors parse and
+//! authenticate, then call these.
+
+pub mod challenges;
+pub mod decisions;
+pub mod enrollment;

@@ -1,0 +1,113 @@
+//! Delivering results to processors. Each connector implements [`Upstream`]; the
+//! outbox worker calls it for every `upstream` row until it reports delivery, a
+//! permanent refusal, or the processor's deadline passes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pushauth_core::ids::Provider;
+use pushauth_store::{Challenge, ChallengeStatus, Decision, DenyReasonKind};
+use serde::{Deserialize, Serialize};
+
+/// What is reported upstream (the payload of an `upstream` outbox row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The cardholder approved.
+    Approved,
+    /// The cardholder denied.
+    Denied {
+        /// Why, if said.
+        reason: Option<DenyReasonKind>,
+    },
+    /// No answer before the deadline.
+    Expired,
+    /// Cancelled by the issuer.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The outcome matching a closed challenge status, if any.
+    pub fn for_status(status: ChallengeStatus, reason: Option<DenyReasonKind>) -> Option<Outcome> {
+        match status {
+            ChallengeStatus::Approved => Some(Outcome::Approved),
+            ChallengeStatus::Denied => Some(Outcome::Denied { reason }),
+            ChallengeStatus::Expired => Some(Outcome::Expired),
+            ChallengeStatus::Cancelled => Some(Outcome::Cancelled),
+            ChallengeStatus::Pending => None,
+        }
+    }
+}
+
+/// One delivery to perform.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// The challenge.
+    pub challenge: &'a Challenge,
+    /// The decision, when there is one (its proof is evidence some processors want).
+    pub decision: Option<&'a Decision>,
+    /// What to report.
+    pub outcome: Outcome,
+    /// 1-based attempt number.
+    pub attempt: i32,
+}
+
+/// Result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted by the processor.
+    Delivered {
+        /// HTTP status received.
+        http_status: u16,
+    },
+    /// Failed in a way worth retrying (transport error, 5xx, 429).
+    Retry {
+        /// HTTP status, when a response came.
+        http_status: Option<u16>,
+        /// Short description, no secrets.
+        error: String,
+        /// Processor-requested delay (`Retry-After`).
+        after: Option<Duration>,
+    },
+    /// Refused for good (4xx other than 429).
+    Fatal {
+        /// HTTP status, when a response came.
+        http_status: Option<u16>,
+        /// Short description, no secrets.
+        error: String,
+    },
+}
+
+/// A processor connector's result leg.
+#[async_trait]
+pub trait Upstream: Send + Sync + std::fmt::Debug {
+    /// Which processor.
+    fn provider(&self) -> Provider;
+    /// Whether this outcome of this challenge must be reported upstream at all.
+    fn wants(&self, challenge: &Challenge, outcome: Outcome) -> bool;
+    /// Performs one delivery attempt.
+    async fn deliver(&self, job: Job<'_>) -> Delivery;
+}
+
+/// The configured connectors, by provider.
+#[derive(Debug, Default, Clone)]
+pub struct Connectors {
+    by_provider: HashMap<Provider, Arc<dyn Upstream>>,
+}
+
+impl Connectors {
+    /// Registers a connector (replacing any for the same provider).
+    pub fn add(&mut self, upstream: Arc<dyn Upstream>) {
+        self.by_provider.insert(upstream.provider(), upstream);
+    }
+    /// The connector for a provider.
+    pub fn get(&self, provider: Provider) -> Option<&Arc<dyn Upstream>> {
+        self.by_provider.get(&provider)
+    }
+    /// Whether `outcome` of `challenge` needs an upstream row.
+    pub fn wants(&self, challenge: &Challenge, outcome: Outcome) -> bool {
+        self.get(challenge.provider).is_some_and(|u| u.wants(challenge, outcome))
+    }
+}

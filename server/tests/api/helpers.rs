@@ -1,0 +1,247 @@
+//! `spawn` starts the real server; `TestDevice` is a virtual phone speaking protocol v1
+//! with the core (software keys in place of the Secure Enclave).
+
+use std::sync::Arc;
+
+use pushauth_core::challenge::{self, VerifiedChallenge};
+use pushauth_core::ids::DeviceId;
+use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey};
+use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
+use pushauth_core::request::{self, HttpRequest};
+use pushauth_core::UnixTime;
+use pushauth_server::{Config, Server};
+use pushauth_store::Store;
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub fn pg_url() -> String {
+    std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.data_dir = dir.path().to_owned();
+    config.security.admin_key = Some(ADMIN_KEY.into());
+    config.api.callback_hosts = vec!["127.0.0.1".into()];
+    config.api.callback_secret = Some("callback-secret".into());
+    config.api.allow_http_callbacks = true;
+    config.workers.idle_poll_ms = 100;
+    tweak(&mut config);
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
+        Backend::Postgres => {
+            let schema = format!("t_{}", hex::encode(pushauth_core::keys::random_array::<8>().unwrap()));
+            Arc::new(pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8).await.unwrap())
+        }
+    };
+    store.migrate().await.unwrap();
+    let server = Server::start_with_store(config, store).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    TestApp { server, base, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin call; returns (status, JSON body or Null).
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_cardholder(&self) -> String {
+        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "test"}))).await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn activation_code(&self, cardholder: &str) -> String {
+        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{cardholder}/activation-codes"), None).await;
+        assert_eq!(s, 201, "{v}");
+        v["code"].as_str().unwrap().to_owned()
+    }
+
+    /// A cardholder with one enrolled device.
+    pub async fn cardholder_with_device(&self) -> (String, TestDevice) {
+        let ch = self.create_cardholder().await;
+        let code = self.activation_code(&ch).await;
+        let device = TestDevice::enroll(self, &code).await;
+        (ch, device)
+    }
+
+    /// Creates a generic API challenge; returns the JSON answer.
+    pub async fn challenge(&self, cardholder: &str, reference: &str, extra: Value) -> (u16, Value) {
+        let mut body = json!({
+            "cardholder_id": cardholder,
+            "reference": reference,
+            "amount": {"minor": 4990, "currency": "EUR"},
+            "payee": "Example Shop",
+            "ttl_secs": 120,
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        self.admin(reqwest::Method::POST, "/v1/admin/challenges", Some(body)).await
+    }
+
+    pub async fn new_challenge(&self, cardholder: &str, reference: &str) -> String {
+        let (s, v) = self.challenge(cardholder, reference, json!({})).await;
+        assert_eq!(s, 201, "{v}");
+        v["challenge"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+pub fn now() -> i64 {
+    pushauth_server::state::now().as_unix_time().seconds()
+}
+
+/// A virtual phone.
+pub struct TestDevice {
+    pub key: SoftwareSigningKey,
+    pub agreement: SoftwareAgreementKey,
+    pub id: DeviceId,
+    pub issuer: String,
+    pub server_key: PublicKey,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestDevice {
+    pub fn enroll_body(code: &str, key: &SoftwareSigningKey, agreement: &SoftwareAgreementKey) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "activation_code": code,
+            "platform": "other",
+            "label": "test phone",
+            "signing_key": key.public().to_jwk(),
+            "agreement_key": agreement.public_key().unwrap().to_jwk(),
+        }))
+        .unwrap()
+    }
+
+    pub async fn try_enroll(app: &TestApp, code: &str, key: SoftwareSigningKey) -> Result<TestDevice, Answer> {
+        let agreement = SoftwareAgreementKey::generate().unwrap();
+        let body = Self::enroll_body(code, &key, &agreement);
+        let path = "/v1/device/enroll";
+        let proof = request::sign_enrollment(&key, &app.base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now())).unwrap();
+        let resp = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", format!("PushAuth {proof}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status != 201 {
+            return Err(Answer { status, body: v });
+        }
+        let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
+        Ok(TestDevice {
+            key,
+            agreement,
+            id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
+            issuer: v["issuer"].as_str().unwrap().to_owned(),
+            server_key: PublicKey::from_jwk(&jwk).unwrap(),
+            base: app.base.clone(),
+            http: app.http.clone(),
+        })
+    }
+
+    pub async fn enroll(app: &TestApp, code: &str) -> TestDevice {
+        match Self::try_enroll(app, code, SoftwareSigningKey::generate().unwrap()).await {
+            Ok(d) => d,
+            Err(a) => panic!("enroll failed: {} {}", a.status, a.body),
+        }
+    }
+
+    /// Signs the request proof for a call (exposed so tests can replay it).
+    pub fn proof(&self, method: &str, path: &str, body: &[u8]) -> String {
+        request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body }, UnixTime(now())).unwrap()
+    }
+
+    pub async fn send_with(&self, method: &str, path: &str, body: Vec<u8>, proof: &str) -> Answer {
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("Authorization", format!("PushAuth {proof}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let proof = self.proof(method, path, &bytes);
+        self.send_with(method, path, bytes, &proof).await
+    }
+
+    /// Fetches and verifies a challenge.
+    pub async fn challenge(&self, id: &str) -> VerifiedChallenge {
+        let a = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        challenge::verify(a.body["token"].as_str().unwrap(), &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30).unwrap()
+    }
+
+    pub fn sign_decision(&self, c: &VerifiedChallenge, decision: Decision, reason: Option<DenyReason>) -> String {
+        let claims = proof::claims_for(
+            c,
+            &DecisionInput {
+                device: &self.id,
+                decision,
+                reason,
+                uv: UserVerification::Biometric,
+                processor_output: None,
+                now: UnixTime(now()),
+                lifetime_secs: 120,
+            },
+        )
+        .unwrap();
+        proof::sign(&claims, &self.key).unwrap()
+    }
+
+    pub async fn post_proof(&self, id: &str, proof: &str) -> Answer {
+        self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(json!({ "proof": proof }))).await
+    }
+
+    pub async fn approve(&self, id: &str) -> Answer {
+        let c = self.challenge(id).await;
+        let p = self.sign_decision(&c, Decision::Approve, None);
+        self.post_proof(id, &p).await
+    }
+}

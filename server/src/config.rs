@@ -25,6 +25,10 @@ pub struct Config {
     pub challenges: ChallengeConfig,
     /// The generic challenge API (provider `api`).
     pub api: ApiProviderConfig,
+    /// Processor connectors (`[providers.enfuce]`, …).
+    pub providers: crate::providers::config::ProvidersConfig,
+    /// Push services (`[push.apns]`, `[push.fcm]`).
+    pub push: crate::push::config::PushConfig,
 }
 
 impl Default for Config {
@@ -36,6 +40,8 @@ impl Default for Config {
             workers: WorkerConfig::default(),
             challenges: ChallengeConfig::default(),
             api: ApiProviderConfig::default(),
+            providers: Default::default(),
+            push: Default::default(),
         }
     }
 }

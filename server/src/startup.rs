@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::providers::api::ApiUpstream;
-use crate::push::PushGateway;
 use crate::state::{AppState, Inner, now};
 use crate::upstream::Connectors;
 
@@ -123,6 +122,8 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>, bound: SocketAdd
     if let Some(secret) = &config.api.callback_secret {
         connectors.add(Arc::new(ApiUpstream::new(http.clone(), secret)));
     }
+    crate::providers::build_connectors(&config, &http, &mut connectors).map_err(StartupError::Config)?;
+    let push = crate::push::build_gateway(&config.push).map_err(StartupError::Config)?;
     let server_jwk = key.public().to_jwk();
     let server_kid = key.public().thumbprint();
     Ok(AppState::new(Inner {
@@ -134,7 +135,7 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>, bound: SocketAdd
         issuer,
         public_url,
         connectors,
-        push: PushGateway::default(),
+        push,
         metrics: Metrics::new(),
         http,
     }))

@@ -4,6 +4,7 @@
 //! (signed callbacks).
 
 pub mod api;
+pub mod config;
 pub mod auth;
 
 use axum::Router;
@@ -13,4 +14,13 @@ use crate::state::AppState;
 /// Routes of the processors' webhooks.
 pub fn router() -> Router<AppState> {
     Router::new()
+}
+
+/// Registers the result legs of the configured processor connectors.
+pub fn build_connectors(
+    _config: &crate::config::Config,
+    _http: &reqwest::Client,
+    _connectors: &mut crate::upstream::Connectors,
+) -> Result<(), String> {
+    Ok(())
 }

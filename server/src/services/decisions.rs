@@ -70,7 +70,7 @@ fn closed_error(challenge: &Challenge) -> ApiError {
     match challenge.status {
         ChallengeStatus::Expired => ApiError::gone("challenge_expired", "the challenge expired"),
         status => ApiError::conflict("already_closed", format!("the challenge is already {status}"))
-            .with(serde_json::json!({ "status": status })),
+            .with(serde_json::json!({ "challenge_status": status })),
     }
 }
 

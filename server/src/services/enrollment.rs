@@ -162,16 +162,21 @@ fn device_key(jwk: &Jwk, field: &'static str) -> ApiResult<(PublicKey, DeviceKey
 /// Enrolls a device: checks the proof of possession, consumes the code, creates the device.
 pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiResult<Enrolled> {
     let t = now();
-    let (proven, _) = request::verify_enrollment(
-        proof,
-        &request::Expectations {
-            audience: &state.issuer,
-            request: req,
-            now: t.as_unix_time(),
-            window_secs: state.config.security.request_window_secs,
-        },
-    )
-    .map_err(|e| ApiError::unauthorized(e.code(), format!("enrollment proof refused: {e}")))?;
+    let expect = |audience| request::Expectations {
+        audience,
+        request: req,
+        now: t.as_unix_time(),
+        window_secs: state.config.security.request_window_secs,
+    };
+    // Before enrollment the device knows only the server URL from the activation link,
+    // not the issuer name it will pin: accept either as the audience here (every later
+    // proof must name the issuer).
+    let (proven, _) = request::verify_enrollment(proof, &expect(&state.issuer))
+        .or_else(|e| match e {
+            pushauth_core::Error::WrongAudience => request::verify_enrollment(proof, &expect(&state.public_url)),
+            other => Err(other),
+        })
+        .map_err(|e| ApiError::unauthorized(e.code(), format!("enrollment proof refused: {e}")))?;
     let body: EnrollBody = crate::error::parse_json(req.body)?;
     let (signing, signing_key) = device_key(&body.signing_key, "signing_key")?;
     let (agreement, agreement_key) = device_key(&body.agreement_key, "agreement_key")?;

@@ -32,7 +32,7 @@ async fn approve_first_answer_wins(app: TestApp) {
     let late = d2.approve(&id).await;
     assert_eq!(late.status, 409);
     let replay = d.post_proof(&id, &proof).await;
-    assert_eq!((replay.status, replay.body["status"].as_str()), (409, Some("approved")));
+    assert_eq!((replay.status, replay.body["challenge_status"].as_str()), (409, Some("approved")));
     let v = detail(&app, &id).await;
     assert_eq!(v["challenge"]["status"], "approved");
     assert_eq!(v["decision"]["proof"], proof.as_str());

@@ -16,4 +16,20 @@ async fn health_ready_metrics_openapi(app: TestApp) {
     app.server.shutdown().await;
 }
 
-on_both_backends!(health_ready_metrics_openapi);
+/// Every path of the OpenAPI document is served (no fallback 404), for every method.
+async fn openapi_paths_are_served(app: TestApp) {
+    let doc: serde_json::Value = serde_json::from_str(pushauth_server::routes::ops::OPENAPI).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25);
+    for (path, methods) in paths {
+        let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        for method in methods.as_object().unwrap().keys() {
+            let resp = app.http.request(method.to_uppercase().parse().unwrap(), app.url(&concrete)).send().await.unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert!(!body.contains("no such endpoint") && status != 405, "{method} {path}: {status} {body}");
+        }
+    }
+}
+
+on_both_backends!(health_ready_metrics_openapi, openapi_paths_are_served);

@@ -135,7 +135,8 @@ pub(super) async fn links(State(state): State<AppState>, _admin: Admin, Path(id)
 }
 
 /// `DELETE /v1/admin/links/{id}`.
-pub(super) async fn unlink(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub(super) async fn unlink(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("link"))?;
     let audit = AuditDraft::new(now(), admin.actor(), "card_link.deleted").details(serde_json::json!({ "link": id }));
     if state.store.card_link_delete(&LinkId(id), audit).await? {
         Ok(StatusCode::NO_CONTENT)

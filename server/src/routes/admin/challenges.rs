@@ -144,7 +144,7 @@ pub(super) async fn cancel(State(state): State<AppState>, admin: Admin, Path(id)
     let challenge = state.store.challenge_get(&id).await?.ok_or_else(|| ApiError::not_found("challenge"))?;
     if challenge.status.is_final() {
         return Err(ApiError::conflict("already_closed", format!("the challenge is already {}", challenge.status))
-            .with(serde_json::json!({ "status": challenge.status })));
+            .with(serde_json::json!({ "challenge_status": challenge.status })));
     }
     let mut outbox = dismiss_rows(&state, &challenge, None).await?;
     outbox.extend(upstream_row(&state, &challenge, Outcome::Cancelled));

@@ -32,7 +32,7 @@ async fn set(state: &AppState, admin: &Admin, id: &str, to: DeviceStatus, allowe
     let d = state.store.device_get(&id).await?.ok_or_else(|| ApiError::not_found("device"))?;
     if !allowed_from.contains(&d.status) {
         return Err(ApiError::conflict("invalid_transition", format!("device is {} and cannot become {to}", d.status))
-            .with(serde_json::json!({ "status": d.status })));
+            .with(serde_json::json!({ "device_status": d.status })));
     }
     let audit = AuditDraft::new(now(), admin.actor(), format!("device.{to}")).device(&id).cardholder(&d.cardholder);
     state.store.device_set_status(&id, to, audit).await?;

@@ -133,7 +133,7 @@ async fn get_challenge(State(state): State<AppState>, Path(id): Path<String>, ca
     let c = load_own(&state, &call.device, &id).await?;
     if c.status.is_final() {
         return Err(ApiError::conflict("already_closed", format!("the challenge is already {}", c.status))
-            .with(serde_json::json!({ "status": c.status })));
+            .with(serde_json::json!({ "challenge_status": c.status })));
     }
     if now() > c.deadline {
         return Err(ApiError::gone("challenge_expired", "the challenge deadline has passed"));

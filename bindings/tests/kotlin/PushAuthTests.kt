@@ -1,0 +1,318 @@
+// Binding tests of the pushauth SDK from Kotlin on the JVM (JNA + kotlinx-coroutines).
+// Run with bindings/scripts/test-kotlin.sh. The last line printed is
+// "N passed, N failed"; the exit status is non-zero on any failure.
+
+package pushauth.tests
+
+import java.io.File
+import java.net.ServerSocket
+import java.util.Base64
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+import uniffi.pushauth.*
+
+// ---------------------------------------------------------------- tiny harness
+
+class AssertionFailed(message: String) : Exception(message)
+
+fun check(condition: Boolean, message: () -> String) {
+    if (!condition) throw AssertionFailed(message())
+}
+
+fun <T> eq(actual: T, expected: T, what: String = "value") =
+    check(actual == expected) { "$what: expected <$expected>, got <$actual>" }
+
+inline fun <reified E : Throwable> throws(block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: Throwable) {
+        if (e is E) return e
+        throw AssertionFailed("expected ${E::class.simpleName}, got ${e::class.qualifiedName}: ${e.message}")
+    }
+    throw AssertionFailed("expected ${E::class.simpleName}, nothing was thrown")
+}
+
+class Runner {
+    var passed = 0
+    var failed = 0
+
+    fun test(name: String, body: () -> Unit) {
+        val started = System.nanoTime()
+        try {
+            body()
+            passed++
+            println("PASS $name (${(System.nanoTime() - started) / 1_000_000} ms)")
+        } catch (e: Throwable) {
+            failed++
+            println("FAIL $name: ${e::class.simpleName}: ${e.message}")
+        }
+    }
+}
+
+// ---------------------------------------------------------------- fixtures
+
+val vectors = File(System.getProperty("pushauth.vectors") ?: "core/tests/vectors")
+
+fun load(name: String): Map<String, Any?> = Json.parse(File(vectors, name).readText()).obj()
+
+fun cases(name: String): List<Map<String, Any?>> = load(name)["cases"].list().map { it.obj() }
+
+fun case(file: String, name: String) = cases(file).first { it["name"] == name }
+
+fun b64u(text: String): ByteArray = Base64.getUrlDecoder().decode(text)
+
+val keys = load("keys.json")
+val issuer = load("challenges.json").str("issuer")
+val device = keys.str("device_id")
+
+/** A JWK as the SDK writes it. */
+fun jwk(key: String): String = publicKeyJwk(toJson(keys[key]).toByteArray())
+
+fun vectorStore(): SoftwareKeyStore = SoftwareKeyStore().apply {
+    importSigningKey("device.signing", b64u(keys.str("device_signing_pkcs8")))
+    importAgreementKey("device.agreement", b64u(keys.str("device_agreement_scalar")))
+}
+
+fun vectorState(serverUrl: String = "https://pushauth.example") = EnrollmentState(
+    version = 1u,
+    serverUrl = serverUrl,
+    issuer = issuer,
+    deviceId = device,
+    serverKeyJwk = jwk("server_signing_jwk"),
+    serverKid = keys.str("server_kid"),
+    signingKeyAlias = "device.signing",
+    signingKeyJwk = jwk("device_signing_jwk"),
+    agreementKeyAlias = "device.agreement",
+    agreementKeyJwk = jwk("device_agreement_jwk"),
+)
+
+fun transaction(t: Map<String, Any?>) = Transaction(
+    provider = Provider.valueOf(t.str("provider").uppercase()),
+    reference = t.str("ref"),
+    kind = TransactionKind.valueOf(t.str("kind").uppercase()),
+    amountMinor = t["amount"] as Long?,
+    currency = t["currency"] as String?,
+    payee = t["payee"] as String?,
+)
+
+fun expectations(e: Map<String, Any?>, now: Long = e.long("now")) = ProofExpectations(
+    device = e.str("device"),
+    deviceKeyJwk = jwk("device_signing_jwk"),
+    audience = e.str("audience"),
+    challenge = e.str("challenge"),
+    nonce = e.str("nonce"),
+    txn = e.str("txn"),
+    deadline = e.long("deadline"),
+    processorOutput = e["processor_output"] as String?,
+    now = now,
+    skewSecs = e.long("skew_secs"),
+)
+
+fun claimsOf(token: String): Map<String, Any?> = Json.parse(String(b64u(token.split(".")[1]))).obj()
+
+/** An app-side key store written in Kotlin (a foreign trait implementation), backed
+ *  by a software store that returns DER signatures, as Android Keystore does. */
+open class CountingKeyStore : KeyStore {
+    val inner = SoftwareKeyStore.withSignatureFormat(SignatureFormat.DER)
+    val calls = mutableListOf<String>()
+    override fun createSigningKey(alias: String): ByteArray { calls += "createSigningKey"; return inner.createSigningKey(alias) }
+    override fun sign(alias: String, message: ByteArray): ByteArray { calls += "sign"; return inner.sign(alias, message) }
+    override fun createAgreementKey(alias: String): ByteArray { calls += "createAgreementKey"; return inner.createAgreementKey(alias) }
+    override fun agree(alias: String, peerPublicKey: ByteArray): ByteArray { calls += "agree"; return inner.agree(alias, peerPublicKey) }
+    override fun deleteKey(alias: String) { calls += "deleteKey"; inner.deleteKey(alias) }
+}
+
+class CancellingKeyStore : CountingKeyStore() {
+    override fun sign(alias: String, message: ByteArray): ByteArray = throw KeyStoreException.UserCancelled()
+}
+
+val validChallenge = case("challenges.json", "valid")
+
+fun signProof(
+    store: KeyStore,
+    approve: Boolean = true,
+    reason: DenyReason? = null,
+    output: String? = null,
+    token: String = validChallenge.str("token"),
+    now: Long = validChallenge.long("now"),
+): String = runBlocking {
+    PushAuthClient(vectorState(), store).signProofForTests(token, now, approve, reason, output)
+}
+
+// ---------------------------------------------------------------- tests
+
+fun vectorTests(r: Runner) {
+    r.test("keys: thumbprints, public key, signature normalisation") {
+        eq(jwkThumbprint(jwk("device_signing_jwk")), keys.str("device_signing_thumbprint"))
+        eq(jwkThumbprint(jwk("server_signing_jwk")), keys.str("server_kid"))
+        val public = SoftwareKeyStore().importSigningKey("k", b64u(keys.str("device_signing_pkcs8")))
+        eq(publicKeyJwk(public), jwk("device_signing_jwk"))
+        for (v in keys["signatures"].list().map { it.obj() }) {
+            if (v["valid"] == true) {
+                check(normalizeSignature(b64u(v.str("signature"))).contentEquals(b64u(v.str("raw")))) { v.str("name") }
+            } else {
+                throws<PushAuthException.InvalidInput> { normalizeSignature(b64u(v.str("signature"))) }
+            }
+        }
+    }
+
+    r.test("transactions: canonical JSON and digest") {
+        val all = cases("transactions.json")
+        check(all.size >= 8) { "expected at least 8 cases" }
+        for (c in all) {
+            val t = transaction(c["transaction"].obj())
+            eq(canonicalTransactionJson(t), c.str("canonical"), c.str("name"))
+            eq(transactionDigest(t), c.str("digest"), c.str("name"))
+        }
+        eq(all.map { it.str("digest") }.toSet().size, all.size, "distinct digests")
+    }
+
+    r.test("challenges: verify against the pinned server key") {
+        val server = jwk("server_signing_jwk")
+        for (c in cases("challenges.json")) {
+            val verify = { verifyServerChallenge(c.str("token"), server, issuer, c.str("device"), c.long("now")) }
+            when (val result = c.str("result")) {
+                "ok" -> {
+                    val view = verify()
+                    val claims = c["claims"].obj()
+                    val txn = claims["txn"].obj()
+                    eq(view.id, claims.str("jti"))
+                    eq(view.amountDisplay, c.str("display_amount"))
+                    eq(view.amountMinor, txn.long("amount"))
+                    eq(view.currency, txn.str("currency"))
+                    eq(view.payee, txn.str("payee"))
+                    eq(view.provider, Provider.ENFUCE)
+                    eq(view.kind, TransactionKind.PAYMENT)
+                    eq(view.deadline, claims.long("exp"))
+                    eq(view.processorInput, claims.str("pin"))
+                    eq(view.transactionDigest, c.str("digest"))
+                }
+                "past_deadline" -> throws<PushAuthException.ChallengeExpired> { verify() }
+                else -> eq(throws<PushAuthException.InvalidChallenge> { verify() }.reason, result, c.str("name"))
+            }
+        }
+    }
+
+    r.test("proofs: server verification codes") {
+        for (c in cases("proofs.json")) {
+            eq(verifyApprovalProofForTests(c.str("token"), expectations(c["expect"].obj())), c.str("result"), c.str("name"))
+        }
+    }
+
+    r.test("push: decrypt envelopes with the agreement key") {
+        val store = vectorStore()
+        val state = vectorState()
+        for (c in cases("push.json")) {
+            if (c["result"] == "ok") {
+                val preview = decryptPush(state, store, c.str("challenge"), c.str("envelope"))
+                eq(preview.summary, c.str("summary"))
+                eq(preview.challengeId, c.str("challenge"))
+                eq(preview.amountDisplay, "EUR 49.90")
+                eq(preview.deadline, c["details"].obj().long("exp"))
+                eq(preview.otp, null)
+            } else {
+                val e = throws<PushAuthException.InvalidPush> { decryptPush(state, store, c.str("challenge"), c.str("envelope")) }
+                eq(e.reason, c.str("result"), c.str("name"))
+            }
+        }
+    }
+
+    r.test("requests: request proof verification codes") {
+        for (c in cases("requests.json")) {
+            val got = verifyRequestProofForTests(
+                c.str("token"), device, jwk("device_signing_jwk"), issuer,
+                c.str("method"), c.str("path"), c.str("body"), c.long("now"), 60,
+            )
+            eq(got, c.str("result"), c.str("name"))
+        }
+    }
+}
+
+fun offlineTests(r: Runner) {
+    r.test("enrollment links parse and normalise") {
+        val link = parseEnrollmentLink("pushauth://enroll?v=1&server=https%3A%2F%2Fbank.example%2Fpa&code=abcd-efgh-jkmn-pqrs-tvwx")
+        eq(link.serverUrl, "https://bank.example/pa")
+        eq(link.activationCode, "ABCD-EFGH-JKMN-PQRS-TVWX")
+        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=2&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX") }
+        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=1&server=http://a.example&code=ABCDEFGHJKMNPQRSTVWX") }
+    }
+
+    r.test("enrollment state: JSON round trip, checks, client state") {
+        val state = vectorState()
+        eq(enrollmentStateFromJson(enrollmentStateToJson(state)), state)
+        val tampered = enrollmentStateToJson(state).replace(keys.str("server_kid"), "x".repeat(43))
+        throws<PushAuthException.InvalidInput> { enrollmentStateFromJson(tampered) }
+        PushAuthClient(state, vectorStore()).use { eq(it.state(), state) }
+    }
+
+    r.test("software key store: export, import, push with restored keys") {
+        val again = SoftwareKeyStore.importState(vectorStore().exportState())
+        eq(again.aliases(), listOf("device.agreement", "device.signing"))
+        val push = case("push.json", "valid")
+        eq(decryptPush(vectorState(), again, push.str("challenge"), push.str("envelope")).summary, "EUR 49.90 at Example Shop")
+        throws<KeyStoreException.NotFound> { again.sign("missing", byteArrayOf(1)) }
+    }
+
+    r.test("approval proof signed through the key store verifies (coroutines)") {
+        val expect = case("proofs.json", "approve_with_processor_output")["expect"].obj()
+        val now = validChallenge.long("now") + 2
+        val token = signProof(vectorStore(), output = expect.str("processor_output"))
+        eq(verifyApprovalProofForTests(token, expectations(expect, now)), "ok")
+        val swapped = expectations(expect, now).copy(processorOutput = "another-output")
+        eq(verifyApprovalProofForTests(token, swapped), "processor_output_mismatch")
+        val claims = claimsOf(token)
+        eq(claims["decision"], "approve")
+        eq(claims["txn"], validChallenge.str("digest"))
+    }
+
+    r.test("deny not_me with a Kotlin key store returning DER signatures") {
+        val store = CountingKeyStore()
+        store.inner.importSigningKey("device.signing", b64u(keys.str("device_signing_pkcs8")))
+        val token = signProof(store, approve = false, reason = DenyReason.NOT_ME)
+        eq(store.calls.toList(), listOf("sign"))
+        val expect = case("proofs.json", "deny_not_me")["expect"].obj()
+        eq(verifyApprovalProofForTests(token, expectations(expect, validChallenge.long("now") + 2)), "ok")
+        eq(claimsOf(token)["reason"], "not_me")
+    }
+
+    r.test("key store errors reach the app") {
+        val invalidated = vectorStore().apply { invalidateKey("device.signing") }
+        throws<PushAuthException.KeyInvalidated> { signProof(invalidated) }
+        throws<PushAuthException.UserCancelled> { signProof(CancellingKeyStore()) }
+        val replaced = SoftwareKeyStore().apply { createSigningKey("device.signing") }
+        throws<PushAuthException.KeyInvalidated> { signProof(replaced) }
+    }
+
+    r.test("a forged challenge is never signed") {
+        val forged = case("challenges.json", "signed_by_other_key")
+        val e = throws<PushAuthException.InvalidChallenge> {
+            signProof(vectorStore(), token = forged.str("token"), now = forged.long("now"))
+        }
+        eq(e.reason, "wrong_key_id")
+    }
+
+    r.test("suspend calls map network errors; failed enrollment deletes its keys") {
+        val port = ServerSocket(0).use { it.localPort }
+        val url = "http://127.0.0.1:$port"
+        val client = PushAuthClient.withOptions(vectorState(url), vectorStore(), ClientOptions(timeoutSecs = 5u))
+        runBlocking {
+            throws<PushAuthException.Network> { client.pendingChallenges() }
+            throws<PushAuthException.Network> { client.deny(validChallenge["claims"].obj().str("jti"), DenyReason.DECLINED) }
+            throws<PushAuthException.InvalidInput> { client.challenge("not-a-uuid") }
+        }
+        val store = CountingKeyStore()
+        val request = EnrollRequest(activation = "ABCDEFGHJKMNPQRSTVWX", serverUrl = url, platform = Platform.ANDROID)
+        runBlocking { throws<PushAuthException.Network> { enroll(request, store) } }
+        eq(store.inner.aliases(), emptyList<String>())
+        check("deleteKey" in store.calls) { "keys of the failed enrollment must be deleted" }
+        client.close()
+    }
+}
+
+fun main() {
+    val r = Runner()
+    vectorTests(r)
+    offlineTests(r)
+    println("${r.passed} passed, ${r.failed} failed")
+    exitProcess(if (r.failed == 0) 0 else 1)
+}

@@ -1,26 +1,117 @@
 //! Processor connectors: each turns a processor's webhook into a challenge and the
-//! cardholder's decision into the processor's result call. `auth` holds the exact
-//! webhook-authentication checks; `api` is the generic challenge API's result leg
-//! (signed callbacks).
+//! cardholder's decision into the processor's result call.
+//!
+//! | processor | webhook | result leg |
+//! |---|---|---|
+//! | Enfuce | [`enfuce`] | `POST {callbackUrl}` ([`enfuce::EnfuceUpstream`]) |
+//! | Adyen | [`adyen`] | finalize call ([`adyen::AdyenUpstream`]) |
+//! | Paysafe | [`paysafe`] | SCA attempt ([`paysafe::PaysafeUpstream`]) |
+//! | Treezor | [`treezor`] | auth-request result ([`treezor_api::TreezorUpstream`]) |
+//!
+//! `auth` holds the exact webhook-authentication checks, `common` what the connectors
+//! share, `config` their configuration; `api` is the generic challenge API's result leg
+//! (signed callbacks). Handlers are thin: authenticate the raw bytes, map the body to a
+//! [`ChallengeRequest`](crate::services::challenges::ChallengeRequest), let
+//! `services::challenges::create` persist challenge, pushes and audit in one
+//! transaction, and only then answer, in the processor's own shape.
 
+pub mod adyen;
 pub mod api;
-pub mod config;
 pub mod auth;
+pub mod common;
+pub mod config;
+pub mod enfuce;
+pub mod paysafe;
+pub mod treezor;
+pub mod treezor_api;
+
+use std::sync::Arc;
 
 use axum::Router;
 
+pub use common::{push_otp, redact_context};
+
+use crate::config::Config;
 use crate::state::AppState;
 
-/// Routes of the processors' webhooks.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Routes of the configured processors' webhooks. The configuration was checked by
+/// [`build_connectors`] at start-up; a section that fails here anyway is left unmounted
+/// (and logged).
+pub fn router(config: &Config) -> Router<AppState> {
+    let p = &config.providers;
+    let mut router = Router::new();
+    let skip = |name: &str, e: String| tracing::error!(provider = name, error = %e, "connector not mounted");
+    if let Some(cfg) = &p.enfuce {
+        match enfuce::Inbound::new(cfg) {
+            Ok(i) => router = router.merge(enfuce::router(cfg, Arc::new(i))),
+            Err(e) => skip("enfuce", e),
+        }
+    }
+    if let Some(cfg) = &p.adyen {
+        match adyen::Inbound::new(cfg) {
+            Ok(i) => router = router.merge(adyen::router(cfg, Arc::new(i))),
+            Err(e) => skip("adyen", e),
+        }
+    }
+    if let Some(cfg) = &p.paysafe {
+        match paysafe::Inbound::new(cfg) {
+            Ok(i) => router = router.merge(paysafe::router(cfg, Arc::new(i))),
+            Err(e) => skip("paysafe", e),
+        }
+    }
+    if let Some(cfg) = &p.treezor {
+        match treezor::Inbound::new(cfg) {
+            Ok(i) => router = router.merge(treezor::router(cfg, Arc::new(i))),
+            Err(e) => skip("treezor", e),
+        }
+    }
+    router
 }
 
-/// Registers the result legs of the configured processor connectors.
+/// Checks every configured connector (webhook side included, so that a bad key fails
+/// the start) and registers its result leg.
 pub fn build_connectors(
-    _config: &crate::config::Config,
-    _http: &reqwest::Client,
-    _connectors: &mut crate::upstream::Connectors,
+    config: &Config,
+    http: &reqwest::Client,
+    connectors: &mut crate::upstream::Connectors,
 ) -> Result<(), String> {
+    let p = &config.providers;
+    if let Some(cfg) = &p.enfuce {
+        enfuce::Inbound::new(cfg)?;
+        connectors.add(Arc::new(enfuce::EnfuceUpstream::new(cfg, http.clone())?));
+    }
+    if let Some(cfg) = &p.adyen {
+        adyen::Inbound::new(cfg)?;
+        connectors.add(Arc::new(adyen::AdyenUpstream::new(cfg, http.clone())?));
+    }
+    if let Some(cfg) = &p.paysafe {
+        paysafe::Inbound::new(cfg)?;
+        connectors.add(Arc::new(paysafe::PaysafeUpstream::new(cfg, http.clone())?));
+    }
+    if let Some(cfg) = &p.treezor {
+        treezor::Inbound::new(cfg)?;
+        connectors.add(Arc::new(treezor_api::TreezorUpstream::new(cfg, http.clone())?));
+    }
+    let mut paths: Vec<String> = Vec::new();
+    if let Some(c) = &p.enfuce {
+        paths.push(format!("{}/v1/authenticate", c.path_prefix));
+    }
+    if let Some(c) = &p.adyen {
+        paths.push(c.relayed_path.clone());
+        if c.created_path != c.relayed_path {
+            paths.push(c.created_path.clone());
+        }
+    }
+    if let Some(c) = &p.paysafe {
+        paths.push(format!("{}/sca/events", c.path_prefix));
+    }
+    if let Some(c) = &p.treezor {
+        paths.push(c.path.clone());
+    }
+    for (i, a) in paths.iter().enumerate() {
+        if paths[i + 1..].contains(a) || a.starts_with("/v1/admin") || a.starts_with("/v1/device") {
+            return Err(format!("providers: webhook path {a} is used twice or clashes with the API"));
+        }
+    }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .nest("/v1/admin", admin::router())
         .nest("/v1/device", device::router())
-        .merge(crate::providers::router())
+        .merge(crate::providers::router(&state.config))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))

@@ -1,1 +1,370 @@
-//! placeholder
+//! # pushauth-store-sqlite
+//!
+//! The embedded [`Store`] backend: one SQLite file in WAL mode, for a single server
+//! instance. Every trait method is one transaction; every write transaction starts
+//! with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front, so two writers
+//! queue on the busy timeout instead of deadlocking on a read→write lock upgrade
+//! (`SQLITE_BUSY` without retry). Writers are therefore serialised, which also makes
+//! the audit hash chain, first-decision-wins and single-use codes trivially safe.
+//!
+//! Notifications ([`Store::subscribe`]) come from this process only: they are sent
+//! on a broadcast channel after the transaction that caused them has committed.
+//!
+//! Queries are compile-time checked (`sqlx::query!`) against the committed offline
+//! cache in `.sqlx/`; see `server/scripts/sqlx-prepare.sh` to regenerate it.
+
+mod audit;
+mod challenges;
+mod devices;
+mod error;
+mod keys;
+mod outbox;
+mod parties;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
+use pushauth_store::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::broadcast;
+
+use crate::error::db;
+
+/// Connections of the pool. Writers are serialised by SQLite anyway; the extra
+/// connections serve concurrent readers (WAL lets them run beside the writer).
+/// Four is plenty on a 2-core machine.
+const MAX_CONNECTIONS: u32 = 4;
+/// How long a writer waits for SQLite's write lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Capacity of the notification channel; a receiver that lags further re-reads.
+const EVENT_CAPACITY: usize = 256;
+
+/// The SQLite [`Store`]. Cheap to clone: clones share the pool and the
+/// notification channel.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    events: broadcast::Sender<StoreEvent>,
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path`, creating it and its parent directories if
+    /// missing, with WAL journal, `synchronous=NORMAL`, foreign keys on and a 5 s busy
+    /// timeout. Does not migrate: call [`Store::migrate`].
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
+        }
+        Self::with_options(SqliteConnectOptions::new().filename(path), MAX_CONNECTIONS).await
+    }
+
+    /// Opens a database from an sqlx URL (`sqlite:data/pushauth.db`,
+    /// `sqlite://…?mode=rwc`), with the same settings as [`SqliteStore::open`]. An
+    /// in-memory URL (`sqlite::memory:`) gets a single connection, since every
+    /// connection would otherwise see its own empty database.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(db)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::with_options(options, if in_memory { 1 } else { MAX_CONNECTIONS }).await
+    }
+
+    async fn with_options(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> StoreResult<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(SqliteStore { pool, events })
+    }
+
+    /// Starts a write transaction holding SQLite's write lock (`BEGIN IMMEDIATE`).
+    pub(crate) async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    /// Sends a notification (call only after commit). Nobody listening is fine.
+    pub(crate) fn emit(&self, event: StoreEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query!("SELECT 1 AS one")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    async fn server_key_get_or_insert(
+        &self,
+        candidate: ServerKeyRecord,
+    ) -> StoreResult<ServerKeyRecord> {
+        keys::server_key_get_or_insert(self, candidate).await
+    }
+    async fn admin_key_insert(&self, key: NewAdminKey) -> StoreResult<AdminKey> {
+        keys::admin_key_insert(self, key).await
+    }
+    async fn admin_key_find(&self, key_hash: &KeyHash) -> StoreResult<Option<AdminKey>> {
+        keys::admin_key_find(self, key_hash).await
+    }
+    async fn admin_key_any(&self) -> StoreResult<bool> {
+        keys::admin_key_any(self).await
+    }
+
+    async fn cardholder_create(
+        &self,
+        new: NewCardholder,
+        audit: AuditDraft,
+    ) -> StoreResult<Cardholder> {
+        parties::cardholder_create(self, new, audit).await
+    }
+    async fn cardholder_get(&self, id: &CardholderId) -> StoreResult<Option<Cardholder>> {
+        parties::cardholder_get(self, id).await
+    }
+    async fn cardholder_list(&self, page: Page) -> StoreResult<Vec<Cardholder>> {
+        parties::cardholder_list(self, page).await
+    }
+    async fn cardholder_set_status(
+        &self,
+        id: &CardholderId,
+        status: CardholderStatus,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        parties::cardholder_set_status(self, id, status, audit).await
+    }
+    async fn card_link_create(&self, new: NewCardLink, audit: AuditDraft) -> StoreResult<CardLink> {
+        parties::card_link_create(self, new, audit).await
+    }
+    async fn card_link_delete(&self, id: &LinkId, audit: AuditDraft) -> StoreResult<bool> {
+        parties::card_link_delete(self, *id, audit).await
+    }
+    async fn card_link_list(&self, cardholder: &CardholderId) -> StoreResult<Vec<CardLink>> {
+        parties::card_link_list(self, cardholder).await
+    }
+    async fn card_link_resolve(
+        &self,
+        provider: Provider,
+        provider_key: &str,
+    ) -> StoreResult<Option<CardLink>> {
+        parties::card_link_resolve(self, provider, provider_key).await
+    }
+
+    async fn activation_create(&self, new: NewActivation, audit: AuditDraft) -> StoreResult<()> {
+        devices::activation_create(self, new, audit).await
+    }
+    async fn device_enroll(
+        &self,
+        code_hash: &KeyHash,
+        now: Millis,
+        device: NewDevice,
+        audit: AuditDraft,
+    ) -> StoreResult<EnrollOutcome> {
+        devices::enroll(self, code_hash, now, device, audit).await
+    }
+    async fn device_get(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
+        devices::get(self, id).await
+    }
+    async fn device_list(&self, cardholder: &CardholderId) -> StoreResult<Vec<Device>> {
+        devices::list(self, cardholder).await
+    }
+    async fn device_set_status(
+        &self,
+        id: &DeviceId,
+        status: DeviceStatus,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        devices::set_status(self, id, status, audit).await
+    }
+    async fn device_set_push_token(
+        &self,
+        id: &DeviceId,
+        token: Option<PushTarget>,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        devices::set_push_token(self, id, token, audit).await
+    }
+    async fn device_push_token_dead(
+        &self,
+        id: &DeviceId,
+        token: &str,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        devices::push_token_dead(self, id, token, audit).await
+    }
+    async fn device_rotate_key(
+        &self,
+        id: &DeviceId,
+        old_thumbprint: &str,
+        new_key: DeviceKey,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        devices::rotate_key(self, id, old_thumbprint, new_key, audit).await
+    }
+    async fn device_record_failure(
+        &self,
+        id: &DeviceId,
+        lock_after: i32,
+        now: Millis,
+        audit: AuditDraft,
+    ) -> StoreResult<FailureOutcome> {
+        devices::record_failure(self, id, lock_after, now, audit).await
+    }
+    async fn request_nonce_use(
+        &self,
+        device: &DeviceId,
+        jti: &str,
+        expires_at: Millis,
+    ) -> StoreResult<bool> {
+        devices::nonce_use(self, device, jti, expires_at).await
+    }
+    async fn request_nonce_purge(&self, now: Millis) -> StoreResult<u64> {
+        devices::nonce_purge(self, now).await
+    }
+
+    async fn challenge_create(
+        &self,
+        new: NewChallenge,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<CreateOutcome> {
+        challenges::create(self, new, outbox, audit).await
+    }
+    async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
+        challenges::get(self, id).await
+    }
+    async fn challenge_find(
+        &self,
+        provider: Provider,
+        provider_ref: &ProviderRef,
+    ) -> StoreResult<Option<Challenge>> {
+        challenges::find(self, provider, provider_ref).await
+    }
+    async fn challenge_list(&self, filter: ChallengeFilter) -> StoreResult<Vec<Challenge>> {
+        challenges::list(self, filter).await
+    }
+    async fn challenge_pending_for(
+        &self,
+        cardholder: &CardholderId,
+        now: Millis,
+    ) -> StoreResult<Vec<Challenge>> {
+        challenges::pending_for(self, cardholder, now).await
+    }
+    async fn challenge_decide(
+        &self,
+        decision: NewDecision,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<DecideOutcome> {
+        challenges::decide(self, decision, outbox, audit).await
+    }
+    async fn challenge_close(
+        &self,
+        id: &ChallengeId,
+        to: ChallengeStatus,
+        now: Millis,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        challenges::close(self, id, to, now, outbox, audit).await
+    }
+    async fn challenge_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<Challenge>> {
+        challenges::due(self, now, limit).await
+    }
+    async fn challenge_count_pending(
+        &self,
+        cardholder: &CardholderId,
+        now: Millis,
+    ) -> StoreResult<i64> {
+        challenges::count_pending(self, cardholder, now).await
+    }
+    async fn challenge_final_status(
+        &self,
+        provider: Provider,
+        provider_ref: &ProviderRef,
+        status: serde_json::Value,
+        audit: AuditDraft,
+    ) -> StoreResult<bool> {
+        challenges::final_status(self, provider, provider_ref, status, audit).await
+    }
+    async fn decision_get(&self, id: &ChallengeId) -> StoreResult<Option<Decision>> {
+        challenges::decision_get(self, id).await
+    }
+
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        outbox::claim(self, now, lease_ms, limit).await
+    }
+    async fn outbox_complete(
+        &self,
+        id: OutboxId,
+        attempt: AttemptRecord,
+        next: OutboxNext,
+    ) -> StoreResult<()> {
+        outbox::complete(self, id, attempt, next).await
+    }
+    async fn outbox_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>> {
+        outbox::for_challenge(self, id).await
+    }
+    async fn attempts_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<Attempt>> {
+        outbox::attempts_for_challenge(self, id).await
+    }
+    async fn outbox_next_due(&self) -> StoreResult<Option<Millis>> {
+        outbox::next_due(self).await
+    }
+
+    async fn audit_append(&self, draft: AuditDraft) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        audit::append(&mut tx, &draft).await?;
+        tx.commit().await.map_err(db)
+    }
+    async fn audit_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<AuditEntry>> {
+        audit::for_challenge(self, id).await
+    }
+    async fn audit_verify(&self) -> StoreResult<ChainCheck> {
+        audit::verify(self).await
+    }
+}

@@ -10,6 +10,8 @@
 //! Times are Unix **milliseconds** ([`Millis`]) everywhere in storage.
 
 mod audit;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod model;
 mod states;
 

@@ -1,0 +1,595 @@
+//! Adyen Balance Platform issuing: out-of-band authentication through Adyen's ACS.
+//!
+//! Inbound `balancePlatform.authentication.relayed` (Basic auth, optional `HmacSignature`)
+//! is answered within Adyen's 2 s with `{"authenticationDecision":{"status":"proceed"}}`
+//! (the issuer's go-ahead, not the cardholder's decision) or `refused`. The `sdkInput`
+//! header value goes to the app for Adyen's Authentication SDK; its `sdkOutput` comes
+//! back with the approval and is forwarded in the finalize call (configurable, default
+//! `PATCH {base}/acs/v1/challenges/{id}`, after Adyen's former Ruby client). The final
+//! status arrives as `balancePlatform.authentication.created` and is stored.
+//! Routing is by URL, never by `type` (older relayed payloads have none).
+//! <https://docs.adyen.com/issuing/3d-secure/oob-auth-sdk/authenticate-cardholders>
+//! <https://docs.adyen.com/api-explorer/acs-webhook/1/post/balancePlatform.authentication.relayed>
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use pushauth_core::challenge::MAX_PROCESSOR_INPUT;
+use pushauth_core::ids::{Provider, ProviderRef};
+use pushauth_core::money::{Currency, Money};
+use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_store::{AuditDraft, Challenge};
+use serde::Deserialize;
+
+use super::auth::{AdyenHmacVerifier, BasicVerifier};
+use super::common::{self, BodyError, Meter, lenient_enum};
+use super::config::{AdyenConfig, check_base_url, check_path, check_window, require_secret, resolve_secret};
+use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::state::{AppState, now};
+use crate::upstream::{Delivery, Job, Outcome, Upstream};
+
+const PROVIDER: Provider = Provider::Adyen;
+const CREATED_TYPE: &str = "balancePlatform.authentication.created";
+
+/// The webhook side, built from configuration.
+#[derive(Debug)]
+pub struct Inbound {
+    basic: BasicVerifier,
+    hmac: Option<AdyenHmacVerifier>,
+    sdk_input_header: HeaderName,
+    require_sdk_input: bool,
+    window_secs: u64,
+    margin_secs: u64,
+}
+
+impl Inbound {
+    /// Checks the configuration and prepares the checks.
+    pub fn new(cfg: &AdyenConfig) -> Result<Self, String> {
+        check_path("providers.adyen.relayed_path", &cfg.relayed_path, false)?;
+        check_path("providers.adyen.created_path", &cfg.created_path, false)?;
+        check_window("providers.adyen", cfg.window_secs, cfg.result_margin_secs, Some(600))?;
+        let password = require_secret(&cfg.webhook_password, &cfg.webhook_password_file, "providers.adyen.webhook_password")?;
+        let basic = BasicVerifier::new(&cfg.webhook_user, password.expose()).map_err(|e| format!("providers.adyen: {e}"))?;
+        let hmac = resolve_secret(&cfg.hmac_key, &cfg.hmac_key_file, "providers.adyen.hmac_key")?
+            .map(|k| AdyenHmacVerifier::new(k.expose()))
+            .transpose()
+            .map_err(|e| format!("providers.adyen.hmac_key: {e}"))?;
+        let sdk_input_header = HeaderName::try_from(cfg.sdk_input_header.as_str())
+            .map_err(|_| "providers.adyen.sdk_input_header is not a header name".to_owned())?;
+        Ok(Inbound {
+            basic,
+            hmac,
+            sdk_input_header,
+            require_sdk_input: cfg.require_sdk_input,
+            window_secs: cfg.window_secs,
+            margin_secs: cfg.result_margin_secs,
+        })
+    }
+}
+
+/// Routes: the relayed and the created webhooks (one route when both paths are equal).
+pub fn router(cfg: &AdyenConfig, inbound: Arc<Inbound>) -> Router<AppState> {
+    let r = if cfg.relayed_path == cfg.created_path {
+        Router::new().route(&cfg.relayed_path, post(either))
+    } else {
+        Router::new().route(&cfg.relayed_path, post(relayed)).route(&cfg.created_path, post(created))
+    };
+    r.layer(Extension(inbound))
+}
+
+/// `ServiceError`, Adyen's error body.
+fn service_error(status: StatusCode, error_code: &str, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "status": status.as_u16(),
+        "errorCode": error_code,
+        "errorType": error_type,
+        "message": message,
+    });
+    (status, Json(body)).into_response()
+}
+
+fn decision(status: &str) -> Response {
+    (StatusCode::OK, Json(serde_json::json!({ "authenticationDecision": { "status": status } }))).into_response()
+}
+
+fn invalid(e: &BodyError) -> Response {
+    service_error(e.status, "validation", "validation", &e.message)
+}
+
+/// Basic, then the HMAC when configured; both over what was received.
+fn authenticate(state: &AppState, inbound: &Inbound, meter: &Meter, headers: &HeaderMap, raw: &[u8]) -> Result<(), Response> {
+    let get = |name: &str| headers.get(name).map_or(&b""[..], |v| v.as_bytes());
+    let verdict = inbound
+        .basic
+        .verify(get(header::AUTHORIZATION.as_str()))
+        .and_then(|()| inbound.hmac.as_ref().map_or(Ok(()), |h| h.verify(raw, get("hmacsignature"))));
+    verdict.map_err(|e| {
+        meter.unauthorized(state, common::auth_reason(&e));
+        service_error(StatusCode::UNAUTHORIZED, "00_401", "security", "HTTP Status Response - Unauthorized")
+    })
+}
+
+/// One endpoint for both webhooks: the final status always wraps its fields in `data`,
+/// the relayed request never does.
+async fn either(
+    state: State<AppState>,
+    inbound: Extension<Arc<Inbound>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default)]
+        data: Option<serde::de::IgnoredAny>,
+    }
+    let is_created = match &body {
+        Ok(b) => serde_json::from_slice::<Peek>(b).is_ok_and(|p| p.data.is_some() || p.kind.as_deref() == Some(CREATED_TYPE)),
+        Err(_) => false,
+    };
+    if is_created { created(state, inbound, headers, body).await } else { relayed(state, inbound, headers, body).await }
+}
+
+/// `RelayedAuthenticationRequest`; unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+struct Relayed {
+    id: String,
+    #[serde(rename = "paymentInstrumentId")]
+    payment_instrument_id: String,
+    #[serde(default)]
+    purchase: Option<Purchase>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Purchase {
+    #[serde(rename = "merchantName", default)]
+    merchant_name: Option<String>,
+    #[serde(rename = "originalAmount", default)]
+    original_amount: Option<AdyenAmount>,
+}
+
+/// Adyen amounts are integer minor units.
+#[derive(Debug, Deserialize)]
+struct AdyenAmount {
+    currency: String,
+    value: i64,
+}
+
+/// `POST {relayed_path}`: Adyen relays an authentication; say within 2 s whether we
+/// run it (`proceed`) or not (`refused`).
+async fn relayed(
+    State(state): State<AppState>,
+    Extension(inbound): Extension<Arc<Inbound>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let meter = Meter::start(PROVIDER);
+    let raw = match common::body_bytes(body) {
+        Ok(b) => b,
+        Err(e) => {
+            meter.done(&state, "bad_request");
+            return invalid(&e);
+        }
+    };
+    if let Err(response) = authenticate(&state, &inbound, &meter, &headers, &raw) {
+        return response;
+    }
+    let (outcome, response) = match handle_relayed(&state, &inbound, &headers, &raw).await {
+        Ok(done) => done,
+        Err(e) => ("error", service_error(e.status(), "00_500", "internal", "internal error")),
+    };
+    meter.done(&state, outcome);
+    response
+}
+
+async fn handle_relayed(
+    state: &AppState,
+    inbound: &Inbound,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<(&'static str, Response), crate::error::ApiError> {
+    let body: Relayed = match common::parse_body(raw) {
+        Ok(b) => b,
+        Err(e) => return Ok(("bad_request", invalid(&e))),
+    };
+    let unprocessable = |msg: String| Ok(("bad_request", service_error(StatusCode::UNPROCESSABLE_ENTITY, "validation", "validation", &msg)));
+    let Ok(reference) = ProviderRef::parse(&body.id) else {
+        return unprocessable("id: must be 1 to 256 visible ASCII characters".into());
+    };
+    let purchase = body.purchase.as_ref();
+    let amount = match purchase.and_then(|p| p.original_amount.as_ref()) {
+        None => None,
+        Some(a) => match Currency::parse(&a.currency).and_then(|c| Money::from_minor(a.value, c)) {
+            Ok(m) => Some(m),
+            Err(e) => return unprocessable(format!("purchase.originalAmount: {e}")),
+        },
+    };
+    let payee = purchase.and_then(|p| p.merchant_name.as_deref()).and_then(Payee::sanitize);
+    let sdk_input = headers.get_all(&inbound.sdk_input_header).iter().filter_map(|v| v.to_str().ok()).find_map(sdk_input_of);
+    if sdk_input.as_ref().is_some_and(|s| s.len() > MAX_PROCESSOR_INPUT) {
+        return unprocessable("sdkInput: too long".into());
+    }
+    if state.store.challenge_find(PROVIDER, &reference).await?.is_some() {
+        // The same answer as the first time; nothing new is written.
+        return Ok(("duplicate", decision("proceed")));
+    }
+    if sdk_input.is_none() && inbound.require_sdk_input {
+        tracing::warn!(header = %inbound.sdk_input_header, "Adyen relayed authentication without sdkInput: refused");
+        return Ok(("refused", decision("refused")));
+    }
+    let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &[&body.payment_instrument_id]).await? else {
+        return Ok(("unknown_card", decision("refused")));
+    };
+    let t = now();
+    // Ten minutes from when Adyen queued the event (`timestamp`), or from now.
+    let queued = body.timestamp.as_deref().and_then(common::parse_rfc3339);
+    let end = queued.map(|q| q.plus(common::secs_ms(inbound.window_secs)));
+    let Some(deadlines) = common::deadlines(t, inbound.window_secs, inbound.margin_secs, end) else {
+        return Ok(("refused", decision("refused")));
+    };
+    let req = ChallengeRequest {
+        cardholder,
+        provider: PROVIDER,
+        reference,
+        kind: TransactionKind::Payment,
+        amount,
+        payee,
+        deadline: deadlines.decision,
+        upstream_deadline: deadlines.upstream,
+        processor_input: sdk_input,
+        context: serde_json::json!({
+            "payment_instrument_id": body.payment_instrument_id,
+            "environment": body.environment,
+        }),
+        actor: format!("provider:{}", PROVIDER.as_str()),
+    };
+    Ok(match create(state, req).await? {
+        Created::New { .. } => ("created", decision("proceed")),
+        Created::Duplicate(_) => ("duplicate", decision("proceed")),
+        Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => ("refused", decision("refused")),
+    })
+}
+
+/// The `sdkInput` from `SCA realm="Challenge" authparm1="{sdkInput}"`: the value of the
+/// `authparm1` (or `auth-param1`) parameter, quoted or not, in any position.
+pub fn sdk_input_of(value: &str) -> Option<String> {
+    auth_params(value)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authparm1") || k.eq_ignore_ascii_case("auth-param1"))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// The `name=value` parameters of a challenge header (RFC 9110 §11.2), after the scheme;
+/// separators may be commas or spaces, values tokens or quoted strings.
+fn auth_params(value: &str) -> Vec<(String, String)> {
+    let s = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let skip = |i: &mut usize, set: &[u8]| {
+        while s.get(*i).is_some_and(|b| set.contains(b)) {
+            *i += 1;
+        }
+    };
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    loop {
+        skip(&mut i, b" \t,");
+        let start = i;
+        while s.get(i).is_some_and(|&b| tchar(b)) {
+            i += 1;
+        }
+        if i == start {
+            return out;
+        }
+        let name = &value[start..i];
+        let mut j = i;
+        skip(&mut j, b" \t");
+        if s.get(j) != Some(&b'=') {
+            // A scheme (or token68) rather than a parameter.
+            continue;
+        }
+        j += 1;
+        skip(&mut j, b" \t");
+        let mut v = String::new();
+        if s.get(j) == Some(&b'"') {
+            j += 1;
+            let mut closed = false;
+            while let Some(&b) = s.get(j) {
+                j += 1;
+                match b {
+                    b'"' => {
+                        closed = true;
+                        break;
+                    }
+                    b'\\' => {
+                        if let Some(&e) = s.get(j) {
+                            v.push(char::from(e));
+                            j += 1;
+                        }
+                    }
+                    _ => v.push(char::from(b)),
+                }
+            }
+            if !closed {
+                return out;
+            }
+        } else {
+            let vstart = j;
+            while s.get(j).is_some_and(|&b| !matches!(b, b' ' | b'\t' | b',')) {
+                j += 1;
+            }
+            v.push_str(&value[vstart..j]);
+        }
+        out.push((name.to_owned(), v));
+        i = j;
+    }
+}
+
+lenient_enum! {
+    /// `data.status` of the final status.
+    pub enum AuthStatus {
+        /// Completed successfully.
+        Authenticated = ["authenticated"],
+        /// Failed or refused.
+        Rejected = ["rejected"],
+        /// Error.
+        Error = ["error"],
+    }
+}
+
+lenient_enum! {
+    /// `…challenge.flow`: the spec's enum and the values its own examples use.
+    pub enum ChallengeFlow {
+        /// Out of band (our push).
+        Oob = ["OOB_TRIGGER_FL", "OOB"],
+        /// SMS one-time password.
+        OtpPhone = ["PWD_OTP_PHONE_FL", "OTP_SMS"],
+        /// E-mail one-time password.
+        OtpEmail = ["PWD_OTP_EMAIL_FL", "OTP_EMAIL"],
+    }
+}
+
+lenient_enum! {
+    /// `…deviceChannel`.
+    pub enum DeviceChannel {
+        /// In-app.
+        App = ["app", "01"],
+        /// Browser.
+        Browser = ["browser", "02"],
+        /// 3DS Requestor Initiated.
+        RequestorInitiated = ["ThreeDSRequestorInitiated", "3DSRequestorInitiated", "3RI", "03"],
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreatedBody {
+    data: CreatedData,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreatedData {
+    id: String,
+    #[serde(default)]
+    status: Option<AuthStatus>,
+    #[serde(default)]
+    authentication: Option<AuthInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthInfo {
+    #[serde(rename = "transStatus", default)]
+    trans_status: Option<String>,
+    #[serde(rename = "transStatusReason", default)]
+    trans_status_reason: Option<String>,
+    #[serde(rename = "deviceChannel", default)]
+    device_channel: Option<DeviceChannel>,
+    #[serde(default)]
+    challenge: Option<ChallengeInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChallengeInfo {
+    #[serde(default)]
+    flow: Option<ChallengeFlow>,
+}
+
+/// `POST {created_path}`: the final status of an authentication, stored against its
+/// challenge. Acknowledged with 200 whether or not the challenge is ours (a refusal
+/// would only make Adyen retry for 30 days).
+async fn created(
+    State(state): State<AppState>,
+    Extension(inbound): Extension<Arc<Inbound>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let meter = Meter::start(PROVIDER);
+    let raw = match common::body_bytes(body) {
+        Ok(b) => b,
+        Err(e) => {
+            meter.done(&state, "bad_request");
+            return invalid(&e);
+        }
+    };
+    if let Err(response) = authenticate(&state, &inbound, &meter, &headers, &raw) {
+        return response;
+    }
+    let parsed = common::parse_body::<serde_json::Value>(&raw)
+        .and_then(|v| common::parse_body::<CreatedBody>(&raw).map(|typed| (v, typed)));
+    let (value, body) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            meter.done(&state, "bad_request");
+            return invalid(&e);
+        }
+    };
+    let outcome = match store_final(&state, value, body).await {
+        Ok(o) => o,
+        Err(e) => {
+            meter.done(&state, "error");
+            return service_error(e.status(), "00_500", "internal", "internal error");
+        }
+    };
+    meter.done(&state, outcome);
+    StatusCode::OK.into_response()
+}
+
+async fn store_final(state: &AppState, value: serde_json::Value, body: CreatedBody) -> Result<&'static str, crate::error::ApiError> {
+    let Ok(reference) = ProviderRef::parse(&body.data.id) else {
+        return Ok("ignored");
+    };
+    let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else {
+        tracing::info!("Adyen final status for an authentication we did not run");
+        return Ok("ignored");
+    };
+    let auth = body.data.authentication.as_ref();
+    let status = serde_json::json!({
+        "type": CREATED_TYPE,
+        "status": body.data.status,
+        "trans_status": auth.and_then(|a| a.trans_status.as_deref()),
+        "trans_status_reason": auth.and_then(|a| a.trans_status_reason.as_deref()),
+        "flow": auth.and_then(|a| a.challenge.as_ref()).and_then(|c| c.flow.as_ref()),
+        "device_channel": auth.and_then(|a| a.device_channel.as_ref()),
+        "environment": body.environment,
+        "timestamp": body.timestamp,
+        "received_at": now(),
+        "notification": value.get("data"),
+    });
+    let audit = AuditDraft::new(now(), format!("provider:{}", PROVIDER.as_str()), "challenge.final_status")
+        .challenge(&challenge.id)
+        .cardholder(&challenge.cardholder)
+        .details(serde_json::json!({ "status": body.data.status }));
+    state.store.challenge_final_status(PROVIDER, &reference, status, audit).await?;
+    Ok("final_status")
+}
+
+/// The result leg: the finalize call with the device's `sdkOutput`.
+#[derive(Debug)]
+pub struct AdyenUpstream {
+    http: reqwest::Client,
+    base: url::Url,
+    path: String,
+    method: reqwest::Method,
+    api_key_header: reqwest::header::HeaderName,
+    api_key: reqwest::header::HeaderValue,
+    sdk_output_header: reqwest::header::HeaderName,
+    finalize_on_deny: bool,
+}
+
+impl AdyenUpstream {
+    /// Builds the connector from configuration.
+    pub fn new(cfg: &AdyenConfig, http: reqwest::Client) -> Result<Self, String> {
+        let base = check_base_url("providers.adyen.base_url", &cfg.base_url)?;
+        if !cfg.finalize_path.starts_with('/') || !cfg.finalize_path.contains("{id}") {
+            return Err("providers.adyen.finalize_path must start with / and contain {id}".into());
+        }
+        let method = reqwest::Method::from_bytes(cfg.finalize_method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| "providers.adyen.finalize_method is not an HTTP method".to_owned())?;
+        let name = |v: &str, key: &str| {
+            reqwest::header::HeaderName::try_from(v).map_err(|_| format!("providers.adyen.{key} is not a header name"))
+        };
+        let api_key = require_secret(&cfg.api_key, &cfg.api_key_file, "providers.adyen.api_key")?;
+        Ok(AdyenUpstream {
+            http,
+            base,
+            path: cfg.finalize_path.clone(),
+            method,
+            api_key_header: name(&cfg.api_key_header, "api_key_header")?,
+            api_key: common::sensitive(api_key.expose())?,
+            sdk_output_header: name(&cfg.sdk_output_header, "sdk_output_header")?,
+            finalize_on_deny: cfg.finalize_on_deny,
+        })
+    }
+}
+
+#[async_trait]
+impl Upstream for AdyenUpstream {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    /// An approval is finalized; a deny only when configured (otherwise the ACS times
+    /// the authentication out and reports `rejected`); expiry and cancellation never.
+    fn wants(&self, _challenge: &Challenge, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Approved => true,
+            Outcome::Denied { .. } => self.finalize_on_deny,
+            Outcome::Expired | Outcome::Cancelled => false,
+        }
+    }
+
+    async fn deliver(&self, job: Job<'_>) -> Delivery {
+        let c = job.challenge;
+        let url = match common::join_url(&self.base, &self.path, "{id}", c.provider_ref.as_str()) {
+            Ok(u) => u,
+            Err(e) => return Delivery::Fatal { http_status: None, error: e },
+        };
+        let completed = job.outcome == Outcome::Approved;
+        let mut req = self
+            .http
+            .request(self.method.clone(), url)
+            .header(self.api_key_header.clone(), self.api_key.clone())
+            .header("Idempotency-Key", format!("{}-{}", c.id, if completed { "approve" } else { "deny" }))
+            .json(&serde_json::json!({ "completed": completed }));
+        if let Some(output) = job.decision.and_then(|d| d.processor_output.as_deref()) {
+            let Ok(value) = common::sensitive(&format!("SCA realm=\"Challenge\" authparm1=\"{output}\"")) else {
+                return Delivery::Fatal { http_status: None, error: "sdkOutput is not a valid header value".into() };
+            };
+            req = req.header(self.sdk_output_header.clone(), value);
+        }
+        match req.send().await {
+            Ok(resp) => super::api::classify(resp.status(), resp.headers().get(reqwest::header::RETRY_AFTER)),
+            Err(e) => Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_input_header_parsing() {
+        let blob = "Ed/7NHSAcIK4kq43+JlcWow==";
+        for header in [
+            format!("SCA realm=\"Challenge\" authparm1=\"{blob}\""),
+            format!("SCA realm=\"Challenge\", authparm1=\"{blob}\""),
+            format!("sca authparm1={blob} realm=Challenge"),
+            format!("SCA realm = \"Challenge\" , AUTHPARM1 = \"{blob}\""),
+            format!("SCA realm=\"Chal\\\"lenge\" auth-param1=\"{blob}\""),
+        ] {
+            assert_eq!(sdk_input_of(&header).as_deref(), Some(blob), "{header}");
+        }
+        for header in ["", "SCA", "SCA realm=\"Challenge\"", "SCA authparm1=\"\"", "SCA authparm1=\"unterminated", "Basic dXNlcjpwYXNz"] {
+            assert_eq!(sdk_input_of(header), None, "{header}");
+        }
+    }
+
+    #[test]
+    fn final_status_enums_are_lenient() {
+        let b: CreatedBody = serde_json::from_str(
+            r#"{"data":{"id":"x","status":"authenticated","authentication":{"deviceChannel":"3DSRequestorInitiated","challenge":{"flow":"OOB"}}}}"#,
+        )
+        .unwrap();
+        let a = b.data.authentication.unwrap();
+        assert_eq!(a.device_channel, Some(DeviceChannel::RequestorInitiated));
+        assert_eq!(a.challenge.unwrap().flow, Some(ChallengeFlow::Oob));
+        assert_eq!(ChallengeFlow::parse("OOB_TRIGGER_FL"), ChallengeFlow::Oob);
+        assert_eq!(AuthStatus::parse("expired"), AuthStatus::Other("expired".into()));
+    }
+}

@@ -1,0 +1,371 @@
+//! Enfuce ID third-party authentication.
+//!
+//! Inbound: `POST {prefix}/v1/authenticate/{customerNumber}/{sessionId}`, HTTP Basic
+//! (RFC 7617), answered `200` with no body within Enfuce's 2 s, or an Enfuce
+//! `errorResponse`. Outbound: `POST {callbackUrl}` with `{"result": …}` within 150 s of
+//! the webhook, authenticated with Basic (or Bearer, configurable).
+//! <https://docs.enfuce.com/payment/api/initiate-3rd-party-authentication-flow/outgoing-webhook-endpoint-to-initiate-3rd-party-authentication-flow>
+//! <https://docs.enfuce.com/payment/api/callback-to-complete-authentication-flow/callback-endpoint-to-be-used-by-3rd-party-authentication-system-to-report-about-authentication-validation>
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use pushauth_core::ids::{Provider, ProviderRef};
+use pushauth_core::money::{Currency, Money};
+use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_store::Challenge;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::auth::BasicVerifier;
+use super::common::{self, BodyError, Meter, lenient_enum};
+use super::config::{CallAuth, EnfuceConfig, check_path, check_window, require_secret};
+use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::state::{AppState, now};
+use crate::upstream::{Delivery, Job, Outcome, Upstream};
+
+const PROVIDER: Provider = Provider::Enfuce;
+
+/// The webhook side, built from configuration.
+#[derive(Debug)]
+pub struct Inbound {
+    verifier: BasicVerifier,
+    callback_hosts: Vec<String>,
+    allow_http: bool,
+    window_secs: u64,
+    margin_secs: u64,
+}
+
+impl Inbound {
+    /// Checks the configuration and prepares the credential check.
+    pub fn new(cfg: &EnfuceConfig) -> Result<Self, String> {
+        check_path("providers.enfuce.path_prefix", &cfg.path_prefix, true)?;
+        check_window("providers.enfuce", cfg.window_secs, cfg.result_margin_secs, Some(150))?;
+        if cfg.callback_hosts.iter().all(|h| h.trim().is_empty()) {
+            return Err("providers.enfuce.callback_hosts must list Enfuce's callback host(s)".into());
+        }
+        let password = require_secret(&cfg.webhook_password, &cfg.webhook_password_file, "providers.enfuce.webhook_password")?;
+        let verifier = BasicVerifier::new(&cfg.webhook_user, password.expose()).map_err(|e| format!("providers.enfuce: {e}"))?;
+        Ok(Inbound {
+            verifier,
+            callback_hosts: cfg.callback_hosts.clone(),
+            allow_http: cfg.allow_http_callbacks,
+            window_secs: cfg.window_secs,
+            margin_secs: cfg.result_margin_secs,
+        })
+    }
+}
+
+/// Routes: `POST {path_prefix}/v1/authenticate/{customerNumber}/{sessionId}`.
+pub fn router(cfg: &EnfuceConfig, inbound: Arc<Inbound>) -> Router<AppState> {
+    let path = format!("{}/v1/authenticate/{{customer}}/{{session}}", cfg.path_prefix);
+    Router::new().route(&path, post(authenticate)).layer(Extension(inbound))
+}
+
+lenient_enum! {
+    /// `transaction.type`.
+    enum TxnType {
+        /// A one-time transaction.
+        Payment = ["PAYMENT"],
+        /// A recurring transaction.
+        Recurring = ["RECURRING"],
+    }
+}
+
+/// `initiateAuthenticationBody`; unknown fields are ignored ("a client must be able to
+/// handle cases where elements are added").
+#[derive(Debug, Deserialize)]
+struct Body {
+    #[serde(rename = "callbackUrl")]
+    callback_url: String,
+    #[serde(default)]
+    transaction: Option<Transaction>,
+    #[serde(default)]
+    merchant: Option<Merchant>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Transaction {
+    #[serde(rename = "type", default)]
+    kind: Option<TxnType>,
+    #[serde(default)]
+    amount: Option<Amount>,
+    #[serde(rename = "cardId", default)]
+    card_id: Option<String>,
+}
+
+/// `money`: the amount is a JSON number in major units, kept as its lexeme so that it
+/// converts exactly (never through f64).
+#[derive(Debug, Deserialize)]
+struct Amount {
+    amount: Box<RawValue>,
+    currency: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Merchant {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Enfuce's `errorResponse`.
+fn error_response(status: StatusCode, error_type: &str, error_code: &str, message: &str) -> Response {
+    let id = uuid::Uuid::new_v4();
+    let body = serde_json::json!({
+        "code": status.as_u16().to_string(),
+        "message": status.canonical_reason().unwrap_or("Error"),
+        "id": id,
+        "errorCode": error_code,
+        "errorType": error_type,
+        "errorReason": message,
+        "timestamp": rfc3339_now(),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn rfc3339_now() -> String {
+    let ms = now().0;
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn bad_request(e: &BodyError) -> Response {
+    error_response(e.status, "STATIC_VALIDATION_ERROR", "INVALID_REQUEST", &e.message)
+}
+
+/// `POST {prefix}/v1/authenticate/{customerNumber}/{sessionId}`: Enfuce asks us to
+/// authenticate a cardholder. Persist the challenge and its pushes, then `200`.
+async fn authenticate(
+    State(state): State<AppState>,
+    Extension(inbound): Extension<Arc<Inbound>>,
+    Path((customer, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let meter = Meter::start(PROVIDER);
+    // "For the outgoing webhook basic authentication according to RFC 7617 is the
+    // method that is supported."
+    let presented = headers.get(header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
+    if let Err(e) = inbound.verifier.verify(presented) {
+        meter.unauthorized(&state, common::auth_reason(&e));
+        return error_response(StatusCode::UNAUTHORIZED, "SECURITY_ERROR", "UNAUTHORIZED", "invalid credentials");
+    }
+    match handle(&state, &inbound, &customer, &session, body).await {
+        Ok((outcome, response)) => {
+            meter.done(&state, outcome);
+            response
+        }
+        Err(e) => {
+            let internal = e.status() == StatusCode::INTERNAL_SERVER_ERROR;
+            meter.done(&state, if internal { "error" } else { "bad_request" });
+            let kind = if internal { "UNEXPECTED_ERROR" } else { "STATIC_VALIDATION_ERROR" };
+            error_response(e.status(), kind, e.reason(), if internal { "internal error" } else { "invalid request" })
+        }
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    inbound: &Inbound,
+    customer: &str,
+    session: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(&'static str, Response), crate::error::ApiError> {
+    let parsed = common::body_bytes(body).and_then(|b| common::parse_body::<Body>(&b));
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => return Ok(("bad_request", bad_request(&e))),
+    };
+    let invalid = |msg: String| Ok(("bad_request", bad_request(&BodyError::invalid(msg))));
+    let Ok(reference) = ProviderRef::parse(session) else {
+        return invalid("sessionId: must be 1 to 256 visible ASCII characters".into());
+    };
+    let callback = match common::check_callback_url(&body.callback_url, &inbound.callback_hosts, inbound.allow_http) {
+        Ok(url) => url,
+        Err(why) => return invalid(format!("callbackUrl: {why}")),
+    };
+    let txn = body.transaction.as_ref();
+    let amount = match txn.and_then(|t| t.amount.as_ref()) {
+        None => None,
+        Some(a) => match Currency::parse(&a.currency).and_then(|c| Money::from_major_lexeme(a.amount.get(), c)) {
+            Ok(m) => Some(m),
+            Err(e) => return invalid(format!("transaction.amount: {e}")),
+        },
+    };
+    let kind = match txn.and_then(|t| t.kind.as_ref()) {
+        Some(TxnType::Recurring) => TransactionKind::Recurring,
+        _ => TransactionKind::Payment,
+    };
+    let payee = body.merchant.as_ref().and_then(|m| m.name.as_deref()).and_then(Payee::sanitize);
+    let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &[customer]).await? else {
+        return Ok(("unknown_card", error_response(StatusCode::NOT_FOUND, "DYNAMIC_VALIDATION_ERROR", "CUSTOMER_NOT_FOUND", "Customer does not exist")));
+    };
+    let t = now();
+    // The window runs from the webhook; the decision deadline keeps a margin so that a
+    // TIMEOUT still reaches Enfuce before it invalidates the callback.
+    let Some(deadlines) = common::deadlines(t, inbound.window_secs, inbound.margin_secs, None) else {
+        return Err(crate::error::ApiError::internal("enfuce window leaves no time"));
+    };
+    let req = ChallengeRequest {
+        cardholder,
+        provider: PROVIDER,
+        reference,
+        kind,
+        amount,
+        payee,
+        deadline: deadlines.decision,
+        upstream_deadline: deadlines.upstream,
+        processor_input: None,
+        context: serde_json::json!({
+            "callback_url": callback.as_str(),
+            "customer_number": customer,
+            "card_id": txn.and_then(|t| t.card_id.as_deref()),
+        }),
+        actor: format!("provider:{}", PROVIDER.as_str()),
+    };
+    let refused = |code: &str, msg: &str| error_response(StatusCode::FORBIDDEN, "DYNAMIC_VALIDATION_ERROR", code, msg);
+    Ok(match create(state, req).await? {
+        Created::New { .. } => ("created", StatusCode::OK.into_response()),
+        Created::Duplicate(_) => ("duplicate", StatusCode::OK.into_response()),
+        Created::CardholderBlocked => ("refused", refused("CARDHOLDER_BLOCKED", "the cardholder is blocked")),
+        Created::NoActiveDevice => ("refused", refused("NO_ACTIVE_DEVICE", "the cardholder has no active device")),
+        Created::TooManyPending => ("refused", refused("TOO_MANY_PENDING", "too many authentications pending")),
+    })
+}
+
+/// The result leg: `POST {callbackUrl}` with `{"result": …}`.
+#[derive(Debug)]
+pub struct EnfuceUpstream {
+    http: reqwest::Client,
+    authorization: reqwest::header::HeaderValue,
+    callback_hosts: Vec<String>,
+    allow_http: bool,
+}
+
+impl EnfuceUpstream {
+    /// Builds the connector from configuration.
+    pub fn new(cfg: &EnfuceConfig, http: reqwest::Client) -> Result<Self, String> {
+        let value = match cfg.callback_auth {
+            CallAuth::Basic => {
+                let user = cfg.callback_user.as_deref().filter(|u| !u.is_empty() && !u.contains(':'));
+                let user = user.ok_or("providers.enfuce.callback_user is required (no colon) for Basic callbacks")?;
+                let password =
+                    require_secret(&cfg.callback_password, &cfg.callback_password_file, "providers.enfuce.callback_password")?;
+                common::basic_authorization(user, password.expose())
+            }
+            CallAuth::Bearer => {
+                let token = require_secret(&cfg.callback_token, &cfg.callback_token_file, "providers.enfuce.callback_token")?;
+                format!("Bearer {}", token.expose())
+            }
+        };
+        Ok(EnfuceUpstream {
+            http,
+            authorization: common::sensitive(&value)?,
+            callback_hosts: cfg.callback_hosts.clone(),
+            allow_http: cfg.allow_http_callbacks,
+        })
+    }
+}
+
+/// Enfuce's result for an outcome. A deny is `FAIL` (not "REJECTED"); an issuer's
+/// cancellation is a refusal too.
+pub fn result_for(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Approved => "SUCCESS",
+        Outcome::Denied { .. } | Outcome::Cancelled => "FAIL",
+        Outcome::Expired => "TIMEOUT",
+    }
+}
+
+fn callback_url(challenge: &Challenge) -> Option<&str> {
+    challenge.context.get("callback_url").and_then(|v| v.as_str())
+}
+
+#[async_trait]
+impl Upstream for EnfuceUpstream {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    /// Every outcome is reported: Enfuce wants a result for success and failure alike,
+    /// and `TIMEOUT` when nobody answered.
+    fn wants(&self, challenge: &Challenge, _outcome: Outcome) -> bool {
+        callback_url(challenge).is_some()
+    }
+
+    async fn deliver(&self, job: Job<'_>) -> Delivery {
+        let Some(raw) = callback_url(job.challenge) else {
+            return Delivery::Fatal { http_status: None, error: "no callbackUrl".into() };
+        };
+        // Checked at the webhook already; checked again in case the allow-list changed.
+        let url = match common::check_callback_url(raw, &self.callback_hosts, self.allow_http) {
+            Ok(url) => url,
+            Err(why) => return Delivery::Fatal { http_status: None, error: format!("callbackUrl {why}") },
+        };
+        let body = serde_json::json!({ "result": result_for(job.outcome) });
+        let result = self
+            .http
+            .post(url)
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .json(&body)
+            .send()
+            .await;
+        match result {
+            Ok(resp) => super::api::classify(resp.status(), resp.headers().get(reqwest::header::RETRY_AFTER)),
+            Err(e) => Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results() {
+        assert_eq!(result_for(Outcome::Approved), "SUCCESS");
+        assert_eq!(result_for(Outcome::Denied { reason: None }), "FAIL");
+        assert_eq!(result_for(Outcome::Expired), "TIMEOUT");
+        assert_eq!(result_for(Outcome::Cancelled), "FAIL");
+    }
+
+    #[test]
+    fn body_keeps_the_amount_lexeme_and_tolerates_new_fields() {
+        let raw = br#"{"callbackUrl":"https://x/cb","newField":{"a":1},"transaction":{"type":"INSTALMENT","amount":{"amount":49.90,"currency":"EUR"},"cardId":"1"}}"#;
+        let b: Body = common::parse_body(raw).unwrap();
+        let t = b.transaction.unwrap();
+        assert_eq!(t.kind, Some(TxnType::Other("INSTALMENT".into())));
+        let a = t.amount.unwrap();
+        assert_eq!(a.amount.get(), "49.90");
+        let m = Money::from_major_lexeme(a.amount.get(), Currency::parse(&a.currency).unwrap()).unwrap();
+        assert_eq!(m.minor(), 4990);
+    }
+
+    #[test]
+    fn timestamps_format() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_775), (2026, 11, 18));
+        assert!(rfc3339_now().ends_with('Z'));
+    }
+}

@@ -1,0 +1,346 @@
+//! Activation codes, devices and device request nonces.
+
+use pushauth_core::ids::{CardholderId, DeviceId};
+use pushauth_store::*;
+
+use crate::PgStore;
+use crate::audit::append;
+use crate::error::{classify, db};
+use crate::rows::{DeviceRow, cardholder_id};
+
+pub(crate) async fn activation_create(
+    s: &PgStore,
+    new: NewActivation,
+    audit: AuditDraft,
+) -> StoreResult<()> {
+    let (hash, cardholder) = (new.code_hash.to_hex(), new.cardholder.as_str());
+    let mut tx = s.begin().await?;
+    sqlx::query!(
+        "INSERT INTO activations (code_hash, cardholder_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+        hash,
+        cardholder,
+        new.expires_at.0,
+        new.created_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "activation code exists", "cardholder"))?;
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)
+}
+
+/// Consumes the code with a conditional update (`used_at IS NULL`, not expired) and
+/// creates the device in the same transaction. A code is valid up to and including
+/// its `expires_at`. The audit draft gets the cardholder filled in when the caller
+/// left it empty (only the code knows it).
+pub(crate) async fn enroll(
+    s: &PgStore,
+    code_hash: &KeyHash,
+    now: Millis,
+    device: NewDevice,
+    mut audit: AuditDraft,
+) -> StoreResult<EnrollOutcome> {
+    let (hash, device_id) = (code_hash.to_hex(), device.id.as_str());
+    let mut tx = s.begin().await?;
+    let consumed = sqlx::query_scalar!(
+        "UPDATE activations SET used_at = $2, device_id = $3
+         WHERE code_hash = $1 AND used_at IS NULL AND expires_at >= $2
+         RETURNING cardholder_id",
+        hash,
+        now.0,
+        device_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(cardholder) = consumed else {
+        let code = sqlx::query!("SELECT used_at FROM activations WHERE code_hash = $1", hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        return Ok(match code {
+            None => EnrollOutcome::CodeUnknown,
+            Some(c) if c.used_at.is_some() => EnrollOutcome::CodeUsed,
+            Some(_) => EnrollOutcome::CodeExpired,
+        });
+    };
+    let cardholder = cardholder_id("activations.cardholder_id", &cardholder)?;
+    let push_token = device.push.as_ref().map(|p| p.token.as_str());
+    let push_env = device
+        .push
+        .as_ref()
+        .and_then(|p| p.environment)
+        .map(|e| e.as_str());
+    sqlx::query!(
+        "INSERT INTO devices (id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint,
+                              agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
+                              created_at, updated_at)
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
+        device_id,
+        cardholder.as_str(),
+        device.platform.as_str(),
+        device.label,
+        device.signing_key.jwk,
+        device.signing_key.thumbprint,
+        device.agreement_key.jwk,
+        device.agreement_key.thumbprint,
+        push_token,
+        push_env,
+        device.created_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "device id exists", "cardholder"))?;
+    if audit.cardholder.is_none() {
+        audit.cardholder = Some(cardholder.clone());
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(EnrollOutcome::Enrolled(Device {
+        id: device.id,
+        cardholder,
+        status: DeviceStatus::Active,
+        platform: device.platform,
+        label: device.label,
+        signing_key: device.signing_key,
+        agreement_key: device.agreement_key,
+        push: device.push,
+        failures: 0,
+        created_at: device.created_at,
+        updated_at: device.created_at,
+    }))
+}
+
+pub(crate) async fn get(s: &PgStore, id: &DeviceId) -> StoreResult<Option<Device>> {
+    let id = id.as_str();
+    let row = sqlx::query_as!(
+        DeviceRow,
+        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
+                agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+         FROM devices WHERE id = $1",
+        id
+    )
+    .fetch_optional(s.pool())
+    .await
+    .map_err(db)?;
+    row.map(DeviceRow::decode).transpose()
+}
+
+pub(crate) async fn list(s: &PgStore, cardholder: &CardholderId) -> StoreResult<Vec<Device>> {
+    let cardholder = cardholder.as_str();
+    let rows = sqlx::query_as!(
+        DeviceRow,
+        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
+                agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+         FROM devices WHERE cardholder_id = $1 ORDER BY created_at, id",
+        cardholder
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(DeviceRow::decode).collect()
+}
+
+/// Revoked is final: a revoked device keeps its status (false), except that revoking
+/// it again is accepted. Unlocking (→ active) resets the failure counter.
+pub(crate) async fn set_status(
+    s: &PgStore,
+    id: &DeviceId,
+    status: DeviceStatus,
+    audit: AuditDraft,
+) -> StoreResult<bool> {
+    let (id, status) = (id.as_str(), status.as_str());
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!(
+        "UPDATE devices
+         SET status = $2, failures = CASE WHEN $2 = 'active' THEN 0 ELSE failures END, updated_at = $3
+         WHERE id = $1 AND (status <> 'revoked' OR $2 = 'revoked')",
+        id,
+        status,
+        audit.at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+pub(crate) async fn set_push_token(
+    s: &PgStore,
+    id: &DeviceId,
+    token: Option<PushTarget>,
+    audit: AuditDraft,
+) -> StoreResult<bool> {
+    let id = id.as_str();
+    let push_token = token.as_ref().map(|p| p.token.as_str());
+    let push_env = token
+        .as_ref()
+        .and_then(|p| p.environment)
+        .map(|e| e.as_str());
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!(
+        "UPDATE devices SET push_token = $2, push_environment = $3, updated_at = $4 WHERE id = $1",
+        id,
+        push_token,
+        push_env,
+        audit.at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+/// Clears the push target only while it still is `token`, so a token the app
+/// re-registered in the meantime survives a late "dead token" report.
+pub(crate) async fn push_token_dead(
+    s: &PgStore,
+    id: &DeviceId,
+    token: &str,
+    audit: AuditDraft,
+) -> StoreResult<bool> {
+    let id = id.as_str();
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!(
+        "UPDATE devices SET push_token = NULL, push_environment = NULL, updated_at = $3
+         WHERE id = $1 AND push_token = $2",
+        id,
+        token,
+        audit.at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+/// Compare-and-swap on the signing key's thumbprint.
+pub(crate) async fn rotate_key(
+    s: &PgStore,
+    id: &DeviceId,
+    old: &str,
+    new: DeviceKey,
+    audit: AuditDraft,
+) -> StoreResult<bool> {
+    let id = id.as_str();
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!(
+        "UPDATE devices SET signing_jwk = $3, signing_thumbprint = $4, updated_at = $5
+         WHERE id = $1 AND signing_thumbprint = $2",
+        id,
+        old,
+        new.jwk,
+        new.thumbprint,
+        audit.at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+/// Increments the counter atomically and locks an active device once it reaches
+/// `lock_after`. When this call is the one that locks the device, a second audit
+/// entry `device.locked` (actor `system`) records the transition, since the caller
+/// cannot know in advance that its failure will be the locking one.
+pub(crate) async fn record_failure(
+    s: &PgStore,
+    id: &DeviceId,
+    lock_after: i32,
+    now: Millis,
+    audit: AuditDraft,
+) -> StoreResult<FailureOutcome> {
+    let id_text = id.as_str();
+    let mut tx = s.begin().await?;
+    let Some(before) = sqlx::query!(
+        "SELECT status, cardholder_id FROM devices WHERE id = $1 FOR UPDATE",
+        id_text
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?
+    else {
+        return Err(StoreError::NotFound("device"));
+    };
+    let after = sqlx::query!(
+        "UPDATE devices
+         SET failures = failures + 1,
+             status = CASE WHEN status = 'active' AND failures + 1 >= $2 THEN 'locked' ELSE status END,
+             updated_at = $3
+         WHERE id = $1
+         RETURNING failures, status",
+        id_text,
+        lock_after,
+        now.0,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    let outcome = FailureOutcome {
+        failures: after.failures,
+        locked: after.status == DeviceStatus::Locked.as_str(),
+    };
+    append(&mut tx, &audit).await?;
+    if outcome.locked && before.status == DeviceStatus::Active.as_str() {
+        let cardholder = cardholder_id("devices.cardholder_id", &before.cardholder_id)?;
+        let locked = AuditDraft::new(now, "system", "device.locked")
+            .device(id)
+            .cardholder(&cardholder)
+            .details(serde_json::json!({ "failures": outcome.failures, "lock_after": lock_after }));
+        append(&mut tx, &locked).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(outcome)
+}
+
+pub(crate) async fn nonce_use(
+    s: &PgStore,
+    device: &DeviceId,
+    jti: &str,
+    expires_at: Millis,
+) -> StoreResult<bool> {
+    let device = device.as_str();
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!(
+        "INSERT INTO request_nonces (device_id, jti, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (device_id, jti) DO NOTHING",
+        device,
+        jti,
+        expires_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "request nonce", "device"))?;
+    tx.commit().await.map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn nonce_purge(s: &PgStore, now: Millis) -> StoreResult<u64> {
+    let mut tx = s.begin().await?;
+    let done = sqlx::query!("DELETE FROM request_nonces WHERE expires_at < $1", now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,232 @@
+//! The transactional outbox: rows written with the change that implies them, claimed
+//! by workers under a time lease, completed with one attempt record each.
+//!
+//! On PostgreSQL a claim is one `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE
+//! SKIP LOCKED) RETURNING …`: concurrent claimers, on any instance, skip the rows
+//! another claimer has locked, and a row whose lease was just taken by a committed
+//! claim is re-checked (READ COMMITTED) and skipped too, so no row is handed out
+//! twice while its lease runs.
+
+use pushauth_core::ids::ChallengeId;
+use pushauth_store::*;
+use sqlx::PgConnection;
+
+use crate::PgStore;
+use crate::audit::append;
+use crate::error::{classify, db, parse_enum};
+use crate::rows::{AttemptRow, OutboxRow, cardholder_id, challenge_id, device_id};
+
+/// Inserts outbox rows on the caller's transaction (status `pending`, due at `not_before`).
+pub(crate) async fn insert_rows(
+    conn: &mut PgConnection,
+    rows: &[NewOutbox],
+    created_at: Millis,
+) -> StoreResult<()> {
+    for row in rows {
+        let device = row.device.as_ref().map(|d| d.as_str());
+        sqlx::query!(
+            "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
+                                 deadline, created_at)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
+            row.kind.as_str(),
+            row.challenge.as_str(),
+            device,
+            row.payload,
+            row.not_before.0,
+            row.deadline.0,
+            created_at.0,
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
+    }
+    Ok(())
+}
+
+/// Leases up to `limit` due, unleased rows until `now + lease_ms`, earliest due first.
+pub(crate) async fn claim(
+    s: &PgStore,
+    now: Millis,
+    lease_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<OutboxItem>> {
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let until = now.plus(lease_ms.max(0)).0;
+    let mut tx = s.begin().await?;
+    let rows = sqlx::query_as!(
+        OutboxRow,
+        "UPDATE outbox SET leased_until = $2
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE status = 'pending' AND next_attempt_at <= $1
+                        AND (leased_until IS NULL OR leased_until < $1)
+                      ORDER BY next_attempt_at, id LIMIT $3
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
+                   last_error, created_at",
+        now.0,
+        until,
+        limit,
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    let mut items = rows
+        .into_iter()
+        .map(OutboxRow::decode)
+        .collect::<StoreResult<Vec<_>>>()?;
+    items.sort_by_key(|i| (i.next_attempt_at, i.id.0));
+    Ok(items)
+}
+
+/// Records one attempt and applies its consequence. The attempt is always recorded
+/// (it happened); the row's status, schedule and the challenge's upstream status change
+/// only while the row is still pending, so a stale worker whose lease expired cannot
+/// undo another worker's final result.
+pub(crate) async fn complete(
+    s: &PgStore,
+    id: OutboxId,
+    attempt: AttemptRecord,
+    next: OutboxNext,
+) -> StoreResult<()> {
+    let mut tx = s.begin().await?;
+    let Some(row) = sqlx::query!(
+        "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1
+         RETURNING attempts, status, kind, challenge_id, device_id",
+        id.0
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?
+    else {
+        return Err(StoreError::NotFound("outbox row"));
+    };
+    sqlx::query!(
+        "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        id.0,
+        row.attempts,
+        attempt.at.0,
+        attempt.latency_ms,
+        attempt.outcome.as_str(),
+        attempt.http_status,
+        attempt.error,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "attempt number taken", "outbox row"))?;
+    if row.status != OutboxStatus::Pending.as_str() {
+        return tx.commit().await.map_err(db);
+    }
+    let (status, upstream) = match next {
+        OutboxNext::Done => (OutboxStatus::Done, Some(UpstreamStatus::Delivered)),
+        OutboxNext::RetryAt(_) => (OutboxStatus::Pending, None),
+        OutboxNext::Failed => (OutboxStatus::Failed, Some(UpstreamStatus::Failed)),
+        OutboxNext::TooLate => (OutboxStatus::TooLate, Some(UpstreamStatus::TooLate)),
+    };
+    let retry_at = match next {
+        OutboxNext::RetryAt(at) => Some(at.0),
+        _ => None,
+    };
+    sqlx::query!(
+        "UPDATE outbox
+         SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,
+             last_error = COALESCE($4, last_error)
+         WHERE id = $1",
+        id.0,
+        status.as_str(),
+        retry_at,
+        attempt.error,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    let kind = parse_enum("outbox.kind", &row.kind, OutboxKind::parse)?;
+    if let (OutboxKind::Upstream, Some(upstream)) = (kind, upstream) {
+        sqlx::query!(
+            "UPDATE challenges SET upstream_status = $2 WHERE id = $1",
+            row.challenge_id,
+            upstream.as_str()
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    if status != OutboxStatus::Pending {
+        let cardholder = sqlx::query_scalar!(
+            "SELECT cardholder_id FROM challenges WHERE id = $1",
+            row.challenge_id
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut draft = AuditDraft::new(attempt.at, "system", format!("outbox.{kind}.{status}"))
+            .challenge(&challenge_id("outbox.challenge_id", &row.challenge_id)?)
+            .cardholder(&cardholder_id("challenges.cardholder_id", &cardholder)?)
+            .details(serde_json::json!({
+                "outbox_id": id.0,
+                "attempts": row.attempts,
+                "http_status": attempt.http_status,
+                "error": attempt.error,
+            }));
+        if let Some(device) = &row.device_id {
+            draft = draft.device(&device_id("outbox.device_id", device)?);
+        }
+        append(&mut tx, &draft).await?;
+    } else {
+        // rescheduled: workers may need to wake earlier than they planned
+        s.notify_outbox(&mut tx).await?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+pub(crate) async fn for_challenge(s: &PgStore, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>> {
+    let id = id.as_str();
+    let rows = sqlx::query_as!(
+        OutboxRow,
+        "SELECT id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
+                last_error, created_at
+         FROM outbox WHERE challenge_id = $1 ORDER BY id",
+        id
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(OutboxRow::decode).collect()
+}
+
+pub(crate) async fn attempts_for_challenge(
+    s: &PgStore,
+    id: &ChallengeId,
+) -> StoreResult<Vec<Attempt>> {
+    let id = id.as_str();
+    let rows = sqlx::query_as!(
+        AttemptRow,
+        "SELECT a.id, a.outbox_id, o.kind, o.device_id, a.attempt_no, a.at, a.latency_ms, a.outcome,
+                a.http_status, a.error
+         FROM outbox_attempts a JOIN outbox o ON o.id = a.outbox_id
+         WHERE o.challenge_id = $1 ORDER BY a.at, a.id",
+        id
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(AttemptRow::decode).collect()
+}
+
+/// When the next pending row becomes claimable: its `next_attempt_at`, or just after
+/// its lease when a worker holds it, so that idle workers sleep through a lease
+/// instead of spinning on a row they cannot claim.
+pub(crate) async fn next_due(s: &PgStore) -> StoreResult<Option<Millis>> {
+    let next = sqlx::query_scalar!(
+        r#"SELECT MIN(CASE WHEN leased_until IS NOT NULL AND leased_until >= next_attempt_at
+                           THEN leased_until + 1 ELSE next_attempt_at END) AS "next: i64"
+           FROM outbox WHERE status = 'pending'"#
+    )
+    .fetch_one(s.pool())
+    .await
+    .map_err(db)?;
+    Ok(next.map(Millis))
+}

@@ -1,0 +1,417 @@
+//! Challenges and decisions: creation with duplicate collapse, first-decision-wins,
+//! closing, and the listings the device API, the expiry sweeper and the admin API use.
+//!
+//! The state changes are conditional updates (`… WHERE status = 'pending' AND …`):
+//! the row count says whether this call won, and a losing call writes nothing.
+
+use pushauth_core::ids::{CardholderId, ChallengeId, Provider, ProviderRef};
+use pushauth_store::*;
+use sqlx::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::audit::append;
+use crate::error::{classify, db, json_text};
+use crate::outbox::insert_rows;
+use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
+
+/// Largest page a listing returns.
+const MAX_PAGE: i64 = 500;
+
+async fn get_in(conn: &mut SqliteConnection, id: &str) -> StoreResult<Option<Challenge>> {
+    let row = sqlx::query_as!(
+        ChallengeRow,
+        "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                final_status, created_at
+         FROM challenges WHERE id = ?1",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.map(ChallengeRow::decode).transpose()
+}
+
+async fn find_in(
+    conn: &mut SqliteConnection,
+    provider: &str,
+    provider_ref: &str,
+) -> StoreResult<Option<Challenge>> {
+    let row = sqlx::query_as!(
+        ChallengeRow,
+        "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                final_status, created_at
+         FROM challenges WHERE provider = ?1 AND provider_ref = ?2",
+        provider,
+        provider_ref
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.map(ChallengeRow::decode).transpose()
+}
+
+fn has_upstream(outbox: &[NewOutbox]) -> bool {
+    outbox.iter().any(|o| o.kind == OutboxKind::Upstream)
+}
+
+/// `INSERT … ON CONFLICT (provider, provider_ref) DO NOTHING`, then outbox rows and
+/// audit; on conflict the existing challenge is returned and nothing is written.
+pub(crate) async fn create(
+    s: &SqliteStore,
+    new: NewChallenge,
+    outbox: Vec<NewOutbox>,
+    audit: AuditDraft,
+) -> StoreResult<CreateOutcome> {
+    let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
+    let amount = new.amount.map(|m| m.minor());
+    let currency = new.amount.map(|m| m.currency().code());
+    let payee = new.payee.as_ref().map(|p| p.as_str());
+    let digest = new.txn_digest.to_string();
+    let context = json_text(&new.context)?;
+    let upstream = if has_upstream(&outbox) {
+        UpstreamStatus::Queued
+    } else {
+        UpstreamStatus::None
+    };
+    let mut tx = s.write().await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
+                                 nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
+                                 status, upstream_status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16)
+         ON CONFLICT (provider, provider_ref) DO NOTHING",
+        new.id.as_str(),
+        new.cardholder.as_str(),
+        provider,
+        provider_ref,
+        new.kind.as_str(),
+        amount,
+        currency,
+        payee,
+        new.nonce.as_str(),
+        digest,
+        new.deadline.0,
+        new.upstream_deadline.0,
+        new.processor_input,
+        context,
+        upstream.as_str(),
+        new.created_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
+    if inserted.rows_affected() == 0 {
+        let existing = find_in(&mut tx, provider, provider_ref).await?;
+        return existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
+            StoreError::Backend("challenge conflict without a conflicting row".into())
+        });
+    }
+    insert_rows(&mut tx, &outbox, new.created_at).await?;
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    s.emit(StoreEvent::Challenge {
+        cardholder: new.cardholder.clone(),
+    });
+    if !outbox.is_empty() {
+        s.emit(StoreEvent::OutboxReady);
+    }
+    Ok(CreateOutcome::Created(Challenge {
+        id: new.id,
+        cardholder: new.cardholder,
+        provider: new.provider,
+        provider_ref: new.provider_ref,
+        kind: new.kind,
+        amount: new.amount,
+        payee: new.payee,
+        nonce: new.nonce,
+        txn_digest: new.txn_digest,
+        deadline: new.deadline,
+        upstream_deadline: new.upstream_deadline,
+        processor_input: new.processor_input,
+        context: new.context,
+        status: ChallengeStatus::Pending,
+        upstream,
+        closed_at: None,
+        final_status: None,
+        created_at: new.created_at,
+    }))
+}
+
+pub(crate) async fn get(s: &SqliteStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
+    let mut conn = s.pool().acquire().await.map_err(db)?;
+    get_in(&mut conn, id.as_str()).await
+}
+
+pub(crate) async fn find(
+    s: &SqliteStore,
+    provider: Provider,
+    provider_ref: &ProviderRef,
+) -> StoreResult<Option<Challenge>> {
+    let mut conn = s.pool().acquire().await.map_err(db)?;
+    find_in(&mut conn, provider.as_str(), provider_ref.as_str()).await
+}
+
+pub(crate) async fn list(s: &SqliteStore, filter: ChallengeFilter) -> StoreResult<Vec<Challenge>> {
+    let status = filter.status.map(|v| v.as_str());
+    let cardholder = filter.cardholder.as_ref().map(|c| c.as_str());
+    let provider = filter.provider.map(|p| p.as_str());
+    let before = filter.before.map(|m| m.0);
+    let limit = filter.limit.clamp(0, MAX_PAGE);
+    let rows = sqlx::query_as!(
+        ChallengeRow,
+        "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                final_status, created_at
+         FROM challenges
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR cardholder_id = ?2)
+           AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR created_at < ?4)
+         ORDER BY created_at DESC, id DESC LIMIT ?5",
+        status,
+        cardholder,
+        provider,
+        before,
+        limit
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(ChallengeRow::decode).collect()
+}
+
+/// Pending challenges whose deadline is after `now`, oldest first.
+pub(crate) async fn pending_for(
+    s: &SqliteStore,
+    cardholder: &CardholderId,
+    now: Millis,
+) -> StoreResult<Vec<Challenge>> {
+    let cardholder = cardholder.as_str();
+    let rows = sqlx::query_as!(
+        ChallengeRow,
+        "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                final_status, created_at
+         FROM challenges
+         WHERE cardholder_id = ?1 AND status = 'pending' AND deadline > ?2
+         ORDER BY created_at, id",
+        cardholder,
+        now.0
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(ChallengeRow::decode).collect()
+}
+
+pub(crate) async fn count_pending(
+    s: &SqliteStore,
+    cardholder: &CardholderId,
+    now: Millis,
+) -> StoreResult<i64> {
+    let cardholder = cardholder.as_str();
+    sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM challenges
+           WHERE cardholder_id = ?1 AND status = 'pending' AND deadline > ?2"#,
+        cardholder,
+        now.0
+    )
+    .fetch_one(s.pool())
+    .await
+    .map_err(db)
+}
+
+/// Pending challenges whose deadline passed, earliest deadline first.
+pub(crate) async fn due(s: &SqliteStore, now: Millis, limit: i64) -> StoreResult<Vec<Challenge>> {
+    let limit = limit.clamp(0, MAX_PAGE);
+    let rows = sqlx::query_as!(
+        ChallengeRow,
+        "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                final_status, created_at
+         FROM challenges WHERE status = 'pending' AND deadline < ?1
+         ORDER BY deadline, id LIMIT ?2",
+        now.0,
+        limit
+    )
+    .fetch_all(s.pool())
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(ChallengeRow::decode).collect()
+}
+
+/// First valid decision wins: the conditional update moves `pending → approved |
+/// denied` only while pending and `at ≤ deadline`; the losers read the row to say why.
+pub(crate) async fn decide(
+    s: &SqliteStore,
+    d: NewDecision,
+    outbox: Vec<NewOutbox>,
+    audit: AuditDraft,
+) -> StoreResult<DecideOutcome> {
+    let id = d.challenge.as_str();
+    let status = match d.decision {
+        DecisionKind::Approve => ChallengeStatus::Approved,
+        DecisionKind::Deny => ChallengeStatus::Denied,
+    };
+    let (status, queue) = (status.as_str(), has_upstream(&outbox));
+    let mut tx = s.write().await?;
+    let won = sqlx::query_scalar!(
+        "UPDATE challenges
+         SET status = ?2, closed_at = ?3,
+             upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
+         WHERE id = ?1 AND status = 'pending' AND deadline >= ?3
+         RETURNING cardholder_id",
+        id,
+        status,
+        d.at.0,
+        queue,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(cardholder) = won else {
+        return Ok(match get_in(&mut tx, id).await? {
+            None => DecideOutcome::NotFound,
+            Some(c) if c.status.is_final() => DecideOutcome::AlreadyClosed(c),
+            Some(c) => DecideOutcome::PastDeadline(c),
+        });
+    };
+    let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
+    let device = d.device.as_str();
+    sqlx::query!(
+        "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
+                                processor_output, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        id,
+        device,
+        d.decision.as_str(),
+        d.reason.map(|r| r.as_str()),
+        d.user_verification,
+        d.proof,
+        d.processor_output,
+        d.at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "decision exists", "device"))?;
+    sqlx::query!(
+        "UPDATE devices SET failures = 0, updated_at = ?2 WHERE id = ?1",
+        device,
+        d.at.0
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    insert_rows(&mut tx, &outbox, d.at).await?;
+    let after = get_in(&mut tx, id)
+        .await?
+        .ok_or(StoreError::NotFound("challenge"))?;
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    s.emit(StoreEvent::Challenge { cardholder });
+    if !outbox.is_empty() {
+        s.emit(StoreEvent::OutboxReady);
+    }
+    Ok(DecideOutcome::Accepted(after))
+}
+
+/// `pending → expired` (only once the deadline passed) or `pending → cancelled`.
+pub(crate) async fn close(
+    s: &SqliteStore,
+    id: &ChallengeId,
+    to: ChallengeStatus,
+    now: Millis,
+    outbox: Vec<NewOutbox>,
+    audit: AuditDraft,
+) -> StoreResult<bool> {
+    if !matches!(to, ChallengeStatus::Expired | ChallengeStatus::Cancelled) {
+        return Err(StoreError::Conflict(
+            "a challenge can only be closed as expired or cancelled",
+        ));
+    }
+    let (id, to, queue) = (id.as_str(), to.as_str(), has_upstream(&outbox));
+    let mut tx = s.write().await?;
+    let closed = sqlx::query_scalar!(
+        "UPDATE challenges
+         SET status = ?2, closed_at = ?3,
+             upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
+         WHERE id = ?1 AND status = 'pending' AND (?2 = 'cancelled' OR deadline < ?3)
+         RETURNING cardholder_id",
+        id,
+        to,
+        now.0,
+        queue,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(cardholder) = closed else {
+        return Ok(false);
+    };
+    let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
+    insert_rows(&mut tx, &outbox, now).await?;
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    s.emit(StoreEvent::Challenge { cardholder });
+    if !outbox.is_empty() {
+        s.emit(StoreEvent::OutboxReady);
+    }
+    Ok(true)
+}
+
+/// Stores the processor's final-status notification. The audit draft gets the
+/// challenge and cardholder filled in when the caller left them empty (the caller
+/// knows only the processor's reference).
+pub(crate) async fn final_status(
+    s: &SqliteStore,
+    provider: Provider,
+    provider_ref: &ProviderRef,
+    status: serde_json::Value,
+    mut audit: AuditDraft,
+) -> StoreResult<bool> {
+    let (provider, provider_ref) = (provider.as_str(), provider_ref.as_str());
+    let status = json_text(&status)?;
+    let mut tx = s.write().await?;
+    let row = sqlx::query!(
+        "UPDATE challenges SET final_status = ?3 WHERE provider = ?1 AND provider_ref = ?2
+         RETURNING id, cardholder_id",
+        provider,
+        provider_ref,
+        status,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if audit.challenge.is_none() {
+        audit.challenge = Some(challenge_id("challenges.id", &row.id)?);
+    }
+    if audit.cardholder.is_none() {
+        audit.cardholder = Some(cardholder_id(
+            "challenges.cardholder_id",
+            &row.cardholder_id,
+        )?);
+    }
+    append(&mut tx, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+pub(crate) async fn decision_get(
+    s: &SqliteStore,
+    id: &ChallengeId,
+) -> StoreResult<Option<Decision>> {
+    let id = id.as_str();
+    let row = sqlx::query_as!(
+        DecisionRow,
+        "SELECT challenge_id, device_id, decision, reason, user_verification, proof, processor_output, at
+         FROM decisions WHERE challenge_id = ?1",
+        id
+    )
+    .fetch_optional(s.pool())
+    .await
+    .map_err(db)?;
+    row.map(DecisionRow::decode).transpose()
+}

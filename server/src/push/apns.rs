@@ -84,7 +84,7 @@ pub(crate) fn classify(status: u16, body: &[u8], after: Option<Duration>) -> Ver
 
 /// APNs device tokens are hex (32 bytes today; Apple says the length may change).
 pub(crate) fn valid_token(token: &str) -> bool {
-    (2..=400).contains(&token.len()) && token.len() % 2 == 0 && token.bytes().all(|b| b.is_ascii_hexdigit())
+    (2..=400).contains(&token.len()) && token.len().is_multiple_of(2) && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ApnsSender {

@@ -55,7 +55,8 @@ pub fn push_data(challenge: &Challenge, device: &Device, kind: PushKind) -> Resu
                 challenge: challenge.id.clone(),
                 txn: challenge.transaction(),
                 exp: challenge.deadline.as_unix_time(),
-                otp: None,
+                // Paysafe OUTSOURCED: the processor's one-time code, only ever inside this envelope.
+                otp: crate::providers::push_otp(challenge),
             };
             Some(details.seal(&key)?)
         }

@@ -29,8 +29,8 @@ async fn approve_first_answer_wins(app: TestApp) {
     let a = d.post_proof(&id, &proof).await;
     assert_eq!((a.status, a.body["status"].as_str()), (200, Some("approved")), "{}", a.body);
     // the second device, and the same proof again, come too late
-    let late = d2.approve(&id).await;
-    assert_eq!(late.status, 409);
+    let late = d2.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+    assert_eq!((late.status, late.body["challenge_status"].as_str()), (409, Some("approved")));
     let replay = d.post_proof(&id, &proof).await;
     assert_eq!((replay.status, replay.body["challenge_status"].as_str()), (409, Some("approved")));
     let v = detail(&app, &id).await;
@@ -81,16 +81,15 @@ async fn refused_proofs(app: TestApp) {
     let mut claims = proof::claims_for(&c, &input(&d)).unwrap();
     claims.aud = "https://other.example".into();
     assert_reason(d.post_proof(&id, &proof::sign(&claims, &d.key).unwrap()).await, 422, "wrong_audience");
-    // alg none
-    let none = format!("{}.{}.", pushauth_core::b64::encode(format!(r#"{{"alg":"none","typ":"{APPROVAL_TYP}","kid":"{}"}}"#, d.id)), forged.split('.').nth(1).unwrap());
-    assert_reason(d.post_proof(&id, &none).await, 422, "unsupported_algorithm");
     let v = detail(&app, &id).await;
     assert_eq!(v["challenge"]["status"], "pending", "refusals change nothing");
-    // fifth failure locks the device
-    let junk = jws::sign("other+jwt", Some(d.id.as_str()), None, &json!({}), &d.key).unwrap();
-    let fifth = d.post_proof(&id, &junk).await;
-    assert_eq!(fifth.status, 422);
+    // alg none: the fifth refusal in a row locks the device
+    let none = format!("{}.{}.", pushauth_core::b64::encode(format!(r#"{{"alg":"none","typ":"{APPROVAL_TYP}","kid":"{}"}}"#, d.id)), forged.split('.').nth(1).unwrap());
+    let fifth = d.post_proof(&id, &none).await;
+    assert_reason(fifth.clone_answer(), 422, "unsupported_algorithm");
     assert_eq!(fifth.body["locked"], true, "{}", fifth.body);
+    let junk = jws::sign("other+jwt", Some(d.id.as_str()), None, &json!({}), &d.key).unwrap();
+    assert_eq!(d.post_proof(&id, &junk).await.status, 423);
     let locked = d.post_proof(&id, &d.sign_decision(&c, Decision::Approve, None)).await;
     assert_eq!((locked.status, locked.body["reason"].as_str()), (423, Some("device_locked")));
     // an operator unlocks it; the genuine answer is still accepted

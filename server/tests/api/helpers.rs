@@ -135,6 +135,12 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    pub fn clone_answer(&self) -> Answer {
+        Answer { status: self.status, body: self.body.clone() }
+    }
+}
+
 impl TestDevice {
     pub fn enroll_body(code: &str, key: &SoftwareSigningKey, agreement: &SoftwareAgreementKey) -> Vec<u8> {
         serde_json::to_vec(&json!({

@@ -7,7 +7,7 @@ async fn health_ready_metrics_openapi(app: TestApp) {
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let m = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("pushauth_decisions"), "{m}");
+    assert!(m.contains("pushauth_device_locks_total 0"), "{m}");
     let o: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(o["openapi"], "3.1.0");
     let nf = app.http.get(app.url("/nope")).send().await.unwrap();

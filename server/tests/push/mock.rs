@@ -120,12 +120,6 @@ struct ApnsCtx {
 }
 
 impl MockApns {
-    /// A mock with its own signing key (`p8`).
-    pub async fn start() -> MockApns {
-        let key = SoftwareSigningKey::generate().unwrap();
-        Self::with_key(&key).await
-    }
-
     /// A mock that trusts `key` (several mocks can share one key, like Apple's hosts).
     pub async fn with_key(key: &SoftwareSigningKey) -> MockApns {
         let jwk = key.public().to_jwk();
@@ -180,10 +174,10 @@ fn apns_shape(headers: &BTreeMap<String, String>, body: &Value) -> Option<&'stat
         (Some("alert"), Some("10")) | (Some("background"), Some("5")) => {}
         _ => return Some("BadPriority"),
     }
-    if !h("apns-expiration").is_some_and(|e| e.parse::<i64>().is_ok()) {
+    if h("apns-expiration").is_none_or(|e| e.parse::<i64>().is_err()) {
         return Some("BadExpirationDate");
     }
-    if !h("apns-collapse-id").is_some_and(|c| !c.is_empty() && c.len() <= 64) {
+    if h("apns-collapse-id").is_none_or(|c| c.is_empty() || c.len() > 64) {
         return Some("BadCollapseId");
     }
     let Some(aps) = body.get("aps").and_then(Value::as_object) else { return Some("PayloadEmpty") };

@@ -144,7 +144,7 @@ async fn apns_challenge_push_on_the_wire() {
     assert_eq!(details.txn.payee.unwrap().as_str(), "Example Shop");
 
     // Same provider token for the next push (cached), sandbox device goes to sandbox.
-    let g = fixture(Platform::Ios, &IOS_TOKEN.replace('a', 'b'), Some(PushEnvironment::Sandbox));
+    let g = fixture(Platform::Ios, &IOS_TOKEN.replace('a', "b"), Some(PushEnvironment::Sandbox));
     assert_eq!(send(&apns, &g, PushKind::Challenge).await, PushResult::Sent { http_status: 200 });
     assert_eq!(sandbox.requests().len(), 1);
     assert_eq!(sandbox.requests()[0].bearer, r.bearer);

@@ -118,7 +118,9 @@ pub(super) async fn list(State(state): State<AppState>, _admin: Admin, Query(q):
         before: q.before.map(Millis),
         limit: q.limit.unwrap_or(50).clamp(1, 500),
     };
-    Ok(AppJson(serde_json::json!({ "challenges": state.store.challenge_list(filter).await? })).into_response())
+    let mut challenges = state.store.challenge_list(filter).await?;
+    challenges.iter_mut().for_each(crate::providers::redact_context);
+    Ok(AppJson(serde_json::json!({ "challenges": challenges })).into_response())
 }
 
 /// `GET /v1/admin/challenges/{id}`: the challenge, its decision (proof included, as
@@ -126,7 +128,8 @@ pub(super) async fn list(State(state): State<AppState>, _admin: Admin, Query(q):
 pub(super) async fn get(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&id, ChallengeId::parse, "challenge")?;
     let store = &state.store;
-    let challenge = store.challenge_get(&id).await?.ok_or_else(|| ApiError::not_found("challenge"))?;
+    let mut challenge = store.challenge_get(&id).await?.ok_or_else(|| ApiError::not_found("challenge"))?;
+    crate::providers::redact_context(&mut challenge);
     let body = serde_json::json!({
         "challenge": challenge,
         "display_amount": challenge.transaction().display_amount(),

@@ -79,7 +79,7 @@ async fn push_token(State(state): State<AppState>, call: DeviceCall) -> ApiResul
 
 /// A challenge as the device API returns it.
 #[derive(Debug, Serialize)]
-struct ChallengeItem {
+pub(crate) struct ChallengeItem {
     id: ChallengeId,
     status: pushauth_store::ChallengeStatus,
     token: String,

@@ -1,0 +1,315 @@
+//! `spawn` starts the real server with a connector configured; `TestDevice` is a virtual
+//! phone (the core with software keys) that enrolls, fetches and verifies challenges and
+//! signs decisions.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushauth_core::UnixTime;
+use pushauth_core::challenge::{self, VerifiedChallenge};
+use pushauth_core::ids::{DeviceId, Provider, ProviderRef};
+use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey};
+use pushauth_core::proof::{self, Decision, DecisionInput, UserVerification};
+use pushauth_core::request::{self, HttpRequest};
+use pushauth_server::{Config, Server};
+use pushauth_store::{Challenge, Store};
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_url() -> String {
+    std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.data_dir = dir.path().to_owned();
+    config.security.admin_key = Some(ADMIN_KEY.into());
+    config.workers.idle_poll_ms = 100;
+    tweak(&mut config);
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
+        Backend::Postgres => {
+            let schema = format!("t_{}", hex::encode(pushauth_core::keys::random_array::<8>().unwrap()));
+            Arc::new(pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8).await.unwrap())
+        }
+    };
+    store.migrate().await.unwrap();
+    let server = Server::start_with_store(config, store).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    TestApp { server, base, http: reqwest::Client::new(), _dir: dir }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Posts a webhook: raw body bytes and headers exactly as given.
+    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<Vec<u8>>) -> Answer {
+        let mut req = self.http.post(self.url(path)).body(body.into());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Answer { status, headers, text: resp.text().await.unwrap() }
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_cardholder(&self) -> String {
+        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "test"}))).await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn link(&self, cardholder: &str, provider: &str, key: &str) {
+        let path = format!("/v1/admin/cardholders/{cardholder}/links");
+        let (s, v) = self.admin(reqwest::Method::POST, &path, Some(json!({"provider": provider, "provider_key": key}))).await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    /// A cardholder linked to `provider`/`key`, with one enrolled device.
+    pub async fn cardholder_with_device(&self, provider: &str, key: &str) -> (String, TestDevice) {
+        let ch = self.create_cardholder().await;
+        self.link(&ch, provider, key).await;
+        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{ch}/activation-codes"), None).await;
+        assert_eq!(s, 201, "{v}");
+        let device = TestDevice::enroll(self, v["code"].as_str().unwrap()).await;
+        (ch, device)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.server.state.store
+    }
+
+    /// The challenge a processor reference made, if any.
+    pub async fn find(&self, provider: Provider, reference: &str) -> Option<Challenge> {
+        self.store().challenge_find(provider, &ProviderRef::parse(reference).unwrap()).await.unwrap()
+    }
+
+    /// How many challenges exist for a provider.
+    pub async fn count(&self, provider: &str) -> usize {
+        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges?provider={provider}&limit=500"), None).await;
+        assert_eq!(s, 200, "{v}");
+        v["challenges"].as_array().unwrap().len()
+    }
+
+    /// The admin evidence view of a challenge.
+    pub async fn view(&self, id: &str) -> Value {
+        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges/{id}"), None).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// Waits until the challenge's upstream leg has this status; returns the view.
+    pub async fn wait_upstream(&self, id: &str, status: &str, within: Duration) -> Value {
+        let mut last = Value::Null;
+        let found = wait_for(within, || async {
+            last = self.view(id).await;
+            last["challenge"]["upstream"] == status
+        })
+        .await;
+        assert!(found, "upstream never became {status}: {last:#}");
+        last
+    }
+
+    /// Waits until the challenge has this status.
+    pub async fn wait_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        let mut last = Value::Null;
+        let found = wait_for(within, || async {
+            last = self.view(id).await;
+            last["challenge"]["status"] == status
+        })
+        .await;
+        assert!(found, "status never became {status}: {last:#}");
+        last
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes.
+pub async fn wait_for<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn now() -> i64 {
+    pushauth_server::state::now().as_unix_time().seconds()
+}
+
+/// A virtual phone.
+pub struct TestDevice {
+    pub key: SoftwareSigningKey,
+    pub agreement: SoftwareAgreementKey,
+    pub id: DeviceId,
+    pub issuer: String,
+    pub server_key: PublicKey,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestDevice {
+    pub async fn enroll(app: &TestApp, code: &str) -> TestDevice {
+        let key = SoftwareSigningKey::generate().unwrap();
+        let agreement = SoftwareAgreementKey::generate().unwrap();
+        let body = serde_json::to_vec(&json!({
+            "activation_code": code,
+            "platform": "other",
+            "label": "test phone",
+            "signing_key": key.public().to_jwk(),
+            "agreement_key": agreement.public_key().unwrap().to_jwk(),
+        }))
+        .unwrap();
+        let path = "/v1/device/enroll";
+        let proof = request::sign_enrollment(&key, &app.base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now())).unwrap();
+        let resp = app
+            .http
+            .post(app.url(path))
+            .header("Authorization", format!("PushAuth {proof}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let v: Value = resp.json().await.unwrap();
+        let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
+        TestDevice {
+            key,
+            agreement,
+            id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
+            issuer: v["issuer"].as_str().unwrap().to_owned(),
+            server_key: PublicKey::from_jwk(&jwk).unwrap(),
+            base: app.base.clone(),
+            http: app.http.clone(),
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let proof = request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body: &bytes }, UnixTime(now())).unwrap();
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("Authorization", format!("PushAuth {proof}"))
+            .header("Content-Type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Fetches and verifies a challenge.
+    pub async fn challenge(&self, id: &str) -> VerifiedChallenge {
+        let (s, v) = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+        assert_eq!(s, 200, "{v}");
+        challenge::verify(v["token"].as_str().unwrap(), &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30).unwrap()
+    }
+
+    /// Fetches, verifies and answers a challenge; returns the server's answer and the proof.
+    pub async fn decide(&self, id: &str, decision: Decision, processor_output: Option<&str>) -> (u16, Value, String) {
+        let c = self.challenge(id).await;
+        let reason = (decision == Decision::Deny).then_some(proof::DenyReason::Declined);
+        let claims = proof::claims_for(
+            &c,
+            &DecisionInput {
+                device: &self.id,
+                decision,
+                reason,
+                uv: UserVerification::Biometric,
+                processor_output,
+                now: UnixTime(now()),
+                lifetime_secs: 60,
+            },
+        )
+        .unwrap();
+        let jws = proof::sign(&claims, &self.key).unwrap();
+        let mut body = json!({ "proof": jws });
+        if let Some(out) = processor_output {
+            body["processor_output"] = json!(out);
+        }
+        let (s, v) = self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(body)).await;
+        (s, v, jws)
+    }
+
+    /// Opens an encrypted push built for this device.
+    pub fn open_push(&self, challenge: &Challenge, enc: &str) -> pushauth_core::push::PushDetails {
+        let key: &dyn KeyAgreement = &self.agreement;
+        pushauth_core::push::PushDetails::open(key, &challenge.id, enc).unwrap()
+    }
+}
+
+/// An address nothing listens on (bound, then released).
+pub async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// Loads a fixture (see fixtures/README.md).
+pub fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+pub fn credentials() -> Value {
+    fixture(include_str!("fixtures/credentials.json"))
+}

@@ -43,10 +43,10 @@ step "mobile SDK: generate bindings"
 bash bindings/scripts/generate.sh
 
 step "mobile SDK: Python"
-bash bindings/scripts/test-python.sh
+bash tests/with-server.sh bash bindings/scripts/test-python.sh
 
 step "mobile SDK: Kotlin (JVM)"
-bash bindings/scripts/test-kotlin.sh
+bash tests/with-server.sh bash bindings/scripts/test-kotlin.sh
 
 step "mobile SDK: Swift sources are fresh"
 bash bindings/scripts/check-swift-fresh.sh

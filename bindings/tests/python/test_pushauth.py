@@ -359,43 +359,71 @@ class OfflineFlowTests(unittest.TestCase):
 
 @unittest.skipUnless(os.environ.get("PUSHAUTH_TEST_SERVER"), "PUSHAUTH_TEST_SERVER not set: no live server flow")
 class ServerFlowTests(unittest.TestCase):
-    """enroll -> pending -> challenge -> approve against a running pushauth server.
+    """The SDK against a running pushauth server: enroll -> pending -> challenge ->
+    approve, and deny not_me. The test plays the issuer's backend through the admin
+    API. `tests/run-all.sh` starts a server and sets:
 
-    PUSHAUTH_TEST_SERVER: its base URL (http://127.0.0.1:8080).
-    PUSHAUTH_TEST_ACTIVATION_CODE: a fresh activation code (or enrollment link).
-    PUSHAUTH_TEST_WAIT_SECS: how long to wait for a pending challenge (default 0).
+    PUSHAUTH_TEST_SERVER: its base URL (http://127.0.0.1:PORT).
+    PUSHAUTH_TEST_ADMIN_KEY: an admin API key of that server.
     """
 
-    def test_enroll_pending_challenge_approve(self):
-        server = os.environ["PUSHAUTH_TEST_SERVER"]
-        code = os.environ.get("PUSHAUTH_TEST_ACTIVATION_CODE")
-        if not code:
-            self.skipTest("PUSHAUTH_TEST_ACTIVATION_CODE not set")
+    def setUp(self):
+        self.server = os.environ.get("PUSHAUTH_TEST_SERVER")
+        self.admin_key = os.environ.get("PUSHAUTH_TEST_ADMIN_KEY")
+        if not self.server or not self.admin_key:
+            self.skipTest("PUSHAUTH_TEST_SERVER / PUSHAUTH_TEST_ADMIN_KEY not set (tests/run-all.sh sets them)")
+
+    def admin(self, method, path, body=None):
+        import urllib.request
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.admin_key)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+            return json.loads(text) if text else None
+
+    def new_challenge(self, cardholder, reference):
+        return self.admin("POST", "/v1/admin/challenges", {
+            "cardholder_id": cardholder, "reference": reference,
+            "amount": {"minor": 4990, "currency": "EUR"}, "payee": "Example Shop", "ttl_secs": 120,
+        })["challenge"]["id"]
+
+    def test_enroll_approve_and_deny_not_me(self):
+        cardholder = self.admin("POST", "/v1/admin/cardholders", {"label": "python sdk test"})["id"]
+        link = self.admin("POST", "/v1/admin/cardholders/%s/activation-codes" % cardholder)["deeplink"]
         store = pa.SoftwareKeyStore()
-        options = pa.ClientOptions(user_verification=pa.UserVerification.NONE)
+        options = pa.ClientOptions(user_verification=pa.UserVerification.BIOMETRIC)
+        suffix = str(time.time_ns())
 
         async def flow():
-            request = pa.EnrollRequest(activation=code, server_url=server, platform=pa.Platform.OTHER,
+            request = pa.EnrollRequest(activation=link, server_url=None, platform=pa.Platform.OTHER,
                                        label="python binding test", options=options)
             state = await pa.enroll(request, store)
-            self.assertEqual(len(store.aliases()), 2)
             client = pa.PushAuthClient.with_options(state, store, options)
-            await client.update_push_token("python-test-token", None)
-            deadline = time.monotonic() + float(os.environ.get("PUSHAUTH_TEST_WAIT_SECS", "0"))
+            first = self.new_challenge(cardholder, "py-approve-" + suffix)
             pending = await client.pending_challenges()
-            while not pending and time.monotonic() < deadline:
-                await asyncio.sleep(1)
-                pending = await client.pending_challenges()
-            if not pending:
-                return None
-            view = await client.challenge(pending[0].id)
-            self.assertEqual(view.id, pending[0].id)
-            return await client.approve(view.id, None)
+            self.assertEqual([c.id for c in pending], [first])
+            view = await client.challenge(first)
+            self.assertEqual(view.amount_display, "EUR 49.90")
+            self.assertEqual(view.payee, "Example Shop")
+            approved = await client.approve(first, None)
+            with self.assertRaises(pa.PushAuthError.AlreadyAnswered):
+                await client.approve(first, None)
+            second = self.new_challenge(cardholder, "py-deny-" + suffix)
+            await client.challenge(second)
+            denied = await client.deny(second, pa.DenyReason.NOT_ME)
+            return first, approved, second, denied
 
-        outcome = asyncio.run(flow())
-        if outcome is None:
-            self.skipTest("enrolled, but no pending challenge for this device to approve")
-        self.assertEqual(outcome, pa.DecisionOutcome.APPROVED)
+        first, approved, second, denied = asyncio.run(flow())
+        self.assertEqual(approved, pa.DecisionOutcome.APPROVED)
+        self.assertEqual(denied, pa.DecisionOutcome.DENIED)
+        one = self.admin("GET", "/v1/admin/challenges/" + first)
+        self.assertEqual(one["challenge"]["status"], "approved")
+        self.assertEqual(one["decision"]["user_verification"], "biometric")
+        two = self.admin("GET", "/v1/admin/challenges/" + second)
+        self.assertEqual(two["decision"]["reason"], "not_me")
 
 
 if __name__ == "__main__":

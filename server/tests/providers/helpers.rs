@@ -313,3 +313,34 @@ pub fn fixture(text: &str) -> Value {
 pub fn credentials() -> Value {
     fixture(include_str!("fixtures/credentials.json"))
 }
+
+/// RFC 3339 UTC text of a Unix time in seconds.
+pub fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A fresh processor reference.
+pub fn new_ref() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Asserts nothing was stored for this reference.
+pub async fn assert_nothing_stored(app: &TestApp, provider: Provider, reference: &str) {
+    assert!(app.find(provider, reference).await.is_none(), "a challenge was stored for {reference}");
+}
+
+/// `Authorization: Basic …`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}

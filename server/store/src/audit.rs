@@ -7,8 +7,9 @@
 //! hash(n) = hex(SHA-256( hash(n−1) ‖ "\n" ‖ JSON[seq, at, actor, action, challenge, device, cardholder, details] ))
 //! hash(0) = 64 × "0"
 //! ```
-//! `details` is serialised by serde_json with sorted object keys (its default map),
-//! so the content hash does not depend on how a backend stores JSON.
+//! The JSON is written canonically here (object keys sorted by code point at every
+//! level, no whitespace), so the hash depends neither on how a backend stores JSON nor
+//! on serde_json's map ordering features.
 
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId};
 use serde::Serialize;
@@ -115,11 +116,45 @@ pub fn entry_hash(prev_hash: &str, seq: i64, draft: &AuditDraft) -> String {
         draft.cardholder.as_ref().map(|c| c.as_str()),
         draft.details,
     ]);
+    let mut text = String::with_capacity(256);
+    canonical_json(&content, &mut text);
     let mut h = sha2::Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(b"\n");
-    h.update(content.to_string().as_bytes());
+    h.update(text.as_bytes());
     hex::encode(h.finalize())
+}
+
+/// Writes `value` with object keys sorted at every level and no whitespace.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +169,10 @@ mod tests {
         assert_ne!(h, entry_hash(GENESIS_HASH, 2, &d));
         assert_ne!(h, entry_hash(&h, 1, &d));
         assert_ne!(h, entry_hash(GENESIS_HASH, 1, &AuditDraft { actor: "admin:x".into(), ..d.clone() }));
-        // key order of details does not matter (sorted map)
+        // key order of details does not matter, at any depth
+        let nested_a = AuditDraft { details: serde_json::from_str(r#"{"x":{"b":1,"a":[{"d":1,"c":2}]}}"#).unwrap(), ..d.clone() };
+        let nested_b = AuditDraft { details: serde_json::from_str(r#"{"x":{"a":[{"c":2,"d":1}],"b":1}}"#).unwrap(), ..d.clone() };
+        assert_eq!(entry_hash(GENESIS_HASH, 1, &nested_a), entry_hash(GENESIS_HASH, 1, &nested_b));
         let d2 = AuditDraft { details: serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap(), ..d.clone() };
         assert_eq!(h, entry_hash(GENESIS_HASH, 1, &d2));
     }

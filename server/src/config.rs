@@ -27,7 +27,7 @@ pub struct Config {
     pub api: ApiProviderConfig,
     /// Processor connectors (`[providers.enfuce]`, …).
     pub providers: crate::providers::config::ProvidersConfig,
-    /// Push services (`[push.apns]`, `[push.fcm]`).
+    /// Push services (`[push]` apns_* / fcm_* keys, docs/push.md).
     pub push: crate::push::config::PushConfig,
 }
 

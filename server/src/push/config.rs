@@ -33,9 +33,11 @@ pub struct PushConfig {
     pub apns_key_file: Option<PathBuf>,
     /// The key's 10-character Key ID (shown next to the key in the developer account).
     /// Required for APNs.
+    #[serde(deserialize_with = "text")]
     pub apns_key_id: Option<String>,
     /// The 10-character Team ID of the developer account that owns the key and the
     /// app. Required for APNs.
+    #[serde(deserialize_with = "text")]
     pub apns_team_id: Option<String>,
     /// `apns-topic`: the iOS app's bundle id (`com.example.bank`). Required for APNs.
     pub apns_topic: Option<String>,
@@ -65,6 +67,7 @@ pub struct PushConfig {
     /// Firebase console). Required for FCM.
     pub fcm_service_account_file: Option<PathBuf>,
     /// Firebase project id. Default: `project_id` of the service-account file.
+    #[serde(deserialize_with = "text")]
     pub fcm_project_id: Option<String>,
     /// FCM HTTP v1 endpoint. Default `https://fcm.googleapis.com`.
     pub fcm_base_url: Option<String>,
@@ -123,6 +126,21 @@ pub struct FcmSettings {
     pub project_id: Option<String>,
     /// Endpoint, no trailing slash.
     pub base_url: String,
+}
+
+/// A string that may have arrived as a TOML integer: an environment value such as
+/// `PUSHAUTH_PUSH__APNS_TEAM_ID=1234567890` is read as TOML first.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        N(i64),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+        Text::S(s) => s,
+        Text::N(n) => n.to_string(),
+    }))
 }
 
 fn set(value: &Option<String>) -> bool {
@@ -299,5 +317,22 @@ mod tests {
         assert_eq!(c.apns_token_refresh_secs, 1800);
         let t: toml::Table = "apns_unknown = 1".parse().unwrap();
         assert!(toml::Value::Table(t).try_into::<PushConfig>().is_err());
+    }
+
+    #[test]
+    fn environment_overrides_reach_push() {
+        let env = [
+            ("PUSHAUTH_PUSH__APNS_KEY_FILE", "/run/secrets/AuthKey.p8"),
+            ("PUSHAUTH_PUSH__APNS_KEY_ID", "ABC123DEFG"),
+            ("PUSHAUTH_PUSH__APNS_TEAM_ID", "1234567890"),
+            ("PUSHAUTH_PUSH__APNS_TOPIC", "com.example.bank"),
+            ("PUSHAUTH_PUSH__APNS_TOKEN_REFRESH_SECS", "1800"),
+            ("PUSHAUTH_PUSH__FCM_SERVICE_ACCOUNT_FILE", "/run/secrets/sa.json"),
+        ];
+        let c = crate::config::Config::load(None, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let apns = c.push.apns().unwrap().unwrap();
+        assert_eq!((apns.team_id.as_str(), apns.refresh_secs), ("1234567890", 1800));
+        assert_eq!(apns.key_file, std::path::PathBuf::from("/run/secrets/AuthKey.p8"));
+        assert!(c.push.fcm().unwrap().is_some());
     }
 }

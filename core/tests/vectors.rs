@@ -6,6 +6,8 @@
 //! verifying exactly as recorded. The binding tests (Python, Kotlin) read the same
 //! files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "test code")]
+
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
 use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey, normalize_signature};

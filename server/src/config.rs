@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP listener and identity.
@@ -29,21 +29,6 @@ pub struct Config {
     pub providers: crate::providers::config::ProvidersConfig,
     /// Push services (`[push]` apns_* / fcm_* keys, docs/push.md).
     pub push: crate::push::config::PushConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            security: SecurityConfig::default(),
-            workers: WorkerConfig::default(),
-            challenges: ChallengeConfig::default(),
-            api: ApiProviderConfig::default(),
-            providers: Default::default(),
-            push: Default::default(),
-        }
-    }
 }
 
 /// `[server]`

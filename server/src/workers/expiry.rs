@@ -26,10 +26,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             tracing::error!(error = %e, "expiry sweep failed");
         }
         ticks = ticks.wrapping_add(1);
-        if ticks % PURGE_EVERY == 0 {
-            if let Err(e) = state.store.request_nonce_purge(now()).await {
-                tracing::error!(error = %e, "request nonce purge failed");
-            }
+        if ticks.is_multiple_of(PURGE_EVERY)
+            && let Err(e) = state.store.request_nonce_purge(now()).await
+        {
+            tracing::error!(error = %e, "request nonce purge failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}

@@ -57,7 +57,7 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Webhooks received, by provider and outcome (`created`, `duplicate`, `unauthorized`, `bad_request`, `unknown_card`, `refused`, `error`).
+    /// Webhooks received, by provider and outcome (`created`, `duplicate`, `unauthorized`, `bad_request`, `unknown_card`, `refused`, `ignored`, `final_status`, `error`).
     pub webhooks: Family<ProviderOutcome, Counter>,
     /// Time to acknowledge a webhook, seconds.
     pub webhook_latency: Family<ProviderLabel, Histogram>,

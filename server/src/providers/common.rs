@@ -22,15 +22,23 @@ pub const SECRET_CONTEXT_KEY: &str = "secret";
 
 /// The one-time code to show in the encrypted push, if the connector stored one.
 pub fn push_otp(challenge: &Challenge) -> Option<String> {
-    challenge.context.get(SECRET_CONTEXT_KEY)?.get("otp")?.as_str().map(str::to_owned)
+    challenge
+        .context
+        .get(SECRET_CONTEXT_KEY)?
+        .get("otp")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Removes the connector secrets from a challenge before it is shown to anyone.
 pub fn redact_context(challenge: &mut Challenge) {
-    if let serde_json::Value::Object(map) = &mut challenge.context {
-        if map.remove(SECRET_CONTEXT_KEY).is_some() {
-            map.insert(SECRET_CONTEXT_KEY.to_owned(), serde_json::Value::String("<redacted>".into()));
-        }
+    if let serde_json::Value::Object(map) = &mut challenge.context
+        && map.remove(SECRET_CONTEXT_KEY).is_some()
+    {
+        map.insert(
+            SECRET_CONTEXT_KEY.to_owned(),
+            serde_json::Value::String("<redacted>".into()),
+        );
     }
 }
 
@@ -46,14 +54,21 @@ pub struct Meter {
 impl Meter {
     /// Starts the clock.
     pub fn start(provider: Provider) -> Meter {
-        Meter { provider, started: Instant::now() }
+        Meter {
+            provider,
+            started: Instant::now(),
+        }
     }
 
     /// Records the outcome (`created`, `duplicate`, `unauthorized`, `bad_request`,
     /// `unknown_card`, `refused`, `ignored`, `final_status`, `error`).
     pub fn done(&self, state: &AppState, outcome: &'static str) {
         let provider = self.provider.as_str();
-        state.metrics.webhooks.get_or_create(&ProviderOutcome { provider, outcome }).inc();
+        state
+            .metrics
+            .webhooks
+            .get_or_create(&ProviderOutcome { provider, outcome })
+            .inc();
         state
             .metrics
             .webhook_latency
@@ -63,8 +78,19 @@ impl Meter {
 
     /// Records a refused proof of origin.
     pub fn unauthorized(&self, state: &AppState, reason: &'static str) {
-        state.metrics.auth_failures.get_or_create(&AuthFailure { surface: "webhook", reason }).inc();
-        tracing::warn!(provider = self.provider.as_str(), reason, "webhook authentication failed");
+        state
+            .metrics
+            .auth_failures
+            .get_or_create(&AuthFailure {
+                surface: "webhook",
+                reason,
+            })
+            .inc();
+        tracing::warn!(
+            provider = self.provider.as_str(),
+            reason,
+            "webhook authentication failed"
+        );
         self.done(state, "unauthorized");
     }
 }
@@ -74,7 +100,11 @@ pub fn auth_reason(e: &super::auth::AuthError) -> &'static str {
     use super::auth::AuthError as E;
     match e {
         E::MissingHeader | E::MissingSignature => "missing_credentials",
-        E::NotBasicScheme | E::MalformedBase64 | E::NotUtf8 | E::NoColon | E::MalformedSignature => "malformed_credentials",
+        E::NotBasicScheme
+        | E::MalformedBase64
+        | E::NotUtf8
+        | E::NoColon
+        | E::MalformedSignature => "malformed_credentials",
         E::BadCredentials => "bad_credentials",
         E::BadSignature => "bad_signature",
         E::BadKey(_) => "misconfigured",
@@ -95,14 +125,21 @@ pub struct BodyError {
 impl BodyError {
     /// A 400 with this message.
     pub fn invalid(message: impl Into<String>) -> Self {
-        BodyError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        BodyError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
 }
 
 /// The raw body, or why it could not be read.
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, BodyError> {
     body.map_err(|e| BodyError {
-        status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST },
+        status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            e.status()
+        } else {
+            StatusCode::BAD_REQUEST
+        },
         message: "the body could not be read".into(),
     })
 }
@@ -120,13 +157,20 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
             serde_json::error::Category::Io => "the body could not be read".to_owned(),
             serde_json::error::Category::Data => {
                 let text = inner.to_string();
-                match text.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                match text
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                {
                     Some(field) if field.len() <= 64 => format!("missing field {field}"),
                     _ => "a field is missing, mistyped or invalid".to_owned(),
                 }
             }
         };
-        if path.is_empty() || path == "." { BodyError::invalid(what) } else { BodyError::invalid(format!("{path}: {what}")) }
+        if path.is_empty() || path == "." {
+            BodyError::invalid(what)
+        } else {
+            BodyError::invalid(format!("{path}: {what}"))
+        }
     })
 }
 
@@ -142,7 +186,12 @@ pub struct Deadlines {
 /// The upstream deadline is `now + window`, or earlier if the processor says so
 /// (`processor_end`); the decision deadline keeps `margin_secs` of it for delivering
 /// the result. `None` when no time is left for a decision.
-pub fn deadlines(now: Millis, window_secs: u64, margin_secs: u64, processor_end: Option<Millis>) -> Option<Deadlines> {
+pub fn deadlines(
+    now: Millis,
+    window_secs: u64,
+    margin_secs: u64,
+    processor_end: Option<Millis>,
+) -> Option<Deadlines> {
     let window = now.plus(secs_ms(window_secs));
     let upstream = processor_end.map_or(window, |end| end.min(window));
     let decision = upstream.plus(-secs_ms(margin_secs));
@@ -151,7 +200,9 @@ pub fn deadlines(now: Millis, window_secs: u64, margin_secs: u64, processor_end:
 
 /// Seconds to milliseconds, saturating.
 pub fn secs_ms(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 /// Parses an RFC 3339 date-time (`2026-11-18T11:06:40Z`, `…40.123+01:00`) to Unix ms.
@@ -165,12 +216,24 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         }
         std::str::from_utf8(part).ok()?.parse().ok()
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59 {
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
         return None;
     }
     let mut i = 19;
@@ -186,7 +249,10 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         }
         // Milliseconds: the first three digits, right-padded.
         for k in 0..3 {
-            millis = millis * 10 + b.get(start + k).filter(|_| start + k < i).map_or(0, |d| i64::from(d - b'0'));
+            millis = millis * 10
+                + b.get(start + k)
+                    .filter(|_| start + k < i)
+                    .map_or(0, |d| i64::from(d - b'0'));
         }
     }
     let offset_secs = match b.get(i) {
@@ -228,7 +294,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Checks a URL a processor asks us to call: absolute `https` (or `http` when allowed),
 /// no credentials, host (or `host:port`) in the allow-list. Returns a fixed reason.
-pub fn check_callback_url(raw: &str, hosts: &[String], allow_http: bool) -> Result<url::Url, &'static str> {
+pub fn check_callback_url(
+    raw: &str,
+    hosts: &[String],
+    allow_http: bool,
+) -> Result<url::Url, &'static str> {
     let url = url::Url::parse(raw).map_err(|_| "not an absolute URL")?;
     match url.scheme() {
         "https" => {}
@@ -240,14 +310,25 @@ pub fn check_callback_url(raw: &str, hosts: &[String], allow_http: bool) -> Resu
     }
     let host = url.host_str().ok_or("has no host")?.to_ascii_lowercase();
     let with_port = url.port().map(|p| format!("{host}:{p}"));
-    let allowed = hosts
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(&host) || with_port.as_deref().is_some_and(|hp| h.eq_ignore_ascii_case(hp)));
-    if allowed { Ok(url) } else { Err("host is not in the allow-list") }
+    let allowed = hosts.iter().any(|h| {
+        h.eq_ignore_ascii_case(&host)
+            || with_port
+                .as_deref()
+                .is_some_and(|hp| h.eq_ignore_ascii_case(hp))
+    });
+    if allowed {
+        Ok(url)
+    } else {
+        Err("host is not in the allow-list")
+    }
 }
 
 /// The cardholder linked to the first of `keys` that resolves.
-pub async fn resolve_cardholder(state: &AppState, provider: Provider, keys: &[&str]) -> Result<Option<CardholderId>, ApiError> {
+pub async fn resolve_cardholder(
+    state: &AppState,
+    provider: Provider,
+    keys: &[&str],
+) -> Result<Option<CardholderId>, ApiError> {
     for key in keys.iter().filter(|k| !k.is_empty()) {
         if let Some(link) = state.store.card_link_resolve(provider, key).await? {
             return Ok(Some(link.cardholder));
@@ -259,17 +340,39 @@ pub async fn resolve_cardholder(state: &AppState, provider: Provider, keys: &[&s
 /// `Authorization: Basic …` value for outbound calls.
 pub fn basic_authorization(user: &str, password: &str) -> String {
     use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// Characters escaped in a URL path segment built from a processor's id.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}')
-    .add(b'\\').add(b'^').add(b'|').add(b'[').add(b']');
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
 
 /// `base` (no trailing slash) + `template` with `{placeholder}` replaced by `id` as
 /// one escaped path segment.
-pub fn join_url(base: &url::Url, template: &str, placeholder: &str, id: &str) -> Result<url::Url, String> {
+pub fn join_url(
+    base: &url::Url,
+    template: &str,
+    placeholder: &str,
+    id: &str,
+) -> Result<url::Url, String> {
     let segment = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
     let path = template.replace(placeholder, &segment);
     let text = format!("{}{path}", base.as_str().trim_end_matches('/'));
@@ -278,7 +381,8 @@ pub fn join_url(base: &url::Url, template: &str, placeholder: &str, id: &str) ->
 
 /// Marks a header value as sensitive (kept out of debug output by `http`).
 pub fn sensitive(value: &str) -> Result<reqwest::header::HeaderValue, String> {
-    let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| "a credential is not a valid header value".to_owned())?;
+    let mut v = reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| "a credential is not a valid header value".to_owned())?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -350,15 +454,41 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(Millis(0)));
-        assert_eq!(parse_rfc3339("2026-11-18T11:06:40Z"), Some(Millis(1_795_000_000_000)));
-        assert_eq!(parse_rfc3339("2026-11-18T11:06:40.5Z"), Some(Millis(1_795_000_000_500)));
-        assert_eq!(parse_rfc3339("2026-11-18T11:06:40.123456Z"), Some(Millis(1_795_000_000_123)));
-        assert_eq!(parse_rfc3339("2026-11-18T12:06:40+01:00"), Some(Millis(1_795_000_000_000)));
-        assert_eq!(parse_rfc3339("2026-11-18t10:36:40-00:30"), Some(Millis(1_795_000_000_000)));
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(Millis(1_709_164_800_000)));
+        assert_eq!(
+            parse_rfc3339("2026-11-18T11:06:40Z"),
+            Some(Millis(1_795_000_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-18T11:06:40.5Z"),
+            Some(Millis(1_795_000_000_500))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-18T11:06:40.123456Z"),
+            Some(Millis(1_795_000_000_123))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-18T12:06:40+01:00"),
+            Some(Millis(1_795_000_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-18t10:36:40-00:30"),
+            Some(Millis(1_795_000_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(Millis(1_709_164_800_000))
+        );
         for bad in [
-            "", "2026-11-18", "2026-11-18T11:06:40", "2026-13-18T11:06:40Z", "2025-02-29T00:00:00Z", "2026-11-18T24:00:00Z",
-            "2026-11-18T11:06:40.Z", "2026-11-18T11:06:40+0100", "2026-11-18T11:06:40Zjunk", "２０２６-11-18T11:06:40Z",
+            "",
+            "2026-11-18",
+            "2026-11-18T11:06:40",
+            "2026-13-18T11:06:40Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-18T24:00:00Z",
+            "2026-11-18T11:06:40.Z",
+            "2026-11-18T11:06:40+0100",
+            "2026-11-18T11:06:40Zjunk",
+            "２０２６-11-18T11:06:40Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
@@ -368,9 +498,15 @@ mod tests {
     fn deadline_clamping() {
         let now = Millis(1_000_000);
         let d = deadlines(now, 150, 10, None).unwrap();
-        assert_eq!((d.decision, d.upstream), (Millis(1_140_000), Millis(1_150_000)));
+        assert_eq!(
+            (d.decision, d.upstream),
+            (Millis(1_140_000), Millis(1_150_000))
+        );
         let d = deadlines(now, 600, 30, Some(Millis(1_100_000))).unwrap();
-        assert_eq!((d.decision, d.upstream), (Millis(1_070_000), Millis(1_100_000)));
+        assert_eq!(
+            (d.decision, d.upstream),
+            (Millis(1_070_000), Millis(1_100_000))
+        );
         assert!(deadlines(now, 600, 30, Some(Millis(1_020_000))).is_none());
         assert!(deadlines(now, 600, 30, Some(Millis(0))).is_none());
     }
@@ -378,7 +514,9 @@ mod tests {
     #[test]
     fn callback_urls() {
         let hosts = vec!["id.enfuce.com".to_owned(), "127.0.0.1:9000".to_owned()];
-        assert!(check_callback_url("https://id.enfuce.com/v1/callback/a/b/c", &hosts, false).is_ok());
+        assert!(
+            check_callback_url("https://id.enfuce.com/v1/callback/a/b/c", &hosts, false).is_ok()
+        );
         assert!(check_callback_url("https://ID.ENFUCE.COM/x", &hosts, false).is_ok());
         assert!(check_callback_url("http://id.enfuce.com/x", &hosts, false).is_err());
         assert!(check_callback_url("https://id.enfuce.com.evil.example/x", &hosts, false).is_err());
@@ -395,9 +533,22 @@ mod tests {
 
     #[test]
     fn lenient_enums() {
-        let f: Vec<Flow> = serde_json::from_str(r#"["OOB","oob_trigger_fl","PWD_OTP_PHONE_FL","NEW_FLOW"]"#).unwrap();
-        assert_eq!(f, vec![Flow::Oob, Flow::Oob, Flow::Sms, Flow::Other("NEW_FLOW".into())]);
-        assert_eq!(serde_json::to_string(&f).unwrap(), r#"["OOB","OOB","OTP_SMS","NEW_FLOW"]"#);
+        let f: Vec<Flow> =
+            serde_json::from_str(r#"["OOB","oob_trigger_fl","PWD_OTP_PHONE_FL","NEW_FLOW"]"#)
+                .unwrap();
+        assert_eq!(
+            f,
+            vec![
+                Flow::Oob,
+                Flow::Oob,
+                Flow::Sms,
+                Flow::Other("NEW_FLOW".into())
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"["OOB","OOB","OTP_SMS","NEW_FLOW"]"#
+        );
     }
 
     #[test]
@@ -414,7 +565,10 @@ mod tests {
             s: String,
         }
         let e = parse_body::<B>(br#"{"a":{"n":"SECRET-VALUE","s":"x"}}"#).unwrap_err();
-        assert!(e.message.starts_with("a.n:") && !e.message.contains("SECRET"), "{e:?}");
+        assert!(
+            e.message.starts_with("a.n:") && !e.message.contains("SECRET"),
+            "{e:?}"
+        );
         let e = parse_body::<B>(br#"{"a":{"n":1}}"#).unwrap_err();
         assert_eq!(e.message, "a: missing field s");
         let e = parse_body::<B>(b"{not json").unwrap_err();
@@ -424,6 +578,11 @@ mod tests {
     #[test]
     fn context_secrets() {
         let v = serde_json::json!({"event_id": "e", "secret": {"otp": "123456"}});
-        assert_eq!(v.get(SECRET_CONTEXT_KEY).and_then(|s| s.get("otp")).and_then(|o| o.as_str()), Some("123456"));
+        assert_eq!(
+            v.get(SECRET_CONTEXT_KEY)
+                .and_then(|s| s.get("otp"))
+                .and_then(|o| o.as_str()),
+            Some("123456")
+        );
     }
 }

@@ -58,7 +58,11 @@ impl Drop for Secret {
 }
 
 /// Reads an optional secret given inline or as a file; `key` names it in errors.
-pub fn resolve_secret(inline: &Option<Secret>, file: &Option<PathBuf>, key: &str) -> Result<Option<Secret>, String> {
+pub fn resolve_secret(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<Option<Secret>, String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(format!("{key} and {key}_file are both set; give one")),
         (Some(s), None) if s.expose().is_empty() => Err(format!("{key} is empty")),
@@ -69,12 +73,17 @@ pub fn resolve_secret(inline: &Option<Secret>, file: &Option<PathBuf>, key: &str
 }
 
 /// Like [`resolve_secret`], for a secret the connector cannot work without.
-pub fn require_secret(inline: &Option<Secret>, file: &Option<PathBuf>, key: &str) -> Result<Secret, String> {
+pub fn require_secret(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<Secret, String> {
     resolve_secret(inline, file, key)?.ok_or_else(|| format!("{key} (or {key}_file) is required"))
 }
 
 fn read_secret_file(path: &Path, key: &str) -> Result<Secret, String> {
-    let mut text = std::fs::read_to_string(path).map_err(|e| format!("{key}_file {}: {e}", path.display()))?;
+    let mut text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key}_file {}: {e}", path.display()))?;
     let kept = text.trim_end_matches(['\r', '\n']).len();
     text.truncate(kept);
     let secret = Secret(text);
@@ -372,13 +381,20 @@ fn treezor_token_path() -> String {
 }
 
 /// Checks a window and its result margin: `1 ≤ margin < window ≤ max`.
-pub fn check_window(section: &str, window: u64, margin: u64, max: Option<u64>) -> Result<(), String> {
+pub fn check_window(
+    section: &str,
+    window: u64,
+    margin: u64,
+    max: Option<u64>,
+) -> Result<(), String> {
     if window == 0 || max.is_some_and(|m| window > m) {
         let limit = max.map(|m| format!(" (at most {m})")).unwrap_or_default();
         return Err(format!("{section}.window_secs must be positive{limit}"));
     }
     if margin >= window {
-        return Err(format!("{section}.result_margin_secs must be smaller than window_secs"));
+        return Err(format!(
+            "{section}.result_margin_secs must be smaller than window_secs"
+        ));
     }
     Ok(())
 }
@@ -389,8 +405,14 @@ pub fn check_path(key: &str, path: &str, allow_empty: bool) -> Result<(), String
     if path.is_empty() && allow_empty {
         return Ok(());
     }
-    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.contains(['{', '}', '*', '?', '#', ' ']) {
-        return Err(format!("{key} must be an absolute path like /webhooks/x (no trailing slash, no placeholders)"));
+    if !path.starts_with('/')
+        || path.len() < 2
+        || path.ends_with('/')
+        || path.contains(['{', '}', '*', '?', '#', ' '])
+    {
+        return Err(format!(
+            "{key} must be an absolute path like /webhooks/x (no trailing slash, no placeholders)"
+        ));
     }
     Ok(())
 }
@@ -418,9 +440,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s");
         std::fs::write(&f, "from-file\n").unwrap();
-        assert_eq!(resolve_secret(&None, &Some(f.clone()), "k").unwrap().unwrap().expose(), "from-file");
-        assert!(resolve_secret(&Some(s.clone()), &Some(f), "k").unwrap_err().contains("both"));
-        assert!(require_secret(&None, &None, "x.y").unwrap_err().contains("x.y"));
+        assert_eq!(
+            resolve_secret(&None, &Some(f.clone()), "k")
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "from-file"
+        );
+        assert!(
+            resolve_secret(&Some(s.clone()), &Some(f), "k")
+                .unwrap_err()
+                .contains("both")
+        );
+        assert!(
+            require_secret(&None, &None, "x.y")
+                .unwrap_err()
+                .contains("x.y")
+        );
         let empty = dir.path().join("e");
         std::fs::write(&empty, "\n").unwrap();
         assert!(resolve_secret(&None, &Some(empty), "k").is_err());
@@ -443,7 +479,10 @@ mod tests {
         "#;
         let c: ProvidersConfig = toml::from_str(text).unwrap();
         let e = c.enfuce.unwrap();
-        assert_eq!((e.window_secs, e.result_margin_secs, e.callback_auth), (150, 10, CallAuth::Basic));
+        assert_eq!(
+            (e.window_secs, e.result_margin_secs, e.callback_auth),
+            (150, 10, CallAuth::Basic)
+        );
         assert!(!format!("{e:?}").contains("\"p\""));
         assert_eq!(c.treezor.unwrap().on_expiry, TreezorOnExpiry::Fallback);
         assert!(c.adyen.is_none() && c.paysafe.is_none());

@@ -47,12 +47,24 @@ impl Inbound {
     /// Checks the configuration and prepares the credential check.
     pub fn new(cfg: &EnfuceConfig) -> Result<Self, String> {
         check_path("providers.enfuce.path_prefix", &cfg.path_prefix, true)?;
-        check_window("providers.enfuce", cfg.window_secs, cfg.result_margin_secs, Some(150))?;
+        check_window(
+            "providers.enfuce",
+            cfg.window_secs,
+            cfg.result_margin_secs,
+            Some(150),
+        )?;
         if cfg.callback_hosts.iter().all(|h| h.trim().is_empty()) {
-            return Err("providers.enfuce.callback_hosts must list Enfuce's callback host(s)".into());
+            return Err(
+                "providers.enfuce.callback_hosts must list Enfuce's callback host(s)".into(),
+            );
         }
-        let password = require_secret(&cfg.webhook_password, &cfg.webhook_password_file, "providers.enfuce.webhook_password")?;
-        let verifier = BasicVerifier::new(&cfg.webhook_user, password.expose()).map_err(|e| format!("providers.enfuce: {e}"))?;
+        let password = require_secret(
+            &cfg.webhook_password,
+            &cfg.webhook_password_file,
+            "providers.enfuce.webhook_password",
+        )?;
+        let verifier = BasicVerifier::new(&cfg.webhook_user, password.expose())
+            .map_err(|e| format!("providers.enfuce: {e}"))?;
         Ok(Inbound {
             verifier,
             callback_hosts: cfg.callback_hosts.clone(),
@@ -65,8 +77,13 @@ impl Inbound {
 
 /// Routes: `POST {path_prefix}/v1/authenticate/{customerNumber}/{sessionId}`.
 pub fn router(cfg: &EnfuceConfig, inbound: Arc<Inbound>) -> Router<AppState> {
-    let path = format!("{}/v1/authenticate/{{customer}}/{{session}}", cfg.path_prefix);
-    Router::new().route(&path, post(authenticate)).layer(Extension(inbound))
+    let path = format!(
+        "{}/v1/authenticate/{{customer}}/{{session}}",
+        cfg.path_prefix
+    );
+    Router::new()
+        .route(&path, post(authenticate))
+        .layer(Extension(inbound))
 }
 
 lenient_enum! {
@@ -116,7 +133,12 @@ struct Merchant {
 }
 
 /// Enfuce's `errorResponse`.
-fn error_response(status: StatusCode, error_type: &str, error_code: &str, message: &str) -> Response {
+fn error_response(
+    status: StatusCode,
+    error_type: &str,
+    error_code: &str,
+    message: &str,
+) -> Response {
     let id = uuid::Uuid::new_v4();
     let body = serde_json::json!({
         "code": status.as_u16().to_string(),
@@ -135,7 +157,13 @@ fn rfc3339_now() -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
 }
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -151,7 +179,12 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 fn bad_request(e: &BodyError) -> Response {
-    error_response(e.status, "STATIC_VALIDATION_ERROR", "INVALID_REQUEST", &e.message)
+    error_response(
+        e.status,
+        "STATIC_VALIDATION_ERROR",
+        "INVALID_REQUEST",
+        &e.message,
+    )
 }
 
 /// `POST {prefix}/v1/authenticate/{customerNumber}/{sessionId}`: Enfuce asks us to
@@ -166,10 +199,17 @@ async fn authenticate(
     let meter = Meter::start(PROVIDER);
     // "For the outgoing webhook basic authentication according to RFC 7617 is the
     // method that is supported."
-    let presented = headers.get(header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map_or(&b""[..], |v| v.as_bytes());
     if let Err(e) = inbound.verifier.verify(presented) {
         meter.unauthorized(&state, common::auth_reason(&e));
-        return error_response(StatusCode::UNAUTHORIZED, "SECURITY_ERROR", "UNAUTHORIZED", "invalid credentials");
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "SECURITY_ERROR",
+            "UNAUTHORIZED",
+            "invalid credentials",
+        );
     }
     match handle(&state, &inbound, &customer, &session, body).await {
         Ok((outcome, response)) => {
@@ -179,8 +219,21 @@ async fn authenticate(
         Err(e) => {
             let internal = e.status() == StatusCode::INTERNAL_SERVER_ERROR;
             meter.done(&state, if internal { "error" } else { "bad_request" });
-            let kind = if internal { "UNEXPECTED_ERROR" } else { "STATIC_VALIDATION_ERROR" };
-            error_response(e.status(), kind, e.reason(), if internal { "internal error" } else { "invalid request" })
+            let kind = if internal {
+                "UNEXPECTED_ERROR"
+            } else {
+                "STATIC_VALIDATION_ERROR"
+            };
+            error_response(
+                e.status(),
+                kind,
+                e.reason(),
+                if internal {
+                    "internal error"
+                } else {
+                    "invalid request"
+                },
+            )
         }
     }
 }
@@ -201,14 +254,20 @@ async fn handle(
     let Ok(reference) = ProviderRef::parse(session) else {
         return invalid("sessionId: must be 1 to 256 visible ASCII characters".into());
     };
-    let callback = match common::check_callback_url(&body.callback_url, &inbound.callback_hosts, inbound.allow_http) {
+    let callback = match common::check_callback_url(
+        &body.callback_url,
+        &inbound.callback_hosts,
+        inbound.allow_http,
+    ) {
         Ok(url) => url,
         Err(why) => return invalid(format!("callbackUrl: {why}")),
     };
     let txn = body.transaction.as_ref();
     let amount = match txn.and_then(|t| t.amount.as_ref()) {
         None => None,
-        Some(a) => match Currency::parse(&a.currency).and_then(|c| Money::from_major_lexeme(a.amount.get(), c)) {
+        Some(a) => match Currency::parse(&a.currency)
+            .and_then(|c| Money::from_major_lexeme(a.amount.get(), c))
+        {
             Ok(m) => Some(m),
             Err(e) => return invalid(format!("transaction.amount: {e}")),
         },
@@ -217,15 +276,30 @@ async fn handle(
         Some(TxnType::Recurring) => TransactionKind::Recurring,
         _ => TransactionKind::Payment,
     };
-    let payee = body.merchant.as_ref().and_then(|m| m.name.as_deref()).and_then(Payee::sanitize);
+    let payee = body
+        .merchant
+        .as_ref()
+        .and_then(|m| m.name.as_deref())
+        .and_then(Payee::sanitize);
     let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &[customer]).await? else {
-        return Ok(("unknown_card", error_response(StatusCode::NOT_FOUND, "DYNAMIC_VALIDATION_ERROR", "CUSTOMER_NOT_FOUND", "Customer does not exist")));
+        return Ok((
+            "unknown_card",
+            error_response(
+                StatusCode::NOT_FOUND,
+                "DYNAMIC_VALIDATION_ERROR",
+                "CUSTOMER_NOT_FOUND",
+                "Customer does not exist",
+            ),
+        ));
     };
     let t = now();
     // The window runs from the webhook; the decision deadline keeps a margin so that a
     // TIMEOUT still reaches Enfuce before it invalidates the callback.
-    let Some(deadlines) = common::deadlines(t, inbound.window_secs, inbound.margin_secs, None) else {
-        return Err(crate::error::ApiError::internal("enfuce window leaves no time"));
+    let Some(deadlines) = common::deadlines(t, inbound.window_secs, inbound.margin_secs, None)
+    else {
+        return Err(crate::error::ApiError::internal(
+            "enfuce window leaves no time",
+        ));
     };
     let req = ChallengeRequest {
         cardholder,
@@ -244,13 +318,24 @@ async fn handle(
         }),
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
-    let refused = |code: &str, msg: &str| error_response(StatusCode::FORBIDDEN, "DYNAMIC_VALIDATION_ERROR", code, msg);
+    let refused = |code: &str, msg: &str| {
+        error_response(StatusCode::FORBIDDEN, "DYNAMIC_VALIDATION_ERROR", code, msg)
+    };
     Ok(match create(state, req).await? {
         Created::New { .. } => ("created", StatusCode::OK.into_response()),
         Created::Duplicate(_) => ("duplicate", StatusCode::OK.into_response()),
-        Created::CardholderBlocked => ("refused", refused("CARDHOLDER_BLOCKED", "the cardholder is blocked")),
-        Created::NoActiveDevice => ("refused", refused("NO_ACTIVE_DEVICE", "the cardholder has no active device")),
-        Created::TooManyPending => ("refused", refused("TOO_MANY_PENDING", "too many authentications pending")),
+        Created::CardholderBlocked => (
+            "refused",
+            refused("CARDHOLDER_BLOCKED", "the cardholder is blocked"),
+        ),
+        Created::NoActiveDevice => (
+            "refused",
+            refused("NO_ACTIVE_DEVICE", "the cardholder has no active device"),
+        ),
+        Created::TooManyPending => (
+            "refused",
+            refused("TOO_MANY_PENDING", "too many authentications pending"),
+        ),
     })
 }
 
@@ -268,14 +353,26 @@ impl EnfuceUpstream {
     pub fn new(cfg: &EnfuceConfig, http: reqwest::Client) -> Result<Self, String> {
         let value = match cfg.callback_auth {
             CallAuth::Basic => {
-                let user = cfg.callback_user.as_deref().filter(|u| !u.is_empty() && !u.contains(':'));
-                let user = user.ok_or("providers.enfuce.callback_user is required (no colon) for Basic callbacks")?;
-                let password =
-                    require_secret(&cfg.callback_password, &cfg.callback_password_file, "providers.enfuce.callback_password")?;
+                let user = cfg
+                    .callback_user
+                    .as_deref()
+                    .filter(|u| !u.is_empty() && !u.contains(':'));
+                let user = user.ok_or(
+                    "providers.enfuce.callback_user is required (no colon) for Basic callbacks",
+                )?;
+                let password = require_secret(
+                    &cfg.callback_password,
+                    &cfg.callback_password_file,
+                    "providers.enfuce.callback_password",
+                )?;
                 common::basic_authorization(user, password.expose())
             }
             CallAuth::Bearer => {
-                let token = require_secret(&cfg.callback_token, &cfg.callback_token_file, "providers.enfuce.callback_token")?;
+                let token = require_secret(
+                    &cfg.callback_token,
+                    &cfg.callback_token_file,
+                    "providers.enfuce.callback_token",
+                )?;
                 format!("Bearer {}", token.expose())
             }
         };
@@ -299,7 +396,10 @@ pub fn result_for(outcome: Outcome) -> &'static str {
 }
 
 fn callback_url(challenge: &Challenge) -> Option<&str> {
-    challenge.context.get("callback_url").and_then(|v| v.as_str())
+    challenge
+        .context
+        .get("callback_url")
+        .and_then(|v| v.as_str())
 }
 
 #[async_trait]
@@ -316,12 +416,20 @@ impl Upstream for EnfuceUpstream {
 
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let Some(raw) = callback_url(job.challenge) else {
-            return Delivery::Fatal { http_status: None, error: "no callbackUrl".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "no callbackUrl".into(),
+            };
         };
         // Checked at the webhook already; checked again in case the allow-list changed.
         let url = match common::check_callback_url(raw, &self.callback_hosts, self.allow_http) {
             Ok(url) => url,
-            Err(why) => return Delivery::Fatal { http_status: None, error: format!("callbackUrl {why}") },
+            Err(why) => {
+                return Delivery::Fatal {
+                    http_status: None,
+                    error: format!("callbackUrl {why}"),
+                };
+            }
         };
         let body = serde_json::json!({ "result": result_for(job.outcome) });
         let result = self
@@ -332,8 +440,15 @@ impl Upstream for EnfuceUpstream {
             .send()
             .await;
         match result {
-            Ok(resp) => super::api::classify(resp.status(), resp.headers().get(reqwest::header::RETRY_AFTER)),
-            Err(e) => Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None },
+            Ok(resp) => super::api::classify(
+                resp.status(),
+                resp.headers().get(reqwest::header::RETRY_AFTER),
+            ),
+            Err(e) => Delivery::Retry {
+                http_status: None,
+                error: crate::workers::transport_error(&e),
+                after: None,
+            },
         }
     }
 }
@@ -358,7 +473,8 @@ mod tests {
         assert_eq!(t.kind, Some(TxnType::Other("INSTALMENT".into())));
         let a = t.amount.unwrap();
         assert_eq!(a.amount.get(), "49.90");
-        let m = Money::from_major_lexeme(a.amount.get(), Currency::parse(&a.currency).unwrap()).unwrap();
+        let m = Money::from_major_lexeme(a.amount.get(), Currency::parse(&a.currency).unwrap())
+            .unwrap();
         assert_eq!(m.minor(), 4990);
     }
 

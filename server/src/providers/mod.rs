@@ -16,6 +16,7 @@
 //! transaction, and only then answer, in the processor's own shape.
 
 pub mod adyen;
+pub mod adyen_created;
 pub mod api;
 pub mod auth;
 pub mod common;
@@ -90,7 +91,10 @@ pub fn build_connectors(
     }
     if let Some(cfg) = &p.treezor {
         treezor::Inbound::new(cfg)?;
-        connectors.add(Arc::new(treezor_api::TreezorUpstream::new(cfg, http.clone())?));
+        connectors.add(Arc::new(treezor_api::TreezorUpstream::new(
+            cfg,
+            http.clone(),
+        )?));
     }
     let mut paths: Vec<String> = Vec::new();
     if let Some(c) = &p.enfuce {
@@ -108,10 +112,69 @@ pub fn build_connectors(
     if let Some(c) = &p.treezor {
         paths.push(c.path.clone());
     }
+    // Axum refuses overlapping routes by panicking; refuse them here with a message.
+    const RESERVED: [&str; 6] = [
+        "/v1/admin",
+        "/v1/device",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ];
     for (i, a) in paths.iter().enumerate() {
-        if paths[i + 1..].contains(a) || a.starts_with("/v1/admin") || a.starts_with("/v1/device") {
-            return Err(format!("providers: webhook path {a} is used twice or clashes with the API"));
+        let clash = paths[i + 1..].contains(a)
+            || RESERVED
+                .iter()
+                .any(|r| a == r || a.starts_with(&format!("{r}/")));
+        if clash {
+            return Err(format!(
+                "providers: webhook path {a} is used twice or clashes with the server's own routes"
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, toml_text).unwrap();
+        Config::load(Some(&f), Vec::<(String, String)>::new()).unwrap()
+    }
+
+    const ENFUCE: &str = "[providers.enfuce]\nwebhook_user = \"u\"\nwebhook_password = \"p\"\ncallback_hosts = [\"id.enfuce.com\"]\ncallback_user = \"c\"\ncallback_password = \"cp\"\n";
+
+    fn build(c: &Config) -> Result<usize, String> {
+        let mut connectors = crate::upstream::Connectors::default();
+        build_connectors(c, &reqwest::Client::new(), &mut connectors)?;
+        Ok(Provider::ALL
+            .iter()
+            .filter(|p| connectors.get(**p).is_some())
+            .count())
+    }
+
+    use pushauth_core::ids::Provider;
+
+    #[test]
+    fn start_up_checks_name_the_key() {
+        assert_eq!(build(&config("")), Ok(0));
+        assert_eq!(build(&config(ENFUCE)), Ok(1));
+        let e = build(&config(&ENFUCE.replace("webhook_password = \"p\"\n", ""))).unwrap_err();
+        assert!(e.contains("providers.enfuce.webhook_password"), "{e}");
+        let e = build(&config(&format!("{ENFUCE}window_secs = 151\n"))).unwrap_err();
+        assert!(e.contains("window_secs"), "{e}");
+        let e = build(&config(&format!("{ENFUCE}path_prefix = \"/metrics\"\n"))).unwrap_err();
+        assert!(e.contains("clashes"), "{e}");
+        let paysafe = "[providers.paysafe]\nwebhook_key = \"not base64!\"\napi_token = \"t\"\nbase_url = \"https://p.example\"\n";
+        assert!(build(&config(paysafe)).unwrap_err().contains("webhook_key"));
+        let treezor = "[providers.treezor]\nwebhook_secret = \"w\"\nbase_url = \"https://t.example\"\nclient_id = \"1\"\nclient_secret = \"s\"\npath = \"/healthz\"\n";
+        assert!(build(&config(treezor)).unwrap_err().contains("clashes"));
+        let adyen = "[providers.adyen]\nwebhook_user = \"u\"\nwebhook_password = \"p\"\nbase_url = \"https://a.example\"\napi_key = \"k\"\nhmac_key = \"zz\"\n";
+        assert!(build(&config(adyen)).unwrap_err().contains("hmac_key"));
+        assert_eq!(build(&config(&adyen.replace("zz", "00ff"))), Ok(1));
+    }
 }

@@ -29,7 +29,9 @@ use serde::Deserialize;
 
 use super::auth::PaysafeVerifier;
 use super::common::{self, BodyError, Meter, SECRET_CONTEXT_KEY, lenient_enum};
-use super::config::{PaysafeConfig, Secret, check_base_url, check_path, require_secret, resolve_secret};
+use super::config::{
+    PaysafeConfig, Secret, check_base_url, check_path, require_secret, resolve_secret,
+};
 use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
 use crate::upstream::{Delivery, Job, Outcome, Upstream};
@@ -50,13 +52,24 @@ impl Inbound {
     pub fn new(cfg: &PaysafeConfig) -> Result<Self, String> {
         check_path("providers.paysafe.path_prefix", &cfg.path_prefix, true)?;
         if cfg.default_window_secs == 0 || cfg.max_window_secs < cfg.default_window_secs {
-            return Err("providers.paysafe: default_window_secs must be positive and ≤ max_window_secs".into());
+            return Err(
+                "providers.paysafe: default_window_secs must be positive and ≤ max_window_secs"
+                    .into(),
+            );
         }
         if cfg.result_margin_secs >= cfg.default_window_secs {
-            return Err("providers.paysafe.result_margin_secs must be smaller than default_window_secs".into());
+            return Err(
+                "providers.paysafe.result_margin_secs must be smaller than default_window_secs"
+                    .into(),
+            );
         }
-        let key = require_secret(&cfg.webhook_key, &cfg.webhook_key_file, "providers.paysafe.webhook_key")?;
-        let verifier = PaysafeVerifier::new(key.expose()).map_err(|e| format!("providers.paysafe.webhook_key: {e}"))?;
+        let key = require_secret(
+            &cfg.webhook_key,
+            &cfg.webhook_key_file,
+            "providers.paysafe.webhook_key",
+        )?;
+        let verifier = PaysafeVerifier::new(key.expose())
+            .map_err(|e| format!("providers.paysafe.webhook_key: {e}"))?;
         Ok(Inbound {
             verifier,
             default_window_secs: cfg.default_window_secs,
@@ -70,13 +83,20 @@ impl Inbound {
 pub fn router(cfg: &PaysafeConfig, inbound: Arc<Inbound>) -> Router<AppState> {
     Router::new()
         .route(&format!("{}/sca/events", cfg.path_prefix), post(sca_event))
-        .route(&format!("{}/prepaid/card/threedsecure/events", cfg.path_prefix), post(threeds_event))
+        .route(
+            &format!("{}/prepaid/card/threedsecure/events", cfg.path_prefix),
+            post(threeds_event),
+        )
         .layer(Extension(inbound))
 }
 
 /// Paysafe's error body.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
 }
 
 fn invalid(e: &BodyError) -> Response {
@@ -149,12 +169,22 @@ struct Verification {
     channel: Option<String>,
 }
 
-/// Checks the `Signature` header over the raw body.
-fn verify(state: &AppState, inbound: &Inbound, meter: &Meter, headers: &HeaderMap, raw: &[u8]) -> Result<(), Response> {
+/// Checks the `Signature` header over the raw body. `Some` is the refusal to answer.
+fn refusal(
+    state: &AppState,
+    inbound: &Inbound,
+    meter: &Meter,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Option<Response> {
     let signature = headers.get("signature").map_or(&b""[..], |v| v.as_bytes());
-    inbound.verifier.verify(raw, signature).map_err(|e| {
+    inbound.verifier.verify(raw, signature).err().map(|e| {
         meter.unauthorized(state, common::auth_reason(&e));
-        error(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE", "the Signature header does not match the body")
+        error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SIGNATURE",
+            "the Signature header does not match the body",
+        )
     })
 }
 
@@ -173,18 +203,25 @@ async fn sca_event(
             return invalid(&e);
         }
     };
-    if let Err(response) = verify(&state, &inbound, &meter, &headers, &raw) {
+    if let Some(response) = refusal(&state, &inbound, &meter, &headers, &raw) {
         return response;
     }
     let (outcome, response) = match handle(&state, &inbound, &raw).await {
         Ok(done) => done,
-        Err(e) => ("error", error(e.status(), "INTERNAL_ERROR", "internal error")),
+        Err(e) => (
+            "error",
+            error(e.status(), "INTERNAL_ERROR", "internal error"),
+        ),
     };
     meter.done(&state, outcome);
     response
 }
 
-async fn handle(state: &AppState, inbound: &Inbound, raw: &[u8]) -> Result<(&'static str, Response), crate::error::ApiError> {
+async fn handle(
+    state: &AppState,
+    inbound: &Inbound,
+    raw: &[u8],
+) -> Result<(&'static str, Response), crate::error::ApiError> {
     let event: ScaEvent = match common::parse_body(raw) {
         Ok(e) => e,
         Err(e) => return Ok(("bad_request", invalid(&e))),
@@ -201,16 +238,38 @@ async fn handle(state: &AppState, inbound: &Inbound, raw: &[u8]) -> Result<(&'st
     let end = match p.expiration_time.as_deref().map(common::parse_rfc3339) {
         None => None,
         Some(Some(t)) => Some(t),
-        Some(None) => return bad("authenticationProcess.expirationTime: not an RFC 3339 date-time"),
+        Some(None) => {
+            return bad("authenticationProcess.expirationTime: not an RFC 3339 date-time");
+        }
     };
-    let customer = event.customer.as_ref().and_then(|c| c.id.as_deref()).unwrap_or_default();
-    if state.store.challenge_find(PROVIDER, &reference).await?.is_some() {
+    let customer = event
+        .customer
+        .as_ref()
+        .and_then(|c| c.id.as_deref())
+        .unwrap_or_default();
+    if state
+        .store
+        .challenge_find(PROVIDER, &reference)
+        .await?
+        .is_some()
+    {
         return Ok(("duplicate", StatusCode::OK.into_response()));
     }
     let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &[customer]).await? else {
-        return Ok(("unknown_card", error(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "unknown customer")));
+        return Ok((
+            "unknown_card",
+            error(
+                StatusCode::NOT_FOUND,
+                "CUSTOMER_NOT_FOUND",
+                "unknown customer",
+            ),
+        ));
     };
-    let window = if end.is_some() { inbound.max_window_secs } else { inbound.default_window_secs };
+    let window = if end.is_some() {
+        inbound.max_window_secs
+    } else {
+        inbound.default_window_secs
+    };
     let Some(deadlines) = common::deadlines(now(), window, inbound.margin_secs, end) else {
         // Already expired: acknowledged so that Paysafe stops redelivering it.
         return Ok(("ignored", StatusCode::OK.into_response()));
@@ -223,7 +282,10 @@ async fn handle(state: &AppState, inbound: &Inbound, raw: &[u8]) -> Result<(&'st
         "flow": p.flow,
     });
     if let (Some(otp), serde_json::Value::Object(map)) = (&p.value, &mut context) {
-        map.insert(SECRET_CONTEXT_KEY.to_owned(), serde_json::json!({ "otp": otp.expose() }));
+        map.insert(
+            SECRET_CONTEXT_KEY.to_owned(),
+            serde_json::json!({ "otp": otp.expose() }),
+        );
     }
     let req = ChallengeRequest {
         cardholder,
@@ -243,9 +305,18 @@ async fn handle(state: &AppState, inbound: &Inbound, raw: &[u8]) -> Result<(&'st
     Ok(match create(state, req).await? {
         Created::New { .. } => ("created", StatusCode::OK.into_response()),
         Created::Duplicate(_) => ("duplicate", StatusCode::OK.into_response()),
-        Created::CardholderBlocked => ("refused", refused("CUSTOMER_BLOCKED", "the customer is blocked")),
-        Created::NoActiveDevice => ("refused", refused("NO_ACTIVE_DEVICE", "the customer has no active device")),
-        Created::TooManyPending => ("refused", refused("TOO_MANY_PENDING", "too many authentications pending")),
+        Created::CardholderBlocked => (
+            "refused",
+            refused("CUSTOMER_BLOCKED", "the customer is blocked"),
+        ),
+        Created::NoActiveDevice => (
+            "refused",
+            refused("NO_ACTIVE_DEVICE", "the customer has no active device"),
+        ),
+        Created::TooManyPending => (
+            "refused",
+            refused("TOO_MANY_PENDING", "too many authentications pending"),
+        ),
     })
 }
 
@@ -272,12 +343,15 @@ async fn threeds_event(
             return invalid(&e);
         }
     };
-    if let Err(response) = verify(&state, &inbound, &meter, &headers, &raw) {
+    if let Some(response) = refusal(&state, &inbound, &meter, &headers, &raw) {
         return response;
     }
     match common::parse_body::<ThreeDsEvent>(&raw) {
         Ok(event) => {
-            tracing::info!(wallet_operation = event.wallet_operation_id.as_deref().unwrap_or(""), "Paysafe 3DS event acknowledged, not acted on");
+            tracing::info!(
+                wallet_operation = event.wallet_operation_id.as_deref().unwrap_or(""),
+                "Paysafe 3DS event acknowledged, not acted on"
+            );
             meter.done(&state, "ignored");
             StatusCode::OK.into_response()
         }
@@ -303,14 +377,29 @@ impl PaysafeUpstream {
     pub fn new(cfg: &PaysafeConfig, http: reqwest::Client) -> Result<Self, String> {
         let base = check_base_url("providers.paysafe.base_url", &cfg.base_url)?;
         if !cfg.attempts_path.starts_with('/') || !cfg.attempts_path.contains("{eventId}") {
-            return Err("providers.paysafe.attempts_path must start with / and contain {eventId}".into());
+            return Err(
+                "providers.paysafe.attempts_path must start with / and contain {eventId}".into(),
+            );
         }
-        let token = require_secret(&cfg.api_token, &cfg.api_token_file, "providers.paysafe.api_token")?;
-        let signing = match resolve_secret(&cfg.api_signing_key, &cfg.api_signing_key_file, "providers.paysafe.api_signing_key")? {
+        let token = require_secret(
+            &cfg.api_token,
+            &cfg.api_token_file,
+            "providers.paysafe.api_token",
+        )?;
+        let signing = match resolve_secret(
+            &cfg.api_signing_key,
+            &cfg.api_signing_key_file,
+            "providers.paysafe.api_signing_key",
+        )? {
             Some(k) => k,
-            None => require_secret(&cfg.webhook_key, &cfg.webhook_key_file, "providers.paysafe.webhook_key")?,
+            None => require_secret(
+                &cfg.webhook_key,
+                &cfg.webhook_key_file,
+                "providers.paysafe.webhook_key",
+            )?,
         };
-        let signer = PaysafeVerifier::new(signing.expose()).map_err(|e| format!("providers.paysafe.api_signing_key: {e}"))?;
+        let signer = PaysafeVerifier::new(signing.expose())
+            .map_err(|e| format!("providers.paysafe.api_signing_key: {e}"))?;
         Ok(PaysafeUpstream {
             http,
             base,
@@ -325,9 +414,15 @@ impl PaysafeUpstream {
     fn attempt_body(challenge: &Challenge) -> Option<serde_json::Value> {
         let ctx = &challenge.context;
         let wallet_operation = ctx.get("wallet_operation_id")?.as_str()?;
-        let verification = ctx.get("verification").filter(|v| v.is_object()).cloned().unwrap_or_else(|| serde_json::json!({}));
+        let verification = ctx
+            .get("verification")
+            .filter(|v| v.is_object())
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
         let mut body = serde_json::json!({ "walletOperationId": wallet_operation, "verification": verification });
-        if let (Some(otp), serde_json::Value::Object(map)) = (common::push_otp(challenge), &mut body) {
+        if let (Some(otp), serde_json::Value::Object(map)) =
+            (common::push_otp(challenge), &mut body)
+        {
             map.insert("value".into(), serde_json::Value::String(otp));
         }
         Some(body)
@@ -369,14 +464,26 @@ impl Upstream for PaysafeUpstream {
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let c = job.challenge;
         let Some(body) = Self::attempt_body(c) else {
-            return Delivery::Fatal { http_status: None, error: "challenge has no walletOperationId".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "challenge has no walletOperationId".into(),
+            };
         };
-        let url = match common::join_url(&self.base, &self.path, "{eventId}", c.provider_ref.as_str()) {
-            Ok(u) => u,
-            Err(e) => return Delivery::Fatal { http_status: None, error: e },
-        };
+        let url =
+            match common::join_url(&self.base, &self.path, "{eventId}", c.provider_ref.as_str()) {
+                Ok(u) => u,
+                Err(e) => {
+                    return Delivery::Fatal {
+                        http_status: None,
+                        error: e,
+                    };
+                }
+            };
         let Ok(bytes) = serde_json::to_vec(&body) else {
-            return Delivery::Fatal { http_status: None, error: "cannot serialise the attempt".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "cannot serialise the attempt".into(),
+            };
         };
         let signature = self.signer.sign(&bytes);
         let sent = self
@@ -392,32 +499,59 @@ impl Upstream for PaysafeUpstream {
             Ok(r) => r,
             // Nothing reached Paysafe: safe to try again.
             Err(e) if e.is_connect() => {
-                return Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None };
+                return Delivery::Retry {
+                    http_status: None,
+                    error: crate::workers::transport_error(&e),
+                    after: None,
+                };
             }
             // The attempt may have been counted; sending another could burn a second one.
             Err(e) => {
                 return Delivery::Fatal {
                     http_status: None,
-                    error: format!("{} after sending; not resent (the attempt may have counted)", crate::workers::transport_error(&e)),
+                    error: format!(
+                        "{} after sending; not resent (the attempt may have counted)",
+                        crate::workers::transport_error(&e)
+                    ),
                 };
             }
         };
         let status = resp.status().as_u16();
         let text = resp.bytes().await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            let code = serde_json::from_slice::<ErrorAnswer>(&text).ok().and_then(|e| e.error.code).map(|c| match c {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            });
-            let error = format!("{}; not resent", common::answer_summary(status, code.as_deref()));
-            return Delivery::Fatal { http_status: Some(status), error };
+            let code = serde_json::from_slice::<ErrorAnswer>(&text)
+                .ok()
+                .and_then(|e| e.error.code)
+                .map(|c| match c {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                });
+            let error = format!(
+                "{}; not resent",
+                common::answer_summary(status, code.as_deref())
+            );
+            return Delivery::Fatal {
+                http_status: Some(status),
+                error,
+            };
         }
         match serde_json::from_slice::<AttemptAnswer>(&text) {
-            Ok(AttemptAnswer { status: Some(s @ (AttemptStatus::Failed | AttemptStatus::Rejected)), status_reason }) => {
+            Ok(AttemptAnswer {
+                status: Some(s @ (AttemptStatus::Failed | AttemptStatus::Rejected)),
+                status_reason,
+            }) => {
                 let reason = status_reason.unwrap_or_default();
-                Delivery::Fatal { http_status: Some(status), error: common::answer_summary(status, Some(&format!("attempt {} {reason}", s.as_str()))) }
+                Delivery::Fatal {
+                    http_status: Some(status),
+                    error: common::answer_summary(
+                        status,
+                        Some(&format!("attempt {} {reason}", s.as_str())),
+                    ),
+                }
             }
-            _ => Delivery::Delivered { http_status: status },
+            _ => Delivery::Delivered {
+                http_status: status,
+            },
         }
     }
 }

@@ -48,26 +48,48 @@ impl Inbound {
     /// Checks the configuration and prepares the signature check.
     pub fn new(cfg: &TreezorConfig) -> Result<Self, String> {
         check_path("providers.treezor.path", &cfg.path, false)?;
-        check_window("providers.treezor", cfg.window_secs, cfg.result_margin_secs, None)?;
-        let secret = require_secret(&cfg.webhook_secret, &cfg.webhook_secret_file, "providers.treezor.webhook_secret")?;
-        let verifier = TreezorVerifier::new(secret.expose()).map_err(|e| format!("providers.treezor.webhook_secret: {e}"))?;
-        Ok(Inbound { verifier, window_secs: cfg.window_secs, margin_secs: cfg.result_margin_secs })
+        check_window(
+            "providers.treezor",
+            cfg.window_secs,
+            cfg.result_margin_secs,
+            None,
+        )?;
+        let secret = require_secret(
+            &cfg.webhook_secret,
+            &cfg.webhook_secret_file,
+            "providers.treezor.webhook_secret",
+        )?;
+        let verifier = TreezorVerifier::new(secret.expose())
+            .map_err(|e| format!("providers.treezor.webhook_secret: {e}"))?;
+        Ok(Inbound {
+            verifier,
+            window_secs: cfg.window_secs,
+            margin_secs: cfg.result_margin_secs,
+        })
     }
 }
 
 /// Routes: `POST {path}`.
 pub fn router(cfg: &TreezorConfig, inbound: Arc<Inbound>) -> Router<AppState> {
-    Router::new().route(&cfg.path, post(webhook)).layer(Extension(inbound))
+    Router::new()
+        .route(&cfg.path, post(webhook))
+        .layer(Extension(inbound))
 }
 
 /// Treezor's error body.
 fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "errors": [{ "type": kind, "code": code, "message": message }] });
+    let body =
+        serde_json::json!({ "errors": [{ "type": kind, "code": code, "message": message }] });
     (status, Json(body)).into_response()
 }
 
 fn invalid(e: &BodyError) -> Response {
-    error(e.status, "invalid_request", "input_validation_error", &e.message)
+    error(
+        e.status,
+        "invalid_request",
+        "input_validation_error",
+        &e.message,
+    )
 }
 
 lenient_enum! {
@@ -133,28 +155,44 @@ fn items(payload: &RawValue) -> Result<Vec<Item>, BodyError> {
 /// A string or number field as text (`"8638629"` and `8638629` alike).
 fn text_of(raw: Option<&RawValue>) -> Option<String> {
     let raw = raw?.get().trim();
-    if raw.starts_with('"') { serde_json::from_str::<String>(raw).ok() } else { Some(raw.to_owned()).filter(|r| r != "null") }
+    if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).ok()
+    } else {
+        Some(raw.to_owned()).filter(|r| r != "null")
+    }
 }
 
 /// `paymentAmount` (major units, string or number) in `paymentCurrency` (ISO 4217
 /// numeric like `"978"`, or alphabetic).
 fn amount_of(item: &Item) -> Result<Option<Money>, String> {
-    let Some(lexeme) = text_of(item.payment_amount.as_deref()) else { return Ok(None) };
+    let Some(lexeme) = text_of(item.payment_amount.as_deref()) else {
+        return Ok(None);
+    };
     let code = text_of(item.payment_currency.as_deref()).ok_or("paymentCurrency: missing")?;
     let currency = match code.parse::<u16>() {
-        Ok(n) => Currency::from_numeric(n).ok_or_else(|| "paymentCurrency: unknown ISO 4217 numeric code".to_owned())?,
+        Ok(n) => Currency::from_numeric(n)
+            .ok_or_else(|| "paymentCurrency: unknown ISO 4217 numeric code".to_owned())?,
         Err(_) => Currency::parse(&code).map_err(|e| format!("paymentCurrency: {e}"))?,
     };
-    Money::from_major_lexeme(&lexeme, currency).map(Some).map_err(|e| format!("paymentAmount: {e}"))
+    Money::from_major_lexeme(&lexeme, currency)
+        .map(Some)
+        .map_err(|e| format!("paymentAmount: {e}"))
 }
 
 /// `webhook_created_at` is in 10⁻⁴ s.
 fn created_at(envelope: &TreezorEnvelope) -> Option<Millis> {
-    envelope.webhook_created_at.and_then(|t| i64::try_from(t / 10).ok()).map(Millis)
+    envelope
+        .webhook_created_at
+        .and_then(|t| i64::try_from(t / 10).ok())
+        .map(Millis)
 }
 
 /// `POST {path}`: any Treezor webhook.
-async fn webhook(State(state): State<AppState>, Extension(inbound): Extension<Arc<Inbound>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn webhook(
+    State(state): State<AppState>,
+    Extension(inbound): Extension<Arc<Inbound>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let meter = Meter::start(PROVIDER);
     let raw = match common::body_bytes(body) {
         Ok(b) => b,
@@ -172,7 +210,12 @@ async fn webhook(State(state): State<AppState>, Extension(inbound): Extension<Ar
         // "return a 5xx HTTP code if the signatures don't match"
         Err(e) => {
             meter.unauthorized(&state, common::auth_reason(&e));
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "invalid_grant", "invalid_signature", "the object_payload_signature does not match");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid_grant",
+                "invalid_signature",
+                "the object_payload_signature does not match",
+            );
         }
     };
     let result = if envelope.webhook.eq_ignore_ascii_case(CREATE) {
@@ -182,15 +225,36 @@ async fn webhook(State(state): State<AppState>, Extension(inbound): Extension<Ar
     } else {
         Ok(("ignored", StatusCode::OK.into_response()))
     };
-    let (outcome, response) = result.unwrap_or_else(|e| ("error", error(e.status(), "unexpected_internal_server_error", "unexpected_error", "internal error")));
+    let (outcome, response) = result.unwrap_or_else(|e| {
+        (
+            "error",
+            error(
+                e.status(),
+                "unexpected_internal_server_error",
+                "unexpected_error",
+                "internal error",
+            ),
+        )
+    });
     meter.done(&state, outcome);
     response
 }
 
-async fn on_create(state: &AppState, inbound: &Inbound, envelope: &TreezorEnvelope) -> Result<(&'static str, Response), ApiError> {
+async fn on_create(
+    state: &AppState,
+    inbound: &Inbound,
+    envelope: &TreezorEnvelope,
+) -> Result<(&'static str, Response), ApiError> {
     let list = match items(&envelope.object_payload) {
         Ok(l) if !l.is_empty() => l,
-        Ok(_) => return Ok(("bad_request", invalid(&BodyError::invalid("object_payload: no card3DSv2Authentication")))),
+        Ok(_) => {
+            return Ok((
+                "bad_request",
+                invalid(&BodyError::invalid(
+                    "object_payload: no card3DSv2Authentication",
+                )),
+            ));
+        }
         Err(e) => return Ok(("bad_request", invalid(&e))),
     };
     let mut last = ("ignored", StatusCode::OK.into_response());
@@ -203,12 +267,22 @@ async fn on_create(state: &AppState, inbound: &Inbound, envelope: &TreezorEnvelo
     Ok(last)
 }
 
-async fn create_one(state: &AppState, inbound: &Inbound, envelope: &TreezorEnvelope, item: &Item) -> Result<(&'static str, Response), ApiError> {
+async fn create_one(
+    state: &AppState,
+    inbound: &Inbound,
+    envelope: &TreezorEnvelope,
+    item: &Item,
+) -> Result<(&'static str, Response), ApiError> {
     let bad = |m: String| Ok(("bad_request", invalid(&BodyError::invalid(m))));
     let Ok(reference) = ProviderRef::parse(&item.auth_request_id) else {
         return bad("authenticationRequestId: must be 1 to 256 visible ASCII characters".into());
     };
-    if state.store.challenge_find(PROVIDER, &reference).await?.is_some() {
+    if state
+        .store
+        .challenge_find(PROVIDER, &reference)
+        .await?
+        .is_some()
+    {
         return Ok(("duplicate", StatusCode::OK.into_response()));
     }
     let amount = match amount_of(item) {
@@ -217,14 +291,18 @@ async fn create_one(state: &AppState, inbound: &Inbound, envelope: &TreezorEnvel
     };
     let card_id = text_of(item.card_id.as_deref());
     let public_token = text_of(item.public_token.as_deref());
-    let keys = [card_id.as_deref().unwrap_or_default(), public_token.as_deref().unwrap_or_default()];
+    let keys = [
+        card_id.as_deref().unwrap_or_default(),
+        public_token.as_deref().unwrap_or_default(),
+    ];
     // A valid webhook gets 200 whatever we make of it (Treezor's rule); Treezor then
     // times the authentication out.
     let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &keys).await? else {
         return Ok(("unknown_card", StatusCode::OK.into_response()));
     };
     let end = created_at(envelope).map(|t| t.plus(common::secs_ms(inbound.window_secs)));
-    let Some(deadlines) = common::deadlines(now(), inbound.window_secs, inbound.margin_secs, end) else {
+    let Some(deadlines) = common::deadlines(now(), inbound.window_secs, inbound.margin_secs, end)
+    else {
         return Ok(("ignored", StatusCode::OK.into_response()));
     };
     let req = ChallengeRequest {
@@ -248,27 +326,42 @@ async fn create_one(state: &AppState, inbound: &Inbound, envelope: &TreezorEnvel
     Ok(match create(state, req).await? {
         Created::New { .. } => ("created", StatusCode::OK.into_response()),
         Created::Duplicate(_) => ("duplicate", StatusCode::OK.into_response()),
-        Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => ("refused", StatusCode::OK.into_response()),
+        Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => {
+            ("refused", StatusCode::OK.into_response())
+        }
     })
 }
 
 /// `card3DSv2Authentication.update`: stored against the challenge, unless an update
 /// emitted later (by `webhook_created_at`) or this very delivery (`webhook_id`) is
 /// stored already, since Treezor does not guarantee order.
-async fn on_update(state: &AppState, envelope: &TreezorEnvelope) -> Result<(&'static str, Response), ApiError> {
+async fn on_update(
+    state: &AppState,
+    envelope: &TreezorEnvelope,
+) -> Result<(&'static str, Response), ApiError> {
     let list = match items(&envelope.object_payload) {
         Ok(l) => l,
         Err(e) => return Ok(("bad_request", invalid(&e))),
     };
-    let payload: serde_json::Value = serde_json::from_str(envelope.object_payload.get()).unwrap_or_default();
+    let payload: serde_json::Value =
+        serde_json::from_str(envelope.object_payload.get()).unwrap_or_default();
     let mut outcome = "ignored";
     for item in &list {
-        let Ok(reference) = ProviderRef::parse(&item.auth_request_id) else { continue };
-        let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else { continue };
+        let Ok(reference) = ProviderRef::parse(&item.auth_request_id) else {
+            continue;
+        };
+        let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else {
+            continue;
+        };
         let emitted = envelope.webhook_created_at;
         if let Some(previous) = &challenge.final_status {
-            let same = previous.get("webhook_id").and_then(|v| v.as_str()) == Some(envelope.webhook_id.as_str());
-            let newer = previous.get("webhook_created_at").and_then(serde_json::Value::as_u64).zip(emitted).is_some_and(|(p, e)| p > e);
+            let same = previous.get("webhook_id").and_then(|v| v.as_str())
+                == Some(envelope.webhook_id.as_str());
+            let newer = previous
+                .get("webhook_created_at")
+                .and_then(serde_json::Value::as_u64)
+                .zip(emitted)
+                .is_some_and(|(p, e)| p > e);
             if same || newer {
                 outcome = "duplicate";
                 continue;
@@ -282,11 +375,18 @@ async fn on_update(state: &AppState, envelope: &TreezorEnvelope) -> Result<(&'st
             "received_at": now(),
             "object_payload": payload,
         });
-        let audit = AuditDraft::new(now(), format!("provider:{}", PROVIDER.as_str()), "challenge.final_status")
-            .challenge(&challenge.id)
-            .cardholder(&challenge.cardholder)
-            .details(serde_json::json!({ "authentication_final_result": item.final_result }));
-        state.store.challenge_final_status(PROVIDER, &reference, status, audit).await?;
+        let audit = AuditDraft::new(
+            now(),
+            format!("provider:{}", PROVIDER.as_str()),
+            "challenge.final_status",
+        )
+        .challenge(&challenge.id)
+        .cardholder(&challenge.cardholder)
+        .details(serde_json::json!({ "authentication_final_result": item.final_result }));
+        state
+            .store
+            .challenge_final_status(PROVIDER, &reference, status, audit)
+            .await?;
         outcome = "final_status";
     }
     Ok((outcome, StatusCode::OK.into_response()))
@@ -313,15 +413,24 @@ mod tests {
             let list = items(&raw(&text)).unwrap();
             assert_eq!(list.len(), 1, "{text}");
             assert_eq!(list[0].auth_request_id, "a");
-            assert_eq!(text_of(list[0].card_id.as_deref()).as_deref(), Some("8638629"));
+            assert_eq!(
+                text_of(list[0].card_id.as_deref()).as_deref(),
+                Some("8638629")
+            );
             let m = amount_of(&list[0]).unwrap().unwrap();
             assert_eq!((m.minor(), m.currency().code()), (1234, "EUR"));
         }
-        let old = items(&raw(r#"[{"authenticationRequestID":"b","paymentAmount":5,"paymentCurrency":"JPY"}]"#)).unwrap();
+        let old = items(&raw(
+            r#"[{"authenticationRequestID":"b","paymentAmount":5,"paymentCurrency":"JPY"}]"#,
+        ))
+        .unwrap();
         assert_eq!(old[0].auth_request_id, "b");
         assert_eq!(amount_of(&old[0]).unwrap().unwrap().minor(), 5);
         assert!(items(&raw(r#"{"card3DSv2Authentications":[{"cardId":"1"}]}"#)).is_err());
-        let bad = items(&raw(r#"[{"authenticationRequestId":"c","paymentAmount":"12.345","paymentCurrency":"978"}]"#)).unwrap();
+        let bad = items(&raw(
+            r#"[{"authenticationRequestId":"c","paymentAmount":"12.345","paymentCurrency":"978"}]"#,
+        ))
+        .unwrap();
         assert!(amount_of(&bad[0]).is_err());
         let no_amount = items(&raw(r#"[{"authenticationRequestId":"d"}]"#)).unwrap();
         assert_eq!(amount_of(&no_amount[0]).unwrap(), None);
@@ -330,6 +439,9 @@ mod tests {
     #[test]
     fn final_results_are_lenient() {
         assert_eq!(FinalResult::parse("SUCCESS"), FinalResult::Success);
-        assert_eq!(FinalResult::parse("NEW_RESULT"), FinalResult::Other("NEW_RESULT".into()));
+        assert_eq!(
+            FinalResult::parse("NEW_RESULT"),
+            FinalResult::Other("NEW_RESULT".into())
+        );
     }
 }

@@ -56,16 +56,26 @@ impl TreezorUpstream {
         if !cfg.token_path.starts_with('/') {
             return Err("providers.treezor.token_path must start with /".into());
         }
-        let token_url = url::Url::parse(&format!("{}{}", base.as_str().trim_end_matches('/'), cfg.token_path))
-            .map_err(|_| "providers.treezor.token_path does not make a URL".to_owned())?;
+        let token_url = url::Url::parse(&format!(
+            "{}{}",
+            base.as_str().trim_end_matches('/'),
+            cfg.token_path
+        ))
+        .map_err(|_| "providers.treezor.token_path does not make a URL".to_owned())?;
         if cfg.client_id.trim().is_empty() {
             return Err("providers.treezor.client_id is required".into());
         }
-        let client_secret = require_secret(&cfg.client_secret, &cfg.client_secret_file, "providers.treezor.client_secret")?;
+        let client_secret = require_secret(
+            &cfg.client_secret,
+            &cfg.client_secret_file,
+            "providers.treezor.client_secret",
+        )?;
         let http = match (&cfg.client_cert_file, &cfg.client_key_file, &cfg.ca_file) {
             (None, None, None) => shared,
             (Some(_), None, _) | (None, Some(_), _) => {
-                return Err("providers.treezor: client_cert_file and client_key_file go together".into());
+                return Err(
+                    "providers.treezor: client_cert_file and client_key_file go together".into(),
+                );
             }
             (cert, key, ca) => client(cert.as_deref(), key.as_deref(), ca.as_deref())?,
         };
@@ -95,18 +105,36 @@ impl TreezorUpstream {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope));
         }
-        let resp = self.http.post(self.token_url.clone()).form(&form).send().await.map_err(|e| Delivery::Retry {
-            http_status: None,
-            error: format!("token: {}", crate::workers::transport_error(&e)),
-            after: None,
-        })?;
+        let resp = self
+            .http
+            .post(self.token_url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| Delivery::Retry {
+                http_status: None,
+                error: format!("token: {}", crate::workers::transport_error(&e)),
+                after: None,
+            })?;
         let status = resp.status();
         if !status.is_success() {
             let detail = format!("token: {}", common::answer_summary(status.as_u16(), None));
-            return Err(match super::api::classify(status, resp.headers().get(reqwest::header::RETRY_AFTER)) {
-                Delivery::Retry { http_status, after, .. } => Delivery::Retry { http_status, error: detail, after },
-                _ => Delivery::Fatal { http_status: Some(status.as_u16()), error: detail },
-            });
+            return Err(
+                match super::api::classify(status, resp.headers().get(reqwest::header::RETRY_AFTER))
+                {
+                    Delivery::Retry {
+                        http_status, after, ..
+                    } => Delivery::Retry {
+                        http_status,
+                        error: detail,
+                        after,
+                    },
+                    _ => Delivery::Fatal {
+                        http_status: Some(status.as_u16()),
+                        error: detail,
+                    },
+                },
+            );
         }
         let answer: TokenAnswer = resp.json().await.map_err(|_| Delivery::Retry {
             http_status: Some(status.as_u16()),
@@ -115,7 +143,10 @@ impl TreezorUpstream {
         })?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
         let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_SLACK);
-        *cached = Some(CachedToken { value: answer.access_token.clone(), renew_at });
+        *cached = Some(CachedToken {
+            value: answer.access_token.clone(),
+            renew_at,
+        });
         Ok(answer.access_token)
     }
 
@@ -139,8 +170,14 @@ impl TreezorUpstream {
 }
 
 /// Builds a client with the configured identity and roots.
-fn client(cert: Option<&std::path::Path>, key: Option<&std::path::Path>, ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("providers.treezor: {}: {e}", p.display()));
+fn client(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("providers.treezor: {}: {e}", p.display()))
+    };
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(3))
@@ -149,16 +186,21 @@ fn client(cert: Option<&std::path::Path>, key: Option<&std::path::Path>, ca: Opt
         let mut pem = read(cert)?;
         pem.push(b'\n');
         pem.extend(read(key)?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| "providers.treezor: the client certificate or key is not usable PEM".to_owned())?;
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            "providers.treezor: the client certificate or key is not usable PEM".to_owned()
+        })?;
         builder = builder.identity(identity);
     }
     if let Some(ca) = ca {
-        let roots = reqwest::Certificate::from_pem_bundle(&read(ca)?).map_err(|_| "providers.treezor.ca_file is not PEM".to_owned())?;
+        let roots = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+            .map_err(|_| "providers.treezor.ca_file is not PEM".to_owned())?;
         for root in roots {
             builder = builder.add_root_certificate(root);
         }
     }
-    builder.build().map_err(|e| format!("providers.treezor: HTTP client: {e}"))
+    builder
+        .build()
+        .map_err(|e| format!("providers.treezor: HTTP client: {e}"))
 }
 
 /// Treezor's error, from either shape: `{"errors":[{type,code,message}]}` or the legacy
@@ -189,13 +231,19 @@ impl TreezorError {
         struct Legacy {
             error: String,
         }
-        if let Ok(New { errors }) = serde_json::from_slice(body) {
-            if let Some(first) = errors.into_iter().next() {
-                return TreezorError { code: first.code, message: first.message };
-            }
+        if let Ok(New { errors }) = serde_json::from_slice(body)
+            && let Some(first) = errors.into_iter().next()
+        {
+            return TreezorError {
+                code: first.code,
+                message: first.message,
+            };
         }
         if let Ok(Legacy { error }) = serde_json::from_slice(body) {
-            return TreezorError { code: None, message: Some(error) };
+            return TreezorError {
+                code: None,
+                message: Some(error),
+            };
         }
         TreezorError::default()
     }
@@ -203,9 +251,18 @@ impl TreezorError {
     /// "Authentication result already received" / "Authentication Request Already
     /// Processed": the result is in; another one cannot be taken.
     pub fn already_received(&self) -> bool {
-        let msg = self.message.as_deref().unwrap_or_default().to_ascii_lowercase();
-        let code_ok = self.code.as_deref().is_none_or(|c| c == "authentication_error");
-        code_ok && msg.contains("already") && (msg.contains("received") || msg.contains("processed"))
+        let msg = self
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let code_ok = self
+            .code
+            .as_deref()
+            .is_none_or(|c| c == "authentication_error");
+        code_ok
+            && msg.contains("already")
+            && (msg.contains("received") || msg.contains("processed"))
     }
 
     fn summary(&self) -> Option<String> {
@@ -219,7 +276,11 @@ impl TreezorError {
 }
 
 fn auth_request_id(challenge: &Challenge) -> &str {
-    challenge.context.get("auth_request_id").and_then(|v| v.as_str()).unwrap_or(challenge.provider_ref.as_str())
+    challenge
+        .context
+        .get("auth_request_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or(challenge.provider_ref.as_str())
 }
 
 #[async_trait]
@@ -234,19 +295,35 @@ impl Upstream for TreezorUpstream {
 
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let Some(result) = self.result_for(job.outcome) else {
-            return Delivery::Fatal { http_status: None, error: "nothing to report for this outcome".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "nothing to report for this outcome".into(),
+            };
         };
         let mut body = serde_json::json!({ "authenticationResult": result });
         if result == "OK" {
             // "authenticationSignature: SCA proof, optional if the result is not OK".
             let Some(proof) = job.decision.map(|d| d.proof.as_str()) else {
-                return Delivery::Fatal { http_status: None, error: "approval without a proof".into() };
+                return Delivery::Fatal {
+                    http_status: None,
+                    error: "approval without a proof".into(),
+                };
             };
             body["authenticationSignature"] = serde_json::Value::String(proof.to_owned());
         }
-        let url = match common::join_url(&self.base, "/v1/auth-requests/{id}/result", "{id}", auth_request_id(job.challenge)) {
+        let url = match common::join_url(
+            &self.base,
+            "/v1/auth-requests/{id}/result",
+            "{id}",
+            auth_request_id(job.challenge),
+        ) {
             Ok(u) => u,
-            Err(e) => return Delivery::Fatal { http_status: None, error: e },
+            Err(e) => {
+                return Delivery::Fatal {
+                    http_status: None,
+                    error: e,
+                };
+            }
         };
         let token = match self.token().await {
             Ok(t) => t,
@@ -254,13 +331,29 @@ impl Upstream for TreezorUpstream {
         };
         let Ok(bearer) = common::sensitive(&format!("Bearer {}", token.expose())) else {
             self.forget_token().await;
-            return Delivery::Retry { http_status: None, error: "token: not a valid header value".into(), after: None };
+            return Delivery::Retry {
+                http_status: None,
+                error: "token: not a valid header value".into(),
+                after: None,
+            };
         };
-        let sent = self.http.put(url).header(reqwest::header::AUTHORIZATION, bearer).json(&body).send().await;
+        let sent = self
+            .http
+            .put(url)
+            .header(reqwest::header::AUTHORIZATION, bearer)
+            .json(&body)
+            .send()
+            .await;
         let resp = match sent {
             Ok(r) => r,
             // A repeat is harmless: Treezor answers "already received".
-            Err(e) => return Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None },
+            Err(e) => {
+                return Delivery::Retry {
+                    http_status: None,
+                    error: crate::workers::transport_error(&e),
+                    after: None,
+                };
+            }
         };
         let status = resp.status();
         let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).cloned();
@@ -273,7 +366,11 @@ impl Upstream for TreezorUpstream {
         if code == 401 {
             // The token was refused (revoked, rotated): get a new one next time.
             self.forget_token().await;
-            return Delivery::Retry { http_status: Some(code), error: common::answer_summary(code, error.summary().as_deref()), after: None };
+            return Delivery::Retry {
+                http_status: Some(code),
+                error: common::answer_summary(code, error.summary().as_deref()),
+                after: None,
+            };
         }
         if code == 400 && error.already_received() {
             tracing::info!(challenge = %job.challenge.id, "Treezor already had the result");
@@ -281,8 +378,17 @@ impl Upstream for TreezorUpstream {
         }
         let detail = common::answer_summary(code, error.summary().as_deref());
         match super::api::classify(status, retry_after.as_ref()) {
-            Delivery::Retry { http_status, after, .. } => Delivery::Retry { http_status, error: detail, after },
-            _ => Delivery::Fatal { http_status: Some(code), error: detail },
+            Delivery::Retry {
+                http_status, after, ..
+            } => Delivery::Retry {
+                http_status,
+                error: detail,
+                after,
+            },
+            _ => Delivery::Fatal {
+                http_status: Some(code),
+                error: detail,
+            },
         }
     }
 }
@@ -297,12 +403,98 @@ mod tests {
         let e = TreezorError::parse(new);
         assert_eq!(e.code.as_deref(), Some("authentication_error"));
         assert!(e.already_received());
-        assert!(TreezorError::parse(br#"{"error":"Authentication Request Already Processed"}"#).already_received());
+        assert!(
+            TreezorError::parse(br#"{"error":"Authentication Request Already Processed"}"#)
+                .already_received()
+        );
         let other = TreezorError::parse(br#"{"errors":[{"type":"invalid_grant","code":"authentication_error","message":"invalid token"}]}"#);
         assert!(!other.already_received());
-        let nf = TreezorError::parse(br#"{"error":"Unable to find the authenticationRequestID in our system"}"#);
+        let nf = TreezorError::parse(
+            br#"{"error":"Unable to find the authenticationRequestID in our system"}"#,
+        );
         assert!(!nf.already_received());
         assert_eq!(TreezorError::parse(br#"{"authenticationResult":["The authenticationResult field is required|invalid."]}"#), TreezorError::default());
         assert_eq!(TreezorError::parse(b"<html>"), TreezorError::default());
+    }
+
+    /// A self-signed P-256 test identity (generated for this test, no other use).
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBlTCCATugAwIBAgIUKTpHv+tJLN5aot6EhWQxnLTgrNwwCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUcHVzaGF1dGgtdGVzdC1jbGllbnQwIBcNMjYxMTI0MDUzNjQ0
+WhgPMjEyNjEwMzEwNTM2NDRaMB8xHTAbBgNVBAMMFHB1c2hhdXRoLXRlc3QtY2xp
+ZW50MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENXD/Wjx/WDgh9TcDsh5O5aZG
+QMR5XVXLdKTSjXCFfcNKUEKymZ1KNu6CLw7c1QUMh16cuwwzwn8Xjzp0Dc7nDKNT
+MFEwHQYDVR0OBBYEFIkeuhKN3DYA67DQn8JRn5p9OLnWMB8GA1UdIwQYMBaAFIke
+uhKN3DYA67DQn8JRn5p9OLnWMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+SAAwRQIgZ0ZvsbnRozJsWWPoErNMfusqm1JfdrNXeNiY4n0zxxACIQDjnu+MorvT
+e+IFkTJ07HVfZGn+E0w5ngWnHPbur35pLg==
+-----END CERTIFICATE-----";
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg6UCZjZFKOWNtIKqz
+wDZMjjkIORzxsJ6vb65iQzODtauhRANCAAQ1cP9aPH9YOCH1NwOyHk7lpkZAxHld
+Vct0pNKNcIV9w0pQQrKZnUo27oIvDtzVBQyHXpy7DDPCfxePOnQNzucM
+-----END PRIVATE KEY-----";
+
+    fn config(extra: serde_json::Value) -> TreezorConfig {
+        let mut v = serde_json::json!({
+            "base_url": "https://treezor.example",
+            "client_id": "1",
+            "client_secret": "s",
+            "webhook_secret": "w",
+        });
+        if let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (&mut v, extra) {
+            a.extend(b);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn mtls_identity_from_pem_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, junk) = (
+            dir.path().join("c.pem"),
+            dir.path().join("k.pem"),
+            dir.path().join("j.pem"),
+        );
+        std::fs::write(&cert, TEST_CERT).unwrap();
+        std::fs::write(&key, TEST_KEY).unwrap();
+        std::fs::write(&junk, "not a pem").unwrap();
+        let shared = reqwest::Client::new();
+        let ok = config(
+            serde_json::json!({"client_cert_file": cert, "client_key_file": key, "ca_file": cert}),
+        );
+        assert!(TreezorUpstream::new(&ok, shared.clone()).is_ok());
+        for bad in [
+            serde_json::json!({"client_cert_file": cert}),
+            serde_json::json!({"client_key_file": key}),
+            serde_json::json!({"client_cert_file": cert, "client_key_file": junk}),
+            serde_json::json!({"client_cert_file": junk, "client_key_file": junk}),
+            serde_json::json!({"client_cert_file": cert, "client_key_file": dir.path().join("missing")}),
+        ] {
+            assert!(
+                TreezorUpstream::new(&config(bad.clone()), shared.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(TreezorUpstream::new(&config(serde_json::json!({})), shared).is_ok());
+    }
+
+    #[test]
+    fn results_per_outcome() {
+        let shared = reqwest::Client::new();
+        let up = TreezorUpstream::new(&config(serde_json::json!({})), shared.clone()).unwrap();
+        assert_eq!(up.result_for(Outcome::Approved), Some("OK"));
+        assert_eq!(
+            up.result_for(Outcome::Denied { reason: None }),
+            Some("KO_AUTH_FAILED")
+        );
+        assert_eq!(up.result_for(Outcome::Cancelled), Some("KO_AUTH_FAILED"));
+        assert_eq!(up.result_for(Outcome::Expired), None);
+        let up = TreezorUpstream::new(
+            &config(serde_json::json!({"on_expiry": "ko_technical"})),
+            shared,
+        )
+        .unwrap();
+        assert_eq!(up.result_for(Outcome::Expired), Some("KO_TECHNICAL"));
     }
 }

@@ -32,7 +32,8 @@ pub struct TestApp {
 }
 
 fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("PUSHAUTH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -44,21 +45,36 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
     let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
+        Backend::Sqlite => Arc::new(
+            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
+                .await
+                .unwrap(),
+        ),
         Backend::Postgres => {
-            let schema = format!("t_{}", hex::encode(pushauth_core::keys::random_array::<8>().unwrap()));
-            Arc::new(pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8).await.unwrap())
+            let schema = format!(
+                "t_{}",
+                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
+            );
+            Arc::new(
+                pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8)
+                    .await
+                    .unwrap(),
+            )
         }
     };
     store.migrate().await.unwrap();
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
-    TestApp { server, base, http: reqwest::Client::new(), _dir: dir }
+    TestApp {
+        server,
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 pub struct Answer {
     pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
@@ -74,19 +90,34 @@ impl TestApp {
     }
 
     /// Posts a webhook: raw body bytes and headers exactly as given.
-    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<Vec<u8>>) -> Answer {
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<Vec<u8>>,
+    ) -> Answer {
         let mut req = self.http.post(self.url(path)).body(body.into());
         for (k, v) in headers {
             req = req.header(*k, v);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        Answer { status, headers, text: resp.text().await.unwrap() }
+        Answer {
+            status,
+            text: resp.text().await.unwrap(),
+        }
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -97,14 +128,26 @@ impl TestApp {
     }
 
     pub async fn create_cardholder(&self) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "test"}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/cardholders",
+                Some(json!({"label": "test"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn link(&self, cardholder: &str, provider: &str, key: &str) {
         let path = format!("/v1/admin/cardholders/{cardholder}/links");
-        let (s, v) = self.admin(reqwest::Method::POST, &path, Some(json!({"provider": provider, "provider_key": key}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &path,
+                Some(json!({"provider": provider, "provider_key": key})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
     }
 
@@ -112,7 +155,13 @@ impl TestApp {
     pub async fn cardholder_with_device(&self, provider: &str, key: &str) -> (String, TestDevice) {
         let ch = self.create_cardholder().await;
         self.link(&ch, provider, key).await;
-        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{ch}/activation-codes"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/admin/cardholders/{ch}/activation-codes"),
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         let device = TestDevice::enroll(self, v["code"].as_str().unwrap()).await;
         (ch, device)
@@ -124,49 +173,75 @@ impl TestApp {
 
     /// The challenge a processor reference made, if any.
     pub async fn find(&self, provider: Provider, reference: &str) -> Option<Challenge> {
-        self.store().challenge_find(provider, &ProviderRef::parse(reference).unwrap()).await.unwrap()
+        self.store()
+            .challenge_find(provider, &ProviderRef::parse(reference).unwrap())
+            .await
+            .unwrap()
     }
 
     /// How many challenges exist for a provider.
     pub async fn count(&self, provider: &str) -> usize {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges?provider={provider}&limit=500"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/challenges?provider={provider}&limit=500"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v["challenges"].as_array().unwrap().len()
     }
 
     /// The admin evidence view of a challenge.
     pub async fn view(&self, id: &str) -> Value {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges/{id}"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/challenges/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
 
     /// Waits until the challenge's upstream leg has this status; returns the view.
     pub async fn wait_upstream(&self, id: &str, status: &str, within: Duration) -> Value {
-        let mut last = Value::Null;
-        let found = wait_for(within, || async {
-            last = self.view(id).await;
-            last["challenge"]["upstream"] == status
-        })
-        .await;
+        let end = tokio::time::Instant::now() + within;
+        let (found, last) = loop {
+            let last = self.view(id).await;
+            if last["challenge"]["upstream"] == status || tokio::time::Instant::now() > end {
+                break (last["challenge"]["upstream"] == status, last);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(found, "upstream never became {status}: {last:#}");
         last
     }
 
     /// Waits until the challenge has this status.
     pub async fn wait_status(&self, id: &str, status: &str, within: Duration) -> Value {
-        let mut last = Value::Null;
-        let found = wait_for(within, || async {
-            last = self.view(id).await;
-            last["challenge"]["status"] == status
-        })
-        .await;
+        let end = tokio::time::Instant::now() + within;
+        let (found, last) = loop {
+            let last = self.view(id).await;
+            if last["challenge"]["status"] == status || tokio::time::Instant::now() > end {
+                break (last["challenge"]["status"] == status, last);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(found, "status never became {status}: {last:#}");
         last
     }
 
     pub async fn metrics(&self) -> String {
-        self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -216,7 +291,17 @@ impl TestDevice {
         }))
         .unwrap();
         let path = "/v1/device/enroll";
-        let proof = request::sign_enrollment(&key, &app.base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now())).unwrap();
+        let proof = request::sign_enrollment(
+            &key,
+            &app.base,
+            HttpRequest {
+                method: "POST",
+                path,
+                body: &body,
+            },
+            UnixTime(now()),
+        )
+        .unwrap();
         let resp = app
             .http
             .post(app.url(path))
@@ -241,8 +326,21 @@ impl TestDevice {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let proof = request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body: &bytes }, UnixTime(now())).unwrap();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        let proof = request::sign(
+            &self.id,
+            &self.key,
+            &self.issuer,
+            HttpRequest {
+                method,
+                path,
+                body: &bytes,
+            },
+            UnixTime(now()),
+        )
+        .unwrap();
         let resp = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -259,13 +357,28 @@ impl TestDevice {
 
     /// Fetches and verifies a challenge.
     pub async fn challenge(&self, id: &str) -> VerifiedChallenge {
-        let (s, v) = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+        let (s, v) = self
+            .call("GET", &format!("/v1/device/challenges/{id}"), None)
+            .await;
         assert_eq!(s, 200, "{v}");
-        challenge::verify(v["token"].as_str().unwrap(), &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30).unwrap()
+        challenge::verify(
+            v["token"].as_str().unwrap(),
+            &self.server_key,
+            &self.issuer,
+            &self.id,
+            UnixTime(now()),
+            30,
+        )
+        .unwrap()
     }
 
     /// Fetches, verifies and answers a challenge; returns the server's answer and the proof.
-    pub async fn decide(&self, id: &str, decision: Decision, processor_output: Option<&str>) -> (u16, Value, String) {
+    pub async fn decide(
+        &self,
+        id: &str,
+        decision: Decision,
+        processor_output: Option<&str>,
+    ) -> (u16, Value, String) {
         let c = self.challenge(id).await;
         let reason = (decision == Decision::Deny).then_some(proof::DenyReason::Declined);
         let claims = proof::claims_for(
@@ -286,7 +399,13 @@ impl TestDevice {
         if let Some(out) = processor_output {
             body["processor_output"] = json!(out);
         }
-        let (s, v) = self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(body)).await;
+        let (s, v) = self
+            .call(
+                "POST",
+                &format!("/v1/device/challenges/{id}/decision"),
+                Some(body),
+            )
+            .await;
         (s, v, jws)
     }
 
@@ -326,7 +445,12 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A fresh processor reference.
@@ -336,11 +460,17 @@ pub fn new_ref() -> String {
 
 /// Asserts nothing was stored for this reference.
 pub async fn assert_nothing_stored(app: &TestApp, provider: Provider, reference: &str) {
-    assert!(app.find(provider, reference).await.is_none(), "a challenge was stored for {reference}");
+    assert!(
+        app.find(provider, reference).await.is_none(),
+        "a challenge was stored for {reference}"
+    );
 }
 
 /// `Authorization: Basic …`.
 pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }

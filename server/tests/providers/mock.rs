@@ -71,7 +71,10 @@ impl Mock {
     }
 
     /// Starts on a given address (to bring a "down" processor back up).
-    pub async fn start_at(addr: SocketAddr, check: impl Fn(&Call, &State) -> bool + Send + Sync + 'static) -> Mock {
+    pub async fn start_at(
+        addr: SocketAddr,
+        check: impl Fn(&Call, &State) -> bool + Send + Sync + 'static,
+    ) -> Mock {
         let l = tokio::net::TcpListener::bind(addr).await.unwrap();
         Self::serve(l, Arc::new(check)).await
     }
@@ -80,10 +83,12 @@ impl Mock {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let (s, c) = (state.clone(), check);
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (s, c) = (s.clone(), c.clone());
-            async move { handle(&s, &c, method, uri, headers, body) }
-        });
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (s, c) = (s.clone(), c.clone());
+                async move { handle(&s, &c, method, uri, headers, body) }
+            },
+        );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -96,16 +101,33 @@ impl Mock {
 
     /// Answers the next calls with these statuses and bodies, then 200 again.
     pub fn script(&self, answers: &[(u16, &str)]) {
-        self.state.lock().unwrap().script.extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
     }
 
     /// Calls received, token requests excluded.
     pub fn calls(&self) -> Vec<Call> {
-        self.state.lock().unwrap().calls.iter().filter(|c| c.path != "/oauth/token").cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.path != "/oauth/token")
+            .cloned()
+            .collect()
     }
 
     pub fn token_calls(&self) -> usize {
-        self.state.lock().unwrap().calls.iter().filter(|c| c.path == "/oauth/token").count()
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.path == "/oauth/token")
+            .count()
     }
 
     /// Waits until at least `n` calls arrived.
@@ -117,12 +139,26 @@ impl Mock {
     }
 }
 
-fn handle(state: &Mutex<State>, check: &Check, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+fn handle(
+    state: &Mutex<State>,
+    check: &Check,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = state.lock().unwrap();
-    let mut call = Call { method: method.to_string(), path: uri.path().to_owned(), headers, body, accepted: false };
+    let mut call = Call {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        accepted: false,
+    };
     if call.path == "/oauth/token" {
         let form = String::from_utf8_lossy(&call.body).into_owned();
-        call.accepted = form.contains("grant_type=client_credentials") && form.contains("client_secret=");
+        call.accepted =
+            form.contains("grant_type=client_credentials") && form.contains("client_secret=");
         s.calls.push(call.clone());
         if let Some(status) = s.token_status {
             return (StatusCode::from_u16(status).unwrap(), "{}").into_response();
@@ -142,6 +178,7 @@ fn handle(state: &Mutex<State>, check: &Check, method: Method, uri: Uri, headers
     }
     let (status, body) = s.script.pop_front().unwrap_or((200, "{}".to_owned()));
     let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
-    resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     resp
 }

@@ -48,6 +48,9 @@ bash tests/with-server.sh bash bindings/scripts/test-python.sh
 step "mobile SDK: Kotlin (JVM)"
 bash tests/with-server.sh bash bindings/scripts/test-kotlin.sh
 
+step "demo: Enfuce webhook -> push -> virtual phone approves -> result at the processor"
+bash mobile-demo/demo.sh --processor enfuce
+
 step "mobile SDK: Swift sources are fresh"
 bash bindings/scripts/check-swift-fresh.sh
 

@@ -1,0 +1,103 @@
+// What the virtual phone keeps between runs, in one directory (mode 0700):
+//
+//   keystore.bin      the keys: SoftwareKeyStore.exportState(), standing in for the
+//                     Secure Enclave / Android Keystore (where keys persist by themselves)
+//   enrollment.json   enrollmentStateToJson(state): Keychain / EncryptedSharedPreferences
+//   push.properties   the FCM registration (token) and where the mock FCM delivers
+//
+// Only public SDK calls are used: the KeyStore interface, SoftwareKeyStore and its
+// export/import, enrollmentStateToJson / enrollmentStateFromJson.
+
+package pushauth.demo
+
+import java.io.File
+import java.nio.file.Files
+import java.nio.file.StandardCopyOption
+import java.nio.file.attribute.PosixFilePermissions
+import java.util.Properties
+import uniffi.pushauth.*
+
+/** Writes `bytes` to `file` atomically, readable by the owner only. */
+fun writePrivate(file: File, bytes: ByteArray) {
+    file.parentFile.mkdirs()
+    val tmp = File(file.parentFile, file.name + ".tmp")
+    tmp.writeBytes(bytes)
+    runCatching { Files.setPosixFilePermissions(tmp.toPath(), PosixFilePermissions.fromString("rw-------")) }
+    Files.move(tmp.toPath(), file.toPath(), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE)
+}
+
+/**
+ * The app's KeyStore: a SoftwareKeyStore whose keys are written to `file` whenever they
+ * change, so that they survive a restart as hardware-backed keys do. A real app
+ * implements the same five methods on the Secure Enclave or Android Keystore
+ * (bindings/samples/).
+ */
+class FileBackedKeyStore(private val file: File) : KeyStore {
+    private val inner: SoftwareKeyStore =
+        if (file.exists()) SoftwareKeyStore.importState(file.readBytes()) else SoftwareKeyStore()
+
+    override fun createSigningKey(alias: String): ByteArray = inner.createSigningKey(alias).also { save() }
+    override fun sign(alias: String, message: ByteArray): ByteArray = inner.sign(alias, message)
+    override fun createAgreementKey(alias: String): ByteArray = inner.createAgreementKey(alias).also { save() }
+    override fun agree(alias: String, peerPublicKey: ByteArray): ByteArray = inner.agree(alias, peerPublicKey)
+    override fun deleteKey(alias: String) {
+        inner.deleteKey(alias)
+        save()
+    }
+
+    fun aliases(): List<String> = inner.aliases()
+
+    @Synchronized
+    private fun save() {
+        try {
+            writePrivate(file, inner.exportState())
+        } catch (e: Exception) {
+            throw KeyStoreException.Other("cannot persist the key store: ${e.message}")
+        }
+    }
+}
+
+/** Push registration: the token the server sends to, and the mock FCM's device side. */
+data class PushRegistration(val token: String, val inbox: String)
+
+class PhoneStorage(val dir: File) {
+    private val keysFile = File(dir, "keystore.bin")
+    private val stateFile = File(dir, "enrollment.json")
+    private val pushFile = File(dir, "push.properties")
+
+    fun enrolled(): Boolean = stateFile.exists() && keysFile.exists()
+
+    fun keyStore(): FileBackedKeyStore {
+        dir.mkdirs()
+        runCatching { Files.setPosixFilePermissions(dir.toPath(), PosixFilePermissions.fromString("rwx------")) }
+        return FileBackedKeyStore(keysFile)
+    }
+
+    fun loadState(): EnrollmentState = enrollmentStateFromJson(stateFile.readText())
+
+    fun saveState(state: EnrollmentState) = writePrivate(stateFile, enrollmentStateToJson(state).toByteArray())
+
+    fun loadPush(): PushRegistration? {
+        if (!pushFile.exists()) return null
+        val p = Properties().apply { pushFile.inputStream().use { load(it) } }
+        val token = p.getProperty("token") ?: return null
+        return PushRegistration(token, p.getProperty("inbox") ?: return null)
+    }
+
+    fun savePush(push: PushRegistration?) {
+        if (push == null) {
+            pushFile.delete()
+            return
+        }
+        val p = Properties().apply { setProperty("token", push.token); setProperty("inbox", push.inbox) }
+        val out = java.io.ByteArrayOutputStream().also { p.store(it, "FCM registration of the virtual phone") }
+        writePrivate(pushFile, out.toByteArray())
+    }
+
+    /** Forgets everything: state, keys, push registration. */
+    fun wipe() {
+        listOf(stateFile, keysFile, pushFile).forEach { it.delete() }
+    }
+
+    fun describe(): String = dir.path
+}

@@ -1,43 +1,12 @@
 # shellcheck shell=bash
 # Shared by mobile-demo/phone.sh and mobile-demo/demo.sh (sourced, not run): builds what
 # the virtual phone needs, idempotently. Reuses bindings/scripts/common.sh (ROOT,
-# LIB_DIR, build_bindings) and the Kotlin toolchain of bindings/scripts/test-kotlin.sh:
-# the same kotlin-compiler version from npm in the ignored .tools/, Debian's JNA.
+# LIB_DIR, build_bindings) and the Kotlin toolchain (ensure_jvm, ensure_kotlinc).
 
 source "$(dirname "${BASH_SOURCE[0]}")/../bindings/scripts/common.sh"
 
 DEMO="$ROOT/mobile-demo"
-KOTLIN_VERSION="$(sed -n 's/^KOTLIN_VERSION="\(.*\)"$/\1/p' "$BINDINGS/scripts/test-kotlin.sh")"
-KOTLIN_TOOLS="$ROOT/.tools/kotlin"
-KOTLIN_HOME="$KOTLIN_TOOLS/node_modules/kotlin-compiler"
-KOTLINC="$KOTLIN_HOME/bin/kotlinc"
-JNA_JAR="/usr/share/java/jna.jar"
-COROUTINES_JAR="$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar"
-STDLIB_JAR="$KOTLIN_HOME/lib/kotlin-stdlib.jar"
 PHONE_JAR="$DEMO/build/phone.jar"
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# Debian's JNA (with libjnidispatch) and a JDK, as test-kotlin.sh installs them.
-ensure_jvm() {
-    if [ ! -f "$JNA_JAR" ] || ! command -v java >/dev/null; then
-        echo "installing libjna-java and a JDK (apt)" >&2
-        local pkgs=(libjna-java)
-        command -v java >/dev/null || pkgs+=(default-jdk-headless)
-        as_root apt-get install -y -q "${pkgs[@]}" >/dev/null 2>&1 \
-            || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "${pkgs[@]}" >/dev/null; }
-    fi
-}
-
-# kotlinc from npm into .tools/kotlin, the version test-kotlin.sh pins.
-ensure_kotlinc() {
-    if [ ! -x "$KOTLINC" ] || ! grep -qx "$KOTLIN_VERSION" "$KOTLIN_HOME/build.txt" 2>/dev/null; then
-        echo "installing kotlin-compiler@$KOTLIN_VERSION into .tools/kotlin (npm)" >&2
-        mkdir -p "$KOTLIN_TOOLS"
-        npm install --prefix "$KOTLIN_TOOLS" --no-audit --no-fund --no-save --loglevel=error \
-            "kotlin-compiler@$KOTLIN_VERSION" >/dev/null
-    fi
-}
 
 # The cdylib (debug, common.sh's feature set) and the phone's jar: the generated Kotlin
 # bindings plus mobile-demo/src/*.kt, recompiled only when their content changed.

@@ -41,3 +41,37 @@ generate_into() {
         "$BINDGEN" generate --library "$LIB" --language "$lang" --no-format --out-dir "$out/$lang" >/dev/null
     done
 }
+
+# ---- Kotlin on the JVM (SDK tests and mobile-demo) ------------------------------------
+# kotlinc from the npm package kotlin-compiler, in the git-ignored .tools/, and Debian's
+# JNA (with libjnidispatch); both installed on first use, idempotently.
+KOTLIN_VERSION="2.4.20"
+KOTLIN_TOOLS="$ROOT/.tools/kotlin"
+KOTLIN_HOME="$KOTLIN_TOOLS/node_modules/kotlin-compiler"
+KOTLINC="$KOTLIN_HOME/bin/kotlinc"
+JNA_JAR="/usr/share/java/jna.jar"
+COROUTINES_JAR="$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar"
+STDLIB_JAR="$KOTLIN_HOME/lib/kotlin-stdlib.jar"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian's JNA, and a JDK when none is installed.
+ensure_jvm() {
+    if [ ! -f "$JNA_JAR" ] || ! command -v java >/dev/null; then
+        echo "installing libjna-java (and a JDK if missing) with apt" >&2
+        local pkgs=(libjna-java)
+        command -v java >/dev/null || pkgs+=(default-jdk-headless)
+        as_root apt-get install -y -q "${pkgs[@]}" >/dev/null 2>&1 \
+            || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "${pkgs[@]}" >/dev/null; }
+    fi
+}
+
+# kotlinc $KOTLIN_VERSION from npm into .tools/kotlin.
+ensure_kotlinc() {
+    if [ ! -x "$KOTLINC" ] || ! grep -qx "$KOTLIN_VERSION" "$KOTLIN_HOME/build.txt" 2>/dev/null; then
+        echo "installing kotlin-compiler@$KOTLIN_VERSION into .tools/kotlin (npm)" >&2
+        mkdir -p "$KOTLIN_TOOLS"
+        npm install --prefix "$KOTLIN_TOOLS" --no-audit --no-fund --no-save --loglevel=error \
+            "kotlin-compiler@$KOTLIN_VERSION" >/dev/null
+    fi
+}

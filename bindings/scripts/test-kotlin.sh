@@ -6,31 +6,11 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-KOTLIN_VERSION="2.4.20"
-TOOLS="$ROOT/.tools/kotlin"
-KOTLIN_HOME="$TOOLS/node_modules/kotlin-compiler"
-KOTLINC="$KOTLIN_HOME/bin/kotlinc"
-JNA_JAR="/usr/share/java/jna.jar"
 OUT="$BINDINGS/target-kotlin"
 JAR="$OUT/pushauth-kotlin-tests.jar"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# JNA from Debian (also brings libjnidispatch).
-if [ ! -f "$JNA_JAR" ]; then
-    echo "kotlin: installing libjna-java"
-    as_root apt-get install -y -q libjna-java >/dev/null 2>&1 \
-        || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q libjna-java >/dev/null; }
-fi
-
-# kotlinc from npm, into the git-ignored .tools/ (idempotent).
-if [ ! -x "$KOTLINC" ] || ! grep -qx "$KOTLIN_VERSION" "$KOTLIN_HOME/build.txt" 2>/dev/null; then
-    echo "kotlin: installing kotlin-compiler@$KOTLIN_VERSION into .tools/kotlin"
-    mkdir -p "$TOOLS"
-    npm install --prefix "$TOOLS" --no-audit --no-fund --no-save --loglevel=error "kotlin-compiler@$KOTLIN_VERSION" >/dev/null
-fi
-COROUTINES_JAR="$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar"
-STDLIB_JAR="$KOTLIN_HOME/lib/kotlin-stdlib.jar"
+ensure_jvm
+ensure_kotlinc
 
 build_bindings
 

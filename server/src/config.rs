@@ -207,6 +207,9 @@ impl Config {
         for (key, value) in env {
             let path: Vec<String> = if key == "DATABASE_URL" {
                 vec!["storage".into(), "database_url".into()]
+            } else if key == "PUSHAUTH_CONFIG" || key.starts_with("PUSHAUTH_TEST_") {
+                // the config file path (read by the CLI) and test-harness variables
+                continue;
             } else if let Some(rest) = key.strip_prefix("PUSHAUTH_") {
                 rest.split("__").map(str::to_ascii_lowercase).collect()
             } else {
@@ -304,6 +307,8 @@ mod tests {
                 ("PUSHAUTH_API__CALLBACK_HOSTS", "[\"a.example\"]"),
                 ("PUSHAUTH_API__CALLBACK_SECRET", "s3cret-value"),
                 ("HOME", "/root"),
+                ("PUSHAUTH_CONFIG", "/etc/pushauth.toml"),
+                ("PUSHAUTH_TEST_PG_URL", "postgres://x"),
             ]),
         )
         .unwrap();

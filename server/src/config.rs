@@ -156,11 +156,35 @@ pub struct ChallengeConfig {
     pub max_ttl_secs: i64,
     /// Pending challenges allowed per cardholder at once (MFA-fatigue guard). Default 5.
     pub max_pending_per_cardholder: i64,
+    /// What to do when the push to every device of the cardholder failed for good
+    /// (dead tokens, refused): `wait` (default: the challenge stays answerable through
+    /// the SDK's pending list and stream until its deadline) or `close` (close it at once
+    /// and report the processor's timeout outcome early — Enfuce `TIMEOUT`, Treezor
+    /// `FALLBACK` when `on_expiry = "fallback"` — so the processor can fall back to
+    /// another method without waiting out its window). Devices without a push target
+    /// count as reachable (they poll), so `close` never fires while one exists.
+    pub when_unreachable: UnreachablePolicy,
+}
+
+/// See [`ChallengeConfig::when_unreachable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreachablePolicy {
+    /// Keep the challenge open until its deadline.
+    #[default]
+    Wait,
+    /// Close it and report the timeout outcome upstream at once.
+    Close,
 }
 
 impl Default for ChallengeConfig {
     fn default() -> Self {
-        ChallengeConfig { default_ttl_secs: 300, max_ttl_secs: 900, max_pending_per_cardholder: 5 }
+        ChallengeConfig {
+            default_ttl_secs: 300,
+            max_ttl_secs: 900,
+            max_pending_per_cardholder: 5,
+            when_unreachable: UnreachablePolicy::Wait,
+        }
     }
 }
 

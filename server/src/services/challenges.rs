@@ -145,3 +145,53 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         CreateOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
     }
 }
+
+/// Closes a pending challenge when every push to the cardholder's devices failed for
+/// good and no active device can poll instead (`[challenges] when_unreachable =
+/// "close"`). The challenge becomes `cancelled` (audit `challenge.unreachable`) and the
+/// processor gets the timeout outcome now rather than at the end of its window.
+/// Returns whether it closed the challenge.
+pub async fn close_if_unreachable(state: &AppState, id: &pushauth_core::ids::ChallengeId) -> ApiResult<bool> {
+    use pushauth_store::{ChallengeStatus, OutboxStatus};
+    if state.config.challenges.when_unreachable != crate::config::UnreachablePolicy::Close {
+        return Ok(false);
+    }
+    let store = &state.store;
+    let rows = store.outbox_for_challenge(id).await?;
+    let pushes = rows.iter().filter(|r| r.kind == OutboxKind::Push).count();
+    let failed = rows
+        .iter()
+        .filter(|r| r.kind == OutboxKind::Push && matches!(r.status, OutboxStatus::Failed | OutboxStatus::TooLate))
+        .count();
+    let pushed: Vec<_> = rows.iter().filter(|r| r.kind == OutboxKind::Push).filter_map(|r| r.device.clone()).collect();
+    drop(rows);
+    if pushes == 0 || failed != pushes {
+        return Ok(false);
+    }
+    let Some(challenge) = store.challenge_get(id).await? else { return Ok(false) };
+    if challenge.status != ChallengeStatus::Pending {
+        return Ok(false);
+    }
+    let pollers = store
+        .device_list(&challenge.cardholder)
+        .await?
+        .into_iter()
+        // a device that was not pushed (no token, no push service) can still poll;
+        // one whose push just failed (its dead token is cleared by now) cannot
+        .any(|d| d.status == DeviceStatus::Active && !state.push.can_push(&d) && !pushed.contains(&d.id));
+    if pollers {
+        return Ok(false);
+    }
+    let t = now();
+    let outbox: Vec<NewOutbox> =
+        crate::services::decisions::upstream_row(state, &challenge, crate::upstream::Outcome::Expired).into_iter().collect();
+    let audit = AuditDraft::new(t, "system", "challenge.unreachable")
+        .challenge(id)
+        .cardholder(&challenge.cardholder)
+        .details(serde_json::json!({ "pushes": pushes }));
+    let closed = store.challenge_close(id, ChallengeStatus::Cancelled, t, outbox, audit).await?;
+    if closed {
+        tracing::warn!(challenge = %id, "every push failed: challenge closed, timeout reported upstream");
+    }
+    Ok(closed)
+}

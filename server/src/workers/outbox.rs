@@ -113,6 +113,12 @@ async fn process(state: &AppState, item: OutboxItem) {
         // The lease will expire and the row will be retried; delivery is at least once,
         // connectors make repeats harmless where the processor allows it.
         tracing::error!(error = %e, outbox = item.id.0, "recording an outbox attempt failed");
+        return;
+    }
+    if item.kind == OutboxKind::Push && matches!(step.next, OutboxNext::Failed | OutboxNext::TooLate) {
+        if let Err(e) = crate::services::challenges::close_if_unreachable(state, &item.challenge).await {
+            tracing::error!(error = %e, challenge = %item.challenge, "unreachable-cardholder check failed");
+        }
     }
 }
 

@@ -36,6 +36,10 @@ fn now() -> i64 {
 }
 
 pub async fn spawn(backend: Backend, push: PushConfig) -> App {
+    spawn_with(backend, push, |_| {}).await
+}
+
+pub async fn spawn_with(backend: Backend, push: PushConfig, tweak: impl FnOnce(&mut Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -43,6 +47,7 @@ pub async fn spawn(backend: Backend, push: PushConfig) -> App {
     config.security.admin_key = Some(ADMIN_KEY.into());
     config.workers.idle_poll_ms = 100;
     config.push = push;
+    tweak(&mut config);
     let store: Arc<dyn Store> = match backend {
         Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
         Backend::Postgres => {

@@ -249,6 +249,46 @@ async fn non_hex_apns_token_is_not_sent(backend: Backend) {
     w.app.server.shutdown().await;
 }
 
+/// `when_unreachable = "close"`: once the push to every device failed for good, the
+/// challenge is closed at once (and the timeout outcome goes upstream); with the
+/// default `wait`, or while a device can still poll, it stays open.
+async fn unreachable_cardholder_is_closed_early(backend: Backend) {
+    let (production, sandbox) = apns_pair().await;
+    let (config, _keys) = push_config(Some((&production, &sandbox)), None);
+    let app = crate::app::spawn_with(backend, config, |c| {
+        c.challenges.when_unreachable = pushauth_server::config::UnreachablePolicy::Close;
+    })
+    .await;
+    let ch = app.cardholder().await;
+    let a = app.phone(&ch, "ios", &ios_token(1), None).await;
+    let b = app.phone(&ch, "ios", &ios_token(2), None).await;
+    production.script(&a.token, [Reply::new(410, "Unregistered")]);
+    production.script(&b.token, [Reply::new(400, "BadDeviceToken")]);
+    let (cid, _) = app.challenge(&ch, "order-1").await;
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = app.detail(&cid).await["challenge"]["status"].as_str().unwrap().to_owned();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "cancelled");
+    let detail = app.detail(&cid).await;
+    let actions: Vec<&str> = detail["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"challenge.unreachable"), "{actions:?}");
+
+    // A device that polls keeps the cardholder reachable: the challenge stays open.
+    let ch2 = app.cardholder().await;
+    let dead = app.phone(&ch2, "ios", &ios_token(3), None).await;
+    production.script(&dead.token, [Reply::new(410, "Unregistered")]);
+    let _poller = app.phone(&ch2, "other", "polling-only-device", None).await;
+    let (cid2, _) = app.challenge(&ch2, "order-2").await;
+    app.settled(&cid2, 1).await;
+    assert_eq!(app.detail(&cid2).await["challenge"]["status"], "pending");
+    app.server.shutdown().await;
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
         $(
@@ -267,6 +307,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    unreachable_cardholder_is_closed_early,
     challenge_push_to_ios_and_android,
     fan_out_with_one_dead_token,
     throttled_then_sent,

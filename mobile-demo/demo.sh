@@ -73,7 +73,7 @@ rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 command -v curl >/dev/null || { echo "installing curl (apt)" >&2; as_root apt-get install -y -q curl >/dev/null 2>&1 || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q curl >/dev/null; }; }
 say "building what is missing: pushauth server, SDK cdylib (debug), kotlinc, the phone"
 build_started=$(now_ms)
-cargo build --quiet -p pushauth-server --bin pushauth
+build_workspace   # the server binary and the SDK cdylib (no-op when fresh)
 build_phone
 say "build: ready in $(( $(now_ms) - build_started )) ms"
 
@@ -320,7 +320,7 @@ $(proc_"$processor" config)
 
 $PUSH_TOML
 EOF
-RUST_LOG=${RUST_LOG:-warn} target/debug/pushauth serve --config "$TMP/pushauth.toml" > "$TMP/server.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-warn} "${CARGO_TARGET_DIR:-target}/debug/pushauth" serve --config "$TMP/pushauth.toml" > "$TMP/server.log" 2>&1 &
 PIDS+=($!)
 server_pid=${PIDS[-1]}
 PUSHAUTH=""

@@ -32,6 +32,9 @@ fi
 step "cargo fetch"
 cargo fetch --locked
 
+step "cargo build (workspace, all targets: the one build every later step reuses)"
+cargo build --workspace --all-targets --locked --features pushauth-bindings/bindgen
+
 step "cargo test (workspace)"
 set +e
 cargo test --workspace --locked --features pushauth-bindings/bindgen 2>&1 | tee /tmp/pushauth-cargo-test.log | grep -vE '^test .* ok$'

@@ -6,8 +6,10 @@
 #   bash tests/with-server.sh bash bindings/scripts/test-python.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/debug/pushauth
-[ -x "$bin" ] || cargo build -p pushauth-server --bin pushauth
+bin="${CARGO_TARGET_DIR:-target}/debug/pushauth"
+# shellcheck source=../bindings/scripts/common.sh
+source bindings/scripts/common.sh
+build_workspace
 dir=$(mktemp -d)
 key="test-admin-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PUSHAUTH_SERVER__LISTEN=127.0.0.1:0 PUSHAUTH_STORAGE__DATA_DIR="$dir" PUSHAUTH_SECURITY__ADMIN_KEY="$key" \

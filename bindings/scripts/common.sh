@@ -26,10 +26,18 @@ esac
 LIB="$LIB_DIR/$LIB_FILE"
 BINDGEN="$LIB_DIR/uniffi-bindgen"
 
-# Builds the library (lib, cdylib, staticlib) and uniffi-bindgen, debug profile.
-# One feature set for every script, so the scripts never rebuild each other's output.
+# The project's one build: every crate and target of the workspace, debug profile, with
+# the SDK's bindgen feature. It compiles exactly the units `cargo test --workspace
+# --features pushauth-bindings/bindgen` uses (and links the cdylib and the binaries),
+# so scripts and tests share one target/ and never rebuild dependencies with another
+# feature set. A no-op when nothing changed.
+build_workspace() {
+    (cd "$ROOT" && cargo build --quiet --workspace --all-targets --features pushauth-bindings/bindgen)
+}
+
+# The SDK library (lib, cdylib, staticlib) and uniffi-bindgen.
 build_bindings() {
-    (cd "$ROOT" && cargo build --quiet -p pushauth-bindings --features bindgen)
+    build_workspace
 }
 
 # generate_into DIR: writes DIR/{kotlin,swift,python} from the built library.

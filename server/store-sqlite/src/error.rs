@@ -1,7 +1,6 @@
 //! Mapping of sqlx errors and undecodable columns to [`StoreError`].
 
-use std::fmt::Display;
-
+pub(crate) use pushauth_store::decode::{corrupt, json, json_text, parse_enum, parse_with};
 use pushauth_store::StoreError;
 
 /// Maps a database error: unique violations → `Conflict(conflict)`, foreign-key
@@ -26,35 +25,6 @@ pub(crate) fn classify(
 /// to fire.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
     classify(e, "unique constraint", "referenced row")
-}
-
-/// A column that does not decode into its domain type.
-pub(crate) fn corrupt(column: &str, e: impl Display) -> StoreError {
-    StoreError::Corrupt(format!("{column}: {e}"))
-}
-
-/// Decodes a closed-vocabulary column with the enum's `parse`.
-pub(crate) fn parse_enum<T>(
-    column: &str,
-    text: &str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<T, StoreError> {
-    parse(text).ok_or_else(|| corrupt(column, format!("unknown value {text:?}")))
-}
-
-/// Decodes a column with a fallible parser (core newtypes).
-pub(crate) fn parse_with<T, E: Display>(column: &str, r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| corrupt(column, e))
-}
-
-/// Parses a JSON text column.
-pub(crate) fn json(column: &str, text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(column, e))
-}
-
-/// Serialises a JSON value for a TEXT column.
-pub(crate) fn json_text(value: &serde_json::Value) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("json encoding: {e}")))
 }
 
 /// Converts a stored integer to `i32` (failures, attempts, HTTP status).

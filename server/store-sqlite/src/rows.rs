@@ -2,28 +2,14 @@
 //! Every text column that holds a core newtype or enum goes through that type's
 //! parsing constructor; a value that does not parse is `StoreError::Corrupt`.
 
-use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
+use pushauth_core::ids::{Nonce, ProviderRef};
 use pushauth_core::money::{Currency, Money};
 use pushauth_core::transaction::{Payee, TransactionKind, TxnDigest};
 use pushauth_store::*;
 
 use crate::error::{corrupt, int32, json, parse_enum, parse_with};
 
-pub(crate) fn cardholder_id(column: &str, s: &str) -> StoreResult<CardholderId> {
-    parse_with(column, CardholderId::parse(s))
-}
-pub(crate) fn challenge_id(column: &str, s: &str) -> StoreResult<ChallengeId> {
-    parse_with(column, ChallengeId::parse(s))
-}
-pub(crate) fn device_id(column: &str, s: &str) -> StoreResult<DeviceId> {
-    parse_with(column, DeviceId::parse(s))
-}
-pub(crate) fn provider(s: &str) -> StoreResult<Provider> {
-    parse_with("provider", Provider::parse(s))
-}
-fn opt<T>(v: Option<String>, f: impl FnOnce(&str) -> StoreResult<T>) -> StoreResult<Option<T>> {
-    v.as_deref().map(f).transpose()
-}
+pub(crate) use pushauth_store::decode::{cardholder_id, challenge_id, device_id, opt, provider};
 
 /// `cardholders`.
 #[derive(Debug)]

@@ -12,6 +12,7 @@
 mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod decode;
 mod model;
 mod states;
 

@@ -52,10 +52,6 @@ async fn find_in(
     row.map(ChallengeRow::decode).transpose()
 }
 
-fn has_upstream(outbox: &[NewOutbox]) -> bool {
-    outbox.iter().any(|o| o.kind == OutboxKind::Upstream)
-}
-
 /// `INSERT … ON CONFLICT (provider, provider_ref) DO NOTHING`, then outbox rows and
 /// audit; on conflict the existing challenge is returned and nothing is written.
 pub(crate) async fn create(
@@ -69,11 +65,7 @@ pub(crate) async fn create(
     let currency = new.amount.map(|m| m.currency().code());
     let payee = new.payee.as_ref().map(|p| p.as_str());
     let digest = new.txn_digest.to_string();
-    let upstream = if has_upstream(&outbox) {
-        UpstreamStatus::Queued
-    } else {
-        UpstreamStatus::None
-    };
+    let upstream = upstream_status_for(&outbox);
     let mut tx = s.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
@@ -114,26 +106,7 @@ pub(crate) async fn create(
     }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    Ok(CreateOutcome::Created(Challenge {
-        id: new.id,
-        cardholder: new.cardholder,
-        provider: new.provider,
-        provider_ref: new.provider_ref,
-        kind: new.kind,
-        amount: new.amount,
-        payee: new.payee,
-        nonce: new.nonce,
-        txn_digest: new.txn_digest,
-        deadline: new.deadline,
-        upstream_deadline: new.upstream_deadline,
-        processor_input: new.processor_input,
-        context: new.context,
-        status: ChallengeStatus::Pending,
-        upstream,
-        closed_at: None,
-        final_status: None,
-        created_at: new.created_at,
-    }))
+    Ok(CreateOutcome::Created(new.into_created(upstream)))
 }
 
 pub(crate) async fn get(s: &PgStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
@@ -250,7 +223,7 @@ pub(crate) async fn decide(
         DecisionKind::Approve => ChallengeStatus::Approved,
         DecisionKind::Deny => ChallengeStatus::Denied,
     };
-    let (status, queue) = (status.as_str(), has_upstream(&outbox));
+    let (status, queue) = (status.as_str(), upstream_status_for(&outbox) == UpstreamStatus::Queued);
     let mut tx = s.begin().await?;
     let won = sqlx::query_scalar!(
         "UPDATE challenges
@@ -326,7 +299,7 @@ pub(crate) async fn close(
             "a challenge can only be closed as expired or cancelled",
         ));
     }
-    let (id, to, queue) = (id.as_str(), to.as_str(), has_upstream(&outbox));
+    let (id, to, queue) = (id.as_str(), to.as_str(), upstream_status_for(&outbox) == UpstreamStatus::Queued);
     let mut tx = s.begin().await?;
     let closed = sqlx::query_scalar!(
         "UPDATE challenges

@@ -96,19 +96,7 @@ pub(crate) async fn enroll(
     }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    Ok(EnrollOutcome::Enrolled(Device {
-        id: device.id,
-        cardholder,
-        status: DeviceStatus::Active,
-        platform: device.platform,
-        label: device.label,
-        signing_key: device.signing_key,
-        agreement_key: device.agreement_key,
-        push: device.push,
-        failures: 0,
-        created_at: device.created_at,
-        updated_at: device.created_at,
-    }))
+    Ok(EnrollOutcome::Enrolled(device.into_enrolled(cardholder)))
 }
 
 pub(crate) async fn get(s: &PgStore, id: &DeviceId) -> StoreResult<Option<Device>> {

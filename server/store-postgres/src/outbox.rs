@@ -120,16 +120,8 @@ pub(crate) async fn complete(
     if row.status != OutboxStatus::Pending.as_str() {
         return tx.commit().await.map_err(db);
     }
-    let (status, upstream) = match next {
-        OutboxNext::Done => (OutboxStatus::Done, Some(UpstreamStatus::Delivered)),
-        OutboxNext::RetryAt(_) => (OutboxStatus::Pending, None),
-        OutboxNext::Failed => (OutboxStatus::Failed, Some(UpstreamStatus::Failed)),
-        OutboxNext::TooLate => (OutboxStatus::TooLate, Some(UpstreamStatus::TooLate)),
-    };
-    let retry_at = match next {
-        OutboxNext::RetryAt(at) => Some(at.0),
-        _ => None,
-    };
+    let (status, retry_at, upstream) = next.effects();
+    let retry_at = retry_at.map(|m| m.0);
     sqlx::query!(
         "UPDATE outbox
          SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,
@@ -162,18 +154,17 @@ pub(crate) async fn complete(
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let mut draft = AuditDraft::new(attempt.at, "system", format!("outbox.{kind}.{status}"))
-            .challenge(&challenge_id("outbox.challenge_id", &row.challenge_id)?)
-            .cardholder(&cardholder_id("challenges.cardholder_id", &cardholder)?)
-            .details(serde_json::json!({
-                "outbox_id": id.0,
-                "attempts": row.attempts,
-                "http_status": attempt.http_status,
-                "error": attempt.error,
-            }));
-        if let Some(device) = &row.device_id {
-            draft = draft.device(&device_id("outbox.device_id", device)?);
-        }
+        let device = row.device_id.as_deref().map(|d| device_id("outbox.device_id", d)).transpose()?;
+        let draft = outbox_final_audit(
+            id,
+            kind,
+            status,
+            i64::from(row.attempts),
+            &attempt,
+            &challenge_id("outbox.challenge_id", &row.challenge_id)?,
+            &cardholder_id("challenges.cardholder_id", &cardholder)?,
+            device.as_ref(),
+        );
         append(&mut tx, &draft).await?;
     } else {
         // rescheduled: workers may need to wake earlier than they planned

@@ -550,3 +550,96 @@ pub struct Attempt {
     /// Error text.
     pub error: Option<String>,
 }
+
+/// The upstream status a new or closed challenge gets from the outbox rows written with
+/// it: `queued` when one of them is an upstream result, `none` otherwise.
+pub fn upstream_status_for(outbox: &[NewOutbox]) -> UpstreamStatus {
+    if outbox.iter().any(|o| o.kind == OutboxKind::Upstream) { UpstreamStatus::Queued } else { UpstreamStatus::None }
+}
+
+impl NewChallenge {
+    /// The record as it stands right after its insert: pending, not closed.
+    pub fn into_created(self, upstream: UpstreamStatus) -> Challenge {
+        Challenge {
+            id: self.id,
+            cardholder: self.cardholder,
+            provider: self.provider,
+            provider_ref: self.provider_ref,
+            kind: self.kind,
+            amount: self.amount,
+            payee: self.payee,
+            nonce: self.nonce,
+            txn_digest: self.txn_digest,
+            deadline: self.deadline,
+            upstream_deadline: self.upstream_deadline,
+            processor_input: self.processor_input,
+            context: self.context,
+            status: ChallengeStatus::Pending,
+            upstream,
+            closed_at: None,
+            final_status: None,
+            created_at: self.created_at,
+        }
+    }
+}
+
+impl NewDevice {
+    /// The record as it stands right after enrollment: active, no failures.
+    pub fn into_enrolled(self, cardholder: CardholderId) -> Device {
+        Device {
+            id: self.id,
+            cardholder,
+            status: DeviceStatus::Active,
+            platform: self.platform,
+            label: self.label,
+            signing_key: self.signing_key,
+            agreement_key: self.agreement_key,
+            push: self.push,
+            failures: 0,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
+impl OutboxNext {
+    /// What an attempt's consequence writes: the row's new status, the retry time (if
+    /// rescheduled), and for upstream rows the challenge's new upstream status (`None`
+    /// while it stays queued).
+    pub fn effects(self) -> (OutboxStatus, Option<Millis>, Option<UpstreamStatus>) {
+        match self {
+            OutboxNext::Done => (OutboxStatus::Done, None, Some(UpstreamStatus::Delivered)),
+            OutboxNext::RetryAt(at) => (OutboxStatus::Pending, Some(at), None),
+            OutboxNext::Failed => (OutboxStatus::Failed, None, Some(UpstreamStatus::Failed)),
+            OutboxNext::TooLate => (OutboxStatus::TooLate, None, Some(UpstreamStatus::TooLate)),
+        }
+    }
+}
+
+/// The audit entry written when an outbox row reaches a final status
+/// (`outbox.<kind>.<status>`).
+#[allow(clippy::too_many_arguments, reason = "one entry, every field named at the call")]
+pub fn outbox_final_audit(
+    id: OutboxId,
+    kind: OutboxKind,
+    status: OutboxStatus,
+    attempts: i64,
+    attempt: &AttemptRecord,
+    challenge: &ChallengeId,
+    cardholder: &CardholderId,
+    device: Option<&DeviceId>,
+) -> crate::AuditDraft {
+    let draft = crate::AuditDraft::new(attempt.at, "system", format!("outbox.{kind}.{status}"))
+        .challenge(challenge)
+        .cardholder(cardholder)
+        .details(serde_json::json!({
+            "outbox_id": id.0,
+            "attempts": attempts,
+            "http_status": attempt.http_status,
+            "error": attempt.error,
+        }));
+    match device {
+        Some(d) => draft.device(d),
+        None => draft,
+    }
+}

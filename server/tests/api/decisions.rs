@@ -130,6 +130,22 @@ fn clone(d: &TestDevice) -> TestDevice {
     }
 }
 
+/// An oversize processor output is refused as bad input: nothing recorded, no failure
+/// counted, and the challenge stays open.
+async fn oversize_processor_output(app: TestApp) {
+    let (ch, d) = app.cardholder_with_device().await;
+    let id = app.new_challenge(&ch, "pay-8").await;
+    let c = d.challenge(&id).await;
+    let proof = d.sign_decision(&c, Decision::Approve, None);
+    let body = json!({ "proof": proof, "processor_output": "x".repeat(16 * 1024 + 1) });
+    let a = d.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(body)).await;
+    assert_reason(a, 400, "invalid_field");
+    let v = detail(&app, &id).await;
+    assert_eq!(v["challenge"]["status"], "pending");
+    let (_, dev) = app.admin(Method::GET, &format!("/v1/admin/devices/{}", d.id), None).await;
+    assert_eq!(dev["device"]["failures"], 0);
+}
+
 async fn expired_challenge(app: TestApp) {
     let (ch, d) = app.cardholder_with_device().await;
     let (s, v) = app.challenge(&ch, "pay-5", json!({"ttl_secs": 1})).await;
@@ -236,6 +252,7 @@ on_both_backends!(
     approve_first_answer_wins,
     deny_not_me_is_recorded,
     refused_proofs,
+    oversize_processor_output,
     expired_challenge,
     callback_after_retry,
     callback_reports_expiry,

@@ -57,6 +57,10 @@ async fn request_proofs_are_one_time(app: TestApp) {
     let p = d.proof("GET", "/v1/device/challenges", b"");
     let other = d.send_with("GET", "/v1/device/challenges?x=1", Vec::new(), &p).await;
     assert_eq!((other.status, other.body["reason"].as_str()), (401, Some("wrong_path")));
+    // a proof for GET does not authorise a DELETE of the same path
+    let p = d.proof("GET", "/v1/device", b"");
+    let other = d.send_with("DELETE", "/v1/device", Vec::new(), &p).await;
+    assert_eq!((other.status, other.body["reason"].as_str()), (401, Some("wrong_method")));
     // a body swapped under a valid proof
     let body = serde_json::to_vec(&json!({"push_token": "abc"})).unwrap();
     let p = d.proof("PUT", "/v1/device/push-token", &body);

@@ -89,16 +89,21 @@ impl Api {
             // library does not do; without it the first TLS handshake would panic.
             if cfg!(target_os = "android") && base.scheme() == "https" {
                 return Err(Error::Input(
-                    "on Android pass ClientOptions.trusted_roots_pem (see bindings/README.md)".to_owned(),
+                    "on Android pass ClientOptions.trusted_roots_pem (see bindings/README.md)"
+                        .to_owned(),
                 ));
             }
         } else {
             let mut certs = Vec::new();
             for pem in &transport.trusted_roots_pem {
-                let found = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                    .map_err(|_| Error::Input("trusted_roots_pem: not PEM certificates".to_owned()))?;
+                let found =
+                    reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
+                        Error::Input("trusted_roots_pem: not PEM certificates".to_owned())
+                    })?;
                 if found.is_empty() {
-                    return Err(Error::Input("trusted_roots_pem: no certificate found".to_owned()));
+                    return Err(Error::Input(
+                        "trusted_roots_pem: no certificate found".to_owned(),
+                    ));
                 }
                 certs.extend(found);
             }
@@ -109,12 +114,18 @@ impl Api {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Ok(Self { http: builder.build()?, base })
+        Ok(Self {
+            http: builder.build()?,
+            base,
+        })
     }
 
     /// The target for a path relative to the base URL (`v1/device/enroll`).
     pub(crate) fn target(&self, relative: &str) -> Result<Target> {
-        let url = self.base.join(relative).map_err(|_| Error::Internal("bad endpoint path".to_owned()))?;
+        let url = self
+            .base
+            .join(relative)
+            .map_err(|_| Error::Internal("bad endpoint path".to_owned()))?;
         let htu = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
@@ -149,7 +160,11 @@ impl Api {
             }
             bytes.extend_from_slice(&chunk);
         }
-        if status.is_success() { Ok(bytes) } else { Err(Error::Problem(problem(status, &bytes, kind))) }
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(Error::Problem(problem(status, &bytes, kind)))
+        }
     }
 }
 
@@ -164,19 +179,29 @@ fn problem(status: StatusCode, body: &[u8], kind: EndpointKind) -> Problem {
     // closed challenge (protocol §6.1) is read from `challenge_status`, or from a
     // string `status` for a server that puts it there.
     let challenge_status = parsed
-        .and_then(|p| p.challenge_status.or_else(|| p.status.and_then(|s| s.as_str().map(str::to_owned))))
+        .and_then(|p| {
+            p.challenge_status
+                .or_else(|| p.status.and_then(|s| s.as_str().map(str::to_owned)))
+        })
         .filter(|s| s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-    Problem { status: status.as_u16(), reason, challenge_status, kind }
+    Problem {
+        status: status.as_u16(),
+        reason,
+        challenge_status,
+        kind,
+    }
 }
 
 /// Serialises a request body.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|_| Error::Internal("request body not serialisable".to_owned()))
+    serde_json::to_vec(value)
+        .map_err(|_| Error::Internal("request body not serialisable".to_owned()))
 }
 
 /// Parses a 2xx answer body.
 pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|_| Error::Internal(format!("unexpected {what} answer from the server")))
+    serde_json::from_slice(bytes)
+        .map_err(|_| Error::Internal(format!("unexpected {what} answer from the server")))
 }
 
 // Wire types of docs/protocol.md §6.1. Answers ignore unknown members (servers may add).
@@ -253,12 +278,26 @@ mod tests {
 
     #[test]
     fn targets_keep_the_base_path() {
-        let api = Api::new(&Url::parse("https://bank.example/pa").unwrap(), &Transport::default()).unwrap();
+        let api = Api::new(
+            &Url::parse("https://bank.example/pa").unwrap(),
+            &Transport::default(),
+        )
+        .unwrap();
         let t = api.target("v1/device/challenges/abc/decision").unwrap();
-        assert_eq!(t.url.as_str(), "https://bank.example/pa/v1/device/challenges/abc/decision");
+        assert_eq!(
+            t.url.as_str(),
+            "https://bank.example/pa/v1/device/challenges/abc/decision"
+        );
         assert_eq!(t.htu, "/pa/v1/device/challenges/abc/decision");
-        let api = Api::new(&Url::parse("http://127.0.0.1:8080").unwrap(), &Transport::default()).unwrap();
-        assert_eq!(api.target("v1/device/enroll").unwrap().htu, "/v1/device/enroll");
+        let api = Api::new(
+            &Url::parse("http://127.0.0.1:8080").unwrap(),
+            &Transport::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            api.target("v1/device/enroll").unwrap().htu,
+            "/v1/device/enroll"
+        );
     }
 
     /// A self-signed P-256 root (test only, no private key kept).
@@ -277,9 +316,15 @@ RGcbqnMN7EA2FWIvzL89GquBNxmXGOd8cv01p6biIsoCIQDQfkS8ZB2mwc7HWUrQ\n\
     #[test]
     fn trusted_roots_are_parsed() {
         let base = Url::parse("https://bank.example").unwrap();
-        let transport = Transport { timeout: None, trusted_roots_pem: vec![TEST_ROOT.to_owned()] };
+        let transport = Transport {
+            timeout: None,
+            trusted_roots_pem: vec![TEST_ROOT.to_owned()],
+        };
         assert!(Api::new(&base, &transport).is_ok());
-        let bad = Transport { timeout: None, trusted_roots_pem: vec!["not a certificate".to_owned()] };
+        let bad = Transport {
+            timeout: None,
+            trusted_roots_pem: vec!["not a certificate".to_owned()],
+        };
         assert!(matches!(Api::new(&base, &bad), Err(Error::Input(_))));
     }
 

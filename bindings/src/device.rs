@@ -72,7 +72,9 @@ pub(crate) struct EnrollParams {
 
 /// Runs `f` on a blocking thread (it may wait for a biometric prompt).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| Error::Internal("key store task failed".to_owned()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Internal("key store task failed".to_owned()))?
 }
 
 /// Deletes keys, ignoring failures (clean-up after an error).
@@ -85,14 +87,22 @@ fn delete_quietly(store: &dyn KeyStore, aliases: &[&str]) {
 /// Enrolls this device (protocol §6.2): creates both keys in the key store, proves
 /// possession of the signing key, and pins the server key from the answer. On any
 /// failure the new keys are deleted again.
-pub(crate) async fn enroll(store: Arc<dyn KeyStore>, params: EnrollParams, settings: &Settings) -> Result<Enrollment> {
+pub(crate) async fn enroll(
+    store: Arc<dyn KeyStore>,
+    params: EnrollParams,
+    settings: &Settings,
+) -> Result<Enrollment> {
     let api = Api::new(&params.link.server, &settings.transport)?;
     let target = api.target("v1/device/enroll")?;
     let signing_alias = keys::new_alias("signing")?;
     let agreement_alias = keys::new_alias("agreement")?;
 
     let created = {
-        let (store, signing_alias, agreement_alias) = (store.clone(), signing_alias.clone(), agreement_alias.clone());
+        let (store, signing_alias, agreement_alias) = (
+            store.clone(),
+            signing_alias.clone(),
+            agreement_alias.clone(),
+        );
         blocking(move || {
             let signing = keys::create_signing_key(store.as_ref(), &signing_alias)?;
             match keys::create_agreement_key(store.as_ref(), &agreement_alias) {
@@ -141,15 +151,36 @@ async fn enroll_with_keys(
     // is the server URL from the link, which is the server's default issuer.
     let audience = server_url_text(&params.link.server);
     let proof = {
-        let (signer, htu, body) = (KeyStoreSigner::new(store, signing.clone()), target.htu.clone(), body.clone());
+        let (signer, htu, body) = (
+            KeyStoreSigner::new(store, signing.clone()),
+            target.htu.clone(),
+            body.clone(),
+        );
         blocking(move || {
             keys::run(&signer, Error::signing, |s| {
-                request::sign_enrollment(s, &audience, HttpRequest { method: "POST", path: &htu, body: &body }, now())
+                request::sign_enrollment(
+                    s,
+                    &audience,
+                    HttpRequest {
+                        method: "POST",
+                        path: &htu,
+                        body: &body,
+                    },
+                    now(),
+                )
             })
         })
         .await?
     };
-    let answer = api.send(Method::POST, target, &proof, Some(body), EndpointKind::Enroll).await?;
+    let answer = api
+        .send(
+            Method::POST,
+            target,
+            &proof,
+            Some(body),
+            EndpointKind::Enroll,
+        )
+        .await?;
     let answer: api::EnrollAnswer = api::from_json(&answer, "enrollment")?;
 
     let device = DeviceId::parse(&answer.device_id)
@@ -157,12 +188,21 @@ async fn enroll_with_keys(
     let server_key = pushauth_core::keys::PublicKey::from_jwk(&answer.server_key)
         .map_err(|_| Error::Internal("server sent an invalid server key".to_owned()))?;
     if server_key.thumbprint() != answer.server_kid {
-        return Err(Error::Internal("server key id is not the key's thumbprint".to_owned()));
+        return Err(Error::Internal(
+            "server key id is not the key's thumbprint".to_owned(),
+        ));
     }
     if answer.issuer.is_empty() {
         return Err(Error::Internal("server sent an empty issuer".to_owned()));
     }
-    Ok(Enrollment { server: params.link.server.clone(), issuer: answer.issuer, device, server_key, signing, agreement })
+    Ok(Enrollment {
+        server: params.link.server.clone(),
+        issuer: answer.issuer,
+        device,
+        server_key,
+        signing,
+        agreement,
+    })
 }
 
 /// Decrypts a push envelope with the agreement key (protocol §7). No network.
@@ -174,7 +214,9 @@ pub(crate) fn open_push(
 ) -> Result<PushDetails> {
     let challenge = ChallengeId::parse(challenge).map_err(|e| Error::input("challenge id", &e))?;
     let bridge = KeyStoreAgreement::new(store, agreement);
-    keys::run(&bridge, Error::Push, |k| PushDetails::open(k, &challenge, envelope))
+    keys::run(&bridge, Error::Push, |k| {
+        PushDetails::open(k, &challenge, envelope)
+    })
 }
 
 /// An enrolled device talking to its server.
@@ -198,14 +240,25 @@ impl std::fmt::Debug for Device {
 }
 
 fn locked<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
-    m.lock().map_err(|_| Error::Internal("state lock poisoned".to_owned()))
+    m.lock()
+        .map_err(|_| Error::Internal("state lock poisoned".to_owned()))
 }
 
 impl Device {
     /// A client for an enrolled device.
-    pub(crate) fn new(state: Enrollment, store: Arc<dyn KeyStore>, settings: Settings) -> Result<Self> {
+    pub(crate) fn new(
+        state: Enrollment,
+        store: Arc<dyn KeyStore>,
+        settings: Settings,
+    ) -> Result<Self> {
         let api = Api::new(&state.server, &settings.transport)?;
-        Ok(Self { api, store, state: Mutex::new(state), verified: Mutex::new(HashMap::new()), settings })
+        Ok(Self {
+            api,
+            store,
+            state: Mutex::new(state),
+            verified: Mutex::new(HashMap::new()),
+            settings,
+        })
     }
 
     /// The current enrollment (changes with [`Device::rotate_key`]).
@@ -214,32 +267,68 @@ impl Device {
     }
 
     /// Signs and sends one device API request (protocol §6).
-    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>, kind: EndpointKind) -> Result<Vec<u8>> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        kind: EndpointKind,
+    ) -> Result<Vec<u8>> {
         let target = self.api.target(path)?;
         let state = self.state()?;
         let signer = KeyStoreSigner::new(self.store.clone(), state.signing.clone());
-        let (htu, bytes, m) = (target.htu.clone(), body.clone().unwrap_or_default(), method.as_str().to_owned());
+        let (htu, bytes, m) = (
+            target.htu.clone(),
+            body.clone().unwrap_or_default(),
+            method.as_str().to_owned(),
+        );
         let authorization = blocking(move || {
             keys::run(&signer, Error::signing, |s| {
-                let req = HttpRequest { method: &m, path: &htu, body: &bytes };
+                let req = HttpRequest {
+                    method: &m,
+                    path: &htu,
+                    body: &bytes,
+                };
                 request::sign(&state.device, s, &state.issuer, req, now())
             })
         })
         .await?;
-        self.api.send(method, target, &authorization, body, kind).await
+        self.api
+            .send(method, target, &authorization, body, kind)
+            .await
     }
 
     /// Verifies a server challenge token with the pinned key (protocol §5).
     pub(crate) fn verify(&self, token: &str, now: UnixTime) -> Result<VerifiedChallenge> {
         let s = self.state()?;
-        challenge::verify(token, &s.server_key, &s.issuer, &s.device, now, self.settings.skew_secs)
-            .map_err(Error::Challenge)
+        challenge::verify(
+            token,
+            &s.server_key,
+            &s.issuer,
+            &s.device,
+            now,
+            self.settings.skew_secs,
+        )
+        .map_err(Error::Challenge)
     }
 
     /// `PUT /v1/device/push-token`.
-    pub(crate) async fn update_push_token(&self, token: &str, environment: Option<&str>) -> Result<()> {
-        let body = api::to_json(&api::PushTokenBody { push_token: token, push_environment: environment })?;
-        self.call(Method::PUT, "v1/device/push-token", Some(body), EndpointKind::Device).await?;
+    pub(crate) async fn update_push_token(
+        &self,
+        token: &str,
+        environment: Option<&str>,
+    ) -> Result<()> {
+        let body = api::to_json(&api::PushTokenBody {
+            push_token: token,
+            push_environment: environment,
+        })?;
+        self.call(
+            Method::PUT,
+            "v1/device/push-token",
+            Some(body),
+            EndpointKind::Device,
+        )
+        .await?;
         Ok(())
     }
 
@@ -247,7 +336,14 @@ impl Device {
     /// challenge whose deadline passed in the meantime is left out; any other
     /// verification failure fails the call (it means a server bug or an attack).
     pub(crate) async fn pending(&self) -> Result<Vec<VerifiedChallenge>> {
-        let body = self.call(Method::GET, "v1/device/challenges", None, EndpointKind::Device).await?;
+        let body = self
+            .call(
+                Method::GET,
+                "v1/device/challenges",
+                None,
+                EndpointKind::Device,
+            )
+            .await?;
         let list: api::ChallengeList = api::from_json(&body, "challenge list")?;
         let now = now();
         let mut out = Vec::with_capacity(list.challenges.len());
@@ -269,7 +365,9 @@ impl Device {
     pub(crate) async fn challenge(&self, id: &str) -> Result<VerifiedChallenge> {
         let id = ChallengeId::parse(id).map_err(|e| Error::input("challenge id", &e))?;
         let path = format!("v1/device/challenges/{id}");
-        let body = self.call(Method::GET, &path, None, EndpointKind::Challenge).await?;
+        let body = self
+            .call(Method::GET, &path, None, EndpointKind::Challenge)
+            .await?;
         let fetched: api::ChallengeRef = api::from_json(&body, "challenge")?;
         let verified = self.verify(&fetched.token, now())?;
         if verified.claims().jti != id || fetched.id != id.as_str() {
@@ -309,7 +407,10 @@ impl Device {
     ) -> Result<String> {
         let state = self.state()?;
         let signer = KeyStoreSigner::new(self.store.clone(), state.signing.clone());
-        let (uv, lifetime) = (self.settings.user_verification, self.settings.proof_lifetime_secs);
+        let (uv, lifetime) = (
+            self.settings.user_verification,
+            self.settings.proof_lifetime_secs,
+        );
         blocking(move || {
             let input = DecisionInput {
                 device: &state.device,
@@ -320,7 +421,8 @@ impl Device {
                 now,
                 lifetime_secs: lifetime,
             };
-            let claims = proof::claims_for(&verified, &input).map_err(|e| Error::Input(e.to_string()))?;
+            let claims =
+                proof::claims_for(&verified, &input).map_err(|e| Error::Input(e.to_string()))?;
             keys::run(&signer, Error::signing, |s| proof::sign(&claims, s))
         })
         .await
@@ -337,13 +439,27 @@ impl Device {
     ) -> Result<String> {
         let verified = self.shown(id).await?;
         let jti = verified.claims().jti.clone();
-        let token = self.sign_proof(verified, decision, reason, processor_output.clone(), now()).await?;
-        let body = api::to_json(&api::DecisionBody { proof: &token, processor_output: processor_output.as_deref() })?;
+        let token = self
+            .sign_proof(verified, decision, reason, processor_output.clone(), now())
+            .await?;
+        let body = api::to_json(&api::DecisionBody {
+            proof: &token,
+            processor_output: processor_output.as_deref(),
+        })?;
         let path = format!("v1/device/challenges/{jti}/decision");
-        let result = self.call(Method::POST, &path, Some(body), EndpointKind::Challenge).await;
+        let result = self
+            .call(Method::POST, &path, Some(body), EndpointKind::Challenge)
+            .await;
         // Answered, closed or gone: the cached challenge is of no further use. A
         // refused proof (422) or a network error leaves it for a retry.
-        if matches!(&result, Ok(_) | Err(Error::Problem(api::Problem { status: 404 | 409 | 410, .. }))) {
+        if matches!(
+            &result,
+            Ok(_)
+                | Err(Error::Problem(api::Problem {
+                    status: 404 | 409 | 410,
+                    ..
+                }))
+        ) {
             locked(&self.verified)?.remove(&jti);
         }
         let answer: api::DecisionAnswer = api::from_json(&result?, "decision")?;
@@ -383,14 +499,26 @@ impl Device {
     async fn send_rotation(&self, old: &Enrollment, new_key: &KeyRef) -> Result<()> {
         let statement = {
             let signer = KeyStoreSigner::new(self.store.clone(), new_key.clone());
-            let (device, old_public, issuer) = (old.device.clone(), old.signing.public, old.issuer.clone());
+            let (device, old_public, issuer) =
+                (old.device.clone(), old.signing.public, old.issuer.clone());
             blocking(move || {
-                keys::run(&signer, Error::signing, |s| request::sign_rotation(s, &device, &old_public, &issuer, now()))
+                keys::run(&signer, Error::signing, |s| {
+                    request::sign_rotation(s, &device, &old_public, &issuer, now())
+                })
             })
             .await?
         };
-        let body = api::to_json(&api::RotationBody { rotation: &statement })?;
-        let answer = self.call(Method::POST, "v1/device/key", Some(body), EndpointKind::Device).await?;
+        let body = api::to_json(&api::RotationBody {
+            rotation: &statement,
+        })?;
+        let answer = self
+            .call(
+                Method::POST,
+                "v1/device/key",
+                Some(body),
+                EndpointKind::Device,
+            )
+            .await?;
         let answer: api::RotationAnswer = api::from_json(&answer, "key rotation")?;
         if answer.kid != new_key.public.thumbprint() {
             return Err(Error::Internal("server confirmed another key".to_owned()));
@@ -401,18 +529,32 @@ impl Device {
     /// `DELETE /v1/device`, then deletes both keys. A server that no longer knows
     /// the device counts as success.
     pub(crate) async fn unenroll(&self) -> Result<()> {
-        match self.call(Method::DELETE, "v1/device", None, EndpointKind::Device).await {
-            Ok(_) | Err(Error::Problem(api::Problem { status: 401 | 404, .. })) => {}
+        match self
+            .call(Method::DELETE, "v1/device", None, EndpointKind::Device)
+            .await
+        {
+            Ok(_)
+            | Err(Error::Problem(api::Problem {
+                status: 401 | 404, ..
+            })) => {}
             Err(e) => return Err(e),
         }
         let state = self.state()?;
         locked(&self.verified)?.clear();
-        delete_quietly(self.store.as_ref(), &[&state.signing.alias, &state.agreement.alias]);
+        delete_quietly(
+            self.store.as_ref(),
+            &[&state.signing.alias, &state.agreement.alias],
+        );
         Ok(())
     }
 
     /// Decrypts a push for this device.
     pub(crate) fn open_push(&self, challenge: &str, envelope: &str) -> Result<PushDetails> {
-        open_push(self.store.clone(), self.state()?.agreement, challenge, envelope)
+        open_push(
+            self.store.clone(),
+            self.state()?.agreement,
+            challenge,
+            envelope,
+        )
     }
 }

@@ -51,12 +51,16 @@ pub(crate) fn normalize_activation_code(input: &str) -> Result<String> {
             c => c,
         };
         if !c.is_ascii() || !CROCKFORD.contains(&(c as u8)) {
-            return Err(Error::Input("activation code: not Crockford base32".to_owned()));
+            return Err(Error::Input(
+                "activation code: not Crockford base32".to_owned(),
+            ));
         }
         symbols.push(c);
     }
     if symbols.len() != 20 {
-        return Err(Error::Input("activation code: expected 20 characters".to_owned()));
+        return Err(Error::Input(
+            "activation code: expected 20 characters".to_owned(),
+        ));
     }
     let groups: Vec<String> = symbols.chunks(4).map(|g| g.iter().collect()).collect();
     Ok(groups.join("-"))
@@ -74,17 +78,26 @@ fn is_loopback(url: &Url) -> bool {
 /// Parses a server base URL: `https`, or `http` to a loopback address (tests, local
 /// demo); no credentials, query or fragment.
 pub(crate) fn parse_server_url(text: &str) -> Result<Url> {
-    let url = Url::parse(text.trim()).map_err(|_| Error::Input("server URL: not a URL".to_owned()))?;
+    let url =
+        Url::parse(text.trim()).map_err(|_| Error::Input("server URL: not a URL".to_owned()))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
-        _ => return Err(Error::Input("server URL: must be https (http only to localhost)".to_owned())),
+        _ => {
+            return Err(Error::Input(
+                "server URL: must be https (http only to localhost)".to_owned(),
+            ));
+        }
     }
     if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Input("server URL: needs a host and no credentials".to_owned()));
+        return Err(Error::Input(
+            "server URL: needs a host and no credentials".to_owned(),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Input("server URL: no query or fragment allowed".to_owned()));
+        return Err(Error::Input(
+            "server URL: no query or fragment allowed".to_owned(),
+        ));
     }
     Ok(url)
 }
@@ -96,9 +109,12 @@ pub(crate) fn server_url_text(url: &Url) -> String {
 
 /// Parses an enrollment deeplink or QR payload (protocol §6.2).
 pub(crate) fn parse_link(link: &str) -> Result<Link> {
-    let url = Url::parse(link.trim()).map_err(|_| Error::Input("enrollment link: not a URL".to_owned()))?;
+    let url = Url::parse(link.trim())
+        .map_err(|_| Error::Input("enrollment link: not a URL".to_owned()))?;
     if url.scheme() != "pushauth" || url.host_str() != Some("enroll") {
-        return Err(Error::Input("enrollment link: expected pushauth://enroll".to_owned()));
+        return Err(Error::Input(
+            "enrollment link: expected pushauth://enroll".to_owned(),
+        ));
     }
     let (mut version, mut server, mut code) = (None, None, None);
     for (key, value) in url.query_pairs() {
@@ -110,14 +126,22 @@ pub(crate) fn parse_link(link: &str) -> Result<Link> {
             _ => continue,
         };
         if slot.replace(value.into_owned()).is_some() {
-            return Err(Error::Input(format!("enrollment link: `{key}` given twice")));
+            return Err(Error::Input(format!(
+                "enrollment link: `{key}` given twice"
+            )));
         }
     }
     if version.as_deref() != Some("1") {
-        return Err(Error::Input("enrollment link: unsupported version (v=1 expected)".to_owned()));
+        return Err(Error::Input(
+            "enrollment link: unsupported version (v=1 expected)".to_owned(),
+        ));
     }
-    let server = parse_server_url(&server.ok_or_else(|| Error::Input("enrollment link: no server".to_owned()))?)?;
-    let code = normalize_activation_code(&code.ok_or_else(|| Error::Input("enrollment link: no code".to_owned()))?)?;
+    let server = parse_server_url(
+        &server.ok_or_else(|| Error::Input("enrollment link: no server".to_owned()))?,
+    )?;
+    let code = normalize_activation_code(
+        &code.ok_or_else(|| Error::Input("enrollment link: no code".to_owned()))?,
+    )?;
     Ok(Link { server, code })
 }
 
@@ -131,13 +155,19 @@ pub(crate) fn resolve_activation(activation: &str, server_url: Option<&str>) -> 
             // An app that knows its server refuses links pointing elsewhere (a
             // phishing QR code would otherwise pin an attacker's server key).
             if server_url_text(&parse_server_url(configured)?) != server_url_text(&link.server) {
-                return Err(Error::Input("enrollment link: points to another server".to_owned()));
+                return Err(Error::Input(
+                    "enrollment link: points to another server".to_owned(),
+                ));
             }
         }
         return Ok(link);
     }
-    let server = server_url.ok_or_else(|| Error::Input("a bare activation code needs the server URL".to_owned()))?;
-    Ok(Link { server: parse_server_url(server)?, code: normalize_activation_code(activation)? })
+    let server = server_url
+        .ok_or_else(|| Error::Input("a bare activation code needs the server URL".to_owned()))?;
+    Ok(Link {
+        server: parse_server_url(server)?,
+        code: normalize_activation_code(activation)?,
+    })
 }
 
 #[cfg(test)]
@@ -146,8 +176,14 @@ mod tests {
 
     #[test]
     fn codes_normalise() {
-        assert_eq!(normalize_activation_code("abcd efgh jkmn pqrs tvwx").unwrap(), "ABCD-EFGH-JKMN-PQRS-TVWX");
-        assert_eq!(normalize_activation_code("0OIL-1111-2222-3333-4444").unwrap(), "0011-1111-2222-3333-4444");
+        assert_eq!(
+            normalize_activation_code("abcd efgh jkmn pqrs tvwx").unwrap(),
+            "ABCD-EFGH-JKMN-PQRS-TVWX"
+        );
+        assert_eq!(
+            normalize_activation_code("0OIL-1111-2222-3333-4444").unwrap(),
+            "0011-1111-2222-3333-4444"
+        );
         assert!(normalize_activation_code("ABCD-EFGH-JKMN-PQRS-TVW").is_err());
         assert!(normalize_activation_code("ABCD-EFGH-JKMN-PQRS-TVWU").is_err());
         assert!(normalize_activation_code("ABCD-EFGH-JKMN-PQRS-TVWÉ").is_err());
@@ -160,7 +196,8 @@ mod tests {
                 .unwrap();
         assert_eq!(server_url_text(&l.server), "https://bank.example/pa");
         assert_eq!(l.code, "ABCD-EFGH-JKMN-PQRS-TVWX");
-        let ok = "pushauth://enroll?v=1&server=http://127.0.0.1:8080&code=ABCDEFGHJKMNPQRSTVWX&hint=x";
+        let ok =
+            "pushauth://enroll?v=1&server=http://127.0.0.1:8080&code=ABCDEFGHJKMNPQRSTVWX&hint=x";
         assert!(parse_link(ok).is_ok());
         for bad in [
             "https://enroll?v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX",
@@ -183,7 +220,9 @@ mod tests {
         assert!(resolve_activation(link, Some("https://b.example")).is_err());
         assert!(resolve_activation("ABCDEFGHJKMNPQRSTVWX", None).is_err());
         assert_eq!(
-            resolve_activation("ABCDEFGHJKMNPQRSTVWX", Some("https://a.example")).unwrap().code,
+            resolve_activation("ABCDEFGHJKMNPQRSTVWX", Some("https://a.example"))
+                .unwrap()
+                .code,
             "ABCD-EFGH-JKMN-PQRS-TVWX"
         );
     }

@@ -64,7 +64,10 @@ impl From<reqwest::Error> for Error {
         } else if e.is_body() || e.is_decode() {
             "broken response body"
         } else if e.is_builder() {
-            return Error::Input(format!("invalid HTTP client configuration: {}", e.without_url()));
+            return Error::Input(format!(
+                "invalid HTTP client configuration: {}",
+                e.without_url()
+            ));
         } else {
             "request failed"
         };

@@ -18,8 +18,8 @@ use crate::ffi::key_store::KeyStore;
 /// DER prefix of a P-256 SubjectPublicKeyInfo (RFC 5480) holding an uncompressed
 /// point: what Android's `PublicKey.getEncoded()` returns.
 const SPKI_P256_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// Parses a public key as a key store returns it: SEC1 (65 bytes uncompressed, as
@@ -27,8 +27,8 @@ const SPKI_P256_PREFIX: [u8; 26] = [
 /// SubjectPublicKeyInfo DER (Android `getEncoded()`), or JWK JSON bytes.
 pub(crate) fn parse_public_key(bytes: &[u8]) -> Result<PublicKey, pushauth_core::Error> {
     if bytes.first() == Some(&b'{') {
-        let jwk: Jwk =
-            serde_json::from_slice(bytes).map_err(|_| pushauth_core::Error::InvalidPublicKey("not a JWK"))?;
+        let jwk: Jwk = serde_json::from_slice(bytes)
+            .map_err(|_| pushauth_core::Error::InvalidPublicKey("not a JWK"))?;
         return PublicKey::from_jwk(&jwk);
     }
     match bytes.strip_prefix(&SPKI_P256_PREFIX[..]) {
@@ -82,29 +82,42 @@ pub(crate) struct KeyStoreSigner {
 
 impl KeyStoreSigner {
     pub(crate) fn new(store: Arc<dyn KeyStore>, key: KeyRef) -> Self {
-        Self { store, key, failure: Failure::default() }
+        Self {
+            store,
+            key,
+            failure: Failure::default(),
+        }
     }
 }
 
 impl std::fmt::Debug for KeyStoreSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyStoreSigner({}, {:?})", self.key.alias, self.key.public)
+        write!(
+            f,
+            "KeyStoreSigner({}, {:?})",
+            self.key.alias, self.key.public
+        )
     }
 }
 
 impl Signer for KeyStoreSigner {
     fn sign(&self, message: &[u8]) -> pushauth_core::error::Result<Vec<u8>> {
-        let signature = self.store.sign(self.key.alias.clone(), message.to_vec()).map_err(|e| {
-            self.failure.keep(e);
-            pushauth_core::Error::SignerFailed("key store refused to sign".to_owned())
-        })?;
+        let signature = self
+            .store
+            .sign(self.key.alias.clone(), message.to_vec())
+            .map_err(|e| {
+                self.failure.keep(e);
+                pushauth_core::Error::SignerFailed("key store refused to sign".to_owned())
+            })?;
         // Check the key store signed with the enrolled key: an alias that now names
         // another key (recreated after an invalidation) must not produce proofs the
         // server would refuse one by one until the device locks.
         let raw = normalize_signature(&signature)?;
         if self.key.public.verify(message, &raw).is_err() {
             self.failure.keep(KeyStoreError::KeyInvalidated);
-            return Err(pushauth_core::Error::SignerFailed("signature does not match the enrolled key".to_owned()));
+            return Err(pushauth_core::Error::SignerFailed(
+                "signature does not match the enrolled key".to_owned(),
+            ));
         }
         Ok(raw.to_vec())
     }
@@ -123,13 +136,21 @@ pub(crate) struct KeyStoreAgreement {
 
 impl KeyStoreAgreement {
     pub(crate) fn new(store: Arc<dyn KeyStore>, key: KeyRef) -> Self {
-        Self { store, key, failure: Failure::default() }
+        Self {
+            store,
+            key,
+            failure: Failure::default(),
+        }
     }
 }
 
 impl std::fmt::Debug for KeyStoreAgreement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyStoreAgreement({}, {:?})", self.key.alias, self.key.public)
+        write!(
+            f,
+            "KeyStoreAgreement({}, {:?})",
+            self.key.alias, self.key.public
+        )
     }
 }
 
@@ -139,14 +160,21 @@ impl KeyAgreement for KeyStoreAgreement {
     }
 
     fn agree(&self, peer: &PublicKey) -> pushauth_core::error::Result<Zeroizing<[u8; 32]>> {
-        let shared =
-            Zeroizing::new(self.store.agree(self.key.alias.clone(), peer.to_sec1().to_vec()).map_err(|e| {
-                self.failure.keep(e);
-                pushauth_core::Error::AgreementFailed("key store refused key agreement".to_owned())
-            })?);
+        let shared = Zeroizing::new(
+            self.store
+                .agree(self.key.alias.clone(), peer.to_sec1().to_vec())
+                .map_err(|e| {
+                    self.failure.keep(e);
+                    pushauth_core::Error::AgreementFailed(
+                        "key store refused key agreement".to_owned(),
+                    )
+                })?,
+        );
         let mut out = Zeroizing::new([0u8; 32]);
         if shared.len() != 32 {
-            return Err(pushauth_core::Error::AgreementFailed("shared secret must be 32 bytes".to_owned()));
+            return Err(pushauth_core::Error::AgreementFailed(
+                "shared secret must be 32 bytes".to_owned(),
+            ));
         }
         out.copy_from_slice(&shared);
         Ok(out)
@@ -188,24 +216,38 @@ pub(crate) fn run<B: Bridge, T>(
 pub(crate) fn create_signing_key(store: &dyn KeyStore, alias: &str) -> Result<KeyRef> {
     let bytes = store.create_signing_key(alias.to_owned())?;
     let public = parse_public_key(&bytes).map_err(|e| {
-        Error::KeyStore(KeyStoreError::Other { detail: format!("key store returned an invalid public key: {e}") })
+        Error::KeyStore(KeyStoreError::Other {
+            detail: format!("key store returned an invalid public key: {e}"),
+        })
     })?;
-    Ok(KeyRef { alias: alias.to_owned(), public })
+    Ok(KeyRef {
+        alias: alias.to_owned(),
+        public,
+    })
 }
 
 /// Creates an agreement key and returns its reference.
 pub(crate) fn create_agreement_key(store: &dyn KeyStore, alias: &str) -> Result<KeyRef> {
     let bytes = store.create_agreement_key(alias.to_owned())?;
     let public = parse_public_key(&bytes).map_err(|e| {
-        Error::KeyStore(KeyStoreError::Other { detail: format!("key store returned an invalid public key: {e}") })
+        Error::KeyStore(KeyStoreError::Other {
+            detail: format!("key store returned an invalid public key: {e}"),
+        })
     })?;
-    Ok(KeyRef { alias: alias.to_owned(), public })
+    Ok(KeyRef {
+        alias: alias.to_owned(),
+        public,
+    })
 }
 
 /// A fresh alias: `pushauth.<purpose>.<12 random base64url characters>`.
 pub(crate) fn new_alias(purpose: &str) -> Result<String> {
-    let suffix: [u8; 9] = pushauth_core::keys::random_array().map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(format!("pushauth.{purpose}.{}", pushauth_core::b64::encode(suffix)))
+    let suffix: [u8; 9] =
+        pushauth_core::keys::random_array().map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(format!(
+        "pushauth.{purpose}.{}",
+        pushauth_core::b64::encode(suffix)
+    ))
 }
 
 #[cfg(test)]

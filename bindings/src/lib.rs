@@ -32,4 +32,6 @@ pub use ffi::enrollment::{
 pub use ffi::error::{KeyStoreError, PushAuthError};
 pub use ffi::key_store::{KeyStore, SignatureFormat, SoftwareKeyStore};
 pub use ffi::push::{PushPreview, decrypt_push};
-pub use ffi::types::{DenyReason, Platform, Provider, PushEnvironment, Transaction, TransactionKind, UserVerification};
+pub use ffi::types::{
+    DenyReason, Platform, Provider, PushEnvironment, Transaction, TransactionKind, UserVerification,
+};

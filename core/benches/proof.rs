@@ -9,6 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pushauth_core::UnixTime;
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
 use pushauth_core::keys::{KeyAgreement, SoftwareAgreementKey, SoftwareSigningKey};
@@ -16,7 +17,6 @@ use pushauth_core::money::{Currency, Money};
 use pushauth_core::proof::{self, Decision, DecisionInput, UserVerification};
 use pushauth_core::push::PushDetails;
 use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
-use pushauth_core::UnixTime;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
 fn txn() -> Transaction {
@@ -44,7 +44,15 @@ fn benches(c: &mut Criterion) {
         pin: None,
     };
     let token = challenge::sign(&claims, &server_key).unwrap();
-    let verified = challenge::verify(&token, &server_key.public(), &claims.iss, &device, UnixTime(1_010), 30).unwrap();
+    let verified = challenge::verify(
+        &token,
+        &server_key.public(),
+        &claims.iss,
+        &device,
+        UnixTime(1_010),
+        30,
+    )
+    .unwrap();
     let input = DecisionInput {
         device: &device,
         decision: Decision::Approve,
@@ -77,9 +85,15 @@ fn benches(c: &mut Criterion) {
     let sec1 = public.to_sec1();
 
     let mut g = c.benchmark_group("es256");
-    g.bench_function("ring_raw_sign", |b| b.iter(|| device_key.sign_raw(black_box(&message)).unwrap()));
+    g.bench_function("ring_raw_sign", |b| {
+        b.iter(|| device_key.sign_raw(black_box(&message)).unwrap())
+    });
     g.bench_function("ring_raw_verify", |b| {
-        b.iter(|| UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1[..]).verify(black_box(&message), &raw_sig).unwrap())
+        b.iter(|| {
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1[..])
+                .verify(black_box(&message), &raw_sig)
+                .unwrap()
+        })
     });
     g.bench_function("proof_create", |b| {
         b.iter(|| {
@@ -87,10 +101,24 @@ fn benches(c: &mut Criterion) {
             proof::sign(&claims, &device_key).unwrap()
         })
     });
-    g.bench_function("proof_verify", |b| b.iter(|| proof::verify(black_box(&proof_token), &expect).unwrap()));
-    g.bench_function("challenge_sign", |b| b.iter(|| challenge::sign(black_box(&claims), &server_key).unwrap()));
+    g.bench_function("proof_verify", |b| {
+        b.iter(|| proof::verify(black_box(&proof_token), &expect).unwrap())
+    });
+    g.bench_function("challenge_sign", |b| {
+        b.iter(|| challenge::sign(black_box(&claims), &server_key).unwrap())
+    });
     g.bench_function("challenge_verify", |b| {
-        b.iter(|| challenge::verify(black_box(&token), &server_key.public(), &claims.iss, &device, UnixTime(1_010), 30).unwrap())
+        b.iter(|| {
+            challenge::verify(
+                black_box(&token),
+                &server_key.public(),
+                &claims.iss,
+                &device,
+                UnixTime(1_010),
+                30,
+            )
+            .unwrap()
+        })
     });
     g.finish();
 
@@ -98,11 +126,21 @@ fn benches(c: &mut Criterion) {
     c.bench_function("canonical_digest", |b| b.iter(|| black_box(&t).digest()));
 
     let agreement = SoftwareAgreementKey::generate().unwrap();
-    let details = PushDetails { v: 1, challenge: claims.jti.clone(), txn: txn(), exp: claims.exp, otp: None };
+    let details = PushDetails {
+        v: 1,
+        challenge: claims.jti.clone(),
+        txn: txn(),
+        exp: claims.exp,
+        otp: None,
+    };
     let recipient = agreement.public_key().unwrap();
     let envelope = details.seal(&recipient).unwrap();
-    c.bench_function("push_seal", |b| b.iter(|| black_box(&details).seal(&recipient).unwrap()));
-    c.bench_function("push_open", |b| b.iter(|| PushDetails::open(&agreement, &claims.jti, black_box(&envelope)).unwrap()));
+    c.bench_function("push_seal", |b| {
+        b.iter(|| black_box(&details).seal(&recipient).unwrap())
+    });
+    c.bench_function("push_open", |b| {
+        b.iter(|| PushDetails::open(&agreement, &claims.jti, black_box(&envelope)).unwrap())
+    });
 }
 
 criterion_group!(core, benches);

@@ -44,7 +44,11 @@ pub struct ChallengeClaims {
 
 /// Signs a challenge with the server key; `kid` is the key's RFC 7638 thumbprint.
 pub fn sign(claims: &ChallengeClaims, server_key: &dyn Signer) -> Result<String> {
-    if claims.pin.as_ref().is_some_and(|p| p.len() > MAX_PROCESSOR_INPUT) {
+    if claims
+        .pin
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_PROCESSOR_INPUT)
+    {
         return Err(Error::MalformedClaims("processor input too long"));
     }
     let kid = server_key.public_key()?.thumbprint();
@@ -100,7 +104,11 @@ pub fn verify(
     if now > claims.exp.plus(skew_secs) {
         return Err(Error::PastDeadline);
     }
-    if claims.pin.as_ref().is_some_and(|p| p.len() > MAX_PROCESSOR_INPUT) {
+    if claims
+        .pin
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_PROCESSOR_INPUT)
+    {
         return Err(Error::MalformedClaims("processor input too long"));
     }
     let digest = claims.txn.digest();
@@ -153,12 +161,27 @@ pub(crate) mod tests {
         let c = claims(&device);
         let t = sign(&c, &server).unwrap();
         let p = server.public();
-        assert_eq!(verify(&t, &rogue.public(), &c.iss, &device, UnixTime(1_100), 30).unwrap_err(), Error::WrongKeyId);
-        assert_eq!(verify(&t, &p, "https://other", &device, UnixTime(1_100), 30).unwrap_err(), Error::WrongIssuer);
+        assert_eq!(
+            verify(&t, &rogue.public(), &c.iss, &device, UnixTime(1_100), 30).unwrap_err(),
+            Error::WrongKeyId
+        );
+        assert_eq!(
+            verify(&t, &p, "https://other", &device, UnixTime(1_100), 30).unwrap_err(),
+            Error::WrongIssuer
+        );
         let other = DeviceId::generate().unwrap();
-        assert_eq!(verify(&t, &p, &c.iss, &other, UnixTime(1_100), 30).unwrap_err(), Error::WrongAudience);
-        assert_eq!(verify(&t, &p, &c.iss, &device, UnixTime(1_631), 30).unwrap_err(), Error::PastDeadline);
-        assert_eq!(verify(&t, &p, &c.iss, &device, UnixTime(969), 30).unwrap_err(), Error::IssuedInFuture);
+        assert_eq!(
+            verify(&t, &p, &c.iss, &other, UnixTime(1_100), 30).unwrap_err(),
+            Error::WrongAudience
+        );
+        assert_eq!(
+            verify(&t, &p, &c.iss, &device, UnixTime(1_631), 30).unwrap_err(),
+            Error::PastDeadline
+        );
+        assert_eq!(
+            verify(&t, &p, &c.iss, &device, UnixTime(969), 30).unwrap_err(),
+            Error::IssuedInFuture
+        );
         // a rogue key that claims the server's kid still fails on the signature
         let forged = {
             struct Lying<'a>(&'a SoftwareSigningKey, PublicKey);
@@ -172,7 +195,10 @@ pub(crate) mod tests {
             }
             sign(&c, &Lying(&rogue, p)).unwrap()
         };
-        assert_eq!(verify(&forged, &p, &c.iss, &device, UnixTime(1_100), 30).unwrap_err(), Error::BadSignature);
+        assert_eq!(
+            verify(&forged, &p, &c.iss, &device, UnixTime(1_100), 30).unwrap_err(),
+            Error::BadSignature
+        );
         let mut long = c.clone();
         long.pin = Some("x".repeat(MAX_PROCESSOR_INPUT + 1));
         assert!(sign(&long, &server).is_err());

@@ -158,7 +158,10 @@ impl Provider {
         Provider::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or(Error::InvalidId { kind: "provider", reason: "unknown provider" })
+            .ok_or(Error::InvalidId {
+                kind: "provider",
+                reason: "unknown provider",
+            })
     }
 }
 
@@ -182,10 +185,16 @@ impl ProviderRef {
     /// Parses a provider reference.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(Error::InvalidId { kind: "provider reference", reason: "must be 1 to 256 characters" });
+            return Err(Error::InvalidId {
+                kind: "provider reference",
+                reason: "must be 1 to 256 characters",
+            });
         }
         if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err(Error::InvalidId { kind: "provider reference", reason: "must be visible ASCII" });
+            return Err(Error::InvalidId {
+                kind: "provider reference",
+                reason: "must be visible ASCII",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -232,7 +241,10 @@ impl Nonce {
     pub fn parse(s: &str) -> Result<Self> {
         match crate::b64::decode(s) {
             Some(b) if (16..=64).contains(&b.len()) => Ok(Self(s.to_owned())),
-            _ => Err(Error::InvalidId { kind: "nonce", reason: "expected 16 to 64 bytes in base64url" }),
+            _ => Err(Error::InvalidId {
+                kind: "nonce",
+                reason: "expected 16 to 64 bytes in base64url",
+            }),
         }
     }
 
@@ -310,7 +322,10 @@ mod tests {
     fn provider_names_round_trip() {
         for p in Provider::ALL {
             assert_eq!(Provider::parse(p.as_str()).unwrap(), p);
-            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
         }
         assert!(Provider::parse("Enfuce").is_err());
     }

@@ -46,10 +46,19 @@ pub fn sign<C: Serialize>(
     claims: &C,
     signer: &dyn Signer,
 ) -> Result<String> {
-    let header = Header { alg: ALG_ES256.to_owned(), typ: typ.to_owned(), kid: kid.map(str::to_owned), jwk, crit: None };
-    let header_json = serde_json::to_vec(&header).map_err(|_| Error::MalformedClaims("header not serialisable"))?;
-    let claims_json = serde_json::to_vec(claims).map_err(|_| Error::MalformedClaims("claims not serialisable"))?;
-    let mut token = String::with_capacity(64 + (header_json.len() + claims_json.len() + 64) * 4 / 3);
+    let header = Header {
+        alg: ALG_ES256.to_owned(),
+        typ: typ.to_owned(),
+        kid: kid.map(str::to_owned),
+        jwk,
+        crit: None,
+    };
+    let header_json = serde_json::to_vec(&header)
+        .map_err(|_| Error::MalformedClaims("header not serialisable"))?;
+    let claims_json = serde_json::to_vec(claims)
+        .map_err(|_| Error::MalformedClaims("claims not serialisable"))?;
+    let mut token =
+        String::with_capacity(64 + (header_json.len() + claims_json.len() + 64) * 4 / 3);
     token.push_str(&b64::encode(&header_json));
     token.push('.');
     token.push_str(&b64::encode(&claims_json));
@@ -78,12 +87,14 @@ pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverifie
         return Err(Error::MalformedJws("token too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(Error::MalformedJws("expected three dot-separated parts"));
     };
     let header_bytes = b64::decode(h).ok_or(Error::MalformedJws("header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| Error::MalformedJws("header is not the expected JSON object"))?;
+    let header: Header = serde_json::from_slice(&header_bytes)
+        .map_err(|_| Error::MalformedJws("header is not the expected JSON object"))?;
     // RFC 7515 §4.1.1: the verifier must refuse algorithms it does not implement;
     // we implement exactly one.
     if header.alg != ALG_ES256 {
@@ -95,15 +106,23 @@ pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverifie
         return Err(Error::CriticalExtension);
     }
     if header.typ != expected_typ {
-        return Err(Error::WrongType { expected: expected_typ });
+        return Err(Error::WrongType {
+            expected: expected_typ,
+        });
     }
     let signature = b64::decode(s).ok_or(Error::MalformedJws("signature is not base64url"))?;
     // RFC 7518 §3.4: the ES256 JWS signature is the 64-byte R‖S; DER is refused here
     // (it is normalised away before signing).
-    let signature: [u8; 64] =
-        signature.try_into().map_err(|_| Error::MalformedJws("ES256 signature must be 64 bytes"))?;
+    let signature: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| Error::MalformedJws("ES256 signature must be 64 bytes"))?;
     let signing_input = &token[..h.len() + 1 + p.len()];
-    Ok(Unverified { header, signing_input, payload_b64: p, signature })
+    Ok(Unverified {
+        header,
+        signing_input,
+        payload_b64: p,
+        signature,
+    })
 }
 
 impl<'a> Unverified<'a> {
@@ -115,8 +134,10 @@ impl<'a> Unverified<'a> {
     /// Verifies the signature with `key` and decodes the claims.
     pub fn verify<C: DeserializeOwned>(self, key: &PublicKey) -> Result<C> {
         key.verify(self.signing_input.as_bytes(), &self.signature)?;
-        let payload = b64::decode(self.payload_b64).ok_or(Error::MalformedJws("payload is not base64url"))?;
-        serde_json::from_slice(&payload).map_err(|_| Error::MalformedClaims("claims do not have the expected shape"))
+        let payload =
+            b64::decode(self.payload_b64).ok_or(Error::MalformedJws("payload is not base64url"))?;
+        serde_json::from_slice(&payload)
+            .map_err(|_| Error::MalformedClaims("claims do not have the expected shape"))
     }
 }
 
@@ -154,28 +175,76 @@ mod tests {
         let key = SoftwareSigningKey::generate().unwrap();
         let other = SoftwareSigningKey::generate().unwrap();
         let t = token(&key);
-        assert_eq!(parse(&t, "other+jwt").unwrap_err(), Error::WrongType { expected: "other+jwt" });
-        assert_eq!(parse(&t, "test+jwt").unwrap().verify::<Claims>(&other.public()).unwrap_err(), Error::BadSignature);
+        assert_eq!(
+            parse(&t, "other+jwt").unwrap_err(),
+            Error::WrongType {
+                expected: "other+jwt"
+            }
+        );
+        assert_eq!(
+            parse(&t, "test+jwt")
+                .unwrap()
+                .verify::<Claims>(&other.public())
+                .unwrap_err(),
+            Error::BadSignature
+        );
         for alg in ["none", "HS256", "RS256", "ES384", "es256"] {
             let bad = with_header(&t, &format!(r#"{{"alg":"{alg}","typ":"test+jwt"}}"#));
-            assert_eq!(parse(&bad, "test+jwt").unwrap_err(), Error::UnsupportedAlgorithm, "{alg}");
+            assert_eq!(
+                parse(&bad, "test+jwt").unwrap_err(),
+                Error::UnsupportedAlgorithm,
+                "{alg}"
+            );
         }
         let crit = with_header(&t, r#"{"alg":"ES256","typ":"test+jwt","crit":["b64"]}"#);
-        assert_eq!(parse(&crit, "test+jwt").unwrap_err(), Error::CriticalExtension);
-        let unknown = with_header(&t, r#"{"alg":"ES256","typ":"test+jwt","jku":"https://evil"}"#);
-        assert!(matches!(parse(&unknown, "test+jwt"), Err(Error::MalformedJws(_))));
+        assert_eq!(
+            parse(&crit, "test+jwt").unwrap_err(),
+            Error::CriticalExtension
+        );
+        let unknown = with_header(
+            &t,
+            r#"{"alg":"ES256","typ":"test+jwt","jku":"https://evil"}"#,
+        );
+        assert!(matches!(
+            parse(&unknown, "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
         let dup = with_header(&t, r#"{"alg":"ES256","alg":"none","typ":"test+jwt"}"#);
-        assert!(matches!(parse(&dup, "test+jwt"), Err(Error::MalformedJws(_))));
+        assert!(matches!(
+            parse(&dup, "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
         // header swapped for an equivalent one: signature no longer covers it
         let reordered = with_header(&t, r#"{"typ":"test+jwt","alg":"ES256","kid":"k1"}"#);
-        assert_eq!(parse(&reordered, "test+jwt").unwrap().verify::<Claims>(&key.public()).unwrap_err(), Error::BadSignature);
-        assert!(matches!(parse("a.b", "test+jwt"), Err(Error::MalformedJws(_))));
-        assert!(matches!(parse(&format!("{t}.x"), "test+jwt"), Err(Error::MalformedJws(_))));
-        assert!(matches!(parse(&"a".repeat(MAX_TOKEN_LEN + 1), "test+jwt"), Err(Error::MalformedJws(_))));
+        assert_eq!(
+            parse(&reordered, "test+jwt")
+                .unwrap()
+                .verify::<Claims>(&key.public())
+                .unwrap_err(),
+            Error::BadSignature
+        );
+        assert!(matches!(
+            parse("a.b", "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
+        assert!(matches!(
+            parse(&format!("{t}.x"), "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
+        assert!(matches!(
+            parse(&"a".repeat(MAX_TOKEN_LEN + 1), "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
         let (head, sig) = t.rsplit_once('.').unwrap();
         let short = format!("{head}.{}", b64::encode([0u8; 63]));
-        assert!(matches!(parse(&short, "test+jwt"), Err(Error::MalformedJws(_))));
+        assert!(matches!(
+            parse(&short, "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
         let padded = format!("{head}.{sig}=");
-        assert!(matches!(parse(&padded, "test+jwt"), Err(Error::MalformedJws(_))));
+        assert!(matches!(
+            parse(&padded, "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
     }
 }

@@ -64,7 +64,9 @@ impl PublicKey {
             return Err(Error::InvalidPublicKey("JWK carries private key material"));
         }
         if jwk.kty != "EC" || jwk.crv != "P-256" {
-            return Err(Error::InvalidPublicKey("only kty EC with crv P-256 is supported"));
+            return Err(Error::InvalidPublicKey(
+                "only kty EC with crv P-256 is supported",
+            ));
         }
         let x = b64::decode(&jwk.x).ok_or(Error::InvalidPublicKey("x is not base64url"))?;
         let y = b64::decode(&jwk.y).ok_or(Error::InvalidPublicKey("y is not base64url"))?;
@@ -81,8 +83,14 @@ impl PublicKey {
     /// RFC 7638 JWK thumbprint: base64url(SHA-256(`{"crv":"P-256","kty":"EC","x":…,"y":…}`)).
     pub fn thumbprint(&self) -> String {
         let jwk = self.to_jwk();
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, jwk.x, jwk.y);
-        b64::encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk.x, jwk.y
+        );
+        b64::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            canonical.as_bytes(),
+        ))
     }
 
     /// Verifies a raw (r‖s) ES256 signature over `message`.
@@ -118,7 +126,11 @@ pub struct Jwk {
 
 impl fmt::Debug for Jwk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Jwk({} {} x={} y={})", self.kty, self.crv, self.x, self.y)
+        write!(
+            f,
+            "Jwk({} {} x={} y={})",
+            self.kty, self.crv, self.x, self.y
+        )
     }
 }
 
@@ -158,7 +170,11 @@ impl SoftwareSigningKey {
         let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
             .map_err(|_| Error::InvalidPrivateKey)?;
         let public = PublicKey::from_sec1(pair.public_key().as_ref())?;
-        Ok(Self { pair, pkcs8: Zeroizing::new(der.to_vec()), public })
+        Ok(Self {
+            pair,
+            pkcs8: Zeroizing::new(der.to_vec()),
+            public,
+        })
     }
 
     /// Exports the PKCS#8 document (DER). Handle with care: this is the private key.
@@ -213,7 +229,9 @@ pub fn normalize_signature(sig: &[u8]) -> Result<[u8; 64]> {
     let (r, rest) = der_integer(body)?;
     let (s, rest) = der_integer(rest)?;
     if !rest.is_empty() {
-        return Err(Error::MalformedSignature("trailing bytes after DER signature"));
+        return Err(Error::MalformedSignature(
+            "trailing bytes after DER signature",
+        ));
     }
     let mut out = [0u8; 64];
     out[32 - r.len()..32].copy_from_slice(r);
@@ -244,7 +262,9 @@ fn der_integer(input: &[u8]) -> Result<(&[u8], &[u8])> {
         value
     };
     if magnitude.len() > 32 {
-        return Err(Error::MalformedSignature("INTEGER larger than the curve order"));
+        return Err(Error::MalformedSignature(
+            "INTEGER larger than the curve order",
+        ));
     }
     Ok((magnitude, rest))
 }
@@ -322,7 +342,10 @@ mod tests {
         assert_eq!(key.public(), again.public());
         let sig = again.sign_raw(b"hello").unwrap();
         key.public().verify(b"hello", &sig).unwrap();
-        assert_eq!(key.public().verify(b"hellO", &sig), Err(Error::BadSignature));
+        assert_eq!(
+            key.public().verify(b"hellO", &sig),
+            Err(Error::BadSignature)
+        );
         assert!(SoftwareSigningKey::from_pkcs8(b"not a key").is_err());
     }
 
@@ -363,7 +386,10 @@ mod tests {
     fn thumbprint_matches_canonical_json() {
         let key = SoftwareSigningKey::generate().unwrap().public();
         let jwk = key.to_jwk();
-        let expected = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, jwk.x, jwk.y);
+        let expected = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk.x, jwk.y
+        );
         let digest = ring::digest::digest(&ring::digest::SHA256, expected.as_bytes());
         assert_eq!(key.thumbprint(), b64::encode(digest));
         assert_eq!(key.thumbprint().len(), 43);
@@ -417,7 +443,12 @@ mod tests {
             // negative r
             vec![0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01],
             // r of 33 magnitude bytes
-            [vec![0x30, 0x26, 0x02, 0x22, 0x00], vec![0x80; 33], vec![0x02, 0x01, 0x01]].concat(),
+            [
+                vec![0x30, 0x26, 0x02, 0x22, 0x00],
+                vec![0x80; 33],
+                vec![0x02, 0x01, 0x01],
+            ]
+            .concat(),
         ];
         for c in cases {
             assert!(normalize_signature(&c).is_err(), "{c:02x?}");
@@ -430,11 +461,15 @@ mod tests {
         let again = SoftwareAgreementKey::from_bytes(&device.to_bytes()).unwrap();
         assert_eq!(device.public_key().unwrap(), again.public_key().unwrap());
         let rng = SystemRandom::new();
-        let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+        let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng)
+            .unwrap();
         let eph_pub = PublicKey::from_sec1(eph.compute_public_key().unwrap().as_ref()).unwrap();
         let server_side = ring::agreement::agree_ephemeral(
             eph,
-            &ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, device.public_key().unwrap().to_sec1()),
+            &ring::agreement::UnparsedPublicKey::new(
+                &ring::agreement::ECDH_P256,
+                device.public_key().unwrap().to_sec1(),
+            ),
             |s| s.to_vec(),
         )
         .unwrap();

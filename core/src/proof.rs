@@ -85,7 +85,10 @@ pub struct ApprovalClaims {
 
 /// base64url(SHA-256(output)) of an opaque processor SDK output string.
 pub fn processor_output_digest(output: &str) -> String {
-    b64::encode(ring::digest::digest(&ring::digest::SHA256, output.as_bytes()))
+    b64::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        output.as_bytes(),
+    ))
 }
 
 /// What the device decided, to be turned into a proof.
@@ -110,7 +113,10 @@ pub struct DecisionInput<'a> {
 
 /// Builds the claims for a decision on a verified challenge. The `txn` digest is the
 /// one recomputed from the displayed transaction, never one received from elsewhere.
-pub fn claims_for(challenge: &VerifiedChallenge, input: &DecisionInput<'_>) -> Result<ApprovalClaims> {
+pub fn claims_for(
+    challenge: &VerifiedChallenge,
+    input: &DecisionInput<'_>,
+) -> Result<ApprovalClaims> {
     if input.decision == Decision::Approve && input.reason.is_some() {
         return Err(Error::MalformedClaims("a reason is only allowed with deny"));
     }
@@ -134,7 +140,13 @@ pub fn claims_for(challenge: &VerifiedChallenge, input: &DecisionInput<'_>) -> R
 
 /// Signs approval claims with the device signer; `kid` = device id.
 pub fn sign(claims: &ApprovalClaims, signer: &dyn Signer) -> Result<String> {
-    jws::sign(APPROVAL_TYP, Some(claims.iss.as_str()), None, claims, signer)
+    jws::sign(
+        APPROVAL_TYP,
+        Some(claims.iss.as_str()),
+        None,
+        claims,
+        signer,
+    )
 }
 
 /// Everything the server knows and the proof must match.
@@ -187,7 +199,11 @@ impl VerifiedDecision {
 /// the server can look up the key. Structure, `alg` and `typ` are checked.
 pub fn peek_device(token: &str) -> Result<DeviceId> {
     let unverified = jws::parse(token, APPROVAL_TYP)?;
-    let kid = unverified.header().kid.as_deref().ok_or(Error::WrongKeyId)?;
+    let kid = unverified
+        .header()
+        .kid
+        .as_deref()
+        .ok_or(Error::WrongKeyId)?;
     DeviceId::parse(kid).map_err(|_| Error::WrongKeyId)
 }
 
@@ -268,8 +284,21 @@ mod tests {
         let device = DeviceId::generate().unwrap();
         let c = challenge::tests::claims(&device);
         let token = challenge::sign(&c, &server).unwrap();
-        let challenge = challenge::verify(&token, &server.public(), &c.iss, &device, UnixTime(1_100), 30).unwrap();
-        Fixture { server, device_key, device, challenge }
+        let challenge = challenge::verify(
+            &token,
+            &server.public(),
+            &c.iss,
+            &device,
+            UnixTime(1_100),
+            30,
+        )
+        .unwrap();
+        Fixture {
+            server,
+            device_key,
+            device,
+            challenge,
+        }
     }
 
     fn input(f: &Fixture, decision: Decision) -> DecisionInput<'_> {
@@ -322,7 +351,16 @@ mod tests {
         i.reason = Some(DenyReason::NotMe);
         let claims = claims_for(&f.challenge, &i).unwrap();
         assert_eq!(claims.exp, UnixTime(1_600));
-        assert!(claims_for(&f.challenge, &DecisionInput { reason: Some(DenyReason::NotMe), ..input(&f, Decision::Approve) }).is_err());
+        assert!(
+            claims_for(
+                &f.challenge,
+                &DecisionInput {
+                    reason: Some(DenyReason::NotMe),
+                    ..input(&f, Decision::Approve)
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -339,17 +377,85 @@ mod tests {
         let other_nonce = Nonce::generate().unwrap();
         let other_txn = TxnDigest::from_bytes([9; 32]);
         let cases: Vec<(Expectations<'_>, Error)> = vec![
-            (Expectations { device_key: &other_key, ..base.clone() }, Error::BadSignature),
-            (Expectations { device: &other_device, ..base.clone() }, Error::WrongKeyId),
-            (Expectations { audience: "https://other", ..base.clone() }, Error::WrongAudience),
-            (Expectations { challenge: &other_challenge, ..base.clone() }, Error::WrongChallenge),
-            (Expectations { nonce: &other_nonce, ..base.clone() }, Error::WrongNonce),
-            (Expectations { txn: &other_txn, ..base.clone() }, Error::TransactionMismatch),
-            (Expectations { processor_output: Some("swapped"), ..base.clone() }, Error::ProcessorOutputMismatch),
-            (Expectations { processor_output: None, ..base.clone() }, Error::ProcessorOutputMismatch),
-            (Expectations { now: UnixTime(1_601), ..base.clone() }, Error::PastDeadline),
-            (Expectations { now: UnixTime(1_000), skew_secs: 0, ..base.clone() }, Error::IssuedInFuture),
-            (Expectations { deadline: UnixTime(1_150), now: UnixTime(1_140), ..base.clone() }, Error::LifetimeTooLong),
+            (
+                Expectations {
+                    device_key: &other_key,
+                    ..base.clone()
+                },
+                Error::BadSignature,
+            ),
+            (
+                Expectations {
+                    device: &other_device,
+                    ..base.clone()
+                },
+                Error::WrongKeyId,
+            ),
+            (
+                Expectations {
+                    audience: "https://other",
+                    ..base.clone()
+                },
+                Error::WrongAudience,
+            ),
+            (
+                Expectations {
+                    challenge: &other_challenge,
+                    ..base.clone()
+                },
+                Error::WrongChallenge,
+            ),
+            (
+                Expectations {
+                    nonce: &other_nonce,
+                    ..base.clone()
+                },
+                Error::WrongNonce,
+            ),
+            (
+                Expectations {
+                    txn: &other_txn,
+                    ..base.clone()
+                },
+                Error::TransactionMismatch,
+            ),
+            (
+                Expectations {
+                    processor_output: Some("swapped"),
+                    ..base.clone()
+                },
+                Error::ProcessorOutputMismatch,
+            ),
+            (
+                Expectations {
+                    processor_output: None,
+                    ..base.clone()
+                },
+                Error::ProcessorOutputMismatch,
+            ),
+            (
+                Expectations {
+                    now: UnixTime(1_601),
+                    ..base.clone()
+                },
+                Error::PastDeadline,
+            ),
+            (
+                Expectations {
+                    now: UnixTime(1_000),
+                    skew_secs: 0,
+                    ..base.clone()
+                },
+                Error::IssuedInFuture,
+            ),
+            (
+                Expectations {
+                    deadline: UnixTime(1_150),
+                    now: UnixTime(1_140),
+                    ..base.clone()
+                },
+                Error::LifetimeTooLong,
+            ),
         ];
         for (e, err) in cases {
             assert_eq!(verify(&token, &e).unwrap_err(), err);
@@ -358,7 +464,17 @@ mod tests {
         let mut short = input(&f, Decision::Approve);
         short.lifetime_secs = 10;
         let t = sign(&claims_for(&f.challenge, &short).unwrap(), &f.device_key).unwrap();
-        assert_eq!(verify(&t, &Expectations { now: UnixTime(1_141), ..base.clone() }).unwrap_err(), Error::Expired);
+        assert_eq!(
+            verify(
+                &t,
+                &Expectations {
+                    now: UnixTime(1_141),
+                    ..base.clone()
+                }
+            )
+            .unwrap_err(),
+            Error::Expired
+        );
     }
 
     #[test]
@@ -368,7 +484,17 @@ mod tests {
         let mut claims = claims_for(&f.challenge, &input(&f, Decision::Approve)).unwrap();
         let real = f.device.clone();
         claims.iss = DeviceId::generate().unwrap();
-        let token = jws::sign(APPROVAL_TYP, Some(real.as_str()), None, &claims, &f.device_key).unwrap();
-        assert_eq!(verify(&token, &expect(&f, &key)).unwrap_err(), Error::WrongIssuer);
+        let token = jws::sign(
+            APPROVAL_TYP,
+            Some(real.as_str()),
+            None,
+            &claims,
+            &f.device_key,
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&token, &expect(&f, &key)).unwrap_err(),
+            Error::WrongIssuer
+        );
     }
 }

@@ -60,7 +60,8 @@ fn aad(challenge: &ChallengeId) -> Vec<u8> {
 
 fn cipher(okm: &[u8; 44]) -> Result<(LessSafeKey, AeadNonce)> {
     let key = UnboundKey::new(&AES_256_GCM, &okm[..32]).map_err(|_| Error::DecryptFailed)?;
-    let nonce = AeadNonce::try_assume_unique_for_key(&okm[32..]).map_err(|_| Error::DecryptFailed)?;
+    let nonce =
+        AeadNonce::try_assume_unique_for_key(&okm[32..]).map_err(|_| Error::DecryptFailed)?;
     Ok((LessSafeKey::new(key), nonce))
 }
 
@@ -75,9 +76,11 @@ pub fn seal(recipient: &PublicKey, challenge: &ChallengeId, plaintext: &[u8]) ->
     let mut epk = [0u8; 65];
     epk.copy_from_slice(epk_bytes.as_ref());
     let recipient_bytes = recipient.to_sec1();
-    let okm = agree_ephemeral(eph, &UnparsedPublicKey::new(&ECDH_P256, recipient_bytes), |z| {
-        derive(z, &epk, &recipient_bytes)
-    })
+    let okm = agree_ephemeral(
+        eph,
+        &UnparsedPublicKey::new(&ECDH_P256, recipient_bytes),
+        |z| derive(z, &epk, &recipient_bytes),
+    )
     .map_err(|_| Error::InvalidPublicKey("agreement failed"))??;
     let (key, nonce) = cipher(&okm)?;
     let mut buf = Vec::with_capacity(1 + 65 + plaintext.len() + 16);
@@ -92,7 +95,11 @@ pub fn seal(recipient: &PublicKey, challenge: &ChallengeId, plaintext: &[u8]) ->
 
 /// Decrypts an envelope with the device agreement key. Wrong key, wrong challenge
 /// and tampering all give [`Error::DecryptFailed`].
-pub fn open(key: &dyn KeyAgreement, challenge: &ChallengeId, envelope: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub fn open(
+    key: &dyn KeyAgreement,
+    challenge: &ChallengeId,
+    envelope: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
     if envelope.len() > 4 * (1 + 65 + MAX_PLAINTEXT + 16) / 3 + 4 {
         return Err(Error::MalformedEnvelope("envelope too long"));
     }
@@ -107,7 +114,8 @@ pub fn open(key: &dyn KeyAgreement, challenge: &ChallengeId, envelope: &str) -> 
         return Err(Error::MalformedEnvelope("too short"));
     }
     let (epk_bytes, ct) = rest.split_at(65);
-    let epk = PublicKey::from_sec1(epk_bytes).map_err(|_| Error::MalformedEnvelope("bad ephemeral key"))?;
+    let epk = PublicKey::from_sec1(epk_bytes)
+        .map_err(|_| Error::MalformedEnvelope("bad ephemeral key"))?;
     let z = key.agree(&epk)?;
     let recipient = key.public_key()?.to_sec1();
     let okm = derive(&z[..], &epk.to_sec1(), &recipient)?;
@@ -154,15 +162,16 @@ impl PushDetails {
 
     /// Serialises and encrypts to the device.
     pub fn seal(&self, recipient: &PublicKey) -> Result<String> {
-        let json = serde_json::to_vec(self).map_err(|_| Error::MalformedClaims("push details not serialisable"))?;
+        let json = serde_json::to_vec(self)
+            .map_err(|_| Error::MalformedClaims("push details not serialisable"))?;
         seal(recipient, &self.challenge, &json)
     }
 
     /// Decrypts and parses; the challenge id inside must equal the one the push named.
     pub fn open(key: &dyn KeyAgreement, challenge: &ChallengeId, envelope: &str) -> Result<Self> {
         let plain = open(key, challenge, envelope)?;
-        let details: PushDetails =
-            serde_json::from_slice(&plain).map_err(|_| Error::MalformedEnvelope("payload is not push details"))?;
+        let details: PushDetails = serde_json::from_slice(&plain)
+            .map_err(|_| Error::MalformedEnvelope("payload is not push details"))?;
         if &details.challenge != challenge || details.v != 1 {
             return Err(Error::DecryptFailed);
         }
@@ -213,17 +222,35 @@ mod tests {
         let other = SoftwareAgreementKey::generate().unwrap();
         let c = ChallengeId::generate().unwrap();
         let env = details(&c).seal(&device.public_key().unwrap()).unwrap();
-        assert_eq!(PushDetails::open(&other, &c, &env).unwrap_err(), Error::DecryptFailed);
+        assert_eq!(
+            PushDetails::open(&other, &c, &env).unwrap_err(),
+            Error::DecryptFailed
+        );
         let c2 = ChallengeId::generate().unwrap();
-        assert_eq!(PushDetails::open(&device, &c2, &env).unwrap_err(), Error::DecryptFailed);
+        assert_eq!(
+            PushDetails::open(&device, &c2, &env).unwrap_err(),
+            Error::DecryptFailed
+        );
         let mut raw = b64::decode(&env).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert_eq!(open(&device, &c, &b64::encode(&raw)).unwrap_err(), Error::DecryptFailed);
+        assert_eq!(
+            open(&device, &c, &b64::encode(&raw)).unwrap_err(),
+            Error::DecryptFailed
+        );
         raw[0] = 2;
-        assert!(matches!(open(&device, &c, &b64::encode(&raw)), Err(Error::MalformedEnvelope(_))));
-        assert!(matches!(open(&device, &c, "AQ"), Err(Error::MalformedEnvelope(_))));
-        assert!(matches!(open(&device, &c, "@@"), Err(Error::MalformedEnvelope(_))));
+        assert!(matches!(
+            open(&device, &c, &b64::encode(&raw)),
+            Err(Error::MalformedEnvelope(_))
+        ));
+        assert!(matches!(
+            open(&device, &c, "AQ"),
+            Err(Error::MalformedEnvelope(_))
+        ));
+        assert!(matches!(
+            open(&device, &c, "@@"),
+            Err(Error::MalformedEnvelope(_))
+        ));
         assert!(seal(&device.public_key().unwrap(), &c, &[0; MAX_PLAINTEXT + 1]).is_err());
     }
 }

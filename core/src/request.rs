@@ -71,14 +71,37 @@ fn claims(audience: &str, req: HttpRequest<'_>, now: UnixTime) -> Result<Request
 }
 
 /// Signs a device API request; `kid` = device id.
-pub fn sign(device: &DeviceId, signer: &dyn Signer, audience: &str, req: HttpRequest<'_>, now: UnixTime) -> Result<String> {
-    jws::sign(REQUEST_TYP, Some(device.as_str()), None, &claims(audience, req, now)?, signer)
+pub fn sign(
+    device: &DeviceId,
+    signer: &dyn Signer,
+    audience: &str,
+    req: HttpRequest<'_>,
+    now: UnixTime,
+) -> Result<String> {
+    jws::sign(
+        REQUEST_TYP,
+        Some(device.as_str()),
+        None,
+        &claims(audience, req, now)?,
+        signer,
+    )
 }
 
 /// Signs an enrollment request with the new key, embedding its public JWK.
-pub fn sign_enrollment(signer: &dyn Signer, audience: &str, req: HttpRequest<'_>, now: UnixTime) -> Result<String> {
+pub fn sign_enrollment(
+    signer: &dyn Signer,
+    audience: &str,
+    req: HttpRequest<'_>,
+    now: UnixTime,
+) -> Result<String> {
     let jwk = signer.public_key()?.to_jwk();
-    jws::sign(ENROLL_TYP, None, Some(jwk), &claims(audience, req, now)?, signer)
+    jws::sign(
+        ENROLL_TYP,
+        None,
+        Some(jwk),
+        &claims(audience, req, now)?,
+        signer,
+    )
 }
 
 /// What the server checks a request proof against.
@@ -107,7 +130,11 @@ pub struct VerifiedRequest {
 /// Returns the device id a request proof claims (`kid`), to find its key.
 pub fn peek_device(token: &str) -> Result<DeviceId> {
     let unverified = jws::parse(token, REQUEST_TYP)?;
-    let kid = unverified.header().kid.as_deref().ok_or(Error::WrongKeyId)?;
+    let kid = unverified
+        .header()
+        .kid
+        .as_deref()
+        .ok_or(Error::WrongKeyId)?;
     DeviceId::parse(kid).map_err(|_| Error::WrongKeyId)
 }
 
@@ -129,14 +156,26 @@ fn check(claims: RequestClaims, expect: &Expectations<'_>) -> Result<VerifiedReq
     }
     match b64::decode(&claims.jti) {
         Some(j) if (16..=64).contains(&j.len()) => {}
-        _ => return Err(Error::MalformedClaims("jti must be 16 to 64 bytes in base64url")),
+        _ => {
+            return Err(Error::MalformedClaims(
+                "jti must be 16 to 64 bytes in base64url",
+            ));
+        }
     }
-    Ok(VerifiedRequest { jti: claims.jti, iat: claims.iat })
+    Ok(VerifiedRequest {
+        jti: claims.jti,
+        iat: claims.iat,
+    })
 }
 
 /// Verifies a device request proof: `typ`, `kid` = device, signature with the
 /// device's key, `aud`, method, path, body hash, `iat` within the window, `jti` form.
-pub fn verify(token: &str, device: &DeviceId, key: &PublicKey, expect: &Expectations<'_>) -> Result<VerifiedRequest> {
+pub fn verify(
+    token: &str,
+    device: &DeviceId,
+    key: &PublicKey,
+    expect: &Expectations<'_>,
+) -> Result<VerifiedRequest> {
     let unverified = jws::parse(token, REQUEST_TYP)?;
     if unverified.header().kid.as_deref() != Some(device.as_str()) {
         return Err(Error::WrongKeyId);
@@ -147,9 +186,16 @@ pub fn verify(token: &str, device: &DeviceId, key: &PublicKey, expect: &Expectat
 /// Verifies an enrollment proof of possession: the key is taken from the header
 /// `jwk`, the signature must verify under it, and the claims are checked as for a
 /// request. Returns the proven public key.
-pub fn verify_enrollment(token: &str, expect: &Expectations<'_>) -> Result<(PublicKey, VerifiedRequest)> {
+pub fn verify_enrollment(
+    token: &str,
+    expect: &Expectations<'_>,
+) -> Result<(PublicKey, VerifiedRequest)> {
     let unverified = jws::parse(token, ENROLL_TYP)?;
-    let jwk = unverified.header().jwk.clone().ok_or(Error::MalformedJws("enrollment proof needs a jwk header"))?;
+    let jwk = unverified
+        .header()
+        .jwk
+        .clone()
+        .ok_or(Error::MalformedJws("enrollment proof needs a jwk header"))?;
     let key = PublicKey::from_jwk(&jwk)?;
     let verified = check(unverified.verify(&key)?, expect)?;
     Ok((key, verified))
@@ -171,15 +217,43 @@ pub struct RotationClaims {
 
 /// Signs the rotation statement with the NEW key (embedding its JWK). The request
 /// carrying it is signed with the OLD key, so both keys vouch for the change.
-pub fn sign_rotation(new_key: &dyn Signer, device: &DeviceId, old_key: &PublicKey, audience: &str, now: UnixTime) -> Result<String> {
-    let claims = RotationClaims { aud: audience.to_owned(), sub: device.clone(), old: old_key.thumbprint(), iat: now };
-    jws::sign(ROTATE_TYP, None, Some(new_key.public_key()?.to_jwk()), &claims, new_key)
+pub fn sign_rotation(
+    new_key: &dyn Signer,
+    device: &DeviceId,
+    old_key: &PublicKey,
+    audience: &str,
+    now: UnixTime,
+) -> Result<String> {
+    let claims = RotationClaims {
+        aud: audience.to_owned(),
+        sub: device.clone(),
+        old: old_key.thumbprint(),
+        iat: now,
+    };
+    jws::sign(
+        ROTATE_TYP,
+        None,
+        Some(new_key.public_key()?.to_jwk()),
+        &claims,
+        new_key,
+    )
 }
 
 /// Verifies a rotation statement and returns the new key.
-pub fn verify_rotation(token: &str, device: &DeviceId, old_key: &PublicKey, audience: &str, now: UnixTime, window_secs: i64) -> Result<PublicKey> {
+pub fn verify_rotation(
+    token: &str,
+    device: &DeviceId,
+    old_key: &PublicKey,
+    audience: &str,
+    now: UnixTime,
+    window_secs: i64,
+) -> Result<PublicKey> {
     let unverified = jws::parse(token, ROTATE_TYP)?;
-    let jwk = unverified.header().jwk.clone().ok_or(Error::MalformedJws("rotation proof needs a jwk header"))?;
+    let jwk = unverified
+        .header()
+        .jwk
+        .clone()
+        .ok_or(Error::MalformedJws("rotation proof needs a jwk header"))?;
     let new_key = PublicKey::from_jwk(&jwk)?;
     let claims: RotationClaims = unverified.verify(&new_key)?;
     if claims.aud != audience {
@@ -205,11 +279,20 @@ mod tests {
     const AUD: &str = "https://pushauth.example";
 
     fn req<'a>(body: &'a [u8]) -> HttpRequest<'a> {
-        HttpRequest { method: "POST", path: "/v1/device/challenges/x/decision", body }
+        HttpRequest {
+            method: "POST",
+            path: "/v1/device/challenges/x/decision",
+            body,
+        }
     }
 
     fn expect<'a>(r: HttpRequest<'a>, now: i64) -> Expectations<'a> {
-        Expectations { audience: AUD, request: r, now: UnixTime(now), window_secs: 60 }
+        Expectations {
+            audience: AUD,
+            request: r,
+            now: UnixTime(now),
+            window_secs: 60,
+        }
     }
 
     #[test]
@@ -222,21 +305,57 @@ mod tests {
         assert_eq!(b64::decode(&v.jti).unwrap().len(), 16);
 
         let other = SoftwareSigningKey::generate().unwrap().public();
-        assert_eq!(verify(&t, &device, &other, &expect(req(b"{}"), 1_000)).unwrap_err(), Error::BadSignature);
+        assert_eq!(
+            verify(&t, &device, &other, &expect(req(b"{}"), 1_000)).unwrap_err(),
+            Error::BadSignature
+        );
         let d2 = DeviceId::generate().unwrap();
-        assert_eq!(verify(&t, &d2, &key.public(), &expect(req(b"{}"), 1_000)).unwrap_err(), Error::WrongKeyId);
-        assert_eq!(verify(&t, &device, &key.public(), &expect(req(b"{ }"), 1_000)).unwrap_err(), Error::BodyHashMismatch);
-        let get = HttpRequest { method: "GET", ..req(b"{}") };
-        assert_eq!(verify(&t, &device, &key.public(), &expect(get, 1_000)).unwrap_err(), Error::WrongMethod);
-        let path = HttpRequest { path: "/v1/device/push-token", ..req(b"{}") };
-        assert_eq!(verify(&t, &device, &key.public(), &expect(path, 1_000)).unwrap_err(), Error::WrongPath);
-        assert_eq!(verify(&t, &device, &key.public(), &expect(req(b"{}"), 1_061)).unwrap_err(), Error::StaleRequest);
-        assert_eq!(verify(&t, &device, &key.public(), &expect(req(b"{}"), 939)).unwrap_err(), Error::StaleRequest);
-        let e = Expectations { audience: "https://other", ..expect(req(b"{}"), 1_000) };
-        assert_eq!(verify(&t, &device, &key.public(), &e).unwrap_err(), Error::WrongAudience);
+        assert_eq!(
+            verify(&t, &d2, &key.public(), &expect(req(b"{}"), 1_000)).unwrap_err(),
+            Error::WrongKeyId
+        );
+        assert_eq!(
+            verify(&t, &device, &key.public(), &expect(req(b"{ }"), 1_000)).unwrap_err(),
+            Error::BodyHashMismatch
+        );
+        let get = HttpRequest {
+            method: "GET",
+            ..req(b"{}")
+        };
+        assert_eq!(
+            verify(&t, &device, &key.public(), &expect(get, 1_000)).unwrap_err(),
+            Error::WrongMethod
+        );
+        let path = HttpRequest {
+            path: "/v1/device/push-token",
+            ..req(b"{}")
+        };
+        assert_eq!(
+            verify(&t, &device, &key.public(), &expect(path, 1_000)).unwrap_err(),
+            Error::WrongPath
+        );
+        assert_eq!(
+            verify(&t, &device, &key.public(), &expect(req(b"{}"), 1_061)).unwrap_err(),
+            Error::StaleRequest
+        );
+        assert_eq!(
+            verify(&t, &device, &key.public(), &expect(req(b"{}"), 939)).unwrap_err(),
+            Error::StaleRequest
+        );
+        let e = Expectations {
+            audience: "https://other",
+            ..expect(req(b"{}"), 1_000)
+        };
+        assert_eq!(
+            verify(&t, &device, &key.public(), &e).unwrap_err(),
+            Error::WrongAudience
+        );
         // an enrollment proof is not a request proof
         let enroll = sign_enrollment(&key, AUD, req(b"{}"), UnixTime(1_000)).unwrap();
-        assert!(matches!(verify(&enroll, &device, &key.public(), &expect(req(b"{}"), 1_000)), Err(Error::WrongType { .. })));
+        assert!(matches!(
+            verify(&enroll, &device, &key.public(), &expect(req(b"{}"), 1_000)),
+            Err(Error::WrongType { .. })
+        ));
     }
 
     #[test]
@@ -245,7 +364,10 @@ mod tests {
         let t = sign_enrollment(&key, AUD, req(b"{\"code\":1}"), UnixTime(1_000)).unwrap();
         let (proven, _) = verify_enrollment(&t, &expect(req(b"{\"code\":1}"), 1_000)).unwrap();
         assert_eq!(proven, key.public());
-        assert_eq!(verify_enrollment(&t, &expect(req(b"{\"code\":2}"), 1_000)).unwrap_err(), Error::BodyHashMismatch);
+        assert_eq!(
+            verify_enrollment(&t, &expect(req(b"{\"code\":2}"), 1_000)).unwrap_err(),
+            Error::BodyHashMismatch
+        );
     }
 
     #[test]
@@ -254,12 +376,24 @@ mod tests {
         let new = SoftwareSigningKey::generate().unwrap();
         let device = DeviceId::generate().unwrap();
         let t = sign_rotation(&new, &device, &old.public(), AUD, UnixTime(1_000)).unwrap();
-        assert_eq!(verify_rotation(&t, &device, &old.public(), AUD, UnixTime(1_010), 60).unwrap(), new.public());
+        assert_eq!(
+            verify_rotation(&t, &device, &old.public(), AUD, UnixTime(1_010), 60).unwrap(),
+            new.public()
+        );
         let third = SoftwareSigningKey::generate().unwrap().public();
-        assert_eq!(verify_rotation(&t, &device, &third, AUD, UnixTime(1_010), 60).unwrap_err(), Error::WrongKeyId);
+        assert_eq!(
+            verify_rotation(&t, &device, &third, AUD, UnixTime(1_010), 60).unwrap_err(),
+            Error::WrongKeyId
+        );
         let d2 = DeviceId::generate().unwrap();
-        assert_eq!(verify_rotation(&t, &d2, &old.public(), AUD, UnixTime(1_010), 60).unwrap_err(), Error::WrongKeyId);
-        assert_eq!(verify_rotation(&t, &device, &old.public(), AUD, UnixTime(2_000), 60).unwrap_err(), Error::StaleRequest);
+        assert_eq!(
+            verify_rotation(&t, &d2, &old.public(), AUD, UnixTime(1_010), 60).unwrap_err(),
+            Error::WrongKeyId
+        );
+        assert_eq!(
+            verify_rotation(&t, &device, &old.public(), AUD, UnixTime(2_000), 60).unwrap_err(),
+            Error::StaleRequest
+        );
         let same = sign_rotation(&old, &device, &old.public(), AUD, UnixTime(1_000)).unwrap();
         assert!(verify_rotation(&same, &device, &old.public(), AUD, UnixTime(1_000), 60).is_err());
     }

@@ -46,10 +46,17 @@ impl TransactionKind {
 
     /// Parses the snake_case wire name.
     pub fn parse(s: &str) -> Result<Self> {
-        [TransactionKind::Payment, TransactionKind::Recurring, TransactionKind::WalletOperation]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or(Error::InvalidId { kind: "transaction kind", reason: "unknown kind" })
+        [
+            TransactionKind::Payment,
+            TransactionKind::Recurring,
+            TransactionKind::WalletOperation,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or(Error::InvalidId {
+            kind: "transaction kind",
+            reason: "unknown kind",
+        })
     }
 }
 
@@ -83,8 +90,11 @@ impl Payee {
     /// printable remains. Used by connectors so that an odd merchant name does not
     /// make an otherwise valid webhook fail.
     pub fn sanitize(s: &str) -> Option<Self> {
-        let cleaned: String =
-            s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(Self::MAX_CHARS).collect();
+        let cleaned: String = s
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(Self::MAX_CHARS)
+            .collect();
         Self::parse(&cleaned).ok()
     }
 
@@ -216,7 +226,10 @@ struct WireTransaction {
 }
 
 impl Serialize for Transaction {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         WireTransaction {
             v: CANONICAL_VERSION,
             provider: self.provider,
@@ -231,18 +244,30 @@ impl Serialize for Transaction {
 }
 
 impl<'de> Deserialize<'de> for Transaction {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireTransaction::deserialize(deserializer)?;
         if w.v != CANONICAL_VERSION {
-            return Err(D::Error::custom("unsupported canonical transaction version"));
+            return Err(D::Error::custom(
+                "unsupported canonical transaction version",
+            ));
         }
         let amount = match (w.amount, w.currency) {
-            (Some(minor), Some(currency)) => Some(Money::from_minor(minor, currency).map_err(D::Error::custom)?),
+            (Some(minor), Some(currency)) => {
+                Some(Money::from_minor(minor, currency).map_err(D::Error::custom)?)
+            }
             (None, None) => None,
             _ => return Err(D::Error::custom("amount and currency go together")),
         };
-        Ok(Transaction { provider: w.provider, reference: w.reference, kind: w.kind, amount, payee: w.payee })
+        Ok(Transaction {
+            provider: w.provider,
+            reference: w.reference,
+            kind: w.kind,
+            amount,
+            payee: w.payee,
+        })
     }
 }
 
@@ -255,7 +280,9 @@ impl TxnDigest {
     /// Parses the base64url form.
     pub fn parse(s: &str) -> Result<Self> {
         let bytes = b64::decode(s).ok_or(Error::MalformedClaims("txn is not base64url"))?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| Error::MalformedClaims("txn must be 32 bytes"))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::MalformedClaims("txn must be 32 bytes"))?;
         Ok(Self(bytes))
     }
 
@@ -289,13 +316,18 @@ impl fmt::Debug for TxnDigest {
 }
 
 impl Serialize for TxnDigest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_string())
     }
 }
 
 impl<'de> Deserialize<'de> for TxnDigest {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         TxnDigest::parse(&s).map_err(serde::de::Error::custom)
     }
@@ -325,7 +357,11 @@ mod tests {
             sample().canonical_json(),
             r#"{"amount":4990,"currency":"EUR","kind":"payment","payee":"Example Shop","provider":"enfuce","ref":"6f1d9c2e-8b7a-4e1f-9d3c-2a5b7c9e0f11","v":1}"#
         );
-        let bare = Transaction { amount: None, payee: None, ..sample() };
+        let bare = Transaction {
+            amount: None,
+            payee: None,
+            ..sample()
+        };
         assert_eq!(
             bare.canonical_json(),
             r#"{"kind":"payment","provider":"enfuce","ref":"6f1d9c2e-8b7a-4e1f-9d3c-2a5b7c9e0f11","v":1}"#
@@ -336,7 +372,10 @@ mod tests {
     fn canonical_json_matches_serde_of_sorted_value() {
         // JCS for our value space (ASCII keys, strings, small integers) equals
         // serde_json's compact output of a key-sorted map.
-        let t = Transaction { payee: Some(Payee::parse("Café \"Zoë\" \\ 東京 😀").unwrap()), ..sample() };
+        let t = Transaction {
+            payee: Some(Payee::parse("Café \"Zoë\" \\ 東京 😀").unwrap()),
+            ..sample()
+        };
         let value: serde_json::Value = serde_json::from_str(&t.canonical_json()).unwrap();
         let sorted: std::collections::BTreeMap<String, serde_json::Value> =
             serde_json::from_value(value).unwrap();
@@ -347,14 +386,38 @@ mod tests {
     fn every_bound_field_changes_the_digest() {
         let base = sample().digest();
         let changed = [
-            Transaction { amount: Some(eur(4991)), ..sample() },
-            Transaction { amount: Some(Money::from_minor(4990, Currency::parse("USD").unwrap()).unwrap()), ..sample() },
-            Transaction { amount: None, ..sample() },
-            Transaction { payee: Some(Payee::parse("Example Shop ").unwrap()), ..sample() },
-            Transaction { payee: None, ..sample() },
-            Transaction { provider: Provider::Adyen, ..sample() },
-            Transaction { reference: ProviderRef::parse("other").unwrap(), ..sample() },
-            Transaction { kind: TransactionKind::Recurring, ..sample() },
+            Transaction {
+                amount: Some(eur(4991)),
+                ..sample()
+            },
+            Transaction {
+                amount: Some(Money::from_minor(4990, Currency::parse("USD").unwrap()).unwrap()),
+                ..sample()
+            },
+            Transaction {
+                amount: None,
+                ..sample()
+            },
+            Transaction {
+                payee: Some(Payee::parse("Example Shop ").unwrap()),
+                ..sample()
+            },
+            Transaction {
+                payee: None,
+                ..sample()
+            },
+            Transaction {
+                provider: Provider::Adyen,
+                ..sample()
+            },
+            Transaction {
+                reference: ProviderRef::parse("other").unwrap(),
+                ..sample()
+            },
+            Transaction {
+                kind: TransactionKind::Recurring,
+                ..sample()
+            },
         ];
         for t in changed {
             assert_ne!(t.digest(), base, "{t:?}");
@@ -386,9 +449,15 @@ mod tests {
         assert!(Payee::parse("a\nb").is_err());
         assert!(Payee::parse(&"é".repeat(256)).is_ok());
         assert!(Payee::parse(&"é".repeat(257)).is_err());
-        assert_eq!(Payee::sanitize("Shop\r\nLtd").unwrap().as_str(), "Shop  Ltd");
+        assert_eq!(
+            Payee::sanitize("Shop\r\nLtd").unwrap().as_str(),
+            "Shop  Ltd"
+        );
         assert!(Payee::sanitize("\n\t").is_none());
-        assert_eq!(Payee::sanitize(&"x".repeat(300)).unwrap().as_str().len(), 256);
+        assert_eq!(
+            Payee::sanitize(&"x".repeat(300)).unwrap().as_str().len(),
+            256
+        );
     }
 
     #[test]

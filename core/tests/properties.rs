@@ -1,7 +1,13 @@
 //! Property tests: any change to a signed field breaks verification, and the parsers
 //! of untrusted tokens and envelopes never panic, whatever the input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "test code"
+)]
 
 use std::sync::OnceLock;
 
@@ -48,7 +54,15 @@ fn fixture() -> &'static Fixture {
             pin: None,
         };
         let t = challenge::sign(&claims, &server).unwrap();
-        let verified = challenge::verify(&t, &server.public(), &claims.iss, &device, UnixTime(1_010), 30).unwrap();
+        let verified = challenge::verify(
+            &t,
+            &server.public(),
+            &claims.iss,
+            &device,
+            UnixTime(1_010),
+            30,
+        )
+        .unwrap();
         let input = DecisionInput {
             device: &device,
             decision: Decision::Approve,
@@ -58,12 +72,21 @@ fn fixture() -> &'static Fixture {
             now: UnixTime(1_010),
             lifetime_secs: 120,
         };
-        let token = proof::sign(&proof::claims_for(&verified, &input).unwrap(), &device_key).unwrap();
-        Fixture { device_key, device, verified, token }
+        let token =
+            proof::sign(&proof::claims_for(&verified, &input).unwrap(), &device_key).unwrap();
+        Fixture {
+            device_key,
+            device,
+            verified,
+            token,
+        }
     })
 }
 
-fn verify_with(f: &Fixture, t: &Transaction) -> Result<proof::VerifiedDecision, pushauth_core::Error> {
+fn verify_with(
+    f: &Fixture,
+    t: &Transaction,
+) -> Result<proof::VerifiedDecision, pushauth_core::Error> {
     let c = f.verified.claims();
     let key = f.device_key.public();
     let digest = t.digest();

@@ -6,11 +6,19 @@
 //! verifying exactly as recorded. The binding tests (Python, Kotlin) read the same
 //! files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "test code"
+)]
 
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
-use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey, normalize_signature};
+use pushauth_core::keys::{
+    Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey, normalize_signature,
+};
 use pushauth_core::money::{Currency, Money};
 use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 use pushauth_core::push::{self, PushDetails};
@@ -42,9 +50,18 @@ struct Keys {
 
 fn keys_from(v: &Value) -> Keys {
     Keys {
-        device: SoftwareSigningKey::from_pkcs8(&b64::decode(s(&v["device_signing_pkcs8"])).unwrap()).unwrap(),
-        agreement: SoftwareAgreementKey::from_bytes(&b64::decode(s(&v["device_agreement_scalar"])).unwrap()).unwrap(),
-        server: SoftwareSigningKey::from_pkcs8(&b64::decode(s(&v["server_signing_pkcs8"])).unwrap()).unwrap(),
+        device: SoftwareSigningKey::from_pkcs8(
+            &b64::decode(s(&v["device_signing_pkcs8"])).unwrap(),
+        )
+        .unwrap(),
+        agreement: SoftwareAgreementKey::from_bytes(
+            &b64::decode(s(&v["device_agreement_scalar"])).unwrap(),
+        )
+        .unwrap(),
+        server: SoftwareSigningKey::from_pkcs8(
+            &b64::decode(s(&v["server_signing_pkcs8"])).unwrap(),
+        )
+        .unwrap(),
         device_id: DeviceId::parse(s(&v["device_id"])).unwrap(),
     }
 }
@@ -60,11 +77,41 @@ fn sample_transactions() -> Vec<(&'static str, Transaction)> {
     };
     vec![
         ("enfuce_eur_payment", base.clone()),
-        ("amount_plus_one_minor", Transaction { amount: money(4991, "EUR"), ..base.clone() }),
-        ("other_currency", Transaction { amount: money(4990, "USD"), ..base.clone() }),
-        ("other_payee", Transaction { payee: Some(Payee::parse("Example Shop Ltd").unwrap()), ..base.clone() }),
-        ("jpy_no_decimals", Transaction { amount: money(5000, "JPY"), ..base.clone() }),
-        ("bhd_three_decimals", Transaction { amount: money(1234, "BHD"), ..base.clone() }),
+        (
+            "amount_plus_one_minor",
+            Transaction {
+                amount: money(4991, "EUR"),
+                ..base.clone()
+            },
+        ),
+        (
+            "other_currency",
+            Transaction {
+                amount: money(4990, "USD"),
+                ..base.clone()
+            },
+        ),
+        (
+            "other_payee",
+            Transaction {
+                payee: Some(Payee::parse("Example Shop Ltd").unwrap()),
+                ..base.clone()
+            },
+        ),
+        (
+            "jpy_no_decimals",
+            Transaction {
+                amount: money(5000, "JPY"),
+                ..base.clone()
+            },
+        ),
+        (
+            "bhd_three_decimals",
+            Transaction {
+                amount: money(1234, "BHD"),
+                ..base.clone()
+            },
+        ),
         (
             "adyen_unicode_payee",
             Transaction {
@@ -100,7 +147,13 @@ fn challenge_claims(k: &Keys, txn: Transaction, pin: Option<&str>) -> ChallengeC
     }
 }
 
-fn expectation_json(k: &Keys, c: &ChallengeClaims, txn: &TxnDigest, pout: Option<&str>, now: i64) -> Value {
+fn expectation_json(
+    k: &Keys,
+    c: &ChallengeClaims,
+    txn: &TxnDigest,
+    pout: Option<&str>,
+    now: i64,
+) -> Value {
     json!({
         "device": k.device_id.as_str(),
         "audience": ISSUER,
@@ -114,7 +167,10 @@ fn expectation_json(k: &Keys, c: &ChallengeClaims, txn: &TxnDigest, pout: Option
     })
 }
 
-fn check_proof_case(k: &Keys, case: &Value) -> Result<proof::VerifiedDecision, pushauth_core::Error> {
+fn check_proof_case(
+    k: &Keys,
+    case: &Value,
+) -> Result<proof::VerifiedDecision, pushauth_core::Error> {
     let e = &case["expect"];
     let device = DeviceId::parse(s(&e["device"])).unwrap();
     let challenge = ChallengeId::parse(s(&e["challenge"])).unwrap();
@@ -158,7 +214,12 @@ fn generate() {
         "server_kid": server.public().thumbprint(),
         "signatures": signature_cases(&device),
     });
-    let k = Keys { device, agreement, server, device_id };
+    let k = Keys {
+        device,
+        agreement,
+        server,
+        device_id,
+    };
 
     let txns: Vec<Value> = sample_transactions()
         .into_iter()
@@ -181,7 +242,15 @@ fn generate() {
         ]
     });
 
-    let verified = challenge::verify(&good_challenge, &k.server.public(), ISSUER, &k.device_id, UnixTime(NOW + 5), 30).unwrap();
+    let verified = challenge::verify(
+        &good_challenge,
+        &k.server.public(),
+        ISSUER,
+        &k.device_id,
+        UnixTime(NOW + 5),
+        30,
+    )
+    .unwrap();
     let input = |decision, reason, pout| DecisionInput {
         device: &k.device_id,
         decision,
@@ -191,24 +260,46 @@ fn generate() {
         now: UnixTime(NOW + 10),
         lifetime_secs: 120,
     };
-    let approve = proof::claims_for(&verified, &input(Decision::Approve, None, Some("sdk-output-123"))).unwrap();
+    let approve = proof::claims_for(
+        &verified,
+        &input(Decision::Approve, None, Some("sdk-output-123")),
+    )
+    .unwrap();
     let approve_token = proof::sign(&approve, &k.device).unwrap();
-    let deny = proof::claims_for(&verified, &input(Decision::Deny, Some(DenyReason::NotMe), None)).unwrap();
+    let deny = proof::claims_for(
+        &verified,
+        &input(Decision::Deny, Some(DenyReason::NotMe), None),
+    )
+    .unwrap();
     let deny_token = proof::sign(&deny, &k.device).unwrap();
     // tampered: the device signed a different amount than the server stored
     let tampered_txn = txns_list[1].1.clone();
-    let tampered = proof::ApprovalClaims { txn: tampered_txn.digest(), pout: None, ..approve.clone() };
+    let tampered = proof::ApprovalClaims {
+        txn: tampered_txn.digest(),
+        pout: None,
+        ..approve.clone()
+    };
     let tampered_token = proof::sign(&tampered, &k.device).unwrap();
     let rogue = SoftwareSigningKey::generate().unwrap();
     let wrong_key_token = proof::sign(&approve, &rogue).unwrap();
     let payload = approve_token.split('.').nth(1).unwrap();
-    let alg_none = format!("{}.{payload}.", b64::encode(r#"{"alg":"none","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#));
+    let alg_none = format!(
+        "{}.{payload}.",
+        b64::encode(
+            r#"{"alg":"none","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#
+        )
+    );
     let hs256 = {
-        let head = b64::encode(r#"{"alg":"HS256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#);
+        let head = b64::encode(
+            r#"{"alg":"HS256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#,
+        );
         let input = format!("{head}.{payload}");
         let jwk_text = serde_json::to_string(&k.device.public().to_jwk()).unwrap();
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, jwk_text.as_bytes());
-        format!("{input}.{}", b64::encode(ring::hmac::sign(&key, input.as_bytes())))
+        format!(
+            "{input}.{}",
+            b64::encode(ring::hmac::sign(&key, input.as_bytes()))
+        )
     };
     let der_sig = {
         let (signing_input, sig) = approve_token.rsplit_once('.').unwrap();
@@ -240,7 +331,13 @@ fn generate() {
         ]
     });
 
-    let details = PushDetails { v: 1, challenge: claims.jti.clone(), txn: base_txn.clone(), exp: UnixTime(DEADLINE), otp: None };
+    let details = PushDetails {
+        v: 1,
+        challenge: claims.jti.clone(),
+        txn: base_txn.clone(),
+        exp: UnixTime(DEADLINE),
+        otp: None,
+    };
     let envelope = details.seal(&k.agreement.public_key().unwrap()).unwrap();
     let mut tampered_env = b64::decode(&envelope).unwrap();
     let last = tampered_env.len() - 1;
@@ -254,7 +351,11 @@ fn generate() {
     });
 
     let body = br#"{"proof":"..."}"#;
-    let req = HttpRequest { method: "POST", path: "/v1/device/challenges/3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f/decision", body };
+    let req = HttpRequest {
+        method: "POST",
+        path: "/v1/device/challenges/3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f/decision",
+        body,
+    };
     let req_token = request::sign(&k.device_id, &k.device, ISSUER, req, UnixTime(NOW)).unwrap();
     let requests = json!({
         "cases": [
@@ -273,7 +374,11 @@ fn generate() {
         ("push.json", pushes),
         ("requests.json", requests),
     ] {
-        std::fs::write(format!("{DIR}/{name}"), serde_json::to_string_pretty(&value).unwrap() + "\n").unwrap();
+        std::fs::write(
+            format!("{DIR}/{name}"),
+            serde_json::to_string_pretty(&value).unwrap() + "\n",
+        )
+        .unwrap();
     }
 }
 
@@ -314,9 +419,15 @@ fn keys_and_signatures() {
     let k = keys_from(&v);
     let jwk: Jwk = serde_json::from_value(v["device_signing_jwk"].clone()).unwrap();
     assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), k.device.public());
-    assert_eq!(k.device.public().thumbprint(), s(&v["device_signing_thumbprint"]));
+    assert_eq!(
+        k.device.public().thumbprint(),
+        s(&v["device_signing_thumbprint"])
+    );
     let ajwk: Jwk = serde_json::from_value(v["device_agreement_jwk"].clone()).unwrap();
-    assert_eq!(PublicKey::from_jwk(&ajwk).unwrap(), k.agreement.public_key().unwrap());
+    assert_eq!(
+        PublicKey::from_jwk(&ajwk).unwrap(),
+        k.agreement.public_key().unwrap()
+    );
     assert_eq!(k.server.public().thumbprint(), s(&v["server_kid"]));
     for case in v["signatures"].as_array().unwrap() {
         let sig = b64::decode(s(&case["signature"])).unwrap();
@@ -324,7 +435,10 @@ fn keys_and_signatures() {
         if case["valid"].as_bool().unwrap() {
             let raw = got.unwrap();
             assert_eq!(b64::encode(raw), s(&case["raw"]));
-            k.device.public().verify(s(&case["message"]).as_bytes(), &raw).unwrap();
+            k.device
+                .public()
+                .verify(s(&case["message"]).as_bytes(), &raw)
+                .unwrap();
         } else {
             assert!(got.is_err(), "{}", case["name"]);
         }
@@ -343,7 +457,10 @@ fn transactions_canonical_and_digest() {
         assert_eq!(parsed, built);
         assert_eq!(parsed.canonical_json(), s(&case["canonical"]), "{name}");
         assert_eq!(parsed.digest().to_string(), s(&case["digest"]), "{name}");
-        assert!(digests.insert(parsed.digest()), "digests must differ: {name}");
+        assert!(
+            digests.insert(parsed.digest()),
+            "digests must differ: {name}"
+        );
     }
 }
 
@@ -353,14 +470,25 @@ fn challenges_verify_as_recorded() {
     let v = load("challenges.json");
     for case in v["cases"].as_array().unwrap() {
         let device = DeviceId::parse(s(&case["device"])).unwrap();
-        let got = challenge::verify(s(&case["token"]), &k.server.public(), s(&v["issuer"]), &device, UnixTime(case["now"].as_i64().unwrap()), 30);
+        let got = challenge::verify(
+            s(&case["token"]),
+            &k.server.public(),
+            s(&v["issuer"]),
+            &device,
+            UnixTime(case["now"].as_i64().unwrap()),
+            30,
+        );
         match s(&case["result"]) {
             "ok" => {
                 let c = got.unwrap();
-                let expected: ChallengeClaims = serde_json::from_value(case["claims"].clone()).unwrap();
+                let expected: ChallengeClaims =
+                    serde_json::from_value(case["claims"].clone()).unwrap();
                 assert_eq!(c.claims(), &expected);
                 assert_eq!(c.digest().to_string(), s(&case["digest"]));
-                assert_eq!(c.claims().txn.display_amount().unwrap(), s(&case["display_amount"]));
+                assert_eq!(
+                    c.claims().txn.display_amount().unwrap(),
+                    s(&case["display_amount"])
+                );
             }
             code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
         }
@@ -378,7 +506,8 @@ fn proofs_verify_as_recorded() {
         match s(&case["result"]) {
             "ok" => {
                 let d = got.unwrap();
-                let expected: proof::ApprovalClaims = serde_json::from_value(case["claims"].clone()).unwrap();
+                let expected: proof::ApprovalClaims =
+                    serde_json::from_value(case["claims"].clone()).unwrap();
                 assert_eq!(d.claims(), &expected);
             }
             code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
@@ -396,11 +525,15 @@ fn push_envelopes_open_as_recorded() {
         match s(&case["result"]) {
             "ok" => {
                 let d = got.unwrap();
-                let expected: PushDetails = serde_json::from_value(case["details"].clone()).unwrap();
+                let expected: PushDetails =
+                    serde_json::from_value(case["details"].clone()).unwrap();
                 assert_eq!(d, expected);
                 assert_eq!(d.summary(), s(&case["summary"]));
                 let raw = push::open(&k.agreement, &challenge, s(&case["envelope"])).unwrap();
-                assert_eq!(serde_json::from_slice::<PushDetails>(&raw).unwrap(), expected);
+                assert_eq!(
+                    serde_json::from_slice::<PushDetails>(&raw).unwrap(),
+                    expected
+                );
             }
             code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
         }
@@ -418,7 +551,11 @@ fn request_proofs_verify_as_recorded() {
             &k.device.public(),
             &request::Expectations {
                 audience: ISSUER,
-                request: HttpRequest { method: s(&case["method"]), path: s(&case["path"]), body: s(&case["body"]).as_bytes() },
+                request: HttpRequest {
+                    method: s(&case["method"]),
+                    path: s(&case["path"]),
+                    body: s(&case["body"]).as_bytes(),
+                },
                 now: UnixTime(case["now"].as_i64().unwrap()),
                 window_secs: 60,
             },
@@ -438,6 +575,9 @@ fn headers_are_as_documented() {
     let v = load("proofs.json");
     let token = s(&v["cases"][0]["token"]);
     let header = String::from_utf8(b64::decode(token.split('.').next().unwrap()).unwrap()).unwrap();
-    assert_eq!(header, r#"{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#);
+    assert_eq!(
+        header,
+        r#"{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#
+    );
     assert!(jws::parse(token, proof::APPROVAL_TYP).is_ok());
 }

@@ -91,7 +91,11 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { database_url: None, data_dir: PathBuf::from("data"), max_connections: 16 }
+        StorageConfig {
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            max_connections: 16,
+        }
     }
 }
 
@@ -142,7 +146,13 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { enabled: true, batch: 32, lease_ms: 30_000, idle_poll_ms: 1_000, concurrency: 64 }
+        WorkerConfig {
+            enabled: true,
+            batch: 32,
+            lease_ms: 30_000,
+            idle_poll_ms: 1_000,
+            concurrency: 64,
+        }
     }
 }
 
@@ -220,11 +230,18 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads defaults ← file ← environment.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut root = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid(e.to_string()))?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?
             }
             None => toml::Table::new(),
         };
@@ -240,17 +257,24 @@ impl Config {
                 continue;
             };
             if path.len() != 2 || path.iter().any(String::is_empty) {
-                return Err(ConfigError::Invalid(format!("environment variable {key}: expected PUSHAUTH_<SECTION>__<KEY>")));
+                return Err(ConfigError::Invalid(format!(
+                    "environment variable {key}: expected PUSHAUTH_<SECTION>__<KEY>"
+                )));
             }
             let section = root
                 .entry(path[0].clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(section) = section else {
-                return Err(ConfigError::Invalid(format!("{} is not a section", path[0])));
+                return Err(ConfigError::Invalid(format!(
+                    "{} is not a section",
+                    path[0]
+                )));
             };
             section.insert(path[1].clone(), env_value(&value));
         }
-        let config: Config = toml::Value::Table(root).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -258,22 +282,41 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.security;
         if !(1..=5).contains(&s.lock_after_failures) {
-            return Err(ConfigError::Invalid("security.lock_after_failures must be 1 to 5 (PSD2 RTS art. 4)".into()));
+            return Err(ConfigError::Invalid(
+                "security.lock_after_failures must be 1 to 5 (PSD2 RTS art. 4)".into(),
+            ));
         }
         if s.request_window_secs <= 0 || s.clock_skew_secs < 0 || s.activation_ttl_secs <= 0 {
-            return Err(ConfigError::Invalid("security windows must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "security windows must be positive".into(),
+            ));
         }
-        if self.challenges.default_ttl_secs <= 0 || self.challenges.max_ttl_secs < self.challenges.default_ttl_secs {
-            return Err(ConfigError::Invalid("challenges.default_ttl_secs must be positive and ≤ max_ttl_secs".into()));
+        if self.challenges.default_ttl_secs <= 0
+            || self.challenges.max_ttl_secs < self.challenges.default_ttl_secs
+        {
+            return Err(ConfigError::Invalid(
+                "challenges.default_ttl_secs must be positive and ≤ max_ttl_secs".into(),
+            ));
         }
-        if !self.api.callback_hosts.is_empty() && self.api.callback_secret.as_deref().is_none_or(str::is_empty) {
-            return Err(ConfigError::Invalid("api.callback_secret is required when api.callback_hosts is set".into()));
+        if !self.api.callback_hosts.is_empty()
+            && self
+                .api
+                .callback_secret
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::Invalid(
+                "api.callback_secret is required when api.callback_hosts is set".into(),
+            ));
         }
         if self.workers.batch <= 0 || self.workers.concurrency == 0 || self.workers.lease_ms <= 0 {
-            return Err(ConfigError::Invalid("workers.batch, workers.concurrency and workers.lease_ms must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "workers.batch, workers.concurrency and workers.lease_ms must be positive".into(),
+            ));
         }
         if let Some(url) = &self.server.public_url {
-            url::Url::parse(url).map_err(|e| ConfigError::Invalid(format!("server.public_url: {e}")))?;
+            url::Url::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("server.public_url: {e}")))?;
         }
         Ok(())
     }
@@ -282,13 +325,21 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.storage.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.storage.data_dir.join("pushauth.db").display()),
+            None => format!(
+                "sqlite://{}",
+                self.storage.data_dir.join("pushauth.db").display()
+            ),
         }
     }
 
     /// The public base URL in effect (no trailing slash).
     pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.server.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_owned()
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -297,7 +348,9 @@ impl Config {
 fn env_value(raw: &str) -> toml::Value {
     let wrapped = format!("v = {raw}");
     match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
@@ -307,7 +360,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -322,7 +378,11 @@ mod tests {
     fn env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "[server]\nlisten = \"127.0.0.1:9000\"\n[challenges]\ndefault_ttl_secs = 60\n").unwrap();
+        std::fs::write(
+            &f,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[challenges]\ndefault_ttl_secs = 60\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&f),
             env(&[
@@ -344,11 +404,20 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        let e = Config::load(None, env(&[("PUSHAUTH_SERVER__LISTN", "x")])).unwrap_err().to_string();
+        let e = Config::load(None, env(&[("PUSHAUTH_SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listn"), "{e}");
-        let e = Config::load(None, env(&[("PUSHAUTH_SECURITY__LOCK_AFTER_FAILURES", "9")])).unwrap_err().to_string();
+        let e = Config::load(
+            None,
+            env(&[("PUSHAUTH_SECURITY__LOCK_AFTER_FAILURES", "9")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("lock_after_failures"), "{e}");
-        let e = Config::load(None, env(&[("PUSHAUTH_API__CALLBACK_HOSTS", "[\"a\"]")])).unwrap_err().to_string();
+        let e = Config::load(None, env(&[("PUSHAUTH_API__CALLBACK_HOSTS", "[\"a\"]")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("callback_secret"), "{e}");
         assert!(Config::load(None, env(&[("PUSHAUTH_LISTEN", "x")])).is_err());
     }

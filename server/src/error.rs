@@ -25,7 +25,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// Builds an error with a status, a stable reason code and a human detail.
     pub fn new(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, reason, detail: detail.into(), extra: None }
+        ApiError {
+            status,
+            reason,
+            detail: detail.into(),
+            extra: None,
+        }
     }
     /// 400: malformed input; `detail` names the field.
     pub fn bad_request(reason: &'static str, detail: impl Into<String>) -> Self {
@@ -37,7 +42,11 @@ impl ApiError {
     }
     /// 404: unknown (or not yours: the same answer, on purpose).
     pub fn not_found(what: &'static str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     /// 409: conflicts with the current state.
     pub fn conflict(reason: &'static str, detail: impl Into<String>) -> Self {
@@ -62,7 +71,11 @@ impl ApiError {
     /// 500: logged here with its cause; the client sees nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
     /// 503: a dependency is unavailable.
     pub fn unavailable(reason: &'static str, detail: impl Into<String>) -> Self {
@@ -94,7 +107,12 @@ struct Problem<'a> {
 }
 
 /// Renders a problem+json response.
-pub fn problem_response(status: StatusCode, reason: &str, detail: &str, extra: Option<&serde_json::Value>) -> Response {
+pub fn problem_response(
+    status: StatusCode,
+    reason: &str,
+    detail: &str,
+    extra: Option<&serde_json::Value>,
+) -> Response {
     let problem = Problem {
         kind: format!("urn:pushauth:problem:{reason}"),
         title: status.canonical_reason().unwrap_or("Error"),
@@ -103,15 +121,18 @@ pub fn problem_response(status: StatusCode, reason: &str, detail: &str, extra: O
         reason,
     };
     let mut value = serde_json::to_value(&problem).unwrap_or_default();
-    if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) = (extra, &mut value) {
+    if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
+        (extra, &mut value)
+    {
         for (k, v) in extra {
             map.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
     let mut response = (status, Json(value)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     response
 }
 
@@ -144,10 +165,18 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "expected Content-Type: application/json",
             ),
-            JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
-            JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_field", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::bad_request("malformed_json", e.body_text())
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::bad_request("invalid_field", e.body_text())
+            }
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "request body too large",
+                )
             }
             other => ApiError::bad_request("malformed_body", other.body_text()),
         }
@@ -167,7 +196,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let reason = if inner.is_syntax() || inner.is_eof() { "malformed_json" } else { "invalid_field" };
+        let reason = if inner.is_syntax() || inner.is_eof() {
+            "malformed_json"
+        } else {
+            "invalid_field"
+        };
         if path.is_empty() || path == "." {
             ApiError::bad_request(reason, inner.to_string())
         } else {
@@ -178,6 +211,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.reason, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.reason,
+            self.detail
+        )
     }
 }

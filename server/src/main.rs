@@ -41,7 +41,9 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -53,7 +55,9 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let term = async {
-            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 s.recv().await;
             }
         };
@@ -64,7 +68,8 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    let config =
+        Config::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     init_logging(config.server.log_format);
     match cli.command {
         Command::Serve => {
@@ -76,7 +81,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 server_kid = %server.state.server_kid,
                 "pushauth is listening"
             );
-            eprintln!("pushauth listening on http://{} — {}", server.addr, server.admin_key_note);
+            eprintln!(
+                "pushauth listening on http://{} — {}",
+                server.addr, server.admin_key_note
+            );
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.shutdown().await;
@@ -94,7 +102,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", serde_json::to_string(&check).unwrap_or_default());
             match check {
                 pushauth_store::ChainCheck::Intact { .. } => Ok(()),
-                pushauth_store::ChainCheck::Broken { seq } => Err(format!("audit chain broken at entry {seq}")),
+                pushauth_store::ChainCheck::Broken { seq } => {
+                    Err(format!("audit chain broken at entry {seq}"))
+                }
             }
         }
         Command::AdminKey { name } => {

@@ -50,7 +50,10 @@ pub struct PushLabel {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0].into_iter()
+    [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+    ]
+    .into_iter()
 }
 
 /// All metrics of the process.
@@ -103,18 +106,58 @@ impl Metrics {
             outbox_in_flight: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("webhooks", "Processor webhooks received", m.webhooks.clone());
-        registry.register("webhook_ack_seconds", "Time to acknowledge a webhook", m.webhook_latency.clone());
-        registry.register("challenges_created", "Challenges created", m.challenges_created.clone());
+        registry.register(
+            "webhooks",
+            "Processor webhooks received",
+            m.webhooks.clone(),
+        );
+        registry.register(
+            "webhook_ack_seconds",
+            "Time to acknowledge a webhook",
+            m.webhook_latency.clone(),
+        );
+        registry.register(
+            "challenges_created",
+            "Challenges created",
+            m.challenges_created.clone(),
+        );
         registry.register("decisions", "Cardholder decisions", m.decisions.clone());
-        registry.register("proof_failures", "Refused approval proofs by reason", m.proof_failures.clone());
-        registry.register("device_locks", "Devices locked after refused proofs", m.device_locks.clone());
-        registry.register("auth_failures", "Authentication failures", m.auth_failures.clone());
+        registry.register(
+            "proof_failures",
+            "Refused approval proofs by reason",
+            m.proof_failures.clone(),
+        );
+        registry.register(
+            "device_locks",
+            "Devices locked after refused proofs",
+            m.device_locks.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Authentication failures",
+            m.auth_failures.clone(),
+        );
         registry.register("push", "Push deliveries", m.push.clone());
-        registry.register("upstream_attempts", "Upstream result delivery attempts", m.upstream_attempts.clone());
-        registry.register("upstream_seconds", "Upstream delivery latency", m.upstream_latency.clone());
-        registry.register("challenges_expired", "Challenges expired without decision", m.challenges_expired.clone());
-        registry.register("outbox_in_flight", "Outbox rows being delivered", m.outbox_in_flight.clone());
+        registry.register(
+            "upstream_attempts",
+            "Upstream result delivery attempts",
+            m.upstream_attempts.clone(),
+        );
+        registry.register(
+            "upstream_seconds",
+            "Upstream delivery latency",
+            m.upstream_latency.clone(),
+        );
+        registry.register(
+            "challenges_expired",
+            "Challenges expired without decision",
+            m.challenges_expired.clone(),
+        );
+        registry.register(
+            "outbox_in_flight",
+            "Outbox rows being delivered",
+            m.outbox_in_flight.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -44,25 +44,38 @@ pub enum StartupError {
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     let url = config.database_url();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(&url, config.storage.max_connections).await?))
+        Ok(Arc::new(
+            PgStore::connect(&url, config.storage.max_connections).await?,
+        ))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         let path = Path::new(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StartupError::Io { what: format!("creating {}", dir.display()), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StartupError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
         }
         Ok(Arc::new(SqliteStore::open(path).await?))
     } else {
-        Err(StartupError::Config("storage.database_url must start with sqlite:// or postgres://".into()))
+        Err(StartupError::Config(
+            "storage.database_url must start with sqlite:// or postgres://".into(),
+        ))
     }
 }
 
 /// Loads the server signing key, creating and storing it on first start. Several
 /// instances starting at once agree on one key.
 pub async fn server_key(store: &dyn Store) -> Result<SoftwareSigningKey, StartupError> {
-    let candidate = SoftwareSigningKey::generate().map_err(|e| StartupError::Config(e.to_string()))?;
-    let record = ServerKeyRecord { kid: candidate.public().thumbprint(), pkcs8: candidate.to_pkcs8().to_vec(), created_at: now() };
+    let candidate =
+        SoftwareSigningKey::generate().map_err(|e| StartupError::Config(e.to_string()))?;
+    let record = ServerKeyRecord {
+        kid: candidate.public().thumbprint(),
+        pkcs8: candidate.to_pkcs8().to_vec(),
+        created_at: now(),
+    };
     let stored = store.server_key_get_or_insert(record).await?;
-    SoftwareSigningKey::from_pkcs8(&stored.pkcs8).map_err(|e| StartupError::Config(format!("stored server key: {e}")))
+    SoftwareSigningKey::from_pkcs8(&stored.pkcs8)
+        .map_err(|e| StartupError::Config(format!("stored server key: {e}")))
 }
 
 /// Makes sure an admin key exists: the configured one (hash stored), or on first start
@@ -71,26 +84,49 @@ pub async fn server_key(store: &dyn Store) -> Result<SoftwareSigningKey, Startup
 pub async fn ensure_admin_key(config: &Config, store: &dyn Store) -> Result<String, StartupError> {
     if let Some(key) = &config.security.admin_key {
         if key.len() < 16 {
-            return Err(StartupError::Config("security.admin_key must be at least 16 characters".into()));
+            return Err(StartupError::Config(
+                "security.admin_key must be at least 16 characters".into(),
+            ));
         }
         let hash = KeyHash::of(key.as_bytes());
         if store.admin_key_find(&hash).await?.is_none() {
-            store.admin_key_insert(NewAdminKey { name: "configured".into(), key_hash: hash, created_at: now() }).await?;
+            store
+                .admin_key_insert(NewAdminKey {
+                    name: "configured".into(),
+                    key_hash: hash,
+                    created_at: now(),
+                })
+                .await?;
         }
         return Ok("the admin API key is the one configured (security.admin_key / PUSHAUTH_SECURITY__ADMIN_KEY)".into());
     }
     let file = config.storage.data_dir.join("admin-key");
     if store.admin_key_any().await? {
-        return Ok(format!("admin API keys exist; the first generated one is in {}", file.display()));
+        return Ok(format!(
+            "admin API keys exist; the first generated one is in {}",
+            file.display()
+        ));
     }
     let key = new_admin_key().map_err(|e| StartupError::Config(e.to_string()))?;
-    std::fs::create_dir_all(&config.storage.data_dir)
-        .map_err(|source| StartupError::Io { what: format!("creating {}", config.storage.data_dir.display()), source })?;
-    write_secret_file(&file, key.as_bytes()).map_err(|source| StartupError::Io { what: format!("writing {}", file.display()), source })?;
+    std::fs::create_dir_all(&config.storage.data_dir).map_err(|source| StartupError::Io {
+        what: format!("creating {}", config.storage.data_dir.display()),
+        source,
+    })?;
+    write_secret_file(&file, key.as_bytes()).map_err(|source| StartupError::Io {
+        what: format!("writing {}", file.display()),
+        source,
+    })?;
     store
-        .admin_key_insert(NewAdminKey { name: "generated".into(), key_hash: KeyHash::of(key.as_bytes()), created_at: now() })
+        .admin_key_insert(NewAdminKey {
+            name: "generated".into(),
+            key_hash: KeyHash::of(key.as_bytes()),
+            created_at: now(),
+        })
         .await?;
-    Ok(format!("generated an admin API key and wrote it to {} (mode 0600)", file.display()))
+    Ok(format!(
+        "generated an admin API key and wrote it to {} (mode 0600)",
+        file.display()
+    ))
 }
 
 /// A new admin key: `pa_` + 32 random bytes base64url.
@@ -102,16 +138,29 @@ pub fn new_admin_key() -> Result<String, pushauth_core::Error> {
 fn write_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(content)?;
     f.write_all(b"\n")
 }
 
 /// Builds the application state for an opened store and a bound address.
-pub async fn build_state(config: Config, store: Arc<dyn Store>, bound: SocketAddr) -> Result<AppState, StartupError> {
+pub async fn build_state(
+    config: Config,
+    store: Arc<dyn Store>,
+    bound: SocketAddr,
+) -> Result<AppState, StartupError> {
     let key = server_key(store.as_ref()).await?;
     let public_url = config.public_url(bound);
-    let issuer = config.server.issuer.clone().unwrap_or_else(|| public_url.clone());
+    let issuer = config
+        .server
+        .issuer
+        .clone()
+        .unwrap_or_else(|| public_url.clone());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(3))
@@ -122,7 +171,8 @@ pub async fn build_state(config: Config, store: Arc<dyn Store>, bound: SocketAdd
     if let Some(secret) = &config.api.callback_secret {
         connectors.add(Arc::new(ApiUpstream::new(http.clone(), secret)));
     }
-    crate::providers::build_connectors(&config, &http, &mut connectors).map_err(StartupError::Config)?;
+    crate::providers::build_connectors(&config, &http, &mut connectors)
+        .map_err(StartupError::Config)?;
     let push = crate::push::build_gateway(&config.push).map_err(StartupError::Config)?;
     let server_jwk = key.public().to_jwk();
     let server_kid = key.public().thumbprint();
@@ -164,15 +214,28 @@ impl Server {
     }
 
     /// Like [`Server::start`] with an already opened (and migrated) store.
-    pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> Result<Server, StartupError> {
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Server, StartupError> {
         let admin_key_note = ensure_admin_key(&config, store.as_ref()).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
-            .map_err(|source| StartupError::Io { what: format!("binding {}", config.server.listen), source })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Io { what: "reading the bound address".into(), source })?;
+            .map_err(|source| StartupError::Io {
+                what: format!("binding {}", config.server.listen),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Io {
+            what: "reading the bound address".into(),
+            source,
+        })?;
         let state = build_state(config, store, addr).await?;
         let (shutdown, rx) = watch::channel(false);
-        let tasks = if state.config.workers.enabled { crate::workers::spawn(state.clone(), rx.clone()) } else { Vec::new() };
+        let tasks = if state.config.workers.enabled {
+            crate::workers::spawn(state.clone(), rx.clone())
+        } else {
+            Vec::new()
+        };
         let app = crate::routes::router(state.clone());
         let mut http_rx = rx;
         let http = tokio::spawn(async move {
@@ -182,7 +245,14 @@ impl Server {
                 })
                 .await
         });
-        Ok(Server { addr, state, admin_key_note, shutdown, tasks, http })
+        Ok(Server {
+            addr,
+            state,
+            admin_key_note,
+            shutdown,
+            tasks,
+            http,
+        })
     }
 
     /// Stops accepting requests, lets in-flight ones finish (up to the configured

@@ -15,7 +15,9 @@ use crate::upstream::Connectors;
 
 /// Current time in Unix milliseconds.
 pub fn now() -> Millis {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 

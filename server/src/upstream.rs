@@ -108,6 +108,7 @@ impl Connectors {
     }
     /// Whether `outcome` of `challenge` needs an upstream row.
     pub fn wants(&self, challenge: &Challenge, outcome: Outcome) -> bool {
-        self.get(challenge.provider).is_some_and(|u| u.wants(challenge, outcome))
+        self.get(challenge.provider)
+            .is_some_and(|u| u.wants(challenge, outcome))
     }
 }

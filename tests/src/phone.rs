@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushauth::{
-    ChallengeView, DecisionOutcome, DenyReason, EnrollRequest, Platform, PushAuthClient, PushAuthError, PushEnvironment, PushPreview,
-    SoftwareKeyStore,
+    ChallengeView, DecisionOutcome, DenyReason, EnrollRequest, Platform, PushAuthClient,
+    PushAuthError, PushEnvironment, PushPreview, SoftwareKeyStore,
 };
 
 use crate::push::{PushMessage, PushMocks};
@@ -26,7 +26,12 @@ pub struct VirtualPhone {
 impl VirtualPhone {
     /// Enrolls through the SDK with an activation deeplink, as an iPhone (APNs) or an
     /// Android phone (FCM) with a fresh push token.
-    pub async fn enroll(deeplink: &str, server_url: &str, platform: Platform, push: Arc<PushMocks>) -> VirtualPhone {
+    pub async fn enroll(
+        deeplink: &str,
+        server_url: &str,
+        platform: Platform,
+        push: Arc<PushMocks>,
+    ) -> VirtualPhone {
         let token = match platform {
             Platform::Ios => hex::encode(uuid::Uuid::new_v4().as_bytes()).repeat(2),
             _ => format!("fcm:{}", uuid::Uuid::new_v4().simple()),
@@ -41,10 +46,18 @@ impl VirtualPhone {
             push_environment: (platform == Platform::Ios).then_some(PushEnvironment::Production),
             options: None,
         };
-        let state = pushauth::enroll(request, keys.clone()).await.expect("SDK enrollment");
+        let state = pushauth::enroll(request, keys.clone())
+            .await
+            .expect("SDK enrollment");
         let device_id = state.device_id.clone();
         let client = PushAuthClient::new(state, keys.clone()).unwrap();
-        VirtualPhone { client, token, device_id, keys, push }
+        VirtualPhone {
+            client,
+            token,
+            device_id,
+            keys,
+            push,
+        }
     }
 
     /// The same phone talking to another server instance (same database, same issuer).
@@ -62,34 +75,62 @@ impl VirtualPhone {
     /// Waits for a push of `kind` (`challenge`, `dismiss`), optionally for one
     /// challenge; returns it.
     pub async fn wait_push(&self, kind: &str, cid: Option<&str>, within: Duration) -> PushMessage {
-        let find = || self.inbox().into_iter().find(|m| m.kind == kind && cid.is_none_or(|c| m.cid == c));
+        let find = || {
+            self.inbox()
+                .into_iter()
+                .find(|m| m.kind == kind && cid.is_none_or(|c| m.cid == c))
+        };
         let ok = crate::wait_for(within, || async { find().is_some() }).await;
-        assert!(ok, "no {kind} push for {cid:?} reached {}; all pushes: {:#?}", self.token, self.push.all());
+        assert!(
+            ok,
+            "no {kind} push for {cid:?} reached {}; all pushes: {:#?}",
+            self.token,
+            self.push.all()
+        );
         find().unwrap()
     }
 
     /// Decrypts a challenge push with the SDK (what the notification extension does).
     pub fn open(&self, m: &PushMessage) -> PushPreview {
-        self.client.decrypt_push(m.cid.clone(), m.enc.clone().expect("challenge push without enc")).expect("decrypting the push")
+        self.client
+            .decrypt_push(
+                m.cid.clone(),
+                m.enc.clone().expect("challenge push without enc"),
+            )
+            .expect("decrypting the push")
     }
 
     /// Fetches and verifies the challenge (what the app shows before approve / deny).
     pub async fn show(&self, id: &str) -> ChallengeView {
-        self.client.challenge(id.to_owned()).await.expect("fetching the challenge")
+        self.client
+            .challenge(id.to_owned())
+            .await
+            .expect("fetching the challenge")
     }
 
     /// Approves, with the processor SDK's output if any.
-    pub async fn approve(&self, id: &str, processor_output: Option<String>) -> Result<DecisionOutcome, PushAuthError> {
+    pub async fn approve(
+        &self,
+        id: &str,
+        processor_output: Option<String>,
+    ) -> Result<DecisionOutcome, PushAuthError> {
         self.client.approve(id.to_owned(), processor_output).await
     }
 
     /// Denies.
-    pub async fn deny(&self, id: &str, reason: DenyReason) -> Result<DecisionOutcome, PushAuthError> {
+    pub async fn deny(
+        &self,
+        id: &str,
+        reason: DenyReason,
+    ) -> Result<DecisionOutcome, PushAuthError> {
         self.client.deny(id.to_owned(), reason).await
     }
 
     /// Polls the server for pending challenges (the app opened without a push).
     pub async fn poll(&self) -> Vec<ChallengeView> {
-        self.client.pending_challenges().await.expect("polling pending challenges")
+        self.client
+            .pending_challenges()
+            .await
+            .expect("polling pending challenges")
     }
 }

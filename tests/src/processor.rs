@@ -57,7 +57,9 @@ impl State {
     /// Whether `header` is `Bearer <a token this mock issued>` (each server instance
     /// gets and caches its own token).
     fn issued(&self, header: Option<&str>) -> bool {
-        let n = header.and_then(|h| h.strip_prefix("Bearer tok-")).and_then(|n| n.parse::<usize>().ok());
+        let n = header
+            .and_then(|h| h.strip_prefix("Bearer tok-"))
+            .and_then(|n| n.parse::<usize>().ok());
         n.is_some_and(|n| (1..=self.tokens_issued).contains(&n))
     }
 }
@@ -81,10 +83,12 @@ impl MockProcessor {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let s = state.clone();
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (s, c) = (s.clone(), check.clone());
-            async move { handle(&s, &c, method, uri, headers, body) }
-        });
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (s, c) = (s.clone(), check.clone());
+                async move { handle(&s, &c, method, uri, headers, body) }
+            },
+        );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -98,7 +102,11 @@ impl MockProcessor {
     /// Answers the next result calls with these statuses and bodies, then 200 again
     /// (e.g. "500 twice then 200").
     pub fn script(&self, answers: &[(u16, &str)]) {
-        self.state.lock().unwrap().script.extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
     }
 
     /// Down (every result call answered 503) or up again.
@@ -108,34 +116,65 @@ impl MockProcessor {
 
     /// Result calls received (token requests excluded).
     pub fn calls(&self) -> Vec<Call> {
-        self.state.lock().unwrap().calls.iter().filter(|c| c.path != "/oauth/token").cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.path != "/oauth/token")
+            .cloned()
+            .collect()
     }
 
     /// Result calls answered 200 whose path contains `needle` (the processor reference).
     pub fn delivered(&self, needle: &str) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| c.answered == 200 && c.path.contains(needle)).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.answered == 200 && c.path.contains(needle))
+            .collect()
     }
 
     /// Result calls about `needle`, whatever they were answered.
     pub fn calls_for(&self, needle: &str) -> Vec<Call> {
-        self.calls().into_iter().filter(|c| c.path.contains(needle)).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.path.contains(needle))
+            .collect()
     }
 
     /// Waits until `n` calls about `needle` were answered 200.
     pub async fn wait_delivered(&self, needle: &str, n: usize, within: Duration) -> Vec<Call> {
         let ok = crate::wait_for(within, || async { self.delivered(needle).len() >= n }).await;
         let calls = self.calls_for(needle);
-        assert!(ok, "expected {n} delivered calls for {needle}, got: {calls:#?}");
+        assert!(
+            ok,
+            "expected {n} delivered calls for {needle}, got: {calls:#?}"
+        );
         self.delivered(needle)
     }
 }
 
-fn handle(state: &Mutex<State>, check: &Check, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+fn handle(
+    state: &Mutex<State>,
+    check: &Check,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = state.lock().unwrap();
-    let mut call = Call { method: method.to_string(), path: uri.path().to_owned(), headers, body, accepted: false, answered: 0 };
+    let mut call = Call {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        accepted: false,
+        answered: 0,
+    };
     if call.path == "/oauth/token" {
         let form = String::from_utf8_lossy(&call.body).into_owned();
-        call.accepted = form.contains("grant_type=client_credentials") && form.contains("client_secret=");
+        call.accepted =
+            form.contains("grant_type=client_credentials") && form.contains("client_secret=");
         call.answered = if call.accepted { 200 } else { 401 };
         s.calls.push(call.clone());
         if !call.accepted {
@@ -156,7 +195,8 @@ fn handle(state: &Mutex<State>, check: &Check, method: Method, uri: Uri, headers
     call.answered = status;
     s.calls.push(call);
     let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
-    resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     resp
 }
 
@@ -205,7 +245,9 @@ fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
 }
 
 fn paysafe_sign(msg: &[u8]) -> String {
-    let key = base64::engine::general_purpose::STANDARD.decode(cred("paysafe_key_b64")).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(cred("paysafe_key_b64"))
+        .unwrap();
     hmac_b64(&key, msg)
 }
 
@@ -218,7 +260,12 @@ pub struct Shown {
 }
 
 impl Processor {
-    pub const ALL: [Processor; 4] = [Processor::Enfuce, Processor::Adyen, Processor::Paysafe, Processor::Treezor];
+    pub const ALL: [Processor; 4] = [
+        Processor::Enfuce,
+        Processor::Adyen,
+        Processor::Paysafe,
+        Processor::Treezor,
+    ];
 
     /// The provider name in the API (`provider` of links and challenges).
     pub fn name(self) -> &'static str {
@@ -247,14 +294,20 @@ impl Processor {
         let check: Check = match self {
             Processor::Enfuce => {
                 let expected = crate::basic(ENFUCE_CB_USER, ENFUCE_CB_PASSWORD);
-                Arc::new(move |c: &Call, _: &State| c.header("authorization") == Some(expected.as_str()) && c.method == "POST")
+                Arc::new(move |c: &Call, _: &State| {
+                    c.header("authorization") == Some(expected.as_str()) && c.method == "POST"
+                })
             }
-            Processor::Adyen => Arc::new(|c: &Call, _: &State| c.header("x-api-key") == Some(ADYEN_API_KEY) && c.method == "PATCH"),
+            Processor::Adyen => Arc::new(|c: &Call, _: &State| {
+                c.header("x-api-key") == Some(ADYEN_API_KEY) && c.method == "PATCH"
+            }),
             Processor::Paysafe => Arc::new(|c: &Call, _: &State| {
                 c.header("authorization") == Some(format!("Bearer {PAYSAFE_TOKEN}").as_str())
                     && c.header("signature") == Some(paysafe_sign(&c.body).as_str())
             }),
-            Processor::Treezor => Arc::new(|c: &Call, s: &State| s.issued(c.header("authorization")) && c.method == "PUT"),
+            Processor::Treezor => Arc::new(|c: &Call, s: &State| {
+                s.issued(c.header("authorization")) && c.method == "PUT"
+            }),
         };
         MockProcessor::start(check).await
     }
@@ -297,10 +350,26 @@ impl Processor {
     /// What the example webhooks show the cardholder.
     pub fn shown(self) -> Shown {
         match self {
-            Processor::Enfuce => Shown { amount_minor: Some(4990), currency: Some("EUR".into()), payee: Some("Café Zoë / Paris 11e".into()) },
-            Processor::Adyen => Shown { amount_minor: Some(1000), currency: Some("EUR".into()), payee: Some("TeaShop_NL".into()) },
-            Processor::Paysafe => Shown { amount_minor: None, currency: None, payee: None },
-            Processor::Treezor => Shown { amount_minor: Some(1234), currency: Some("EUR".into()), payee: Some("Baeckerei Brezel Basel".into()) },
+            Processor::Enfuce => Shown {
+                amount_minor: Some(4990),
+                currency: Some("EUR".into()),
+                payee: Some("Café Zoë / Paris 11e".into()),
+            },
+            Processor::Adyen => Shown {
+                amount_minor: Some(1000),
+                currency: Some("EUR".into()),
+                payee: Some("TeaShop_NL".into()),
+            },
+            Processor::Paysafe => Shown {
+                amount_minor: None,
+                currency: None,
+                payee: None,
+            },
+            Processor::Treezor => Shown {
+                amount_minor: Some(1234),
+                currency: Some("EUR".into()),
+                payee: Some("Baeckerei Brezel Basel".into()),
+            },
         }
     }
 
@@ -313,7 +382,15 @@ impl Processor {
     /// `card` to the server at `server_url`, with the processor's credentials, and
     /// checks that it was accepted. `window` is the decision window in seconds (used
     /// where the webhook itself carries the deadline: Paysafe).
-    pub async fn send_webhook(self, http: &reqwest::Client, server_url: &str, mock_url: &str, card: &str, reference: &str, window: i64) {
+    pub async fn send_webhook(
+        self,
+        http: &reqwest::Client,
+        server_url: &str,
+        mock_url: &str,
+        card: &str,
+        reference: &str,
+        window: i64,
+    ) {
         let (path, headers, body) = self.webhook(mock_url, card, reference, window);
         let mut req = http.post(format!("{server_url}{path}")).body(body.clone());
         for (k, v) in &headers {
@@ -322,22 +399,43 @@ impl Processor {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        assert_eq!(status, 200, "{} webhook refused: {text}\n{body}", self.name());
+        assert_eq!(
+            status,
+            200,
+            "{} webhook refused: {text}\n{body}",
+            self.name()
+        );
         if self == Processor::Adyen {
-            assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"authenticationDecision": {"status": "proceed"}}));
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                json!({"authenticationDecision": {"status": "proceed"}})
+            );
         }
     }
 
     /// The webhook: path, headers, body.
-    pub fn webhook(self, mock_url: &str, card: &str, reference: &str, window: i64) -> (String, Vec<(String, String)>, String) {
+    pub fn webhook(
+        self,
+        mock_url: &str,
+        card: &str,
+        reference: &str,
+        window: i64,
+    ) -> (String, Vec<(String, String)>, String) {
         let json_ct = ("Content-Type".to_owned(), "application/json".to_owned());
         match self {
             Processor::Enfuce => {
                 let e = crate::fixture_json("enfuce-webhook.json");
                 let original = "https://id.enfuce.example/v1/callback/kitbank/940102053/4914f82b-c0cb-4b3d-a390-67e7831f8908";
-                let body = e["body"].as_str().unwrap().replace(original, &format!("{mock_url}/v1/callback/kitbank/{card}/{reference}"));
+                let body = e["body"].as_str().unwrap().replace(
+                    original,
+                    &format!("{mock_url}/v1/callback/kitbank/{card}/{reference}"),
+                );
                 let auth = e["headers"]["Authorization"].as_str().unwrap().to_owned();
-                (format!("{ENFUCE_PREFIX}/v1/authenticate/{card}/{reference}"), vec![json_ct, ("Authorization".into(), auth)], body)
+                (
+                    format!("{ENFUCE_PREFIX}/v1/authenticate/{card}/{reference}"),
+                    vec![json_ct, ("Authorization".into(), auth)],
+                    body,
+                )
             }
             Processor::Adyen => {
                 let e = crate::fixture_json("adyen-webhook.json");
@@ -350,9 +448,18 @@ impl Processor {
                 let key = hex::decode(cred("adyen_hmac_key_hex")).unwrap();
                 let headers = vec![
                     json_ct,
-                    ("Authorization".into(), e["headers"]["Authorization"].as_str().unwrap().to_owned()),
+                    (
+                        "Authorization".into(),
+                        e["headers"]["Authorization"].as_str().unwrap().to_owned(),
+                    ),
                     ("HmacSignature".into(), hmac_b64(&key, body.as_bytes())),
-                    ("WWW-Authenticate".into(), e["headers"]["WWW-Authenticate"].as_str().unwrap().to_owned()),
+                    (
+                        "WWW-Authenticate".into(),
+                        e["headers"]["WWW-Authenticate"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    ),
                 ];
                 (ADYEN_RELAYED.to_owned(), headers, body)
             }
@@ -363,9 +470,19 @@ impl Processor {
                     .unwrap()
                     .replace(e["provider_reference"].as_str().unwrap(), reference)
                     .replace(e["card_reference"].as_str().unwrap(), card)
-                    .replace("\"expirationTime\": \"2026-11-18T11:21:40Z\"", &format!("\"expirationTime\": \"{}\"", crate::rfc3339(crate::now() + window)));
+                    .replace(
+                        "\"expirationTime\": \"2026-11-18T11:21:40Z\"",
+                        &format!(
+                            "\"expirationTime\": \"{}\"",
+                            crate::rfc3339(crate::now() + window)
+                        ),
+                    );
                 let sig = paysafe_sign(body.as_bytes());
-                (format!("{PAYSAFE_PREFIX}/sca/events"), vec![json_ct, ("Signature".into(), sig)], body)
+                (
+                    format!("{PAYSAFE_PREFIX}/sca/events"),
+                    vec![json_ct, ("Signature".into(), sig)],
+                    body,
+                )
             }
             Processor::Treezor => {
                 // ASCII only and no '/': PHP's json_encode of this payload is these bytes.
@@ -385,7 +502,10 @@ impl Processor {
                     "paymentDate": "2026-11-18 11:06:40",
                 }]})
                 .to_string();
-                let sig = hmac_b64(cred("treezor_webhook_secret").as_bytes(), payload.as_bytes());
+                let sig = hmac_b64(
+                    cred("treezor_webhook_secret").as_bytes(),
+                    payload.as_bytes(),
+                );
                 let created_at = crate::now_ms() * 10;
                 let body = format!(
                     "{{\"webhook\":\"card3DSv2Authentication.create\",\"webhook_id\":\"{}\",\"webhook_created_at\":{created_at},\
@@ -394,7 +514,11 @@ impl Processor {
                     crate::new_ref(),
                     serde_json::to_string(&sig).unwrap().replace('/', "\\/"),
                 );
-                (TREEZOR_PATH.to_owned(), vec![("Content-Type".into(), "text/plain".into())], body)
+                (
+                    TREEZOR_PATH.to_owned(),
+                    vec![("Content-Type".into(), "text/plain".into())],
+                    body,
+                )
             }
         }
     }
@@ -418,18 +542,28 @@ impl Processor {
             (Processor::Paysafe, _) => None,
             // The signature is the device's approval JWS, checked apart.
             (Processor::Treezor, Approved) => Some(json!({"authenticationResult": "OK"})),
-            (Processor::Treezor, Denied | NotMe) => Some(json!({"authenticationResult": "KO_AUTH_FAILED"})),
+            (Processor::Treezor, Denied | NotMe) => {
+                Some(json!({"authenticationResult": "KO_AUTH_FAILED"}))
+            }
             (Processor::Treezor, TimedOut) => Some(json!({"authenticationResult": "FALLBACK"})),
         }
     }
 
     /// Checks one result call against what `ending` must produce.
     pub fn check_result(self, call: &Call, ending: Ending, reference: &str) {
-        assert!(call.accepted, "{} result call without the right credentials: {call:#?}", self.name());
+        assert!(
+            call.accepted,
+            "{} result call without the right credentials: {call:#?}",
+            self.name()
+        );
         let expected = self.expected_result(ending).unwrap();
         let mut body = call.json();
         match self {
-            Processor::Enfuce => assert!(call.path.ends_with(&format!("/{reference}")), "{}", call.path),
+            Processor::Enfuce => assert!(
+                call.path.ends_with(&format!("/{reference}")),
+                "{}",
+                call.path
+            ),
             Processor::Adyen => {
                 assert_eq!(call.path, format!("/acs/v1/challenges/{reference}"));
                 if ending == Ending::Approved {
@@ -437,12 +571,22 @@ impl Processor {
                     assert_eq!(call.header("www-authenticate"), Some(sca.as_str()));
                 }
             }
-            Processor::Paysafe => assert_eq!(call.path, format!("/sca/events/{reference}/attempts")),
+            Processor::Paysafe => {
+                assert_eq!(call.path, format!("/sca/events/{reference}/attempts"))
+            }
             Processor::Treezor => {
                 assert_eq!(call.path, format!("/v1/auth-requests/{reference}/result"));
                 if ending == Ending::Approved {
-                    let sig = body.as_object_mut().unwrap().remove("authenticationSignature").expect("authenticationSignature");
-                    assert_eq!(sig.as_str().unwrap().split('.').count(), 3, "a compact JWS: {sig}");
+                    let sig = body
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("authenticationSignature")
+                        .expect("authenticationSignature");
+                    assert_eq!(
+                        sig.as_str().unwrap().split('.').count(),
+                        3,
+                        "a compact JWS: {sig}"
+                    );
                 }
             }
         }
@@ -451,6 +595,10 @@ impl Processor {
 
     /// The status of the challenge's upstream leg once `ending` is settled.
     pub fn expected_upstream(self, ending: Ending) -> &'static str {
-        if self.expected_result(ending).is_some() { "delivered" } else { "none" }
+        if self.expected_result(ending).is_some() {
+            "delivered"
+        } else {
+            "none"
+        }
     }
 }

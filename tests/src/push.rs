@@ -88,8 +88,15 @@ async fn serve(router: axum::Router) -> (String, JoinHandle<()>) {
 fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 impl PushMocks {
@@ -99,11 +106,27 @@ impl PushMocks {
         let apns = pushauth_core::keys::SoftwareSigningKey::generate().unwrap();
         let jwk = apns.public().to_jwk();
         let apns_key = DecodingKey::from_ec_components(&jwk.x, &jwk.y).unwrap();
-        std::fs::write(dir.path().join("AuthKey.p8"), pem("PRIVATE KEY", &apns.to_pkcs8())).unwrap();
-        let fcm_key = DecodingKey::from_rsa_pem(crate::fixture("test-only-fcm-service-account-key.pub.pem").as_bytes()).unwrap();
+        std::fs::write(
+            dir.path().join("AuthKey.p8"),
+            pem("PRIVATE KEY", &apns.to_pkcs8()),
+        )
+        .unwrap();
+        let fcm_key = DecodingKey::from_rsa_pem(
+            crate::fixture("test-only-fcm-service-account-key.pub.pem").as_bytes(),
+        )
+        .unwrap();
         let state = Arc::new(Mutex::new(Shared::default()));
-        let ctx = Ctx { state: state.clone(), apns_key: Arc::new(apns_key), fcm_key: Arc::new(fcm_key) };
-        let (apns_url, t1) = serve(axum::Router::new().fallback(apns_handler).with_state(ctx.clone())).await;
+        let ctx = Ctx {
+            state: state.clone(),
+            apns_key: Arc::new(apns_key),
+            fcm_key: Arc::new(fcm_key),
+        };
+        let (apns_url, t1) = serve(
+            axum::Router::new()
+                .fallback(apns_handler)
+                .with_state(ctx.clone()),
+        )
+        .await;
         let (fcm_url, t2) = serve(axum::Router::new().fallback(fcm_handler).with_state(ctx)).await;
         state.lock().unwrap().fcm_token_uri = format!("{fcm_url}/token");
         let sa = json!({
@@ -116,7 +139,13 @@ impl PushMocks {
             "token_uri": format!("{fcm_url}/token"),
         });
         std::fs::write(dir.path().join("service-account.json"), sa.to_string()).unwrap();
-        PushMocks { apns_url, fcm_url, state, tasks: vec![t1, t2], dir }
+        PushMocks {
+            apns_url,
+            fcm_url,
+            state,
+            tasks: vec![t1, t2],
+            dir,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -137,7 +166,13 @@ impl PushMocks {
 
     /// Loses the next `n` messages to `token`.
     pub fn lose(&self, token: &str, n: usize) {
-        *self.state.lock().unwrap().lose.entry(token.to_owned()).or_default() += n;
+        *self
+            .state
+            .lock()
+            .unwrap()
+            .lose
+            .entry(token.to_owned())
+            .or_default() += n;
     }
 
     /// Both services answer 503 (`true`) or work again (`false`).
@@ -152,7 +187,10 @@ impl PushMocks {
 
     /// Messages the phone with `token` received.
     pub fn delivered_to(&self, token: &str) -> Vec<PushMessage> {
-        self.all().into_iter().filter(|m| m.token == token && m.delivered).collect()
+        self.all()
+            .into_iter()
+            .filter(|m| m.token == token && m.delivered)
+            .collect()
     }
 }
 
@@ -169,25 +207,49 @@ fn record(state: &Mutex<Shared>, service: &'static str, token: String, data: &Va
     let cid = data["cid"].as_str().unwrap_or_default().to_owned();
     let kind = data["kind"].as_str().unwrap_or_default().to_owned();
     let enc = data["enc"].as_str().map(str::to_owned);
-    st.messages.push(PushMessage { token, cid, kind, enc, service, delivered });
+    st.messages.push(PushMessage {
+        token,
+        cid,
+        kind,
+        enc,
+        service,
+        delivered,
+    });
     status
 }
 
 fn headers_of(req: &Request) -> BTreeMap<String, String> {
-    req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("<bin>").to_owned())).collect()
+    req.headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<bin>").to_owned(),
+            )
+        })
+        .collect()
 }
 
 fn bearer(headers: &BTreeMap<String, String>) -> Option<String> {
     let (scheme, token) = headers.get("authorization")?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.to_owned())
 }
 
 fn apns_answer(status: u16, reason: Option<&str>) -> Response {
     let mut resp = match reason {
-        Some(r) => (StatusCode::from_u16(status).unwrap(), axum::Json(json!({ "reason": r }))).into_response(),
+        Some(r) => (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({ "reason": r })),
+        )
+            .into_response(),
         None => StatusCode::from_u16(status).unwrap().into_response(),
     };
-    resp.headers_mut().insert("apns-id", "00000000-0000-4000-8000-000000000000".parse().unwrap());
+    resp.headers_mut().insert(
+        "apns-id",
+        "00000000-0000-4000-8000-000000000000".parse().unwrap(),
+    );
     resp
 }
 
@@ -197,9 +259,13 @@ async fn apns_handler(State(ctx): State<Ctx>, req: Request) -> Response {
     }
     let headers = headers_of(&req);
     let path = req.uri().path().to_owned();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let Some(token) = path.strip_prefix("/3/device/").filter(|t| !t.is_empty()) else { return apns_answer(404, Some("BadPath")) };
+    let Some(token) = path.strip_prefix("/3/device/").filter(|t| !t.is_empty()) else {
+        return apns_answer(404, Some("BadPath"));
+    };
     if !bearer(&headers).is_some_and(|b| provider_token_valid(&b, &ctx.apns_key)) {
         return apns_answer(403, Some("InvalidProviderToken"));
     }
@@ -213,14 +279,18 @@ async fn apns_handler(State(ctx): State<Ctx>, req: Request) -> Response {
 }
 
 fn provider_token_valid(token: &str, key: &DecodingKey) -> bool {
-    let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return false;
+    };
     if header.alg != Algorithm::ES256 || header.kid.as_deref() != Some(KEY_ID) {
         return false;
     }
     let mut v = Validation::new(Algorithm::ES256);
     v.required_spec_claims.clear();
     v.validate_exp = false;
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &v) else { return false };
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &v) else {
+        return false;
+    };
     let iat = data.claims["iat"].as_i64().unwrap_or(0);
     data.claims["iss"] == TEAM_ID && (crate::now() - 3600..=crate::now() + 60).contains(&iat)
 }
@@ -235,7 +305,9 @@ fn fcm_error(status: u16, code: &str) -> Response {
 async fn fcm_handler(State(ctx): State<Ctx>, req: Request<Body>) -> Response {
     let headers = headers_of(&req);
     let path = req.uri().path().to_owned();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     if path == "/token" {
         return fcm_token(&ctx, &bytes);
     }
@@ -243,7 +315,8 @@ async fn fcm_handler(State(ctx): State<Ctx>, req: Request<Body>) -> Response {
         return fcm_error(404, "UNSPECIFIED_ERROR");
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let issued = bearer(&headers).is_some_and(|b| ctx.state.lock().unwrap().fcm_issued.contains(&b));
+    let issued =
+        bearer(&headers).is_some_and(|b| ctx.state.lock().unwrap().fcm_issued.contains(&b));
     if !issued {
         return fcm_error(401, "THIRD_PARTY_AUTH_ERROR");
     }
@@ -251,25 +324,43 @@ async fn fcm_handler(State(ctx): State<Ctx>, req: Request<Body>) -> Response {
     if m.get("notification").is_some() || !m["data"].is_object() || !m["token"].is_string() {
         return fcm_error(400, "INVALID_ARGUMENT");
     }
-    match record(&ctx.state, "fcm", m["token"].as_str().unwrap().to_owned(), &m["data"]) {
-        200 => axum::Json(json!({ "name": format!("projects/{PROJECT}/messages/1") })).into_response(),
+    match record(
+        &ctx.state,
+        "fcm",
+        m["token"].as_str().unwrap().to_owned(),
+        &m["data"],
+    ) {
+        200 => {
+            axum::Json(json!({ "name": format!("projects/{PROJECT}/messages/1") })).into_response()
+        }
         s => fcm_error(s, "UNAVAILABLE"),
     }
 }
 
 fn fcm_token(ctx: &Ctx, form: &[u8]) -> Response {
     let fields: HashMap<String, String> = url::form_urlencoded::parse(form).into_owned().collect();
-    let refuse = |code: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": code }))).into_response();
-    let Some(assertion) = fields.get("assertion") else { return refuse("invalid_request") };
+    let refuse = |code: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": code })),
+        )
+            .into_response()
+    };
+    let Some(assertion) = fields.get("assertion") else {
+        return refuse("invalid_request");
+    };
     let token_uri = ctx.state.lock().unwrap().fcm_token_uri.clone();
     let mut v = Validation::new(Algorithm::RS256);
     v.set_audience(&[token_uri.as_str()]);
     v.set_issuer(&[CLIENT_EMAIL]);
-    let Ok(data) = jsonwebtoken::decode::<Value>(assertion, &ctx.fcm_key, &v) else { return refuse("invalid_grant") };
+    let Ok(data) = jsonwebtoken::decode::<Value>(assertion, &ctx.fcm_key, &v) else {
+        return refuse("invalid_grant");
+    };
     if data.claims["scope"] != "https://www.googleapis.com/auth/firebase.messaging" {
         return refuse("invalid_scope");
     }
     let token = format!("ya29.mock-{}", uuid::Uuid::new_v4().simple());
     ctx.state.lock().unwrap().fcm_issued.insert(token.clone());
-    axum::Json(json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" })).into_response()
+    axum::Json(json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" }))
+        .into_response()
 }

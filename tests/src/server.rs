@@ -40,17 +40,32 @@ pub fn binary() -> PathBuf {
         if let Ok(bin) = std::env::var("PUSHAUTH_BIN") {
             return PathBuf::from(bin);
         }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
         let bin = target.join("debug").join("pushauth");
         if !is_fresh(&bin, &workspace) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "-p", "pushauth-server", "--bin", "pushauth"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "pushauth-server",
+                    "--bin",
+                    "pushauth",
+                ])
                 .current_dir(&workspace)
                 .status()
                 .expect("running cargo build for the pushauth binary");
-            assert!(status.success(), "cargo build -p pushauth-server --bin pushauth failed");
+            assert!(
+                status.success(),
+                "cargo build -p pushauth-server --bin pushauth failed"
+            );
         }
         assert!(bin.exists(), "{} not found after the build", bin.display());
         bin
@@ -62,9 +77,14 @@ pub fn binary() -> PathBuf {
 /// `server/` without its tests, the workspace manifest and lock file).
 fn is_fresh(bin: &Path, workspace: &Path) -> bool {
     fn newest(path: &Path, newest_seen: &mut std::time::SystemTime) {
-        let Ok(meta) = std::fs::metadata(path) else { return };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
         if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == "tests" || n == "target") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "tests" || n == "target")
+            {
                 return;
             }
             for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
@@ -74,7 +94,9 @@ fn is_fresh(bin: &Path, workspace: &Path) -> bool {
             *newest_seen = (*newest_seen).max(m);
         }
     }
-    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else { return false };
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
     let mut sources = std::time::SystemTime::UNIX_EPOCH;
     for p in ["core", "server", "Cargo.toml", "Cargo.lock"] {
         newest(&workspace.join(p), &mut sources);
@@ -84,7 +106,8 @@ fn is_fresh(bin: &Path, workspace: &Path) -> bool {
 
 /// PostgreSQL URL of the test cluster.
 pub fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("PUSHAUTH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A database of one test: a SQLite file (the server's default) or a PostgreSQL
@@ -99,17 +122,28 @@ impl Database {
     /// A new empty database on `backend`.
     pub async fn create(backend: Backend) -> Arc<Database> {
         match backend {
-            Backend::Sqlite => Arc::new(Database { url: None, pg_name: None }),
+            Backend::Sqlite => Arc::new(Database {
+                url: None,
+                pg_name: None,
+            }),
             Backend::Postgres => {
                 use sqlx::Connection as _;
                 let name = format!("pa_e2e_{}", uuid::Uuid::new_v4().simple());
                 let admin = pg_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connecting to PostgreSQL (PUSHAUTH_TEST_PG_URL)");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).execute(&mut conn).await.unwrap();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connecting to PostgreSQL (PUSHAUTH_TEST_PG_URL)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let _ = conn.close().await;
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&format!("/{name}"));
-                Arc::new(Database { url: Some(url.to_string()), pg_name: Some(name) })
+                Arc::new(Database {
+                    url: Some(url.to_string()),
+                    pg_name: Some(name),
+                })
             }
         }
     }
@@ -117,14 +151,23 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         // Best effort, on a thread of its own (Drop may run inside a runtime).
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 use sqlx::Connection as _;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))).execute(&mut conn).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                    )))
+                    .execute(&mut conn)
+                    .await;
                     let _ = conn.close().await;
                 }
             });
@@ -162,8 +205,19 @@ impl ServerProcess {
     pub async fn start(spec: ServerSpec) -> ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), &spec.toml).unwrap();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        let mut s = ServerProcess { url: String::new(), addr: "127.0.0.1:0".parse().unwrap(), spec, dir, child: None, starts: 0, http };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut s = ServerProcess {
+            url: String::new(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            spec,
+            dir,
+            child: None,
+            starts: 0,
+            http,
+        };
         s.launch("127.0.0.1:0").await;
         s
     }
@@ -211,7 +265,10 @@ impl ServerProcess {
         for _ in 0..300 {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some(rest) = text.split("listening on http://").nth(1) {
-                let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
                 url = Some(addr);
                 break;
             }
@@ -220,7 +277,9 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let Some(addr) = url else { panic!("pushauth did not start within 15 s:\n{}", self.logs()) };
+        let Some(addr) = url else {
+            panic!("pushauth did not start within 15 s:\n{}", self.logs())
+        };
         self.addr = addr.parse().unwrap();
         self.url = format!("http://{addr}");
         self.child = Some(child);
@@ -249,14 +308,27 @@ impl ServerProcess {
     /// Every log line of every start so far.
     pub fn logs(&self) -> String {
         (1..=self.starts)
-            .map(|n| format!("--- start {n} ---\n{}", std::fs::read_to_string(self.log_path(n)).unwrap_or_default()))
+            .map(|n| {
+                format!(
+                    "--- start {n} ---\n{}",
+                    std::fs::read_to_string(self.log_path(n)).unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
 
     /// An admin API call; returns the status and JSON body.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(ADMIN_KEY);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -268,32 +340,62 @@ impl ServerProcess {
 
     /// A new cardholder linked to `provider`/`key`; returns its id.
     pub async fn cardholder(&self, provider: &str, key: &str) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "e2e"}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/cardholders",
+                Some(json!({"label": "e2e"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         let id = v["id"].as_str().unwrap().to_owned();
         let path = format!("/v1/admin/cardholders/{id}/links");
-        let (s, v) = self.admin(reqwest::Method::POST, &path, Some(json!({"provider": provider, "provider_key": key}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &path,
+                Some(json!({"provider": provider, "provider_key": key})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         id
     }
 
     /// A fresh activation deeplink for the cardholder.
     pub async fn activation(&self, cardholder: &str) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{cardholder}/activation-codes"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/admin/cardholders/{cardholder}/activation-codes"),
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["deeplink"].as_str().unwrap().to_owned()
     }
 
     /// The admin evidence view of a challenge.
     pub async fn view(&self, id: &str) -> Value {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges/{id}"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/challenges/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
 
     /// The challenges of a provider (newest first).
     pub async fn challenges(&self, provider: &str) -> Vec<Value> {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges?provider={provider}&limit=500"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/challenges?provider={provider}&limit=500"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v["challenges"].as_array().cloned().unwrap_or_default()
     }
@@ -302,11 +404,20 @@ impl ServerProcess {
     pub async fn challenge_id(&self, provider: &str, reference: &str) -> String {
         let list = self.challenges(provider).await;
         let found = list.iter().find(|c| c["provider_ref"] == reference);
-        found.unwrap_or_else(|| panic!("no {provider} challenge for {reference}: {list:#?}"))["id"].as_str().unwrap().to_owned()
+        found.unwrap_or_else(|| panic!("no {provider} challenge for {reference}: {list:#?}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Waits until `field` of the challenge (`status`, `upstream`) equals `value`.
-    pub async fn wait_challenge(&self, id: &str, field: &str, value: &str, within: Duration) -> Value {
+    pub async fn wait_challenge(
+        &self,
+        id: &str,
+        field: &str,
+        value: &str,
+        within: Duration,
+    ) -> Value {
         let end = tokio::time::Instant::now() + within;
         let (ok, last) = loop {
             let last = self.view(id).await;
@@ -326,7 +437,11 @@ impl Drop for ServerProcess {
             let _ = child.start_kill();
         }
         if std::thread::panicking() {
-            eprintln!("===== pushauth server logs ({}) =====\n{}", self.url, self.logs());
+            eprintln!(
+                "===== pushauth server logs ({}) =====\n{}",
+                self.url,
+                self.logs()
+            );
         }
     }
 }

@@ -35,21 +35,42 @@ pub struct Cardholder {
 impl World {
     /// Starts `instances` servers for `processor` on `backend` with a decision window of
     /// `window` seconds; `env` adds `PUSHAUTH_…` settings.
-    pub async fn start(processor: Processor, backend: Backend, window: u64, instances: usize, env: &[(&str, &str)]) -> World {
+    pub async fn start(
+        processor: Processor,
+        backend: Backend,
+        window: u64,
+        instances: usize,
+        env: &[(&str, &str)],
+    ) -> World {
         let push = Arc::new(PushMocks::start().await);
         let mock = processor.mock().await;
         let db = Database::create(backend).await;
         let spec = ServerSpec {
             toml: format!("{}\n{}", processor.toml(&mock.url(), window), push.toml()),
             db: db.clone(),
-            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let mut servers = Vec::new();
         for _ in 0..instances {
             servers.push(ServerProcess::start(spec.clone()).await);
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        World { processor, backend, window, push, mock, db, servers, http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        World {
+            processor,
+            backend,
+            window,
+            push,
+            mock,
+            db,
+            servers,
+            http,
+        }
     }
 
     /// The first (or only) server.
@@ -75,7 +96,16 @@ impl World {
     pub async fn webhook(&self, server: usize, card: &str) -> (String, String) {
         let reference = crate::new_ref();
         let s = &self.servers[server];
-        self.processor.send_webhook(&self.http, &s.url, &self.mock.url(), card, &reference, i64::try_from(self.window).unwrap()).await;
+        self.processor
+            .send_webhook(
+                &self.http,
+                &s.url,
+                &self.mock.url(),
+                card,
+                &reference,
+                i64::try_from(self.window).unwrap(),
+            )
+            .await;
         let id = s.challenge_id(self.processor.name(), &reference).await;
         (reference, id)
     }

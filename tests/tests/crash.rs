@@ -17,7 +17,9 @@ use pushauth_tests::world::World;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn attempts(view: &serde_json::Value, kind: &str) -> usize {
-    view["attempts"].as_array().map_or(0, |a| a.iter().filter(|x| x["kind"] == kind).count())
+    view["attempts"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|x| x["kind"] == kind).count())
 }
 
 async fn crash_and_restart(p: Processor, backend: Backend) {
@@ -36,17 +38,33 @@ async fn crash_and_restart(p: Processor, backend: Backend) {
     for c in [&c1, &c2, &c3] {
         assert!(pending.contains(c), "{c} not pending: {pending:?}");
     }
-    assert_eq!(iphone.approve(&c1, p.processor_output()).await.unwrap(), DecisionOutcome::Approved);
-    assert_eq!(android.deny(&c2, DenyReason::NotMe).await.unwrap(), DecisionOutcome::Denied);
+    assert_eq!(
+        iphone.approve(&c1, p.processor_output()).await.unwrap(),
+        DecisionOutcome::Approved
+    );
+    assert_eq!(
+        android.deny(&c2, DenyReason::NotMe).await.unwrap(),
+        DecisionOutcome::Denied
+    );
 
     // Wait until the results and the pushes have each failed at least once: queued.
     let server = w.server();
     let queued = wait_for(WAIT, || async {
-        let (v1, v2, v3) = (server.view(&c1).await, server.view(&c2).await, server.view(&c3).await);
-        attempts(&v1, "upstream") >= 1 && attempts(&v2, "upstream") >= 1 && attempts(&v3, "push") >= 2
+        let (v1, v2, v3) = (
+            server.view(&c1).await,
+            server.view(&c2).await,
+            server.view(&c3).await,
+        );
+        attempts(&v1, "upstream") >= 1
+            && attempts(&v2, "upstream") >= 1
+            && attempts(&v3, "push") >= 2
     })
     .await;
-    assert!(queued, "results and pushes never attempted: {:#}", server.view(&c1).await);
+    assert!(
+        queued,
+        "results and pushes never attempted: {:#}",
+        server.view(&c1).await
+    );
     assert!(w.mock.delivered(&r1).is_empty() && w.push.all().iter().all(|m| !m.delivered));
 
     w.servers[0].kill_9().await;
@@ -58,13 +76,22 @@ async fn crash_and_restart(p: Processor, backend: Backend) {
     // The pending challenge survived and its pushes go out now; answered after restart.
     iphone.wait_push("challenge", Some(&c3), WAIT).await;
     android.wait_push("challenge", Some(&c3), WAIT).await;
-    assert_eq!(iphone.approve(&c3, p.processor_output()).await.unwrap(), DecisionOutcome::Approved);
+    assert_eq!(
+        iphone.approve(&c3, p.processor_output()).await.unwrap(),
+        DecisionOutcome::Approved
+    );
 
     // Every result exactly once.
-    for (r, c, ending) in [(&r1, &c1, Ending::Approved), (&r2, &c2, Ending::NotMe), (&r3, &c3, Ending::Approved)] {
+    for (r, c, ending) in [
+        (&r1, &c1, Ending::Approved),
+        (&r2, &c2, Ending::NotMe),
+        (&r3, &c3, Ending::Approved),
+    ] {
         let calls = w.mock.wait_delivered(r, 1, WAIT).await;
         p.check_result(&calls[0], ending, r);
-        server.wait_challenge(c, "upstream", "delivered", WAIT).await;
+        server
+            .wait_challenge(c, "upstream", "delivered", WAIT)
+            .await;
     }
     // Dismisses to the phones that did not answer.
     android.wait_push("dismiss", Some(&c1), WAIT).await;
@@ -73,13 +100,21 @@ async fn crash_and_restart(p: Processor, backend: Backend) {
     // Let any duplicate show up, then count.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for r in [&r1, &r2, &r3] {
-        assert_eq!(w.mock.delivered(r).len(), 1, "result for {r} delivered more than once: {:#?}", w.mock.calls_for(r));
+        assert_eq!(
+            w.mock.delivered(r).len(),
+            1,
+            "result for {r} delivered more than once: {:#?}",
+            w.mock.calls_for(r)
+        );
     }
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for m in w.push.all().into_iter().filter(|m| m.delivered) {
         *seen.entry((m.token, m.cid, m.kind)).or_default() += 1;
     }
-    assert!(seen.values().all(|n| *n == 1), "a push was delivered twice: {seen:#?}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a push was delivered twice: {seen:#?}"
+    );
     let expected = [
         (&iphone.token, &c3, "challenge"),
         (&android.token, &c3, "challenge"),
@@ -88,14 +123,24 @@ async fn crash_and_restart(p: Processor, backend: Backend) {
         (&android.token, &c3, "dismiss"),
     ];
     for (t, c, k) in expected {
-        assert_eq!(seen.get(&(t.clone(), c.clone(), k.to_owned())), Some(&1), "{k} push of {c} to {t}: {seen:#?}");
+        assert_eq!(
+            seen.get(&(t.clone(), c.clone(), k.to_owned())),
+            Some(&1),
+            "{k} push of {c} to {t}: {seen:#?}"
+        );
     }
     // Challenge pushes of challenges closed before they could go out are skipped.
     assert_eq!(seen.len(), expected.len(), "{seen:#?}");
     // The decisions made before the crash are on record, and the audit chain is intact.
     assert_eq!(server.view(&c2).await["decision"]["reason"], "not_me");
-    let (s, v) = server.admin(reqwest::Method::GET, "/v1/admin/audit/verify", None).await;
-    assert_eq!((s, &v["result"]), (200, &serde_json::json!("intact")), "{v}");
+    let (s, v) = server
+        .admin(reqwest::Method::GET, "/v1/admin/audit/verify", None)
+        .await;
+    assert_eq!(
+        (s, &v["result"]),
+        (200, &serde_json::json!("intact")),
+        "{v}"
+    );
 }
 
 macro_rules! cases {

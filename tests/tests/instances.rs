@@ -21,7 +21,10 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
     let ch = w.cardholder(0, &[Platform::Ios, Platform::Android]).await;
     let (iphone, android) = (&ch.phones[0], &ch.phones[1]);
     let via = [iphone.via(&w.servers[0].url), iphone.via(&w.servers[1].url)];
-    let android_via = [android.via(&w.servers[0].url), android.via(&w.servers[1].url)];
+    let android_via = [
+        android.via(&w.servers[0].url),
+        android.via(&w.servers[1].url),
+    ];
     let mut cases = Vec::new();
     for round in 0..ROUNDS {
         let (inbound, decider) = (round % 2, (round + 1) % 2);
@@ -30,11 +33,17 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
         android.wait_push("challenge", Some(&id), WAIT).await;
         // Alternate approvals on the iPhone and denials on the Android phone.
         let ending = if round % 3 == 2 {
-            let out = android_via[decider].deny(id.clone(), DenyReason::Declined).await.unwrap();
+            let out = android_via[decider]
+                .deny(id.clone(), DenyReason::Declined)
+                .await
+                .unwrap();
             assert_eq!(out, DecisionOutcome::Denied);
             Ending::Denied
         } else {
-            let out = via[decider].approve(id.clone(), p.processor_output()).await.unwrap();
+            let out = via[decider]
+                .approve(id.clone(), p.processor_output())
+                .await
+                .unwrap();
             assert_eq!(out, DecisionOutcome::Approved);
             Ending::Approved
         };
@@ -45,15 +54,26 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
         if p.expected_result(*ending).is_some() {
             let calls = w.mock.wait_delivered(reference, 1, WAIT).await;
             p.check_result(&calls[0], *ending, reference);
-            server.wait_challenge(id, "upstream", "delivered", WAIT).await;
+            server
+                .wait_challenge(id, "upstream", "delivered", WAIT)
+                .await;
         }
-        let loser = if *ending == Ending::Approved { android } else { iphone };
+        let loser = if *ending == Ending::Approved {
+            android
+        } else {
+            iphone
+        };
         loser.wait_push("dismiss", Some(id), WAIT).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (reference, id, ending, _) in &cases {
         let expected = usize::from(p.expected_result(*ending).is_some());
-        assert_eq!(w.mock.calls_for(reference).len(), expected, "results for {reference}: {:#?}", w.mock.calls_for(reference));
+        assert_eq!(
+            w.mock.calls_for(reference).len(),
+            expected,
+            "results for {reference}: {:#?}",
+            w.mock.calls_for(reference)
+        );
         // Both instances see the same state.
         let (a, b) = (w.servers[0].view(id).await, w.servers[1].view(id).await);
         assert_eq!(a["challenge"], b["challenge"]);
@@ -65,9 +85,18 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
     }
     // 2 challenge pushes + 1 dismiss per round, each sent once.
     assert_eq!(seen.len(), ROUNDS * 3, "{seen:#?}");
-    assert!(seen.values().all(|n| *n == 1), "a push was sent twice: {seen:#?}");
-    let (s, v) = w.servers[1].admin(reqwest::Method::GET, "/v1/admin/audit/verify", None).await;
-    assert_eq!((s, &v["result"]), (200, &serde_json::json!("intact")), "{v}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a push was sent twice: {seen:#?}"
+    );
+    let (s, v) = w.servers[1]
+        .admin(reqwest::Method::GET, "/v1/admin/audit/verify", None)
+        .await;
+    assert_eq!(
+        (s, &v["result"]),
+        (200, &serde_json::json!("intact")),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

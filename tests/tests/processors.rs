@@ -26,7 +26,9 @@ async fn assert_result_once(w: &World, reference: &str, id: &str, ending: Ending
         Some(_) => {
             let calls = w.mock.wait_delivered(reference, 1, WAIT).await;
             p.check_result(&calls[0], ending, reference);
-            w.server().wait_challenge(id, "upstream", "delivered", WAIT).await;
+            w.server()
+                .wait_challenge(id, "upstream", "delivered", WAIT)
+                .await;
         }
         None => {
             // Nothing to send: give a wrong call the time to show up.
@@ -36,9 +38,18 @@ async fn assert_result_once(w: &World, reference: &str, id: &str, ending: Ending
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calls = w.mock.calls_for(reference);
     let expected = usize::from(p.expected_result(ending).is_some());
-    assert_eq!(calls.len(), expected, "{} result calls for {ending:?}: {calls:#?}", p.name());
+    assert_eq!(
+        calls.len(),
+        expected,
+        "{} result calls for {ending:?}: {calls:#?}",
+        p.name()
+    );
     let view = w.server().view(id).await;
-    assert_eq!(view["challenge"]["upstream"], p.expected_upstream(ending), "{view:#}");
+    assert_eq!(
+        view["challenge"]["upstream"],
+        p.expected_upstream(ending),
+        "{view:#}"
+    );
 }
 
 /// Approve, deny or `not_me` by one phone that got the push.
@@ -57,14 +68,21 @@ async fn answer(p: Processor, backend: Backend, ending: Ending) {
     }
     // What the app shows before the cardholder decides: the processor's amount and payee.
     let view = phone.show(&id).await;
-    assert_eq!((view.amount_minor, view.currency.clone(), view.payee.clone()), (shown.amount_minor, shown.currency, shown.payee));
+    assert_eq!(
+        (view.amount_minor, view.currency.clone(), view.payee.clone()),
+        (shown.amount_minor, shown.currency, shown.payee)
+    );
     let outcome = match ending {
         Ending::Approved => phone.approve(&id, p.processor_output()).await,
         Ending::Denied => phone.deny(&id, DenyReason::Declined).await,
         Ending::NotMe => phone.deny(&id, DenyReason::NotMe).await,
         Ending::TimedOut => unreachable!(),
     };
-    let expected = if ending == Ending::Approved { DecisionOutcome::Approved } else { DecisionOutcome::Denied };
+    let expected = if ending == Ending::Approved {
+        DecisionOutcome::Approved
+    } else {
+        DecisionOutcome::Denied
+    };
     assert_eq!(outcome.unwrap(), expected);
     assert_result_once(&w, &reference, &id, ending).await;
     let view = w.server().view(&id).await;
@@ -78,7 +96,10 @@ async fn answer(p: Processor, backend: Backend, ending: Ending) {
     }
     // A second answer is refused.
     let again = phone.approve(&id, p.processor_output()).await;
-    assert!(matches!(again, Err(PushAuthError::AlreadyAnswered { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(PushAuthError::AlreadyAnswered { .. })),
+        "{again:?}"
+    );
 }
 
 async fn approve(p: Processor, backend: Backend) {
@@ -101,10 +122,23 @@ async fn timeout(p: Processor, backend: Backend) {
     let (reference, id) = w.webhook(0, &ch.card).await;
     // (Whether the push makes it within the 2 s is not the point here: a push for a
     // challenge that closed before it went out is skipped.)
-    w.server().wait_challenge(&id, "status", "expired", Duration::from_secs(SHORT_WINDOW + 8)).await;
+    w.server()
+        .wait_challenge(
+            &id,
+            "status",
+            "expired",
+            Duration::from_secs(SHORT_WINDOW + 8),
+        )
+        .await;
     assert_result_once(&w, &reference, &id, Ending::TimedOut).await;
     let late = ch.phones[0].approve(&id, p.processor_output()).await;
-    assert!(matches!(late, Err(PushAuthError::ChallengeExpired | PushAuthError::AlreadyAnswered { .. })), "{late:?}");
+    assert!(
+        matches!(
+            late,
+            Err(PushAuthError::ChallengeExpired | PushAuthError::AlreadyAnswered { .. })
+        ),
+        "{late:?}"
+    );
 }
 
 /// Two phones answer at once: the first answer wins, the other is told so and its
@@ -120,7 +154,10 @@ async fn two_devices(p: Processor, backend: Backend) {
     assert_eq!(iphone.open(&a).payee, android.open(&b).payee);
     iphone.show(&id).await;
     android.show(&id).await;
-    let (approved, denied) = tokio::join!(iphone.approve(&id, p.processor_output()), android.deny(&id, DenyReason::Declined));
+    let (approved, denied) = tokio::join!(
+        iphone.approve(&id, p.processor_output()),
+        android.deny(&id, DenyReason::Declined)
+    );
     let (winner, loser, ending) = match (&approved, &denied) {
         (Ok(DecisionOutcome::Approved), Err(PushAuthError::AlreadyAnswered { status })) => {
             assert_eq!(status, "approved");
@@ -136,8 +173,17 @@ async fn two_devices(p: Processor, backend: Backend) {
     // The other phone's prompt goes away; the winner gets no dismiss.
     loser.wait_push("dismiss", Some(&id), WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!winner.inbox().iter().any(|m| m.kind == "dismiss"), "{:#?}", winner.inbox());
-    assert_eq!(loser.inbox().iter().filter(|m| m.kind == "dismiss").count(), 1, "{:#?}", loser.inbox());
+    assert!(
+        !winner.inbox().iter().any(|m| m.kind == "dismiss"),
+        "{:#?}",
+        winner.inbox()
+    );
+    assert_eq!(
+        loser.inbox().iter().filter(|m| m.kind == "dismiss").count(),
+        1,
+        "{:#?}",
+        loser.inbox()
+    );
 }
 
 /// The push never reaches the phone (APNs accepted it): the app finds the challenge by
@@ -148,14 +194,26 @@ async fn push_lost(p: Processor, backend: Backend) {
     let phone = &ch.phones[0];
     w.push.lose(&phone.token, 1);
     let (reference, id) = w.webhook(0, &ch.card).await;
-    let sent = pushauth_tests::wait_for(WAIT, || async { w.push.all().iter().any(|m| m.cid == id && m.token == phone.token) }).await;
+    let sent = pushauth_tests::wait_for(WAIT, || async {
+        w.push
+            .all()
+            .iter()
+            .any(|m| m.cid == id && m.token == phone.token)
+    })
+    .await;
     assert!(sent, "the server never pushed");
     assert!(phone.inbox().is_empty(), "the push was meant to be lost");
     let pending = phone.poll().await;
-    let found = pending.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("{id} not pending: {pending:#?}"));
+    let found = pending
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} not pending: {pending:#?}"));
     assert_eq!(found.payee, p.shown().payee);
     assert!(found.deadline > pushauth_tests::now());
-    assert_eq!(phone.approve(&id, p.processor_output()).await.unwrap(), DecisionOutcome::Approved);
+    assert_eq!(
+        phone.approve(&id, p.processor_output()).await.unwrap(),
+        DecisionOutcome::Approved
+    );
     assert_result_once(&w, &reference, &id, Ending::Approved).await;
 }
 

@@ -71,7 +71,9 @@ fn outcome(status: &str) -> Result<DecisionOutcome, PushAuthError> {
     match status {
         "approved" => Ok(DecisionOutcome::Approved),
         "denied" => Ok(DecisionOutcome::Denied),
-        _ => Err(PushAuthError::Internal { detail: "unexpected decision status from the server".to_owned() }),
+        _ => Err(PushAuthError::Internal {
+            detail: "unexpected decision status from the server".to_owned(),
+        }),
     }
 }
 
@@ -87,7 +89,10 @@ pub struct PushAuthClient {
 impl PushAuthClient {
     /// A client with default options.
     #[uniffi::constructor]
-    pub fn new(state: EnrollmentState, key_store: Arc<dyn KeyStore>) -> Result<Arc<Self>, PushAuthError> {
+    pub fn new(
+        state: EnrollmentState,
+        key_store: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, PushAuthError> {
         Self::with_options(state, key_store, ClientOptions::default())
     }
 
@@ -98,7 +103,9 @@ impl PushAuthClient {
         key_store: Arc<dyn KeyStore>,
         options: ClientOptions,
     ) -> Result<Arc<Self>, PushAuthError> {
-        Ok(Arc::new(Self { inner: Device::new(Enrollment::try_from(&state)?, key_store, options.into())? }))
+        Ok(Arc::new(Self {
+            inner: Device::new(Enrollment::try_from(&state)?, key_store, options.into())?,
+        }))
     }
 
     /// The current state; store it again after [`PushAuthClient::rotate_key`].
@@ -112,12 +119,21 @@ impl PushAuthClient {
         push_token: String,
         environment: Option<PushEnvironment>,
     ) -> Result<(), PushAuthError> {
-        Ok(self.inner.update_push_token(&push_token, environment.map(PushEnvironment::wire)).await?)
+        Ok(self
+            .inner
+            .update_push_token(&push_token, environment.map(PushEnvironment::wire))
+            .await?)
     }
 
     /// The pending challenges, each verified against the pinned server key.
     pub async fn pending_challenges(&self) -> Result<Vec<ChallengeView>, PushAuthError> {
-        Ok(self.inner.pending().await?.iter().map(ChallengeView::from).collect())
+        Ok(self
+            .inner
+            .pending()
+            .await?
+            .iter()
+            .map(ChallengeView::from)
+            .collect())
     }
 
     /// Fetches and verifies one challenge: what to show before approve / deny.
@@ -132,12 +148,26 @@ impl PushAuthClient {
         id: String,
         processor_output: Option<String>,
     ) -> Result<DecisionOutcome, PushAuthError> {
-        outcome(&self.inner.decide(&id, Decision::Approve, None, processor_output).await?)
+        outcome(
+            &self
+                .inner
+                .decide(&id, Decision::Approve, None, processor_output)
+                .await?,
+        )
     }
 
     /// Denies, with a reason (`NotMe` reports possible fraud).
-    pub async fn deny(&self, id: String, reason: DenyReason) -> Result<DecisionOutcome, PushAuthError> {
-        outcome(&self.inner.decide(&id, Decision::Deny, Some(reason.into()), None).await?)
+    pub async fn deny(
+        &self,
+        id: String,
+        reason: DenyReason,
+    ) -> Result<DecisionOutcome, PushAuthError> {
+        outcome(
+            &self
+                .inner
+                .decide(&id, Decision::Deny, Some(reason.into()), None)
+                .await?,
+        )
     }
 
     /// Replaces the signing key (both keys sign the change). Returns the new state,
@@ -154,8 +184,14 @@ impl PushAuthClient {
 
     /// Decrypts a push for this device (see also the free function
     /// [`super::push::decrypt_push`] for notification extensions).
-    pub fn decrypt_push(&self, challenge_id: String, envelope: String) -> Result<PushPreview, PushAuthError> {
-        Ok(PushPreview::from(&self.inner.open_push(&challenge_id, &envelope)?))
+    pub fn decrypt_push(
+        &self,
+        challenge_id: String,
+        envelope: String,
+    ) -> Result<PushPreview, PushAuthError> {
+        Ok(PushPreview::from(
+            &self.inner.open_push(&challenge_id, &envelope)?,
+        ))
     }
 }
 

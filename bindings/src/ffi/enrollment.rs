@@ -69,19 +69,28 @@ impl TryFrom<&EnrollmentState> for Enrollment {
     type Error = Error;
     fn try_from(s: &EnrollmentState) -> Result<Self, Error> {
         if s.version != STATE_VERSION {
-            return Err(Error::Input("enrollment state: unsupported version".to_owned()));
+            return Err(Error::Input(
+                "enrollment state: unsupported version".to_owned(),
+            ));
         }
-        let key = |what: &str, json: &str| public_key_from_jwk_json(json).map_err(|e| Error::input(what, &e));
+        let key = |what: &str, json: &str| {
+            public_key_from_jwk_json(json).map_err(|e| Error::input(what, &e))
+        };
         let server_key = key("server_key_jwk", &s.server_key_jwk)?;
         if server_key.thumbprint() != s.server_kid {
-            return Err(Error::Input("enrollment state: server_kid is not the key's thumbprint".to_owned()));
+            return Err(Error::Input(
+                "enrollment state: server_kid is not the key's thumbprint".to_owned(),
+            ));
         }
         Ok(Enrollment {
             server: enrollment::parse_server_url(&s.server_url)?,
             issuer: s.issuer.clone(),
             device: DeviceId::parse(&s.device_id).map_err(|e| Error::input("device_id", &e))?,
             server_key,
-            signing: KeyRef { alias: s.signing_key_alias.clone(), public: key("signing_key_jwk", &s.signing_key_jwk)? },
+            signing: KeyRef {
+                alias: s.signing_key_alias.clone(),
+                public: key("signing_key_jwk", &s.signing_key_jwk)?,
+            },
             agreement: KeyRef {
                 alias: s.agreement_key_alias.clone(),
                 public: key("agreement_key_jwk", &s.agreement_key_jwk)?,
@@ -93,14 +102,18 @@ impl TryFrom<&EnrollmentState> for Enrollment {
 /// Serialises the state as JSON for storage.
 #[uniffi::export]
 pub fn enrollment_state_to_json(state: EnrollmentState) -> Result<String, PushAuthError> {
-    serde_json::to_string(&state).map_err(|_| PushAuthError::Internal { detail: "state not serialisable".to_owned() })
+    serde_json::to_string(&state).map_err(|_| PushAuthError::Internal {
+        detail: "state not serialisable".to_owned(),
+    })
 }
 
 /// Reads a state stored with [`enrollment_state_to_json`], and checks it.
 #[uniffi::export]
 pub fn enrollment_state_from_json(json: String) -> Result<EnrollmentState, PushAuthError> {
-    let state: EnrollmentState = serde_json::from_str(&json)
-        .map_err(|_| PushAuthError::InvalidInput { reason: "enrollment state: not valid JSON".to_owned() })?;
+    let state: EnrollmentState =
+        serde_json::from_str(&json).map_err(|_| PushAuthError::InvalidInput {
+            reason: "enrollment state: not valid JSON".to_owned(),
+        })?;
     Enrollment::try_from(&state)?;
     Ok(state)
 }
@@ -148,7 +161,10 @@ impl From<ClientOptions> for Settings {
             },
             skew_secs: i64::from(o.clock_skew_secs),
             proof_lifetime_secs: i64::from(o.proof_lifetime_secs),
-            user_verification: o.user_verification.unwrap_or(UserVerification::Biometric).into(),
+            user_verification: o
+                .user_verification
+                .unwrap_or(UserVerification::Biometric)
+                .into(),
         }
     }
 }
@@ -193,13 +209,19 @@ pub struct EnrollmentLink {
 #[uniffi::export]
 pub fn parse_enrollment_link(link: String) -> Result<EnrollmentLink, PushAuthError> {
     let l = enrollment::parse_link(&link)?;
-    Ok(EnrollmentLink { server_url: server_url_text(&l.server), activation_code: l.code })
+    Ok(EnrollmentLink {
+        server_url: server_url_text(&l.server),
+        activation_code: l.code,
+    })
 }
 
 /// Enrolls this device: creates its two keys in `key_store`, registers them with
 /// the server using the activation code, and returns the state to store.
 #[uniffi::export(async_runtime = "tokio")]
-pub async fn enroll(request: EnrollRequest, key_store: Arc<dyn KeyStore>) -> Result<EnrollmentState, PushAuthError> {
+pub async fn enroll(
+    request: EnrollRequest,
+    key_store: Arc<dyn KeyStore>,
+) -> Result<EnrollmentState, PushAuthError> {
     let link = enrollment::resolve_activation(&request.activation, request.server_url.as_deref())?;
     let settings: Settings = request.options.unwrap_or_default().into();
     let params = EnrollParams {

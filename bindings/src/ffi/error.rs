@@ -121,7 +121,9 @@ pub enum KeyStoreError {
 /// app's key store) lands here.
 impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        KeyStoreError::Other { detail: format!("unexpected key store failure: {}", e.reason) }
+        KeyStoreError::Other {
+            detail: format!("unexpected key store failure: {}", e.reason),
+        }
     }
 }
 
@@ -129,7 +131,9 @@ impl From<KeyStoreError> for PushAuthError {
     fn from(e: KeyStoreError) -> Self {
         match e {
             // A missing key is as final as an invalidated one: enroll again.
-            KeyStoreError::KeyInvalidated | KeyStoreError::NotFound => PushAuthError::KeyInvalidated,
+            KeyStoreError::KeyInvalidated | KeyStoreError::NotFound => {
+                PushAuthError::KeyInvalidated
+            }
             KeyStoreError::UserCancelled => PushAuthError::UserCancelled,
             KeyStoreError::Other { detail } => PushAuthError::KeyStore { detail },
         }
@@ -137,16 +141,27 @@ impl From<KeyStoreError> for PushAuthError {
 }
 
 /// 401 reasons that do not mean the device must enroll again.
-const NOT_ABOUT_ENROLLMENT: [&str; 6] =
-    ["stale_request", "replayed_request", "wrong_path", "wrong_method", "body_hash_mismatch", "missing_proof"];
+const NOT_ABOUT_ENROLLMENT: [&str; 6] = [
+    "stale_request",
+    "replayed_request",
+    "wrong_path",
+    "wrong_method",
+    "body_hash_mismatch",
+    "missing_proof",
+];
 
 /// Maps a problem response (RFC 9457) to what the app acts on, following the status
 /// codes of `docs/protocol.md` §6.1.
 fn from_problem(p: Problem) -> PushAuthError {
     use EndpointKind::{Challenge, Device, Enroll};
-    let refused = |p: Problem| PushAuthError::Refused { status: p.status, reason: p.reason };
+    let refused = |p: Problem| PushAuthError::Refused {
+        status: p.status,
+        reason: p.reason,
+    };
     match (p.status, p.kind) {
-        (500..=599, _) => PushAuthError::Network { detail: format!("server error {}", p.status) },
+        (500..=599, _) => PushAuthError::Network {
+            detail: format!("server error {}", p.status),
+        },
         // Enrollment is not yet authenticated as a device: every refusal is about the
         // activation code or the request, and carries its reason.
         (_, Enroll) => refused(p),
@@ -159,8 +174,12 @@ fn from_problem(p: Problem) -> PushAuthError {
         (404, Device) => PushAuthError::NotEnrolled,
         (409, Challenge) => match p.challenge_status.as_deref() {
             Some("expired") => PushAuthError::ChallengeExpired,
-            Some(status) => PushAuthError::AlreadyAnswered { status: status.to_owned() },
-            None => PushAuthError::AlreadyAnswered { status: "closed".to_owned() },
+            Some(status) => PushAuthError::AlreadyAnswered {
+                status: status.to_owned(),
+            },
+            None => PushAuthError::AlreadyAnswered {
+                status: "closed".to_owned(),
+            },
         },
         (410, Challenge) => PushAuthError::ChallengeExpired,
         (423, _) => PushAuthError::DeviceLocked,
@@ -174,8 +193,12 @@ impl From<Error> for PushAuthError {
         match e {
             Error::Input(reason) => PushAuthError::InvalidInput { reason },
             Error::Challenge(Core::PastDeadline | Core::Expired) => PushAuthError::ChallengeExpired,
-            Error::Challenge(c) => PushAuthError::InvalidChallenge { reason: c.code().to_owned() },
-            Error::Push(c) => PushAuthError::InvalidPush { reason: c.code().to_owned() },
+            Error::Challenge(c) => PushAuthError::InvalidChallenge {
+                reason: c.code().to_owned(),
+            },
+            Error::Push(c) => PushAuthError::InvalidPush {
+                reason: c.code().to_owned(),
+            },
             Error::KeyStore(k) => k.into(),
             Error::Transport(detail) => PushAuthError::Network { detail },
             Error::Problem(p) => from_problem(p),
@@ -188,7 +211,12 @@ impl From<Error> for PushAuthError {
 mod tests {
     use super::*;
 
-    fn problem(status: u16, reason: &str, kind: EndpointKind, challenge_status: Option<&str>) -> PushAuthError {
+    fn problem(
+        status: u16,
+        reason: &str,
+        kind: EndpointKind,
+        challenge_status: Option<&str>,
+    ) -> PushAuthError {
         Error::Problem(Problem {
             status,
             reason: reason.to_owned(),
@@ -203,46 +231,101 @@ mod tests {
         use EndpointKind::*;
         assert_eq!(
             problem(409, "conflict", Challenge, Some("approved")),
-            PushAuthError::AlreadyAnswered { status: "approved".into() }
+            PushAuthError::AlreadyAnswered {
+                status: "approved".into()
+            }
         );
-        assert_eq!(problem(409, "conflict", Challenge, Some("expired")), PushAuthError::ChallengeExpired);
-        assert_eq!(problem(410, "past_deadline", Challenge, None), PushAuthError::ChallengeExpired);
+        assert_eq!(
+            problem(409, "conflict", Challenge, Some("expired")),
+            PushAuthError::ChallengeExpired
+        );
+        assert_eq!(
+            problem(410, "past_deadline", Challenge, None),
+            PushAuthError::ChallengeExpired
+        );
         assert_eq!(
             problem(422, "transaction_mismatch", Challenge, None),
-            PushAuthError::Refused { status: 422, reason: "transaction_mismatch".into() }
+            PushAuthError::Refused {
+                status: 422,
+                reason: "transaction_mismatch".into()
+            }
         );
-        assert_eq!(problem(423, "device_locked", Challenge, None), PushAuthError::DeviceLocked);
-        assert_eq!(problem(401, "bad_signature", Device, None), PushAuthError::NotEnrolled);
-        assert_eq!(problem(401, "unknown_device", Challenge, None), PushAuthError::NotEnrolled);
+        assert_eq!(
+            problem(423, "device_locked", Challenge, None),
+            PushAuthError::DeviceLocked
+        );
+        assert_eq!(
+            problem(401, "bad_signature", Device, None),
+            PushAuthError::NotEnrolled
+        );
+        assert_eq!(
+            problem(401, "unknown_device", Challenge, None),
+            PushAuthError::NotEnrolled
+        );
         assert_eq!(
             problem(401, "wrong_path", Device, None),
-            PushAuthError::Refused { status: 401, reason: "wrong_path".into() }
+            PushAuthError::Refused {
+                status: 401,
+                reason: "wrong_path".into()
+            }
         );
-        assert_eq!(problem(404, "not_found", Device, None), PushAuthError::NotEnrolled);
-        assert_eq!(problem(404, "not_found", Challenge, None), PushAuthError::ChallengeNotFound);
+        assert_eq!(
+            problem(404, "not_found", Device, None),
+            PushAuthError::NotEnrolled
+        );
+        assert_eq!(
+            problem(404, "not_found", Challenge, None),
+            PushAuthError::ChallengeNotFound
+        );
         assert_eq!(
             problem(401, "stale_request", Device, None),
-            PushAuthError::Refused { status: 401, reason: "stale_request".into() }
+            PushAuthError::Refused {
+                status: 401,
+                reason: "stale_request".into()
+            }
         );
         assert_eq!(
             problem(400, "invalid_activation_code", Enroll, None),
-            PushAuthError::Refused { status: 400, reason: "invalid_activation_code".into() }
+            PushAuthError::Refused {
+                status: 400,
+                reason: "invalid_activation_code".into()
+            }
         );
         assert_eq!(
             problem(410, "activation_code_expired", Enroll, None),
-            PushAuthError::Refused { status: 410, reason: "activation_code_expired".into() }
+            PushAuthError::Refused {
+                status: 410,
+                reason: "activation_code_expired".into()
+            }
         );
-        assert!(matches!(problem(503, "unavailable", Device, None), PushAuthError::Network { .. }));
+        assert!(matches!(
+            problem(503, "unavailable", Device, None),
+            PushAuthError::Network { .. }
+        ));
     }
 
     #[test]
     fn key_store_errors_map() {
-        assert_eq!(PushAuthError::from(KeyStoreError::KeyInvalidated), PushAuthError::KeyInvalidated);
-        assert_eq!(PushAuthError::from(KeyStoreError::NotFound), PushAuthError::KeyInvalidated);
-        assert_eq!(PushAuthError::from(KeyStoreError::UserCancelled), PushAuthError::UserCancelled);
+        assert_eq!(
+            PushAuthError::from(KeyStoreError::KeyInvalidated),
+            PushAuthError::KeyInvalidated
+        );
+        assert_eq!(
+            PushAuthError::from(KeyStoreError::NotFound),
+            PushAuthError::KeyInvalidated
+        );
+        assert_eq!(
+            PushAuthError::from(KeyStoreError::UserCancelled),
+            PushAuthError::UserCancelled
+        );
         let past: PushAuthError = Error::Challenge(pushauth_core::Error::PastDeadline).into();
         assert_eq!(past, PushAuthError::ChallengeExpired);
         let bad: PushAuthError = Error::Challenge(pushauth_core::Error::BadSignature).into();
-        assert_eq!(bad, PushAuthError::InvalidChallenge { reason: "bad_signature".into() });
+        assert_eq!(
+            bad,
+            PushAuthError::InvalidChallenge {
+                reason: "bad_signature".into()
+            }
+        );
     }
 }

@@ -17,7 +17,9 @@ const DEFAULT_SKEW_SECS: i64 = 30;
 /// Normalises an ECDSA P-256 signature (strict DER or raw) to the 64-byte r‖s.
 #[uniffi::export]
 pub fn normalize_signature(signature: Vec<u8>) -> Result<Vec<u8>, PushAuthError> {
-    keys::normalize_signature(&signature).map(|raw| raw.to_vec()).map_err(|e| Error::input("signature", &e).into())
+    keys::normalize_signature(&signature)
+        .map(|raw| raw.to_vec())
+        .map_err(|e| Error::input("signature", &e).into())
 }
 
 /// A public key (SEC1, P-256 SubjectPublicKeyInfo DER, or JWK JSON bytes) as JWK
@@ -46,9 +48,17 @@ pub fn verify_server_challenge(
     device_id: String,
     now: i64,
 ) -> Result<ChallengeView, PushAuthError> {
-    let key = parse_public_key(pinned_server_jwk.as_bytes()).map_err(|e| Error::input("pinned_server_jwk", &e))?;
+    let key = parse_public_key(pinned_server_jwk.as_bytes())
+        .map_err(|e| Error::input("pinned_server_jwk", &e))?;
     let device = DeviceId::parse(&device_id).map_err(|e| Error::input("device_id", &e))?;
-    let verified = challenge::verify(&token, &key, &issuer, &device, UnixTime(now), DEFAULT_SKEW_SECS)
-        .map_err(Error::Challenge)?;
+    let verified = challenge::verify(
+        &token,
+        &key,
+        &issuer,
+        &device,
+        UnixTime(now),
+        DEFAULT_SKEW_SECS,
+    )
+    .map_err(Error::Challenge)?;
     Ok(ChallengeView::from(&verified))
 }

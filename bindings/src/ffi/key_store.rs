@@ -82,7 +82,11 @@ pub struct SoftwareKeyStore {
 impl std::fmt::Debug for SoftwareKeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = self.keys.lock().map(|k| k.len()).unwrap_or(0);
-        write!(f, "SoftwareKeyStore({count} keys, {:?} signatures)", self.format)
+        write!(
+            f,
+            "SoftwareKeyStore({count} keys, {:?} signatures)",
+            self.format
+        )
     }
 }
 
@@ -106,12 +110,16 @@ struct ExportedKey {
 }
 
 fn other(detail: &str) -> KeyStoreError {
-    KeyStoreError::Other { detail: detail.to_owned() }
+    KeyStoreError::Other {
+        detail: detail.to_owned(),
+    }
 }
 
 impl SoftwareKeyStore {
     fn keys(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Slot>>, KeyStoreError> {
-        self.keys.lock().map_err(|_| other("key store lock poisoned"))
+        self.keys
+            .lock()
+            .map_err(|_| other("key store lock poisoned"))
     }
 
     fn insert(&self, alias: String, entry: Entry) -> Result<(), KeyStoreError> {
@@ -119,7 +127,13 @@ impl SoftwareKeyStore {
         if keys.contains_key(&alias) {
             return Err(other("a key already exists under this alias"));
         }
-        keys.insert(alias, Slot { entry, invalidated: false });
+        keys.insert(
+            alias,
+            Slot {
+                entry,
+                invalidated: false,
+            },
+        );
         Ok(())
     }
 }
@@ -136,29 +150,42 @@ impl SoftwareKeyStore {
     /// normalisation a hardware key store needs).
     #[uniffi::constructor]
     pub fn with_signature_format(format: SignatureFormat) -> Arc<Self> {
-        Arc::new(Self { keys: Mutex::new(BTreeMap::new()), format })
+        Arc::new(Self {
+            keys: Mutex::new(BTreeMap::new()),
+            format,
+        })
     }
 
     /// Restores a key store from [`SoftwareKeyStore::export_state`].
     #[uniffi::constructor]
     pub fn import_state(state: Vec<u8>) -> Result<Arc<Self>, KeyStoreError> {
-        let exported: Exported = serde_json::from_slice(&state).map_err(|_| other("not a key store export"))?;
+        let exported: Exported =
+            serde_json::from_slice(&state).map_err(|_| other("not a key store export"))?;
         if exported.v != 1 {
             return Err(other("unsupported key store export version"));
         }
         let store = Self::new();
         for key in exported.keys {
-            let secret = Zeroizing::new(b64::decode(&key.secret).ok_or_else(|| other("bad key encoding"))?);
+            let secret =
+                Zeroizing::new(b64::decode(&key.secret).ok_or_else(|| other("bad key encoding"))?);
             let entry = match key.kind.as_str() {
                 "signing" => Entry::Signing(Box::new(
-                    SoftwareSigningKey::from_pkcs8(&secret).map_err(|_| other("bad signing key"))?,
+                    SoftwareSigningKey::from_pkcs8(&secret)
+                        .map_err(|_| other("bad signing key"))?,
                 )),
-                "agreement" => {
-                    Entry::Agreement(SoftwareAgreementKey::from_bytes(&secret).map_err(|_| other("bad agreement key"))?)
-                }
+                "agreement" => Entry::Agreement(
+                    SoftwareAgreementKey::from_bytes(&secret)
+                        .map_err(|_| other("bad agreement key"))?,
+                ),
                 _ => return Err(other("unknown key kind")),
             };
-            store.keys()?.insert(key.alias, Slot { entry, invalidated: key.invalidated });
+            store.keys()?.insert(
+                key.alias,
+                Slot {
+                    entry,
+                    invalidated: key.invalidated,
+                },
+            );
         }
         Ok(store)
     }
@@ -184,8 +211,13 @@ impl SoftwareKeyStore {
     }
 
     /// Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
-    pub fn import_signing_key(&self, alias: String, pkcs8: Vec<u8>) -> Result<Vec<u8>, KeyStoreError> {
-        let key = SoftwareSigningKey::from_pkcs8(&pkcs8).map_err(|_| other("not a P-256 PKCS#8 key"))?;
+    pub fn import_signing_key(
+        &self,
+        alias: String,
+        pkcs8: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let key =
+            SoftwareSigningKey::from_pkcs8(&pkcs8).map_err(|_| other("not a P-256 PKCS#8 key"))?;
         let public = key.public().to_sec1().to_vec();
         self.insert(alias, Entry::Signing(Box::new(key)))?;
         Ok(public)
@@ -193,9 +225,18 @@ impl SoftwareKeyStore {
 
     /// Imports an agreement key (32-byte private scalar) under `alias`; returns its
     /// SEC1 public key.
-    pub fn import_agreement_key(&self, alias: String, scalar: Vec<u8>) -> Result<Vec<u8>, KeyStoreError> {
-        let key = SoftwareAgreementKey::from_bytes(&scalar).map_err(|_| other("not a P-256 scalar"))?;
-        let public = key.public_key().map_err(|_| other("bad agreement key"))?.to_sec1().to_vec();
+    pub fn import_agreement_key(
+        &self,
+        alias: String,
+        scalar: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let key =
+            SoftwareAgreementKey::from_bytes(&scalar).map_err(|_| other("not a P-256 scalar"))?;
+        let public = key
+            .public_key()
+            .map_err(|_| other("bad agreement key"))?
+            .to_sec1()
+            .to_vec();
         self.insert(alias, Entry::Agreement(key))?;
         Ok(public)
     }
@@ -233,7 +274,9 @@ impl KeyStore for SoftwareKeyStore {
         let Entry::Signing(key) = &slot.entry else {
             return Err(other("not a signing key"));
         };
-        let raw = key.sign_raw(&message).map_err(|_| other("signing failed"))?;
+        let raw = key
+            .sign_raw(&message)
+            .map_err(|_| other("signing failed"))?;
         Ok(match self.format {
             SignatureFormat::Raw => raw.to_vec(),
             SignatureFormat::Der => raw_to_der(&raw),
@@ -242,7 +285,11 @@ impl KeyStore for SoftwareKeyStore {
 
     fn create_agreement_key(&self, alias: String) -> Result<Vec<u8>, KeyStoreError> {
         let key = SoftwareAgreementKey::generate().map_err(|_| other("key generation failed"))?;
-        let public = key.public_key().map_err(|_| other("bad agreement key"))?.to_sec1().to_vec();
+        let public = key
+            .public_key()
+            .map_err(|_| other("bad agreement key"))?
+            .to_sec1()
+            .to_vec();
         self.insert(alias, Entry::Agreement(key))?;
         Ok(public)
     }
@@ -256,8 +303,11 @@ impl KeyStore for SoftwareKeyStore {
         let Entry::Agreement(key) = &slot.entry else {
             return Err(other("not an agreement key"));
         };
-        let peer = PublicKey::from_sec1(&peer_public_key).map_err(|_| other("peer key is not a P-256 point"))?;
-        let shared = key.agree(&peer).map_err(|_| other("key agreement failed"))?;
+        let peer = PublicKey::from_sec1(&peer_public_key)
+            .map_err(|_| other("peer key is not a P-256 point"))?;
+        let shared = key
+            .agree(&peer)
+            .map_err(|_| other("key agreement failed"))?;
         Ok(shared.to_vec())
     }
 
@@ -310,16 +360,29 @@ mod tests {
         store.create_agreement_key("a".into()).unwrap();
         assert!(store.create_signing_key("s".into()).is_err());
         let sig = store.sign("s".into(), b"m".to_vec()).unwrap();
-        public.verify(b"m", &normalize_signature(&sig).unwrap()).unwrap();
+        public
+            .verify(b"m", &normalize_signature(&sig).unwrap())
+            .unwrap();
 
         let again = SoftwareKeyStore::import_state(store.export_state().unwrap()).unwrap();
-        assert_eq!(again.aliases().unwrap(), vec!["a".to_owned(), "s".to_owned()]);
+        assert_eq!(
+            again.aliases().unwrap(),
+            vec!["a".to_owned(), "s".to_owned()]
+        );
         let sig = again.sign("s".into(), b"m".to_vec()).unwrap();
-        public.verify(b"m", &normalize_signature(&sig).unwrap()).unwrap();
+        public
+            .verify(b"m", &normalize_signature(&sig).unwrap())
+            .unwrap();
 
         again.invalidate_key("s".into()).unwrap();
-        assert_eq!(again.sign("s".into(), b"m".to_vec()), Err(KeyStoreError::KeyInvalidated));
-        assert_eq!(again.sign("x".into(), b"m".to_vec()), Err(KeyStoreError::NotFound));
+        assert_eq!(
+            again.sign("s".into(), b"m".to_vec()),
+            Err(KeyStoreError::KeyInvalidated)
+        );
+        assert_eq!(
+            again.sign("x".into(), b"m".to_vec()),
+            Err(KeyStoreError::NotFound)
+        );
         again.delete_key("s".into()).unwrap();
         again.delete_key("s".into()).unwrap();
         assert!(!format!("{again:?}").contains("secret"));

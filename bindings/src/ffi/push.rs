@@ -54,5 +54,10 @@ pub fn decrypt_push(
     envelope: String,
 ) -> Result<PushPreview, PushAuthError> {
     let enrollment = Enrollment::try_from(&state)?;
-    Ok(PushPreview::from(&device::open_push(key_store, enrollment.agreement, &challenge_id, &envelope)?))
+    Ok(PushPreview::from(&device::open_push(
+        key_store,
+        enrollment.agreement,
+        &challenge_id,
+        &envelope,
+    )?))
 }

@@ -50,10 +50,14 @@ fn code<T>(r: Result<T, pushauth_core::Error>) -> String {
 /// **Tests only.** Runs the server's approval proof verification
 /// (`pushauth_core::proof::verify`); returns `"ok"` or the error code.
 #[uniffi::export]
-pub fn verify_approval_proof_for_tests(token: String, expect: ProofExpectations) -> Result<String, PushAuthError> {
+pub fn verify_approval_proof_for_tests(
+    token: String,
+    expect: ProofExpectations,
+) -> Result<String, PushAuthError> {
     let bad = |what: &str, e: pushauth_core::Error| PushAuthError::from(Error::input(what, &e));
     let device = DeviceId::parse(&expect.device).map_err(|e| bad("device", e))?;
-    let key = parse_public_key(expect.device_key_jwk.as_bytes()).map_err(|e| bad("device_key_jwk", e))?;
+    let key =
+        parse_public_key(expect.device_key_jwk.as_bytes()).map_err(|e| bad("device_key_jwk", e))?;
     let challenge = ChallengeId::parse(&expect.challenge).map_err(|e| bad("challenge", e))?;
     let nonce = Nonce::parse(&expect.nonce).map_err(|e| bad("nonce", e))?;
     let txn = TxnDigest::parse(&expect.txn).map_err(|e| bad("txn", e))?;
@@ -94,7 +98,11 @@ pub fn verify_request_proof_for_tests(
     let key = parse_public_key(device_key_jwk.as_bytes()).map_err(|e| bad("device_key_jwk", e))?;
     let expect = request::Expectations {
         audience: &audience,
-        request: HttpRequest { method: &method, path: &path, body: body.as_bytes() },
+        request: HttpRequest {
+            method: &method,
+            path: &path,
+            body: body.as_bytes(),
+        },
         now: UnixTime(now),
         window_secs,
     };
@@ -114,8 +122,15 @@ impl PushAuthClient {
         processor_output: Option<String>,
     ) -> Result<String, PushAuthError> {
         let verified = self.device().verify(&challenge_token, UnixTime(now))?;
-        let decision = if approve { Decision::Approve } else { Decision::Deny };
+        let decision = if approve {
+            Decision::Approve
+        } else {
+            Decision::Deny
+        };
         let reason = deny_reason.map(Into::into);
-        Ok(self.device().sign_proof(verified, decision, reason, processor_output, UnixTime(now)).await?)
+        Ok(self
+            .device()
+            .sign_proof(verified, decision, reason, processor_output, UnixTime(now))
+            .await?)
     }
 }

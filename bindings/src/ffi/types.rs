@@ -4,7 +4,9 @@
 use pushauth_core::ids::{Provider as CoreProvider, ProviderRef};
 use pushauth_core::money::{Currency, Money};
 use pushauth_core::proof::{DenyReason as CoreDenyReason, UserVerification as CoreUv};
-use pushauth_core::transaction::{Payee, Transaction as CoreTransaction, TransactionKind as CoreKind};
+use pushauth_core::transaction::{
+    Payee, Transaction as CoreTransaction, TransactionKind as CoreKind,
+};
 
 use super::error::PushAuthError;
 use crate::error::Error;
@@ -196,18 +198,31 @@ impl Transaction {
         let t = self;
         let amount = match (t.amount_minor, t.currency) {
             (Some(minor), Some(code)) => {
-                let currency = Currency::parse(&code).map_err(|e| Error::Input(format!("currency: {e}")))?;
-                Some(Money::from_minor(minor, currency).map_err(|e| Error::Input(format!("amount: {e}")))?)
+                let currency =
+                    Currency::parse(&code).map_err(|e| Error::Input(format!("currency: {e}")))?;
+                Some(
+                    Money::from_minor(minor, currency)
+                        .map_err(|e| Error::Input(format!("amount: {e}")))?,
+                )
             }
             (None, None) => None,
-            _ => return Err(Error::Input("amount_minor and currency go together".to_owned())),
+            _ => {
+                return Err(Error::Input(
+                    "amount_minor and currency go together".to_owned(),
+                ));
+            }
         };
         Ok(CoreTransaction {
             provider: t.provider.into(),
-            reference: ProviderRef::parse(&t.reference).map_err(|e| Error::input("reference", &e))?,
+            reference: ProviderRef::parse(&t.reference)
+                .map_err(|e| Error::input("reference", &e))?,
             kind: t.kind.into(),
             amount,
-            payee: t.payee.map(|p| Payee::parse(&p)).transpose().map_err(|e| Error::input("payee", &e))?,
+            payee: t
+                .payee
+                .map(|p| Payee::parse(&p))
+                .transpose()
+                .map_err(|e| Error::input("payee", &e))?,
         })
     }
 }
@@ -227,6 +242,9 @@ pub fn transaction_digest(transaction: Transaction) -> Result<String, PushAuthEr
 /// The amount as the app shows it: `EUR 49.90`, `JPY 5000`, `BHD 1.234`.
 #[uniffi::export]
 pub fn format_amount(amount_minor: i64, currency: String) -> Result<String, PushAuthError> {
-    let currency = Currency::parse(&currency).map_err(|e| Error::Input(format!("currency: {e}")))?;
-    Ok(Money::from_minor(amount_minor, currency).map_err(|e| Error::Input(format!("amount: {e}")))?.to_string())
+    let currency =
+        Currency::parse(&currency).map_err(|e| Error::Input(format!("currency: {e}")))?;
+    Ok(Money::from_minor(amount_minor, currency)
+        .map_err(|e| Error::Input(format!("amount: {e}")))?
+        .to_string())
 }

@@ -24,7 +24,8 @@ use crate::upstream::{Delivery, Job, Outcome, Upstream};
 /// Checks a callback URL against the configuration: absolute `https` URL (or `http`
 /// when allowed), no credentials, host (and port) in the allow-list.
 pub fn validate_callback(cfg: &ApiProviderConfig, raw: &str) -> ApiResult<String> {
-    let bad = |why: &str| ApiError::bad_request("invalid_callback_url", format!("callback_url: {why}"));
+    let bad =
+        |why: &str| ApiError::bad_request("invalid_callback_url", format!("callback_url: {why}"));
     let url = url::Url::parse(raw).map_err(|_| bad("not an absolute URL"))?;
     match url.scheme() {
         "https" => {}
@@ -34,12 +35,17 @@ pub fn validate_callback(cfg: &ApiProviderConfig, raw: &str) -> ApiResult<String
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not carry credentials"));
     }
-    let host = url.host_str().ok_or_else(|| bad("no host"))?.to_ascii_lowercase();
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("no host"))?
+        .to_ascii_lowercase();
     let with_port = url.port().map(|p| format!("{host}:{p}"));
-    let allowed = cfg
-        .callback_hosts
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(&host) || with_port.as_deref().is_some_and(|hp| h.eq_ignore_ascii_case(hp)));
+    let allowed = cfg.callback_hosts.iter().any(|h| {
+        h.eq_ignore_ascii_case(&host)
+            || with_port
+                .as_deref()
+                .is_some_and(|hp| h.eq_ignore_ascii_case(hp))
+    });
     if !allowed {
         return Err(bad("host is not in the allow-list ([api] callback_hosts)"));
     }
@@ -48,7 +54,8 @@ pub fn validate_callback(cfg: &ApiProviderConfig, raw: &str) -> ApiResult<String
 
 /// Computes the `PushAuth-Signature` header value.
 pub fn signature_header(secret: &[u8], unix: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
     mac.update(unix.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -71,25 +78,44 @@ pub struct ApiUpstream {
 impl ApiUpstream {
     /// Creates the connector.
     pub fn new(http: reqwest::Client, secret: &str) -> Self {
-        ApiUpstream { http, secret: secret.as_bytes().to_vec() }
+        ApiUpstream {
+            http,
+            secret: secret.as_bytes().to_vec(),
+        }
     }
 }
 
 fn callback_url(challenge: &Challenge) -> Option<&str> {
-    challenge.context.get("callback_url").and_then(|v| v.as_str())
+    challenge
+        .context
+        .get("callback_url")
+        .and_then(|v| v.as_str())
 }
 
 /// Maps an HTTP answer to a delivery result: 2xx delivered; 408, 429 and 5xx retried
 /// (honouring `Retry-After` seconds); other 4xx refused for good.
-pub fn classify(status: reqwest::StatusCode, retry_after: Option<&reqwest::header::HeaderValue>) -> Delivery {
+pub fn classify(
+    status: reqwest::StatusCode,
+    retry_after: Option<&reqwest::header::HeaderValue>,
+) -> Delivery {
     let code = status.as_u16();
     if status.is_success() {
         Delivery::Delivered { http_status: code }
     } else if code == 408 || code == 429 || status.is_server_error() {
-        let after = retry_after.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-        Delivery::Retry { http_status: Some(code), error: format!("HTTP {code}"), after }
+        let after = retry_after
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Delivery::Retry {
+            http_status: Some(code),
+            error: format!("HTTP {code}"),
+            after,
+        }
     } else {
-        Delivery::Fatal { http_status: Some(code), error: format!("HTTP {code}") }
+        Delivery::Fatal {
+            http_status: Some(code),
+            error: format!("HTTP {code}"),
+        }
     }
 }
 
@@ -105,7 +131,10 @@ impl Upstream for ApiUpstream {
 
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let Some(url) = callback_url(job.challenge) else {
-            return Delivery::Fatal { http_status: None, error: "no callback_url".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "no callback_url".into(),
+            };
         };
         let c = job.challenge;
         let body = serde_json::json!({
@@ -119,7 +148,10 @@ impl Upstream for ApiUpstream {
             "proof": job.decision.map(|d| &d.proof),
         });
         let Ok(bytes) = serde_json::to_vec(&body) else {
-            return Delivery::Fatal { http_status: None, error: "cannot serialise callback".into() };
+            return Delivery::Fatal {
+                http_status: None,
+                error: "cannot serialise callback".into(),
+            };
         };
         let sig = signature_header(&self.secret, now().as_unix_time().seconds(), &bytes);
         let result = self
@@ -132,8 +164,15 @@ impl Upstream for ApiUpstream {
             .send()
             .await;
         match result {
-            Ok(resp) => classify(resp.status(), resp.headers().get(reqwest::header::RETRY_AFTER)),
-            Err(e) => Delivery::Retry { http_status: None, error: crate::workers::transport_error(&e), after: None },
+            Ok(resp) => classify(
+                resp.status(),
+                resp.headers().get(reqwest::header::RETRY_AFTER),
+            ),
+            Err(e) => Delivery::Retry {
+                http_status: None,
+                error: crate::workers::transport_error(&e),
+                after: None,
+            },
         }
     }
 }
@@ -163,7 +202,9 @@ mod tests {
         assert!(validate_callback(&c, "https://127.0.0.1:9001/cb").is_err());
         assert!(validate_callback(&c, "/relative").is_err());
         assert!(validate_callback(&cfg(&[], true), "https://issuer.example/cb").is_err());
-        assert!(validate_callback(&cfg(&["127.0.0.1:9000"], true), "http://127.0.0.1:9000/cb").is_ok());
+        assert!(
+            validate_callback(&cfg(&["127.0.0.1:9000"], true), "http://127.0.0.1:9000/cb").is_ok()
+        );
     }
 
     #[test]
@@ -178,10 +219,21 @@ mod tests {
     #[test]
     fn classification() {
         use reqwest::StatusCode as S;
-        assert_eq!(classify(S::OK, None), Delivery::Delivered { http_status: 200 });
-        assert!(matches!(classify(S::SERVICE_UNAVAILABLE, None), Delivery::Retry { .. }));
+        assert_eq!(
+            classify(S::OK, None),
+            Delivery::Delivered { http_status: 200 }
+        );
+        assert!(matches!(
+            classify(S::SERVICE_UNAVAILABLE, None),
+            Delivery::Retry { .. }
+        ));
         let ra = reqwest::header::HeaderValue::from_static("7");
-        assert!(matches!(classify(S::TOO_MANY_REQUESTS, Some(&ra)), Delivery::Retry { after: Some(d), .. } if d.as_secs() == 7));
-        assert!(matches!(classify(S::BAD_REQUEST, None), Delivery::Fatal { .. }));
+        assert!(
+            matches!(classify(S::TOO_MANY_REQUESTS, Some(&ra)), Delivery::Retry { after: Some(d), .. } if d.as_secs() == 7)
+        );
+        assert!(matches!(
+            classify(S::BAD_REQUEST, None),
+            Delivery::Fatal { .. }
+        ));
     }
 }

@@ -17,7 +17,9 @@ use pushauth_store::PushEnvironment;
 use serde_json::{Value, json};
 
 use super::token::ProviderToken;
-use super::{PushJob, PushKind, PushResult, PushSender, error_chain, expiry, retry_after, token_prefix};
+use super::{
+    PushJob, PushKind, PushResult, PushSender, error_chain, expiry, retry_after, token_prefix,
+};
 
 /// Generic alert text and optional localisation keys.
 #[derive(Debug, Clone)]
@@ -68,29 +70,65 @@ pub(crate) fn classify(status: u16, body: &[u8], after: Option<Duration>) -> Ver
         .ok()
         .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
-    let reason: String = reason.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
-    let error = if reason.is_empty() { format!("APNs {status}") } else { format!("APNs {status} {reason}") };
+    let reason: String = reason
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
+    let error = if reason.is_empty() {
+        format!("APNs {status}")
+    } else {
+        format!("APNs {status} {reason}")
+    };
     let result = match (status, reason.as_str()) {
         (200, _) => PushResult::Sent { http_status: 200 },
-        (410, _) | (400, "BadDeviceToken") | (_, "Unregistered") => {
-            PushResult::DeadToken { http_status: status, reason: if reason.is_empty() { "Unregistered".into() } else { reason } }
-        }
+        (410, _) | (400, "BadDeviceToken") | (_, "Unregistered") => PushResult::DeadToken {
+            http_status: status,
+            reason: if reason.is_empty() {
+                "Unregistered".into()
+            } else {
+                reason
+            },
+        },
         (403, "ExpiredProviderToken") => return Verdict::RenewToken,
-        (429, _) | (500..=599, _) => PushResult::Retry { http_status: Some(status), error, after },
-        _ => PushResult::Fatal { http_status: Some(status), error },
+        (429, _) | (500..=599, _) => PushResult::Retry {
+            http_status: Some(status),
+            error,
+            after,
+        },
+        _ => PushResult::Fatal {
+            http_status: Some(status),
+            error,
+        },
     };
     Verdict::Done(result)
 }
 
 /// APNs device tokens are hex (32 bytes today; Apple says the length may change).
 pub(crate) fn valid_token(token: &str) -> bool {
-    (2..=400).contains(&token.len()) && token.len().is_multiple_of(2) && token.bytes().all(|b| b.is_ascii_hexdigit())
+    (2..=400).contains(&token.len())
+        && token.len().is_multiple_of(2)
+        && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ApnsSender {
     /// A sender; `http` must speak HTTP/2 (see [`ApnsSender::client`]).
-    pub fn new(http: reqwest::Client, production: String, sandbox: String, topic: String, token: ProviderToken, alert: Alert) -> Self {
-        ApnsSender { http, production, sandbox, topic, token, alert }
+    pub fn new(
+        http: reqwest::Client,
+        production: String,
+        sandbox: String,
+        topic: String,
+        token: ProviderToken,
+        alert: Alert,
+    ) -> Self {
+        ApnsSender {
+            http,
+            production,
+            sandbox,
+            topic,
+            token,
+            alert,
+        }
     }
 
     /// An HTTP/2-only client: ALPN `h2` over TLS, prior knowledge over cleartext.
@@ -135,8 +173,18 @@ impl ApnsSender {
         payload
     }
 
-    async fn attempt(&self, url: &str, bearer: &str, headers: &[(&'static str, String)], body: &[u8]) -> Verdict {
-        let mut req = self.http.post(url).header("authorization", format!("bearer {bearer}")).body(body.to_vec());
+    async fn attempt(
+        &self,
+        url: &str,
+        bearer: &str,
+        headers: &[(&'static str, String)],
+        body: &[u8],
+    ) -> Verdict {
+        let mut req = self
+            .http
+            .post(url)
+            .header("authorization", format!("bearer {bearer}"))
+            .body(body.to_vec());
         for (name, value) in headers {
             req = req.header(*name, value);
         }
@@ -164,13 +212,22 @@ impl PushSender for ApnsSender {
 
     async fn send(&self, job: PushJob<'_>) -> PushResult {
         let Some(target) = job.device.push.as_ref() else {
-            return PushResult::Fatal { http_status: None, error: "device has no push token".into() };
+            return PushResult::Fatal {
+                http_status: None,
+                error: "device has no push token".into(),
+            };
         };
         if !valid_token(&target.token) {
-            return PushResult::Fatal { http_status: None, error: "APNs device token is not hex: not sent".into() };
+            return PushResult::Fatal {
+                http_status: None,
+                error: "APNs device token is not hex: not sent".into(),
+            };
         }
         let Some(expires) = expiry(&job) else {
-            return PushResult::Fatal { http_status: None, error: "deadline passed before sending".into() };
+            return PushResult::Fatal {
+                http_status: None,
+                error: "deadline passed before sending".into(),
+            };
         };
         let base = match target.environment {
             Some(PushEnvironment::Sandbox) => &self.sandbox,
@@ -191,11 +248,21 @@ impl PushSender for ApnsSender {
         ];
         let body = match serde_json::to_vec(&self.payload(&job)) {
             Ok(b) => b,
-            Err(e) => return PushResult::Fatal { http_status: None, error: format!("payload: {e}") },
+            Err(e) => {
+                return PushResult::Fatal {
+                    http_status: None,
+                    error: format!("payload: {e}"),
+                };
+            }
         };
         let mut bearer = match self.token.current().await {
             Ok(t) => t,
-            Err(e) => return PushResult::Fatal { http_status: None, error: e },
+            Err(e) => {
+                return PushResult::Fatal {
+                    http_status: None,
+                    error: e,
+                };
+            }
         };
         let mut renewed = false;
         let result = loop {
@@ -206,7 +273,12 @@ impl PushSender for ApnsSender {
                     tracing::info!("APNs provider token expired: renewing it and sending again");
                     bearer = match self.token.renew(&bearer).await {
                         Ok(t) => t,
-                        Err(e) => break PushResult::Fatal { http_status: None, error: e },
+                        Err(e) => {
+                            break PushResult::Fatal {
+                                http_status: None,
+                                error: e,
+                            };
+                        }
                     };
                 }
                 Verdict::RenewToken => {
@@ -219,8 +291,12 @@ impl PushSender for ApnsSender {
         };
         let token = token_prefix(&target.token);
         match &result {
-            PushResult::Sent { .. } => tracing::debug!(challenge = %job.challenge.id, token, kind = job.data.kind, "APNs accepted"),
-            PushResult::Fatal { error, .. } => tracing::warn!(challenge = %job.challenge.id, token, error, "APNs refused"),
+            PushResult::Sent { .. } => {
+                tracing::debug!(challenge = %job.challenge.id, token, kind = job.data.kind, "APNs accepted")
+            }
+            PushResult::Fatal { error, .. } => {
+                tracing::warn!(challenge = %job.challenge.id, token, error, "APNs refused")
+            }
             other => tracing::info!(challenge = %job.challenge.id, token, result = ?other, "APNs"),
         }
         result
@@ -243,20 +319,60 @@ mod tests {
         assert_eq!(done(200, ""), PushResult::Sent { http_status: 200 });
         assert_eq!(
             done(410, r#"{"reason":"Unregistered","timestamp":1}"#),
-            PushResult::DeadToken { http_status: 410, reason: "Unregistered".into() }
+            PushResult::DeadToken {
+                http_status: 410,
+                reason: "Unregistered".into()
+            }
         );
-        assert_eq!(done(400, r#"{"reason":"BadDeviceToken"}"#), PushResult::DeadToken { http_status: 400, reason: "BadDeviceToken".into() });
-        assert!(matches!(done(400, r#"{"reason":"BadTopic"}"#), PushResult::Fatal { http_status: Some(400), .. }));
-        assert!(matches!(done(403, r#"{"reason":"InvalidProviderToken"}"#), PushResult::Fatal { .. }));
-        assert_eq!(classify(403, br#"{"reason":"ExpiredProviderToken"}"#, None), Verdict::RenewToken);
+        assert_eq!(
+            done(400, r#"{"reason":"BadDeviceToken"}"#),
+            PushResult::DeadToken {
+                http_status: 400,
+                reason: "BadDeviceToken".into()
+            }
+        );
+        assert!(matches!(
+            done(400, r#"{"reason":"BadTopic"}"#),
+            PushResult::Fatal {
+                http_status: Some(400),
+                ..
+            }
+        ));
+        assert!(matches!(
+            done(403, r#"{"reason":"InvalidProviderToken"}"#),
+            PushResult::Fatal { .. }
+        ));
+        assert_eq!(
+            classify(403, br#"{"reason":"ExpiredProviderToken"}"#, None),
+            Verdict::RenewToken
+        );
         let after = Some(Duration::from_secs(2));
         assert_eq!(
             classify(429, br#"{"reason":"TooManyRequests"}"#, after),
-            Verdict::Done(PushResult::Retry { http_status: Some(429), error: "APNs 429 TooManyRequests".into(), after })
+            Verdict::Done(PushResult::Retry {
+                http_status: Some(429),
+                error: "APNs 429 TooManyRequests".into(),
+                after
+            })
         );
-        assert!(matches!(done(503, r#"{"reason":"ServiceUnavailable"}"#), PushResult::Retry { http_status: Some(503), .. }));
-        assert!(matches!(done(500, "garbage"), PushResult::Retry { http_status: Some(500), .. }));
-        assert!(matches!(done(413, r#"{"reason":"PayloadTooLarge"}"#), PushResult::Fatal { .. }));
+        assert!(matches!(
+            done(503, r#"{"reason":"ServiceUnavailable"}"#),
+            PushResult::Retry {
+                http_status: Some(503),
+                ..
+            }
+        ));
+        assert!(matches!(
+            done(500, "garbage"),
+            PushResult::Retry {
+                http_status: Some(500),
+                ..
+            }
+        ));
+        assert!(matches!(
+            done(413, r#"{"reason":"PayloadTooLarge"}"#),
+            PushResult::Fatal { .. }
+        ));
     }
 
     #[test]

@@ -151,7 +151,9 @@ fn base_url(key: &str, value: Option<&str>, default: &str) -> Result<String, Str
     let raw = value.unwrap_or(default).trim().trim_end_matches('/');
     let url = url::Url::parse(raw).map_err(|e| format!("push.{key}: {e}"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(format!("push.{key}: expected an https:// (or, for tests, http://) URL"));
+        return Err(format!(
+            "push.{key}: expected an https:// (or, for tests, http://) URL"
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("push.{key}: no query or fragment allowed"));
@@ -162,7 +164,9 @@ fn base_url(key: &str, value: Option<&str>, default: &str) -> Result<String, Str
 fn identifier(key: &str, value: &str) -> Result<String, String> {
     let v = value.trim();
     if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("push.{key}: expected letters and digits (Apple's are 10 characters)"));
+        return Err(format!(
+            "push.{key}: expected letters and digits (Apple's are 10 characters)"
+        ));
     }
     Ok(v.to_owned())
 }
@@ -171,7 +175,10 @@ impl PushConfig {
     /// The APNs settings when APNs is configured, `None` when no APNs key is set, an
     /// error naming the missing or bad key otherwise.
     pub fn apns(&self) -> Result<Option<ApnsSettings>, String> {
-        let file = self.apns_key_file.as_ref().filter(|p| !p.as_os_str().is_empty());
+        let file = self
+            .apns_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
         let required = [
             ("apns_key_file", file.is_some()),
             ("apns_key_id", set(&self.apns_key_id)),
@@ -179,13 +186,31 @@ impl PushConfig {
             ("apns_topic", set(&self.apns_topic)),
         ];
         let optional = [
-            ("apns_base_url_production", self.apns_base_url_production.is_some()),
-            ("apns_base_url_sandbox", self.apns_base_url_sandbox.is_some()),
-            ("apns_alert_title_loc_key", self.apns_alert_title_loc_key.is_some()),
+            (
+                "apns_base_url_production",
+                self.apns_base_url_production.is_some(),
+            ),
+            (
+                "apns_base_url_sandbox",
+                self.apns_base_url_sandbox.is_some(),
+            ),
+            (
+                "apns_alert_title_loc_key",
+                self.apns_alert_title_loc_key.is_some(),
+            ),
             ("apns_alert_loc_key", self.apns_alert_loc_key.is_some()),
         ];
-        let given: Vec<&str> = required.iter().chain(optional.iter()).filter(|(_, s)| *s).map(|(k, _)| *k).collect();
-        let missing: Vec<&str> = required.iter().filter(|(_, s)| !*s).map(|(k, _)| *k).collect();
+        let given: Vec<&str> = required
+            .iter()
+            .chain(optional.iter())
+            .filter(|(_, s)| *s)
+            .map(|(k, _)| *k)
+            .collect();
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|(_, s)| !*s)
+            .map(|(k, _)| *k)
+            .collect();
         if given.is_empty() {
             return Ok(None);
         }
@@ -196,27 +221,50 @@ impl PushConfig {
                 missing.join(", push.")
             ));
         }
-        if !(APNS_TOKEN_REFRESH_MIN..=APNS_TOKEN_REFRESH_MAX).contains(&self.apns_token_refresh_secs) {
+        if !(APNS_TOKEN_REFRESH_MIN..=APNS_TOKEN_REFRESH_MAX)
+            .contains(&self.apns_token_refresh_secs)
+        {
             return Err(format!(
                 "push.apns_token_refresh_secs must be {APNS_TOKEN_REFRESH_MIN} to {APNS_TOKEN_REFRESH_MAX} (APNs refuses tokens renewed more often than every 20 minutes or older than an hour)"
             ));
         }
         let topic = self.apns_topic.as_deref().unwrap_or_default().trim();
-        if topic.len() > 255 || !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        if topic.len() > 255
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
             return Err("push.apns_topic: expected a bundle id such as com.example.bank".into());
         }
-        for (key, value) in [("apns_alert_title", &self.apns_alert_title), ("apns_alert_body", &self.apns_alert_body)] {
+        for (key, value) in [
+            ("apns_alert_title", &self.apns_alert_title),
+            ("apns_alert_body", &self.apns_alert_body),
+        ] {
             if value.trim().is_empty() || value.chars().count() > 200 {
                 return Err(format!("push.{key}: 1 to 200 characters"));
             }
         }
         Ok(Some(ApnsSettings {
             key_file: file.cloned().unwrap_or_default(),
-            key_id: identifier("apns_key_id", self.apns_key_id.as_deref().unwrap_or_default())?,
-            team_id: identifier("apns_team_id", self.apns_team_id.as_deref().unwrap_or_default())?,
+            key_id: identifier(
+                "apns_key_id",
+                self.apns_key_id.as_deref().unwrap_or_default(),
+            )?,
+            team_id: identifier(
+                "apns_team_id",
+                self.apns_team_id.as_deref().unwrap_or_default(),
+            )?,
             topic: topic.to_owned(),
-            production: base_url("apns_base_url_production", self.apns_base_url_production.as_deref(), APNS_PRODUCTION)?,
-            sandbox: base_url("apns_base_url_sandbox", self.apns_base_url_sandbox.as_deref(), APNS_SANDBOX)?,
+            production: base_url(
+                "apns_base_url_production",
+                self.apns_base_url_production.as_deref(),
+                APNS_PRODUCTION,
+            )?,
+            sandbox: base_url(
+                "apns_base_url_sandbox",
+                self.apns_base_url_sandbox.as_deref(),
+                APNS_SANDBOX,
+            )?,
             refresh_secs: self.apns_token_refresh_secs,
         }))
     }
@@ -224,23 +272,36 @@ impl PushConfig {
     /// The FCM settings when FCM is configured, `None` when no FCM key is set, an
     /// error naming the missing or bad key otherwise.
     pub fn fcm(&self) -> Result<Option<FcmSettings>, String> {
-        let file = self.fcm_service_account_file.as_ref().filter(|p| !p.as_os_str().is_empty());
-        let given: Vec<&str> = [("fcm_project_id", self.fcm_project_id.is_some()), ("fcm_base_url", self.fcm_base_url.is_some())]
-            .iter()
-            .filter(|(_, s)| *s)
-            .map(|(k, _)| *k)
-            .collect();
+        let file = self
+            .fcm_service_account_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
+        let given: Vec<&str> = [
+            ("fcm_project_id", self.fcm_project_id.is_some()),
+            ("fcm_base_url", self.fcm_base_url.is_some()),
+        ]
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(k, _)| *k)
+        .collect();
         let Some(file) = file else {
             if given.is_empty() {
                 return Ok(None);
             }
-            return Err(format!("FCM is partly configured ({} set): missing push.fcm_service_account_file", given.join(", ")));
+            return Err(format!(
+                "FCM is partly configured ({} set): missing push.fcm_service_account_file",
+                given.join(", ")
+            ));
         };
-        let project_id = match self.fcm_project_id.as_deref().map(str::trim) {
-            None => None,
-            Some(p) if valid_project_id(p) => Some(p.to_owned()),
-            Some(_) => return Err("push.fcm_project_id: expected a Firebase project id (letters, digits, '-')".into()),
-        };
+        let project_id =
+            match self.fcm_project_id.as_deref().map(str::trim) {
+                None => None,
+                Some(p) if valid_project_id(p) => Some(p.to_owned()),
+                Some(_) => return Err(
+                    "push.fcm_project_id: expected a Firebase project id (letters, digits, '-')"
+                        .into(),
+                ),
+            };
         Ok(Some(FcmSettings {
             service_account_file: file.clone(),
             project_id,
@@ -252,7 +313,10 @@ impl PushConfig {
 /// A Google Cloud project id: 6–30 lower-case letters, digits and hyphens (older ones
 /// may carry a `domain:` prefix).
 pub(crate) fn valid_project_id(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 100 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
+    !p.is_empty()
+        && p.len() <= 100
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
 }
 
 #[cfg(test)]
@@ -268,11 +332,21 @@ mod tests {
 
     #[test]
     fn partial_apns_names_the_missing_keys() {
-        let c = PushConfig { apns_key_id: Some("ABC123DEFG".into()), apns_topic: Some("com.example".into()), ..Default::default() };
+        let c = PushConfig {
+            apns_key_id: Some("ABC123DEFG".into()),
+            apns_topic: Some("com.example".into()),
+            ..Default::default()
+        };
         let e = c.apns().unwrap_err();
-        assert!(e.contains("push.apns_key_file") && e.contains("push.apns_team_id"), "{e}");
+        assert!(
+            e.contains("push.apns_key_file") && e.contains("push.apns_team_id"),
+            "{e}"
+        );
         assert!(!e.contains("push.apns_key_id,"), "{e}");
-        let c = PushConfig { apns_base_url_sandbox: Some("http://127.0.0.1:1".into()), ..Default::default() };
+        let c = PushConfig {
+            apns_base_url_sandbox: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        };
         assert!(c.apns().unwrap_err().contains("apns_key_file"));
     }
 
@@ -290,19 +364,38 @@ mod tests {
         assert_eq!(s.production, APNS_PRODUCTION);
         assert_eq!(s.sandbox, "http://127.0.0.1:9");
         assert_eq!(s.refresh_secs, 2400);
-        let bad = PushConfig { apns_token_refresh_secs: 3600, ..c.clone() };
+        let bad = PushConfig {
+            apns_token_refresh_secs: 3600,
+            ..c.clone()
+        };
         assert!(bad.apns().unwrap_err().contains("apns_token_refresh_secs"));
-        let bad = PushConfig { apns_base_url_production: Some("ftp://x".into()), ..c.clone() };
+        let bad = PushConfig {
+            apns_base_url_production: Some("ftp://x".into()),
+            ..c.clone()
+        };
         assert!(bad.apns().unwrap_err().contains("apns_base_url_production"));
-        let bad = PushConfig { apns_key_id: Some("AB C".into()), ..c };
+        let bad = PushConfig {
+            apns_key_id: Some("AB C".into()),
+            ..c
+        };
         assert!(bad.apns().unwrap_err().contains("apns_key_id"));
     }
 
     #[test]
     fn fcm_requires_the_file() {
-        let c = PushConfig { fcm_project_id: Some("demo-project".into()), ..Default::default() };
-        assert!(c.fcm().unwrap_err().contains("push.fcm_service_account_file"));
-        let c = PushConfig { fcm_service_account_file: Some("sa.json".into()), ..Default::default() };
+        let c = PushConfig {
+            fcm_project_id: Some("demo-project".into()),
+            ..Default::default()
+        };
+        assert!(
+            c.fcm()
+                .unwrap_err()
+                .contains("push.fcm_service_account_file")
+        );
+        let c = PushConfig {
+            fcm_service_account_file: Some("sa.json".into()),
+            ..Default::default()
+        };
         let s = c.fcm().unwrap().unwrap();
         assert_eq!(s.base_url, FCM_BASE);
         assert!(s.project_id.is_none());
@@ -327,12 +420,25 @@ mod tests {
             ("PUSHAUTH_PUSH__APNS_TEAM_ID", "1234567890"),
             ("PUSHAUTH_PUSH__APNS_TOPIC", "com.example.bank"),
             ("PUSHAUTH_PUSH__APNS_TOKEN_REFRESH_SECS", "1800"),
-            ("PUSHAUTH_PUSH__FCM_SERVICE_ACCOUNT_FILE", "/run/secrets/sa.json"),
+            (
+                "PUSHAUTH_PUSH__FCM_SERVICE_ACCOUNT_FILE",
+                "/run/secrets/sa.json",
+            ),
         ];
-        let c = crate::config::Config::load(None, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let c = crate::config::Config::load(
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
         let apns = c.push.apns().unwrap().unwrap();
-        assert_eq!((apns.team_id.as_str(), apns.refresh_secs), ("1234567890", 1800));
-        assert_eq!(apns.key_file, std::path::PathBuf::from("/run/secrets/AuthKey.p8"));
+        assert_eq!(
+            (apns.team_id.as_str(), apns.refresh_secs),
+            ("1234567890", 1800)
+        );
+        assert_eq!(
+            apns.key_file,
+            std::path::PathBuf::from("/run/secrets/AuthKey.p8")
+        );
         assert!(c.push.fcm().unwrap().is_some());
     }
 }

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::token::OAuthToken;
-use super::{PushJob, PushKind, PushResult, PushSender, error_chain, expiry, retry_after, token_prefix};
+use super::{
+    PushJob, PushKind, PushResult, PushSender, error_chain, expiry, retry_after, token_prefix,
+};
 use crate::state::now;
 
 /// The FCM sender.
@@ -26,7 +28,10 @@ pub struct FcmSender {
 
 impl fmt::Debug for FcmSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FcmSender").field("send_url", &self.send_url).field("token", &self.token).finish_non_exhaustive()
+        f.debug_struct("FcmSender")
+            .field("send_url", &self.send_url)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
     }
 }
 
@@ -43,24 +48,56 @@ pub(crate) enum Verdict {
 /// `Retry-After`) to a result.
 pub(crate) fn classify(status: u16, body: &[u8], after: Option<Duration>) -> Verdict {
     if (200..300).contains(&status) {
-        return Verdict::Done(PushResult::Sent { http_status: status });
+        return Verdict::Done(PushResult::Sent {
+            http_status: status,
+        });
     }
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let err = &v["error"];
-    let details = err["details"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let details = err["details"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let fcm_code = details
         .iter()
-        .filter(|d| d["@type"].as_str().is_some_and(|t| t.ends_with("google.firebase.fcm.v1.FcmError")))
+        .filter(|d| {
+            d["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("google.firebase.fcm.v1.FcmError"))
+        })
         .find_map(|d| d["errorCode"].as_str());
-    let violations: Vec<&str> = details.iter().flat_map(|d| d["fieldViolations"].as_array().into_iter().flatten()).filter_map(|f| f["field"].as_str()).collect();
-    let about_token = err["message"].as_str().is_some_and(|m| m.to_ascii_lowercase().contains("token"));
-    let code = fcm_code.or_else(|| err["status"].as_str()).unwrap_or_default();
-    let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-    let error = if code.is_empty() { format!("FCM {status}") } else { format!("FCM {status} {code}") };
-    let dead = |reason: &str| PushResult::DeadToken { http_status: status, reason: reason.to_owned() };
+    let violations: Vec<&str> = details
+        .iter()
+        .flat_map(|d| d["fieldViolations"].as_array().into_iter().flatten())
+        .filter_map(|f| f["field"].as_str())
+        .collect();
+    let about_token = err["message"]
+        .as_str()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("token"));
+    let code = fcm_code
+        .or_else(|| err["status"].as_str())
+        .unwrap_or_default();
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    let error = if code.is_empty() {
+        format!("FCM {status}")
+    } else {
+        format!("FCM {status} {code}")
+    };
+    let dead = |reason: &str| PushResult::DeadToken {
+        http_status: status,
+        reason: reason.to_owned(),
+    };
     let result = match status {
         401 => return Verdict::RenewToken,
-        404 => dead(if code.is_empty() { "UNREGISTERED" } else { &code }),
+        404 => dead(if code.is_empty() {
+            "UNREGISTERED"
+        } else {
+            &code
+        }),
         _ if code == "UNREGISTERED" => dead("UNREGISTERED"),
         // INVALID_ARGUMENT also covers our own mistakes (a bad TTL, a reserved data
         // key, a message too big): only a complaint about the token itself kills the
@@ -68,11 +105,21 @@ pub(crate) fn classify(status: u16, body: &[u8], after: Option<Duration>) -> Ver
         // either as a field violation on `message.token` or, with an FcmError detail
         // and no violation, in the message ("The registration token is not a valid
         // FCM registration token").
-        400 if code == "INVALID_ARGUMENT" && (violations.contains(&"message.token") || (fcm_code.is_some() && violations.is_empty() && about_token)) => {
+        400 if code == "INVALID_ARGUMENT"
+            && (violations.contains(&"message.token")
+                || (fcm_code.is_some() && violations.is_empty() && about_token)) =>
+        {
             dead("INVALID_ARGUMENT")
         }
-        429 | 500..=599 => PushResult::Retry { http_status: Some(status), error, after },
-        _ => PushResult::Fatal { http_status: Some(status), error },
+        429 | 500..=599 => PushResult::Retry {
+            http_status: Some(status),
+            error,
+            after,
+        },
+        _ => PushResult::Fatal {
+            http_status: Some(status),
+            error,
+        },
     };
     Verdict::Done(result)
 }
@@ -80,7 +127,11 @@ pub(crate) fn classify(status: u16, body: &[u8], after: Option<Duration>) -> Ver
 impl FcmSender {
     /// A sender for `project` at `base`.
     pub fn new(http: reqwest::Client, base: &str, project: &str, token: OAuthToken) -> Self {
-        FcmSender { http, send_url: format!("{base}/v1/projects/{project}/messages:send"), token }
+        FcmSender {
+            http,
+            send_url: format!("{base}/v1/projects/{project}/messages:send"),
+            token,
+        }
     }
 
     /// The request body for a job.
@@ -107,7 +158,12 @@ impl FcmSender {
     }
 
     async fn attempt(&self, bearer: &str, body: &[u8]) -> Verdict {
-        let req = self.http.post(&self.send_url).bearer_auth(bearer).header("content-type", "application/json").body(body.to_vec());
+        let req = self
+            .http
+            .post(&self.send_url)
+            .bearer_auth(bearer)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
         match req.send().await {
             Err(e) => Verdict::Done(PushResult::Retry {
                 http_status: None,
@@ -132,16 +188,27 @@ impl PushSender for FcmSender {
 
     async fn send(&self, job: PushJob<'_>) -> PushResult {
         let Some(target) = job.device.push.as_ref() else {
-            return PushResult::Fatal { http_status: None, error: "device has no push token".into() };
+            return PushResult::Fatal {
+                http_status: None,
+                error: "device has no push token".into(),
+            };
         };
         let Some(expires) = expiry(&job) else {
-            return PushResult::Fatal { http_status: None, error: "deadline passed before sending".into() };
+            return PushResult::Fatal {
+                http_status: None,
+                error: "deadline passed before sending".into(),
+            };
         };
         // Whole seconds left, rounded up, at least 1 (0 would mean "now or never").
         let ttl = ((expires.0 - now().0 + 999) / 1000).max(1);
         let body = match serde_json::to_vec(&Self::message(&job, &target.token, ttl)) {
             Ok(b) => b,
-            Err(e) => return PushResult::Fatal { http_status: None, error: format!("payload: {e}") },
+            Err(e) => {
+                return PushResult::Fatal {
+                    http_status: None,
+                    error: format!("payload: {e}"),
+                };
+            }
         };
         let mut bearer = match self.token.current().await {
             Ok(t) => t,
@@ -169,8 +236,12 @@ impl PushSender for FcmSender {
         };
         let token = token_prefix(&target.token);
         match &result {
-            PushResult::Sent { .. } => tracing::debug!(challenge = %job.challenge.id, token, kind = job.data.kind, "FCM accepted"),
-            PushResult::Fatal { error, .. } => tracing::warn!(challenge = %job.challenge.id, token, error, "FCM refused"),
+            PushResult::Sent { .. } => {
+                tracing::debug!(challenge = %job.challenge.id, token, kind = job.data.kind, "FCM accepted")
+            }
+            PushResult::Fatal { error, .. } => {
+                tracing::warn!(challenge = %job.challenge.id, token, error, "FCM refused")
+            }
             other => tracing::info!(challenge = %job.challenge.id, token, result = ?other, "FCM"),
         }
         result
@@ -196,22 +267,46 @@ mod tests {
 
     #[test]
     fn answers_map_to_results() {
-        assert_eq!(done(200, json!({"name": "projects/p/messages/1"})), PushResult::Sent { http_status: 200 });
-        assert_eq!(done(404, fcm_error("UNREGISTERED", "NOT_FOUND")), PushResult::DeadToken { http_status: 404, reason: "UNREGISTERED".into() });
+        assert_eq!(
+            done(200, json!({"name": "projects/p/messages/1"})),
+            PushResult::Sent { http_status: 200 }
+        );
+        assert_eq!(
+            done(404, fcm_error("UNREGISTERED", "NOT_FOUND")),
+            PushResult::DeadToken {
+                http_status: 404,
+                reason: "UNREGISTERED".into()
+            }
+        );
         assert_eq!(
             done(400, fcm_error("INVALID_ARGUMENT", "INVALID_ARGUMENT")),
-            PushResult::DeadToken { http_status: 400, reason: "INVALID_ARGUMENT".into() }
+            PushResult::DeadToken {
+                http_status: 400,
+                reason: "INVALID_ARGUMENT".into()
+            }
         );
         // An FcmError INVALID_ARGUMENT that is not about the token.
         let too_big = json!({"error": {"code": 400, "message": "Message is too big", "status": "INVALID_ARGUMENT", "details": [
             {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"}
         ]}});
-        assert!(matches!(done(400, too_big), PushResult::Fatal { http_status: Some(400), .. }));
+        assert!(matches!(
+            done(400, too_big),
+            PushResult::Fatal {
+                http_status: Some(400),
+                ..
+            }
+        ));
         // A bad field of ours is not a dead token.
         let bad_field = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [
             {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "message.android.ttl"}]}
         ]}});
-        assert!(matches!(done(400, bad_field), PushResult::Fatal { http_status: Some(400), .. }));
+        assert!(matches!(
+            done(400, bad_field),
+            PushResult::Fatal {
+                http_status: Some(400),
+                ..
+            }
+        ));
         let bad_token = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [
             {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "message.token"}]}
         ]}});
@@ -219,10 +314,29 @@ mod tests {
         assert_eq!(classify(401, b"{}", None), Verdict::RenewToken);
         let after = Some(Duration::from_secs(7));
         assert_eq!(
-            classify(429, fcm_error("QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED").to_string().as_bytes(), after),
-            Verdict::Done(PushResult::Retry { http_status: Some(429), error: "FCM 429 QUOTA_EXCEEDED".into(), after })
+            classify(
+                429,
+                fcm_error("QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED")
+                    .to_string()
+                    .as_bytes(),
+                after
+            ),
+            Verdict::Done(PushResult::Retry {
+                http_status: Some(429),
+                error: "FCM 429 QUOTA_EXCEEDED".into(),
+                after
+            })
         );
-        assert!(matches!(done(503, fcm_error("UNAVAILABLE", "UNAVAILABLE")), PushResult::Retry { http_status: Some(503), .. }));
-        assert!(matches!(done(403, fcm_error("SENDER_ID_MISMATCH", "PERMISSION_DENIED")), PushResult::Fatal { .. }));
+        assert!(matches!(
+            done(503, fcm_error("UNAVAILABLE", "UNAVAILABLE")),
+            PushResult::Retry {
+                http_status: Some(503),
+                ..
+            }
+        ));
+        assert!(matches!(
+            done(403, fcm_error("SENDER_ID_MISMATCH", "PERMISSION_DENIED")),
+            PushResult::Fatal { .. }
+        ));
     }
 }

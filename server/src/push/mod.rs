@@ -43,12 +43,17 @@ pub struct PushData {
 
 /// Builds the push data for a device: the challenge details encrypted to the device's
 /// agreement key.
-pub fn push_data(challenge: &Challenge, device: &Device, kind: PushKind) -> Result<PushData, pushauth_core::Error> {
+pub fn push_data(
+    challenge: &Challenge,
+    device: &Device,
+    kind: PushKind,
+) -> Result<PushData, pushauth_core::Error> {
     let enc = match kind {
         PushKind::Dismiss => None,
         PushKind::Challenge => {
-            let jwk: Jwk = serde_json::from_str(&device.agreement_key.jwk)
-                .map_err(|_| pushauth_core::Error::InvalidPublicKey("stored agreement key is not a JWK"))?;
+            let jwk: Jwk = serde_json::from_str(&device.agreement_key.jwk).map_err(|_| {
+                pushauth_core::Error::InvalidPublicKey("stored agreement key is not a JWK")
+            })?;
             let key = PublicKey::from_jwk(&jwk)?;
             let details = PushDetails {
                 v: 1,
@@ -161,8 +166,13 @@ pub fn build_gateway(config: &config::PushConfig) -> Result<PushGateway, String>
     let mut gateway = PushGateway::default();
     if let Some(s) = config.apns()? {
         let pem = read_secret("apns_key_file", &s.key_file)?;
-        let token = token::ProviderToken::new(&pem, &s.key_id, &s.team_id, Duration::from_secs(s.refresh_secs))
-            .map_err(|e| format!("push.apns_key_file {}: {e}", s.key_file.display()))?;
+        let token = token::ProviderToken::new(
+            &pem,
+            &s.key_id,
+            &s.team_id,
+            Duration::from_secs(s.refresh_secs),
+        )
+        .map_err(|e| format!("push.apns_key_file {}: {e}", s.key_file.display()))?;
         for url in [&s.production, &s.sandbox] {
             if url.starts_with("http://") {
                 tracing::warn!(url = %url, "APNs endpoint without TLS (cleartext HTTP/2): for tests against a mock only");
@@ -175,18 +185,34 @@ pub fn build_gateway(config: &config::PushConfig) -> Result<PushGateway, String>
             loc_key: config.apns_alert_loc_key.clone(),
         };
         tracing::info!(topic = %s.topic, key_id = %s.key_id, production = %s.production, sandbox = %s.sandbox, "APNs enabled");
-        let sender = apns::ApnsSender::new(apns::ApnsSender::client(timeout)?, s.production, s.sandbox, s.topic, token, alert);
+        let sender = apns::ApnsSender::new(
+            apns::ApnsSender::client(timeout)?,
+            s.production,
+            s.sandbox,
+            s.topic,
+            token,
+            alert,
+        );
         gateway.apns = Some(Arc::new(sender));
     }
     if let Some(s) = config.fcm()? {
         let file = s.service_account_file.display();
         let text = read_secret("fcm_service_account_file", &s.service_account_file)?;
-        let account: token::ServiceAccount = serde_json::from_slice(&text)
-            .map_err(|e| format!("push.fcm_service_account_file {file}: not a service-account key file: {e}"))?;
+        let account: token::ServiceAccount = serde_json::from_slice(&text).map_err(|e| {
+            format!("push.fcm_service_account_file {file}: not a service-account key file: {e}")
+        })?;
         let project = match s.project_id.or_else(|| account.project_id.clone()) {
             Some(p) if config::valid_project_id(&p) => p,
-            Some(_) => return Err(format!("push.fcm_service_account_file {file}: project_id is not a project id")),
-            None => return Err(format!("push.fcm_project_id is required: {file} has no project_id")),
+            Some(_) => {
+                return Err(format!(
+                    "push.fcm_service_account_file {file}: project_id is not a project id"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "push.fcm_project_id is required: {file} has no project_id"
+                ));
+            }
         };
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -194,21 +220,31 @@ pub fn build_gateway(config: &config::PushConfig) -> Result<PushGateway, String>
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("FCM HTTP client: {e}"))?;
-        let token = token::OAuthToken::new(http.clone(), &account).map_err(|e| format!("push.fcm_service_account_file {file}: {e}"))?;
+        let token = token::OAuthToken::new(http.clone(), &account)
+            .map_err(|e| format!("push.fcm_service_account_file {file}: {e}"))?;
         if s.base_url.starts_with("http://") {
             tracing::warn!(url = %s.base_url, "FCM endpoint without TLS: for tests against a mock only");
         }
         tracing::info!(project = %project, base = %s.base_url, "FCM enabled");
-        gateway.fcm = Some(Arc::new(fcm::FcmSender::new(http, &s.base_url, &project, token)));
+        gateway.fcm = Some(Arc::new(fcm::FcmSender::new(
+            http,
+            &s.base_url,
+            &project,
+            token,
+        )));
     }
     if gateway.apns.is_none() && gateway.fcm.is_none() {
-        tracing::info!("no push service configured: apps find challenges by polling or the event stream");
+        tracing::info!(
+            "no push service configured: apps find challenges by polling or the event stream"
+        );
     }
     Ok(gateway)
 }
 
 fn read_secret(key: &str, path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    std::fs::read(path).map(zeroize::Zeroizing::new).map_err(|e| format!("push.{key}: cannot read {}: {e}", path.display()))
+    std::fs::read(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| format!("push.{key}: cannot read {}: {e}", path.display()))
 }
 
 /// When a push stops being worth delivering: the challenge deadline for a challenge
@@ -224,7 +260,10 @@ pub(crate) fn expiry(job: &PushJob<'_>) -> Option<pushauth_store::Millis> {
 
 /// The first 8 characters of a device token: all that may be logged.
 pub(crate) fn token_prefix(token: &str) -> &str {
-    token.char_indices().nth(8).map_or(token, |(i, _)| &token[..i])
+    token
+        .char_indices()
+        .nth(8)
+        .map_or(token, |(i, _)| &token[..i])
 }
 
 /// A reqwest error without its URL (an APNs URL holds the device token).
@@ -248,7 +287,11 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
 
 /// `Retry-After`: delta-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(86_400)));
     }
@@ -260,12 +303,22 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 /// Parses an IMF-fixdate to Unix seconds.
 fn http_date(s: &str) -> Option<i64> {
     let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = i64::try_from(MONTHS.iter().position(|m| m == month)?).ok()? + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time.split(':').map(str::parse).collect::<Result<_, _>>().ok()?;
-    let [h, m, sec] = hms.as_slice() else { return None };
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [h, m, sec] = hms.as_slice() else {
+        return None;
+    };
     if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *sec > 60 {
         return None;
     }
@@ -290,11 +343,20 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(reqwest::header::RETRY_AFTER, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(http_date("Sat, 29 Feb 2020 12:00:00 GMT"), Some(1_582_977_600));
+        assert_eq!(
+            http_date("Sat, 29 Feb 2020 12:00:00 GMT"),
+            Some(1_582_977_600)
+        );
         assert_eq!(http_date("yesterday"), None);
     }
 
@@ -314,10 +376,17 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(e.contains("push.apns_key_file") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains("push.apns_key_file") && e.contains("cannot read"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("k.p8");
-        std::fs::write(&f, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        std::fs::write(
+            &f,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
         let e = build_gateway(&config::PushConfig {
             apns_key_file: Some(f.clone()),
             apns_key_id: Some("KEY1234567".into()),
@@ -326,10 +395,25 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(e.contains("push.apns_key_file") && e.contains("not a PKCS#8"), "{e}");
+        assert!(
+            e.contains("push.apns_key_file") && e.contains("not a PKCS#8"),
+            "{e}"
+        );
         std::fs::write(&f, "{\"type\": \"service_account\"}").unwrap();
-        let e = build_gateway(&config::PushConfig { fcm_service_account_file: Some(f), ..Default::default() }).unwrap_err();
-        assert!(e.contains("push.fcm_service_account_file") && e.contains("private_key"), "{e}");
-        assert!(build_gateway(&config::PushConfig::default()).unwrap().apns.is_none());
+        let e = build_gateway(&config::PushConfig {
+            fcm_service_account_file: Some(f),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("push.fcm_service_account_file") && e.contains("private_key"),
+            "{e}"
+        );
+        assert!(
+            build_gateway(&config::PushConfig::default())
+                .unwrap()
+                .apns
+                .is_none()
+        );
     }
 }

@@ -29,7 +29,10 @@ pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 #[derive(Clone)]
@@ -66,8 +69,14 @@ struct ApnsClaims<'a> {
 
 impl ProviderToken {
     /// From the `.p8` file's contents; signs one token to prove the key usable.
-    pub fn new(pem: &[u8], key_id: &str, team_id: &str, refresh_after: Duration) -> Result<Self, String> {
-        let key = EncodingKey::from_ec_pem(pem).map_err(|e| format!("not a PKCS#8 P-256 private key (.p8): {e}"))?;
+    pub fn new(
+        pem: &[u8],
+        key_id: &str,
+        team_id: &str,
+        refresh_after: Duration,
+    ) -> Result<Self, String> {
+        let key = EncodingKey::from_ec_pem(pem)
+            .map_err(|e| format!("not a PKCS#8 P-256 private key (.p8): {e}"))?;
         let token = ProviderToken {
             key,
             key_id: key_id.to_owned(),
@@ -75,7 +84,9 @@ impl ProviderToken {
             refresh_after,
             cache: Mutex::new(None),
         };
-        token.sign().map_err(|e| format!("cannot sign an ES256 token with this key (is it a P-256 key?): {e}"))?;
+        token.sign().map_err(|e| {
+            format!("cannot sign an ES256 token with this key (is it a P-256 key?): {e}")
+        })?;
         Ok(token)
     }
 
@@ -83,12 +94,24 @@ impl ProviderToken {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = None;
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, &ApnsClaims { iss: &self.team_id, iat: unix_now() }, &self.key)
+        jsonwebtoken::encode(
+            &header,
+            &ApnsClaims {
+                iss: &self.team_id,
+                iat: unix_now(),
+            },
+            &self.key,
+        )
     }
 
     fn fresh(&self) -> Result<Cached, String> {
-        let token = self.sign().map_err(|e| format!("signing the APNs provider token failed: {e}"))?;
-        Ok(Cached { token, renew_at: Instant::now() + self.refresh_after })
+        let token = self
+            .sign()
+            .map_err(|e| format!("signing the APNs provider token failed: {e}"))?;
+        Ok(Cached {
+            token,
+            renew_at: Instant::now() + self.refresh_after,
+        })
     }
 
     /// The token to use now (a new one when the cached one reached its age limit).
@@ -109,7 +132,10 @@ impl ProviderToken {
     /// and return the token to retry with.
     pub async fn renew(&self, rejected: &str) -> Result<String, String> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref().filter(|c| c.token != rejected && Instant::now() < c.renew_at) {
+        if let Some(c) = cache
+            .as_ref()
+            .filter(|c| c.token != rejected && Instant::now() < c.renew_at)
+        {
             return Ok(c.token.clone());
         }
         let c = self.fresh()?;
@@ -196,12 +222,21 @@ impl fmt::Debug for OAuthToken {
 impl OAuthToken {
     /// From a parsed service-account file; signs one assertion to prove the key usable.
     pub fn new(http: reqwest::Client, account: &ServiceAccount) -> Result<Self, String> {
-        if account.kind.as_deref().is_some_and(|k| k != "service_account") {
-            return Err("not a service-account key file (\"type\" is not \"service_account\")".into());
+        if account
+            .kind
+            .as_deref()
+            .is_some_and(|k| k != "service_account")
+        {
+            return Err(
+                "not a service-account key file (\"type\" is not \"service_account\")".into(),
+            );
         }
         let key = EncodingKey::from_rsa_pem(account.private_key.as_bytes())
             .map_err(|e| format!("private_key is not an RSA private key in PEM form: {e}"))?;
-        let token_uri = account.token_uri.clone().unwrap_or_else(|| GOOGLE_TOKEN_URI.to_owned());
+        let token_uri = account
+            .token_uri
+            .clone()
+            .unwrap_or_else(|| GOOGLE_TOKEN_URI.to_owned());
         let url = url::Url::parse(&token_uri).map_err(|e| format!("token_uri: {e}"))?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err("token_uri: expected an https:// URL".into());
@@ -217,7 +252,9 @@ impl OAuthToken {
             token_uri,
             cache: Mutex::new(None),
         };
-        token.assertion().map_err(|e| format!("cannot sign an RS256 assertion with private_key: {e}"))?;
+        token
+            .assertion()
+            .map_err(|e| format!("cannot sign an RS256 assertion with private_key: {e}"))?;
         Ok(token)
     }
 
@@ -225,47 +262,96 @@ impl OAuthToken {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.key_id.clone();
         let iat = unix_now();
-        let claims =
-            AssertionClaims { iss: &self.client_email, scope: FCM_SCOPE, aud: &self.token_uri, iat, exp: iat + 3600 };
+        let claims = AssertionClaims {
+            iss: &self.client_email,
+            scope: FCM_SCOPE,
+            aud: &self.token_uri,
+            iat,
+            exp: iat + 3600,
+        };
         jsonwebtoken::encode(&header, &claims, &self.key)
     }
 
     /// Exchanges a new assertion for an access token.
     async fn fetch(&self) -> Result<Cached, PushResult> {
-        let assertion = self
-            .assertion()
-            .map_err(|e| PushResult::Fatal { http_status: None, error: format!("signing the OAuth assertion failed: {e}") })?;
-        let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
-        let resp = self.http.post(&self.token_uri).form(&form).send().await.map_err(|e| PushResult::Retry {
+        let assertion = self.assertion().map_err(|e| PushResult::Fatal {
             http_status: None,
-            error: format!("OAuth token endpoint unreachable: {}", super::error_chain(&e)),
-            after: None,
+            error: format!("signing the OAuth assertion failed: {e}"),
         })?;
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ];
+        let resp = self
+            .http
+            .post(&self.token_uri)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| PushResult::Retry {
+                http_status: None,
+                error: format!(
+                    "OAuth token endpoint unreachable: {}",
+                    super::error_chain(&e)
+                ),
+                after: None,
+            })?;
         let status = resp.status().as_u16();
         let after = retry_after(resp.headers());
         let body = resp.bytes().await.unwrap_or_default();
         if status == 200 {
-            let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| PushResult::Retry {
-                http_status: Some(status),
-                error: "OAuth token endpoint: unreadable answer".into(),
-                after: None,
-            })?;
-            if answer.access_token.is_empty() || answer.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-                return Err(PushResult::Fatal { http_status: Some(status), error: "OAuth token endpoint: no bearer token".into() });
+            let answer: TokenAnswer =
+                serde_json::from_slice(&body).map_err(|_| PushResult::Retry {
+                    http_status: Some(status),
+                    error: "OAuth token endpoint: unreadable answer".into(),
+                    after: None,
+                })?;
+            if answer.access_token.is_empty()
+                || answer
+                    .token_type
+                    .as_deref()
+                    .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+            {
+                return Err(PushResult::Fatal {
+                    http_status: Some(status),
+                    error: "OAuth token endpoint: no bearer token".into(),
+                });
             }
             let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
-            let renew_at = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN).max(Duration::from_secs(1));
-            return Ok(Cached { token: answer.access_token, renew_at });
+            let renew_at = Instant::now()
+                + lifetime
+                    .saturating_sub(EXPIRY_MARGIN)
+                    .max(Duration::from_secs(1));
+            return Ok(Cached {
+                token: answer.access_token,
+                renew_at,
+            });
         }
-        let code = serde_json::from_slice::<TokenError>(&body).ok().and_then(|e| e.error).unwrap_or_default();
-        let code: String = code.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
-        let error = format!("OAuth token endpoint answered {status} {code}").trim_end().to_owned();
+        let code = serde_json::from_slice::<TokenError>(&body)
+            .ok()
+            .and_then(|e| e.error)
+            .unwrap_or_default();
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect();
+        let error = format!("OAuth token endpoint answered {status} {code}")
+            .trim_end()
+            .to_owned();
         if status == 429 || status >= 500 {
-            Err(PushResult::Retry { http_status: Some(status), error, after })
+            Err(PushResult::Retry {
+                http_status: Some(status),
+                error,
+                after,
+            })
         } else {
             // invalid_grant (key revoked, clock off), invalid_client…: configuration.
             tracing::error!(status, code = %code, "FCM OAuth token refused: check push.fcm_service_account_file");
-            Err(PushResult::Fatal { http_status: Some(status), error })
+            Err(PushResult::Fatal {
+                http_status: Some(status),
+                error,
+            })
         }
     }
 
@@ -284,7 +370,10 @@ impl OAuthToken {
     /// FCM refused `rejected` (401): fetch a new one unless another sender already did.
     pub async fn renew(&self, rejected: &str) -> Result<String, PushResult> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref().filter(|c| c.token != rejected && Instant::now() < c.renew_at) {
+        if let Some(c) = cache
+            .as_ref()
+            .filter(|c| c.token != rejected && Instant::now() < c.renew_at)
+        {
             return Ok(c.token.clone());
         }
         let c = self.fetch().await?;
@@ -301,12 +390,21 @@ mod tests {
     fn pem(label: &str, der: &[u8]) -> String {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
     }
 
     fn p8() -> String {
-        let der = pushauth_core::keys::SoftwareSigningKey::generate().unwrap().to_pkcs8();
+        let der = pushauth_core::keys::SoftwareSigningKey::generate()
+            .unwrap()
+            .to_pkcs8();
         pem("PRIVATE KEY", &der)
     }
 
@@ -317,7 +415,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn provider_token_is_reused_then_refreshed() {
-        let t = ProviderToken::new(p8().as_bytes(), "KEY1234567", "TEAM123456", Duration::from_secs(2400)).unwrap();
+        let t = ProviderToken::new(
+            p8().as_bytes(),
+            "KEY1234567",
+            "TEAM123456",
+            Duration::from_secs(2400),
+        )
+        .unwrap();
         let a = t.current().await.unwrap();
         let header = jsonwebtoken::decode_header(&a).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
@@ -341,7 +445,9 @@ mod tests {
     fn bad_keys_are_refused() {
         assert!(ProviderToken::new(b"not a key", "K", "T", Duration::from_secs(1200)).is_err());
         let rsa_as_ec = pem("PRIVATE KEY", &[0x30, 0x03, 0x02, 0x01, 0x00]);
-        assert!(ProviderToken::new(rsa_as_ec.as_bytes(), "K", "T", Duration::from_secs(1200)).is_err());
+        assert!(
+            ProviderToken::new(rsa_as_ec.as_bytes(), "K", "T", Duration::from_secs(1200)).is_err()
+        );
         let account = ServiceAccount {
             kind: Some("service_account".into()),
             project_id: Some("p".into()),

@@ -30,10 +30,14 @@ async fn healthz() -> Response {
 /// Readiness: the database answers.
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({ "status": "ready", "storage": state.store.backend() })).into_response(),
+        Ok(()) => {
+            axum::Json(serde_json::json!({ "status": "ready", "storage": state.store.backend() }))
+                .into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            ApiError::unavailable("storage_unavailable", "the database does not answer").into_response()
+            ApiError::unavailable("storage_unavailable", "the database does not answer")
+                .into_response()
         }
     }
 }
@@ -41,7 +45,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()

@@ -6,7 +6,8 @@ use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef
 use pushauth_core::money::Money;
 use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
 use pushauth_store::{
-    AuditDraft, CardholderStatus, Challenge, CreateOutcome, DeviceStatus, Millis, NewChallenge, NewOutbox, OutboxKind,
+    AuditDraft, CardholderStatus, Challenge, CreateOutcome, DeviceStatus, Millis, NewChallenge,
+    NewOutbox, OutboxKind,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -84,7 +85,9 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
     if devices.is_empty() {
         return Ok(Created::NoActiveDevice);
     }
-    if store.challenge_count_pending(&req.cardholder, t).await? >= state.config.challenges.max_pending_per_cardholder {
+    if store.challenge_count_pending(&req.cardholder, t).await?
+        >= state.config.challenges.max_pending_per_cardholder
+    {
         return Ok(Created::TooManyPending);
     }
     let id = ChallengeId::generate().map_err(ApiError::internal)?;
@@ -139,7 +142,13 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
     };
     match store.challenge_create(new, outbox, audit).await? {
         CreateOutcome::Created(challenge) => {
-            state.metrics.challenges_created.get_or_create(&ProviderLabel { provider: challenge.provider.as_str() }).inc();
+            state
+                .metrics
+                .challenges_created
+                .get_or_create(&ProviderLabel {
+                    provider: challenge.provider.as_str(),
+                })
+                .inc();
             Ok(Created::New { challenge, pushes })
         }
         CreateOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
@@ -151,7 +160,10 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
 /// "close"`). The challenge becomes `cancelled` (audit `challenge.unreachable`) and the
 /// processor gets the timeout outcome now rather than at the end of its window.
 /// Returns whether it closed the challenge.
-pub async fn close_if_unreachable(state: &AppState, id: &pushauth_core::ids::ChallengeId) -> ApiResult<bool> {
+pub async fn close_if_unreachable(
+    state: &AppState,
+    id: &pushauth_core::ids::ChallengeId,
+) -> ApiResult<bool> {
     use pushauth_store::{ChallengeStatus, OutboxStatus};
     if state.config.challenges.when_unreachable != crate::config::UnreachablePolicy::Close {
         return Ok(false);
@@ -161,14 +173,23 @@ pub async fn close_if_unreachable(state: &AppState, id: &pushauth_core::ids::Cha
     let pushes = rows.iter().filter(|r| r.kind == OutboxKind::Push).count();
     let failed = rows
         .iter()
-        .filter(|r| r.kind == OutboxKind::Push && matches!(r.status, OutboxStatus::Failed | OutboxStatus::TooLate))
+        .filter(|r| {
+            r.kind == OutboxKind::Push
+                && matches!(r.status, OutboxStatus::Failed | OutboxStatus::TooLate)
+        })
         .count();
-    let pushed: Vec<_> = rows.iter().filter(|r| r.kind == OutboxKind::Push).filter_map(|r| r.device.clone()).collect();
+    let pushed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.kind == OutboxKind::Push)
+        .filter_map(|r| r.device.clone())
+        .collect();
     drop(rows);
     if pushes == 0 || failed != pushes {
         return Ok(false);
     }
-    let Some(challenge) = store.challenge_get(id).await? else { return Ok(false) };
+    let Some(challenge) = store.challenge_get(id).await? else {
+        return Ok(false);
+    };
     if challenge.status != ChallengeStatus::Pending {
         return Ok(false);
     }
@@ -178,18 +199,27 @@ pub async fn close_if_unreachable(state: &AppState, id: &pushauth_core::ids::Cha
         .into_iter()
         // a device that was not pushed (no token, no push service) can still poll;
         // one whose push just failed (its dead token is cleared by now) cannot
-        .any(|d| d.status == DeviceStatus::Active && !state.push.can_push(&d) && !pushed.contains(&d.id));
+        .any(|d| {
+            d.status == DeviceStatus::Active && !state.push.can_push(&d) && !pushed.contains(&d.id)
+        });
     if pollers {
         return Ok(false);
     }
     let t = now();
-    let outbox: Vec<NewOutbox> =
-        crate::services::decisions::upstream_row(state, &challenge, crate::upstream::Outcome::Expired).into_iter().collect();
+    let outbox: Vec<NewOutbox> = crate::services::decisions::upstream_row(
+        state,
+        &challenge,
+        crate::upstream::Outcome::Expired,
+    )
+    .into_iter()
+    .collect();
     let audit = AuditDraft::new(t, "system", "challenge.unreachable")
         .challenge(id)
         .cardholder(&challenge.cardholder)
         .details(serde_json::json!({ "pushes": pushes }));
-    let closed = store.challenge_close(id, ChallengeStatus::Cancelled, t, outbox, audit).await?;
+    let closed = store
+        .challenge_close(id, ChallengeStatus::Cancelled, t, outbox, audit)
+        .await?;
     if closed {
         tracing::warn!(challenge = %id, "every push failed: challenge closed, timeout reported upstream");
     }

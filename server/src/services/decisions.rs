@@ -5,8 +5,8 @@
 use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::proof::{self, DenyReason};
 use pushauth_store::{
-    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecisionKind, DenyReasonKind, Device, DeviceStatus, NewDecision,
-    NewOutbox, OutboxKind,
+    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecisionKind, DenyReasonKind, Device,
+    DeviceStatus, NewDecision, NewOutbox, OutboxKind,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -35,14 +35,22 @@ pub fn device_key(device: &Device) -> ApiResult<PublicKey> {
 }
 
 /// Rows that remove the prompt from the other devices of the cardholder.
-pub async fn dismiss_rows(state: &AppState, challenge: &Challenge, except: Option<&Device>) -> ApiResult<Vec<NewOutbox>> {
+pub async fn dismiss_rows(
+    state: &AppState,
+    challenge: &Challenge,
+    except: Option<&Device>,
+) -> ApiResult<Vec<NewOutbox>> {
     let t = now();
     Ok(state
         .store
         .device_list(&challenge.cardholder)
         .await?
         .into_iter()
-        .filter(|d| d.status == DeviceStatus::Active && Some(&d.id) != except.map(|e| &e.id) && state.push.can_push(d))
+        .filter(|d| {
+            d.status == DeviceStatus::Active
+                && Some(&d.id) != except.map(|e| &e.id)
+                && state.push.can_push(d)
+        })
         .map(|d| NewOutbox {
             kind: OutboxKind::Dismiss,
             challenge: challenge.id.clone(),
@@ -55,37 +63,63 @@ pub async fn dismiss_rows(state: &AppState, challenge: &Challenge, except: Optio
 }
 
 /// The upstream row for an outcome, when the challenge's connector wants one.
-pub fn upstream_row(state: &AppState, challenge: &Challenge, outcome: Outcome) -> Option<NewOutbox> {
-    state.connectors.wants(challenge, outcome).then(|| NewOutbox {
-        kind: OutboxKind::Upstream,
-        challenge: challenge.id.clone(),
-        device: None,
-        payload: serde_json::to_value(outcome).unwrap_or_default(),
-        not_before: now(),
-        deadline: challenge.upstream_deadline,
-    })
+pub fn upstream_row(
+    state: &AppState,
+    challenge: &Challenge,
+    outcome: Outcome,
+) -> Option<NewOutbox> {
+    state
+        .connectors
+        .wants(challenge, outcome)
+        .then(|| NewOutbox {
+            kind: OutboxKind::Upstream,
+            challenge: challenge.id.clone(),
+            device: None,
+            payload: serde_json::to_value(outcome).unwrap_or_default(),
+            not_before: now(),
+            deadline: challenge.upstream_deadline,
+        })
 }
 
 fn closed_error(challenge: &Challenge) -> ApiError {
     match challenge.status {
         ChallengeStatus::Expired => ApiError::gone("challenge_expired", "the challenge expired"),
-        status => ApiError::conflict("already_closed", format!("the challenge is already {status}"))
-            .with(serde_json::json!({ "challenge_status": status })),
+        status => ApiError::conflict(
+            "already_closed",
+            format!("the challenge is already {status}"),
+        )
+        .with(serde_json::json!({ "challenge_status": status })),
     }
 }
 
 /// Verifies and records a decision from `device` on challenge `id`.
-pub async fn decide(state: &AppState, device: &Device, challenge: Challenge, body: DecisionBody) -> ApiResult<ChallengeStatus> {
+pub async fn decide(
+    state: &AppState,
+    device: &Device,
+    challenge: Challenge,
+    body: DecisionBody,
+) -> ApiResult<ChallengeStatus> {
     let m = &state.metrics;
     if challenge.status.is_final() {
-        m.decisions.get_or_create(&OutcomeLabel { outcome: "conflict" }).inc();
+        m.decisions
+            .get_or_create(&OutcomeLabel {
+                outcome: "conflict",
+            })
+            .inc();
         return Err(closed_error(&challenge));
     }
     if device.status != DeviceStatus::Active {
         return Err(ApiError::locked("the device is locked"));
     }
-    if body.processor_output.as_ref().is_some_and(|o| o.len() > MAX_PROCESSOR_OUTPUT) {
-        return Err(ApiError::bad_request("invalid_field", "processor_output: too long"));
+    if body
+        .processor_output
+        .as_ref()
+        .is_some_and(|o| o.len() > MAX_PROCESSOR_OUTPUT)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "processor_output: too long",
+        ));
     }
     let t = now();
     let key = device_key(device)?;
@@ -105,33 +139,56 @@ pub async fn decide(state: &AppState, device: &Device, challenge: Challenge, bod
     let verified = match proof::verify(&body.proof, &expect) {
         Ok(v) => v,
         Err(pushauth_core::Error::PastDeadline) => {
-            m.decisions.get_or_create(&OutcomeLabel { outcome: "too_late" }).inc();
-            return Err(ApiError::gone("challenge_expired", "the challenge deadline has passed"));
+            m.decisions
+                .get_or_create(&OutcomeLabel {
+                    outcome: "too_late",
+                })
+                .inc();
+            return Err(ApiError::gone(
+                "challenge_expired",
+                "the challenge deadline has passed",
+            ));
         }
         Err(e) => {
-            m.proof_failures.get_or_create(&OutcomeLabel { outcome: e.code() }).inc();
+            m.proof_failures
+                .get_or_create(&OutcomeLabel { outcome: e.code() })
+                .inc();
             let audit = AuditDraft::new(t, format!("device:{}", device.id), "decision.refused")
                 .challenge(&challenge.id)
                 .device(&device.id)
                 .details(serde_json::json!({ "reason": e.code() }));
             let failure = state
                 .store
-                .device_record_failure(&device.id, state.config.security.lock_after_failures, t, audit)
+                .device_record_failure(
+                    &device.id,
+                    state.config.security.lock_after_failures,
+                    t,
+                    audit,
+                )
                 .await?;
             if failure.locked {
                 m.device_locks.inc();
                 tracing::warn!(device = %device.id, failures = failure.failures, "device locked after refused proofs");
             }
-            return Err(ApiError::unprocessable(e.code(), format!("approval proof refused: {e}"))
-                .with(serde_json::json!({ "failures": failure.failures, "locked": failure.locked })));
+            return Err(
+                ApiError::unprocessable(e.code(), format!("approval proof refused: {e}")).with(
+                    serde_json::json!({ "failures": failure.failures, "locked": failure.locked }),
+                ),
+            );
         }
     };
     let (kind, reason, status) = match (verified.decision(), verified.reason()) {
         (proof::Decision::Approve, _) => (DecisionKind::Approve, None, ChallengeStatus::Approved),
-        (proof::Decision::Deny, Some(DenyReason::NotMe)) => (DecisionKind::Deny, Some(DenyReasonKind::NotMe), ChallengeStatus::Denied),
-        (proof::Decision::Deny, Some(DenyReason::Declined)) => {
-            (DecisionKind::Deny, Some(DenyReasonKind::Declined), ChallengeStatus::Denied)
-        }
+        (proof::Decision::Deny, Some(DenyReason::NotMe)) => (
+            DecisionKind::Deny,
+            Some(DenyReasonKind::NotMe),
+            ChallengeStatus::Denied,
+        ),
+        (proof::Decision::Deny, Some(DenyReason::Declined)) => (
+            DecisionKind::Deny,
+            Some(DenyReasonKind::Declined),
+            ChallengeStatus::Denied,
+        ),
         (proof::Decision::Deny, None) => (DecisionKind::Deny, None, ChallengeStatus::Denied),
     };
     let outcome = match kind {
@@ -140,7 +197,10 @@ pub async fn decide(state: &AppState, device: &Device, challenge: Challenge, bod
     };
     let mut outbox = dismiss_rows(state, &challenge, Some(device)).await?;
     outbox.extend(upstream_row(state, &challenge, outcome));
-    let uv = serde_json::to_value(verified.claims().uv).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let uv = serde_json::to_value(verified.claims().uv)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let decision = NewDecision {
         challenge: challenge.id.clone(),
         device: device.id.clone(),
@@ -161,25 +221,42 @@ pub async fn decide(state: &AppState, device: &Device, challenge: Challenge, bod
             "digest": txn.to_string(),
             "upstream": outbox.iter().any(|o| o.kind == OutboxKind::Upstream),
         }));
-    match state.store.challenge_decide(decision, outbox, audit).await? {
+    match state
+        .store
+        .challenge_decide(decision, outbox, audit)
+        .await?
+    {
         DecideOutcome::Accepted(c) => {
             let label = match (kind, reason) {
                 (DecisionKind::Approve, _) => "approved",
                 (DecisionKind::Deny, Some(DenyReasonKind::NotMe)) => "not_me",
                 (DecisionKind::Deny, _) => "denied",
             };
-            m.decisions.get_or_create(&OutcomeLabel { outcome: label }).inc();
+            m.decisions
+                .get_or_create(&OutcomeLabel { outcome: label })
+                .inc();
             tracing::info!(challenge = %c.id, device = %device.id, outcome = label, "decision accepted");
             debug_assert_eq!(c.status, status);
             Ok(c.status)
         }
         DecideOutcome::AlreadyClosed(c) => {
-            m.decisions.get_or_create(&OutcomeLabel { outcome: "conflict" }).inc();
+            m.decisions
+                .get_or_create(&OutcomeLabel {
+                    outcome: "conflict",
+                })
+                .inc();
             Err(closed_error(&c))
         }
         DecideOutcome::PastDeadline(_) => {
-            m.decisions.get_or_create(&OutcomeLabel { outcome: "too_late" }).inc();
-            Err(ApiError::gone("challenge_expired", "the challenge deadline has passed"))
+            m.decisions
+                .get_or_create(&OutcomeLabel {
+                    outcome: "too_late",
+                })
+                .inc();
+            Err(ApiError::gone(
+                "challenge_expired",
+                "the challenge deadline has passed",
+            ))
         }
         DecideOutcome::NotFound => Err(ApiError::not_found("challenge")),
     }

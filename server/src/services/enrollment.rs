@@ -6,7 +6,8 @@ use pushauth_core::ids::{CardholderId, DeviceId};
 use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_store::{
-    AuditDraft, DeviceKey, EnrollOutcome, KeyHash, Millis, NewActivation, NewDevice, Platform, PushEnvironment, PushTarget,
+    AuditDraft, DeviceKey, EnrollOutcome, KeyHash, Millis, NewActivation, NewDevice, Platform,
+    PushEnvironment, PushTarget,
 };
 use serde::{Deserialize, Serialize};
 
@@ -66,18 +67,27 @@ pub struct IssuedCode {
 }
 
 /// Issues an activation code for a cardholder.
-pub async fn issue(state: &AppState, cardholder: &CardholderId, ttl_secs: Option<i64>, actor: &str) -> ApiResult<IssuedCode> {
+pub async fn issue(
+    state: &AppState,
+    cardholder: &CardholderId,
+    ttl_secs: Option<i64>,
+    actor: &str,
+) -> ApiResult<IssuedCode> {
     if state.store.cardholder_get(cardholder).await?.is_none() {
         return Err(ApiError::not_found("cardholder"));
     }
     let max = state.config.security.activation_ttl_secs;
     let ttl = ttl_secs.unwrap_or(max);
     if !(30..=max).contains(&ttl) {
-        return Err(ApiError::bad_request("invalid_field", format!("ttl_secs: must be 30 to {max}")));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("ttl_secs: must be 30 to {max}"),
+        ));
     }
     let code = new_activation_code()?;
     let t = now();
-    let normalized = normalize_code(&code).ok_or_else(|| ApiError::internal("generated code does not normalise"))?;
+    let normalized = normalize_code(&code)
+        .ok_or_else(|| ApiError::internal("generated code does not normalise"))?;
     let expires_at = t.plus(ttl * 1000);
     let audit = AuditDraft::new(t, actor, "activation.issued")
         .cardholder(cardholder)
@@ -85,13 +95,25 @@ pub async fn issue(state: &AppState, cardholder: &CardholderId, ttl_secs: Option
     state
         .store
         .activation_create(
-            NewActivation { code_hash: KeyHash::of(normalized.as_bytes()), cardholder: cardholder.clone(), expires_at, created_at: t },
+            NewActivation {
+                code_hash: KeyHash::of(normalized.as_bytes()),
+                cardholder: cardholder.clone(),
+                expires_at,
+                created_at: t,
+            },
             audit,
         )
         .await?;
-    let server = percent_encoding::utf8_percent_encode(&state.public_url, percent_encoding::NON_ALPHANUMERIC);
+    let server = percent_encoding::utf8_percent_encode(
+        &state.public_url,
+        percent_encoding::NON_ALPHANUMERIC,
+    );
     let deeplink = format!("pushauth://enroll?v=1&server={server}&code={code}");
-    Ok(IssuedCode { code, expires_at, deeplink })
+    Ok(IssuedCode {
+        code,
+        expires_at,
+        deeplink,
+    })
 }
 
 /// The enrollment request body (protocol §6.2).
@@ -131,10 +153,18 @@ pub struct Enrolled {
 }
 
 /// Validates a push token: 1–4096 visible ASCII characters.
-pub fn push_target(token: Option<String>, environment: Option<PushEnvironment>, platform: Platform) -> ApiResult<Option<PushTarget>> {
+pub fn push_target(
+    token: Option<String>,
+    environment: Option<PushEnvironment>,
+    platform: Platform,
+) -> ApiResult<Option<PushTarget>> {
     let Some(token) = token else { return Ok(None) };
-    if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(ApiError::bad_request("invalid_field", "push_token: 1 to 4096 visible ASCII characters"));
+    if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "push_token: 1 to 4096 visible ASCII characters",
+        ));
     }
     let environment = match platform {
         Platform::Ios => Some(environment.unwrap_or(PushEnvironment::Production)),
@@ -147,16 +177,26 @@ pub fn push_target(token: Option<String>, environment: Option<PushEnvironment>, 
 pub fn label(label: Option<String>) -> ApiResult<Option<String>> {
     match label {
         Some(l) if l.chars().count() > 64 || l.chars().any(char::is_control) => {
-            Err(ApiError::bad_request("invalid_field", "label: at most 64 characters, no control characters"))
+            Err(ApiError::bad_request(
+                "invalid_field",
+                "label: at most 64 characters, no control characters",
+            ))
         }
         other => Ok(other),
     }
 }
 
 fn device_key(jwk: &Jwk, field: &'static str) -> ApiResult<(PublicKey, DeviceKey)> {
-    let key = PublicKey::from_jwk(jwk).map_err(|e| ApiError::bad_request("invalid_field", format!("{field}: {e}")))?;
+    let key = PublicKey::from_jwk(jwk)
+        .map_err(|e| ApiError::bad_request("invalid_field", format!("{field}: {e}")))?;
     let text = serde_json::to_string(&key.to_jwk()).map_err(ApiError::internal)?;
-    Ok((key, DeviceKey { jwk: text, thumbprint: key.thumbprint() }))
+    Ok((
+        key,
+        DeviceKey {
+            jwk: text,
+            thumbprint: key.thumbprint(),
+        },
+    ))
 }
 
 /// Enrolls a device: checks the proof of possession, consumes the code, creates the device.
@@ -173,7 +213,9 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
     // proof must name the issuer).
     let (proven, _) = request::verify_enrollment(proof, &expect(&state.issuer))
         .or_else(|e| match e {
-            pushauth_core::Error::WrongAudience => request::verify_enrollment(proof, &expect(&state.public_url)),
+            pushauth_core::Error::WrongAudience => {
+                request::verify_enrollment(proof, &expect(&state.public_url))
+            }
             other => Err(other),
         })
         .map_err(|e| ApiError::unauthorized(e.code(), format!("enrollment proof refused: {e}")))?;
@@ -181,13 +223,23 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
     let (signing, signing_key) = device_key(&body.signing_key, "signing_key")?;
     let (agreement, agreement_key) = device_key(&body.agreement_key, "agreement_key")?;
     if signing != proven {
-        return Err(ApiError::bad_request("key_mismatch", "signing_key differs from the key that signed the proof"));
+        return Err(ApiError::bad_request(
+            "key_mismatch",
+            "signing_key differs from the key that signed the proof",
+        ));
     }
     if agreement == signing {
-        return Err(ApiError::bad_request("invalid_field", "agreement_key must differ from signing_key"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "agreement_key must differ from signing_key",
+        ));
     }
-    let code = normalize_code(&body.activation_code)
-        .ok_or_else(|| ApiError::bad_request("invalid_activation_code", "activation_code: not a valid code"))?;
+    let code = normalize_code(&body.activation_code).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_activation_code",
+            "activation_code: not a valid code",
+        )
+    })?;
     let id = DeviceId::generate().map_err(ApiError::internal)?;
     let push = push_target(body.push_token, body.push_environment, body.platform)?;
     let device = NewDevice {
@@ -202,7 +254,11 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
     let audit = AuditDraft::new(t, format!("device:{id}"), "device.enrolled")
         .device(&id)
         .details(serde_json::json!({ "platform": body.platform, "key": signing.thumbprint() }));
-    match state.store.device_enroll(&KeyHash::of(code.as_bytes()), t, device, audit).await? {
+    match state
+        .store
+        .device_enroll(&KeyHash::of(code.as_bytes()), t, device, audit)
+        .await?
+    {
         EnrollOutcome::Enrolled(device) => {
             tracing::info!(device = %device.id, cardholder = %device.cardholder, "device enrolled");
             Ok(Enrolled {
@@ -212,9 +268,18 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
                 server_kid: state.server_kid.clone(),
             })
         }
-        EnrollOutcome::CodeUnknown => Err(ApiError::bad_request("invalid_activation_code", "unknown activation code")),
-        EnrollOutcome::CodeUsed => Err(ApiError::conflict("activation_code_used", "the activation code was already used")),
-        EnrollOutcome::CodeExpired => Err(ApiError::gone("activation_code_expired", "the activation code expired")),
+        EnrollOutcome::CodeUnknown => Err(ApiError::bad_request(
+            "invalid_activation_code",
+            "unknown activation code",
+        )),
+        EnrollOutcome::CodeUsed => Err(ApiError::conflict(
+            "activation_code_used",
+            "the activation code was already used",
+        )),
+        EnrollOutcome::CodeExpired => Err(ApiError::gone(
+            "activation_code_expired",
+            "the activation code expired",
+        )),
     }
 }
 
@@ -229,9 +294,15 @@ mod tests {
         assert_eq!(c.matches('-').count(), 4);
         let n = normalize_code(&c).unwrap();
         assert_eq!(n.len(), 20);
-        assert_eq!(normalize_code(&c.to_lowercase().replace('-', " ")).unwrap(), n);
+        assert_eq!(
+            normalize_code(&c.to_lowercase().replace('-', " ")).unwrap(),
+            n
+        );
         assert_ne!(new_activation_code().unwrap(), c);
-        assert_eq!(normalize_code("oooo-iiii-llll-0000-1111").unwrap(), "00001111111100001111");
+        assert_eq!(
+            normalize_code("oooo-iiii-llll-0000-1111").unwrap(),
+            "00001111111100001111"
+        );
         assert!(normalize_code("UUUU-0000-0000-0000-0000").is_none());
         assert!(normalize_code("0000").is_none());
         assert!(normalize_code("ÄÄÄÄ-0000-0000-0000-0000").is_none());

@@ -54,9 +54,19 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiError> {
             let audit = AuditDraft::new(t, "system", "challenge.expired")
                 .challenge(&challenge.id)
                 .cardholder(&challenge.cardholder);
-            if state.store.challenge_close(&challenge.id, ChallengeStatus::Expired, t, outbox, audit).await? {
+            if state
+                .store
+                .challenge_close(&challenge.id, ChallengeStatus::Expired, t, outbox, audit)
+                .await?
+            {
                 expired += 1;
-                state.metrics.challenges_expired.get_or_create(&ProviderLabel { provider: challenge.provider.as_str() }).inc();
+                state
+                    .metrics
+                    .challenges_expired
+                    .get_or_create(&ProviderLabel {
+                        provider: challenge.provider.as_str(),
+                    })
+                    .inc();
             }
         }
         if batch < 100 {

@@ -37,7 +37,11 @@ pub fn backoff(attempt: i32, base: Duration, cap: Duration) -> Duration {
     let ceiling = base.saturating_mul(2u32.saturating_pow(exp)).min(cap);
     let floor = (base / 2).min(ceiling);
     let span = ceiling.saturating_sub(floor).as_millis() as u64;
-    let jitter = if span == 0 { 0 } else { rand::random_range(0..=span) };
+    let jitter = if span == 0 {
+        0
+    } else {
+        rand::random_range(0..=span)
+    };
     (floor + Duration::from_millis(jitter)).max(Duration::from_millis(100))
 }
 

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pushauth_store::{AttemptOutcome, AttemptRecord, AuditDraft, OutboxItem, OutboxKind, OutboxNext, StoreEvent};
+use pushauth_store::{
+    AttemptOutcome, AttemptRecord, AuditDraft, OutboxItem, OutboxKind, OutboxNext, StoreEvent,
+};
 use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::{ProviderLabel, ProviderOutcome, PushLabel};
@@ -26,9 +28,15 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        let available = i64::try_from(permits.available_permits()).unwrap_or(0).min(cfg.batch);
+        let available = i64::try_from(permits.available_permits())
+            .unwrap_or(0)
+            .min(cfg.batch);
         let claimed = if available > 0 {
-            match state.store.outbox_claim(now(), cfg.lease_ms, available).await {
+            match state
+                .store
+                .outbox_claim(now(), cfg.lease_ms, available)
+                .await
+            {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox claim failed");
@@ -40,7 +48,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         };
         let full_batch = i64::try_from(claimed.len()).unwrap_or(0) == available && available > 0;
         for item in claimed {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             let state = state.clone();
             state.metrics.outbox_in_flight.inc();
             tokio::spawn(async move {
@@ -55,7 +65,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         // Sleep until the next row is due, a notification arrives, or the idle poll.
         let idle = Duration::from_millis(cfg.idle_poll_ms);
         let sleep = match state.store.outbox_next_due().await {
-            Ok(Some(due)) => Duration::from_millis(u64::try_from((due.0 - now().0).max(0)).unwrap_or(0)).min(idle),
+            Ok(Some(due)) => {
+                Duration::from_millis(u64::try_from((due.0 - now().0).max(0)).unwrap_or(0))
+                    .min(idle)
+            }
             _ => idle,
         };
         if sleep.is_zero() && permits.available_permits() > 0 {
@@ -81,13 +94,30 @@ struct Step {
     next: OutboxNext,
 }
 
-fn retry_or_too_late(item: &OutboxItem, http_status: Option<u16>, error: String, after: Option<Duration>) -> Step {
-    let delay = after.unwrap_or_else(|| super::backoff(item.attempts + 1, BASE, CAP)).min(CAP);
+fn retry_or_too_late(
+    item: &OutboxItem,
+    http_status: Option<u16>,
+    error: String,
+    after: Option<Duration>,
+) -> Step {
+    let delay = after
+        .unwrap_or_else(|| super::backoff(item.attempts + 1, BASE, CAP))
+        .min(CAP);
     let at = now().plus(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     if at > item.deadline {
-        Step { outcome: AttemptOutcome::Retry, http_status, error: Some(error), next: OutboxNext::TooLate }
+        Step {
+            outcome: AttemptOutcome::Retry,
+            http_status,
+            error: Some(error),
+            next: OutboxNext::TooLate,
+        }
     } else {
-        Step { outcome: AttemptOutcome::Retry, http_status, error: Some(error), next: OutboxNext::RetryAt(at) }
+        Step {
+            outcome: AttemptOutcome::Retry,
+            http_status,
+            error: Some(error),
+            next: OutboxNext::RetryAt(at),
+        }
     }
 }
 
@@ -95,7 +125,12 @@ async fn process(state: &AppState, item: OutboxItem) {
     let started = now();
     let clock = Instant::now();
     let step = if started > item.deadline {
-        Step { outcome: AttemptOutcome::Fatal, http_status: None, error: Some("deadline passed before delivery".into()), next: OutboxNext::TooLate }
+        Step {
+            outcome: AttemptOutcome::Fatal,
+            http_status: None,
+            error: Some("deadline passed before delivery".into()),
+            next: OutboxNext::TooLate,
+        }
     } else {
         match item.kind {
             OutboxKind::Push | OutboxKind::Dismiss => push(state, &item).await,
@@ -109,34 +144,64 @@ async fn process(state: &AppState, item: OutboxItem) {
         http_status: step.http_status.map(i32::from),
         error: step.error,
     };
-    if let Err(e) = state.store.outbox_complete(item.id, record, step.next).await {
+    if let Err(e) = state
+        .store
+        .outbox_complete(item.id, record, step.next)
+        .await
+    {
         // The lease will expire and the row will be retried; delivery is at least once,
         // connectors make repeats harmless where the processor allows it.
         tracing::error!(error = %e, outbox = item.id.0, "recording an outbox attempt failed");
         return;
     }
-    if item.kind == OutboxKind::Push && matches!(step.next, OutboxNext::Failed | OutboxNext::TooLate) {
-        if let Err(e) = crate::services::challenges::close_if_unreachable(state, &item.challenge).await {
+    if item.kind == OutboxKind::Push
+        && matches!(step.next, OutboxNext::Failed | OutboxNext::TooLate)
+    {
+        if let Err(e) =
+            crate::services::challenges::close_if_unreachable(state, &item.challenge).await
+        {
             tracing::error!(error = %e, challenge = %item.challenge, "unreachable-cardholder check failed");
         }
     }
 }
 
 async fn push(state: &AppState, item: &OutboxItem) -> Step {
-    let fatal = |error: &str| Step { outcome: AttemptOutcome::Fatal, http_status: None, error: Some(error.into()), next: OutboxNext::Failed };
-    let Some(device_id) = &item.device else { return fatal("push row without device") };
-    let (device, challenge) = match (state.store.device_get(device_id).await, state.store.challenge_get(&item.challenge).await) {
+    let fatal = |error: &str| Step {
+        outcome: AttemptOutcome::Fatal,
+        http_status: None,
+        error: Some(error.into()),
+        next: OutboxNext::Failed,
+    };
+    let Some(device_id) = &item.device else {
+        return fatal("push row without device");
+    };
+    let (device, challenge) = match (
+        state.store.device_get(device_id).await,
+        state.store.challenge_get(&item.challenge).await,
+    ) {
         (Ok(Some(d)), Ok(Some(c))) => (d, c),
         (Err(e), _) | (_, Err(e)) => {
             return retry_or_too_late(item, None, format!("storage: {e}"), None);
         }
         _ => return fatal("device or challenge missing"),
     };
-    let kind = if item.kind == OutboxKind::Dismiss { PushKind::Dismiss } else { PushKind::Challenge };
+    let kind = if item.kind == OutboxKind::Dismiss {
+        PushKind::Dismiss
+    } else {
+        PushKind::Challenge
+    };
     if kind == PushKind::Challenge && challenge.status.is_final() {
-        return Step { outcome: AttemptOutcome::Ok, http_status: None, error: Some("skipped: challenge already closed".into()), next: OutboxNext::Done };
+        return Step {
+            outcome: AttemptOutcome::Ok,
+            http_status: None,
+            error: Some("skipped: challenge already closed".into()),
+            next: OutboxNext::Done,
+        };
     }
-    let (Some(target), Some(sender)) = (device.push.clone(), state.push.for_platform(device.platform)) else {
+    let (Some(target), Some(sender)) = (
+        device.push.clone(),
+        state.push.for_platform(device.platform),
+    ) else {
         return fatal("device has no push target or its push service is not configured");
     };
     let data = match push_data(&challenge, &device, kind) {
@@ -144,37 +209,83 @@ async fn push(state: &AppState, item: &OutboxItem) -> Step {
         Err(e) => return fatal(&format!("cannot build payload: {}", e.code())),
     };
     let service = sender.service();
-    let result = sender.send(PushJob { device: &device, challenge: &challenge, kind, data: &data }).await;
+    let result = sender
+        .send(PushJob {
+            device: &device,
+            challenge: &challenge,
+            kind,
+            data: &data,
+        })
+        .await;
     let label = |result| PushLabel { service, result };
     match result {
         PushResult::Sent { http_status } => {
-            state.metrics.push.get_or_create(&label(if kind == PushKind::Dismiss { "dismissed" } else { "sent" })).inc();
-            Step { outcome: AttemptOutcome::Ok, http_status: Some(http_status), error: None, next: OutboxNext::Done }
+            state
+                .metrics
+                .push
+                .get_or_create(&label(if kind == PushKind::Dismiss {
+                    "dismissed"
+                } else {
+                    "sent"
+                }))
+                .inc();
+            Step {
+                outcome: AttemptOutcome::Ok,
+                http_status: Some(http_status),
+                error: None,
+                next: OutboxNext::Done,
+            }
         }
-        PushResult::DeadToken { http_status, reason } => {
+        PushResult::DeadToken {
+            http_status,
+            reason,
+        } => {
             state.metrics.push.get_or_create(&label("dead_token")).inc();
             let audit = AuditDraft::new(now(), format!("push:{service}"), "device.push_token_dead")
                 .device(&device.id)
                 .challenge(&challenge.id)
                 .details(serde_json::json!({ "reason": reason }));
-            if let Err(e) = state.store.device_push_token_dead(&device.id, &target.token, audit).await {
+            if let Err(e) = state
+                .store
+                .device_push_token_dead(&device.id, &target.token, audit)
+                .await
+            {
                 tracing::error!(error = %e, "deactivating a dead push token failed");
             }
-            Step { outcome: AttemptOutcome::Fatal, http_status: Some(http_status), error: Some(reason), next: OutboxNext::Failed }
+            Step {
+                outcome: AttemptOutcome::Fatal,
+                http_status: Some(http_status),
+                error: Some(reason),
+                next: OutboxNext::Failed,
+            }
         }
-        PushResult::Retry { http_status, error, after } => {
+        PushResult::Retry {
+            http_status,
+            error,
+            after,
+        } => {
             state.metrics.push.get_or_create(&label("retry")).inc();
             retry_or_too_late(item, http_status, error, after)
         }
         PushResult::Fatal { http_status, error } => {
             state.metrics.push.get_or_create(&label("failed")).inc();
-            Step { outcome: AttemptOutcome::Fatal, http_status, error: Some(error), next: OutboxNext::Failed }
+            Step {
+                outcome: AttemptOutcome::Fatal,
+                http_status,
+                error: Some(error),
+                next: OutboxNext::Failed,
+            }
         }
     }
 }
 
 async fn upstream(state: &AppState, item: &OutboxItem) -> Step {
-    let fatal = |error: String| Step { outcome: AttemptOutcome::Fatal, http_status: None, error: Some(error), next: OutboxNext::Failed };
+    let fatal = |error: String| Step {
+        outcome: AttemptOutcome::Fatal,
+        http_status: None,
+        error: Some(error),
+        next: OutboxNext::Failed,
+    };
     let challenge = match state.store.challenge_get(&item.challenge).await {
         Ok(Some(c)) => c,
         Ok(None) => return fatal("challenge missing".into()),
@@ -184,7 +295,12 @@ async fn upstream(state: &AppState, item: &OutboxItem) -> Step {
         return fatal("upstream row without a valid outcome".into());
     };
     let Some(connector) = state.connectors.get(challenge.provider).cloned() else {
-        return retry_or_too_late(item, None, format!("no {} connector configured", challenge.provider), None);
+        return retry_or_too_late(
+            item,
+            None,
+            format!("no {} connector configured", challenge.provider),
+            None,
+        );
     };
     let decision = match state.store.decision_get(&challenge.id).await {
         Ok(d) => d,
@@ -192,16 +308,37 @@ async fn upstream(state: &AppState, item: &OutboxItem) -> Step {
     };
     let provider = challenge.provider.as_str();
     let clock = Instant::now();
-    let result = connector.deliver(Job { challenge: &challenge, decision: decision.as_ref(), outcome, attempt: item.attempts + 1 }).await;
-    state.metrics.upstream_latency.get_or_create(&ProviderLabel { provider }).observe(clock.elapsed().as_secs_f64());
+    let result = connector
+        .deliver(Job {
+            challenge: &challenge,
+            decision: decision.as_ref(),
+            outcome,
+            attempt: item.attempts + 1,
+        })
+        .await;
+    state
+        .metrics
+        .upstream_latency
+        .get_or_create(&ProviderLabel { provider })
+        .observe(clock.elapsed().as_secs_f64());
     let step = match result {
-        Delivery::Delivered { http_status } => {
-            Step { outcome: AttemptOutcome::Ok, http_status: Some(http_status), error: None, next: OutboxNext::Done }
-        }
-        Delivery::Retry { http_status, error, after } => retry_or_too_late(item, http_status, error, after),
-        Delivery::Fatal { http_status, error } => {
-            Step { outcome: AttemptOutcome::Fatal, http_status, error: Some(error), next: OutboxNext::Failed }
-        }
+        Delivery::Delivered { http_status } => Step {
+            outcome: AttemptOutcome::Ok,
+            http_status: Some(http_status),
+            error: None,
+            next: OutboxNext::Done,
+        },
+        Delivery::Retry {
+            http_status,
+            error,
+            after,
+        } => retry_or_too_late(item, http_status, error, after),
+        Delivery::Fatal { http_status, error } => Step {
+            outcome: AttemptOutcome::Fatal,
+            http_status,
+            error: Some(error),
+            next: OutboxNext::Failed,
+        },
     };
     let label = match step.next {
         OutboxNext::Done => "ok",
@@ -209,10 +346,16 @@ async fn upstream(state: &AppState, item: &OutboxItem) -> Step {
         OutboxNext::Failed => "fatal",
         OutboxNext::TooLate => "too_late",
     };
-    state.metrics.upstream_attempts.get_or_create(&ProviderOutcome { provider, outcome: label }).inc();
+    state
+        .metrics
+        .upstream_attempts
+        .get_or_create(&ProviderOutcome {
+            provider,
+            outcome: label,
+        })
+        .inc();
     if !matches!(step.next, OutboxNext::Done | OutboxNext::RetryAt(_)) {
         tracing::warn!(challenge = %challenge.id, provider, result = label, error = ?step.error, "upstream delivery gave up");
     }
     step
 }
-

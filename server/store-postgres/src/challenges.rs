@@ -223,7 +223,10 @@ pub(crate) async fn decide(
         DecisionKind::Approve => ChallengeStatus::Approved,
         DecisionKind::Deny => ChallengeStatus::Denied,
     };
-    let (status, queue) = (status.as_str(), upstream_status_for(&outbox) == UpstreamStatus::Queued);
+    let (status, queue) = (
+        status.as_str(),
+        upstream_status_for(&outbox) == UpstreamStatus::Queued,
+    );
     let mut tx = s.begin().await?;
     let won = sqlx::query_scalar!(
         "UPDATE challenges
@@ -299,7 +302,11 @@ pub(crate) async fn close(
             "a challenge can only be closed as expired or cancelled",
         ));
     }
-    let (id, to, queue) = (id.as_str(), to.as_str(), upstream_status_for(&outbox) == UpstreamStatus::Queued);
+    let (id, to, queue) = (
+        id.as_str(),
+        to.as_str(),
+        upstream_status_for(&outbox) == UpstreamStatus::Queued,
+    );
     let mut tx = s.begin().await?;
     let closed = sqlx::query_scalar!(
         "UPDATE challenges

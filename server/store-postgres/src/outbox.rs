@@ -154,7 +154,11 @@ pub(crate) async fn complete(
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let device = row.device_id.as_deref().map(|d| device_id("outbox.device_id", d)).transpose()?;
+        let device = row
+            .device_id
+            .as_deref()
+            .map(|d| device_id("outbox.device_id", d))
+            .transpose()?;
         let draft = outbox_final_audit(
             id,
             kind,

@@ -1,7 +1,7 @@
 //! Mapping of sqlx errors and undecodable columns to [`StoreError`].
 
-pub(crate) use pushauth_store::decode::{corrupt, json, json_text, parse_enum, parse_with};
 use pushauth_store::StoreError;
+pub(crate) use pushauth_store::decode::{corrupt, json, json_text, parse_enum, parse_with};
 
 /// Maps a database error: unique violations → `Conflict(conflict)`, foreign-key
 /// violations → `NotFound(missing)`, anything else → `Backend`.

@@ -163,17 +163,40 @@ mod tests {
 
     #[test]
     fn hash_depends_on_everything() {
-        let d = AuditDraft::new(Millis(1), "system", "x").details(serde_json::json!({"b": 1, "a": 2}));
+        let d =
+            AuditDraft::new(Millis(1), "system", "x").details(serde_json::json!({"b": 1, "a": 2}));
         let h = entry_hash(GENESIS_HASH, 1, &d);
         assert_eq!(h.len(), 64);
         assert_ne!(h, entry_hash(GENESIS_HASH, 2, &d));
         assert_ne!(h, entry_hash(&h, 1, &d));
-        assert_ne!(h, entry_hash(GENESIS_HASH, 1, &AuditDraft { actor: "admin:x".into(), ..d.clone() }));
+        assert_ne!(
+            h,
+            entry_hash(
+                GENESIS_HASH,
+                1,
+                &AuditDraft {
+                    actor: "admin:x".into(),
+                    ..d.clone()
+                }
+            )
+        );
         // key order of details does not matter, at any depth
-        let nested_a = AuditDraft { details: serde_json::from_str(r#"{"x":{"b":1,"a":[{"d":1,"c":2}]}}"#).unwrap(), ..d.clone() };
-        let nested_b = AuditDraft { details: serde_json::from_str(r#"{"x":{"a":[{"c":2,"d":1}],"b":1}}"#).unwrap(), ..d.clone() };
-        assert_eq!(entry_hash(GENESIS_HASH, 1, &nested_a), entry_hash(GENESIS_HASH, 1, &nested_b));
-        let d2 = AuditDraft { details: serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap(), ..d.clone() };
+        let nested_a = AuditDraft {
+            details: serde_json::from_str(r#"{"x":{"b":1,"a":[{"d":1,"c":2}]}}"#).unwrap(),
+            ..d.clone()
+        };
+        let nested_b = AuditDraft {
+            details: serde_json::from_str(r#"{"x":{"a":[{"c":2,"d":1}],"b":1}}"#).unwrap(),
+            ..d.clone()
+        };
+        assert_eq!(
+            entry_hash(GENESIS_HASH, 1, &nested_a),
+            entry_hash(GENESIS_HASH, 1, &nested_b)
+        );
+        let d2 = AuditDraft {
+            details: serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap(),
+            ..d.clone()
+        };
         assert_eq!(h, entry_hash(GENESIS_HASH, 1, &d2));
     }
 }

@@ -15,7 +15,11 @@ pub fn corrupt(column: &str, e: impl Display) -> StoreError {
 }
 
 /// Decodes a closed-vocabulary column with the enum's `parse`.
-pub fn parse_enum<T>(column: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+pub fn parse_enum<T>(
+    column: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
     parse(text).ok_or_else(|| corrupt(column, format!("unknown value {text:?}")))
 }
 
@@ -55,6 +59,9 @@ pub fn provider(s: &str) -> Result<Provider, StoreError> {
 }
 
 /// Decodes an optional column.
-pub fn opt<T>(v: Option<String>, f: impl FnOnce(&str) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+pub fn opt<T>(
+    v: Option<String>,
+    f: impl FnOnce(&str) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
     v.as_deref().map(f).transpose()
 }

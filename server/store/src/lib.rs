@@ -80,7 +80,10 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the active server signing key, inserting `candidate` first if there is
     /// none. Safe when several instances start at once: exactly one key wins and all
     /// of them return it.
-    async fn server_key_get_or_insert(&self, candidate: ServerKeyRecord) -> StoreResult<ServerKeyRecord>;
+    async fn server_key_get_or_insert(
+        &self,
+        candidate: ServerKeyRecord,
+    ) -> StoreResult<ServerKeyRecord>;
 
     /// Inserts an admin API key (only its SHA-256 hash is stored).
     async fn admin_key_insert(&self, key: NewAdminKey) -> StoreResult<AdminKey>;
@@ -92,13 +95,22 @@ pub trait Store: Send + Sync + 'static {
     // ---- cardholders and card links -------------------------------------------------
 
     /// Creates a cardholder. `Conflict` when `external_ref` is taken.
-    async fn cardholder_create(&self, new: NewCardholder, audit: AuditDraft) -> StoreResult<Cardholder>;
+    async fn cardholder_create(
+        &self,
+        new: NewCardholder,
+        audit: AuditDraft,
+    ) -> StoreResult<Cardholder>;
     /// Reads a cardholder.
     async fn cardholder_get(&self, id: &CardholderId) -> StoreResult<Option<Cardholder>>;
     /// Lists cardholders, newest first, `created_at < before` when given.
     async fn cardholder_list(&self, page: Page) -> StoreResult<Vec<Cardholder>>;
     /// Sets a cardholder's status (blocked cardholders get no challenges).
-    async fn cardholder_set_status(&self, id: &CardholderId, status: CardholderStatus, audit: AuditDraft) -> StoreResult<bool>;
+    async fn cardholder_set_status(
+        &self,
+        id: &CardholderId,
+        status: CardholderStatus,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
 
     /// Links a processor-side identifier to a cardholder. `Conflict` when
     /// (provider, provider_key) is already linked, `NotFound` when the cardholder is unknown.
@@ -108,7 +120,11 @@ pub trait Store: Send + Sync + 'static {
     /// Links of a cardholder.
     async fn card_link_list(&self, cardholder: &CardholderId) -> StoreResult<Vec<CardLink>>;
     /// Resolves a processor identifier to its cardholder.
-    async fn card_link_resolve(&self, provider: Provider, provider_key: &str) -> StoreResult<Option<CardLink>>;
+    async fn card_link_resolve(
+        &self,
+        provider: Provider,
+        provider_key: &str,
+    ) -> StoreResult<Option<CardLink>>;
 
     // ---- enrollment and devices -----------------------------------------------------
 
@@ -116,26 +132,64 @@ pub trait Store: Send + Sync + 'static {
     async fn activation_create(&self, new: NewActivation, audit: AuditDraft) -> StoreResult<()>;
     /// Consumes an activation code and creates the device, in one transaction. The
     /// code is single use: a second call with the same code gets `CodeUsed`.
-    async fn device_enroll(&self, code_hash: &KeyHash, now: Millis, device: NewDevice, audit: AuditDraft) -> StoreResult<EnrollOutcome>;
+    async fn device_enroll(
+        &self,
+        code_hash: &KeyHash,
+        now: Millis,
+        device: NewDevice,
+        audit: AuditDraft,
+    ) -> StoreResult<EnrollOutcome>;
     /// Reads a device.
     async fn device_get(&self, id: &DeviceId) -> StoreResult<Option<Device>>;
     /// Devices of a cardholder (all statuses).
     async fn device_list(&self, cardholder: &CardholderId) -> StoreResult<Vec<Device>>;
     /// Sets a device's status (lock, unlock, revoke). Unlocking resets the failure
     /// counter. Returns false for an unknown device.
-    async fn device_set_status(&self, id: &DeviceId, status: DeviceStatus, audit: AuditDraft) -> StoreResult<bool>;
+    async fn device_set_status(
+        &self,
+        id: &DeviceId,
+        status: DeviceStatus,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// Replaces a device's push token (and re-activates push for it).
-    async fn device_set_push_token(&self, id: &DeviceId, token: Option<PushTarget>, audit: AuditDraft) -> StoreResult<bool>;
+    async fn device_set_push_token(
+        &self,
+        id: &DeviceId,
+        token: Option<PushTarget>,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// Marks the push token dead (APNs 410 / FCM UNREGISTERED) if it is still `token`.
-    async fn device_push_token_dead(&self, id: &DeviceId, token: &str, audit: AuditDraft) -> StoreResult<bool>;
+    async fn device_push_token_dead(
+        &self,
+        id: &DeviceId,
+        token: &str,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// Swaps the signing key if the current one still has `old_thumbprint`.
-    async fn device_rotate_key(&self, id: &DeviceId, old_thumbprint: &str, new_key: DeviceKey, audit: AuditDraft) -> StoreResult<bool>;
+    async fn device_rotate_key(
+        &self,
+        id: &DeviceId,
+        old_thumbprint: &str,
+        new_key: DeviceKey,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// Records one refused proof; locks the device when the count of consecutive
     /// failures reaches `lock_after` (PSD2 RTS art. 4(3)(b)). Returns the new count and
     /// whether the device is now locked.
-    async fn device_record_failure(&self, id: &DeviceId, lock_after: i32, now: Millis, audit: AuditDraft) -> StoreResult<FailureOutcome>;
+    async fn device_record_failure(
+        &self,
+        id: &DeviceId,
+        lock_after: i32,
+        now: Millis,
+        audit: AuditDraft,
+    ) -> StoreResult<FailureOutcome>;
     /// Remembers a request `jti` until `expires_at`; false when it was already used.
-    async fn request_nonce_use(&self, device: &DeviceId, jti: &str, expires_at: Millis) -> StoreResult<bool>;
+    async fn request_nonce_use(
+        &self,
+        device: &DeviceId,
+        jti: &str,
+        expires_at: Millis,
+    ) -> StoreResult<bool>;
     /// Forgets request nonces that expired before `now`. Returns how many.
     async fn request_nonce_purge(&self, now: Millis) -> StoreResult<u64>;
 
@@ -144,31 +198,66 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a challenge with its outbox rows and audit entry in one transaction.
     /// When (provider, provider_ref) exists already, nothing is written and the
     /// existing challenge is returned as `Duplicate`.
-    async fn challenge_create(&self, new: NewChallenge, outbox: Vec<NewOutbox>, audit: AuditDraft) -> StoreResult<CreateOutcome>;
+    async fn challenge_create(
+        &self,
+        new: NewChallenge,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<CreateOutcome>;
     /// Reads a challenge.
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>>;
     /// Finds a challenge by the processor's reference.
-    async fn challenge_find(&self, provider: Provider, provider_ref: &ProviderRef) -> StoreResult<Option<Challenge>>;
+    async fn challenge_find(
+        &self,
+        provider: Provider,
+        provider_ref: &ProviderRef,
+    ) -> StoreResult<Option<Challenge>>;
     /// Lists challenges matching `filter`, newest first.
     async fn challenge_list(&self, filter: ChallengeFilter) -> StoreResult<Vec<Challenge>>;
     /// Pending challenges of a cardholder whose deadline is after `now`, oldest first.
-    async fn challenge_pending_for(&self, cardholder: &CardholderId, now: Millis) -> StoreResult<Vec<Challenge>>;
+    async fn challenge_pending_for(
+        &self,
+        cardholder: &CardholderId,
+        now: Millis,
+    ) -> StoreResult<Vec<Challenge>>;
     /// Records the first valid decision: moves `pending → approved | denied` only if
     /// the challenge is still pending and `now` ≤ deadline, stores the decision with
     /// its proof, resets the device's failure counter, and writes `outbox` rows
     /// (upstream result, dismiss pushes) and the audit entry, all in one transaction.
-    async fn challenge_decide(&self, decision: NewDecision, outbox: Vec<NewOutbox>, audit: AuditDraft) -> StoreResult<DecideOutcome>;
+    async fn challenge_decide(
+        &self,
+        decision: NewDecision,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<DecideOutcome>;
     /// Moves a pending challenge whose deadline passed to `expired` (or any pending
     /// challenge to `cancelled`), with outbox rows (e.g. Enfuce TIMEOUT) and audit.
-    async fn challenge_close(&self, id: &ChallengeId, to: ChallengeStatus, now: Millis, outbox: Vec<NewOutbox>, audit: AuditDraft) -> StoreResult<bool>;
+    async fn challenge_close(
+        &self,
+        id: &ChallengeId,
+        to: ChallengeStatus,
+        now: Millis,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// Pending challenges whose deadline is before `now`, oldest first, at most `limit`.
     async fn challenge_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<Challenge>>;
     /// Counts pending, unexpired challenges of a cardholder (MFA-fatigue guard).
-    async fn challenge_count_pending(&self, cardholder: &CardholderId, now: Millis) -> StoreResult<i64>;
+    async fn challenge_count_pending(
+        &self,
+        cardholder: &CardholderId,
+        now: Millis,
+    ) -> StoreResult<i64>;
     /// Stores a processor's final-status notification against the challenge
     /// (Adyen `authentication.created`, Treezor `card3DSv2Authentication.update`).
     /// Returns false when no challenge has that reference.
-    async fn challenge_final_status(&self, provider: Provider, provider_ref: &ProviderRef, status: serde_json::Value, audit: AuditDraft) -> StoreResult<bool>;
+    async fn challenge_final_status(
+        &self,
+        provider: Provider,
+        provider_ref: &ProviderRef,
+        status: serde_json::Value,
+        audit: AuditDraft,
+    ) -> StoreResult<bool>;
     /// The decision recorded for a challenge, if any.
     async fn decision_get(&self, id: &ChallengeId) -> StoreResult<Option<Decision>>;
 
@@ -177,11 +266,21 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` due outbox rows (status pending, `next_attempt_at` ≤ now,
     /// not leased), leasing them until `now + lease_ms`. PostgreSQL uses
     /// `FOR UPDATE SKIP LOCKED`, so several instances never claim the same row.
-    async fn outbox_claim(&self, now: Millis, lease_ms: i64, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>>;
     /// Records one delivery attempt and its consequence, in one transaction: the
     /// attempt row, the outbox row's new status/schedule, the challenge's upstream
     /// status for upstream rows, and an audit entry when the row reaches a final state.
-    async fn outbox_complete(&self, id: OutboxId, attempt: AttemptRecord, next: OutboxNext) -> StoreResult<()>;
+    async fn outbox_complete(
+        &self,
+        id: OutboxId,
+        attempt: AttemptRecord,
+        next: OutboxNext,
+    ) -> StoreResult<()>;
     /// Outbox rows of a challenge.
     async fn outbox_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>>;
     /// Delivery attempts of a challenge, oldest first.

@@ -260,7 +260,10 @@ pub struct Device {
 
 /// Result of consuming an activation code.
 #[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant, reason = "returned once per enrollment; boxing buys nothing")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per enrollment; boxing buys nothing"
+)]
 pub enum EnrollOutcome {
     /// The device was created.
     Enrolled(Device),
@@ -554,7 +557,11 @@ pub struct Attempt {
 /// The upstream status a new or closed challenge gets from the outbox rows written with
 /// it: `queued` when one of them is an upstream result, `none` otherwise.
 pub fn upstream_status_for(outbox: &[NewOutbox]) -> UpstreamStatus {
-    if outbox.iter().any(|o| o.kind == OutboxKind::Upstream) { UpstreamStatus::Queued } else { UpstreamStatus::None }
+    if outbox.iter().any(|o| o.kind == OutboxKind::Upstream) {
+        UpstreamStatus::Queued
+    } else {
+        UpstreamStatus::None
+    }
 }
 
 impl NewChallenge {
@@ -618,7 +625,10 @@ impl OutboxNext {
 
 /// The audit entry written when an outbox row reaches a final status
 /// (`outbox.<kind>.<status>`).
-#[allow(clippy::too_many_arguments, reason = "one entry, every field named at the call")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one entry, every field named at the call"
+)]
 pub fn outbox_final_audit(
     id: OutboxId,
     kind: OutboxKind,

@@ -192,7 +192,10 @@ mod tests {
     fn texts_round_trip() {
         for s in ChallengeStatus::ALL {
             assert_eq!(ChallengeStatus::parse(s.as_str()), Some(*s));
-            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         for s in UpstreamStatus::ALL {
             assert_eq!(UpstreamStatus::parse(s.as_str()), Some(*s));

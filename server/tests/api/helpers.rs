@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use pushauth_core::UnixTime;
 use pushauth_core::challenge::{self, VerifiedChallenge};
 use pushauth_core::ids::DeviceId;
 use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey};
 use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 use pushauth_core::request::{self, HttpRequest};
-use pushauth_core::UnixTime;
 use pushauth_server::{Config, Server};
 use pushauth_store::Store;
 use serde_json::{Value, json};
@@ -29,7 +29,8 @@ pub struct TestApp {
 }
 
 pub fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("PUSHAUTH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -44,16 +45,32 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
     let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
+        Backend::Sqlite => Arc::new(
+            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
+                .await
+                .unwrap(),
+        ),
         Backend::Postgres => {
-            let schema = format!("t_{}", hex::encode(pushauth_core::keys::random_array::<8>().unwrap()));
-            Arc::new(pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8).await.unwrap())
+            let schema = format!(
+                "t_{}",
+                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
+            );
+            Arc::new(
+                pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8)
+                    .await
+                    .unwrap(),
+            )
         }
     };
     store.migrate().await.unwrap();
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
-    TestApp { server, base, http: reqwest::Client::new(), _dir: dir }
+    TestApp {
+        server,
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 impl TestApp {
@@ -62,8 +79,16 @@ impl TestApp {
     }
 
     /// An admin call; returns (status, JSON body or Null).
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -74,13 +99,25 @@ impl TestApp {
     }
 
     pub async fn create_cardholder(&self) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "test"}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/cardholders",
+                Some(json!({"label": "test"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn activation_code(&self, cardholder: &str) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{cardholder}/activation-codes"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/admin/cardholders/{cardholder}/activation-codes"),
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["code"].as_str().unwrap().to_owned()
     }
@@ -105,7 +142,8 @@ impl TestApp {
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
         }
-        self.admin(reqwest::Method::POST, "/v1/admin/challenges", Some(body)).await
+        self.admin(reqwest::Method::POST, "/v1/admin/challenges", Some(body))
+            .await
     }
 
     pub async fn new_challenge(&self, cardholder: &str, reference: &str) -> String {
@@ -137,12 +175,19 @@ pub struct Answer {
 
 impl Answer {
     pub fn clone_answer(&self) -> Answer {
-        Answer { status: self.status, body: self.body.clone() }
+        Answer {
+            status: self.status,
+            body: self.body.clone(),
+        }
     }
 }
 
 impl TestDevice {
-    pub fn enroll_body(code: &str, key: &SoftwareSigningKey, agreement: &SoftwareAgreementKey) -> Vec<u8> {
+    pub fn enroll_body(
+        code: &str,
+        key: &SoftwareSigningKey,
+        agreement: &SoftwareAgreementKey,
+    ) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "activation_code": code,
             "platform": "other",
@@ -153,11 +198,25 @@ impl TestDevice {
         .unwrap()
     }
 
-    pub async fn try_enroll(app: &TestApp, code: &str, key: SoftwareSigningKey) -> Result<TestDevice, Answer> {
+    pub async fn try_enroll(
+        app: &TestApp,
+        code: &str,
+        key: SoftwareSigningKey,
+    ) -> Result<TestDevice, Answer> {
         let agreement = SoftwareAgreementKey::generate().unwrap();
         let body = Self::enroll_body(code, &key, &agreement);
         let path = "/v1/device/enroll";
-        let proof = request::sign_enrollment(&key, &app.base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now())).unwrap();
+        let proof = request::sign_enrollment(
+            &key,
+            &app.base,
+            HttpRequest {
+                method: "POST",
+                path,
+                body: &body,
+            },
+            UnixTime(now()),
+        )
+        .unwrap();
         let resp = app
             .http
             .post(app.url(path))
@@ -193,7 +252,14 @@ impl TestDevice {
 
     /// Signs the request proof for a call (exposed so tests can replay it).
     pub fn proof(&self, method: &str, path: &str, body: &[u8]) -> String {
-        request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body }, UnixTime(now())).unwrap()
+        request::sign(
+            &self.id,
+            &self.key,
+            &self.issuer,
+            HttpRequest { method, path, body },
+            UnixTime(now()),
+        )
+        .unwrap()
     }
 
     pub async fn send_with(&self, method: &str, path: &str, body: Vec<u8>, proof: &str) -> Answer {
@@ -208,23 +274,43 @@ impl TestDevice {
             .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
         let proof = self.proof(method, path, &bytes);
         self.send_with(method, path, bytes, &proof).await
     }
 
     /// Fetches and verifies a challenge.
     pub async fn challenge(&self, id: &str) -> VerifiedChallenge {
-        let a = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+        let a = self
+            .call("GET", &format!("/v1/device/challenges/{id}"), None)
+            .await;
         assert_eq!(a.status, 200, "{}", a.body);
-        challenge::verify(a.body["token"].as_str().unwrap(), &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30).unwrap()
+        challenge::verify(
+            a.body["token"].as_str().unwrap(),
+            &self.server_key,
+            &self.issuer,
+            &self.id,
+            UnixTime(now()),
+            30,
+        )
+        .unwrap()
     }
 
-    pub fn sign_decision(&self, c: &VerifiedChallenge, decision: Decision, reason: Option<DenyReason>) -> String {
+    pub fn sign_decision(
+        &self,
+        c: &VerifiedChallenge,
+        decision: Decision,
+        reason: Option<DenyReason>,
+    ) -> String {
         let claims = proof::claims_for(
             c,
             &DecisionInput {
@@ -242,7 +328,12 @@ impl TestDevice {
     }
 
     pub async fn post_proof(&self, id: &str, proof: &str) -> Answer {
-        self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(json!({ "proof": proof }))).await
+        self.call(
+            "POST",
+            &format!("/v1/device/challenges/{id}/decision"),
+            Some(json!({ "proof": proof })),
+        )
+        .await
     }
 
     pub async fn approve(&self, id: &str) -> Answer {

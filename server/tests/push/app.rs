@@ -39,7 +39,11 @@ pub async fn spawn(backend: Backend, push: PushConfig) -> App {
     spawn_with(backend, push, |_| {}).await
 }
 
-pub async fn spawn_with(backend: Backend, push: PushConfig, tweak: impl FnOnce(&mut Config)) -> App {
+pub async fn spawn_with(
+    backend: Backend,
+    push: PushConfig,
+    tweak: impl FnOnce(&mut Config),
+) -> App {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -49,22 +53,47 @@ pub async fn spawn_with(backend: Backend, push: PushConfig, tweak: impl FnOnce(&
     config.push = push;
     tweak(&mut config);
     let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db")).await.unwrap()),
+        Backend::Sqlite => Arc::new(
+            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
+                .await
+                .unwrap(),
+        ),
         Backend::Postgres => {
-            let url = std::env::var("PUSHAUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!("t_{}", hex::encode(pushauth_core::keys::random_array::<8>().unwrap()));
-            Arc::new(pushauth_store_postgres::PgStore::connect_in_schema(&url, &schema, 8).await.unwrap())
+            let url = std::env::var("PUSHAUTH_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!(
+                "t_{}",
+                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
+            );
+            Arc::new(
+                pushauth_store_postgres::PgStore::connect_in_schema(&url, &schema, 8)
+                    .await
+                    .unwrap(),
+            )
         }
     };
     store.migrate().await.unwrap();
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
-    App { server, base, http: reqwest::Client::new(), _dir: dir }
+    App {
+        server,
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 impl App {
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -74,14 +103,32 @@ impl App {
     }
 
     pub async fn cardholder(&self) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "push test"}))).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/cardholders",
+                Some(json!({"label": "push test"})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
     /// Enrolls a phone of `platform` with `token` (and for iOS an environment).
-    pub async fn phone(&self, cardholder: &str, platform: &str, token: &str, environment: Option<&str>) -> Phone {
-        let (s, v) = self.admin(reqwest::Method::POST, &format!("/v1/admin/cardholders/{cardholder}/activation-codes"), None).await;
+    pub async fn phone(
+        &self,
+        cardholder: &str,
+        platform: &str,
+        token: &str,
+        environment: Option<&str>,
+    ) -> Phone {
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/admin/cardholders/{cardholder}/activation-codes"),
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
         let key = SoftwareSigningKey::generate().unwrap();
         let agreement = SoftwareAgreementKey::generate().unwrap();
@@ -98,7 +145,17 @@ impl App {
         }
         let body = serde_json::to_vec(&body).unwrap();
         let path = "/v1/device/enroll";
-        let proof = request::sign_enrollment(&key, &self.base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now())).unwrap();
+        let proof = request::sign_enrollment(
+            &key,
+            &self.base,
+            HttpRequest {
+                method: "POST",
+                path,
+                body: &body,
+            },
+            UnixTime(now()),
+        )
+        .unwrap();
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -132,14 +189,25 @@ impl App {
             "payee": "Example Shop",
             "ttl_secs": 120,
         });
-        let (s, v) = self.admin(reqwest::Method::POST, "/v1/admin/challenges", Some(body)).await;
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/v1/admin/challenges", Some(body))
+            .await;
         assert_eq!(s, 201, "{v}");
-        (v["challenge"]["id"].as_str().unwrap().to_owned(), v["challenge"]["deadline"].as_i64().unwrap())
+        (
+            v["challenge"]["id"].as_str().unwrap().to_owned(),
+            v["challenge"]["deadline"].as_i64().unwrap(),
+        )
     }
 
     /// The admin challenge detail (outbox rows and attempts).
     pub async fn detail(&self, id: &str) -> Value {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/challenges/{id}"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/challenges/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
@@ -170,7 +238,13 @@ impl App {
 
     /// The admin device detail's `push` (null once the token was declared dead).
     pub async fn device_push(&self, device: &DeviceId) -> Value {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/v1/admin/devices/{device}"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/devices/{device}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v["push"].clone()
     }
@@ -201,8 +275,21 @@ pub struct Phone {
 
 impl Phone {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let proof = request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body: &bytes }, UnixTime(now())).unwrap();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        let proof = request::sign(
+            &self.id,
+            &self.key,
+            &self.issuer,
+            HttpRequest {
+                method,
+                path,
+                body: &bytes,
+            },
+            UnixTime(now()),
+        )
+        .unwrap();
         let resp = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -218,9 +305,19 @@ impl Phone {
 
     /// Fetches, verifies and approves the challenge.
     pub async fn approve(&self, id: &str) {
-        let (s, v) = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await;
+        let (s, v) = self
+            .call("GET", &format!("/v1/device/challenges/{id}"), None)
+            .await;
         assert_eq!(s, 200, "{v}");
-        let c = challenge::verify(v["token"].as_str().unwrap(), &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30).unwrap();
+        let c = challenge::verify(
+            v["token"].as_str().unwrap(),
+            &self.server_key,
+            &self.issuer,
+            &self.id,
+            UnixTime(now()),
+            30,
+        )
+        .unwrap();
         let claims = proof::claims_for(
             &c,
             &DecisionInput {
@@ -235,7 +332,13 @@ impl Phone {
         )
         .unwrap();
         let p = proof::sign(&claims, &self.key).unwrap();
-        let (s, v) = self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(json!({ "proof": p }))).await;
+        let (s, v) = self
+            .call(
+                "POST",
+                &format!("/v1/device/challenges/{id}/decision"),
+                Some(json!({ "proof": p })),
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
     }
 }

@@ -22,7 +22,13 @@ async fn world(backend: Backend) -> World {
     let fcm = MockFcm::start().await;
     let (config, keys) = push_config(Some((&production, &sandbox)), Some(&fcm));
     let app = spawn(backend, config).await;
-    World { app, production, sandbox, fcm, _keys: keys }
+    World {
+        app,
+        production,
+        sandbox,
+        fcm,
+        _keys: keys,
+    }
 }
 
 fn ios_token(n: u8) -> String {
@@ -36,15 +42,30 @@ fn opened(phone: &Phone, cid: &str, enc: &str) -> PushDetails {
 async fn challenge_push_to_ios_and_android(backend: Backend) {
     let w = world(backend).await;
     let ch = w.app.cardholder().await;
-    let ios = w.app.phone(&ch, "ios", &ios_token(1), Some("production")).await;
-    let dev = w.app.phone(&ch, "ios", &ios_token(2), Some("sandbox")).await;
-    let android = w.app.phone(&ch, "android", "fcm:APA91b-android-1", None).await;
+    let ios = w
+        .app
+        .phone(&ch, "ios", &ios_token(1), Some("production"))
+        .await;
+    let dev = w
+        .app
+        .phone(&ch, "ios", &ios_token(2), Some("sandbox"))
+        .await;
+    let android = w
+        .app
+        .phone(&ch, "android", "fcm:APA91b-android-1", None)
+        .await;
     let (cid, deadline) = w.app.challenge(&ch, "order-1").await;
     let detail = w.app.settled(&cid, 3).await;
     for phone in [&ios, &dev, &android] {
         let attempts = App::attempts(&detail, &phone.id, "push");
         assert_eq!(attempts.len(), 1, "{detail}");
-        assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["http_status"].as_i64()), (Some("ok"), Some(200)));
+        assert_eq!(
+            (
+                attempts[0]["outcome"].as_str(),
+                attempts[0]["http_status"].as_i64()
+            ),
+            (Some("ok"), Some(200))
+        );
     }
 
     // APNs: production and sandbox devices each on their host, HTTP/2, one provider token.
@@ -70,12 +91,28 @@ async fn challenge_push_to_ios_and_android(backend: Backend) {
         assert_eq!(d.txn.amount.unwrap().currency().code(), "EUR");
         assert_eq!(d.txn.payee.as_ref().unwrap().as_str(), "Example Shop");
         assert_eq!(d.summary(), "EUR 49.90 at Example Shop");
-        let headers: Vec<String> = r.headers.iter().filter(|(k, _)| *k != "authorization").map(|(k, v)| format!("{k}: {v}")).collect();
-        let random = [cid.as_str(), r.body["enc"].as_str().unwrap(), r.headers["apns-expiration"].as_str()];
+        let headers: Vec<String> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| *k != "authorization")
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let random = [
+            cid.as_str(),
+            r.body["enc"].as_str().unwrap(),
+            r.headers["apns-expiration"].as_str(),
+        ];
         assert_no_plaintext(&format!("{}\n{}", headers.join("\n"), r.raw), &random);
     }
     // The other phone's key cannot open this phone's envelope.
-    assert!(PushDetails::open(&dev.agreement, &ChallengeId::parse(&cid).unwrap(), p[0].body["enc"].as_str().unwrap()).is_err());
+    assert!(
+        PushDetails::open(
+            &dev.agreement,
+            &ChallengeId::parse(&cid).unwrap(),
+            p[0].body["enc"].as_str().unwrap()
+        )
+        .is_err()
+    );
 
     // FCM: OAuth token once, a high-priority data message living until the deadline.
     let f = w.fcm.requests();
@@ -85,13 +122,28 @@ async fn challenge_push_to_ios_and_android(backend: Backend) {
     assert_eq!(m["token"], android.token);
     assert_eq!(m["android"]["priority"], "HIGH");
     assert_eq!(m["android"]["collapse_key"], cid);
-    let ttl: i64 = m["android"]["ttl"].as_str().unwrap().trim_end_matches('s').parse().unwrap();
+    let ttl: i64 = m["android"]["ttl"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
     assert!((100..=120).contains(&ttl), "ttl {ttl}");
     assert!(m.get("notification").is_none());
     assert_eq!(m["data"]["cid"], cid);
     assert_eq!(m["data"]["kind"], "challenge");
-    assert_eq!(opened(&android, &cid, m["data"]["enc"].as_str().unwrap()).txn.amount.unwrap().minor(), 4990);
-    assert_no_plaintext(&f[0].raw, &[cid.as_str(), m["data"]["enc"].as_str().unwrap()]);
+    assert_eq!(
+        opened(&android, &cid, m["data"]["enc"].as_str().unwrap())
+            .txn
+            .amount
+            .unwrap()
+            .minor(),
+        4990
+    );
+    assert_no_plaintext(
+        &f[0].raw,
+        &[cid.as_str(), m["data"]["enc"].as_str().unwrap()],
+    );
     w.app.server.shutdown().await;
 }
 
@@ -101,14 +153,22 @@ async fn fan_out_with_one_dead_token(backend: Backend) {
     let alive = w.app.phone(&ch, "ios", &ios_token(1), None).await;
     let dead = w.app.phone(&ch, "ios", &ios_token(2), None).await;
     let android = w.app.phone(&ch, "android", "fcm:android-alive", None).await;
-    w.production.script(&dead.token, [Reply::new(410, "Unregistered")]);
+    w.production
+        .script(&dead.token, [Reply::new(410, "Unregistered")]);
     let (cid, _) = w.app.challenge(&ch, "order-1").await;
     let detail = w.app.settled(&cid, 3).await;
     assert_eq!(w.production.requests_for(&alive.token).len(), 1);
     assert_eq!(w.production.requests_for(&dead.token).len(), 1);
     assert_eq!(w.fcm.requests_for(&android.token).len(), 1);
     let a = App::attempts(&detail, &dead.id, "push");
-    assert_eq!((a.len(), a[0]["outcome"].as_str(), a[0]["http_status"].as_i64()), (1, Some("fatal"), Some(410)));
+    assert_eq!(
+        (
+            a.len(),
+            a[0]["outcome"].as_str(),
+            a[0]["http_status"].as_i64()
+        ),
+        (1, Some("fatal"), Some(410))
+    );
     assert_eq!(a[0]["error"], "Unregistered");
     w.app.token_cleared(&dead.id).await;
     assert!(!w.app.device_push(&alive.id).await.is_null());
@@ -124,15 +184,25 @@ async fn fan_out_with_one_dead_token(backend: Backend) {
         )
         .await;
     assert_eq!((s, v["pushes"].as_i64()), (201, Some(2)), "{v}");
-    wait_count("second push to the live devices", 2, || w.production.requests_for(&alive.token).len()).await;
-    wait_count("second push to android", 2, || w.fcm.requests_for(&android.token).len()).await;
+    wait_count("second push to the live devices", 2, || {
+        w.production.requests_for(&alive.token).len()
+    })
+    .await;
+    wait_count("second push to android", 2, || {
+        w.fcm.requests_for(&android.token).len()
+    })
+    .await;
     assert_eq!(w.production.requests_for(&dead.token).len(), 1);
 
     // FCM's equivalents: UNREGISTERED (404) and an invalid token (400) are dead too.
     let gone = w.app.phone(&ch, "android", "fcm:android-gone", None).await;
-    let invalid = w.app.phone(&ch, "android", "fcm:android-invalid", None).await;
+    let invalid = w
+        .app
+        .phone(&ch, "android", "fcm:android-invalid", None)
+        .await;
     w.fcm.script(&gone.token, [Reply::new(404, "UNREGISTERED")]);
-    w.fcm.script(&invalid.token, [Reply::new(400, "INVALID_ARGUMENT")]);
+    w.fcm
+        .script(&invalid.token, [Reply::new(400, "INVALID_ARGUMENT")]);
     let (cid, _) = w.app.challenge(&ch, "order-3").await;
     w.app.settled(&cid, 4).await;
     w.app.token_cleared(&gone.id).await;
@@ -145,27 +215,59 @@ async fn throttled_then_sent(backend: Backend) {
     let w = world(backend).await;
     let ch = w.app.cardholder().await;
     let ios = w.app.phone(&ch, "ios", &ios_token(1), None).await;
-    let android = w.app.phone(&ch, "android", "fcm:android-throttled", None).await;
-    w.production.script(&ios.token, [Reply::new(429, "TooManyRequests")]);
-    w.fcm.script(&android.token, [Reply::new(429, "QUOTA_EXCEEDED").retry_after(1), Reply::new(503, "UNAVAILABLE")]);
+    let android = w
+        .app
+        .phone(&ch, "android", "fcm:android-throttled", None)
+        .await;
+    w.production
+        .script(&ios.token, [Reply::new(429, "TooManyRequests")]);
+    w.fcm.script(
+        &android.token,
+        [
+            Reply::new(429, "QUOTA_EXCEEDED").retry_after(1),
+            Reply::new(503, "UNAVAILABLE"),
+        ],
+    );
     let (cid, _) = w.app.challenge(&ch, "order-1").await;
     let detail = w.app.settled(&cid, 2).await;
     let outcomes = |phone: &Phone| -> Vec<(String, i64)> {
         App::attempts(&detail, &phone.id, "push")
             .iter()
-            .map(|a| (a["outcome"].as_str().unwrap().to_owned(), a["http_status"].as_i64().unwrap_or(0)))
+            .map(|a| {
+                (
+                    a["outcome"].as_str().unwrap().to_owned(),
+                    a["http_status"].as_i64().unwrap_or(0),
+                )
+            })
             .collect()
     };
     assert_eq!(outcomes(&ios), [("retry".into(), 429), ("ok".into(), 200)]);
-    assert_eq!(outcomes(&android), [("retry".into(), 429), ("retry".into(), 503), ("ok".into(), 200)]);
+    assert_eq!(
+        outcomes(&android),
+        [
+            ("retry".into(), 429),
+            ("retry".into(), 503),
+            ("ok".into(), 200)
+        ]
+    );
     assert_eq!(w.production.requests_for(&ios.token).len(), 2);
     let f = w.fcm.requests_for(&android.token);
     assert_eq!(f.len(), 3);
     // Retry-After: 1 was respected between the first two FCM attempts.
-    let at: Vec<i64> = App::attempts(&detail, &android.id, "push").iter().map(|a| a["at"].as_i64().unwrap()).collect();
+    let at: Vec<i64> = App::attempts(&detail, &android.id, "push")
+        .iter()
+        .map(|a| a["at"].as_i64().unwrap())
+        .collect();
     assert!(at[1] - at[0] >= 1000, "{at:?}");
     // Every outbox row is done.
-    assert!(detail["outbox"].as_array().unwrap().iter().all(|r| r["status"] == "done"), "{detail}");
+    assert!(
+        detail["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "done"),
+        "{detail}"
+    );
     w.app.server.shutdown().await;
 }
 
@@ -181,7 +283,11 @@ async fn expired_credentials_are_renewed(backend: Backend) {
     // One attempt each: the renewal and the second request happen inside it.
     for phone in [&ios, &android] {
         let a = App::attempts(&detail, &phone.id, "push");
-        assert_eq!((a.len(), a[0]["outcome"].as_str()), (1, Some("ok")), "{detail}");
+        assert_eq!(
+            (a.len(), a[0]["outcome"].as_str()),
+            (1, Some("ok")),
+            "{detail}"
+        );
     }
     let p = w.production.requests_for(&ios.token);
     assert_eq!(p.iter().map(|r| r.answered).collect::<Vec<_>>(), [403, 200]);
@@ -204,25 +310,45 @@ async fn dismiss_after_answer(backend: Backend) {
     let w = world(backend).await;
     let ch = w.app.cardholder().await;
     let answering = w.app.phone(&ch, "ios", &ios_token(1), None).await;
-    let other = w.app.phone(&ch, "ios", &ios_token(2), Some("sandbox")).await;
+    let other = w
+        .app
+        .phone(&ch, "ios", &ios_token(2), Some("sandbox"))
+        .await;
     let android = w.app.phone(&ch, "android", "fcm:android-1", None).await;
     let (cid, _) = w.app.challenge(&ch, "order-1").await;
     w.app.settled(&cid, 3).await;
     answering.approve(&cid).await;
     // Two dismiss rows (not for the phone that answered).
     let detail = w.app.settled(&cid, 5).await;
-    let dismiss_rows: Vec<_> = detail["outbox"].as_array().unwrap().iter().filter(|r| r["kind"] == "dismiss").cloned().collect();
+    let dismiss_rows: Vec<_> = detail["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "dismiss")
+        .cloned()
+        .collect();
     assert_eq!(dismiss_rows.len(), 2, "{detail}");
-    assert!(dismiss_rows.iter().all(|r| r["device"] != answering.id.as_str() && r["status"] == "done"));
+    assert!(
+        dismiss_rows
+            .iter()
+            .all(|r| r["device"] != answering.id.as_str() && r["status"] == "done")
+    );
 
-    assert_eq!(w.production.requests_for(&answering.token).len(), 1, "the answering phone gets no dismiss");
+    assert_eq!(
+        w.production.requests_for(&answering.token).len(),
+        1,
+        "the answering phone gets no dismiss"
+    );
     let d = w.sandbox.requests_for(&other.token);
     assert_eq!(d.len(), 2);
     let r = &d[1];
     assert_eq!(r.headers["apns-push-type"], "background");
     assert_eq!(r.headers["apns-priority"], "5");
     assert_eq!(r.headers["apns-collapse-id"], cid);
-    assert_eq!(r.body, json!({"aps": {"content-available": 1}, "cid": cid, "kind": "dismiss"}));
+    assert_eq!(
+        r.body,
+        json!({"aps": {"content-available": 1}, "cid": cid, "kind": "dismiss"})
+    );
     let f = w.fcm.requests_for(&android.token);
     assert_eq!(f.len(), 2);
     let m = &f[1].body["message"];
@@ -242,7 +368,14 @@ async fn non_hex_apns_token_is_not_sent(backend: Backend) {
     let (cid, _) = w.app.challenge(&ch, "order-1").await;
     let detail = w.app.settled(&cid, 2).await;
     let a = App::attempts(&detail, &bad.id, "push");
-    assert_eq!((a.len(), a[0]["outcome"].as_str(), a[0]["http_status"].as_i64()), (1, Some("fatal"), None));
+    assert_eq!(
+        (
+            a.len(),
+            a[0]["outcome"].as_str(),
+            a[0]["http_status"].as_i64()
+        ),
+        (1, Some("fatal"), None)
+    );
     assert!(a[0]["error"].as_str().unwrap().contains("not hex"));
     assert_eq!(w.production.requests().len(), 1);
     assert_eq!(w.production.requests()[0].device_token, good.token);
@@ -267,7 +400,10 @@ async fn unreachable_cardholder_is_closed_early(backend: Backend) {
     let (cid, _) = app.challenge(&ch, "order-1").await;
     let mut status = String::new();
     for _ in 0..100 {
-        status = app.detail(&cid).await["challenge"]["status"].as_str().unwrap().to_owned();
+        status = app.detail(&cid).await["challenge"]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         if status != "pending" {
             break;
         }
@@ -275,7 +411,12 @@ async fn unreachable_cardholder_is_closed_early(backend: Backend) {
     }
     assert_eq!(status, "cancelled");
     let detail = app.detail(&cid).await;
-    let actions: Vec<&str> = detail["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert!(actions.contains(&"challenge.unreachable"), "{actions:?}");
 
     // A device that polls keeps the cardholder reachable: the challenge stays open.

@@ -27,12 +27,23 @@ pub const CLIENT_EMAIL: &str = "pushauth@pushauth-test.iam.gserviceaccount.com";
 pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/push/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/push/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 async fn serve(router: axum::Router) -> (String, JoinHandle<()>) {
@@ -45,13 +56,23 @@ async fn serve(router: axum::Router) -> (String, JoinHandle<()>) {
 }
 
 fn headers_of(req: &Request) -> BTreeMap<String, String> {
-    req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("<bin>").to_owned())).collect()
+    req.headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<bin>").to_owned(),
+            )
+        })
+        .collect()
 }
 
 fn bearer(headers: &BTreeMap<String, String>) -> Option<String> {
     let v = headers.get("authorization")?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.to_owned())
 }
 
 /// A scripted answer.
@@ -65,7 +86,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: u16, reason: &'static str) -> Reply {
-        Reply { status, reason, retry_after: None }
+        Reply {
+            status,
+            reason,
+            retry_after: None,
+        }
     }
     pub fn retry_after(mut self, secs: u64) -> Reply {
         self.retry_after = Some(secs);
@@ -125,15 +150,29 @@ impl MockApns {
         let jwk = key.public().to_jwk();
         let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y).unwrap();
         let state = Arc::new(Mutex::new(ApnsState::default()));
-        let ctx = ApnsCtx { state: state.clone(), key: Arc::new(decoding) };
+        let ctx = ApnsCtx {
+            state: state.clone(),
+            key: Arc::new(decoding),
+        };
         let router = axum::Router::new().fallback(apns_handler).with_state(ctx);
         let (url, task) = serve(router).await;
-        MockApns { url, p8: pem("PRIVATE KEY", &key.to_pkcs8()), state, task }
+        MockApns {
+            url,
+            p8: pem("PRIVATE KEY", &key.to_pkcs8()),
+            state,
+            task,
+        }
     }
 
     /// Answers the next requests for `token` with `replies`, in order.
     pub fn script(&self, token: &str, replies: impl IntoIterator<Item = Reply>) {
-        self.state.lock().unwrap().scripts.entry(token.to_owned()).or_default().extend(replies);
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .entry(token.to_owned())
+            .or_default()
+            .extend(replies);
     }
 
     /// Treats the next provider token it sees as expired (`403 ExpiredProviderToken`).
@@ -146,18 +185,29 @@ impl MockApns {
     }
 
     pub fn requests_for(&self, token: &str) -> Vec<ApnsRequest> {
-        self.requests().into_iter().filter(|r| r.device_token == token).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.device_token == token)
+            .collect()
     }
 }
 
 fn apns_answer(status: u16, reason: Option<&str>, retry_after: Option<u64>) -> Response {
     let mut resp = match reason {
-        Some(r) => (StatusCode::from_u16(status).unwrap(), axum::Json(json!({ "reason": r }))).into_response(),
+        Some(r) => (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({ "reason": r })),
+        )
+            .into_response(),
         None => StatusCode::from_u16(status).unwrap().into_response(),
     };
-    resp.headers_mut().insert("apns-id", "00000000-0000-4000-8000-000000000000".parse().unwrap());
+    resp.headers_mut().insert(
+        "apns-id",
+        "00000000-0000-4000-8000-000000000000".parse().unwrap(),
+    );
     if let Some(s) = retry_after {
-        resp.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+        resp.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
     }
     resp
 }
@@ -166,7 +216,11 @@ fn apns_answer(status: u16, reason: Option<&str>, retry_after: Option<u64>) -> R
 fn apns_shape(headers: &BTreeMap<String, String>, body: &Value) -> Option<&'static str> {
     let h = |k: &str| headers.get(k).map(String::as_str);
     if h("apns-topic") != Some(TOPIC) {
-        return Some(if h("apns-topic").is_none() { "MissingTopic" } else { "BadTopic" });
+        return Some(if h("apns-topic").is_none() {
+            "MissingTopic"
+        } else {
+            "BadTopic"
+        });
     }
     let push_type = h("apns-push-type");
     let priority = h("apns-priority");
@@ -180,9 +234,13 @@ fn apns_shape(headers: &BTreeMap<String, String>, body: &Value) -> Option<&'stat
     if h("apns-collapse-id").is_none_or(|c| c.is_empty() || c.len() > 64) {
         return Some("BadCollapseId");
     }
-    let Some(aps) = body.get("aps").and_then(Value::as_object) else { return Some("PayloadEmpty") };
+    let Some(aps) = body.get("aps").and_then(Value::as_object) else {
+        return Some("PayloadEmpty");
+    };
     // A background push must not carry an alert; an alert push must.
-    if push_type == Some("background") && (aps.contains_key("alert") || aps.get("content-available") != Some(&json!(1))) {
+    if push_type == Some("background")
+        && (aps.contains_key("alert") || aps.get("content-available") != Some(&json!(1)))
+    {
         return Some("BadPriority");
     }
     if push_type == Some("alert") && !aps.contains_key("alert") {
@@ -199,10 +257,15 @@ async fn apns_handler(State(ctx): State<ApnsCtx>, req: Request) -> Response {
     let headers = headers_of(&req);
     let path = req.uri().path().to_owned();
     let is_post = req.method() == axum::http::Method::POST;
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let device_token = path.strip_prefix("/3/device/").unwrap_or_default().to_owned();
+    let device_token = path
+        .strip_prefix("/3/device/")
+        .unwrap_or_default()
+        .to_owned();
     let bearer = bearer(&headers).unwrap_or_default();
     let mut st = ctx.state.lock().unwrap();
     let (status, reason, retry) = if !http2 {
@@ -223,24 +286,44 @@ async fn apns_handler(State(ctx): State<ApnsCtx>, req: Request) -> Response {
         (403, Some("ExpiredProviderToken"), None)
     } else if let Some(reason) = apns_shape(&headers, &body) {
         (400, Some(reason), None)
-    } else if let Some(reply) = st.scripts.get_mut(&device_token).and_then(VecDeque::pop_front) {
-        (reply.status, Some(reply.reason).filter(|r| !r.is_empty()), reply.retry_after)
+    } else if let Some(reply) = st
+        .scripts
+        .get_mut(&device_token)
+        .and_then(VecDeque::pop_front)
+    {
+        (
+            reply.status,
+            Some(reply.reason).filter(|r| !r.is_empty()),
+            reply.retry_after,
+        )
     } else {
         (200, None, None)
     };
-    st.requests.push(ApnsRequest { device_token, headers, raw, body, bearer, http2, answered: status });
+    st.requests.push(ApnsRequest {
+        device_token,
+        headers,
+        raw,
+        body,
+        bearer,
+        http2,
+        answered: status,
+    });
     apns_answer(status, reason, retry)
 }
 
 fn provider_token_valid(token: &str, key: &DecodingKey) -> bool {
-    let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return false;
+    };
     if header.alg != Algorithm::ES256 || header.kid.as_deref() != Some(KEY_ID) {
         return false;
     }
     let mut v = Validation::new(Algorithm::ES256);
     v.required_spec_claims.clear();
     v.validate_exp = false;
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &v) else { return false };
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &v) else {
+        return false;
+    };
     let iat = data.claims["iat"].as_i64().unwrap_or(0);
     data.claims["iss"] == TEAM_ID && (unix_now() - 3600..=unix_now() + 60).contains(&iat)
 }
@@ -291,7 +374,10 @@ impl MockFcm {
         let public = fixture("test-only-fcm-service-account-key.pub.pem");
         let key = DecodingKey::from_rsa_pem(public.as_bytes()).unwrap();
         let state = Arc::new(Mutex::new(FcmState::default()));
-        let ctx = FcmCtx { state: state.clone(), key: Arc::new(key) };
+        let ctx = FcmCtx {
+            state: state.clone(),
+            key: Arc::new(key),
+        };
         let router = axum::Router::new().fallback(fcm_handler).with_state(ctx);
         let (url, task) = serve(router).await;
         state.lock().unwrap().token_uri = format!("{url}/token");
@@ -313,7 +399,13 @@ impl MockFcm {
     }
 
     pub fn script(&self, token: &str, replies: impl IntoIterator<Item = Reply>) {
-        self.state.lock().unwrap().scripts.entry(token.to_owned()).or_default().extend(replies);
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .entry(token.to_owned())
+            .or_default()
+            .extend(replies);
     }
 
     /// Revokes the access token of the next send (answered 401).
@@ -330,7 +422,10 @@ impl MockFcm {
     }
 
     pub fn requests_for(&self, token: &str) -> Vec<FcmRequest> {
-        self.requests().into_iter().filter(|r| r.device_token == token).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.device_token == token)
+            .collect()
     }
 }
 
@@ -344,13 +439,18 @@ fn fcm_error(status: u16, code: &str, retry_after: Option<u64>) -> Response {
         503 => "UNAVAILABLE",
         _ => "INTERNAL",
     };
-    let message = if code == "INVALID_ARGUMENT" { "The registration token is not a valid FCM registration token" } else { "mock error" };
+    let message = if code == "INVALID_ARGUMENT" {
+        "The registration token is not a valid FCM registration token"
+    } else {
+        "mock error"
+    };
     let body = json!({"error": {"code": status, "message": message, "status": canonical, "details": [
         {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
     ]}});
     let mut resp = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
     if let Some(s) = retry_after {
-        resp.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+        resp.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
     }
     resp
 }
@@ -371,14 +471,22 @@ fn fcm_shape(body: &Value) -> Option<&'static str> {
     if m.get("notification").is_some() {
         return Some("message.notification");
     }
-    let Some(data) = m["data"].as_object() else { return Some("message.data") };
-    if data.values().any(|v| !v.is_string()) || data.keys().any(|k| k.starts_with("google") || k == "from") {
+    let Some(data) = m["data"].as_object() else {
+        return Some("message.data");
+    };
+    if data.values().any(|v| !v.is_string())
+        || data.keys().any(|k| k.starts_with("google") || k == "from")
+    {
         return Some("message.data");
     }
     if !matches!(m["android"]["priority"].as_str(), Some("HIGH" | "NORMAL")) {
         return Some("message.android.priority");
     }
-    let ttl_ok = m["android"]["ttl"].as_str().and_then(|t| t.strip_suffix('s')).and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n <= 2_419_200);
+    let ttl_ok = m["android"]["ttl"]
+        .as_str()
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n <= 2_419_200);
     if !ttl_ok {
         return Some("message.android.ttl");
     }
@@ -388,7 +496,9 @@ fn fcm_shape(body: &Value) -> Option<&'static str> {
 async fn fcm_handler(State(ctx): State<FcmCtx>, req: Request<Body>) -> Response {
     let headers = headers_of(&req);
     let path = req.uri().path().to_owned();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
     if path == "/token" {
         return fcm_token(&ctx, &bytes);
     }
@@ -397,7 +507,10 @@ async fn fcm_handler(State(ctx): State<FcmCtx>, req: Request<Body>) -> Response 
     }
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let device_token = body["message"]["token"].as_str().unwrap_or_default().to_owned();
+    let device_token = body["message"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let bearer = bearer(&headers).unwrap_or_default();
     let mut st = ctx.state.lock().unwrap();
     let resp = if !st.issued.contains(&bearer) || st.revoked.contains(&bearer) {
@@ -408,13 +521,23 @@ async fn fcm_handler(State(ctx): State<FcmCtx>, req: Request<Body>) -> Response 
         fcm_error(401, "THIRD_PARTY_AUTH_ERROR", None)
     } else if let Some(field) = fcm_shape(&body) {
         bad_request(field)
-    } else if let Some(reply) = st.scripts.get_mut(&device_token).and_then(VecDeque::pop_front) {
+    } else if let Some(reply) = st
+        .scripts
+        .get_mut(&device_token)
+        .and_then(VecDeque::pop_front)
+    {
         fcm_error(reply.status, reply.reason, reply.retry_after)
     } else {
         let n = st.requests.len();
         axum::Json(json!({ "name": format!("projects/{PROJECT}/messages/{n}") })).into_response()
     };
-    st.requests.push(FcmRequest { device_token, raw, body, bearer, answered: resp.status().as_u16() });
+    st.requests.push(FcmRequest {
+        device_token,
+        raw,
+        body,
+        bearer,
+        answered: resp.status().as_u16(),
+    });
     resp
 }
 
@@ -422,19 +545,33 @@ fn fcm_token(ctx: &FcmCtx, form: &[u8]) -> Response {
     let fields: HashMap<String, String> = url::form_urlencoded::parse(form).into_owned().collect();
     let mut st = ctx.state.lock().unwrap();
     st.token_requests += 1;
-    let refuse = |code: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": code }))).into_response();
-    if fields.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+    let refuse = |code: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": code })),
+        )
+            .into_response()
+    };
+    if fields.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
         return refuse("unsupported_grant_type");
     }
-    let Some(assertion) = fields.get("assertion") else { return refuse("invalid_request") };
-    let Ok(header) = jsonwebtoken::decode_header(assertion) else { return refuse("invalid_grant") };
+    let Some(assertion) = fields.get("assertion") else {
+        return refuse("invalid_request");
+    };
+    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
+        return refuse("invalid_grant");
+    };
     if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some("test-only-key-1") {
         return refuse("invalid_grant");
     }
     let mut v = Validation::new(Algorithm::RS256);
     v.set_audience(&[st.token_uri.as_str()]);
     v.set_issuer(&[CLIENT_EMAIL]);
-    let Ok(data) = jsonwebtoken::decode::<Value>(assertion, &ctx.key, &v) else { return refuse("invalid_grant") };
+    let Ok(data) = jsonwebtoken::decode::<Value>(assertion, &ctx.key, &v) else {
+        return refuse("invalid_grant");
+    };
     if data.claims["scope"] != "https://www.googleapis.com/auth/firebase.messaging" {
         return refuse("invalid_scope");
     }
@@ -445,7 +582,8 @@ fn fcm_token(ctx: &FcmCtx, form: &[u8]) -> Response {
     }
     let token = format!("ya29.mock-{}", st.token_requests);
     st.issued.insert(token.clone());
-    axum::Json(json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" })).into_response()
+    axum::Json(json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" }))
+        .into_response()
 }
 
 /// Polls `cond` until it holds (10 s at most).

@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 use crate::server::ADMIN_KEY;
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone)]
@@ -26,8 +29,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -37,7 +48,13 @@ impl Admin {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn expect(&self, method: reqwest::Method, path: &str, body: Option<Value>, want: u16) -> Result<Value> {
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        want: u16,
+    ) -> Result<Value> {
         let (s, v) = self.call(method, path, body).await?;
         if s != want {
             bail!("{path}: HTTP {s} {v}");
@@ -46,9 +63,23 @@ impl Admin {
     }
 
     /// A cardholder (linked to `provider`/`key` when given) with one enrolled device.
-    pub async fn cardholder_with_device(&self, link: Option<(&str, &str)>, push_token: Option<&str>) -> Result<(String, Device)> {
-        let v = self.expect(reqwest::Method::POST, "/v1/admin/cardholders", Some(json!({"label": "load"})), 201).await?;
-        let ch = v["id"].as_str().ok_or_else(|| anyhow!("no cardholder id"))?.to_owned();
+    pub async fn cardholder_with_device(
+        &self,
+        link: Option<(&str, &str)>,
+        push_token: Option<&str>,
+    ) -> Result<(String, Device)> {
+        let v = self
+            .expect(
+                reqwest::Method::POST,
+                "/v1/admin/cardholders",
+                Some(json!({"label": "load"})),
+                201,
+            )
+            .await?;
+        let ch = v["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no cardholder id"))?
+            .to_owned();
         if let Some((provider, key)) = link {
             self.expect(
                 reqwest::Method::POST,
@@ -58,8 +89,17 @@ impl Admin {
             )
             .await?;
         }
-        let v = self.expect(reqwest::Method::POST, &format!("/v1/admin/cardholders/{ch}/activation-codes"), None, 201).await?;
-        let code = v["code"].as_str().ok_or_else(|| anyhow!("no activation code"))?;
+        let v = self
+            .expect(
+                reqwest::Method::POST,
+                &format!("/v1/admin/cardholders/{ch}/activation-codes"),
+                None,
+                201,
+            )
+            .await?;
+        let code = v["code"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no activation code"))?;
         let device = Device::enroll(&self.base, &self.http, code, push_token).await?;
         Ok((ch, device))
     }
@@ -84,7 +124,12 @@ pub struct Answer {
 }
 
 impl Device {
-    pub async fn enroll(base: &str, http: &reqwest::Client, code: &str, push_token: Option<&str>) -> Result<Device> {
+    pub async fn enroll(
+        base: &str,
+        http: &reqwest::Client,
+        code: &str,
+        push_token: Option<&str>,
+    ) -> Result<Device> {
         let key = SoftwareSigningKey::generate()?;
         let agreement = SoftwareAgreementKey::generate()?;
         let body = serde_json::to_vec(&json!({
@@ -96,7 +141,16 @@ impl Device {
             "push_token": push_token,
         }))?;
         let path = "/v1/device/enroll";
-        let proof = request::sign_enrollment(&key, base, HttpRequest { method: "POST", path, body: &body }, UnixTime(now()))?;
+        let proof = request::sign_enrollment(
+            &key,
+            base,
+            HttpRequest {
+                method: "POST",
+                path,
+                body: &body,
+            },
+            UnixTime(now()),
+        )?;
         let resp = http
             .post(format!("{base}{path}"))
             .header("Authorization", format!("PushAuth {proof}"))
@@ -125,7 +179,17 @@ impl Device {
             Some(b) => serde_json::to_vec(&b)?,
             None => Vec::new(),
         };
-        let proof = request::sign(&self.id, &self.key, &self.issuer, HttpRequest { method, path, body: &bytes }, UnixTime(now()))?;
+        let proof = request::sign(
+            &self.id,
+            &self.key,
+            &self.issuer,
+            HttpRequest {
+                method,
+                path,
+                body: &bytes,
+            },
+            UnixTime(now()),
+        )?;
         let t = Instant::now();
         let resp = self
             .http
@@ -138,23 +202,42 @@ impl Device {
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         let took = t.elapsed();
-        Ok(Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), took })
+        Ok(Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            took,
+        })
     }
 
     /// Fetches and verifies a challenge; returns it and the fetch latency.
     pub async fn challenge(&self, id: &str) -> Result<(VerifiedChallenge, Duration)> {
-        let a = self.call("GET", &format!("/v1/device/challenges/{id}"), None).await?;
+        let a = self
+            .call("GET", &format!("/v1/device/challenges/{id}"), None)
+            .await?;
         if a.status != 200 {
             bail!("fetch challenge: HTTP {} {}", a.status, a.body);
         }
-        let token = a.body["token"].as_str().ok_or_else(|| anyhow!("no token"))?;
-        let c = challenge::verify(token, &self.server_key, &self.issuer, &self.id, UnixTime(now()), 30)?;
+        let token = a.body["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no token"))?;
+        let c = challenge::verify(
+            token,
+            &self.server_key,
+            &self.issuer,
+            &self.id,
+            UnixTime(now()),
+            30,
+        )?;
         Ok((c, a.took))
     }
 
     /// Signs an approval (with Adyen's SDK output when the challenge carries an sdkInput).
     pub fn sign_approval(&self, c: &VerifiedChallenge) -> Result<(String, Option<&'static str>)> {
-        let output = c.claims().pin.is_some().then_some(crate::webhooks::ADYEN_SDK_OUTPUT);
+        let output = c
+            .claims()
+            .pin
+            .is_some()
+            .then_some(crate::webhooks::ADYEN_SDK_OUTPUT);
         let claims = proof::claims_for(
             c,
             &DecisionInput {
@@ -175,6 +258,11 @@ impl Device {
         if let Some(o) = output {
             body["processor_output"] = json!(o);
         }
-        self.call("POST", &format!("/v1/device/challenges/{id}/decision"), Some(body)).await
+        self.call(
+            "POST",
+            &format!("/v1/device/challenges/{id}/decision"),
+            Some(body),
+        )
+        .await
     }
 }

@@ -102,8 +102,15 @@ fn parse_duration(v: &str) -> Result<Duration> {
 
 fn parse_faults(spec: Option<&str>) -> Result<Faults> {
     let mut f = Faults::default();
-    for part in spec.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("fault {part:?}: expected key=value"))?;
+    for part in spec
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("fault {part:?}: expected key=value"))?;
         let pct = || -> Result<f64> {
             let n: f64 = v.trim_end_matches('%').parse()?;
             if !(0.0..=100.0).contains(&n) {
@@ -115,8 +122,12 @@ fn parse_faults(spec: Option<&str>) -> Result<Faults> {
             "invalid-sig" => f.invalid_sig = pct()?,
             "duplicates" => f.duplicates = pct()?,
             "slow-upstream" => f.slow_upstream_ms = Some(parse_duration(v)?.as_millis() as u64),
-            "upstream-500-for" => f.upstream_500_for_ms = Some(parse_duration(v)?.as_millis() as u64),
-            _ => bail!("unknown fault {k:?} (invalid-sig, duplicates, slow-upstream, upstream-500-for)"),
+            "upstream-500-for" => {
+                f.upstream_500_for_ms = Some(parse_duration(v)?.as_millis() as u64)
+            }
+            _ => bail!(
+                "unknown fault {k:?} (invalid-sig, duplicates, slow-upstream, upstream-500-for)"
+            ),
         }
     }
     Ok(f)
@@ -189,16 +200,32 @@ fn cpu_ticks(pid: &str) -> u64 {
 impl Shared {
     fn start_measure(&self) {
         let pid = self.pid.load(Ordering::Relaxed).to_string();
-        *self.cpu_at_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cpu_ticks(&pid), cpu_ticks("self")));
+        *self
+            .cpu_at_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((cpu_ticks(&pid), cpu_ticks("self")));
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         self.extra("loadavg_at_start", serde_json::json!(load.trim()));
-        *self.measure_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        *self
+            .measure_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
     fn end_measure(&self) {
         let now = Instant::now();
-        *self.measure_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
-        let start = *self.measure_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cpu = *self.cpu_at_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *self
+            .measure_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+        let start = *self
+            .measure_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cpu = *self
+            .cpu_at_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let (Some(t0), Some((s0, l0))) = (start, cpu) {
             let pid = self.pid.load(Ordering::Relaxed).to_string();
             let secs = now.saturating_duration_since(t0).as_secs_f64();
@@ -206,18 +233,27 @@ impl Shared {
             let own_cpu = cpu_ticks("self").saturating_sub(l0) as f64 / 100.0;
             if secs > 0.0 && pid != "0" {
                 self.extra("server_cpu_secs_measured", serde_json::json!(server_cpu));
-                self.extra("server_cpu_cores_busy", serde_json::json!(server_cpu / secs));
+                self.extra(
+                    "server_cpu_cores_busy",
+                    serde_json::json!(server_cpu / secs),
+                );
                 self.extra("loadgen_cpu_cores_busy", serde_json::json!(own_cpu / secs));
             }
         }
     }
     fn extra(&self, k: &str, v: serde_json::Value) {
-        self.extra.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(k.to_owned(), v);
+        self.extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(k.to_owned(), v);
     }
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
 }
 
 struct Env {
@@ -234,7 +270,11 @@ struct Env {
 impl Env {
     async fn stop(self, shared: &Shared) {
         let rss = self.server.rss();
-        shared.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rss_end = rss;
+        shared
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rss_end = rss;
         self.sampler.abort();
         self.server.kill().await;
     }
@@ -242,18 +282,30 @@ impl Env {
 
 fn base_env(cli: &Cli, pg: Option<&PgDb>, mock: &str) -> Result<Vec<(String, String)>> {
     let mut env = webhooks::provider_env(mock)?;
-    env.push(("PUSHAUTH_CHALLENGES__MAX_PENDING_PER_CARDHOLDER".into(), "1000000".into()));
+    env.push((
+        "PUSHAUTH_CHALLENGES__MAX_PENDING_PER_CARDHOLDER".into(),
+        "1000000".into(),
+    ));
     if let Some(pg) = pg {
         env.push(("DATABASE_URL".into(), pg.url.clone()));
     }
     for kv in &cli.server_env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--server-env {kv:?}: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--server-env {kv:?}: expected KEY=VALUE"))?;
         env.push((k.to_owned(), v.to_owned()));
     }
     Ok(env)
 }
 
-async fn start_env(cli: &Cli, shared: &Arc<Shared>, bin: &Path, pg: Option<&PgDb>, faults: &Faults, push: bool) -> Result<Env> {
+async fn start_env(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    bin: &Path,
+    pg: Option<&PgDb>,
+    faults: &Faults,
+    push: bool,
+) -> Result<Env> {
     let mock = Arc::new(
         MockProcessor::start(UpstreamFaults {
             slow: faults.slow_upstream_ms.map(Duration::from_millis),
@@ -265,11 +317,16 @@ async fn start_env(cli: &Cli, shared: &Arc<Shared>, bin: &Path, pg: Option<&PgDb
     let mut env = base_env(cli, pg, &mock.url)?;
     let fcm = if push {
         let fcm = MockFcm::start().await?;
-        let pem_path = workspace_root().join("server/tests/push/fixtures/test-only-fcm-service-account-key.pem");
-        let pem = std::fs::read_to_string(&pem_path).with_context(|| format!("read {}", pem_path.display()))?;
+        let pem_path = workspace_root()
+            .join("server/tests/push/fixtures/test-only-fcm-service-account-key.pem");
+        let pem = std::fs::read_to_string(&pem_path)
+            .with_context(|| format!("read {}", pem_path.display()))?;
         let sa = dir.path().join("fcm-service-account.json");
         std::fs::write(&sa, fcm.service_account_json(&pem))?;
-        env.push(("PUSHAUTH_PUSH__FCM_SERVICE_ACCOUNT_FILE".into(), sa.display().to_string()));
+        env.push((
+            "PUSHAUTH_PUSH__FCM_SERVICE_ACCOUNT_FILE".into(),
+            sa.display().to_string(),
+        ));
         env.push(("PUSHAUTH_PUSH__FCM_BASE_URL".into(), fcm.url.clone()));
         Some(Arc::new(fcm))
     } else {
@@ -278,7 +335,10 @@ async fn start_env(cli: &Cli, shared: &Arc<Shared>, bin: &Path, pg: Option<&PgDb
     let server = ServerProc::start(bin, dir.path(), &env, Duration::from_secs(30)).await?;
     shared.pid.store(u64::from(server.pid), Ordering::Relaxed);
     {
-        let mut s = shared.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = shared
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.pid = server.pid;
         s.start_to_listening_ms = server.to_listening.as_secs_f64() * 1000.0;
         s.start_to_ready_ms = server.to_ready.as_secs_f64() * 1000.0;
@@ -298,9 +358,21 @@ async fn start_env(cli: &Cli, shared: &Arc<Shared>, bin: &Path, pg: Option<&PgDb
         .pool_max_idle_per_host(cli.concurrency * 2 + 8)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let admin = Admin { base: server.base.clone(), http: http.clone() };
+    let admin = Admin {
+        base: server.base.clone(),
+        http: http.clone(),
+    };
     let builder = Arc::new(Builder::new(cli.processor, &mock.url)?);
-    Ok(Env { server, mock, fcm, admin, builder, http, _dir: dir, sampler })
+    Ok(Env {
+        server,
+        mock,
+        fcm,
+        admin,
+        builder,
+        http,
+        _dir: dir,
+        sampler,
+    })
 }
 
 #[derive(Debug)]
@@ -313,7 +385,13 @@ struct Card {
 
 /// `n` cardholders, each linked to its card and with one enrolled device (with a push
 /// token when `push`), set up `conc` at a time.
-async fn setup_cards(env: &Env, processor: Processor, n: usize, push: bool, conc: usize) -> Result<Vec<Card>> {
+async fn setup_cards(
+    env: &Env,
+    processor: Processor,
+    n: usize,
+    push: bool,
+    conc: usize,
+) -> Result<Vec<Card>> {
     let mut out = Vec::with_capacity(n);
     let mut k = 0;
     while k < n {
@@ -322,10 +400,17 @@ async fn setup_cards(env: &Env, processor: Processor, n: usize, push: bool, conc
             let admin = env.admin.clone();
             set.spawn(async move {
                 let key = processor.link_key(j);
-                let token = push.then(|| format!("load-token-{j}-{}", uuid::Uuid::new_v4().simple()));
+                let token =
+                    push.then(|| format!("load-token-{j}-{}", uuid::Uuid::new_v4().simple()));
                 let link = key.as_deref().map(|key| (processor.name(), key));
-                let (cardholder, device) = admin.cardholder_with_device(link, token.as_deref()).await?;
-                Ok::<_, anyhow::Error>(Card { k: j, cardholder, device, token })
+                let (cardholder, device) =
+                    admin.cardholder_with_device(link, token.as_deref()).await?;
+                Ok::<_, anyhow::Error>(Card {
+                    k: j,
+                    cardholder,
+                    device,
+                    token,
+                })
             });
         }
         while let Some(r) = set.join_next().await {
@@ -339,7 +424,9 @@ async fn setup_cards(env: &Env, processor: Processor, n: usize, push: bool, conc
 
 async fn send(http: &reqwest::Client, base: &str, r: &Req) -> Result<(u16, Duration)> {
     let t = Instant::now();
-    let mut b = http.request(r.method.clone(), format!("{base}{}", r.path)).body(r.body.clone());
+    let mut b = http
+        .request(r.method.clone(), format!("{base}{}", r.path))
+        .body(r.body.clone());
     for (k, v) in &r.headers {
         b = b.header(k.as_str(), v.as_str());
     }
@@ -373,11 +460,20 @@ async fn webhook_with_faults(
         stats.error(format!("webhook_http_{status}"));
     }
     if pick(i, faults.invalid_sig) {
-        let bad = builder.build(&uuid::Uuid::new_v4().to_string(), card.k, &card.cardholder, false)?;
+        let bad = builder.build(
+            &uuid::Uuid::new_v4().to_string(),
+            card.k,
+            &card.cardholder,
+            false,
+        )?;
         let (s, t) = send(http, base, &bad).await?;
         stats.record("invalid_sig_ack", t);
         // Treezor's documented rule is 5xx for a bad signature; the others answer 4xx.
-        let refused = if builder.processor == Processor::Treezor { s == 500 } else { (400..500).contains(&s) };
+        let refused = if builder.processor == Processor::Treezor {
+            s == 500
+        } else {
+            (400..500).contains(&s)
+        };
         if refused {
             stats.injected("invalid_sig_refused");
         } else {
@@ -400,15 +496,30 @@ async fn webhook_with_faults(
     Ok(ok)
 }
 
-async fn ingest(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: usize, deadline: Instant) -> Result<()> {
-    let cards = Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(16), false, 16).await?);
+async fn ingest(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    env: &Env,
+    faults: &Faults,
+    n: usize,
+    deadline: Instant,
+) -> Result<()> {
+    let cards =
+        Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(16), false, 16).await?);
     let next = Arc::new(AtomicUsize::new(0));
     env.mock.arm_faults();
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..cli.concurrency {
-        let (sh, cards, next, http, base, b, f) =
-            (shared.clone(), cards.clone(), next.clone(), env.http.clone(), env.server.base.clone(), env.builder.clone(), faults.clone());
+        let (sh, cards, next, http, base, b, f) = (
+            shared.clone(),
+            cards.clone(),
+            next.clone(),
+            env.http.clone(),
+            env.server.base.clone(),
+            env.builder.clone(),
+            faults.clone(),
+        );
         let window = Duration::from_millis(cli.ack_window_ms);
         set.spawn(async move {
             loop {
@@ -418,7 +529,11 @@ async fn ingest(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: 
                 }
                 let card = &cards[i % cards.len()];
                 let reference = uuid::Uuid::new_v4().to_string();
-                if let Err(e) = webhook_with_faults(&http, &base, &b, &sh.stats, &f, i, &reference, card, window).await {
+                if let Err(e) = webhook_with_faults(
+                    &http, &base, &b, &sh.stats, &f, i, &reference, card, window,
+                )
+                .await
+                {
                     sh.stats.error(format!("transport: {e}"));
                 }
             }
@@ -429,10 +544,18 @@ async fn ingest(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: 
     Ok(())
 }
 
-async fn wait_upstream(shared: &Shared, mock: &MockProcessor, sent: &[(String, Instant, Instant)], deadline: Instant) {
+async fn wait_upstream(
+    shared: &Shared,
+    mock: &MockProcessor,
+    sent: &[(String, Instant, Instant)],
+    deadline: Instant,
+) {
     let grace = Instant::now() + Duration::from_secs(60);
     loop {
-        let missing = sent.iter().filter(|(r, _, _)| mock.delivered_at(r).is_none()).count();
+        let missing = sent
+            .iter()
+            .filter(|(r, _, _)| mock.delivered_at(r).is_none())
+            .count();
         if missing == 0 || Instant::now() >= deadline.min(grace) {
             break;
         }
@@ -444,9 +567,13 @@ async fn wait_upstream(shared: &Shared, mock: &MockProcessor, sent: &[(String, I
     for (r, t0, t_dec) in sent {
         match mock.delivered_at(r) {
             Some((at, n)) => {
-                shared.stats.record("decision_to_upstream", at.saturating_duration_since(*t_dec));
+                shared
+                    .stats
+                    .record("decision_to_upstream", at.saturating_duration_since(*t_dec));
                 if t0 != t_dec {
-                    shared.stats.record("webhook_to_upstream", at.saturating_duration_since(*t0));
+                    shared
+                        .stats
+                        .record("webhook_to_upstream", at.saturating_duration_since(*t0));
                 }
                 if n > 1 {
                     repeated += 1;
@@ -465,32 +592,67 @@ async fn wait_upstream(shared: &Shared, mock: &MockProcessor, sent: &[(String, I
     let (a500, tokens, unknown) = mock.counters();
     shared.extra("upstream_results_expected", serde_json::json!(sent.len()));
     shared.extra("upstream_results_lost", serde_json::json!(lost));
-    shared.extra("upstream_results_delivered_more_than_once", serde_json::json!(repeated));
+    shared.extra(
+        "upstream_results_delivered_more_than_once",
+        serde_json::json!(repeated),
+    );
     shared.extra("upstream_answered_500", serde_json::json!(a500));
     shared.extra("upstream_token_calls", serde_json::json!(tokens));
     if unknown > 0 {
         shared.stats.error("upstream_unrecognised_call");
     }
-    if let (Some(l), Some(s)) = (last, *shared.measure_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+    if let (Some(l), Some(s)) = (
+        last,
+        *shared
+            .measure_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    ) {
         let secs = l.saturating_duration_since(s).as_secs_f64();
         if secs > 0.0 {
-            shared.extra("upstream_results_per_sec", serde_json::json!((sent.len() as u64 - lost) as f64 / secs));
+            shared.extra(
+                "upstream_results_per_sec",
+                serde_json::json!((sent.len() as u64 - lost) as f64 / secs),
+            );
         }
     }
 }
 
-async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: usize, deadline: Instant) -> Result<()> {
+async fn cycle(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    env: &Env,
+    faults: &Faults,
+    n: usize,
+    deadline: Instant,
+) -> Result<()> {
     let fcm = env.fcm.clone().ok_or_else(|| anyhow!("no FCM mock"))?;
-    let cards = setup_cards(env, cli.processor, cli.cards.unwrap_or(cli.concurrency), true, 16).await?;
+    let cards = setup_cards(
+        env,
+        cli.processor,
+        cli.cards.unwrap_or(cli.concurrency),
+        true,
+        16,
+    )
+    .await?;
     let next = Arc::new(AtomicUsize::new(0));
-    let sent = Arc::new(std::sync::Mutex::new(Vec::<(String, Instant, Instant)>::new()));
+    let sent = Arc::new(std::sync::Mutex::new(
+        Vec::<(String, Instant, Instant)>::new(),
+    ));
     env.mock.arm_faults();
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
     for card in cards {
         let mut rx = fcm.register(card.token.as_deref().unwrap_or_default());
-        let (sh, next, http, base, b, f, sent) =
-            (shared.clone(), next.clone(), env.http.clone(), env.server.base.clone(), env.builder.clone(), faults.clone(), sent.clone());
+        let (sh, next, http, base, b, f, sent) = (
+            shared.clone(),
+            next.clone(),
+            env.http.clone(),
+            env.server.base.clone(),
+            env.builder.clone(),
+            faults.clone(),
+            sent.clone(),
+        );
         let window = Duration::from_millis(cli.ack_window_ms);
         set.spawn(async move {
             loop {
@@ -501,10 +663,16 @@ async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: u
                 let reference = uuid::Uuid::new_v4().to_string();
                 let t0 = Instant::now();
                 let r: Result<()> = async {
-                    if !webhook_with_faults(&http, &base, &b, &sh.stats, &f, i, &reference, &card, window).await? {
+                    if !webhook_with_faults(
+                        &http, &base, &b, &sh.stats, &f, i, &reference, &card, window,
+                    )
+                    .await?
+                    {
                         return Ok(());
                     }
-                    let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
+                    let wait = deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_secs(10));
                     let push = match tokio::time::timeout(wait, rx.recv()).await {
                         Ok(Some(p)) => p,
                         _ => {
@@ -512,7 +680,8 @@ async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: u
                             return Ok(());
                         }
                     };
-                    sh.stats.record("webhook_to_push", push.at.saturating_duration_since(t0));
+                    sh.stats
+                        .record("webhook_to_push", push.at.saturating_duration_since(t0));
                     let (c, fetch) = card.device.challenge(&push.cid).await?;
                     sh.stats.record("device_fetch_verify", fetch);
                     let (jws, output) = card.device.sign_approval(&c)?;
@@ -520,8 +689,11 @@ async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: u
                     let a = card.device.post_decision(&push.cid, &jws, output).await?;
                     sh.stats.record("decision_post", a.took);
                     if a.status == 200 {
-                        sh.stats.record("approval", t_dec.saturating_duration_since(t0) + a.took);
-                        sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((reference.clone(), t0, t_dec));
+                        sh.stats
+                            .record("approval", t_dec.saturating_duration_since(t0) + a.took);
+                        sent.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((reference.clone(), t0, t_dec));
                     } else {
                         sh.stats.error(format!("decision_http_{}", a.status));
                     }
@@ -536,7 +708,11 @@ async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: u
     }
     while set.join_next().await.is_some() {}
     shared.end_measure();
-    let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let sent = std::mem::take(
+        &mut *sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     wait_upstream(shared, &env.mock, &sent, deadline).await;
     let (sends, dismisses, unknown, tokens) = fcm.counters();
     shared.extra("fcm_sends", serde_json::json!(sends));
@@ -549,13 +725,27 @@ async fn cycle(cli: &Cli, shared: &Arc<Shared>, env: &Env, faults: &Faults, n: u
 }
 
 /// Creates `n` pending challenges spread over `cards` (webhooks or generic API).
-async fn create_pending(cli: &Cli, shared: &Arc<Shared>, env: &Env, cards: &Arc<Vec<Card>>, n: usize, deadline: Instant) -> Result<Vec<String>> {
+async fn create_pending(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    env: &Env,
+    cards: &Arc<Vec<Card>>,
+    n: usize,
+    deadline: Instant,
+) -> Result<Vec<String>> {
     let next = Arc::new(AtomicUsize::new(0));
     let refs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..cli.concurrency {
-        let (sh, cards, next, http, base, b, refs) =
-            (shared.clone(), cards.clone(), next.clone(), env.http.clone(), env.server.base.clone(), env.builder.clone(), refs.clone());
+        let (sh, cards, next, http, base, b, refs) = (
+            shared.clone(),
+            cards.clone(),
+            next.clone(),
+            env.http.clone(),
+            env.server.base.clone(),
+            env.builder.clone(),
+            refs.clone(),
+        );
         set.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -572,7 +762,9 @@ async fn create_pending(cli: &Cli, shared: &Arc<Shared>, env: &Env, cards: &Arc<
                 match r {
                     Ok((s, t)) if (200..300).contains(&s) => {
                         sh.stats.record("create", t);
-                        refs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(reference);
+                        refs.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(reference);
                     }
                     Ok((s, _)) => sh.stats.error(format!("create_http_{s}")),
                     Err(e) => sh.stats.error(format!("create: {e}")),
@@ -581,16 +773,37 @@ async fn create_pending(cli: &Cli, shared: &Arc<Shared>, env: &Env, cards: &Arc<
         });
     }
     while set.join_next().await.is_some() {}
-    let v = std::mem::take(&mut *refs.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let v = std::mem::take(
+        &mut *refs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     Ok(v)
 }
 
-async fn storm(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadline: Instant) -> Result<()> {
-    let cards = Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(cli.concurrency), false, 16).await?);
+async fn storm(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    env: &Env,
+    n: usize,
+    deadline: Instant,
+) -> Result<()> {
+    let cards = Arc::new(
+        setup_cards(
+            env,
+            cli.processor,
+            cli.cards.unwrap_or(cli.concurrency),
+            false,
+            16,
+        )
+        .await?,
+    );
     let created = create_pending(cli, shared, env, &cards, n, deadline).await?;
     shared.extra("pending_created", serde_json::json!(created.len()));
     let cards = Arc::try_unwrap(cards).map_err(|_| anyhow!("cards still shared"))?;
-    let sent = Arc::new(std::sync::Mutex::new(Vec::<(String, Instant, Instant)>::new()));
+    let sent = Arc::new(std::sync::Mutex::new(
+        Vec::<(String, Instant, Instant)>::new(),
+    ));
     env.mock.arm_faults();
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
@@ -603,7 +816,10 @@ async fn storm(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadline: I
                     if Instant::now() >= deadline {
                         return Ok(());
                     }
-                    let a = card.device.call("GET", "/v1/device/challenges", None).await?;
+                    let a = card
+                        .device
+                        .call("GET", "/v1/device/challenges", None)
+                        .await?;
                     sh.stats.record("device_list", a.took);
                     if a.status != 200 {
                         bail!("list: HTTP {}", a.status);
@@ -625,7 +841,9 @@ async fn storm(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadline: I
                         sh.stats.record("decision_post", d.took);
                         if d.status == 200 {
                             sh.stats.record("decision", d.took);
-                            sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((reference, t, t));
+                            sent.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((reference, t, t));
                         } else {
                             sh.stats.error(format!("decision_http_{}", d.status));
                         }
@@ -640,19 +858,33 @@ async fn storm(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadline: I
     }
     while set.join_next().await.is_some() {}
     shared.end_measure();
-    let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let sent = std::mem::take(
+        &mut *sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     wait_upstream(shared, &env.mock, &sent, deadline).await;
     Ok(())
 }
 
-async fn pending_rss(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadline: Instant) -> Result<()> {
-    let cards = Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(100), false, 16).await?);
+async fn pending_rss(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    env: &Env,
+    n: usize,
+    deadline: Instant,
+) -> Result<()> {
+    let cards =
+        Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(100), false, 16).await?);
     let before = env.server.rss();
     shared.extra("rss_before_kb", serde_json::json!(before.vm_rss_kb));
     shared.start_measure();
     let created = create_pending(cli, shared, env, &cards, n, deadline).await?;
     shared.end_measure();
-    tokio::time::sleep(Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now()))).await;
+    tokio::time::sleep(
+        Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now())),
+    )
+    .await;
     let after = env.server.rss();
     shared.extra("pending_created", serde_json::json!(created.len()));
     shared.extra("rss_with_pending_kb", serde_json::json!(after.vm_rss_kb));
@@ -667,7 +899,13 @@ async fn pending_rss(cli: &Cli, shared: &Arc<Shared>, env: &Env, n: usize, deadl
     Ok(())
 }
 
-async fn startup(cli: &Cli, shared: &Arc<Shared>, bin: &Path, runs: usize, deadline: Instant) -> Result<()> {
+async fn startup(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    bin: &Path,
+    runs: usize,
+    deadline: Instant,
+) -> Result<()> {
     let mock = MockProcessor::start(UpstreamFaults::default()).await?;
     shared.start_measure();
     for _ in 0..runs {
@@ -682,14 +920,22 @@ async fn startup(cli: &Cli, shared: &Arc<Shared>, bin: &Path, runs: usize, deadl
             let dir = tempfile::tempdir()?;
             let env = base_env(cli, pg.as_ref(), &mock.url)?;
             let s = ServerProc::start(bin, dir.path(), &env, Duration::from_secs(30)).await?;
-            shared.stats.record("fresh_start_to_listening", s.to_listening);
+            shared
+                .stats
+                .record("fresh_start_to_listening", s.to_listening);
             shared.stats.record("fresh_start_to_ready", s.to_ready);
-            shared.rss_peak.fetch_max(s.rss().vm_rss_kb, Ordering::Relaxed);
+            shared
+                .rss_peak
+                .fetch_max(s.rss().vm_rss_kb, Ordering::Relaxed);
             s.kill().await;
             let s = ServerProc::start(bin, dir.path(), &env, Duration::from_secs(30)).await?;
             shared.stats.record("restart_to_listening", s.to_listening);
             shared.stats.record("restart_to_ready", s.to_ready);
-            shared.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rss_end = s.rss();
+            shared
+                .server
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .rss_end = s.rss();
             s.kill().await;
             Ok(())
         }
@@ -705,11 +951,27 @@ async fn startup(cli: &Cli, shared: &Arc<Shared>, bin: &Path, runs: usize, deadl
     Ok(())
 }
 
-async fn run_scenario(cli: &Cli, shared: &Arc<Shared>, bin: &Path, pg: Option<&PgDb>, faults: &Faults, n: usize, deadline: Instant) -> Result<()> {
+async fn run_scenario(
+    cli: &Cli,
+    shared: &Arc<Shared>,
+    bin: &Path,
+    pg: Option<&PgDb>,
+    faults: &Faults,
+    n: usize,
+    deadline: Instant,
+) -> Result<()> {
     if cli.scenario == Scenario::Startup {
         return startup(cli, shared, bin, n, deadline).await;
     }
-    let env = start_env(cli, shared, bin, pg, faults, cli.scenario == Scenario::Cycle).await?;
+    let env = start_env(
+        cli,
+        shared,
+        bin,
+        pg,
+        faults,
+        cli.scenario == Scenario::Cycle,
+    )
+    .await?;
     let r = match cli.scenario {
         Scenario::Ingest => ingest(cli, shared, &env, faults, n, deadline).await,
         Scenario::Cycle => cycle(cli, shared, &env, faults, n, deadline).await,
@@ -760,9 +1022,16 @@ fn print_table(r: &Report) {
         r.throughput_step,
         r.completed,
         r.throughput_per_sec,
-        if r.timed_out { "   [HARD CAP REACHED]" } else { "" }
+        if r.timed_out {
+            "   [HARD CAP REACHED]"
+        } else {
+            ""
+        }
     );
-    println!("{:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}", "step", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms");
+    println!(
+        "{:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "step", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
+    );
     for (k, s) in &r.steps {
         println!(
             "{:<28} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
@@ -818,7 +1087,9 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         server::ensure_loopback_url(&cli.pg_url)?;
     }
     let bin = server::find_server_bin(cli.server_bin.as_deref(), &workspace_root())?;
-    let n = cli.requests.unwrap_or_else(|| default_requests(cli.scenario));
+    let n = cli
+        .requests
+        .unwrap_or_else(|| default_requests(cli.scenario));
     let started = Instant::now();
     let started_unix = device::now();
     let deadline = started + Duration::from_secs(cli.duration_secs);
@@ -847,22 +1118,41 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
     };
     let step = throughput_step(cli.scenario);
     let completed = shared.stats.count(step);
-    let ms = *shared.measure_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let me = *shared.measure_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ms = *shared
+        .measure_start
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = *shared
+        .measure_end
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let measured = match (ms, me) {
         (Some(s), Some(e)) => e.saturating_duration_since(s),
         (Some(s), None) => s.elapsed(),
         _ => Duration::ZERO,
     };
-    let cpu = shared.extra.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get("server_cpu_secs_measured").and_then(serde_json::Value::as_f64);
+    let cpu = shared
+        .extra
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get("server_cpu_secs_measured")
+        .and_then(serde_json::Value::as_f64);
     if let Some(cpu) = cpu {
         if completed > 0 {
-            shared.extra("server_cpu_ms_per_op", serde_json::json!(cpu * 1000.0 / completed as f64));
+            shared.extra(
+                "server_cpu_ms_per_op",
+                serde_json::json!(cpu * 1000.0 / completed as f64),
+            );
         }
     }
     let errors = shared.stats.errors();
     let unexpected: u64 = errors.values().sum::<u64>() + u64::from(fatal.is_some());
-    let mut server = std::mem::take(&mut *shared.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut server = std::mem::take(
+        &mut *shared
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     server.rss_peak_sampled_kb = shared.rss_peak.load(Ordering::Relaxed);
     let report = Report {
         scenario: cli.scenario,
@@ -886,14 +1176,20 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         errors,
         unexpected_errors: unexpected,
         injected: shared.stats.injected_counts(),
-        extra: std::mem::take(&mut *shared.extra.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        extra: std::mem::take(
+            &mut *shared
+                .extra
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
         server,
         timed_out,
         fatal,
     };
     print_table(&report);
     if let Some(path) = &cli.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(if report.unexpected_errors == 0 && report.completed > 0 {
         std::process::ExitCode::SUCCESS

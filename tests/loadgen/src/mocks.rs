@@ -93,7 +93,12 @@ impl MockProcessor {
             async move { handle_processor(&s, &f, method, uri, body).await }
         });
         let (url, task) = serve(router).await?;
-        Ok(MockProcessor { url, state, faults, task })
+        Ok(MockProcessor {
+            url,
+            state,
+            faults,
+            task,
+        })
     }
 
     /// Starts the "upstream answers 500" window now (if that fault is on).
@@ -114,11 +119,20 @@ impl MockProcessor {
     }
 }
 
-async fn handle_processor(state: &Mutex<ProcState>, faults: &UpstreamFaults, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle_processor(
+    state: &Mutex<ProcState>,
+    faults: &UpstreamFaults,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     if path == "/oauth/token" {
         lock(state).token_calls += 1;
-        return axum::Json(json!({"access_token": "tok-load", "token_type": "Bearer", "expires_in": 3600})).into_response();
+        return axum::Json(
+            json!({"access_token": "tok-load", "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response();
     }
     if let Some(d) = faults.slow {
         tokio::time::sleep(d).await;
@@ -130,12 +144,22 @@ async fn handle_processor(state: &Mutex<ProcState>, faults: &UpstreamFaults, met
     let mut g = lock(state);
     if g.fail_until.is_some_and(|t| Instant::now() < t) {
         g.answered_500 += 1;
-        return (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "application/json")], "{\"error\":\"injected\"}").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "application/json")],
+            "{\"error\":\"injected\"}",
+        )
+            .into_response();
     }
     let now = Instant::now();
     let e = g.delivered.entry(reference).or_insert((now, 0));
     e.1 += 1;
-    (StatusCode::OK, [("content-type", "application/json")], "{\"id\":\"a1\",\"status\":\"VERIFIED\"}").into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        "{\"id\":\"a1\",\"status\":\"VERIFIED\"}",
+    )
+        .into_response()
 }
 
 /// A challenge push as FCM received it.
@@ -214,7 +238,10 @@ fn handle_fcm(state: &Mutex<FcmState>, uri: Uri, body: Bytes) -> Response {
     let mut g = lock(state);
     if path == "/token" {
         g.token_calls += 1;
-        return axum::Json(json!({"access_token": "ya29.load", "expires_in": 3599, "token_type": "Bearer"})).into_response();
+        return axum::Json(
+            json!({"access_token": "ya29.load", "expires_in": 3599, "token_type": "Bearer"}),
+        )
+        .into_response();
     }
     if path != format!("/v1/projects/{FCM_PROJECT}/messages:send") {
         return (StatusCode::NOT_FOUND, "{}").into_response();
@@ -222,12 +249,18 @@ fn handle_fcm(state: &Mutex<FcmState>, uri: Uri, body: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let token = v["message"]["token"].as_str().unwrap_or_default();
     let kind = v["message"]["data"]["kind"].as_str().unwrap_or_default();
-    let cid = v["message"]["data"]["cid"].as_str().unwrap_or_default().to_owned();
+    let cid = v["message"]["data"]["cid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     g.sends += 1;
     if kind == "dismiss" {
         g.dismisses += 1;
     } else if let Some(tx) = g.devices.get(token) {
-        let _ = tx.send(Push { cid, at: Instant::now() });
+        let _ = tx.send(Push {
+            cid,
+            at: Instant::now(),
+        });
     } else {
         g.unknown_token += 1;
     }

@@ -18,7 +18,10 @@ pub const ADMIN_KEY: &str = "loadgen-admin-key-0123456789abcdef";
 /// Refuses anything that is not a loopback host.
 pub fn ensure_loopback(host: &str) -> Result<()> {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    let ok = h == "localhost" || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+    let ok = h == "localhost"
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
     if !ok {
         bail!("refusing non-loopback target {host:?}: the load generator runs on loopback only");
     }
@@ -44,7 +47,9 @@ pub fn find_server_bin(explicit: Option<&Path>, workspace: &Path) -> Result<Path
             return Ok(p);
         }
     }
-    bail!("no server binary: build it with `cargo build --release -p pushauth-server` or pass --server-bin")
+    bail!(
+        "no server binary: build it with `cargo build --release -p pushauth-server` or pass --server-bin"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -68,15 +73,28 @@ impl PgDb {
         let base = base.trim_end_matches('/');
         let admin_url = format!("{base}/postgres");
         let name = format!("loadgen_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("connect {admin_url}"))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await?;
+        let mut c = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("connect {admin_url}"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await?;
         c.close().await.ok();
-        Ok(PgDb { url: format!("{base}/{name}"), admin_url, name })
+        Ok(PgDb {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
     }
 
     pub async fn drop_db(&self) -> Result<()> {
         let mut c = sqlx::PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&mut c).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut c)
+        .await?;
         c.close().await.ok();
         Ok(())
     }
@@ -103,14 +121,22 @@ pub struct Rss {
 impl ServerProc {
     /// Spawns `bin serve` with `env` (plus listen/data dir/admin key) and waits for
     /// readiness (at most `timeout`).
-    pub async fn start(bin: &Path, data_dir: &Path, env: &[(String, String)], timeout: Duration) -> Result<ServerProc> {
+    pub async fn start(
+        bin: &Path,
+        data_dir: &Path,
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<ServerProc> {
         let t0 = Instant::now();
         let mut cmd = tokio::process::Command::new(bin);
         cmd.arg("serve")
             .env("PUSHAUTH_SERVER__LISTEN", "127.0.0.1:0")
             .env("PUSHAUTH_STORAGE__DATA_DIR", data_dir)
             .env("PUSHAUTH_SECURITY__ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", std::env::var("LOADGEN_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("LOADGEN_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -118,7 +144,9 @@ impl ServerProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().with_context(|| format!("spawn {}", bin.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
         let pid = child.id().ok_or_else(|| anyhow!("server exited at once"))?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
         let log_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -132,11 +160,17 @@ impl ServerProc {
                     if let Some(i) = line.find("listening on http://") {
                         if let Some(t) = tx.take() {
                             let rest = &line[i + "listening on ".len()..];
-                            let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                            let url = rest
+                                .split_whitespace()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned();
                             let _ = t.send((url, Instant::now())).await;
                         }
                     }
-                    let mut g = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut g = tail
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     g.push_back(line);
                     if g.len() > 50 {
                         g.pop_front();
@@ -145,13 +179,21 @@ impl ServerProc {
             });
         }
         let tail_text = |t: &Arc<Mutex<VecDeque<String>>>| {
-            t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect::<Vec<_>>().join("\n")
+            t.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let (base, listening_at) = match tokio::time::timeout(timeout, rx.recv()).await {
             Ok(Some(x)) => x,
             _ => {
                 let _ = child.kill().await;
-                bail!("server did not print `listening on` within {timeout:?}:\n{}", tail_text(&log_tail));
+                bail!(
+                    "server did not print `listening on` within {timeout:?}:\n{}",
+                    tail_text(&log_tail)
+                );
             }
         };
         ensure_loopback_url(&base)?;
@@ -164,7 +206,10 @@ impl ServerProc {
             }
             if t0.elapsed() > timeout {
                 let _ = child.kill().await;
-                bail!("server not ready within {timeout:?}:\n{}", tail_text(&log_tail));
+                bail!(
+                    "server not ready within {timeout:?}:\n{}",
+                    tail_text(&log_tail)
+                );
             }
             if let Ok(Some(st)) = child.try_wait() {
                 bail!("server exited ({st}):\n{}", tail_text(&log_tail));
@@ -186,7 +231,13 @@ impl ServerProc {
     }
 
     pub fn log_tail(&self) -> String {
-        self.log_tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect::<Vec<_>>().join("\n")
+        self.log_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub async fn kill(mut self) {
@@ -203,5 +254,8 @@ pub fn read_rss(pid: u32) -> Rss {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Rss { vm_rss_kb: field("VmRSS:"), vm_hwm_kb: field("VmHWM:") }
+    Rss {
+        vm_rss_kb: field("VmRSS:"),
+        vm_hwm_kb: field("VmHWM:"),
+    }
 }

@@ -35,12 +35,18 @@ fn ms(us: u64) -> f64 {
 
 impl Stats {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn record(&self, step: &str, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.lock().steps.entry(step.to_owned()).or_default().push(us);
+        self.lock()
+            .steps
+            .entry(step.to_owned())
+            .or_default()
+            .push(us);
     }
 
     /// An unexpected error (counts against the run).

@@ -109,8 +109,14 @@ pub fn provider_env(mock: &str) -> Result<Vec<(String, String)>> {
                 q(mock)
             ),
         ),
-        ("PUSHAUTH_API__CALLBACK_HOSTS".into(), "[\"127.0.0.1\"]".into()),
-        ("PUSHAUTH_API__CALLBACK_SECRET".into(), API_CALLBACK_SECRET.into()),
+        (
+            "PUSHAUTH_API__CALLBACK_HOSTS".into(),
+            "[\"127.0.0.1\"]".into(),
+        ),
+        (
+            "PUSHAUTH_API__CALLBACK_SECRET".into(),
+            API_CALLBACK_SECRET.into(),
+        ),
         ("PUSHAUTH_API__ALLOW_HTTP_CALLBACKS".into(), "true".into()),
     ])
 }
@@ -139,7 +145,10 @@ pub struct Builder {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// RFC 3339 UTC text of a Unix time in seconds.
@@ -154,11 +163,19 @@ fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 impl Builder {
@@ -172,7 +189,8 @@ impl Builder {
             paysafe: fixture(PAYSAFE)?,
             treezor: fixture(TREEZOR)?,
             adyen_hmac: hex::decode(s(&c, "adyen_hmac_key_hex")?)?,
-            paysafe_key: base64::engine::general_purpose::STANDARD.decode(s(&c, "paysafe_key_b64")?)?,
+            paysafe_key: base64::engine::general_purpose::STANDARD
+                .decode(s(&c, "paysafe_key_b64")?)?,
             treezor_secret: s(&c, "treezor_webhook_secret")?.to_owned(),
         })
         .and_then(Builder::self_check)
@@ -181,11 +199,15 @@ impl Builder {
     /// Our signing reproduces the committed example requests' signatures.
     fn self_check(self) -> Result<Builder> {
         let body = s(&self.adyen, "body")?;
-        if self.hmac_b64(&self.adyen_hmac, body.as_bytes())? != s(&self.adyen["headers"], "HmacSignature")? {
+        if self.hmac_b64(&self.adyen_hmac, body.as_bytes())?
+            != s(&self.adyen["headers"], "HmacSignature")?
+        {
             bail!("Adyen HMAC does not reproduce the example");
         }
         let body = s(&self.paysafe, "body")?;
-        if self.hmac_b64(&self.paysafe_key, body.as_bytes())? != s(&self.paysafe["headers"], "Signature")? {
+        if self.hmac_b64(&self.paysafe_key, body.as_bytes())?
+            != s(&self.paysafe["headers"], "Signature")?
+        {
             bail!("Paysafe signature does not reproduce the example");
         }
         let body = s(&self.treezor, "body")?;
@@ -217,7 +239,8 @@ impl Builder {
         // `\uXXXX`) and we only substitute ASCII ids and digits, so the raw text is the
         // canonical form Treezor signs (checked against the example in `self_check`).
         let canon = e.object_payload.get();
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.treezor_secret.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.treezor_secret.as_bytes())
+            .map_err(|e| anyhow!("{e}"))?;
         mac.update(canon.as_bytes());
         if corrupt {
             mac.update(b"x");
@@ -229,16 +252,32 @@ impl Builder {
 
     /// The webhook (or generic API call) creating a challenge for `reference` on card
     /// `card` (`cardholder` for the generic API). `valid = false` breaks its signature.
-    pub fn build(&self, reference: &str, card: usize, cardholder: &str, valid: bool) -> Result<Req> {
+    pub fn build(
+        &self,
+        reference: &str,
+        card: usize,
+        cardholder: &str,
+        valid: bool,
+    ) -> Result<Req> {
         let json = ("Content-Type".to_owned(), "application/json".to_owned());
         let key = self.processor.link_key(card).unwrap_or_default();
         Ok(match self.processor {
             Processor::Enfuce => {
                 let e = &self.enfuce;
                 let original = "https://id.enfuce.example/v1/callback/kitbank/940102053/4914f82b-c0cb-4b3d-a390-67e7831f8908";
-                let body = s(e, "body")?.replace(original, &format!("{}/v1/callback/kitbank/{key}/{reference}", self.mock));
+                let body = s(e, "body")?.replace(
+                    original,
+                    &format!("{}/v1/callback/kitbank/{key}/{reference}", self.mock),
+                );
                 let c = creds()?;
-                let auth = basic(s(&c, "enfuce_user")?, if valid { s(&c, "enfuce_password")? } else { "wrong-password" });
+                let auth = basic(
+                    s(&c, "enfuce_user")?,
+                    if valid {
+                        s(&c, "enfuce_password")?
+                    } else {
+                        "wrong-password"
+                    },
+                );
                 Req {
                     method: reqwest::Method::POST,
                     path: format!("/enfuce/v1/authenticate/{key}/{reference}"),
@@ -252,15 +291,25 @@ impl Builder {
                     .replace(s(e, "provider_reference")?, reference)
                     .replace(s(e, "card_reference")?, &key)
                     .replace(",\"timestamp\":\"2026-11-18T11:06:40.000Z\"", "");
-                let sig = if valid { self.adyen_sig(&body)? } else { self.adyen_sig("tampered")? };
+                let sig = if valid {
+                    self.adyen_sig(&body)?
+                } else {
+                    self.adyen_sig("tampered")?
+                };
                 Req {
                     method: reqwest::Method::POST,
                     path: "/webhooks/adyen/relayed".into(),
                     headers: vec![
                         json,
-                        ("Authorization".into(), s(&e["headers"], "Authorization")?.to_owned()),
+                        (
+                            "Authorization".into(),
+                            s(&e["headers"], "Authorization")?.to_owned(),
+                        ),
                         ("HmacSignature".into(), sig),
-                        ("WWW-Authenticate".into(), s(&e["headers"], "WWW-Authenticate")?.to_owned()),
+                        (
+                            "WWW-Authenticate".into(),
+                            s(&e["headers"], "WWW-Authenticate")?.to_owned(),
+                        ),
                     ],
                     body: body.into_bytes(),
                 }
@@ -269,13 +318,19 @@ impl Builder {
                 let e = &self.paysafe;
                 let body = s(e, "body")?
                     .replace(s(e, "provider_reference")?, reference)
-                    .replace("e38c8a9c-62aa-48cb-a214-99a6f5e77de8", &uuid::Uuid::new_v4().to_string())
+                    .replace(
+                        "e38c8a9c-62aa-48cb-a214-99a6f5e77de8",
+                        &uuid::Uuid::new_v4().to_string(),
+                    )
                     .replace(s(e, "card_reference")?, &key)
                     .replace(
                         "\"expirationTime\": \"2026-11-18T11:21:40Z\"",
                         &format!("\"expirationTime\": \"{}\"", rfc3339(unix_now() + 600)),
                     );
-                let sig = self.hmac_b64(&self.paysafe_key, if valid { body.as_bytes() } else { b"{}" })?;
+                let sig = self.hmac_b64(
+                    &self.paysafe_key,
+                    if valid { body.as_bytes() } else { b"{}" },
+                )?;
                 Req {
                     method: reqwest::Method::POST,
                     path: "/webhooks/paysafe/sca/events".into(),
@@ -288,9 +343,15 @@ impl Builder {
                 let created = unix_now() * 10_000;
                 let body = s(e, "body")?
                     .replace(s(e, "provider_reference")?, reference)
-                    .replace("569ba20f-609e-47bc-a2ce-592416ad601c", &uuid::Uuid::new_v4().to_string())
+                    .replace(
+                        "569ba20f-609e-47bc-a2ce-592416ad601c",
+                        &uuid::Uuid::new_v4().to_string(),
+                    )
                     .replace("17950000000000", &created.to_string())
-                    .replace(&format!("\"cardId\":\"{}\"", s(e, "card_reference")?), &format!("\"cardId\":\"{key}\""));
+                    .replace(
+                        &format!("\"cardId\":\"{}\"", s(e, "card_reference")?),
+                        &format!("\"cardId\":\"{key}\""),
+                    );
                 let body = self.treezor_resign(&body, !valid)?;
                 Req {
                     method: reqwest::Method::POST,
@@ -308,7 +369,11 @@ impl Builder {
                     "ttl_secs": 300,
                     "callback_url": format!("{}/api/callback", self.mock),
                 });
-                let bearer = if valid { ADMIN_KEY.to_owned() } else { "wrong-admin-key-0123456789".to_owned() };
+                let bearer = if valid {
+                    ADMIN_KEY.to_owned()
+                } else {
+                    "wrong-admin-key-0123456789".to_owned()
+                };
                 Req {
                     method: reqwest::Method::POST,
                     path: "/v1/admin/challenges".into(),

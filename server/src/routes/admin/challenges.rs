@@ -46,21 +46,35 @@ fn default_kind() -> TransactionKind {
 }
 
 /// `POST /v1/admin/challenges`: create a challenge from any issuer system.
-pub(super) async fn create(State(state): State<AppState>, admin: Admin, AppJson(body): AppJson<CreateBody>) -> ApiResult<Response> {
+pub(super) async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    AppJson(body): AppJson<CreateBody>,
+) -> ApiResult<Response> {
     let cardholder = match (body.cardholder_id, body.provider_key) {
         (Some(id), None) => id,
-        (None, Some(key)) => state
-            .store
-            .card_link_resolve(Provider::Api, &key)
-            .await?
-            .ok_or_else(|| ApiError::not_found("cardholder"))?
-            .cardholder,
-        _ => return Err(ApiError::bad_request("invalid_field", "exactly one of cardholder_id and provider_key is required")),
+        (None, Some(key)) => {
+            state
+                .store
+                .card_link_resolve(Provider::Api, &key)
+                .await?
+                .ok_or_else(|| ApiError::not_found("cardholder"))?
+                .cardholder
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "exactly one of cardholder_id and provider_key is required",
+            ));
+        }
     };
     let cfg = &state.config.challenges;
     let ttl = body.ttl_secs.unwrap_or(cfg.default_ttl_secs);
     if !(1..=cfg.max_ttl_secs).contains(&ttl) {
-        return Err(ApiError::bad_request("invalid_field", format!("ttl_secs: must be 1 to {}", cfg.max_ttl_secs)));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("ttl_secs: must be 1 to {}", cfg.max_ttl_secs),
+        ));
     }
     let callback = match body.callback_url {
         Some(url) => Some(validate_callback(&state.config.api, &url)?),
@@ -87,10 +101,24 @@ pub(super) async fn create(State(state): State<AppState>, admin: Admin, AppJson(
             let body = serde_json::json!({ "challenge": challenge, "pushes": pushes });
             Ok((StatusCode::CREATED, AppJson(body)).into_response())
         }
-        Created::Duplicate(challenge) => Ok((StatusCode::OK, AppJson(serde_json::json!({ "challenge": challenge }))).into_response()),
-        Created::CardholderBlocked => Err(ApiError::new(StatusCode::FORBIDDEN, "cardholder_blocked", "the cardholder is blocked")),
-        Created::NoActiveDevice => Err(ApiError::unprocessable("no_active_device", "the cardholder has no active device")),
-        Created::TooManyPending => Err(ApiError::too_many("too_many_pending", "too many challenges pending for this cardholder")),
+        Created::Duplicate(challenge) => Ok((
+            StatusCode::OK,
+            AppJson(serde_json::json!({ "challenge": challenge })),
+        )
+            .into_response()),
+        Created::CardholderBlocked => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cardholder_blocked",
+            "the cardholder is blocked",
+        )),
+        Created::NoActiveDevice => Err(ApiError::unprocessable(
+            "no_active_device",
+            "the cardholder has no active device",
+        )),
+        Created::TooManyPending => Err(ApiError::too_many(
+            "too_many_pending",
+            "too many challenges pending for this cardholder",
+        )),
     }
 }
 
@@ -110,7 +138,11 @@ pub(super) struct ListQuery {
 }
 
 /// `GET /v1/admin/challenges?status=&cardholder=&provider=&before=&limit=`.
-pub(super) async fn list(State(state): State<AppState>, _admin: Admin, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
     let filter = ChallengeFilter {
         status: q.status,
         cardholder: q.cardholder,
@@ -119,16 +151,25 @@ pub(super) async fn list(State(state): State<AppState>, _admin: Admin, Query(q):
         limit: q.limit.unwrap_or(50).clamp(1, 500),
     };
     let mut challenges = state.store.challenge_list(filter).await?;
-    challenges.iter_mut().for_each(crate::providers::redact_context);
+    challenges
+        .iter_mut()
+        .for_each(crate::providers::redact_context);
     Ok(AppJson(serde_json::json!({ "challenges": challenges })).into_response())
 }
 
 /// `GET /v1/admin/challenges/{id}`: the challenge, its decision (proof included, as
 /// evidence), its outbox rows, every delivery attempt and its audit trail.
-pub(super) async fn get(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id, ChallengeId::parse, "challenge")?;
     let store = &state.store;
-    let mut challenge = store.challenge_get(&id).await?.ok_or_else(|| ApiError::not_found("challenge"))?;
+    let mut challenge = store
+        .challenge_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("challenge"))?;
     crate::providers::redact_context(&mut challenge);
     let body = serde_json::json!({
         "challenge": challenge,
@@ -142,24 +183,47 @@ pub(super) async fn get(State(state): State<AppState>, _admin: Admin, Path(id): 
 }
 
 /// `POST /v1/admin/challenges/{id}/cancel`.
-pub(super) async fn cancel(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id, ChallengeId::parse, "challenge")?;
-    let challenge = state.store.challenge_get(&id).await?.ok_or_else(|| ApiError::not_found("challenge"))?;
+    let challenge = state
+        .store
+        .challenge_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("challenge"))?;
     if challenge.status.is_final() {
-        return Err(ApiError::conflict("already_closed", format!("the challenge is already {}", challenge.status))
-            .with(serde_json::json!({ "challenge_status": challenge.status })));
+        return Err(ApiError::conflict(
+            "already_closed",
+            format!("the challenge is already {}", challenge.status),
+        )
+        .with(serde_json::json!({ "challenge_status": challenge.status })));
     }
     let mut outbox = dismiss_rows(&state, &challenge, None).await?;
     outbox.extend(upstream_row(&state, &challenge, Outcome::Cancelled));
     let t = now();
-    let audit = AuditDraft::new(t, admin.actor(), "challenge.cancelled").challenge(&id).cardholder(&challenge.cardholder);
-    if !state.store.challenge_close(&id, ChallengeStatus::Cancelled, t, outbox, audit).await? {
-        return Err(ApiError::conflict("already_closed", "the challenge was closed concurrently"));
+    let audit = AuditDraft::new(t, admin.actor(), "challenge.cancelled")
+        .challenge(&id)
+        .cardholder(&challenge.cardholder);
+    if !state
+        .store
+        .challenge_close(&id, ChallengeStatus::Cancelled, t, outbox, audit)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "already_closed",
+            "the challenge was closed concurrently",
+        ));
     }
     Ok(AppJson(serde_json::json!({ "status": ChallengeStatus::Cancelled })).into_response())
 }
 
 /// `GET /v1/admin/audit/verify`: re-computes the audit hash chain.
-pub(super) async fn audit_verify(State(state): State<AppState>, _admin: Admin) -> ApiResult<Response> {
+pub(super) async fn audit_verify(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Response> {
     Ok(AppJson(state.store.audit_verify().await?).into_response())
 }

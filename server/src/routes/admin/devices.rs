@@ -11,45 +11,112 @@ use crate::error::{ApiError, ApiResult, AppJson};
 use crate::state::{AppState, now};
 
 /// `GET /v1/admin/cardholders/{id}/devices`.
-pub(super) async fn list(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id, CardholderId::parse, "cardholder")?;
     if state.store.cardholder_get(&id).await?.is_none() {
         return Err(ApiError::not_found("cardholder"));
     }
-    Ok(AppJson(serde_json::json!({ "devices": state.store.device_list(&id).await? })).into_response())
+    Ok(
+        AppJson(serde_json::json!({ "devices": state.store.device_list(&id).await? }))
+            .into_response(),
+    )
 }
 
 /// `GET /v1/admin/devices/{id}`.
-pub(super) async fn get(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id, DeviceId::parse, "device")?;
-    let d = state.store.device_get(&id).await?.ok_or_else(|| ApiError::not_found("device"))?;
+    let d = state
+        .store
+        .device_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
     let push = d.push.as_ref().map(|p| serde_json::json!({ "environment": p.environment, "token_prefix": p.token.chars().take(8).collect::<String>() }));
     Ok(AppJson(serde_json::json!({ "device": d, "push": push })).into_response())
 }
 
-async fn set(state: &AppState, admin: &Admin, id: &str, to: DeviceStatus, allowed_from: &[DeviceStatus]) -> ApiResult<StatusCode> {
+async fn set(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    to: DeviceStatus,
+    allowed_from: &[DeviceStatus],
+) -> ApiResult<StatusCode> {
     let id = parse_id(id, DeviceId::parse, "device")?;
-    let d = state.store.device_get(&id).await?.ok_or_else(|| ApiError::not_found("device"))?;
+    let d = state
+        .store
+        .device_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
     if !allowed_from.contains(&d.status) {
-        return Err(ApiError::conflict("invalid_transition", format!("device is {} and cannot become {to}", d.status))
-            .with(serde_json::json!({ "device_status": d.status })));
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("device is {} and cannot become {to}", d.status),
+        )
+        .with(serde_json::json!({ "device_status": d.status })));
     }
-    let audit = AuditDraft::new(now(), admin.actor(), format!("device.{to}")).device(&id).cardholder(&d.cardholder);
+    let audit = AuditDraft::new(now(), admin.actor(), format!("device.{to}"))
+        .device(&id)
+        .cardholder(&d.cardholder);
     state.store.device_set_status(&id, to, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/admin/devices/{id}/lock`.
-pub(super) async fn lock(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    set(&state, &admin, &id, DeviceStatus::Locked, &[DeviceStatus::Active, DeviceStatus::Locked]).await
+pub(super) async fn lock(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    set(
+        &state,
+        &admin,
+        &id,
+        DeviceStatus::Locked,
+        &[DeviceStatus::Active, DeviceStatus::Locked],
+    )
+    .await
 }
 
 /// `POST /v1/admin/devices/{id}/unlock` (also resets the failure counter).
-pub(super) async fn unlock(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    set(&state, &admin, &id, DeviceStatus::Active, &[DeviceStatus::Active, DeviceStatus::Locked]).await
+pub(super) async fn unlock(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    set(
+        &state,
+        &admin,
+        &id,
+        DeviceStatus::Active,
+        &[DeviceStatus::Active, DeviceStatus::Locked],
+    )
+    .await
 }
 
 /// `POST /v1/admin/devices/{id}/revoke` (final).
-pub(super) async fn revoke(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    set(&state, &admin, &id, DeviceStatus::Revoked, &[DeviceStatus::Active, DeviceStatus::Locked, DeviceStatus::Revoked]).await
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    set(
+        &state,
+        &admin,
+        &id,
+        DeviceStatus::Revoked,
+        &[
+            DeviceStatus::Active,
+            DeviceStatus::Locked,
+            DeviceStatus::Revoked,
+        ],
+    )
+    .await
 }

@@ -20,19 +20,31 @@ use crate::state::AppState;
 /// Admin routes, nested under `/v1/admin`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/cardholders", post(cardholders::create).get(cardholders::list))
+        .route(
+            "/cardholders",
+            post(cardholders::create).get(cardholders::list),
+        )
         .route("/cardholders/{id}", get(cardholders::get))
         .route("/cardholders/{id}/block", post(cardholders::block))
         .route("/cardholders/{id}/unblock", post(cardholders::unblock))
-        .route("/cardholders/{id}/links", post(cardholders::link).get(cardholders::links))
-        .route("/cardholders/{id}/activation-codes", post(cardholders::activation_code))
+        .route(
+            "/cardholders/{id}/links",
+            post(cardholders::link).get(cardholders::links),
+        )
+        .route(
+            "/cardholders/{id}/activation-codes",
+            post(cardholders::activation_code),
+        )
         .route("/cardholders/{id}/devices", get(devices::list))
         .route("/links/{id}", delete(cardholders::unlink))
         .route("/devices/{id}", get(devices::get))
         .route("/devices/{id}/lock", post(devices::lock))
         .route("/devices/{id}/unlock", post(devices::unlock))
         .route("/devices/{id}/revoke", post(devices::revoke))
-        .route("/challenges", post(challenges::create).get(challenges::list))
+        .route(
+            "/challenges",
+            post(challenges::create).get(challenges::list),
+        )
         .route("/challenges/{id}", get(challenges::get))
         .route("/challenges/{id}/cancel", post(challenges::cancel))
         .route("/audit/verify", get(challenges::audit_verify))
@@ -57,7 +69,14 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let refuse = |reason: &'static str, detail: &str| {
-            state.metrics.auth_failures.get_or_create(&AuthFailure { surface: "admin", reason }).inc();
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&AuthFailure {
+                    surface: "admin",
+                    reason,
+                })
+                .inc();
             ApiError::unauthorized(reason, detail)
         };
         let presented = parts
@@ -67,10 +86,19 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| refuse("missing_credentials", "expected Authorization: Bearer <admin key>"))?;
+            .ok_or_else(|| {
+                refuse(
+                    "missing_credentials",
+                    "expected Authorization: Bearer <admin key>",
+                )
+            })?;
         // The lookup is by SHA-256 of the presented key: timing reveals nothing about
         // the stored keys, and the keys themselves are never stored.
-        match state.store.admin_key_find(&KeyHash::of(presented.as_bytes())).await? {
+        match state
+            .store
+            .admin_key_find(&KeyHash::of(presented.as_bytes()))
+            .await?
+        {
             Some(key) => Ok(Admin { key }),
             None => Err(refuse("bad_credentials", "unknown admin key")),
         }
@@ -78,6 +106,10 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// Parses an id path segment, answering 404 for a malformed one.
-pub(crate) fn parse_id<T>(raw: &str, parse: impl Fn(&str) -> Result<T, pushauth_core::Error>, what: &'static str) -> Result<T, ApiError> {
+pub(crate) fn parse_id<T>(
+    raw: &str,
+    parse: impl Fn(&str) -> Result<T, pushauth_core::Error>,
+    what: &'static str,
+) -> Result<T, ApiError> {
     parse(raw).map_err(|_| ApiError::not_found(what))
 }

@@ -29,7 +29,14 @@ impl DeviceCall {
 }
 
 fn refuse(state: &AppState, reason: &'static str, detail: impl Into<String>) -> ApiError {
-    state.metrics.auth_failures.get_or_create(&AuthFailure { surface: "device", reason }).inc();
+    state
+        .metrics
+        .auth_failures
+        .get_or_create(&AuthFailure {
+            surface: "device",
+            reason,
+        })
+        .inc();
     ApiError::unauthorized(reason, detail)
 }
 
@@ -38,15 +45,32 @@ impl FromRequest<AppState> for DeviceCall {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let uri = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let body = axum::body::to_bytes(body, state.config.server.body_limit_bytes)
             .await
-            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large"))?;
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "request body too large",
+                )
+            })?;
         let token = super::proof_header(&parts.headers).inspect_err(|e| {
-            state.metrics.auth_failures.get_or_create(&AuthFailure { surface: "device", reason: e.reason() }).inc();
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&AuthFailure {
+                    surface: "device",
+                    reason: e.reason(),
+                })
+                .inc();
         })?;
-        let id = request::peek_device(token).map_err(|e| refuse(state, e.code(), format!("request proof refused: {e}")))?;
+        let id = request::peek_device(token)
+            .map_err(|e| refuse(state, e.code(), format!("request proof refused: {e}")))?;
         let device = match state.store.device_get(&id).await? {
             Some(d) if d.status != DeviceStatus::Revoked => d,
             _ => return Err(refuse(state, "unknown_device", "unknown or revoked device")),
@@ -60,7 +84,11 @@ impl FromRequest<AppState> for DeviceCall {
             &key,
             &request::Expectations {
                 audience: &state.issuer,
-                request: HttpRequest { method: parts.method.as_str(), path, body: &body },
+                request: HttpRequest {
+                    method: parts.method.as_str(),
+                    path,
+                    body: &body,
+                },
                 now: t.as_unix_time(),
                 window_secs: window,
             },
@@ -68,8 +96,16 @@ impl FromRequest<AppState> for DeviceCall {
         .map_err(|e| refuse(state, e.code(), format!("request proof refused: {e}")))?;
         // The jti must be remembered at least as long as the proof could be accepted.
         let keep_until = pushauth_store::Millis::from_unix_time(verified.iat.plus(window + 1));
-        if !state.store.request_nonce_use(&device.id, &verified.jti, keep_until).await? {
-            return Err(refuse(state, "replayed_request", "request proof already used"));
+        if !state
+            .store
+            .request_nonce_use(&device.id, &verified.jti, keep_until)
+            .await?
+        {
+            return Err(refuse(
+                state,
+                "replayed_request",
+                "request proof already used",
+            ));
         }
         Ok(DeviceCall { device, body })
     }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::ChallengeId;
 use pushauth_core::request::{self, HttpRequest};
-use pushauth_store::{AuditDraft, Challenge, Device, DeviceStatus, DeviceKey, PushEnvironment};
+use pushauth_store::{AuditDraft, Challenge, Device, DeviceKey, DeviceStatus, PushEnvironment};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, AppJson, parse_json};
@@ -43,20 +43,46 @@ pub(crate) fn proof_header(headers: &HeaderMap) -> ApiResult<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("PushAuth "))
         .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("missing_proof", "expected Authorization: PushAuth <request proof>"))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_proof",
+                "expected Authorization: PushAuth <request proof>",
+            )
+        })
 }
 
 /// `POST /v1/device/enroll` (protocol §6.2).
-async fn enroll(State(state): State<AppState>, method: Method, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn enroll(
+    State(state): State<AppState>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let proof = proof_header(&headers)?;
     let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
-    let enrolled = enrollment::enroll(&state, proof, HttpRequest { method: method.as_str(), path, body: &body })
-        .await
-        .inspect_err(|e| {
-            if e.status() == StatusCode::UNAUTHORIZED {
-                state.metrics.auth_failures.get_or_create(&crate::metrics::AuthFailure { surface: "device", reason: e.reason() }).inc();
-            }
-        })?;
+    let enrolled = enrollment::enroll(
+        &state,
+        proof,
+        HttpRequest {
+            method: method.as_str(),
+            path,
+            body: &body,
+        },
+    )
+    .await
+    .inspect_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&crate::metrics::AuthFailure {
+                    surface: "device",
+                    reason: e.reason(),
+                })
+                .inc();
+        }
+    })?;
     Ok((StatusCode::CREATED, AppJson(enrolled)).into_response())
 }
 
@@ -71,9 +97,14 @@ struct PushTokenBody {
 /// `PUT /v1/device/push-token`.
 async fn push_token(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
     let body: PushTokenBody = parse_json(&call.body)?;
-    let target = enrollment::push_target(body.push_token, body.push_environment, call.device.platform)?;
-    let audit = AuditDraft::new(now(), call.actor(), "device.push_token_updated").device(&call.device.id);
-    state.store.device_set_push_token(&call.device.id, target, audit).await?;
+    let target =
+        enrollment::push_target(body.push_token, body.push_environment, call.device.platform)?;
+    let audit =
+        AuditDraft::new(now(), call.actor(), "device.push_token_updated").device(&call.device.id);
+    state
+        .store
+        .device_set_push_token(&call.device.id, target, audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -98,7 +129,11 @@ fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResu
         pin: challenge.processor_input.clone(),
     };
     let token = challenge::sign(&claims, &state.server_key).map_err(ApiError::internal)?;
-    Ok(ChallengeItem { id: challenge.id.clone(), status: challenge.status, token })
+    Ok(ChallengeItem {
+        id: challenge.id.clone(),
+        status: challenge.status,
+        token,
+    })
 }
 
 /// Loads a challenge the device may see: unknown and other cardholders' challenges
@@ -112,7 +147,10 @@ async fn load_own(state: &AppState, device: &Device, id: &str) -> ApiResult<Chal
 }
 
 /// Pending challenges of the device's cardholder, each signed for this device.
-pub(crate) async fn pending_items(state: &AppState, device: &Device) -> ApiResult<Vec<ChallengeItem>> {
+pub(crate) async fn pending_items(
+    state: &AppState,
+    device: &Device,
+) -> ApiResult<Vec<ChallengeItem>> {
     state
         .store
         .challenge_pending_for(&device.cardholder, now())
@@ -129,20 +167,34 @@ async fn pending(State(state): State<AppState>, call: DeviceCall) -> ApiResult<R
 }
 
 /// `GET /v1/device/challenges/{id}`.
-async fn get_challenge(State(state): State<AppState>, Path(id): Path<String>, call: DeviceCall) -> ApiResult<Response> {
+async fn get_challenge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: DeviceCall,
+) -> ApiResult<Response> {
     let c = load_own(&state, &call.device, &id).await?;
     if c.status.is_final() {
-        return Err(ApiError::conflict("already_closed", format!("the challenge is already {}", c.status))
-            .with(serde_json::json!({ "challenge_status": c.status })));
+        return Err(ApiError::conflict(
+            "already_closed",
+            format!("the challenge is already {}", c.status),
+        )
+        .with(serde_json::json!({ "challenge_status": c.status })));
     }
     if now() > c.deadline {
-        return Err(ApiError::gone("challenge_expired", "the challenge deadline has passed"));
+        return Err(ApiError::gone(
+            "challenge_expired",
+            "the challenge deadline has passed",
+        ));
     }
     Ok(AppJson(sign_for(&state, &c, &call.device)?).into_response())
 }
 
 /// `POST /v1/device/challenges/{id}/decision`.
-async fn decide(State(state): State<AppState>, Path(id): Path<String>, call: DeviceCall) -> ApiResult<Response> {
+async fn decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: DeviceCall,
+) -> ApiResult<Response> {
     let c = load_own(&state, &call.device, &id).await?;
     let body: decisions::DecisionBody = parse_json(&call.body)?;
     let status = decisions::decide(&state, &call.device, c, body).await?;
@@ -176,10 +228,21 @@ async fn rotate_key(State(state): State<AppState>, call: DeviceCall) -> ApiResul
         .details(serde_json::json!({ "old": old.thumbprint(), "new": kid }));
     let swapped = state
         .store
-        .device_rotate_key(&call.device.id, &old.thumbprint(), DeviceKey { jwk, thumbprint: kid.clone() }, audit)
+        .device_rotate_key(
+            &call.device.id,
+            &old.thumbprint(),
+            DeviceKey {
+                jwk,
+                thumbprint: kid.clone(),
+            },
+            audit,
+        )
         .await?;
     if !swapped {
-        return Err(ApiError::conflict("key_changed", "the device key changed concurrently"));
+        return Err(ApiError::conflict(
+            "key_changed",
+            "the device key changed concurrently",
+        ));
     }
     Ok(AppJson(serde_json::json!({ "kid": kid })).into_response())
 }
@@ -187,6 +250,9 @@ async fn rotate_key(State(state): State<AppState>, call: DeviceCall) -> ApiResul
 /// `DELETE /v1/device`: the device unenrolls itself.
 async fn unenroll(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
     let audit = AuditDraft::new(now(), call.actor(), "device.unenrolled").device(&call.device.id);
-    state.store.device_set_status(&call.device.id, DeviceStatus::Revoked, audit).await?;
+    state
+        .store
+        .device_set_status(&call.device.id, DeviceStatus::Revoked, audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

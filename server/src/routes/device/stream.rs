@@ -35,7 +35,9 @@ pub(super) async fn stream(State(state): State<AppState>, call: DeviceCall) -> A
         loop {
             for item in batch.drain(..) {
                 if sent.insert(item.id.clone()) {
-                    let Ok(event) = Event::default().event("challenge").json_data(&item) else { continue };
+                    let Ok(event) = Event::default().event("challenge").json_data(&item) else {
+                        continue;
+                    };
                     if tx.send(Ok(event)).await.is_err() {
                         return;
                     }
@@ -60,5 +62,7 @@ pub(super) async fn stream(State(state): State<AppState>, call: DeviceCall) -> A
             }
         }
     });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }

@@ -8,7 +8,8 @@
 //!   concurrent writer waits for the row lock, re-checks the condition and loses;
 //! - duplicate webhooks collapse with `INSERT … ON CONFLICT DO NOTHING`;
 //! - outbox claims use `FOR UPDATE SKIP LOCKED`;
-//! - audit appenders serialise on a transaction-scoped advisory lock.
+//! - audit rows are appended unchained and linked after commit by one chainer at a
+//!   time, under a transaction-scoped advisory lock (see the `audit` module).
 //!
 //! Notifications travel through `LISTEN/NOTIFY` (see the `listen` module), so
 //! [`Store::subscribe`] hears about rows written by any instance.
@@ -58,11 +59,13 @@ struct Inner {
     events: broadcast::Sender<StoreEvent>,
     channels: Channels,
     listener: AbortHandle,
+    chainer: AbortHandle,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.chainer.abort();
     }
 }
 
@@ -135,12 +138,14 @@ impl PgStore {
         let channels = Channels::for_schema(current.as_deref().unwrap_or("public"));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let listener = listen::start(options, channels.clone(), events.clone()).await?;
+        let chainer = tokio::spawn(audit::run_chainer(pool.clone())).abort_handle();
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 events,
                 channels,
                 listener,
+                chainer,
             }),
         })
     }

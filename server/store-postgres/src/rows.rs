@@ -300,21 +300,64 @@ impl AuditRow {
     pub(crate) fn decode(self) -> StoreResult<AuditEntry> {
         Ok(AuditEntry {
             seq: self.seq,
-            draft: AuditDraft {
-                at: Millis(self.at),
-                actor: self.actor,
-                action: self.action,
-                challenge: opt(self.challenge_id, |s| {
-                    challenge_id("audit_log.challenge_id", s)
-                })?,
-                device: opt(self.device_id, |s| device_id("audit_log.device_id", s))?,
-                cardholder: opt(self.cardholder_id, |s| {
-                    cardholder_id("audit_log.cardholder_id", s)
-                })?,
-                details: json("audit_log.details", &self.details)?,
-            },
+            draft: audit_draft(
+                self.at,
+                self.actor,
+                self.action,
+                self.challenge_id,
+                self.device_id,
+                self.cardholder_id,
+                &self.details,
+            )?,
             prev_hash: self.prev_hash,
             hash: self.hash,
         })
     }
+}
+
+/// An `audit_log` row the chainer has not linked yet.
+#[derive(Debug)]
+pub(crate) struct UnchainedRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub challenge_id: Option<String>,
+    pub device_id: Option<String>,
+    pub cardholder_id: Option<String>,
+    pub details: String,
+}
+
+impl UnchainedRow {
+    pub(crate) fn decode(self) -> StoreResult<AuditDraft> {
+        audit_draft(
+            self.at,
+            self.actor,
+            self.action,
+            self.challenge_id,
+            self.device_id,
+            self.cardholder_id,
+            &self.details,
+        )
+    }
+}
+
+fn audit_draft(
+    at: i64,
+    actor: String,
+    action: String,
+    challenge: Option<String>,
+    device: Option<String>,
+    cardholder: Option<String>,
+    details: &str,
+) -> StoreResult<AuditDraft> {
+    Ok(AuditDraft {
+        at: Millis(at),
+        actor,
+        action,
+        challenge: opt(challenge, |s| challenge_id("audit_log.challenge_id", s))?,
+        device: opt(device, |s| device_id("audit_log.device_id", s))?,
+        cardholder: opt(cardholder, |s| cardholder_id("audit_log.cardholder_id", s))?,
+        details: json("audit_log.details", details)?,
+    })
 }

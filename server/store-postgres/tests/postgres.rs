@@ -125,6 +125,24 @@ async fn audit_appends_across_instances_stay_chained() {
     for t in tasks {
         t.await.unwrap();
     }
+    // The background chainers link the rows without anyone reading the log.
+    let mut conn = schema.raw().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (unchained,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM audit_log WHERE seq IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if unchained == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{unchained} rows still unchained"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         a.audit_verify().await.unwrap(),
         ChainCheck::Intact { entries: 40 }
@@ -213,6 +231,35 @@ async fn audit_tampering_is_detected() {
         store.audit_verify().await.unwrap(),
         ChainCheck::Broken { seq: 1 }
     );
+}
+
+/// A row edited before the chainer linked it (here: inserted with a column that does
+/// not decode) is never vouched for: the chain stops before it and verify says so.
+#[tokio::test]
+async fn unchained_row_that_does_not_decode_is_not_linked() {
+    let schema = Schema::fresh();
+    let store = schema.store().await;
+    store.migrate().await.unwrap();
+    for _ in 0..3 {
+        new_cardholder(&store).await;
+    }
+    let mut conn = schema.raw().await;
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, challenge_id, details)
+         VALUES (1, 'x', 'forged', 'not a challenge id', 'null')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        store.audit_verify().await.unwrap(),
+        ChainCheck::Broken { seq: 4 }
+    );
+    let (unchained,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_log WHERE seq IS NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(unchained, 1);
 }
 
 #[tokio::test]

@@ -24,14 +24,15 @@ mod rows;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
 use pushauth_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::broadcast;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 use crate::error::db;
 
@@ -50,6 +51,37 @@ const EVENT_CAPACITY: usize = 256;
 pub struct SqliteStore {
     pool: SqlitePool,
     events: broadcast::Sender<StoreEvent>,
+    /// The write gate: held for the whole of every write transaction.
+    gate: Arc<Mutex<()>>,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) holding the write gate until it commits
+/// or is dropped (rolled back).
+pub(crate) struct WriteTx {
+    // Field order matters: the transaction rolls back (when not committed) before
+    // the gate opens for the next writer.
+    tx: Transaction<'static, Sqlite>,
+    _gate: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Commits, then opens the gate.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -92,12 +124,19 @@ impl SqliteStore {
             .await
             .map_err(db)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        Ok(SqliteStore { pool, events })
+        Ok(SqliteStore {
+            pool,
+            events,
+            gate: Arc::new(Mutex::new(())),
+        })
     }
 
-    /// Starts a write transaction holding SQLite's write lock (`BEGIN IMMEDIATE`).
-    pub(crate) async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// Starts a write transaction: waits for the write gate (first come, first
+    /// served), then takes SQLite's write lock (`BEGIN IMMEDIATE`).
+    pub(crate) async fn write(&self) -> StoreResult<WriteTx> {
+        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(WriteTx { tx, _gate: gate })
     }
 
     /// Sends a notification (call only after commit). Nobody listening is fine.

@@ -5,9 +5,12 @@
 use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
 use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pushauth_store::{
-    AuditDraft, CardholderStatus, Challenge, CreateOutcome, DeviceStatus, Millis, NewChallenge,
-    NewOutbox, OutboxKind,
+    AuditDraft, CardholderStatus, Challenge, CreateContext, CreatePlan, DeviceStatus, Millis,
+    NewChallenge, NewOutbox, OutboxKind, PlannedOutcome, Planner, Refusal,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -61,36 +64,84 @@ pub enum Created {
     TooManyPending,
 }
 
-/// Creates a challenge (or recognises a duplicate).
+/// Creates a challenge (or recognises a duplicate). The store looks the reference,
+/// the cardholder, its devices and pending count up and runs [`plan`] in one
+/// transaction, so the answer rests on one consistent view and the pending limit
+/// holds under concurrent webhooks.
 pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
-    let store = &state.store;
-    // A duplicate must get the same answer as the first delivery, whatever changed
-    // since (devices, limits): look it up first.
-    if let Some(existing) = store.challenge_find(req.provider, &req.reference).await? {
-        return Ok(Created::Duplicate(existing));
-    }
-    let Some(cardholder) = store.cardholder_get(&req.cardholder).await? else {
-        return Err(ApiError::not_found("cardholder"));
-    };
-    if cardholder.status == CardholderStatus::Blocked {
-        return Ok(Created::CardholderBlocked);
-    }
     let t = now();
-    let devices: Vec<_> = store
-        .device_list(&req.cardholder)
+    let fresh = Fresh {
+        id: ChallengeId::generate().map_err(ApiError::internal)?,
+        nonce: Nonce::generate().map_err(ApiError::internal)?,
+        t,
+        pushes: Arc::new(AtomicUsize::new(0)),
+    };
+    let pushes = Arc::clone(&fresh.pushes);
+    let (provider, reference, cardholder) =
+        (req.provider, req.reference.clone(), req.cardholder.clone());
+    let planner_state = state.clone();
+    let planner: Planner =
+        Box::new(move |seen: &CreateContext| plan(&planner_state, req, fresh, seen));
+    match state
+        .store
+        .challenge_create_planned(provider, &reference, &cardholder, t, planner)
         .await?
-        .into_iter()
+    {
+        PlannedOutcome::Created(challenge) => {
+            state
+                .metrics
+                .challenges_created
+                .get_or_create(&ProviderLabel {
+                    provider: challenge.provider.as_str(),
+                })
+                .inc();
+            Ok(Created::New {
+                challenge,
+                pushes: pushes.load(Ordering::Relaxed),
+            })
+        }
+        PlannedOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
+        PlannedOutcome::NoCardholder => Err(ApiError::not_found("cardholder")),
+        PlannedOutcome::Refused(Refusal::CardholderBlocked) => Ok(Created::CardholderBlocked),
+        PlannedOutcome::Refused(Refusal::NoActiveDevice) => Ok(Created::NoActiveDevice),
+        PlannedOutcome::Refused(Refusal::TooManyPending) => Ok(Created::TooManyPending),
+    }
+}
+
+/// What a creation generates before the store is asked, and what its plan reports.
+struct Fresh {
+    id: ChallengeId,
+    nonce: Nonce,
+    t: Millis,
+    /// How many push rows the plan queued.
+    pushes: Arc<AtomicUsize>,
+}
+
+/// What to write for `req`, given what the store saw: refuse for a blocked
+/// cardholder, no active device or too many pending challenges; otherwise the
+/// challenge, one push row per active device that has a push service, and the audit
+/// entry.
+fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateContext) -> CreatePlan {
+    let Fresh {
+        id,
+        nonce,
+        t,
+        pushes,
+    } = fresh;
+    if seen.cardholder_status == CardholderStatus::Blocked {
+        return CreatePlan::Refuse(Refusal::CardholderBlocked);
+    }
+    let devices: Vec<_> = seen
+        .devices
+        .iter()
         .filter(|d| d.status == DeviceStatus::Active)
         .collect();
     if devices.is_empty() {
-        return Ok(Created::NoActiveDevice);
+        return CreatePlan::Refuse(Refusal::NoActiveDevice);
     }
-    if store.challenge_count_pending(&req.cardholder, t).await?
-        >= state.config.challenges.max_pending_per_cardholder
-    {
-        return Ok(Created::TooManyPending);
+    if seen.pending >= state.config.challenges.max_pending_per_cardholder {
+        return CreatePlan::Refuse(Refusal::TooManyPending);
     }
-    let id = ChallengeId::generate().map_err(ApiError::internal)?;
     let transaction = Transaction {
         provider: req.provider,
         reference: req.reference.clone(),
@@ -110,8 +161,9 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
             deadline: req.deadline,
         })
         .collect();
-    let pushes = outbox.len();
-    let audit = AuditDraft::new(t, req.actor.clone(), "challenge.created")
+    pushes.store(outbox.len(), Ordering::Relaxed);
+    let digest = transaction.digest();
+    let audit = AuditDraft::new(t, req.actor, "challenge.created")
         .challenge(&id)
         .cardholder(&req.cardholder)
         .details(serde_json::json!({
@@ -119,10 +171,10 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
             "reference": req.reference,
             "amount": transaction.display_amount(),
             "payee": req.payee,
-            "digest": transaction.digest().to_string(),
+            "digest": digest.to_string(),
             "deadline": req.deadline,
             "devices": devices.len(),
-            "pushes": pushes,
+            "pushes": outbox.len(),
         }));
     let new = NewChallenge {
         id,
@@ -132,27 +184,15 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         kind: req.kind,
         amount: req.amount,
         payee: req.payee,
-        nonce: Nonce::generate().map_err(ApiError::internal)?,
-        txn_digest: transaction.digest(),
+        nonce,
+        txn_digest: digest,
         deadline: req.deadline,
         upstream_deadline: req.upstream_deadline,
         processor_input: req.processor_input,
         context: req.context,
         created_at: t,
     };
-    match store.challenge_create(new, outbox, audit).await? {
-        CreateOutcome::Created(challenge) => {
-            state
-                .metrics
-                .challenges_created
-                .get_or_create(&ProviderLabel {
-                    provider: challenge.provider.as_str(),
-                })
-                .inc();
-            Ok(Created::New { challenge, pushes })
-        }
-        CreateOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
-    }
+    CreatePlan::Write { new, outbox, audit }
 }
 
 /// Closes a pending challenge when every push to the cardholder's devices failed for

@@ -10,9 +10,11 @@ use sqlx::PgConnection;
 
 use crate::PgStore;
 use crate::audit::append;
+use crate::devices::list_in;
 use crate::error::{classify, db};
 use crate::outbox::insert_rows;
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
+use pushauth_store::decode::parse_enum;
 
 /// Largest page a listing returns.
 const MAX_PAGE: i64 = 500;
@@ -60,13 +62,92 @@ pub(crate) async fn create(
     outbox: Vec<NewOutbox>,
     audit: AuditDraft,
 ) -> StoreResult<CreateOutcome> {
+    let mut tx = s.begin().await?;
+    let outcome = insert_in(s, &mut tx, new, &outbox, &audit).await?;
+    if matches!(outcome, CreateOutcome::Created(_)) {
+        tx.commit().await.map_err(db)?;
+    }
+    Ok(outcome)
+}
+
+/// Locks the cardholder's row (`FOR NO KEY UPDATE`: creations for one cardholder
+/// queue, foreign-key checks of other writers do not), then the duplicate check and
+/// pending count, the devices, the plan and the plan's writes, in one transaction.
+pub(crate) async fn create_planned(
+    s: &PgStore,
+    provider: Provider,
+    reference: &ProviderRef,
+    cardholder: &CardholderId,
+    now: Millis,
+    plan: Planner,
+) -> StoreResult<PlannedOutcome> {
+    let (provider_s, reference_s, cardholder_s) =
+        (provider.as_str(), reference.as_str(), cardholder.as_str());
+    let mut tx = s.begin().await?;
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM cardholders WHERE id = $1 FOR NO KEY UPDATE",
+        cardholder_s
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    // After the lock, so that the count includes every creation that held it before.
+    let seen = sqlx::query!(
+        r#"SELECT (SELECT id FROM challenges WHERE provider = $1 AND provider_ref = $2) AS "existing?",
+                  (SELECT count(*) FROM challenges
+                    WHERE cardholder_id = $3 AND status = 'pending' AND deadline > $4) AS "pending!""#,
+        provider_s,
+        reference_s,
+        cardholder_s,
+        now.0,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(existing) = seen.existing {
+        let challenge = get_in(&mut tx, &existing).await?.ok_or_else(|| {
+            StoreError::Backend("duplicate challenge vanished inside its transaction".into())
+        })?;
+        return Ok(PlannedOutcome::Duplicate(challenge));
+    }
+    let Some(status) = status else {
+        return Ok(PlannedOutcome::NoCardholder);
+    };
+    let context = CreateContext {
+        cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
+        devices: list_in(&mut tx, cardholder_s).await?,
+        pending: seen.pending,
+    };
+    let (new, outbox, audit) = match plan(&context) {
+        CreatePlan::Refuse(why) => return Ok(PlannedOutcome::Refused(why)),
+        CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
+    };
+    new.check_planned(provider, reference, cardholder)?;
+    match insert_in(s, &mut tx, new, &outbox, &audit).await? {
+        CreateOutcome::Created(c) => {
+            tx.commit().await.map_err(db)?;
+            Ok(PlannedOutcome::Created(c))
+        }
+        CreateOutcome::Duplicate(c) => Ok(PlannedOutcome::Duplicate(c)),
+    }
+}
+
+/// Inserts the challenge, its outbox rows, notifications and audit entry on `tx`, or
+/// finds the existing challenge of the same (provider, reference). The caller commits
+/// a creation.
+async fn insert_in(
+    s: &PgStore,
+    tx: &mut PgConnection,
+    new: NewChallenge,
+    outbox: &[NewOutbox],
+    audit: &AuditDraft,
+) -> StoreResult<CreateOutcome> {
     let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
     let amount = new.amount.map(|m| m.minor());
     let currency = new.amount.map(|m| m.currency().code());
     let payee = new.payee.as_ref().map(|p| p.as_str());
     let digest = new.txn_digest.to_string();
-    let upstream = upstream_status_for(&outbox);
-    let mut tx = s.begin().await?;
+    let upstream = upstream_status_for(outbox);
     let inserted = sqlx::query!(
         "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
                                  nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
@@ -94,18 +175,17 @@ pub(crate) async fn create(
     .await
     .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
     if inserted.rows_affected() == 0 {
-        let existing = find_in(&mut tx, provider, provider_ref).await?;
+        let existing = find_in(tx, provider, provider_ref).await?;
         return existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
             StoreError::Backend("challenge conflict without a conflicting row".into())
         });
     }
-    insert_rows(&mut tx, &outbox, new.created_at).await?;
-    s.notify_challenge(&mut tx, &new.cardholder).await?;
+    insert_rows(tx, outbox, new.created_at).await?;
+    s.notify_challenge(tx, &new.cardholder).await?;
     if !outbox.is_empty() {
-        s.notify_outbox(&mut tx).await?;
+        s.notify_outbox(tx).await?;
     }
-    append(&mut tx, &audit).await?;
-    tx.commit().await.map_err(db)?;
+    append(tx, audit).await?;
     Ok(CreateOutcome::Created(new.into_created(upstream)))
 }
 

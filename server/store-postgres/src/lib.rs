@@ -341,6 +341,16 @@ impl Store for PgStore {
     ) -> StoreResult<CreateOutcome> {
         challenges::create(self, new, outbox, audit).await
     }
+    async fn challenge_create_planned(
+        &self,
+        provider: Provider,
+        reference: &ProviderRef,
+        cardholder: &CardholderId,
+        now: Millis,
+        plan: Planner,
+    ) -> StoreResult<PlannedOutcome> {
+        challenges::create_planned(self, provider, reference, cardholder, now, plan).await
+    }
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
         challenges::get(self, id).await
     }

@@ -1,50 +1,74 @@
 //! The hash-chained audit log. Entries are appended inside the transaction of the
-//! change they describe, as its last statement; `BEGIN IMMEDIATE` already serialises
-//! writers, so reading the last `(seq, hash)` and inserting the next entry cannot race.
+//! change they describe; the write gate and `BEGIN IMMEDIATE` already serialise
+//! writers, so the chain's head cannot move under an appender. The head as last
+//! committed is kept in the gate, which saves reading it back in every transaction.
 
 use futures::TryStreamExt as _;
 use pushauth_core::ids::ChallengeId;
-use pushauth_store::{AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, StoreResult, entry_hash};
+use pushauth_store::{
+    AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, StoreError, StoreResult, entry_hash,
+};
 use sqlx::SqliteConnection;
 
-use crate::SqliteStore;
 use crate::error::{db, json_text};
 use crate::rows::AuditRow;
+use crate::{SqliteStore, WriteTx};
 
 /// Appends `draft` as the next entry of the chain, on the caller's transaction.
-pub(crate) async fn append(conn: &mut SqliteConnection, draft: &AuditDraft) -> StoreResult<()> {
-    let last = sqlx::query!("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-    let (prev_seq, prev_hash) = match last {
-        Some(row) => (row.seq, row.hash),
-        None => (0, GENESIS_HASH.to_owned()),
-    };
-    let seq = prev_seq + 1;
-    let hash = entry_hash(&prev_hash, seq, draft);
+pub(crate) async fn append(tx: &mut WriteTx, draft: &AuditDraft) -> StoreResult<()> {
     let details = json_text(&draft.details)?;
     let challenge = draft.challenge.as_ref().map(|c| c.as_str());
     let device = draft.device.as_ref().map(|d| d.as_str());
     let cardholder = draft.cardholder.as_ref().map(|c| c.as_str());
-    sqlx::query!(
-        "INSERT INTO audit_log (seq, at, actor, action, challenge_id, device_id, cardholder_id, details, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        seq,
-        draft.at.0,
-        draft.actor,
-        draft.action,
-        challenge,
-        device,
-        cardholder,
-        details,
-        prev_hash,
-        hash,
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(())
+    let mut known = tx.known_head();
+    // Two rounds at most: a head known from memory that another process has moved
+    // on collides on `seq` (the primary key), and the head is then read back.
+    for _ in 0..2 {
+        let (prev_seq, prev_hash) = match known.take() {
+            Some(head) => head,
+            None => read_head(tx).await?,
+        };
+        let seq = prev_seq + 1;
+        let hash = entry_hash(&prev_hash, seq, draft);
+        let inserted = sqlx::query!(
+            "INSERT INTO audit_log (seq, at, actor, action, challenge_id, device_id, cardholder_id, details, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            seq,
+            draft.at.0,
+            draft.actor,
+            draft.action,
+            challenge,
+            device,
+            cardholder,
+            details,
+            prev_hash,
+            hash,
+        )
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.head = Some((seq, hash));
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+            Err(e) => return Err(db(e)),
+        }
+    }
+    Err(StoreError::Backend(
+        "audit chain head moved twice during one append".into(),
+    ))
+}
+
+async fn read_head(conn: &mut SqliteConnection) -> StoreResult<(i64, String)> {
+    let last = sqlx::query!("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(match last {
+        Some(row) => (row.seq, row.hash),
+        None => (0, GENESIS_HASH.to_owned()),
+    })
 }
 
 pub(crate) async fn for_challenge(

@@ -5,14 +5,16 @@
 //! the row count says whether this call won, and a losing call writes nothing.
 
 use pushauth_core::ids::{CardholderId, ChallengeId, Provider, ProviderRef};
+use pushauth_store::decode::parse_enum;
 use pushauth_store::*;
 use sqlx::SqliteConnection;
 
-use crate::SqliteStore;
 use crate::audit::append;
+use crate::devices::list_in;
 use crate::error::{classify, db, json_text};
 use crate::outbox::insert_rows;
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
+use crate::{SqliteStore, WriteTx};
 
 /// Largest page a listing returns.
 const MAX_PAGE: i64 = 500;
@@ -60,14 +62,78 @@ pub(crate) async fn create(
     outbox: Vec<NewOutbox>,
     audit: AuditDraft,
 ) -> StoreResult<CreateOutcome> {
+    let mut tx = s.write().await?;
+    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
+    finish_create(s, tx, outcome, &outbox).await
+}
+
+/// The duplicate check, the cardholder's status and pending count and its devices,
+/// the plan, then the plan's writes: all under the write lock.
+pub(crate) async fn create_planned(
+    s: &SqliteStore,
+    provider: Provider,
+    reference: &ProviderRef,
+    cardholder: &CardholderId,
+    now: Millis,
+    plan: Planner,
+) -> StoreResult<PlannedOutcome> {
+    let mut tx = s.write().await?;
+    let (provider_s, reference_s, cardholder_s) =
+        (provider.as_str(), reference.as_str(), cardholder.as_str());
+    let seen = sqlx::query!(
+        r#"SELECT (SELECT id FROM challenges WHERE provider = ?1 AND provider_ref = ?2) AS "existing: String",
+                  (SELECT status FROM cardholders WHERE id = ?3) AS "status: String",
+                  (SELECT COUNT(*) FROM challenges
+                    WHERE cardholder_id = ?3 AND status = 'pending' AND deadline > ?4) AS "pending!: i64""#,
+        provider_s,
+        reference_s,
+        cardholder_s,
+        now.0,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(existing) = seen.existing {
+        let challenge = get_in(&mut tx, &existing).await?.ok_or_else(|| {
+            StoreError::Backend("duplicate challenge vanished inside its transaction".into())
+        })?;
+        return Ok(PlannedOutcome::Duplicate(challenge));
+    }
+    let Some(status) = seen.status else {
+        return Ok(PlannedOutcome::NoCardholder);
+    };
+    let context = CreateContext {
+        cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
+        devices: list_in(&mut tx, cardholder_s).await?,
+        pending: seen.pending,
+    };
+    let (new, outbox, audit) = match plan(&context) {
+        CreatePlan::Refuse(why) => return Ok(PlannedOutcome::Refused(why)),
+        CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
+    };
+    new.check_planned(provider, reference, cardholder)?;
+    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
+    Ok(match finish_create(s, tx, outcome, &outbox).await? {
+        CreateOutcome::Created(c) => PlannedOutcome::Created(c),
+        CreateOutcome::Duplicate(c) => PlannedOutcome::Duplicate(c),
+    })
+}
+
+/// Inserts the challenge, its outbox rows and audit entry on `tx`, or finds the
+/// existing challenge of the same (provider, reference).
+async fn insert_in(
+    tx: &mut WriteTx,
+    new: NewChallenge,
+    outbox: &[NewOutbox],
+    audit: &AuditDraft,
+) -> StoreResult<CreateOutcome> {
     let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
     let amount = new.amount.map(|m| m.minor());
     let currency = new.amount.map(|m| m.currency().code());
     let payee = new.payee.as_ref().map(|p| p.as_str());
     let digest = new.txn_digest.to_string();
     let context = json_text(&new.context)?;
-    let upstream = upstream_status_for(&outbox);
-    let mut tx = s.write().await?;
+    let upstream = upstream_status_for(outbox);
     let inserted = sqlx::query!(
         "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
                                  nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
@@ -91,25 +157,38 @@ pub(crate) async fn create(
         upstream.as_str(),
         new.created_at.0,
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
     if inserted.rows_affected() == 0 {
-        let existing = find_in(&mut tx, provider, provider_ref).await?;
+        let existing = find_in(tx, provider, provider_ref).await?;
         return existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
             StoreError::Backend("challenge conflict without a conflicting row".into())
         });
     }
-    insert_rows(&mut tx, &outbox, new.created_at).await?;
-    append(&mut tx, &audit).await?;
+    insert_rows(tx, outbox, new.created_at).await?;
+    append(tx, audit).await?;
+    Ok(CreateOutcome::Created(new.into_created(upstream)))
+}
+
+/// Commits a creation (a duplicate wrote nothing and just rolls back) and notifies.
+async fn finish_create(
+    s: &SqliteStore,
+    tx: WriteTx,
+    outcome: CreateOutcome,
+    outbox: &[NewOutbox],
+) -> StoreResult<CreateOutcome> {
+    let CreateOutcome::Created(challenge) = outcome else {
+        return Ok(outcome);
+    };
     tx.commit().await.map_err(db)?;
     s.emit(StoreEvent::Challenge {
-        cardholder: new.cardholder.clone(),
+        cardholder: challenge.cardholder.clone(),
     });
     if !outbox.is_empty() {
         s.emit(StoreEvent::OutboxReady);
     }
-    Ok(CreateOutcome::Created(new.into_created(upstream)))
+    Ok(CreateOutcome::Created(challenge))
 }
 
 pub(crate) async fn get(s: &SqliteStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {

@@ -140,3 +140,21 @@ async fn open_creates_directories_and_uses_wal() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+/// Each store keeps the chain's head in memory; entries appended by another process
+/// on the same file (here: a second store) make the next append re-read the head, so
+/// interleaved appends still form one intact chain.
+#[tokio::test]
+async fn audit_appends_from_two_processes_stay_chained() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushauth.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    for _ in 0..3 {
+        workload(&a, 2).await;
+        workload(&b, 3).await;
+    }
+    assert_eq!(a.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 15 });
+    assert_eq!(b.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 15 });
+}

@@ -29,6 +29,7 @@ use pushauth_core::transaction::{Payee, TransactionKind, TxnDigest};
 pub use audit::{audit_chain_intact, subscribe_events};
 pub use challenges::{
     challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
+    challenge_create_planned, challenge_create_planned_limit_under_race,
     challenge_create_unknown_cardholder, challenge_due, challenge_list_filters,
     challenge_pending_for_and_count,
 };
@@ -70,7 +71,8 @@ macro_rules! store_conformance_suite {
             device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
             request_nonce_replay, request_nonce_purge,
             challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
-            challenge_create_unknown_cardholder, challenge_pending_for_and_count, challenge_list_filters,
+            challenge_create_unknown_cardholder, challenge_create_planned, challenge_create_planned_limit_under_race,
+            challenge_pending_for_and_count, challenge_list_filters,
             challenge_due, challenge_decide_first_wins, challenge_decide_past_deadline,
             challenge_decide_on_closed, challenge_close_expired_only_after_deadline, challenge_final_status,
             outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_complete_transitions, outbox_next_due,

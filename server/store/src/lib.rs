@@ -204,6 +204,22 @@ pub trait Store: Send + Sync + 'static {
         outbox: Vec<NewOutbox>,
         audit: AuditDraft,
     ) -> StoreResult<CreateOutcome>;
+    /// Creates a challenge as [`Store::challenge_create`] does, deciding what to write
+    /// from a consistent view: in one transaction it looks the (provider, reference) up
+    /// (an existing challenge is returned as `Duplicate` whatever else changed since),
+    /// reads the cardholder's status, devices and pending count, runs `plan`, and writes
+    /// what the plan says. Concurrent creations for one cardholder are serialised, so
+    /// the pending count the planner sees cannot be overtaken (the MFA-fatigue limit
+    /// holds under races). The plan's challenge must carry the same provider,
+    /// reference and cardholder.
+    async fn challenge_create_planned(
+        &self,
+        provider: Provider,
+        reference: &ProviderRef,
+        cardholder: &CardholderId,
+        now: Millis,
+        plan: Planner,
+    ) -> StoreResult<PlannedOutcome>;
     /// Reads a challenge.
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>>;
     /// Finds a challenge by the processor's reference.

@@ -10,6 +10,7 @@ use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDigest}
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use crate::audit::AuditDraft;
 use crate::states::*;
 
 /// Unix time in milliseconds.
@@ -382,6 +383,64 @@ pub enum CreateOutcome {
     Duplicate(Challenge),
 }
 
+/// What [`Store::challenge_create_planned`](crate::Store::challenge_create_planned)
+/// read inside its transaction, for the caller's planner.
+#[derive(Debug, Clone)]
+pub struct CreateContext {
+    /// The cardholder's status.
+    pub cardholder_status: CardholderStatus,
+    /// All the cardholder's devices, whatever their status.
+    pub devices: Vec<Device>,
+    /// Pending, unexpired challenges of the cardholder.
+    pub pending: i64,
+}
+
+/// A planner's decision.
+#[derive(Debug, Clone)]
+pub enum CreatePlan {
+    /// Write this challenge (for the same provider, reference and cardholder), its
+    /// outbox rows and audit entry.
+    Write {
+        /// The challenge.
+        new: NewChallenge,
+        /// Its outbox rows.
+        outbox: Vec<NewOutbox>,
+        /// Its audit entry.
+        audit: AuditDraft,
+    },
+    /// Write nothing.
+    Refuse(Refusal),
+}
+
+/// Why a planner wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The cardholder is blocked.
+    CardholderBlocked,
+    /// No active device could answer.
+    NoActiveDevice,
+    /// Too many challenges pending (MFA-fatigue guard).
+    TooManyPending,
+}
+
+/// Decides, from what the store read inside the creating transaction, what to write.
+/// It runs while the backend holds its write lock (SQLite) or the cardholder's row
+/// lock (PostgreSQL): it must be quick and must not block.
+pub type Planner = Box<dyn FnOnce(&CreateContext) -> CreatePlan + Send>;
+
+/// Result of `challenge_create_planned`.
+#[derive(Debug, Clone)]
+pub enum PlannedOutcome {
+    /// The planner's challenge was written.
+    Created(Challenge),
+    /// The (provider, reference) existed: the existing challenge; the planner did not run.
+    Duplicate(Challenge),
+    /// No such cardholder; the planner did not run.
+    NoCardholder,
+    /// The planner refused; nothing was written.
+    Refused(Refusal),
+}
+
 /// Filter for listing challenges.
 #[derive(Debug, Clone, Default)]
 pub struct ChallengeFilter {
@@ -565,6 +624,26 @@ pub fn upstream_status_for(outbox: &[NewOutbox]) -> UpstreamStatus {
 }
 
 impl NewChallenge {
+    /// Refuses a planned challenge for another provider, reference or cardholder than
+    /// the one `challenge_create_planned` looked up and locked.
+    pub fn check_planned(
+        &self,
+        provider: Provider,
+        reference: &ProviderRef,
+        cardholder: &CardholderId,
+    ) -> crate::StoreResult<()> {
+        if self.provider != provider
+            || &self.provider_ref != reference
+            || &self.cardholder != cardholder
+        {
+            return Err(crate::StoreError::Backend(
+                "planned challenge differs from the looked-up provider, reference or cardholder"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The record as it stands right after its insert: pending, not closed.
     pub fn into_created(self, upstream: UpstreamStatus) -> Challenge {
         Challenge {

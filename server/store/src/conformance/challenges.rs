@@ -337,3 +337,231 @@ pub async fn challenge_due<S: Store>(store: S) {
         "not due at its deadline"
     );
 }
+
+/// A planner that writes `new` (with one push row per device it saw) when fewer than
+/// `limit` challenges are pending, and records what it saw.
+fn planner_upto(
+    new: NewChallenge,
+    limit: i64,
+    saw: Arc<std::sync::Mutex<Option<CreateContext>>>,
+) -> Planner {
+    Box::new(move |seen: &CreateContext| {
+        *saw.lock().unwrap() = Some(seen.clone());
+        if seen.pending >= limit {
+            return CreatePlan::Refuse(Refusal::TooManyPending);
+        }
+        let outbox = seen
+            .devices
+            .iter()
+            .map(|d| outbox_row(OutboxKind::Push, &new.id, Some(&d.id), T0))
+            .collect();
+        let audit = draft("challenge.created")
+            .challenge(&new.id)
+            .cardholder(&new.cardholder);
+        CreatePlan::Write { new, outbox, audit }
+    })
+}
+
+/// `challenge_create_planned`: the planner sees the cardholder's status, devices and
+/// pending count; a refusal writes nothing; a known reference is returned as
+/// `Duplicate` without running the planner, even once the cardholder is blocked; an
+/// unknown cardholder is `NoCardholder`; a plan for another reference is an error.
+pub async fn challenge_create_planned<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let d = enrolled(&*s, &anna, Some("tok")).await;
+    let saw = Arc::new(std::sync::Mutex::new(None));
+
+    let first = new_challenge(&anna, T0.plus(60_000));
+    let (provider, reference) = (first.provider, first.provider_ref.clone());
+    let out = s
+        .challenge_create_planned(
+            provider,
+            &reference,
+            &anna,
+            T0,
+            planner_upto(first.clone(), 1, saw.clone()),
+        )
+        .await
+        .unwrap();
+    let PlannedOutcome::Created(created) = out else {
+        panic!("expected Created, got {out:?}")
+    };
+    assert_eq!(created.id, first.id);
+    let seen = saw.lock().unwrap().take().expect("planner ran");
+    assert_eq!(seen.cardholder_status, CardholderStatus::Active);
+    assert_eq!(
+        seen.devices
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>(),
+        vec![d.id.clone()]
+    );
+    assert_eq!(seen.pending, 0);
+    assert_eq!(
+        s.outbox_for_challenge(&first.id).await.unwrap().len(),
+        1,
+        "the plan's push row"
+    );
+    let audit_after_first = s.audit_verify().await.unwrap();
+
+    // the limit (1 pending) is reached: refused, nothing written
+    let second = new_challenge(&anna, T0.plus(60_000));
+    let out = s
+        .challenge_create_planned(
+            second.provider,
+            &second.provider_ref.clone(),
+            &anna,
+            T0,
+            planner_upto(second.clone(), 1, saw.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, PlannedOutcome::Refused(Refusal::TooManyPending)),
+        "{out:?}"
+    );
+    assert_eq!(saw.lock().unwrap().take().expect("planner ran").pending, 1);
+    assert_eq!(s.challenge_get(&second.id).await.unwrap(), None);
+    assert_eq!(
+        s.audit_verify().await.unwrap(),
+        audit_after_first,
+        "no audit entry"
+    );
+    // once the first has expired it no longer counts
+    let later = s
+        .challenge_create_planned(
+            second.provider,
+            &second.provider_ref.clone(),
+            &anna,
+            T0.plus(60_000),
+            planner_upto(second.clone(), 1, saw.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(later, PlannedOutcome::Created(_)), "{later:?}");
+    assert_eq!(saw.lock().unwrap().take().expect("planner ran").pending, 0);
+
+    // duplicate of the first, after the cardholder was blocked: the planner never runs
+    s.cardholder_set_status(
+        &anna,
+        CardholderStatus::Blocked,
+        draft("cardholder.blocked"),
+    )
+    .await
+    .unwrap();
+    let mut again = new_challenge(&anna, T0.plus(60_000));
+    again.provider_ref = reference.clone();
+    let out = s
+        .challenge_create_planned(
+            provider,
+            &reference,
+            &anna,
+            T0,
+            planner_upto(again, 9, saw.clone()),
+        )
+        .await
+        .unwrap();
+    let PlannedOutcome::Duplicate(dup) = out else {
+        panic!("expected Duplicate, got {out:?}")
+    };
+    assert_eq!(dup.id, first.id);
+    assert!(
+        saw.lock().unwrap().is_none(),
+        "planner not run for a duplicate"
+    );
+
+    // a blocked cardholder is shown to the planner
+    let third = new_challenge(&anna, T0.plus(60_000));
+    let blocked: Planner = Box::new(|seen: &CreateContext| {
+        assert_eq!(seen.cardholder_status, CardholderStatus::Blocked);
+        CreatePlan::Refuse(Refusal::CardholderBlocked)
+    });
+    let out = s
+        .challenge_create_planned(
+            third.provider,
+            &third.provider_ref.clone(),
+            &anna,
+            T0,
+            blocked,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, PlannedOutcome::Refused(Refusal::CardholderBlocked)),
+        "{out:?}"
+    );
+
+    // unknown cardholder
+    let nobody = CardholderId::generate().unwrap();
+    let stray = new_challenge(&nobody, T0.plus(60_000));
+    let out = s
+        .challenge_create_planned(
+            stray.provider,
+            &stray.provider_ref.clone(),
+            &nobody,
+            T0,
+            planner_upto(stray.clone(), 9, saw.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, PlannedOutcome::NoCardholder), "{out:?}");
+    assert!(
+        saw.lock().unwrap().is_none(),
+        "planner not run for an unknown cardholder"
+    );
+
+    // a plan for another reference than the one looked up is refused as an error
+    let ben = new_cardholder(&*s).await;
+    let looked_up = new_challenge(&ben, T0.plus(60_000));
+    let other = new_challenge(&ben, T0.plus(60_000));
+    let out = s
+        .challenge_create_planned(
+            looked_up.provider,
+            &looked_up.provider_ref.clone(),
+            &ben,
+            T0,
+            planner_upto(other.clone(), 9, saw.clone()),
+        )
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(s.challenge_get(&other.id).await.unwrap(), None);
+}
+
+/// Concurrent planned creations for one cardholder never exceed the planner's
+/// pending limit: each sees the count left by those before it.
+pub async fn challenge_create_planned_limit_under_race<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    enrolled(&*s, &anna, None).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let s = s.clone();
+            let anna = anna.clone();
+            tokio::spawn(async move {
+                let new = new_challenge(&anna, T0.plus(60_000));
+                let (provider, reference) = (new.provider, new.provider_ref.clone());
+                let saw = Arc::new(std::sync::Mutex::new(None));
+                s.challenge_create_planned(
+                    provider,
+                    &reference,
+                    &anna,
+                    T0,
+                    planner_upto(new, 3, saw),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            PlannedOutcome::Created(_) => created += 1,
+            PlannedOutcome::Refused(Refusal::TooManyPending) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 3, "exactly the limit");
+    assert_eq!(s.challenge_count_pending(&anna, T0).await.unwrap(), 3);
+}

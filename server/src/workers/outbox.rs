@@ -156,12 +156,10 @@ async fn process(state: &AppState, item: OutboxItem) {
     }
     if item.kind == OutboxKind::Push
         && matches!(step.next, OutboxNext::Failed | OutboxNext::TooLate)
-    {
-        if let Err(e) =
+        && let Err(e) =
             crate::services::challenges::close_if_unreachable(state, &item.challenge).await
-        {
-            tracing::error!(error = %e, challenge = %item.challenge, "unreachable-cardholder check failed");
-        }
+    {
+        tracing::error!(error = %e, challenge = %item.challenge, "unreachable-cardholder check failed");
     }
 }
 

@@ -10,7 +10,7 @@ use pushauth_store::*;
 use sqlx::SqliteConnection;
 
 use crate::audit::append;
-use crate::devices::list_in;
+use crate::direct;
 use crate::error::{classify, db, json_text};
 use crate::outbox::insert_rows;
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
@@ -68,7 +68,8 @@ pub(crate) async fn create(
 }
 
 /// The duplicate check, the cardholder's status and pending count and its devices,
-/// the plan, then the plan's writes: all under the write lock.
+/// the plan, then the plan's writes: all in one write transaction, on the direct
+/// path (see the `direct` module).
 pub(crate) async fn create_planned(
     s: &SqliteStore,
     provider: Provider,
@@ -77,46 +78,66 @@ pub(crate) async fn create_planned(
     now: Millis,
     plan: Planner,
 ) -> StoreResult<PlannedOutcome> {
-    let mut tx = s.write().await?;
-    let (provider_s, reference_s, cardholder_s) =
-        (provider.as_str(), reference.as_str(), cardholder.as_str());
-    let seen = sqlx::query!(
-        r#"SELECT (SELECT id FROM challenges WHERE provider = ?1 AND provider_ref = ?2) AS "existing: String",
-                  (SELECT status FROM cardholders WHERE id = ?3) AS "status: String",
-                  (SELECT COUNT(*) FROM challenges
-                    WHERE cardholder_id = ?3 AND status = 'pending' AND deadline > ?4) AS "pending!: i64""#,
-        provider_s,
-        reference_s,
-        cardholder_s,
-        now.0,
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
-    if let Some(existing) = seen.existing {
-        let challenge = get_in(&mut tx, &existing).await?.ok_or_else(|| {
-            StoreError::Backend("duplicate challenge vanished inside its transaction".into())
-        })?;
-        return Ok(PlannedOutcome::Duplicate(challenge));
+    enum Done {
+        Created(Challenge, bool),
+        Existing(String),
+        Other(PlannedOutcome),
     }
-    let Some(status) = seen.status else {
-        return Ok(PlannedOutcome::NoCardholder);
-    };
-    let context = CreateContext {
-        cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
-        devices: list_in(&mut tx, cardholder_s).await?,
-        pending: seen.pending,
-    };
-    let (new, outbox, audit) = match plan(&context) {
-        CreatePlan::Refuse(why) => return Ok(PlannedOutcome::Refused(why)),
-        CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
-    };
-    new.check_planned(provider, reference, cardholder)?;
-    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
-    Ok(match finish_create(s, tx, outcome, &outbox).await? {
-        CreateOutcome::Created(c) => PlannedOutcome::Created(c),
-        CreateOutcome::Duplicate(c) => PlannedOutcome::Duplicate(c),
+    let done = direct::write(s, |tx| {
+        let (existing, status, pending) = tx.lookup(
+            provider.as_str(),
+            reference.as_str(),
+            cardholder.as_str(),
+            now,
+        )?;
+        if let Some(existing) = existing {
+            return Ok(Done::Existing(existing));
+        }
+        let Some(status) = status else {
+            return Ok(Done::Other(PlannedOutcome::NoCardholder));
+        };
+        let context = CreateContext {
+            cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
+            devices: tx.devices(cardholder.as_str())?,
+            pending,
+        };
+        let (new, outbox, audit) = match plan(&context) {
+            CreatePlan::Refuse(why) => return Ok(Done::Other(PlannedOutcome::Refused(why))),
+            CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
+        };
+        new.check_planned(provider, reference, cardholder)?;
+        let upstream = upstream_status_for(&outbox);
+        // The look-up above holds the write lock: the reference cannot appear since.
+        if !tx.insert_challenge(&new, upstream)? {
+            return Err(StoreError::Backend(
+                "challenge reference appeared under the write lock".into(),
+            ));
+        }
+        tx.insert_outbox(&outbox, new.created_at)?;
+        tx.append(&audit)?;
+        Ok(Done::Created(
+            new.into_created(upstream),
+            !outbox.is_empty(),
+        ))
     })
+    .await?;
+    match done {
+        Done::Created(challenge, queued) => {
+            s.emit(StoreEvent::Challenge {
+                cardholder: challenge.cardholder.clone(),
+            });
+            if queued {
+                s.emit(StoreEvent::OutboxReady);
+            }
+            Ok(PlannedOutcome::Created(challenge))
+        }
+        // Challenges are never deleted: the one found under the lock is still there.
+        Done::Existing(id) => get_by(s, &id)
+            .await?
+            .map(PlannedOutcome::Duplicate)
+            .ok_or_else(|| StoreError::Backend("duplicate challenge vanished".into())),
+        Done::Other(outcome) => Ok(outcome),
+    }
 }
 
 /// Inserts the challenge, its outbox rows and audit entry on `tx`, or finds the
@@ -192,8 +213,12 @@ async fn finish_create(
 }
 
 pub(crate) async fn get(s: &SqliteStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
+    get_by(s, id.as_str()).await
+}
+
+async fn get_by(s: &SqliteStore, id: &str) -> StoreResult<Option<Challenge>> {
     let mut conn = s.pool().acquire().await.map_err(db)?;
-    get_in(&mut conn, id.as_str()).await
+    get_in(&mut conn, id).await
 }
 
 pub(crate) async fn find(

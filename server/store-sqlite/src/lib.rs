@@ -16,6 +16,7 @@
 mod audit;
 mod challenges;
 mod devices;
+mod direct;
 mod error;
 mod keys;
 mod outbox;
@@ -31,7 +32,7 @@ use async_trait::async_trait;
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
 use pushauth_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Connection as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 use crate::error::db;
@@ -56,16 +57,28 @@ pub struct SqliteStore {
     pool: SqlitePool,
     events: broadcast::Sender<StoreEvent>,
     /// The write gate: held for the whole of every write transaction. It guards the
-    /// audit chain's head as last committed, so appenders need not read it back.
+    /// audit chain's head as last committed, so appenders need not read it back, and
+    /// the direct path's own connection.
     gate: Arc<Mutex<ChainHead>>,
 }
 
-/// The last committed audit entry's `(seq, hash)`, once known. Only this process's
-/// writers, serialised by the gate, change it; an entry appended by another process
-/// (a CLI command beside the server) makes the next append collide on `seq`, which
-/// re-reads the head from the database (see `audit::append`).
+/// What the write gate guards.
+///
+/// `.0`: the last committed audit entry's `(seq, hash)`, once known. Only this
+/// process's writers, serialised by the gate, change it; an entry appended by another
+/// process (a CLI command beside the server) makes the next append collide on `seq`,
+/// which re-reads the head from the database (see `audit::append`).
+///
+/// `writer`: the connection of the direct write path (see the `direct` module),
+/// outside the pool so that the hot transactions always run on the same connection,
+/// whose page cache then stays warm (a pooled connection re-reads every page another
+/// connection changed). `None` for an in-memory database, whose single pooled
+/// connection is the database.
 #[derive(Debug, Default)]
-pub(crate) struct ChainHead(pub(crate) Option<(i64, String)>);
+pub(crate) struct ChainHead(
+    pub(crate) Option<(i64, String)>,
+    pub(crate) Option<SqliteConnection>,
+);
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding the write gate until it commits
 /// or is dropped (rolled back).
@@ -126,7 +139,12 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
         }
-        Self::with_options(SqliteConnectOptions::new().filename(path), MAX_CONNECTIONS).await
+        Self::with_options(
+            SqliteConnectOptions::new().filename(path),
+            MAX_CONNECTIONS,
+            false,
+        )
+        .await
     }
 
     /// Opens a database from an sqlx URL (`sqlite:data/pushauth.db`,
@@ -136,12 +154,18 @@ impl SqliteStore {
     pub async fn open_url(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url).map_err(db)?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::with_options(options, if in_memory { 1 } else { MAX_CONNECTIONS }).await
+        Self::with_options(
+            options,
+            if in_memory { 1 } else { MAX_CONNECTIONS },
+            in_memory,
+        )
+        .await
     }
 
     async fn with_options(
         options: SqliteConnectOptions,
         max_connections: u32,
+        in_memory: bool,
     ) -> StoreResult<Self> {
         let options = options
             .create_if_missing(true)
@@ -155,14 +179,19 @@ impl SqliteStore {
             .test_before_acquire(false)
             .max_connections(max_connections)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(db)?;
+        let writer = if in_memory {
+            None
+        } else {
+            Some(SqliteConnection::connect_with(&options).await.map_err(db)?)
+        };
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(SqliteStore {
             pool,
             events,
-            gate: Arc::new(Mutex::new(ChainHead::default())),
+            gate: Arc::new(Mutex::new(ChainHead(None, writer))),
         })
     }
 

@@ -155,6 +155,12 @@ async fn audit_appends_from_two_processes_stay_chained() {
         workload(&a, 2).await;
         workload(&b, 3).await;
     }
-    assert_eq!(a.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 15 });
-    assert_eq!(b.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 15 });
+    assert_eq!(
+        a.audit_verify().await.unwrap(),
+        ChainCheck::Intact { entries: 15 }
+    );
+    assert_eq!(
+        b.audit_verify().await.unwrap(),
+        ChainCheck::Intact { entries: 15 }
+    );
 }

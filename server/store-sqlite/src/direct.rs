@@ -1,0 +1,311 @@
+//! The direct write path for the hottest transaction, challenge creation (one per
+//! processor webhook).
+//!
+//! sqlx runs each SQLite connection on its own worker thread and hands every
+//! statement to it and every result back through channels: two thread wake-ups per
+//! statement. On the reference machine (a 2-vCPU VM) a wake-up costs tens of
+//! microseconds, so a webhook's transaction (begin, look-ups, inserts, audit, commit)
+//! spent most of its ~0.5 ms in the scheduler while holding the write lock, and that
+//! bounded ingest throughput (measured; docs/benchmarks.md). Here the transaction
+//! runs on the calling thread instead: a pooled connection's handle is locked once
+//! (one hand-off) and the statements go straight to SQLite through rusqlite, with
+//! the same SQL, inside the same write gate as every other writer.
+//!
+//! The statements here are checked by the conformance suite rather than at compile
+//! time (sqlx's macros only cover sqlx's own execution).
+
+use std::sync::Arc;
+
+use pushauth_store::*;
+use rusqlite::{Connection, ErrorCode, OptionalExtension as _, TransactionBehavior, params};
+use sqlx::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::error::{db, json_text};
+use crate::rows::DeviceRow;
+
+/// A write transaction on the calling thread.
+pub(crate) struct DirectTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+    /// The chain head as last committed (from the write gate), if known.
+    committed_head: Option<(i64, String)>,
+    /// The chain head after this transaction's appends.
+    head: Option<(i64, String)>,
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction on a pooled connection's own handle,
+/// on this thread, holding the write gate; commits when `f` returns `Ok`, rolls back
+/// otherwise. `f` must not block on anything but SQLite.
+pub(crate) async fn write<T>(
+    s: &SqliteStore,
+    f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut gate = Arc::clone(&s.gate).lock_owned().await;
+    let committed_head = gate.0.clone();
+    let mut pooled;
+    let sqlx_conn: &mut SqliteConnection = match gate.1.as_mut() {
+        Some(writer) => writer,
+        None => {
+            pooled = s.pool().acquire().await.map_err(db)?;
+            &mut pooled
+        }
+    };
+    let out = {
+        let mut handle = sqlx_conn.lock_handle().await.map_err(db)?;
+        let raw = handle.as_raw_handle().as_ptr();
+        // SAFETY: `raw` is the open `sqlite3*` of `sqlx_conn`; `handle` keeps sqlx's
+        // worker thread away from it until it is dropped, which happens after `conn`
+        // (declared later, dropped first), so this thread is its only user meanwhile,
+        // as SQLite's multi-thread mode requires. A connection made with `from_handle`
+        // never closes the handle; dropping it only finalizes the statements it prepared.
+        #[allow(unsafe_code)]
+        let mut conn = unsafe { Connection::from_handle(raw) }.map_err(backend)?;
+        run(&mut conn, committed_head, f)
+    };
+    match out {
+        Ok((value, head)) => {
+            if head.is_some() {
+                gate.0 = head;
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            // A failed commit leaves the head unknown: read it again next time.
+            gate.0 = None;
+            Err(e)
+        }
+    }
+}
+
+type Head = Option<(i64, String)>;
+
+fn run<T>(
+    conn: &mut Connection,
+    committed_head: Head,
+    f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
+) -> StoreResult<(T, Head)> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let mut d = DirectTx {
+        tx,
+        committed_head,
+        head: None,
+    };
+    let value = f(&mut d)?;
+    let DirectTx { tx, head, .. } = d;
+    tx.commit().map_err(backend)?;
+    Ok((value, head))
+}
+
+impl DirectTx<'_> {
+    /// What `challenge_create_planned` reads first: the id of an existing challenge
+    /// with this reference, the cardholder's status, its pending count.
+    pub(crate) fn lookup(
+        &self,
+        provider: &str,
+        reference: &str,
+        cardholder: &str,
+        now: Millis,
+    ) -> StoreResult<(Option<String>, Option<String>, i64)> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT (SELECT id FROM challenges WHERE provider = ?1 AND provider_ref = ?2),
+                        (SELECT status FROM cardholders WHERE id = ?3),
+                        (SELECT COUNT(*) FROM challenges
+                          WHERE cardholder_id = ?3 AND status = 'pending' AND deadline > ?4)",
+            )
+            .map_err(backend)?;
+        stmt.query_row(params![provider, reference, cardholder, now.0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(backend)
+    }
+
+    /// The cardholder's devices, as `devices::list` orders them.
+    pub(crate) fn devices(&self, cardholder: &str) -> StoreResult<Vec<Device>> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
+                        agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+                 FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([cardholder], |r| {
+                Ok(DeviceRow {
+                    id: r.get(0)?,
+                    cardholder_id: r.get(1)?,
+                    status: r.get(2)?,
+                    platform: r.get(3)?,
+                    label: r.get(4)?,
+                    signing_jwk: r.get(5)?,
+                    signing_thumbprint: r.get(6)?,
+                    agreement_jwk: r.get(7)?,
+                    agreement_thumbprint: r.get(8)?,
+                    push_token: r.get(9)?,
+                    push_environment: r.get(10)?,
+                    failures: r.get(11)?,
+                    created_at: r.get(12)?,
+                    updated_at: r.get(13)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.map(|row| row.map_err(backend).and_then(DeviceRow::decode))
+            .collect()
+    }
+
+    /// Inserts a challenge, `ON CONFLICT (provider, provider_ref) DO NOTHING`; false
+    /// when it conflicted.
+    pub(crate) fn insert_challenge(
+        &self,
+        new: &NewChallenge,
+        upstream: UpstreamStatus,
+    ) -> StoreResult<bool> {
+        let context = json_text(&new.context)?;
+        let mut stmt = self
+            .tx
+            .prepare(
+                "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
+                                         nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
+                                         status, upstream_status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16)
+                 ON CONFLICT (provider, provider_ref) DO NOTHING",
+            )
+            .map_err(backend)?;
+        let inserted = stmt
+            .execute(params![
+                new.id.as_str(),
+                new.cardholder.as_str(),
+                new.provider.as_str(),
+                new.provider_ref.as_str(),
+                new.kind.as_str(),
+                new.amount.map(|m| m.minor()),
+                new.amount.map(|m| m.currency().code()),
+                new.payee.as_ref().map(|p| p.as_str()),
+                new.nonce.as_str(),
+                new.txn_digest.to_string(),
+                new.deadline.0,
+                new.upstream_deadline.0,
+                new.processor_input,
+                context,
+                upstream.as_str(),
+                new.created_at.0,
+            ])
+            .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
+        Ok(inserted == 1)
+    }
+
+    /// Inserts outbox rows (status `pending`, due at `not_before`).
+    pub(crate) fn insert_outbox(&self, rows: &[NewOutbox], created_at: Millis) -> StoreResult<()> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
+                                     deadline, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7)",
+            )
+            .map_err(backend)?;
+        for row in rows {
+            stmt.execute(params![
+                row.kind.as_str(),
+                row.challenge.as_str(),
+                row.device.as_ref().map(|d| d.as_str()),
+                json_text(&row.payload)?,
+                row.not_before.0,
+                row.deadline.0,
+                created_at.0,
+            ])
+            .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
+        }
+        Ok(())
+    }
+
+    /// Appends `draft` as the next entry of the audit chain (see `audit::append`).
+    pub(crate) fn append(&mut self, draft: &AuditDraft) -> StoreResult<()> {
+        let details = json_text(&draft.details)?;
+        let mut known = self.head.clone().or_else(|| self.committed_head.clone());
+        for _ in 0..2 {
+            let (prev_seq, prev_hash) = match known.take() {
+                Some(head) => head,
+                None => self.read_head()?,
+            };
+            let seq = prev_seq + 1;
+            let hash = entry_hash(&prev_hash, seq, draft);
+            let mut stmt = self
+                .tx
+                .prepare(
+                    "INSERT INTO audit_log (seq, at, actor, action, challenge_id, device_id, cardholder_id, details,
+                                            prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(backend)?;
+            let inserted = stmt.execute(params![
+                seq,
+                draft.at.0,
+                draft.actor,
+                draft.action,
+                draft.challenge.as_ref().map(|c| c.as_str()),
+                draft.device.as_ref().map(|d| d.as_str()),
+                draft.cardholder.as_ref().map(|c| c.as_str()),
+                details,
+                prev_hash,
+                hash,
+            ]);
+            match inserted {
+                Ok(_) => {
+                    self.head = Some((seq, hash));
+                    return Ok(());
+                }
+                // another process appended since the head was known
+                Err(e) if is_primary_key_violation(&e) => continue,
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::Backend(
+            "audit chain head moved twice during one append".into(),
+        ))
+    }
+
+    fn read_head(&self) -> StoreResult<(i64, String)> {
+        let last = self
+            .tx
+            .query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(last.unwrap_or((0, GENESIS_HASH.to_owned())))
+    }
+}
+
+fn is_primary_key_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// As `error::classify`, for rusqlite: unique violations → `Conflict`, foreign-key
+/// violations → `NotFound`, anything else → `Backend`.
+fn classify(e: rusqlite::Error, conflict: &'static str, missing: &'static str) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == ErrorCode::ConstraintViolation
+    {
+        match f.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                return StoreError::Conflict(conflict);
+            }
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreError::NotFound(missing),
+            _ => {}
+        }
+    }
+    backend(e)
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}

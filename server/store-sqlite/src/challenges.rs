@@ -334,65 +334,66 @@ pub(crate) async fn decide(
         status.as_str(),
         upstream_status_for(&outbox) == UpstreamStatus::Queued,
     );
-    let mut tx = s.write().await?;
-    let won = sqlx::query_scalar!(
-        "UPDATE challenges
-         SET status = ?2, closed_at = ?3,
-             upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
-         WHERE id = ?1 AND status = 'pending' AND deadline >= ?3
-         RETURNING cardholder_id",
-        id,
-        status,
-        d.at.0,
-        queue,
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let Some(cardholder) = won else {
-        return Ok(match get_in(&mut tx, id).await? {
-            None => DecideOutcome::NotFound,
-            Some(c) if c.status.is_final() => DecideOutcome::AlreadyClosed(c),
-            Some(c) => DecideOutcome::PastDeadline(c),
-        });
-    };
-    let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
-    let device = d.device.as_str();
-    sqlx::query!(
-        "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
-                                processor_output, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        id,
-        device,
-        d.decision.as_str(),
-        d.reason.map(|r| r.as_str()),
-        d.user_verification,
-        d.proof,
-        d.processor_output,
-        d.at.0,
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| classify(e, "decision exists", "device"))?;
-    sqlx::query!(
-        "UPDATE devices SET failures = 0, updated_at = ?2 WHERE id = ?1",
-        device,
-        d.at.0
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    insert_rows(&mut tx, &outbox, d.at).await?;
-    let after = get_in(&mut tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("challenge"))?;
-    append(&mut tx, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    s.emit(StoreEvent::Challenge { cardholder });
-    if !outbox.is_empty() {
-        s.emit(StoreEvent::OutboxReady);
+    enum Done {
+        Accepted(Challenge, CardholderId),
+        Other(DecideOutcome),
     }
-    Ok(DecideOutcome::Accepted(after))
+    let done = direct::write(s, |tx| {
+        let won = tx.one(
+            "UPDATE challenges
+             SET status = ?2, closed_at = ?3,
+                 upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
+             WHERE id = ?1 AND status = 'pending' AND deadline >= ?3
+             RETURNING cardholder_id",
+            rusqlite::params![id, status, d.at.0, queue],
+            |r| r.get::<_, String>(0),
+        )?;
+        let Some(cardholder) = won else {
+            return Ok(Done::Other(match tx.challenge(id)? {
+                None => DecideOutcome::NotFound,
+                Some(c) if c.status.is_final() => DecideOutcome::AlreadyClosed(c),
+                Some(c) => DecideOutcome::PastDeadline(c),
+            }));
+        };
+        let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
+        let device = d.device.as_str();
+        tx.exec(
+            "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
+                                    processor_output, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                id,
+                device,
+                d.decision.as_str(),
+                d.reason.map(|r| r.as_str()),
+                d.user_verification,
+                d.proof,
+                d.processor_output,
+                d.at.0,
+            ],
+        )
+        .map_err(|e| direct::classify(e, "decision exists", "device"))?;
+        tx.exec(
+            "UPDATE devices SET failures = 0, updated_at = ?2 WHERE id = ?1",
+            rusqlite::params![device, d.at.0],
+        )
+        .map_err(direct::backend)?;
+        tx.insert_outbox(&outbox, d.at)?;
+        let after = tx.challenge(id)?.ok_or(StoreError::NotFound("challenge"))?;
+        tx.append(&audit)?;
+        Ok(Done::Accepted(after, cardholder))
+    })
+    .await?;
+    match done {
+        Done::Accepted(after, cardholder) => {
+            s.emit(StoreEvent::Challenge { cardholder });
+            if !outbox.is_empty() {
+                s.emit(StoreEvent::OutboxReady);
+            }
+            Ok(DecideOutcome::Accepted(after))
+        }
+        Done::Other(outcome) => Ok(outcome),
+    }
 }
 
 /// `pending → expired` (only once the deadline passed) or `pending → cancelled`.

@@ -3,10 +3,10 @@
 use pushauth_core::ids::{CardholderId, DeviceId};
 use pushauth_store::*;
 
-use crate::SqliteStore;
 use crate::audit::append;
 use crate::error::{classify, db, int32};
 use crate::rows::{DeviceRow, cardholder_id};
+use crate::{SqliteStore, direct};
 use sqlx::SqliteConnection;
 
 pub(crate) async fn activation_create(
@@ -316,20 +316,17 @@ pub(crate) async fn nonce_use(
     jti: &str,
     expires_at: Millis,
 ) -> StoreResult<bool> {
-    let device = device.as_str();
-    let mut tx = s.write().await?;
-    let done = sqlx::query!(
-        "INSERT INTO request_nonces (device_id, jti, expires_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (device_id, jti) DO NOTHING",
-        device,
-        jti,
-        expires_at.0,
-    )
-    .execute(&mut *tx)
+    direct::write(s, |tx| {
+        let inserted = tx
+            .exec(
+                "INSERT INTO request_nonces (device_id, jti, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (device_id, jti) DO NOTHING",
+                rusqlite::params![device.as_str(), jti, expires_at.0],
+            )
+            .map_err(|e| direct::classify(e, "request nonce", "device"))?;
+        Ok(inserted == 1)
+    })
     .await
-    .map_err(|e| classify(e, "request nonce", "device"))?;
-    tx.commit().await.map_err(db)?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn nonce_purge(s: &SqliteStore, now: Millis) -> StoreResult<u64> {

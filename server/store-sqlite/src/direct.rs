@@ -1,5 +1,6 @@
-//! The direct write path for the hottest transaction, challenge creation (one per
-//! processor webhook).
+//! The direct write path for the hot transactions: challenge creation (one per
+//! processor webhook), decisions, request nonces and the outbox's claims and
+//! completions (several per approval).
 //!
 //! sqlx runs each SQLite connection on its own worker thread and hands every
 //! statement to it and every result back through channels: two thread wake-ups per
@@ -17,12 +18,14 @@
 use std::sync::Arc;
 
 use pushauth_store::*;
-use rusqlite::{Connection, ErrorCode, OptionalExtension as _, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension as _, Params, Row, TransactionBehavior, params,
+};
 use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::error::{db, json_text};
-use crate::rows::DeviceRow;
+use crate::rows::{ChallengeRow, DeviceRow};
 
 /// A write transaction on the calling thread.
 pub(crate) struct DirectTx<'c> {
@@ -99,6 +102,72 @@ fn run<T>(
 }
 
 impl DirectTx<'_> {
+    /// Runs a statement; the number of rows it changed.
+    pub(crate) fn exec(&self, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+        self.tx.prepare(sql)?.execute(params)
+    }
+
+    /// The first row of a query, mapped, if any.
+    pub(crate) fn one<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<T>> {
+        self.tx
+            .prepare(sql)
+            .and_then(|mut stmt| stmt.query_row(params, map).optional())
+            .map_err(backend)
+    }
+
+    /// Every row of a query, mapped.
+    pub(crate) fn all<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut stmt = self.tx.prepare(sql).map_err(backend)?;
+        let rows = stmt.query_map(params, map).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(backend)
+    }
+
+    /// A challenge by id (as `challenges::get_in`).
+    pub(crate) fn challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
+        self.one(
+            "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
+                    deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
+                    final_status, created_at
+             FROM challenges WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(ChallengeRow {
+                    id: r.get(0)?,
+                    cardholder_id: r.get(1)?,
+                    provider: r.get(2)?,
+                    provider_ref: r.get(3)?,
+                    kind: r.get(4)?,
+                    amount_minor: r.get(5)?,
+                    currency: r.get(6)?,
+                    payee: r.get(7)?,
+                    nonce: r.get(8)?,
+                    txn_digest: r.get(9)?,
+                    deadline: r.get(10)?,
+                    upstream_deadline: r.get(11)?,
+                    processor_input: r.get(12)?,
+                    context: r.get(13)?,
+                    status: r.get(14)?,
+                    upstream_status: r.get(15)?,
+                    closed_at: r.get(16)?,
+                    final_status: r.get(17)?,
+                    created_at: r.get(18)?,
+                })
+            },
+        )?
+        .map(ChallengeRow::decode)
+        .transpose()
+    }
+
     /// What `challenge_create_planned` reads first: the id of an existing challenge
     /// with this reference, the cardholder's status, its pending count.
     pub(crate) fn lookup(
@@ -200,6 +269,9 @@ impl DirectTx<'_> {
 
     /// Inserts outbox rows (status `pending`, due at `not_before`).
     pub(crate) fn insert_outbox(&self, rows: &[NewOutbox], created_at: Millis) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut stmt = self
             .tx
             .prepare(
@@ -290,7 +362,11 @@ fn is_primary_key_violation(e: &rusqlite::Error) -> bool {
 
 /// As `error::classify`, for rusqlite: unique violations → `Conflict`, foreign-key
 /// violations → `NotFound`, anything else → `Backend`.
-fn classify(e: rusqlite::Error, conflict: &'static str, missing: &'static str) -> StoreError {
+pub(crate) fn classify(
+    e: rusqlite::Error,
+    conflict: &'static str,
+    missing: &'static str,
+) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e
         && f.code == ErrorCode::ConstraintViolation
     {
@@ -306,6 +382,6 @@ fn classify(e: rusqlite::Error, conflict: &'static str, missing: &'static str) -
     backend(e)
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }

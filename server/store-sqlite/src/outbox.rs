@@ -9,10 +9,9 @@ use pushauth_core::ids::ChallengeId;
 use pushauth_store::*;
 use sqlx::SqliteConnection;
 
-use crate::SqliteStore;
-use crate::audit::append;
 use crate::error::{classify, db, json_text, parse_enum};
 use crate::rows::{AttemptRow, OutboxRow, cardholder_id, challenge_id, device_id};
+use crate::{SqliteStore, direct};
 
 /// Inserts outbox rows on the caller's transaction (status `pending`, due at `not_before`).
 pub(crate) async fn insert_rows(
@@ -53,24 +52,34 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let until = now.plus(lease_ms.max(0)).0;
-    let mut tx = s.write().await?;
-    let rows = sqlx::query_as!(
-        OutboxRow,
-        "UPDATE outbox SET leased_until = ?2
-         WHERE id IN (SELECT id FROM outbox
-                      WHERE status = 'pending' AND next_attempt_at <= ?1
-                        AND (leased_until IS NULL OR leased_until < ?1)
-                      ORDER BY next_attempt_at, id LIMIT ?3)
-         RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
-                   last_error, created_at",
-        now.0,
-        until,
-        limit,
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let rows = direct::write(s, |tx| {
+        tx.all(
+            "UPDATE outbox SET leased_until = ?2
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE status = 'pending' AND next_attempt_at <= ?1
+                            AND (leased_until IS NULL OR leased_until < ?1)
+                          ORDER BY next_attempt_at, id LIMIT ?3)
+             RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
+                       last_error, created_at",
+            rusqlite::params![now.0, until, limit],
+            |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    challenge_id: r.get(2)?,
+                    device_id: r.get(3)?,
+                    payload: r.get(4)?,
+                    status: r.get(5)?,
+                    attempts: r.get(6)?,
+                    next_attempt_at: r.get(7)?,
+                    deadline: r.get(8)?,
+                    last_error: r.get(9)?,
+                    created_at: r.get(10)?,
+                })
+            },
+        )
+    })
+    .await?;
     let mut items = rows
         .into_iter()
         .map(OutboxRow::decode)
@@ -89,87 +98,76 @@ pub(crate) async fn complete(
     attempt: AttemptRecord,
     next: OutboxNext,
 ) -> StoreResult<()> {
-    let mut tx = s.write().await?;
-    let Some(row) = sqlx::query!(
-        "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1
-         RETURNING attempts, status, kind, challenge_id, device_id",
-        id.0
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?
-    else {
-        return Err(StoreError::NotFound("outbox row"));
-    };
-    sqlx::query!(
-        "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        id.0,
-        row.attempts,
-        attempt.at.0,
-        attempt.latency_ms,
-        attempt.outcome.as_str(),
-        attempt.http_status,
-        attempt.error,
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| classify(e, "attempt number taken", "outbox row"))?;
-    if row.status != OutboxStatus::Pending.as_str() {
-        return tx.commit().await.map_err(db);
-    }
-    let (status, retry_at, upstream) = next.effects();
-    let retry_at = retry_at.map(|m| m.0);
-    sqlx::query!(
-        "UPDATE outbox
-         SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), leased_until = NULL,
-             last_error = COALESCE(?4, last_error)
-         WHERE id = ?1",
-        id.0,
-        status.as_str(),
-        retry_at,
-        attempt.error,
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    let kind = parse_enum("outbox.kind", &row.kind, OutboxKind::parse)?;
-    if let (OutboxKind::Upstream, Some(upstream)) = (kind, upstream) {
-        sqlx::query!(
-            "UPDATE challenges SET upstream_status = ?2 WHERE id = ?1",
-            row.challenge_id,
-            upstream.as_str()
+    let retry_at = direct::write(s, |tx| {
+        let Some((attempts, status, kind, challenge, device)) = tx.one(
+            "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1
+             RETURNING attempts, status, kind, challenge_id, device_id",
+            [id.0],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?)),
+        )?
+        else {
+            return Err(StoreError::NotFound("outbox row"));
+        };
+        tx.exec(
+            "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                id.0,
+                attempts,
+                attempt.at.0,
+                attempt.latency_ms,
+                attempt.outcome.as_str(),
+                attempt.http_status,
+                attempt.error,
+            ],
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    if status != OutboxStatus::Pending {
-        let cardholder = sqlx::query_scalar!(
-            "SELECT cardholder_id FROM challenges WHERE id = ?1",
-            row.challenge_id
+        .map_err(|e| direct::classify(e, "attempt number taken", "outbox row"))?;
+        if status != OutboxStatus::Pending.as_str() {
+            return Ok(None);
+        }
+        let (status, retry_at, upstream) = next.effects();
+        let retry_at = retry_at.map(|m| m.0);
+        tx.exec(
+            "UPDATE outbox
+             SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), leased_until = NULL,
+                 last_error = COALESCE(?4, last_error)
+             WHERE id = ?1",
+            rusqlite::params![id.0, status.as_str(), retry_at, attempt.error],
         )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let device = row
-            .device_id
-            .as_deref()
-            .map(|d| device_id("outbox.device_id", d))
-            .transpose()?;
-        let draft = outbox_final_audit(
-            id,
-            kind,
-            status,
-            row.attempts,
-            &attempt,
-            &challenge_id("outbox.challenge_id", &row.challenge_id)?,
-            &cardholder_id("challenges.cardholder_id", &cardholder)?,
-            device.as_ref(),
-        );
-        append(&mut tx, &draft).await?;
-    }
-    tx.commit().await.map_err(db)?;
+        .map_err(direct::backend)?;
+        let kind = parse_enum("outbox.kind", &kind, OutboxKind::parse)?;
+        if let (OutboxKind::Upstream, Some(upstream)) = (kind, upstream) {
+            tx.exec(
+                "UPDATE challenges SET upstream_status = ?2 WHERE id = ?1",
+                rusqlite::params![challenge, upstream.as_str()],
+            )
+            .map_err(direct::backend)?;
+        }
+        if status != OutboxStatus::Pending {
+            let cardholder = tx
+                .one("SELECT cardholder_id FROM challenges WHERE id = ?1", [&challenge], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .ok_or(StoreError::NotFound("challenge"))?;
+            let device = device
+                .as_deref()
+                .map(|d| device_id("outbox.device_id", d))
+                .transpose()?;
+            let draft = outbox_final_audit(
+                id,
+                kind,
+                status,
+                attempts,
+                &attempt,
+                &challenge_id("outbox.challenge_id", &challenge)?,
+                &cardholder_id("challenges.cardholder_id", &cardholder)?,
+                device.as_ref(),
+            );
+            tx.append(&draft)?;
+        }
+        Ok(retry_at)
+    })
+    .await?;
     if retry_at.is_some() {
         s.emit(StoreEvent::OutboxReady);
     }

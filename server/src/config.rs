@@ -140,7 +140,8 @@ pub struct WorkerConfig {
     pub lease_ms: i64,
     /// Longest sleep between rounds when nothing is due, ms. Default 1,000.
     pub idle_poll_ms: u64,
-    /// Concurrent deliveries per process. Default 64.
+    /// Concurrent deliveries per lane (device pushes and dismisses; processor results).
+    /// Default 64 each.
     pub concurrency: usize,
 }
 

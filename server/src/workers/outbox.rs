@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_store::{
-    AttemptOutcome, AttemptRecord, AuditDraft, OutboxItem, OutboxKind, OutboxNext, StoreEvent,
+    AttemptOutcome, AttemptRecord, AuditDraft, OutboxItem, OutboxKind, OutboxLane, OutboxNext,
+    StoreEvent,
 };
 use tokio::sync::{Semaphore, watch};
 
@@ -19,8 +20,18 @@ use crate::upstream::{Delivery, Job, Outcome};
 const BASE: Duration = Duration::from_millis(500);
 const CAP: Duration = Duration::from_secs(30);
 
-/// Runs until shutdown.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+/// Runs until shutdown: one claiming loop per lane, each with its own
+/// `workers.concurrency` permits, so that slow processor calls cannot hold up pushes
+/// (measured before the split: with a 2 s upstream, webhook→push rose to ~2 s) and a
+/// burst of pushes cannot delay results the processor waits for.
+pub async fn run(state: AppState, shutdown: watch::Receiver<bool>) {
+    tokio::join!(
+        run_lane(state.clone(), shutdown.clone(), OutboxLane::Devices),
+        run_lane(state, shutdown, OutboxLane::Upstream),
+    );
+}
+
+async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: OutboxLane) {
     let cfg = state.config.workers.clone();
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let mut events = state.store.subscribe();
@@ -34,7 +45,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         let claimed = if available > 0 {
             match state
                 .store
-                .outbox_claim(now(), cfg.lease_ms, available)
+                .outbox_claim_lane(now(), cfg.lease_ms, available, lane)
                 .await
             {
                 Ok(items) => items,

@@ -49,6 +49,7 @@ pub(crate) async fn claim(
     now: Millis,
     lease_ms: i64,
     limit: i64,
+    lane: OutboxLane,
 ) -> StoreResult<Vec<OutboxItem>> {
     if limit <= 0 {
         return Ok(Vec::new());
@@ -61,6 +62,7 @@ pub(crate) async fn claim(
          WHERE id IN (SELECT id FROM outbox
                       WHERE status = 'pending' AND next_attempt_at <= $1
                         AND (leased_until IS NULL OR leased_until < $1)
+                        AND (($4 AND kind IN ('push', 'dismiss')) OR ($5 AND kind = 'upstream'))
                       ORDER BY next_attempt_at, id LIMIT $3
                       FOR UPDATE SKIP LOCKED)
          RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
@@ -68,6 +70,8 @@ pub(crate) async fn claim(
         now.0,
         until,
         limit,
+        lane.takes_device_rows(),
+        lane.takes_upstream_rows(),
     )
     .fetch_all(&mut *tx)
     .await

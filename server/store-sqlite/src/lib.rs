@@ -447,13 +447,14 @@ impl Store for SqliteStore {
         challenges::decision_get(self, id).await
     }
 
-    async fn outbox_claim(
+    async fn outbox_claim_lane(
         &self,
         now: Millis,
         lease_ms: i64,
         limit: i64,
+        lane: OutboxLane,
     ) -> StoreResult<Vec<OutboxItem>> {
-        outbox::claim(self, now, lease_ms, limit).await
+        outbox::claim(self, now, lease_ms, limit, lane).await
     }
     async fn outbox_complete(
         &self,

@@ -47,6 +47,7 @@ pub(crate) async fn claim(
     now: Millis,
     lease_ms: i64,
     limit: i64,
+    lane: OutboxLane,
 ) -> StoreResult<Vec<OutboxItem>> {
     if limit <= 0 {
         return Ok(Vec::new());
@@ -58,10 +59,11 @@ pub(crate) async fn claim(
              WHERE id IN (SELECT id FROM outbox
                           WHERE status = 'pending' AND next_attempt_at <= ?1
                             AND (leased_until IS NULL OR leased_until < ?1)
+                            AND ((?4 AND kind IN ('push', 'dismiss')) OR (?5 AND kind = 'upstream'))
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
                        last_error, created_at",
-            rusqlite::params![now.0, until, limit],
+            rusqlite::params![now.0, until, limit, lane.takes_device_rows(), lane.takes_upstream_rows()],
             |r| {
                 Ok(OutboxRow {
                     id: r.get(0)?,

@@ -43,8 +43,8 @@ pub use devices::{
     request_nonce_replay,
 };
 pub use outbox::{
-    outbox_claim_concurrent, outbox_claim_due_and_lease, outbox_complete_transitions,
-    outbox_next_due,
+    outbox_claim_concurrent, outbox_claim_due_and_lease, outbox_claim_lanes,
+    outbox_complete_transitions, outbox_next_due,
 };
 pub use parties::{
     admin_keys, card_links, cardholders, migrate_twice, server_key_concurrent_first_start,
@@ -75,7 +75,7 @@ macro_rules! store_conformance_suite {
             challenge_pending_for_and_count, challenge_list_filters,
             challenge_due, challenge_decide_first_wins, challenge_decide_past_deadline,
             challenge_decide_on_closed, challenge_close_expired_only_after_deadline, challenge_final_status,
-            outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_complete_transitions, outbox_next_due,
+            outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_claim_lanes, outbox_complete_transitions, outbox_next_due,
             audit_chain_intact, subscribe_events,
         );
     };

@@ -287,6 +287,17 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         lease_ms: i64,
         limit: i64,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.outbox_claim_lane(now, lease_ms, limit, OutboxLane::All)
+            .await
+    }
+    /// [`Store::outbox_claim`], taking only the rows of `lane`.
+    async fn outbox_claim_lane(
+        &self,
+        now: Millis,
+        lease_ms: i64,
+        limit: i64,
+        lane: OutboxLane,
     ) -> StoreResult<Vec<OutboxItem>>;
     /// Records one delivery attempt and its consequence, in one transaction: the
     /// attempt row, the outbox row's new status/schedule, the challenge's upstream

@@ -126,6 +126,30 @@ str_enum!(
     }
 );
 
+/// Which outbox rows a claim takes. The server claims each lane with its own
+/// worker, so slow processor calls cannot hold up pushes to devices, and a burst of
+/// pushes cannot delay results the processor is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxLane {
+    /// Every kind.
+    All,
+    /// Rows for devices: `push` and `dismiss`.
+    Devices,
+    /// Rows for the processor: `upstream`.
+    Upstream,
+}
+
+impl OutboxLane {
+    /// Whether the lane takes `push` and `dismiss` rows.
+    pub fn takes_device_rows(self) -> bool {
+        matches!(self, OutboxLane::All | OutboxLane::Devices)
+    }
+    /// Whether the lane takes `upstream` rows.
+    pub fn takes_upstream_rows(self) -> bool {
+        matches!(self, OutboxLane::All | OutboxLane::Upstream)
+    }
+}
+
 str_enum!(
     /// Outbox row status.
     OutboxStatus {

@@ -390,3 +390,53 @@ pub async fn outbox_next_due<S: Store>(store: S) {
     .unwrap();
     assert_eq!(s.outbox_next_due().await.unwrap(), None);
 }
+
+/// A lane claims only its kinds: `Devices` takes push and dismiss rows, `Upstream`
+/// the processor's, `All` both; a row another lane leased is not claimed again.
+pub async fn outbox_claim_lanes<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let d = enrolled(&*s, &anna, Some("tok")).await;
+    let new = new_challenge(&anna, T0.plus(60_000));
+    let rows = vec![
+        outbox_row(OutboxKind::Push, &new.id, Some(&d.id), T0),
+        outbox_row(OutboxKind::Upstream, &new.id, None, T0),
+        outbox_row(OutboxKind::Dismiss, &new.id, Some(&d.id), T0),
+        outbox_row(OutboxKind::Upstream, &new.id, None, T0),
+    ];
+    created(&*s, new, rows).await;
+    let kinds = |items: &[OutboxItem]| items.iter().map(|i| i.kind).collect::<Vec<_>>();
+
+    let upstream = s
+        .outbox_claim_lane(T0.plus(1), 60_000, 10, OutboxLane::Upstream)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&upstream),
+        vec![OutboxKind::Upstream, OutboxKind::Upstream]
+    );
+    let devices = s
+        .outbox_claim_lane(T0.plus(1), 60_000, 1, OutboxLane::Devices)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&devices),
+        vec![OutboxKind::Push],
+        "limit respected, oldest first"
+    );
+    let rest = s
+        .outbox_claim_lane(T0.plus(1), 60_000, 10, OutboxLane::All)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&rest),
+        vec![OutboxKind::Dismiss],
+        "leased rows are not claimed again"
+    );
+    assert!(
+        s.outbox_claim_lane(T0.plus(1), 60_000, 10, OutboxLane::Upstream)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

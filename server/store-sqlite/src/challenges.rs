@@ -9,12 +9,11 @@ use pushauth_store::decode::parse_enum;
 use pushauth_store::*;
 use sqlx::SqliteConnection;
 
+use crate::SqliteStore;
 use crate::audit::append;
 use crate::direct;
-use crate::error::{classify, db, json_text};
-use crate::outbox::insert_rows;
+use crate::error::{db, json_text};
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
-use crate::{SqliteStore, WriteTx};
 
 /// Largest page a listing returns.
 const MAX_PAGE: i64 = 500;
@@ -62,9 +61,38 @@ pub(crate) async fn create(
     outbox: Vec<NewOutbox>,
     audit: AuditDraft,
 ) -> StoreResult<CreateOutcome> {
-    let mut tx = s.write().await?;
-    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
-    finish_create(s, tx, outcome, &outbox).await
+    let (provider, provider_ref) = (new.provider, new.provider_ref.clone());
+    let upstream = upstream_status_for(&outbox);
+    let created = direct::write(s, |tx| {
+        if !tx.insert_challenge(&new, upstream)? {
+            return Ok(None);
+        }
+        tx.insert_outbox(&outbox, new.created_at)?;
+        tx.append(&audit)?;
+        Ok(Some(new.into_created(upstream)))
+    })
+    .await?;
+    match created {
+        Some(challenge) => {
+            created_events(s, &challenge, &outbox);
+            Ok(CreateOutcome::Created(challenge))
+        }
+        None => find(s, provider, &provider_ref)
+            .await?
+            .map(CreateOutcome::Duplicate)
+            .ok_or_else(|| {
+                StoreError::Backend("challenge conflict without a conflicting row".into())
+            }),
+    }
+}
+
+fn created_events(s: &SqliteStore, challenge: &Challenge, outbox: &[NewOutbox]) {
+    s.emit(StoreEvent::Challenge {
+        cardholder: challenge.cardholder.clone(),
+    });
+    if !outbox.is_empty() {
+        s.emit(StoreEvent::OutboxReady);
+    }
 }
 
 /// The duplicate check, the cardholder's status and pending count and its devices,
@@ -79,7 +107,7 @@ pub(crate) async fn create_planned(
     plan: Planner,
 ) -> StoreResult<PlannedOutcome> {
     enum Done {
-        Created(Challenge, bool),
+        Created(Challenge, Vec<NewOutbox>),
         Existing(String),
         Other(PlannedOutcome),
     }
@@ -115,20 +143,12 @@ pub(crate) async fn create_planned(
         }
         tx.insert_outbox(&outbox, new.created_at)?;
         tx.append(&audit)?;
-        Ok(Done::Created(
-            new.into_created(upstream),
-            !outbox.is_empty(),
-        ))
+        Ok(Done::Created(new.into_created(upstream), outbox))
     })
     .await?;
     match done {
-        Done::Created(challenge, queued) => {
-            s.emit(StoreEvent::Challenge {
-                cardholder: challenge.cardholder.clone(),
-            });
-            if queued {
-                s.emit(StoreEvent::OutboxReady);
-            }
+        Done::Created(challenge, outbox) => {
+            created_events(s, &challenge, &outbox);
             Ok(PlannedOutcome::Created(challenge))
         }
         // Challenges are never deleted: the one found under the lock is still there.
@@ -138,78 +158,6 @@ pub(crate) async fn create_planned(
             .ok_or_else(|| StoreError::Backend("duplicate challenge vanished".into())),
         Done::Other(outcome) => Ok(outcome),
     }
-}
-
-/// Inserts the challenge, its outbox rows and audit entry on `tx`, or finds the
-/// existing challenge of the same (provider, reference).
-async fn insert_in(
-    tx: &mut WriteTx,
-    new: NewChallenge,
-    outbox: &[NewOutbox],
-    audit: &AuditDraft,
-) -> StoreResult<CreateOutcome> {
-    let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
-    let amount = new.amount.map(|m| m.minor());
-    let currency = new.amount.map(|m| m.currency().code());
-    let payee = new.payee.as_ref().map(|p| p.as_str());
-    let digest = new.txn_digest.to_string();
-    let context = json_text(&new.context)?;
-    let upstream = upstream_status_for(outbox);
-    let inserted = sqlx::query!(
-        "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
-                                 nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
-                                 status, upstream_status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16)
-         ON CONFLICT (provider, provider_ref) DO NOTHING",
-        new.id.as_str(),
-        new.cardholder.as_str(),
-        provider,
-        provider_ref,
-        new.kind.as_str(),
-        amount,
-        currency,
-        payee,
-        new.nonce.as_str(),
-        digest,
-        new.deadline.0,
-        new.upstream_deadline.0,
-        new.processor_input,
-        context,
-        upstream.as_str(),
-        new.created_at.0,
-    )
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
-    if inserted.rows_affected() == 0 {
-        let existing = find_in(tx, provider, provider_ref).await?;
-        return existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
-            StoreError::Backend("challenge conflict without a conflicting row".into())
-        });
-    }
-    insert_rows(tx, outbox, new.created_at).await?;
-    append(tx, audit).await?;
-    Ok(CreateOutcome::Created(new.into_created(upstream)))
-}
-
-/// Commits a creation (a duplicate wrote nothing and just rolls back) and notifies.
-async fn finish_create(
-    s: &SqliteStore,
-    tx: WriteTx,
-    outcome: CreateOutcome,
-    outbox: &[NewOutbox],
-) -> StoreResult<CreateOutcome> {
-    let CreateOutcome::Created(challenge) = outcome else {
-        return Ok(outcome);
-    };
-    tx.commit().await.map_err(db)?;
-    s.emit(StoreEvent::Challenge {
-        cardholder: challenge.cardholder.clone(),
-    });
-    if !outbox.is_empty() {
-        s.emit(StoreEvent::OutboxReady);
-    }
-    Ok(CreateOutcome::Created(challenge))
 }
 
 pub(crate) async fn get(s: &SqliteStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
@@ -415,28 +363,28 @@ pub(crate) async fn close(
         to.as_str(),
         upstream_status_for(&outbox) == UpstreamStatus::Queued,
     );
-    let mut tx = s.write().await?;
-    let closed = sqlx::query_scalar!(
-        "UPDATE challenges
-         SET status = ?2, closed_at = ?3,
-             upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
-         WHERE id = ?1 AND status = 'pending' AND (?2 = 'cancelled' OR deadline < ?3)
-         RETURNING cardholder_id",
-        id,
-        to,
-        now.0,
-        queue,
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let Some(cardholder) = closed else {
+    let cardholder = direct::write(s, |tx| {
+        let closed = tx.one(
+            "UPDATE challenges
+             SET status = ?2, closed_at = ?3,
+                 upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
+             WHERE id = ?1 AND status = 'pending' AND (?2 = 'cancelled' OR deadline < ?3)
+             RETURNING cardholder_id",
+            rusqlite::params![id, to, now.0, queue],
+            |r| r.get::<_, String>(0),
+        )?;
+        let Some(cardholder) = closed else {
+            return Ok(None);
+        };
+        tx.insert_outbox(&outbox, now)?;
+        tx.append(&audit)?;
+        Ok(Some(cardholder))
+    })
+    .await?;
+    let Some(cardholder) = cardholder else {
         return Ok(false);
     };
     let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
-    insert_rows(&mut tx, &outbox, now).await?;
-    append(&mut tx, &audit).await?;
-    tx.commit().await.map_err(db)?;
     s.emit(StoreEvent::Challenge { cardholder });
     if !outbox.is_empty() {
         s.emit(StoreEvent::OutboxReady);

@@ -8,24 +8,28 @@
 //! microseconds, so a webhook's transaction (begin, look-ups, inserts, audit, commit)
 //! spent most of its ~0.5 ms in the scheduler while holding the write lock, and that
 //! bounded ingest throughput (measured; docs/benchmarks.md). Here the transaction
-//! runs on the calling thread instead: a pooled connection's handle is locked once
-//! (one hand-off) and the statements go straight to SQLite through rusqlite, with
-//! the same SQL, inside the same write gate as every other writer.
+//! runs on the calling thread instead, on a rusqlite connection of its own (no
+//! hand-off at all), with prepared statements cached, inside the same write gate as
+//! every other writer. (Borrowing a pooled connection's raw handle with sqlx's
+//! `lock_handle` was tried first: after some 17,000 hand-backs in a tight loop it hung
+//! in sqlx's unlock/relock handshake, so the path owns its connection instead.)
 //!
 //! The statements here are checked by the conformance suite rather than at compile
 //! time (sqlx's macros only cover sqlx's own execution).
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pushauth_store::*;
 use rusqlite::{
-    Connection, ErrorCode, OptionalExtension as _, Params, Row, TransactionBehavior, params,
+    Connection, ErrorCode, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior,
+    params,
 };
-use sqlx::SqliteConnection;
 
-use crate::SqliteStore;
-use crate::error::{db, json_text};
+use crate::error::json_text;
 use crate::rows::{ChallengeRow, DeviceRow};
+use crate::{ChainHead, SqliteStore};
 
 /// A write transaction on the calling thread.
 pub(crate) struct DirectTx<'c> {
@@ -36,45 +40,64 @@ pub(crate) struct DirectTx<'c> {
     head: Option<(i64, String)>,
 }
 
-/// Runs `f` in a `BEGIN IMMEDIATE` transaction on a pooled connection's own handle,
-/// on this thread, holding the write gate; commits when `f` returns `Ok`, rolls back
-/// otherwise. `f` must not block on anything but SQLite.
+/// Opens the direct path's connection to the database the pool uses: the same file,
+/// or, for an in-memory database, sqlx's shared-cache database of that name. Same
+/// settings as the pool's connections.
+pub(crate) fn open_writer(
+    filename: &Path,
+    in_memory: bool,
+    busy_timeout: Duration,
+    mmap_size: u64,
+) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if in_memory {
+        let uri = format!("{}?mode=memory&cache=shared", filename.display());
+        Connection::open_with_flags(
+            uri,
+            flags | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_SHARED_CACHE,
+        )
+    } else {
+        Connection::open_with_flags(filename, flags)
+    }
+    .map_err(backend)?;
+    conn.busy_timeout(busy_timeout).map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(backend)?;
+    if !in_memory {
+        conn.pragma_update_and_check(
+            None,
+            "mmap_size",
+            i64::try_from(mmap_size).unwrap_or(i64::MAX),
+            |_| Ok(()),
+        )
+        .map_err(backend)?;
+    }
+    Ok(conn)
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction on the direct path's connection, on
+/// this thread, holding the write gate; commits when `f` returns `Ok`, rolls back
+/// otherwise. Nothing here awaits once the gate is held: `f` must not block on
+/// anything but SQLite (whose busy timeout only runs out when another process holds
+/// the write lock).
 pub(crate) async fn write<T>(
     s: &SqliteStore,
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let mut gate = Arc::clone(&s.gate).lock_owned().await;
-    let committed_head = gate.0.clone();
-    let mut pooled;
-    let sqlx_conn: &mut SqliteConnection = match gate.1.as_mut() {
-        Some(writer) => writer,
-        None => {
-            pooled = s.pool().acquire().await.map_err(db)?;
-            &mut pooled
-        }
-    };
-    let out = {
-        let mut handle = sqlx_conn.lock_handle().await.map_err(db)?;
-        let raw = handle.as_raw_handle().as_ptr();
-        // SAFETY: `raw` is the open `sqlite3*` of `sqlx_conn`; `handle` keeps sqlx's
-        // worker thread away from it until it is dropped, which happens after `conn`
-        // (declared later, dropped first), so this thread is its only user meanwhile,
-        // as SQLite's multi-thread mode requires. A connection made with `from_handle`
-        // never closes the handle; dropping it only finalizes the statements it prepared.
-        #[allow(unsafe_code)]
-        let mut conn = unsafe { Connection::from_handle(raw) }.map_err(backend)?;
-        run(&mut conn, committed_head, f)
-    };
-    match out {
-        Ok((value, head)) => {
-            if head.is_some() {
-                gate.0 = head;
+    let ChainHead(head, conn) = &mut *gate;
+    match run(conn, head.clone(), f) {
+        Ok((value, appended)) => {
+            if appended.is_some() {
+                *head = appended;
             }
             Ok(value)
         }
         Err(e) => {
             // A failed commit leaves the head unknown: read it again next time.
-            gate.0 = None;
+            *head = None;
             Err(e)
         }
     }
@@ -104,7 +127,7 @@ fn run<T>(
 impl DirectTx<'_> {
     /// Runs a statement; the number of rows it changed.
     pub(crate) fn exec(&self, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
-        self.tx.prepare(sql)?.execute(params)
+        self.tx.prepare_cached(sql)?.execute(params)
     }
 
     /// The first row of a query, mapped, if any.
@@ -115,7 +138,7 @@ impl DirectTx<'_> {
         map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> StoreResult<Option<T>> {
         self.tx
-            .prepare(sql)
+            .prepare_cached(sql)
             .and_then(|mut stmt| stmt.query_row(params, map).optional())
             .map_err(backend)
     }
@@ -127,7 +150,7 @@ impl DirectTx<'_> {
         params: impl Params,
         map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> StoreResult<Vec<T>> {
-        let mut stmt = self.tx.prepare(sql).map_err(backend)?;
+        let mut stmt = self.tx.prepare_cached(sql).map_err(backend)?;
         let rows = stmt.query_map(params, map).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<T>>>().map_err(backend)
     }
@@ -179,7 +202,7 @@ impl DirectTx<'_> {
     ) -> StoreResult<(Option<String>, Option<String>, i64)> {
         let mut stmt = self
             .tx
-            .prepare(
+            .prepare_cached(
                 "SELECT (SELECT id FROM challenges WHERE provider = ?1 AND provider_ref = ?2),
                         (SELECT status FROM cardholders WHERE id = ?3),
                         (SELECT COUNT(*) FROM challenges
@@ -196,7 +219,7 @@ impl DirectTx<'_> {
     pub(crate) fn devices(&self, cardholder: &str) -> StoreResult<Vec<Device>> {
         let mut stmt = self
             .tx
-            .prepare(
+            .prepare_cached(
                 "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
                         agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
                  FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
@@ -236,7 +259,7 @@ impl DirectTx<'_> {
         let context = json_text(&new.context)?;
         let mut stmt = self
             .tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
                                          nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
                                          status, upstream_status, created_at)
@@ -274,7 +297,7 @@ impl DirectTx<'_> {
         }
         let mut stmt = self
             .tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
                                      deadline, created_at)
                  VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7)",
@@ -308,7 +331,7 @@ impl DirectTx<'_> {
             let hash = entry_hash(&prev_hash, seq, draft);
             let mut stmt = self
                 .tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO audit_log (seq, at, actor, action, challenge_id, device_id, cardholder_id, details,
                                             prev_hash, hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

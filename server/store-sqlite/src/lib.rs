@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
 use pushauth_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 use crate::error::db;
@@ -69,15 +69,13 @@ pub struct SqliteStore {
 /// process (a CLI command beside the server) makes the next append collide on `seq`,
 /// which re-reads the head from the database (see `audit::append`).
 ///
-/// `writer`: the connection of the direct write path (see the `direct` module),
-/// outside the pool so that the hot transactions always run on the same connection,
-/// whose page cache then stays warm (a pooled connection re-reads every page another
-/// connection changed). `None` for an in-memory database, whose single pooled
-/// connection is the database.
-#[derive(Debug, Default)]
+/// `.1`: the connection of the direct write path (see the `direct` module), a plain
+/// rusqlite connection outside sqlx's pool, so that the hot transactions always run
+/// on the same connection, whose page cache and prepared statements stay warm.
+#[derive(Debug)]
 pub(crate) struct ChainHead(
     pub(crate) Option<(i64, String)>,
-    pub(crate) Option<SqliteConnection>,
+    pub(crate) rusqlite::Connection,
 );
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding the write gate until it commits
@@ -182,11 +180,9 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(db)?;
-        let writer = if in_memory {
-            None
-        } else {
-            Some(SqliteConnection::connect_with(&options).await.map_err(db)?)
-        };
+        // After the pool: its first connection created the file and switched it to WAL.
+        let writer =
+            direct::open_writer(options.get_filename(), in_memory, BUSY_TIMEOUT, MMAP_SIZE)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(SqliteStore {
             pool,

@@ -7,39 +7,10 @@
 
 use pushauth_core::ids::ChallengeId;
 use pushauth_store::*;
-use sqlx::SqliteConnection;
 
-use crate::error::{classify, db, json_text, parse_enum};
+use crate::error::{db, parse_enum};
 use crate::rows::{AttemptRow, OutboxRow, cardholder_id, challenge_id, device_id};
 use crate::{SqliteStore, direct};
-
-/// Inserts outbox rows on the caller's transaction (status `pending`, due at `not_before`).
-pub(crate) async fn insert_rows(
-    conn: &mut SqliteConnection,
-    rows: &[NewOutbox],
-    created_at: Millis,
-) -> StoreResult<()> {
-    for row in rows {
-        let payload = json_text(&row.payload)?;
-        let device = row.device.as_ref().map(|d| d.as_str());
-        sqlx::query!(
-            "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
-                                 deadline, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7)",
-            row.kind.as_str(),
-            row.challenge.as_str(),
-            device,
-            payload,
-            row.not_before.0,
-            row.deadline.0,
-            created_at.0,
-        )
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
-    }
-    Ok(())
-}
 
 /// Leases up to `limit` due, unleased rows until `now + lease_ms`, earliest due first.
 pub(crate) async fn claim(

@@ -75,7 +75,7 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
         }
         // Sleep until the next row is due, a notification arrives, or the idle poll.
         let idle = Duration::from_millis(cfg.idle_poll_ms);
-        let sleep = match state.store.outbox_next_due().await {
+        let sleep = match state.store.outbox_next_due_lane(lane).await {
             Ok(Some(due)) => {
                 Duration::from_millis(u64::try_from((due.0 - now().0).max(0)).unwrap_or(0))
                     .min(idle)

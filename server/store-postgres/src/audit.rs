@@ -27,6 +27,7 @@ use pushauth_store::{
     AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, StoreError, StoreResult, entry_hash,
 };
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
 
 use crate::PgStore;
 use crate::error::{db, json_text};
@@ -126,6 +127,8 @@ async fn chain_batch(pool: &PgPool, wait: Wait) -> StoreResult<Chained> {
         .await
         .map_err(db)?;
         if !got {
+            // End the transaction now rather than on the connection's next use.
+            tx.rollback().await.map_err(db)?;
             return Ok(idle);
         }
     }
@@ -139,6 +142,8 @@ async fn chain_batch(pool: &PgPool, wait: Wait) -> StoreResult<Chained> {
     .await
     .map_err(db)?;
     if rows.is_empty() {
+        // Release the lock now rather than on the connection's next use.
+        tx.rollback().await.map_err(db)?;
         return Ok(idle);
     }
     let last = sqlx::query!(
@@ -199,12 +204,22 @@ async fn chain_batch(pool: &PgPool, wait: Wait) -> StoreResult<Chained> {
 }
 
 /// The chainer task of one store: links rows every [`CHAIN_BUSY`] while there are
-/// some, every [`CHAIN_IDLE`] otherwise. Errors are logged and retried.
-pub(crate) async fn run_chainer(pool: PgPool) {
+/// some, every [`CHAIN_IDLE`] otherwise. Errors are logged and retried. It stops when
+/// `stop` says so or its sender is gone, but only between runs: a run is never cut
+/// off inside its transaction (an aborted task would leave the connection idle in a
+/// transaction, holding its locks, until the pool noticed).
+pub(crate) async fn run_chainer(pool: PgPool, mut stop: watch::Receiver<bool>) {
     // The store is usually migrated right after it connects: let that happen first.
-    tokio::time::sleep(CHAIN_IDLE).await;
+    let mut pause = CHAIN_IDLE;
     loop {
-        let pause = match chain_pending(&pool, Wait::No).await {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+        }
+        if *stop.borrow() {
+            return;
+        }
+        pause = match chain_pending(&pool, Wait::No).await {
             Ok(Chained {
                 stuck_at: Some(id), ..
             }) => {
@@ -221,7 +236,6 @@ pub(crate) async fn run_chainer(pool: PgPool) {
                 CHAIN_RETRY
             }
         };
-        tokio::time::sleep(pause).await;
     }
 }
 

@@ -108,9 +108,13 @@ pub(crate) async fn create_planned(
         let challenge = get_in(&mut tx, &existing).await?.ok_or_else(|| {
             StoreError::Backend("duplicate challenge vanished inside its transaction".into())
         })?;
+        // End the transaction (and the cardholder's row lock) now, not on the
+        // connection's next use.
+        tx.rollback().await.map_err(db)?;
         return Ok(PlannedOutcome::Duplicate(challenge));
     }
     let Some(status) = status else {
+        tx.rollback().await.map_err(db)?;
         return Ok(PlannedOutcome::NoCardholder);
     };
     let context = CreateContext {
@@ -119,7 +123,10 @@ pub(crate) async fn create_planned(
         pending: seen.pending,
     };
     let (new, outbox, audit) = match plan(&context) {
-        CreatePlan::Refuse(why) => return Ok(PlannedOutcome::Refused(why)),
+        CreatePlan::Refuse(why) => {
+            tx.rollback().await.map_err(db)?;
+            return Ok(PlannedOutcome::Refused(why));
+        }
         CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
     };
     new.check_planned(provider, reference, cardholder)?;

@@ -37,7 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{
     AssertSqlSafe, Connection as _, Executor as _, PgConnection, PgPool, Postgres, Transaction,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
 
 use crate::error::db;
@@ -59,13 +59,15 @@ struct Inner {
     events: broadcast::Sender<StoreEvent>,
     channels: Channels,
     listener: AbortHandle,
-    chainer: AbortHandle,
+    /// Tells the audit chainer to stop after its current run (it is not aborted: see
+    /// `audit::run_chainer`).
+    chainer_stop: watch::Sender<bool>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
-        self.chainer.abort();
+        let _ = self.chainer_stop.send(true);
     }
 }
 
@@ -138,14 +140,15 @@ impl PgStore {
         let channels = Channels::for_schema(current.as_deref().unwrap_or("public"));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let listener = listen::start(options, channels.clone(), events.clone()).await?;
-        let chainer = tokio::spawn(audit::run_chainer(pool.clone())).abort_handle();
+        let (chainer_stop, stop) = watch::channel(false);
+        tokio::spawn(audit::run_chainer(pool.clone(), stop));
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 events,
                 channels,
                 listener,
-                chainer,
+                chainer_stop,
             }),
         })
     }
@@ -435,8 +438,8 @@ impl Store for PgStore {
     async fn attempts_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<Attempt>> {
         outbox::attempts_for_challenge(self, id).await
     }
-    async fn outbox_next_due(&self) -> StoreResult<Option<Millis>> {
-        outbox::next_due(self).await
+    async fn outbox_next_due_lane(&self, lane: OutboxLane) -> StoreResult<Option<Millis>> {
+        outbox::next_due(self, lane).await
     }
 
     async fn audit_append(&self, draft: AuditDraft) -> StoreResult<()> {

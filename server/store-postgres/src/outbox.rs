@@ -218,11 +218,15 @@ pub(crate) async fn attempts_for_challenge(
 /// When the next pending row becomes claimable: its `next_attempt_at`, or just after
 /// its lease when a worker holds it, so that idle workers sleep through a lease
 /// instead of spinning on a row they cannot claim.
-pub(crate) async fn next_due(s: &PgStore) -> StoreResult<Option<Millis>> {
+pub(crate) async fn next_due(s: &PgStore, lane: OutboxLane) -> StoreResult<Option<Millis>> {
+    let (devices, upstream) = (lane.takes_device_rows(), lane.takes_upstream_rows());
     let next = sqlx::query_scalar!(
         r#"SELECT MIN(CASE WHEN leased_until IS NOT NULL AND leased_until >= next_attempt_at
                            THEN leased_until + 1 ELSE next_attempt_at END) AS "next: i64"
-           FROM outbox WHERE status = 'pending'"#
+           FROM outbox WHERE status = 'pending'
+             AND (($1 AND kind IN ('push', 'dismiss')) OR ($2 AND kind = 'upstream'))"#,
+        devices,
+        upstream
     )
     .fetch_one(s.pool())
     .await

@@ -466,8 +466,8 @@ impl Store for SqliteStore {
     async fn attempts_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<Attempt>> {
         outbox::attempts_for_challenge(self, id).await
     }
-    async fn outbox_next_due(&self) -> StoreResult<Option<Millis>> {
-        outbox::next_due(self).await
+    async fn outbox_next_due_lane(&self, lane: OutboxLane) -> StoreResult<Option<Millis>> {
+        outbox::next_due(self, lane).await
     }
 
     async fn audit_append(&self, draft: AuditDraft) -> StoreResult<()> {

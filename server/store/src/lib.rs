@@ -313,7 +313,11 @@ pub trait Store: Send + Sync + 'static {
     /// Delivery attempts of a challenge, oldest first.
     async fn attempts_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<Attempt>>;
     /// Earliest `next_attempt_at` of a pending row, to know how long workers may sleep.
-    async fn outbox_next_due(&self) -> StoreResult<Option<Millis>>;
+    async fn outbox_next_due(&self) -> StoreResult<Option<Millis>> {
+        self.outbox_next_due_lane(OutboxLane::All).await
+    }
+    /// [`Store::outbox_next_due`] for the rows of `lane` only.
+    async fn outbox_next_due_lane(&self, lane: OutboxLane) -> StoreResult<Option<Millis>>;
 
     // ---- audit -------------------------------------------------------------------------
 

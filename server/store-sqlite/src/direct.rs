@@ -66,6 +66,9 @@ pub(crate) fn open_writer(
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(backend)?;
     if !in_memory {
+        // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in our commits.
+        conn.pragma_update_and_check(None, "wal_autocheckpoint", 0, |_| Ok(()))
+            .map_err(backend)?;
         conn.pragma_update_and_check(
             None,
             "mmap_size",

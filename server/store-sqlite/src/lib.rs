@@ -33,7 +33,7 @@ use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, Provider
 use pushauth_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast, watch};
 
 use crate::error::db;
 
@@ -60,6 +60,41 @@ pub struct SqliteStore {
     /// audit chain's head as last committed, so appenders need not read it back, and
     /// the direct path's own connection.
     gate: Arc<Mutex<ChainHead>>,
+    /// Stops the checkpointer when the last clone of the store is dropped.
+    _checkpointer: Arc<Checkpointer>,
+}
+
+/// The background WAL checkpointer's off switch (see [`CHECKPOINT_EVERY`]).
+#[derive(Debug)]
+struct Checkpointer(watch::Sender<bool>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// How often the background checkpointer copies the WAL back into the database.
+/// The direct path's connection does not checkpoint itself (`wal_autocheckpoint=0`):
+/// a checkpoint `fsync`s the database file, and inside a commit on the direct path that
+/// stalled every writer queued behind the gate (measured: single ~100 ms stalls in
+/// the cycle's p99). A passive checkpoint on a pooled connection runs on sqlx's
+/// connection thread and never blocks writers.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+async fn run_checkpointer(pool: SqlitePool, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
 }
 
 /// What the write gate guards.
@@ -171,7 +206,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .pragma("mmap_size", MMAP_SIZE.to_string());
+            .pragma("mmap_size", MMAP_SIZE.to_string())
+            // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in commits.
+            .pragma("wal_autocheckpoint", if in_memory { "1000" } else { "0" });
         let pool = SqlitePoolOptions::new()
             // A pooled connection is an in-process handle: nothing to ping.
             .test_before_acquire(false)
@@ -184,10 +221,15 @@ impl SqliteStore {
         let writer =
             direct::open_writer(options.get_filename(), in_memory, BUSY_TIMEOUT, MMAP_SIZE)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (stop_tx, stop) = watch::channel(false);
+        if !in_memory {
+            tokio::spawn(run_checkpointer(pool.clone(), stop));
+        }
         Ok(SqliteStore {
             pool,
             events,
             gate: Arc::new(Mutex::new(ChainHead(None, writer))),
+            _checkpointer: Arc::new(Checkpointer(stop_tx)),
         })
     }
 

@@ -164,3 +164,27 @@ async fn audit_appends_from_two_processes_stay_chained() {
         ChainCheck::Intact { entries: 15 }
     );
 }
+
+/// Commits never checkpoint (`wal_autocheckpoint=0`); the background checkpointer
+/// copies the WAL into the database file, so the file grows without anyone reading or
+/// writing, and the WAL does not grow for ever.
+#[tokio::test]
+async fn wal_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushauth.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let before = size();
+    workload(&store, 200).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {before} bytes: nothing checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 200 });
+}

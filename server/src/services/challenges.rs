@@ -5,9 +5,6 @@
 use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
 use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use pushauth_store::{
     AuditDraft, CardholderStatus, Challenge, CreateContext, CreatePlan, DeviceStatus, Millis,
     NewChallenge, NewOutbox, OutboxKind, PlannedOutcome, Planner, Refusal,
@@ -74,9 +71,7 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         id: ChallengeId::generate().map_err(ApiError::internal)?,
         nonce: Nonce::generate().map_err(ApiError::internal)?,
         t,
-        pushes: Arc::new(AtomicUsize::new(0)),
     };
-    let pushes = Arc::clone(&fresh.pushes);
     let (provider, reference, cardholder) =
         (req.provider, req.reference.clone(), req.cardholder.clone());
     let planner_state = state.clone();
@@ -87,7 +82,11 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         .challenge_create_planned(provider, &reference, &cardholder, t, planner)
         .await?
     {
-        PlannedOutcome::Created(challenge) => {
+        // The plan's outbox rows are its pushes, one per reachable device.
+        PlannedOutcome::Created {
+            challenge,
+            outbox_rows: pushes,
+        } => {
             state
                 .metrics
                 .challenges_created
@@ -95,10 +94,7 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
                     provider: challenge.provider.as_str(),
                 })
                 .inc();
-            Ok(Created::New {
-                challenge,
-                pushes: pushes.load(Ordering::Relaxed),
-            })
+            Ok(Created::New { challenge, pushes })
         }
         PlannedOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
         PlannedOutcome::NoCardholder => Err(ApiError::not_found("cardholder")),
@@ -108,13 +104,11 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
     }
 }
 
-/// What a creation generates before the store is asked, and what its plan reports.
+/// What a creation generates before the store is asked.
 struct Fresh {
     id: ChallengeId,
     nonce: Nonce,
     t: Millis,
-    /// How many push rows the plan queued.
-    pushes: Arc<AtomicUsize>,
 }
 
 /// What to write for `req`, given what the store saw: refuse for a blocked
@@ -122,12 +116,7 @@ struct Fresh {
 /// challenge, one push row per active device that has a push service, and the audit
 /// entry.
 fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateContext) -> CreatePlan {
-    let Fresh {
-        id,
-        nonce,
-        t,
-        pushes,
-    } = fresh;
+    let Fresh { id, nonce, t } = fresh;
     if seen.cardholder_status == CardholderStatus::Blocked {
         return CreatePlan::Refuse(Refusal::CardholderBlocked);
     }
@@ -161,7 +150,6 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
             deadline: req.deadline,
         })
         .collect();
-    pushes.store(outbox.len(), Ordering::Relaxed);
     let digest = transaction.digest();
     let audit = AuditDraft::new(t, req.actor, "challenge.created")
         .challenge(&id)

@@ -133,7 +133,10 @@ pub(crate) async fn create_planned(
     match insert_in(s, &mut tx, new, &outbox, &audit).await? {
         CreateOutcome::Created(c) => {
             tx.commit().await.map_err(db)?;
-            Ok(PlannedOutcome::Created(c))
+            Ok(PlannedOutcome::Created {
+                challenge: c,
+                outbox_rows: outbox.len(),
+            })
         }
         CreateOutcome::Duplicate(c) => Ok(PlannedOutcome::Duplicate(c)),
     }

@@ -47,7 +47,7 @@ fn write_path(c: &mut Criterion) {
                     .challenge_create_planned(provider, &reference, &anna, now, plan)
                     .await
                     .unwrap();
-                assert!(matches!(out, PlannedOutcome::Created(_)));
+                assert!(matches!(out, PlannedOutcome::Created { .. }));
             })
         })
     });

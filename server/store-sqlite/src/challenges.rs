@@ -149,7 +149,10 @@ pub(crate) async fn create_planned(
     match done {
         Done::Created(challenge, outbox) => {
             created_events(s, &challenge, &outbox);
-            Ok(PlannedOutcome::Created(challenge))
+            Ok(PlannedOutcome::Created {
+                challenge,
+                outbox_rows: outbox.len(),
+            })
         }
         // Challenges are never deleted: the one found under the lock is still there.
         Done::Existing(id) => get_by(s, &id)

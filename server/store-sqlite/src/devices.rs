@@ -7,7 +7,6 @@ use crate::audit::append;
 use crate::error::{classify, db, int32};
 use crate::rows::{DeviceRow, cardholder_id};
 use crate::{SqliteStore, direct};
-use sqlx::SqliteConnection;
 
 pub(crate) async fn activation_create(
     s: &SqliteStore,
@@ -116,15 +115,7 @@ pub(crate) async fn get(s: &SqliteStore, id: &DeviceId) -> StoreResult<Option<De
 }
 
 pub(crate) async fn list(s: &SqliteStore, cardholder: &CardholderId) -> StoreResult<Vec<Device>> {
-    let mut conn = s.pool().acquire().await.map_err(db)?;
-    list_in(&mut conn, cardholder.as_str()).await
-}
-
-/// The devices of `cardholder`, on the caller's connection.
-pub(crate) async fn list_in(
-    conn: &mut SqliteConnection,
-    cardholder: &str,
-) -> StoreResult<Vec<Device>> {
+    let cardholder = cardholder.as_str();
     let rows = sqlx::query_as!(
         DeviceRow,
         "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
@@ -132,7 +123,7 @@ pub(crate) async fn list_in(
          FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
         cardholder
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(s.pool())
     .await
     .map_err(db)?;
     rows.into_iter().map(DeviceRow::decode).collect()

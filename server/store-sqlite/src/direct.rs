@@ -18,7 +18,6 @@
 //! time (sqlx's macros only cover sqlx's own execution).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pushauth_store::*;
@@ -89,7 +88,7 @@ pub(crate) async fn write<T>(
     s: &SqliteStore,
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let mut gate = Arc::clone(&s.gate).lock_owned().await;
+    let mut gate = s.gate.lock().await;
     let ChainHead(head, conn) = &mut *gate;
     match run(conn, head.clone(), f) {
         Ok((value, appended)) => {

@@ -186,5 +186,8 @@ async fn wal_is_checkpointed_in_the_background() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(store.audit_verify().await.unwrap(), ChainCheck::Intact { entries: 200 });
+    assert_eq!(
+        store.audit_verify().await.unwrap(),
+        ChainCheck::Intact { entries: 200 }
+    );
 }

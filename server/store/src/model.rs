@@ -433,8 +433,13 @@ pub type Planner = Box<dyn FnOnce(&CreateContext) -> CreatePlan + Send>;
 /// Result of `challenge_create_planned`.
 #[derive(Debug, Clone)]
 pub enum PlannedOutcome {
-    /// The planner's challenge was written.
-    Created(Challenge),
+    /// The planner's challenge was written, with its outbox rows.
+    Created {
+        /// The challenge.
+        challenge: Challenge,
+        /// How many outbox rows the plan wrote with it.
+        outbox_rows: usize,
+    },
     /// The (provider, reference) existed: the existing challenge; the planner did not run.
     Duplicate(Challenge),
     /// No such cardholder; the planner did not run.

@@ -384,10 +384,14 @@ pub async fn challenge_create_planned<S: Store>(store: S) {
         )
         .await
         .unwrap();
-    let PlannedOutcome::Created(created) = out else {
+    let PlannedOutcome::Created {
+        challenge: created,
+        outbox_rows,
+    } = out
+    else {
         panic!("expected Created, got {out:?}")
     };
-    assert_eq!(created.id, first.id);
+    assert_eq!((created.id.clone(), outbox_rows), (first.id.clone(), 1));
     let seen = saw.lock().unwrap().take().expect("planner ran");
     assert_eq!(seen.cardholder_status, CardholderStatus::Active);
     assert_eq!(
@@ -439,7 +443,7 @@ pub async fn challenge_create_planned<S: Store>(store: S) {
         )
         .await
         .unwrap();
-    assert!(matches!(later, PlannedOutcome::Created(_)), "{later:?}");
+    assert!(matches!(later, PlannedOutcome::Created { .. }), "{later:?}");
     assert_eq!(saw.lock().unwrap().take().expect("planner ran").pending, 0);
 
     // duplicate of the first, after the cardholder was blocked: the planner never runs
@@ -557,7 +561,7 @@ pub async fn challenge_create_planned_limit_under_race<S: Store>(store: S) {
     let mut created = 0;
     for t in tasks {
         match t.await.unwrap() {
-            PlannedOutcome::Created(_) => created += 1,
+            PlannedOutcome::Created { .. } => created += 1,
             PlannedOutcome::Refused(Refusal::TooManyPending) => {}
             other => panic!("unexpected {other:?}"),
         }

@@ -1,8 +1,6 @@
 //! `spawn` starts the real server; `TestDevice` is a virtual phone speaking protocol v1
 //! with the core (software keys in place of the Secure Enclave).
 
-use std::sync::Arc;
-
 use pushauth_core::UnixTime;
 use pushauth_core::challenge::{self, VerifiedChallenge};
 use pushauth_core::ids::DeviceId;
@@ -10,27 +8,16 @@ use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, So
 use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_server::{Config, Server};
-use pushauth_store::Store;
 use serde_json::{Value, json};
 
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use crate::support::open_store;
+pub use crate::support::{ADMIN_KEY, Backend, now};
 
 pub struct TestApp {
     pub server: Server,
     pub base: String,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
-}
-
-pub fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -44,25 +31,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.api.allow_http_callbacks = true;
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
-    let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(
-            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
-                .await
-                .unwrap(),
-        ),
-        Backend::Postgres => {
-            let schema = format!(
-                "t_{}",
-                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
-            );
-            Arc::new(
-                pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8)
-                    .await
-                    .unwrap(),
-            )
-        }
-    };
-    store.migrate().await.unwrap();
+    let store = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {
@@ -151,10 +120,6 @@ impl TestApp {
         assert_eq!(s, 201, "{v}");
         v["challenge"]["id"].as_str().unwrap().to_owned()
     }
-}
-
-pub fn now() -> i64 {
-    pushauth_server::state::now().as_unix_time().seconds()
 }
 
 /// A virtual phone.

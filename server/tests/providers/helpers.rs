@@ -16,24 +16,14 @@ use pushauth_server::{Config, Server};
 use pushauth_store::{Challenge, Store};
 use serde_json::{Value, json};
 
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::support::{ADMIN_KEY, Backend, now};
+use crate::support::{Signer, open_store, signed_call};
 
 pub struct TestApp {
     pub server: Server,
     pub base: String,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
-}
-
-fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -44,25 +34,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.security.admin_key = Some(ADMIN_KEY.into());
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
-    let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(
-            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
-                .await
-                .unwrap(),
-        ),
-        Backend::Postgres => {
-            let schema = format!(
-                "t_{}",
-                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
-            );
-            Arc::new(
-                pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8)
-                    .await
-                    .unwrap(),
-            )
-        }
-    };
-    store.migrate().await.unwrap();
+    let store = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {
@@ -263,10 +235,6 @@ where
     }
 }
 
-pub fn now() -> i64 {
-    pushauth_server::state::now().as_unix_time().seconds()
-}
-
 /// A virtual phone.
 pub struct TestDevice {
     pub key: SoftwareSigningKey,
@@ -326,33 +294,12 @@ impl TestDevice {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let proof = request::sign(
-            &self.id,
-            &self.key,
-            &self.issuer,
-            HttpRequest {
-                method,
-                path,
-                body: &bytes,
-            },
-            UnixTime(now()),
-        )
-        .unwrap();
-        let resp = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .header("Authorization", format!("PushAuth {proof}"))
-            .header("Content-Type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let signer = Signer {
+            id: &self.id,
+            key: &self.key,
+            issuer: &self.issuer,
+        };
+        signed_call(&self.http, &self.base, signer, method, path, body).await
     }
 
     /// Fetches and verifies a challenge.

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 /// Runs each listed `async fn(Backend)` on both backends.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {

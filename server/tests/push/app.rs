@@ -1,8 +1,6 @@
 //! The real server on a random port with `[push]` pointed at the mocks, and virtual
 //! phones (software keys) that enroll with a platform and a push token and approve.
 
-use std::sync::Arc;
-
 use pushauth_core::UnixTime;
 use pushauth_core::challenge;
 use pushauth_core::ids::DeviceId;
@@ -11,28 +9,18 @@ use pushauth_core::proof::{self, Decision, DecisionInput, UserVerification};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_server::push::config::PushConfig;
 use pushauth_server::{Config, Server};
-use pushauth_store::Store;
 use serde_json::{Value, json};
 
 use crate::mock::eventually;
 
-const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::support::Backend;
+use crate::support::{ADMIN_KEY, Signer, now, open_store, signed_call};
 
 pub struct App {
     pub server: Server,
     pub base: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
-}
-
-fn now() -> i64 {
-    pushauth_server::state::now().as_unix_time().0
 }
 
 pub async fn spawn(backend: Backend, push: PushConfig) -> App {
@@ -52,27 +40,7 @@ pub async fn spawn_with(
     config.workers.idle_poll_ms = 100;
     config.push = push;
     tweak(&mut config);
-    let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(
-            pushauth_store_sqlite::SqliteStore::open(&dir.path().join("test.db"))
-                .await
-                .unwrap(),
-        ),
-        Backend::Postgres => {
-            let url = std::env::var("PUSHAUTH_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!(
-                "t_{}",
-                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
-            );
-            Arc::new(
-                pushauth_store_postgres::PgStore::connect_in_schema(&url, &schema, 8)
-                    .await
-                    .unwrap(),
-            )
-        }
-    };
-    store.migrate().await.unwrap();
+    let store = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     App {
@@ -275,32 +243,12 @@ pub struct Phone {
 
 impl Phone {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let proof = request::sign(
-            &self.id,
-            &self.key,
-            &self.issuer,
-            HttpRequest {
-                method,
-                path,
-                body: &bytes,
-            },
-            UnixTime(now()),
-        )
-        .unwrap();
-        let resp = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .header("Authorization", format!("PushAuth {proof}"))
-            .header("Content-Type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let signer = Signer {
+            id: &self.id,
+            key: &self.key,
+            issuer: &self.issuer,
+        };
+        signed_call(&self.http, &self.base, signer, method, path, body).await
     }
 
     /// Fetches, verifies and approves the challenge.

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod app;
 mod e2e;
 mod mock;

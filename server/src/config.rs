@@ -29,6 +29,10 @@ pub struct Config {
     pub providers: crate::providers::config::ProvidersConfig,
     /// Push services (`[push]` apns_* / fcm_* keys, docs/push.md).
     pub push: crate::push::config::PushConfig,
+    /// `PUSHAUTH_*` environment variables that are not settings (no `__` between a
+    /// section and a key): ignored, and named in a warning at start-up.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 /// `[server]`
@@ -246,37 +250,42 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let mut ignored_env = Vec::new();
         for (key, value) in env {
-            let path: Vec<String> = if key == "DATABASE_URL" {
-                vec!["storage".into(), "database_url".into()]
-            } else if key == "PUSHAUTH_CONFIG" || key.starts_with("PUSHAUTH_TEST_") {
-                // the config file path (read by the CLI) and test-harness variables
-                continue;
-            } else if let Some(rest) = key.strip_prefix("PUSHAUTH_") {
-                rest.split("__").map(str::to_ascii_lowercase).collect()
-            } else {
+            let Some(path) = env_setting(&key)? else {
+                if key.starts_with("PUSHAUTH_") {
+                    ignored_env.push(key);
+                }
                 continue;
             };
-            if path.len() != 2 || path.iter().any(String::is_empty) {
+            let [section_name, field] = path;
+            // Each variable is checked on its own first, so that an unknown key or a
+            // value of the wrong type names the variable that carries it.
+            let mut alone = toml::Table::new();
+            let mut one = toml::Table::new();
+            one.insert(field.clone(), env_value(&value));
+            alone.insert(section_name.clone(), toml::Value::Table(one));
+            if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
                 return Err(ConfigError::Invalid(format!(
-                    "environment variable {key}: expected PUSHAUTH_<SECTION>__<KEY>"
+                    "environment variable {key}: {}",
+                    e.message()
                 )));
             }
             let section = root
-                .entry(path[0].clone())
+                .entry(section_name.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(section) = section else {
                 return Err(ConfigError::Invalid(format!(
-                    "{} is not a section",
-                    path[0]
+                    "{section_name} is not a section"
                 )));
             };
-            section.insert(path[1].clone(), env_value(&value));
+            section.insert(field, env_value(&value));
         }
-        let config: Config = toml::Value::Table(root)
+        let mut config: Config = toml::Value::Table(root)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
+        config.ignored_env = ignored_env;
         Ok(config)
     }
 
@@ -342,6 +351,79 @@ impl Config {
             .trim_end_matches('/')
             .to_owned()
     }
+}
+
+/// Which setting an environment variable names, if any.
+///
+/// - `DATABASE_URL` is `[storage] database_url`;
+/// - `PUSHAUTH_CONFIG` (the file, read by the command line) and `PUSHAUTH_TEST_*` (the
+///   test harness) are not settings;
+/// - `PUSHAUTH_<SECTION>__<KEY>` is `[section] key`: the section must be one of
+///   [`Config`]'s (an unknown one is an error that lists them), the key is checked by
+///   the caller against the section's own keys;
+/// - any other `PUSHAUTH_*` variable (no `__`) is not a setting: `None`, and the
+///   caller names it in a warning. Other variables are not ours: `None`.
+fn env_setting(key: &str) -> Result<Option<[String; 2]>, ConfigError> {
+    if key == "DATABASE_URL" {
+        return Ok(Some(["storage".into(), "database_url".into()]));
+    }
+    if key == "PUSHAUTH_CONFIG" || key.starts_with("PUSHAUTH_TEST_") {
+        return Ok(None);
+    }
+    let Some(rest) = key.strip_prefix("PUSHAUTH_") else {
+        return Ok(None);
+    };
+    let Some((section, field)) = rest.split_once("__") else {
+        return Ok(None);
+    };
+    let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
+    let sections = config_sections();
+    if !sections.contains(&section.as_str()) {
+        return Err(ConfigError::Invalid(format!(
+            "environment variable {key}: unknown section `{section}` (sections: {})",
+            sections.join(", ")
+        )));
+    }
+    if field.is_empty() || field.contains("__") {
+        return Err(ConfigError::Invalid(format!(
+            "environment variable {key}: expected PUSHAUTH_{}__<KEY> with one key; \
+             nested tables are given whole as an inline TOML table",
+            section.to_ascii_uppercase()
+        )));
+    }
+    Ok(Some([section, field]))
+}
+
+/// The section names of [`Config`], read from its `Deserialize` implementation (so
+/// the list cannot drift from the struct).
+fn config_sections() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only the field list is read"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(serde::de::Error::custom("only the field list is read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = Config::deserialize(&mut fields);
+    fields.0
 }
 
 /// Interprets an environment value as a TOML scalar or array when it parses as one
@@ -420,6 +502,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("callback_secret"), "{e}");
-        assert!(Config::load(None, env(&[("PUSHAUTH_LISTEN", "x")])).is_err());
+    }
+
+    #[test]
+    fn environment_variables_are_settings_only_in_the_documented_form() {
+        // not of the form PUSHAUTH_<SECTION>__<KEY>: not a setting, named for a warning
+        let c = Config::load(
+            None,
+            env(&[("PUSHAUTH_LISTEN", "x"), ("PUSHAUTH_DEPLOY_COLOR", "blue")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.ignored_env,
+            vec!["PUSHAUTH_LISTEN", "PUSHAUTH_DEPLOY_COLOR"]
+        );
+        assert_eq!(c.server.listen.port(), 8080);
+        // an unknown section is an error that names the variable and lists the sections
+        let e = Config::load(None, env(&[("PUSHAUTH_SERVR__LISTEN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PUSHAUTH_SERVR__LISTEN"), "{e}");
+        assert!(e.contains("unknown section `servr`"), "{e}");
+        assert!(e.contains("server, storage, security"), "{e}");
+        // an unknown key names the variable and the key
+        let e = Config::load(None, env(&[("PUSHAUTH_SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PUSHAUTH_SERVER__LISTN"), "{e}");
+        assert!(e.contains("listn"), "{e}");
+        // a value of the wrong type names the variable too
+        let e = Config::load(None, env(&[("PUSHAUTH_WORKERS__BATCH", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PUSHAUTH_WORKERS__BATCH"), "{e}");
+        // nested keys are not spelled with more separators
+        let e = Config::load(
+            None,
+            env(&[("PUSHAUTH_PROVIDERS__ENFUCE__WEBHOOK_USER", "u")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("inline TOML table"), "{e}");
+    }
+
+    #[test]
+    fn section_list_is_read_from_the_struct() {
+        let sections = config_sections();
+        assert!(
+            sections.contains(&"server") && sections.contains(&"push"),
+            "{sections:?}"
+        );
+        for s in sections {
+            let mut t = toml::Table::new();
+            t.insert((*s).to_owned(), toml::Value::Table(toml::Table::new()));
+            toml::Value::Table(t)
+                .try_into::<Config>()
+                .unwrap_or_else(|e| panic!("section {s}: {e}"));
+        }
     }
 }

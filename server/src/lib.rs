@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod providers;
 pub mod push;
+pub mod ready;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -23,7 +23,13 @@ struct Cli {
 enum Command {
     /// Run the server (HTTP API and workers). With no configuration: SQLite in ./data,
     /// listening on 127.0.0.1:8080.
-    Serve,
+    Serve {
+        /// Once ready, write {"listen","public_url","pid","storage","server_kid"} as
+        /// JSON to this file (atomically), e.g. to learn the port chosen for
+        /// `listen = "127.0.0.1:0"`. Removed at a clean shutdown.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Re-compute the audit log's hash chain and report whether it is intact.
@@ -36,6 +42,17 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Health probe for container and service managers: GET /readyz on this
+    /// server and exit 0 only on 200. Default address: the configured listen
+    /// address (0.0.0.0 / :: probed on loopback).
+    Probe {
+        /// host:port to probe instead of the configured listen address.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -71,8 +88,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config =
         Config::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     init_logging(config.server.log_format);
+    for key in &config.ignored_env {
+        tracing::warn!(
+            variable = %key,
+            "ignored environment variable: settings are PUSHAUTH_<SECTION>__<KEY> (docs/configuration.md)"
+        );
+    }
     match cli.command {
-        Command::Serve => {
+        Command::Serve { ready_file } => {
             let server = Server::start(config).await.map_err(|e| e.to_string())?;
             tracing::info!(
                 addr = %server.addr,
@@ -85,9 +108,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "pushauth listening on http://{} — {}",
                 server.addr, server.admin_key_note
             );
+            let ready = match ready_file {
+                Some(path) => Some(
+                    pushauth_server::ready::write(&path, &server)
+                        .map_err(|e| format!("writing the ready file {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.shutdown().await;
+            if let Some(path) = ready {
+                let _ = std::fs::remove_file(path);
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -125,6 +158,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Openapi => {
             println!("{}", pushauth_server::routes::ops::OPENAPI);
             Ok(())
+        }
+        Command::Probe { addr, timeout_ms } => {
+            let target = addr.unwrap_or_else(|| {
+                pushauth_server::ready::probe_target(config.server.listen).to_string()
+            });
+            pushauth_server::ready::probe(&target, std::time::Duration::from_millis(timeout_ms))
         }
     }
 }

@@ -20,6 +20,9 @@ plugins {
     alias(libs.plugins.kotlin.android)
 }
 
+group = "org.pushauth"
+version = "0.1.0" // = the workspace version (Cargo.toml [workspace.package])
+
 /** The Android ABIs the AAR ships; build-aar.sh builds exactly these. */
 val sdkAbis = listOf("arm64-v8a", "armeabi-v7a", "x86_64")
 

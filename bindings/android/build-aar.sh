@@ -44,7 +44,7 @@ die() { echo "build-aar: $*" >&2; exit 1; }
 
 # ---- tools ---------------------------------------------------------------------------
 command -v cargo >/dev/null || die "cargo not found"
-cargo ndk --version >/dev/null 2>&1 || die "cargo-ndk not found: cargo install cargo-ndk"
+command -v cargo-ndk >/dev/null || die "cargo-ndk not found: cargo install cargo-ndk"
 installed_targets="$(rustup target list --installed 2>/dev/null || true)"
 for triple in "${TRIPLES[@]}"; do
     grep -qx "$triple" <<<"$installed_targets" || die "missing Rust target $triple: rustup target add ${TRIPLES[*]}"

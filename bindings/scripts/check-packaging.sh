@@ -103,20 +103,26 @@ done
 # ---- 3. Kotlin, Gradle Kotlin DSL, Swift, XML, TOML, R8 rules parse ------------------------
 section "Kotlin / Gradle Kotlin DSL parse (ktlint's parser; style not enforced)"
 mapfile -t kotlin_files < <(cd "$ROOT" && git ls-files 'bindings/android/*.kts' 'bindings/samples/android/*.kt')
+# One ktlint run (one JVM start) over all files plus a control file that does not
+# parse; a parse error is reported as "Not a valid Kotlin file", every other finding is
+# style (exit 1), anything else means ktlint itself failed.
+printf 'package control\nfun broken( {\n' > "$TOOLS/control.kt"
+ktlint_rc=0
+(cd "$ROOT" && "$KTLINT" --relative "${kotlin_files[@]}" "$TOOLS/control.kt") >"$TOOLS/ktlint.log" 2>&1 || ktlint_rc=$?
+expect "ktlint ran (exit $ktlint_rc) and rejected the control file that does not parse" \
+    grep -q "control.kt:.*Not a valid Kotlin file" "$TOOLS/ktlint.log"
 for file in "${kotlin_files[@]}"; do
-    # ktlint reports a parse error as "Not a valid Kotlin file"; other findings are style.
-    "$KTLINT" --relative "$ROOT/$file" >"$TOOLS/ktlint.log" 2>&1 || true
-    if grep -q "Not a valid Kotlin file" "$TOOLS/ktlint.log"; then
-        fail "kotlin parse $file"; grep "Not a valid Kotlin file" "$TOOLS/ktlint.log" | sed 's/^/    /'
+    if [ "$ktlint_rc" -gt 1 ] || grep -q "^$file:.*Not a valid Kotlin file" "$TOOLS/ktlint.log"; then
+        fail "kotlin parse $file"; grep "^$file:.*Not a valid Kotlin file" "$TOOLS/ktlint.log" | sed 's/^/    /'
     else
         pass "kotlin parse $file"
     fi
 done
 
 section "Swift parse (tree-sitter-swift)"
+printf 'func broken( {\n  let = 3\n' > "$TOOLS/control.swift"
 mapfile -t swift_files < <(cd "$ROOT" && git ls-files 'bindings/apple/*.swift' 'bindings/apple/**/*.swift' 'bindings/samples/ios/*.swift' | sort -u)
-for file in "${swift_files[@]}"; do
-    expect "swift parse $file" "$PY" - "$ROOT/$file" <<'PYTHON'
+cat > "$TOOLS/swift_parse.py" <<'PYTHON'
 import sys, tree_sitter_swift
 from tree_sitter import Language, Parser
 tree = Parser(Language(tree_sitter_swift.language())).parse(open(sys.argv[1], "rb").read())
@@ -131,6 +137,9 @@ walk(tree.root_node)
 print("\n".join(bad))
 sys.exit(1 if bad else 0)
 PYTHON
+expect_fail "tree-sitter-swift rejects the control file that does not parse" "$PY" "$TOOLS/swift_parse.py" "$TOOLS/control.swift"
+for file in "${swift_files[@]}"; do
+    expect "swift parse $file" "$PY" "$TOOLS/swift_parse.py" "$ROOT/$file"
 done
 
 section "manifest, version catalog, R8 rules"
@@ -142,6 +151,10 @@ javac --release 8 -d "$TOOLS/pg/classes" "$TOOLS/pg/src/probe/Probe.java" 2>/dev
     && (cd "$TOOLS/pg/classes" && jar cf "$TOOLS/pg/probe.jar" probe)
 expect "consumer-rules.pro parses (ProGuard $(proguard 2>&1 | sed -n 's/^ProGuard, version //p' | head -n 1))" \
     proguard -include "$B/android/consumer-rules.pro" -injars "$TOOLS/pg/probe.jar" -outjars "$TOOLS/pg/out.jar" \
+    -dontshrink -dontoptimize -dontobfuscate -dontpreverify -dontwarn '**' -ignorewarnings
+printf -- '-keep class control.** { *;\n' > "$TOOLS/pg/control.pro"
+expect_fail "ProGuard rejects a rules file that does not parse" \
+    proguard -include "$TOOLS/pg/control.pro" -injars "$TOOLS/pg/probe.jar" -outjars "$TOOLS/pg/out2.jar" \
     -dontshrink -dontoptimize -dontobfuscate -dontpreverify -dontwarn '**' -ignorewarnings
 for rule in '-keep class com.sun.jna.** { *; }' '-keep class * extends com.sun.jna.** { *; }' \
             "-keep class $(sed -n 's/^package_name = "\(.*\)"/\1/p' "$B/uniffi.toml").** { *; }" \

@@ -15,12 +15,15 @@
 #   - consistency between the build scripts, Gradle, Package.swift and uniffi.toml (ABIs,
 #     API levels, deployment target, module and package names, the rustls verifier in
 #     Cargo.lock);
+#   - consumer-rules.pro on minified code: the generated Kotlin and a probe that calls the
+#     library, shrunk + obfuscated by ProGuard (standing in for R8), still run; without
+#     the rules they must not;
 #   - the samples implement the foreign traits exactly as generated
 #     (check_sample_api.py against bindings/generated);
 #   - the host build of the SDK with the release-sdk profile, when present: size and
 #     exports (build it with: cargo build -p pushauth-bindings --profile release-sdk --lib).
 # Not checked here: that Gradle/AGP resolves and builds the module, that Kotlin or Swift
-# type-check against the Android SDK / iOS SDK, R8's own behaviour, the NDK and Xcode
+# type-check against the Android SDK / iOS SDK, R8 itself, the NDK and Xcode
 # steps of build-aar.sh and build-xcframework.sh (they verify their own outputs when run).
 set -uo pipefail
 
@@ -207,7 +210,79 @@ else
     grep -E '^FAILED' "$TOOLS/api.log" | sed 's/^/    /'
 fi
 
-# ---- 6. host build of the release profile --------------------------------------------------
+# ---- 6. the R8 rules on minified code (ProGuard standing in for R8) ----------------------
+section "consumer-rules.pro on shrunk + obfuscated code (ProGuard as a stand-in for R8)"
+# The generated Kotlin and r8-probe/Probe.kt (which calls into the library, lifts an error
+# and, through the foreign traits, is called back from Rust) are compiled for the JVM,
+# then shrunk, obfuscated and preverified by ProGuard together with JNA, kotlin-stdlib and
+# kotlinx-coroutines, keeping only the probe's main plus consumer-rules.pro -- as R8 does
+# to an app. The result must run against the debug library; without the rules it must
+# not. ProGuard 6.2 (Debian) reads class files up to Java 13, so the JDK's java.base is
+# given to it as a library jar with the class-file version lowered to 57 (used only for
+# the class hierarchy; nothing runs from it). R8 itself is not available here.
+# shellcheck source=common.sh
+source "$B/scripts/common.sh"
+ensure_jvm >&2
+ensure_kotlinc >&2
+R8="$TOOLS/r8"
+mkdir -p "$R8"
+[ -f "$LIB" ] || build_bindings
+probe_sources=("$B/generated/kotlin/uniffi/pushauth/pushauth.kt" "$B/scripts/r8-probe/Probe.kt")
+fingerprint="$(cat "${probe_sources[@]}" "$KOTLIN_HOME/build.txt" "$JNA_JAR" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$R8/probe.jar" ] || [ "$(cat "$R8/fingerprint" 2>/dev/null)" != "$fingerprint" ]; then
+    rm -f "$R8/probe.jar"
+    "$KOTLINC" -nowarn -jvm-target 1.8 -cp "$JNA_JAR:$COROUTINES_JAR" -d "$R8/probe.jar" "${probe_sources[@]}" 2>&1 \
+        | grep -v -E '^(warning|info):' || true
+    [ -f "$R8/probe.jar" ] && echo "$fingerprint" > "$R8/fingerprint"
+fi
+java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
+if [ ! -f "$R8/java-base-v57.jar" ]; then
+    rm -rf "$R8/java.base"
+    "$java_home/bin/jmod" extract --dir "$R8/java.base" "$java_home/jmods/java.base.jmod"
+    python3 - "$R8/java.base/classes" "$R8/java-base-v57.jar" <<'PYTHON'
+import os, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out + ".tmp", "w", zipfile.ZIP_STORED) as jar:
+    for root, _, files in os.walk(src):
+        for name in files:
+            if not name.endswith(".class") or name == "module-info.class":
+                continue
+            path = os.path.join(root, name)
+            data = bytearray(open(path, "rb").read())
+            if data[6:8] > bytes([0, 57]):
+                data[6:8] = bytes([0, 57])
+            jar.writestr(os.path.relpath(path, src), bytes(data))
+os.replace(out + ".tmp", out)
+PYTHON
+    rm -rf "$R8/java.base"
+fi
+cat > "$R8/keep-main.pro" <<'RULES'
+-keep class probe.ProbeKt { public static void main(java.lang.String[]); }
+-dontoptimize
+-dontnote **
+-ignorewarnings
+RULES
+# minify OUT RULES...: ProGuard over the probe and its dependencies, as R8 over an app.
+minify() {
+    local out="$1" includes=() rules
+    shift
+    for rules in "$@"; do includes+=(-include "$rules"); done
+    rm -f "$out"
+    proguard "${includes[@]}" -injars "$R8/probe.jar" -injars "$JNA_JAR" -injars "$STDLIB_JAR" \
+        -injars "$COROUTINES_JAR" -libraryjars "$R8/java-base-v57.jar" -outjars "$out"
+}
+run_probe() { java -Djna.library.path="$LIB_DIR" -cp "$1" probe.ProbeKt; }
+if [ -f "$R8/probe.jar" ]; then
+    expect "probe runs unminified" run_probe "$R8/probe.jar:$JNA_JAR:$COROUTINES_JAR:$STDLIB_JAR"
+    expect "ProGuard minifies with consumer-rules.pro" minify "$R8/with-rules.jar" "$B/android/consumer-rules.pro" "$R8/keep-main.pro"
+    expect "minified with consumer-rules.pro: the probe runs" run_probe "$R8/with-rules.jar"
+    expect "ProGuard minifies without the rules (control)" minify "$R8/without-rules.jar" "$R8/keep-main.pro"
+    expect_fail "minified without the rules: the probe fails (control)" run_probe "$R8/without-rules.jar"
+else
+    fail "kotlinc did not compile the probe"
+fi
+
+# ---- 7. host build of the release profile --------------------------------------------------
 section "host library, profile release-sdk"
 target_dir="${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}"
 host_lib="$target_dir/release-sdk/libpushauth.so"

@@ -226,7 +226,8 @@ ensure_jvm >&2
 ensure_kotlinc >&2
 R8="$TOOLS/r8"
 mkdir -p "$R8"
-[ -f "$LIB" ] || build_bindings
+# The debug library the other binding scripts build (bindings/scripts/generate.sh,
+# tests/run-all.sh); never built from here.
 probe_sources=("$B/generated/kotlin/uniffi/pushauth/pushauth.kt" "$B/scripts/r8-probe/Probe.kt")
 fingerprint="$(cat "${probe_sources[@]}" "$KOTLIN_HOME/build.txt" "$JNA_JAR" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$R8/probe.jar" ] || [ "$(cat "$R8/fingerprint" 2>/dev/null)" != "$fingerprint" ]; then
@@ -272,7 +273,9 @@ minify() {
         -injars "$COROUTINES_JAR" -libraryjars "$R8/java-base-v57.jar" -outjars "$out"
 }
 run_probe() { java -Djna.library.path="$LIB_DIR" -cp "$1" probe.ProbeKt; }
-if [ -f "$R8/probe.jar" ]; then
+if [ ! -f "$LIB" ]; then
+    fail "no debug library at $LIB: build it first (bindings/scripts/generate.sh)"
+elif [ -f "$R8/probe.jar" ]; then
     expect "probe runs unminified" run_probe "$R8/probe.jar:$JNA_JAR:$COROUTINES_JAR:$STDLIB_JAR"
     expect "ProGuard minifies with consumer-rules.pro" minify "$R8/with-rules.jar" "$B/android/consumer-rules.pro" "$R8/keep-main.pro"
     expect "minified with consumer-rules.pro: the probe runs" run_probe "$R8/with-rules.jar"

@@ -125,7 +125,7 @@ def kotlin(generated, samples):
             check(imp in declared or imp in functions, f"kotlin: {name} imports uniffi.pushauth.{imp}")
         for owner, case in sorted(set(re.findall(r"\b(KeyStoreException|TransportException|PushAuthException|PushMessage)\.(\w+)", t))):
             sealed = block(gen, rf"^sealed class {owner}\b[^{{]*\{{") or ""
-            ok = re.search(rf"^\s*(?:data )?class {case}\b|^\s*object {case}\b", sealed, re.M) is not None
+            ok = re.search(rf"^\s*(?:data )?(?:class|object) {case}\b", sealed, re.M) is not None
             check(ok, f"kotlin: {name} uses {owner}.{case}")
         for owner, case in sorted(set(re.findall(r"\b(KeyPurpose)\.([A-Z_]+)\b", t))):
             check(case in enum_cases.get(owner, set()), f"kotlin: {name} uses {owner}.{case}")

@@ -79,9 +79,9 @@ class OkHttpTransport(
         val response = call.await()
         return response.use {
             // OkHttp 4 declares body nullable, OkHttp 5 not: the elvis covers both.
-            val bytes = (it.body ?: throw TransportException.Network("no response body")).source().let { source ->
+            val bytes = (it.body ?: throw TransportException.NoAnswer("no response body")).source().let { source ->
                 if (!source.request(maxResponseBytes + 1)) source.buffer.readByteArray()
-                else throw TransportException.Network("response larger than $maxResponseBytes bytes")
+                else throw TransportException.NoAnswer("response larger than $maxResponseBytes bytes")
             }
             HttpResponse(
                 status = it.code.toUShort(),
@@ -96,7 +96,7 @@ class OkHttpTransport(
             override fun onResponse(call: Call, response: Response) = continuation.resume(response)
             override fun onFailure(call: Call, e: IOException) {
                 // No URL, header or body in the message: it may end up in logs.
-                continuation.resumeWithException(TransportException.Network("${e.javaClass.simpleName}"))
+                continuation.resumeWithException(TransportException.NoAnswer("${e.javaClass.simpleName}"))
             }
         })
         continuation.invokeOnCancellation { cancel() }

@@ -33,31 +33,33 @@ import androidx.work.workDataOf
 import com.google.firebase.messaging.FirebaseMessagingService
 import com.google.firebase.messaging.RemoteMessage
 import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeoutOrNull
 import uniffi.pushauth.PushAuthException
 import uniffi.pushauth.PushMessage
 import uniffi.pushauth.parsePush
 
 class PushAuthMessagingService : FirebaseMessagingService() {
+    // Called on a background thread; parsePush needs no network (the agreement key
+    // only), so waiting for it here is short. The timeout keeps a stuck key store from
+    // holding the service past its few seconds.
     override fun onMessageReceived(message: RemoteMessage) {
         val sdk = (application as IssuerApp).pushAuth
-        val state = sdk.loadState() ?: return // not enrolled (any more)
-        val parsed = try {
-            parsePush(state, sdk.keyStore, message.data)
-        } catch (e: PushAuthException) {
-            // Undecryptable or malformed: a generic notification, the app lists pending
-            // challenges itself when opened.
-            notify(tag = "pushauth", text = "You have a payment to confirm", challengeId = null)
-            return
-        }
+        val state = sdk.loadState() // null: not enrolled (any more); parsePush still sorts the kind
+        val parsed = runBlocking {
+            withTimeoutOrNull(8_000) { parsePush(message.data, state, sdk.keyStore) }
+        } ?: PushMessage.Unknown
         when (parsed) {
             is PushMessage.Challenge ->
                 notify(
-                    tag = parsed.id,
+                    tag = parsed.challengeId,
+                    // No preview (not decrypted): a generic text; the app fetches and
+                    // verifies the challenge itself when opened.
                     text = parsed.preview?.let { "Approve ${it.summary}?" } ?: "You have a payment to confirm",
-                    challengeId = parsed.id,
+                    challengeId = parsed.challengeId,
                 )
-            is PushMessage.Dismiss -> notificationManager().cancel(parsed.id, NOTIFICATION_ID)
-            is PushMessage.Unknown -> Unit // a newer server's message kind: nothing to show
+            is PushMessage.Dismiss -> notificationManager().cancel(parsed.challengeId, NOTIFICATION_ID)
+            is PushMessage.Unknown -> Unit // not ours, or a newer server's kind: nothing to show
         }
     }
 
@@ -108,7 +110,7 @@ class PushTokenWorker(context: Context, params: WorkerParameters) : CoroutineWor
         val sdk = (applicationContext as IssuerApp).pushAuth
         val client = sdk.client() ?: return Result.success() // not enrolled: nothing to update
         return try {
-            client.updatePushToken(token)
+            client.updatePushToken(token, null) // FCM has no APNs environment
             Result.success()
         } catch (e: PushAuthException.Network) {
             Result.retry()

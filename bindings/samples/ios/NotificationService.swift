@@ -19,6 +19,7 @@ final class NotificationService: UNNotificationServiceExtension {
     private static let sharedGroup = "TEAMID.com.example.bank.pushauth"
     private var contentHandler: ((UNNotificationContent) -> Void)?
     private var fallback: UNMutableNotificationContent?
+    private var suppress = false
 
     override func didReceive(_ request: UNNotificationRequest,
                              withContentHandler contentHandler: @escaping (UNNotificationContent) -> Void) {
@@ -37,19 +38,30 @@ final class NotificationService: UNNotificationServiceExtension {
         }
         Task {
             defer { self.deliver() }
-            guard let json = SharedKeychain.load(account: "pushauth.state", group: Self.sharedGroup),
-                  let state = try? enrollmentStateFromJson(json: json) else { return }
+            // Without a readable state (not enrolled, keychain locked before first
+            // unlock) parsePush still tells a challenge from a dismiss, without preview.
+            let state = SharedKeychain.load(account: "pushauth.state", group: Self.sharedGroup)
+                .flatMap { try? enrollmentStateFromJson(json: $0) }
             let keyStore = SecureEnclaveKeyStore(sharedAccessGroup: Self.sharedGroup)
-            switch try? await parsePush(state: state, keyStore: keyStore, data: data) {
-            case .challenge(let id, let preview)?:
+            switch await parsePush(data: data, state: state, keyStore: keyStore) {
+            case .challenge(let challengeId, let preview):
                 content.threadIdentifier = "pushauth"
-                content.targetContentIdentifier = id
-                content.userInfo["challenge_id"] = id
+                content.targetContentIdentifier = challengeId
+                content.userInfo["challenge_id"] = challengeId
                 if let preview = preview { content.body = "Approve \(preview.summary)?" }
-            case .dismiss(let id)?:
-                UNUserNotificationCenter.current().removeDeliveredNotifications(withIdentifiers: [id])
-            case .unknown?, nil:
-                break  // a newer server's message kind, or undecryptable: keep the generic text
+            case .dismiss(let challengeId):
+                // Nothing to show for a dismiss: delivering empty content hides it when
+                // the extension has the com.apple.developer.usernotifications.filtering
+                // entitlement (otherwise the generic text is shown).
+                self.suppress = true
+                UNUserNotificationCenter.current().getDeliveredNotifications { delivered in
+                    let ids = delivered
+                        .filter { $0.request.content.userInfo["cid"] as? String == challengeId }
+                        .map { $0.request.identifier }
+                    UNUserNotificationCenter.current().removeDeliveredNotifications(withIdentifiers: ids)
+                }
+            case .unknown:
+                break  // not ours, or a newer server's kind: keep the generic text
             }
         }
     }
@@ -61,7 +73,7 @@ final class NotificationService: UNNotificationServiceExtension {
     private func deliver() {
         guard let handler = contentHandler, let content = fallback else { return }
         contentHandler = nil
-        handler(content)
+        handler(suppress ? UNNotificationContent() : content)
     }
 }
 

@@ -32,7 +32,7 @@ final class URLSessionTransport: NSObject, HttpTransport, URLSessionTaskDelegate
     }
 
     func send(request: HttpRequest) async throws -> HttpResponse {
-        guard let url = URL(string: request.url) else { throw TransportError.Network(detail: "bad URL") }
+        guard let url = URL(string: request.url) else { throw TransportError.NoAnswer(detail: "bad URL") }
         var urlRequest = URLRequest(url: url)
         urlRequest.httpMethod = request.method
         for header in request.headers { urlRequest.addValue(header.value, forHTTPHeaderField: header.name) }
@@ -47,10 +47,10 @@ final class URLSessionTransport: NSObject, HttpTransport, URLSessionTaskDelegate
             (data, response) = try await session.data(for: urlRequest)
         } catch {
             // No URL, header or body in the message: it may end up in logs.
-            throw TransportError.Network(detail: "URLSession error \((error as NSError).code)")
+            throw TransportError.NoAnswer(detail: "URLSession error \((error as NSError).code)")
         }
-        guard let http = response as? HTTPURLResponse else { throw TransportError.Network(detail: "not HTTP") }
-        guard data.count <= maxResponseBytes else { throw TransportError.Network(detail: "response too large") }
+        guard let http = response as? HTTPURLResponse else { throw TransportError.NoAnswer(detail: "not HTTP") }
+        guard data.count <= maxResponseBytes else { throw TransportError.NoAnswer(detail: "response too large") }
         let headers = http.allHeaderFields.compactMap { name, value -> HttpHeader? in
             guard let name = name as? String else { return nil }
             return HttpHeader(name: name, value: "\(value)")

@@ -325,6 +325,7 @@ async fn handle_relayed(
         kind: TransactionKind::Payment,
         amount,
         payee,
+        details: pushauth_core::transaction::TxnDetails::default(),
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: sdk_input,

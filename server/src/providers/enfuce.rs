@@ -308,6 +308,7 @@ async fn handle(
         kind,
         amount,
         payee,
+        details: pushauth_core::transaction::TxnDetails::default(),
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: None,

@@ -293,6 +293,7 @@ async fn handle(
         reference,
         kind: TransactionKind::WalletOperation,
         // The SCA event carries neither amount nor payee.
+        details: pushauth_core::transaction::TxnDetails::default(),
         amount: None,
         payee: None,
         deadline: deadlines.decision,

@@ -312,6 +312,7 @@ async fn create_one(
         kind: TransactionKind::Payment,
         amount,
         payee: item.merchant_name.as_deref().and_then(Payee::sanitize),
+        details: pushauth_core::transaction::TxnDetails::default(),
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: None,

@@ -4,7 +4,7 @@
 
 use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
-use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDetails};
 use pushauth_store::{
     AuditDraft, CardholderStatus, Challenge, CreateContext, CreatePlan, DeviceStatus, Millis,
     NewChallenge, NewOutbox, OutboxKind, PlannedOutcome, Planner, Refusal,
@@ -29,6 +29,9 @@ pub struct ChallengeRequest {
     pub amount: Option<Money>,
     /// Payee, if given.
     pub payee: Option<Payee>,
+    /// Further signed display members (merchant country/URL, purchase date, card
+    /// last four, operation): stored in the context, bound by the digest.
+    pub details: TxnDetails,
     /// Decision deadline.
     pub deadline: Millis,
     /// Deadline for delivering the result upstream.
@@ -137,6 +140,7 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
         kind: req.kind,
         amount: req.amount,
         payee: req.payee.clone(),
+        details: req.details.clone(),
     };
     let outbox: Vec<NewOutbox> = devices
         .iter()
@@ -177,7 +181,7 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
         deadline: req.deadline,
         upstream_deadline: req.upstream_deadline,
         processor_input: req.processor_input,
-        context: req.context,
+        context: pushauth_store::context_with_details(req.context, &req.details),
         created_at: t,
     };
     CreatePlan::Write { new, outbox, audit }

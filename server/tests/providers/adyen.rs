@@ -193,13 +193,10 @@ async fn approve(backend: Backend) {
     assert_eq!(c.claims().pin.as_deref(), Some(blob.as_str()));
     let shown = &relayed_example()["shows_cardholder"];
     assert_eq!(
-        c.claims().txn.amount.unwrap().minor(),
+        c.claims().txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
-    assert_eq!(
-        c.claims().txn.payee.as_ref().unwrap().as_str(),
-        shown["payee"]
-    );
+    assert_eq!(c.claims().txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, _) = env
         .device
         .decide(&id, Decision::Approve, Some(SDK_OUTPUT))

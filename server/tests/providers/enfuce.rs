@@ -167,11 +167,11 @@ async fn approve(backend: Backend) {
     let txn = &c.claims().txn;
     let shown = &example()["shows_cardholder"];
     assert_eq!(
-        txn.amount.unwrap().minor(),
+        txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
-    assert_eq!(txn.amount.unwrap().currency().code(), shown["currency"]);
-    assert_eq!(txn.payee.as_ref().unwrap().as_str(), shown["payee"]);
+    assert_eq!(txn.amount().unwrap().currency().code(), shown["currency"]);
+    assert_eq!(txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, _) = env.device.decide(&id, Decision::Approve, None).await;
     assert_eq!(s, 200, "{v}");
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;

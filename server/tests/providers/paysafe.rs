@@ -139,8 +139,11 @@ async fn approve(backend: Backend) {
     let event_id = new_ref();
     let id = env.challenge(&event_id, 600).await;
     let c = env.device.challenge(&id).await;
-    assert_eq!(c.claims().txn.kind, TransactionKind::WalletOperation);
-    assert!(c.claims().txn.amount.is_none() && c.claims().txn.payee.is_none());
+    assert_eq!(
+        c.claims().txn.kind().known().unwrap(),
+        TransactionKind::WalletOperation
+    );
+    assert!(c.claims().txn.amount().is_none() && c.claims().txn.payee().is_none());
     // The OTP travels only inside the push encrypted to the device…
     let stored = env.app.find(Provider::Paysafe, &event_id).await.unwrap();
     let device = env

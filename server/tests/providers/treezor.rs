@@ -189,17 +189,14 @@ async fn approve(backend: Backend) {
     let c = env.device.challenge(&id).await;
     let shown = &example()["shows_cardholder"];
     assert_eq!(
-        c.claims().txn.amount.unwrap().minor(),
+        c.claims().txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
     assert_eq!(
-        c.claims().txn.amount.unwrap().currency().code(),
+        c.claims().txn.amount().unwrap().currency().code(),
         shown["currency"]
     );
-    assert_eq!(
-        c.claims().txn.payee.as_ref().unwrap().as_str(),
-        shown["payee"]
-    );
+    assert_eq!(c.claims().txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, proof) = env.device.decide(&id, Decision::Approve, None).await;
     assert_eq!(s, 200, "{v}");
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;

@@ -89,6 +89,7 @@ pub(super) async fn create(
         kind: body.kind,
         amount: body.amount,
         payee: body.payee,
+        details: pushauth_core::transaction::TxnDetails::default(),
         deadline,
         // callbacks get a grace period after the decision deadline
         upstream_deadline: deadline.plus(300_000),

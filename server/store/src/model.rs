@@ -458,6 +458,9 @@ pub enum Refusal {
     NoActiveDevice,
     /// Too many challenges pending (MFA-fatigue guard).
     TooManyPending,
+    /// The webhook's acknowledgement budget ran out before the write: the processor
+    /// has stopped waiting, so nothing is written.
+    OverBudget,
 }
 
 /// Decides, from what the store read inside the creating transaction, what to write.

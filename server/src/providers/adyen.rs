@@ -374,10 +374,10 @@ async fn handle_relayed(
     Ok(match create(state, req).await? {
         Created::New { .. } => ("created", decision("proceed")),
         Created::Duplicate(_) => ("duplicate", decision("proceed")),
-        Created::CardholderBlocked
-        | Created::NoActiveDevice
-        | Created::TooManyPending
-        | Created::Abandoned => ("refused", decision("refused")),
+        Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => {
+            ("refused", decision("refused"))
+        }
+        Created::Abandoned => ("over_budget", decision("refused")),
     })
 }
 

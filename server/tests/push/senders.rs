@@ -105,7 +105,7 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
         provider: txn.provider,
         provider_ref: txn.reference.clone(),
         kind: txn.kind,
-        amount: txn.amount(),
+        amount: txn.amount,
         payee: txn.payee.clone(),
         nonce: Nonce::generate().unwrap(),
         txn_digest: txn.digest(),

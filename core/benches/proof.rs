@@ -26,6 +26,7 @@ fn txn() -> Transaction {
         kind: TransactionKind::Payment,
         amount: Some(Money::from_minor(4990, Currency::parse("EUR").unwrap()).unwrap()),
         payee: Some(Payee::parse("Example Shop").unwrap()),
+        details: Default::default(),
     }
 }
 
@@ -38,7 +39,7 @@ fn benches(c: &mut Criterion) {
         aud: device.clone(),
         jti: ChallengeId::generate().unwrap(),
         nonce: Nonce::generate().unwrap(),
-        txn: txn(),
+        txn: txn().received(),
         iat: UnixTime(1_000),
         exp: UnixTime(1_600),
         pin: None,
@@ -129,7 +130,7 @@ fn benches(c: &mut Criterion) {
     let details = PushDetails {
         v: 1,
         challenge: claims.jti.clone(),
-        txn: txn(),
+        txn: txn().received(),
         exp: claims.exp,
         otp: None,
     };

@@ -10,7 +10,7 @@ use crate::ids::{ChallengeId, DeviceId, Nonce};
 use crate::jws;
 use crate::keys::{PublicKey, Signer};
 use crate::time::UnixTime;
-use crate::transaction::{Transaction, TxnDigest};
+use crate::transaction::{ReceivedTransaction, TxnDigest};
 
 /// JWS `typ` of server challenges.
 pub const CHALLENGE_TYP: &str = "pushauth-challenge+jwt";
@@ -30,8 +30,10 @@ pub struct ChallengeClaims {
     pub jti: ChallengeId,
     /// The challenge nonce the approval proof must echo.
     pub nonce: Nonce,
-    /// What to show and sign.
-    pub txn: Transaction,
+    /// What to show and sign: every member as received (canonical transaction v2,
+    /// unknown members kept and covered by the digest). The server builds it with
+    /// `Transaction::received()`.
+    pub txn: ReceivedTransaction,
     /// When this copy was signed.
     pub iat: UnixTime,
     /// The challenge deadline: no decision is accepted after it.
@@ -121,7 +123,7 @@ pub(crate) mod tests {
     use crate::ids::{Provider, ProviderRef};
     use crate::keys::SoftwareSigningKey;
     use crate::money::{Currency, Money};
-    use crate::transaction::{Payee, TransactionKind};
+    use crate::transaction::{Payee, Transaction, TransactionKind, TxnDetails};
 
     pub(crate) fn claims(device: &DeviceId) -> ChallengeClaims {
         ChallengeClaims {
@@ -135,7 +137,9 @@ pub(crate) mod tests {
                 kind: TransactionKind::Payment,
                 amount: Some(Money::from_minor(4990, Currency::parse("EUR").unwrap()).unwrap()),
                 payee: Some(Payee::parse("Example Shop").unwrap()),
-            },
+                details: TxnDetails::default(),
+            }
+            .received(),
             iat: UnixTime(1_000),
             exp: UnixTime(1_600),
             pin: Some("c2RrSW5wdXQ".into()),

@@ -22,6 +22,11 @@ pub enum Error {
     /// A payee (merchant) name was empty, too long or held control characters.
     #[error("invalid payee: {0}")]
     InvalidPayee(&'static str),
+    /// A canonical transaction (protocol §3) did not have its documented form: a
+    /// member of the wrong type, a missing required member, a displayed string with
+    /// bidi overrides or invisible characters, an unsupported `v`.
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(&'static str),
 
     /// A public key was not a valid P-256 point or JWK.
     #[error("invalid public key: {0}")]
@@ -133,6 +138,7 @@ impl Error {
             Error::Money(_) => "invalid_money",
             Error::InvalidId { .. } => "invalid_id",
             Error::InvalidPayee(_) => "invalid_payee",
+            Error::InvalidTransaction(_) => "invalid_transaction",
             Error::InvalidPublicKey(_) => "invalid_public_key",
             Error::InvalidPrivateKey => "invalid_private_key",
             Error::Rng => "rng_failure",

@@ -36,4 +36,6 @@ pub use ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
 pub use keys::{PublicKey, Signer, SoftwareSigningKey};
 pub use money::{Currency, Money, MoneyError};
 pub use time::UnixTime;
-pub use transaction::{Payee, Transaction, TransactionKind, TxnDigest};
+pub use transaction::{
+    Named, Payee, ReceivedTransaction, Transaction, TransactionKind, TxnDetails, TxnDigest,
+};

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::ids::ChallengeId;
 use crate::keys::{KeyAgreement, PublicKey};
 use crate::time::UnixTime;
-use crate::transaction::Transaction;
+use crate::transaction::ReceivedTransaction;
 
 /// Envelope version byte.
 pub const ENVELOPE_V1: u8 = 0x01;
@@ -133,15 +133,18 @@ pub fn open(
 /// enough to render "Approve EUR 49.90 at Example Shop?" in a notification.
 /// Not authoritative: the app must still fetch and verify the server challenge
 /// before letting the user sign.
+///
+/// Forward compatible: unknown fields are ignored and the transaction keeps unknown
+/// members (canonical transaction v2), so an app shipped today opens pushes from a
+/// newer server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PushDetails {
     /// Payload format version (1).
     pub v: u32,
     /// The challenge id.
     pub challenge: ChallengeId,
-    /// The transaction.
-    pub txn: Transaction,
+    /// The transaction (canonical members as the server stored them).
+    pub txn: ReceivedTransaction,
     /// The deadline.
     pub exp: UnixTime,
     /// A one-time code from the processor to show the user (Paysafe OUTSOURCED), if any.
@@ -150,14 +153,10 @@ pub struct PushDetails {
 }
 
 impl PushDetails {
-    /// One line for a notification: `EUR 49.90 at Example Shop`, or the parts known.
+    /// One line for a notification: `EUR 49.90 at Example Shop`, or the parts known
+    /// (see [`ReceivedTransaction::summary`]).
     pub fn summary(&self) -> String {
-        match (&self.txn.amount, &self.txn.payee) {
-            (Some(m), Some(p)) => format!("{m} at {p}"),
-            (Some(m), None) => m.to_string(),
-            (None, Some(p)) => format!("Request from {p}"),
-            (None, None) => "Authentication request".to_owned(),
-        }
+        self.txn.summary()
     }
 
     /// Serialises and encrypts to the device.
@@ -185,7 +184,7 @@ mod tests {
     use crate::ids::{Provider, ProviderRef};
     use crate::keys::SoftwareAgreementKey;
     use crate::money::{Currency, Money};
-    use crate::transaction::{Payee, TransactionKind};
+    use crate::transaction::{Payee, Transaction, TransactionKind, TxnDetails};
 
     fn details(challenge: &ChallengeId) -> PushDetails {
         PushDetails {
@@ -197,7 +196,9 @@ mod tests {
                 kind: TransactionKind::Payment,
                 amount: Some(Money::from_minor(4990, Currency::parse("EUR").unwrap()).unwrap()),
                 payee: Some(Payee::parse("Example Shop").unwrap()),
-            },
+                details: TxnDetails::default(),
+            }
+            .received(),
             exp: UnixTime(1_600),
             otp: None,
         }

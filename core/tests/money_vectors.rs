@@ -43,3 +43,53 @@ fn money_golden_vectors() {
         }
     }
 }
+
+/// `vectors/processor_minor_units.json`: processors' own minor units (Adyen) to ISO.
+#[test]
+fn processor_minor_unit_vectors() {
+    use pushauth_core::money::{ADYEN, ISO4217, MinorUnits};
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("vectors/processor_minor_units.json")).unwrap();
+    let table = |name: &str| -> MinorUnits {
+        match name {
+            "adyen" => ADYEN,
+            "iso4217" => ISO4217,
+            other => panic!("unknown processor {other}"),
+        }
+    };
+    // The documented overrides are exactly the code's data.
+    for (name, p) in doc["processors"].as_object().unwrap() {
+        let listed: Vec<(String, u8)> = p["overrides"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(c, e)| (c.clone(), u8::try_from(e.as_u64().unwrap()).unwrap()))
+            .collect();
+        let code: Vec<(String, u8)> = table(name)
+            .overrides
+            .iter()
+            .map(|(c, e)| ((*c).to_owned(), *e))
+            .collect();
+        assert_eq!(listed, code, "{name}");
+        for (c, e) in &code {
+            let cur = Currency::parse(c).unwrap();
+            assert_ne!(cur.exponent(), Some(*e), "{c} is not a difference from ISO");
+        }
+    }
+    for v in doc["vectors"].as_array().unwrap() {
+        let units = table(v["processor"].as_str().unwrap());
+        let currency = Currency::parse(v["currency"].as_str().unwrap()).unwrap();
+        let got = Money::from_processor_minor(v["value"].as_i64().unwrap(), currency, &units);
+        if v["valid"].as_bool().unwrap() {
+            let m = got.unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert_eq!(Some(m.minor()), v["iso_minor"].as_i64(), "{v}");
+            assert_eq!(m.to_string(), v["display"].as_str().unwrap(), "{v}");
+            assert_eq!(
+                m.to_processor_minor(&units).unwrap(),
+                v["value"].as_i64().unwrap()
+            );
+        } else {
+            assert!(got.is_err(), "{v}");
+        }
+    }
+}

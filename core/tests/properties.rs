@@ -34,6 +34,7 @@ fn txn() -> Transaction {
         kind: TransactionKind::Payment,
         amount: Some(Money::from_minor(4990, Currency::parse("EUR").unwrap()).unwrap()),
         payee: Some(Payee::parse("Example Shop").unwrap()),
+        details: Default::default(),
     }
 }
 
@@ -48,7 +49,7 @@ fn fixture() -> &'static Fixture {
             aud: device.clone(),
             jti: ChallengeId::generate().unwrap(),
             nonce: Nonce::generate().unwrap(),
-            txn: txn(),
+            txn: txn().received(),
             iat: UnixTime(1_000),
             exp: UnixTime(1_600),
             pin: None,

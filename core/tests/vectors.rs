@@ -23,7 +23,10 @@ use pushauth_core::money::{Currency, Money};
 use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 use pushauth_core::push::{self, PushDetails};
 use pushauth_core::request::{self, HttpRequest};
-use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDigest};
+use pushauth_core::transaction::{
+    CardLast4, CountryCode, Members, MerchantUrl, Operation, Payee, PurchaseDate,
+    ReceivedTransaction, Transaction, TransactionKind, TxnDetails, TxnDigest, TxnValue,
+};
 use pushauth_core::{UnixTime, b64, jws};
 use serde_json::{Value, json};
 
@@ -74,6 +77,7 @@ fn sample_transactions() -> Vec<(&'static str, Transaction)> {
         kind: TransactionKind::Payment,
         amount: money(4990, "EUR"),
         payee: Some(Payee::parse("Example Shop").unwrap()),
+        details: TxnDetails::default(),
     };
     vec![
         ("enfuce_eur_payment", base.clone()),
@@ -129,12 +133,187 @@ fn sample_transactions() -> Vec<(&'static str, Transaction)> {
                 kind: TransactionKind::WalletOperation,
                 amount: None,
                 payee: None,
+                details: TxnDetails::default(),
+            },
+        ),
+        (
+            "enfuce_merchant_country_url_card",
+            Transaction {
+                details: TxnDetails {
+                    merchant_country: Some(CountryCode::parse("FI").unwrap()),
+                    merchant_url: Some(
+                        MerchantUrl::parse("https://shop.example/checkout").unwrap(),
+                    ),
+                    card_last4: Some(CardLast4::parse("4242").unwrap()),
+                    ..TxnDetails::default()
+                },
+                ..base.clone()
+            },
+        ),
+        (
+            "adyen_purchase_date_isk",
+            Transaction {
+                provider: Provider::Adyen,
+                reference: ProviderRef::parse("EC42N2F6QKWWK2T3").unwrap(),
+                amount: money(2790, "ISK"),
+                details: TxnDetails {
+                    purchase_date: Some(PurchaseDate::parse("2026-01-01T11:59:30Z").unwrap()),
+                    card_last4: Some(CardLast4::parse("0005").unwrap()),
+                    ..TxnDetails::default()
+                },
+                ..base.clone()
+            },
+        ),
+        (
+            "paysafe_transfer_operation",
+            Transaction {
+                provider: Provider::Paysafe,
+                reference: ProviderRef::parse("e1b0c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d").unwrap(),
+                kind: TransactionKind::WalletOperation,
+                amount: money(10000, "EUR"),
+                payee: None,
+                details: TxnDetails {
+                    operation: Some(Operation::parse("TRANSFER").unwrap()),
+                    operation_ref: Some(ProviderRef::parse("pay-7f3a9c").unwrap()),
+                    ..TxnDetails::default()
+                },
             },
         ),
     ]
 }
 
-fn challenge_claims(k: &Keys, txn: Transaction, pin: Option<&str>) -> ChallengeClaims {
+/// A transaction as a NEWER server might send it: two members and a `kind` this
+/// version does not know. An SDK built today must accept it, digest every member
+/// and show the unknown ones generically (old SDK / new server).
+fn newer_server_txn() -> ReceivedTransaction {
+    let base = sample_transactions()[0].1.members();
+    let mut pairs: Vec<(String, TxnValue)> = base
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.clone()))
+        .filter(|(n, _)| n != "kind")
+        .collect();
+    pairs.push(("kind".into(), TxnValue::Str("instalment_plan".into())));
+    pairs.push(("instalments".into(), TxnValue::Int(3)));
+    pairs.push((
+        "merchant_city".into(),
+        TxnValue::Str("Espoo\u{200B}".into()),
+    ));
+    ReceivedTransaction::from_members(Members::from_pairs(pairs).unwrap()).unwrap()
+}
+
+/// transactions.json: server-built cases (strictly parsed), device-only cases and
+/// cases every side must refuse.
+fn transaction_vectors() -> Value {
+    let cases: Vec<Value> = sample_transactions()
+        .into_iter()
+        .map(|(name, t)| {
+            let r = t.received();
+            json!({"name": name, "transaction": t, "canonical": t.canonical_json(),
+                   "digest": t.digest().to_string(), "summary": r.summary(),
+                   "display_fields": r.display_fields()})
+        })
+        .collect();
+    let newer = newer_server_txn();
+    let base = serde_json::to_value(&sample_transactions()[0].1).unwrap();
+    let with = |key: &str, value: Value| {
+        let mut v = base.clone();
+        v[key] = value;
+        v
+    };
+    json!({
+        "cases": cases,
+        "device_cases": [
+            {"name": "newer_server_unknown_members_and_kind", "transaction": newer,
+             "canonical": newer.canonical_json(), "digest": newer.digest().to_string(),
+             "unknown_members": ["instalments", "merchant_city"], "kind": "instalment_plan",
+             "server_accepts": false, "summary": newer.summary(), "display_fields": newer.display_fields()},
+        ],
+        "invalid_cases": [
+            {"name": "payee_with_rtl_override", "transaction": with("payee", json!("Shop\u{202E}gnp.exe"))},
+            {"name": "payee_with_zero_width_space", "transaction": with("payee", json!("Ex\u{200B}ample"))},
+            {"name": "payee_with_line_separator", "transaction": with("payee", json!("Shop\u{2028}Ltd"))},
+            {"name": "float_member", "transaction": with("instalments", json!(1.5))},
+            {"name": "object_member", "transaction": with("extra", json!({"a": 1}))},
+            {"name": "boolean_member", "transaction": with("extra", json!(true))},
+            {"name": "amount_as_string", "transaction": with("amount", json!("4990"))},
+            {"name": "amount_above_2_53", "transaction": with("amount", json!(9_007_199_254_740_992_u64))},
+            {"name": "version_1", "transaction": with("v", json!(1))},
+            {"name": "card_last4_five_digits", "transaction": with("card_last4", json!("12345"))},
+            {"name": "purchase_date_with_offset", "transaction": with("purchase_date", json!("2026-01-01T12:00:00+01:00"))},
+        ],
+    })
+}
+
+/// challenges.json: the valid challenge, the refusals, and a challenge from a newer
+/// server (unknown transaction members and kind) that must verify.
+fn challenge_vectors(k: &Keys, claims: &ChallengeClaims, good_challenge: &str) -> Value {
+    let other_server = SoftwareSigningKey::generate().unwrap();
+    let newer = challenge_claims(k, newer_server_txn(), None);
+    let rich_txn = sample_transactions()
+        .into_iter()
+        .find(|(n, _)| *n == "paysafe_transfer_operation")
+        .unwrap()
+        .1
+        .received();
+    let rich = challenge_claims(k, rich_txn.clone(), None);
+    json!({
+        "issuer": ISSUER,
+        "cases": [
+            {"name": "valid", "token": good_challenge, "device": k.device_id.as_str(), "now": NOW + 5, "result": "ok",
+             "claims": claims, "digest": claims.txn.digest().to_string(), "display_amount": "EUR 49.90",
+             "summary": claims.txn.summary()},
+            {"name": "valid_operation_and_reference", "token": challenge::sign(&rich, &k.server).unwrap(), "device": k.device_id.as_str(), "now": NOW + 5, "result": "ok",
+             "claims": rich, "digest": rich_txn.digest().to_string(), "display_amount": "EUR 100.00",
+             "summary": rich_txn.summary(), "display_fields": rich_txn.display_fields()},
+            {"name": "newer_server_extra_members", "token": challenge::sign(&newer, &k.server).unwrap(), "device": k.device_id.as_str(), "now": NOW + 5, "result": "ok",
+             "claims": newer, "digest": newer.txn.digest().to_string(), "display_amount": "EUR 49.90",
+             "summary": newer.txn.summary(), "display_fields": newer.txn.display_fields()},
+            {"name": "signed_by_other_key", "token": challenge::sign(claims, &other_server).unwrap(), "device": k.device_id.as_str(), "now": NOW + 5, "result": "wrong_key_id"},
+            {"name": "for_other_device", "token": good_challenge, "device": "11111111-2222-4333-8444-555555555555", "now": NOW + 5, "result": "wrong_audience"},
+            {"name": "past_deadline", "token": good_challenge, "device": k.device_id.as_str(), "now": DEADLINE + 31, "result": "past_deadline"},
+        ]
+    })
+}
+
+/// push.json: the valid envelope, refusals, and a plaintext from a newer server
+/// (an unknown top-level field and unknown transaction members) that must open.
+fn push_vectors(k: &Keys, claims: &ChallengeClaims) -> Value {
+    let details = PushDetails {
+        v: 1,
+        challenge: claims.jti.clone(),
+        txn: claims.txn.clone(),
+        exp: UnixTime(DEADLINE),
+        otp: None,
+    };
+    let recipient = k.agreement.public_key().unwrap();
+    let envelope = details.seal(&recipient).unwrap();
+    let mut tampered_env = b64::decode(&envelope).unwrap();
+    let last = tampered_env.len() - 1;
+    tampered_env[last] ^= 0x01;
+    let newer = PushDetails {
+        txn: newer_server_txn(),
+        ..details.clone()
+    };
+    let mut newer_plain = serde_json::to_value(&newer).unwrap();
+    newer_plain["badge"] = json!(2);
+    let newer_env = push::seal(
+        &recipient,
+        &claims.jti,
+        &serde_json::to_vec(&newer_plain).unwrap(),
+    )
+    .unwrap();
+    json!({
+        "cases": [
+            {"name": "valid", "challenge": claims.jti.as_str(), "envelope": envelope, "result": "ok", "details": details, "summary": details.summary()},
+            {"name": "newer_server_extra_fields", "challenge": claims.jti.as_str(), "envelope": newer_env, "result": "ok", "details": newer, "summary": newer.summary(),
+             "plaintext": newer_plain},
+            {"name": "other_challenge_id", "challenge": "99999999-8888-4777-8666-555555555555", "envelope": envelope, "result": "decrypt_failed"},
+            {"name": "tampered_tag", "challenge": claims.jti.as_str(), "envelope": b64::encode(&tampered_env), "result": "decrypt_failed"},
+        ]
+    })
+}
+
+fn challenge_claims(k: &Keys, txn: ReceivedTransaction, pin: Option<&str>) -> ChallengeClaims {
     ChallengeClaims {
         iss: ISSUER.into(),
         aud: k.device_id.clone(),
@@ -221,26 +400,15 @@ fn generate() {
         device_id,
     };
 
-    let txns: Vec<Value> = sample_transactions()
-        .into_iter()
-        .map(|(name, t)| json!({"name": name, "transaction": t, "canonical": t.canonical_json(), "digest": t.digest().to_string()}))
-        .collect();
-
     let txns_list = sample_transactions();
     let base_txn = txns_list[0].1.clone();
-    let claims = challenge_claims(&k, base_txn.clone(), Some("eyJzZGtJbnB1dCI6ImV4YW1wbGUifQ"));
+    let claims = challenge_claims(
+        &k,
+        base_txn.received(),
+        Some("eyJzZGtJbnB1dCI6ImV4YW1wbGUifQ"),
+    );
     let good_challenge = challenge::sign(&claims, &k.server).unwrap();
-    let other_server = SoftwareSigningKey::generate().unwrap();
-    let challenges = json!({
-        "issuer": ISSUER,
-        "cases": [
-            {"name": "valid", "token": good_challenge, "device": k.device_id.as_str(), "now": NOW + 5, "result": "ok",
-             "claims": claims, "digest": base_txn.digest().to_string(), "display_amount": "EUR 49.90"},
-            {"name": "signed_by_other_key", "token": challenge::sign(&claims, &other_server).unwrap(), "device": k.device_id.as_str(), "now": NOW + 5, "result": "wrong_key_id"},
-            {"name": "for_other_device", "token": good_challenge, "device": "11111111-2222-4333-8444-555555555555", "now": NOW + 5, "result": "wrong_audience"},
-            {"name": "past_deadline", "token": good_challenge, "device": k.device_id.as_str(), "now": DEADLINE + 31, "result": "past_deadline"},
-        ]
-    });
+    let challenges = challenge_vectors(&k, &claims, &good_challenge);
 
     let verified = challenge::verify(
         &good_challenge,
@@ -331,24 +499,7 @@ fn generate() {
         ]
     });
 
-    let details = PushDetails {
-        v: 1,
-        challenge: claims.jti.clone(),
-        txn: base_txn.clone(),
-        exp: UnixTime(DEADLINE),
-        otp: None,
-    };
-    let envelope = details.seal(&k.agreement.public_key().unwrap()).unwrap();
-    let mut tampered_env = b64::decode(&envelope).unwrap();
-    let last = tampered_env.len() - 1;
-    tampered_env[last] ^= 0x01;
-    let pushes = json!({
-        "cases": [
-            {"name": "valid", "challenge": claims.jti.as_str(), "envelope": envelope, "result": "ok", "details": details, "summary": details.summary()},
-            {"name": "other_challenge_id", "challenge": "99999999-8888-4777-8666-555555555555", "envelope": envelope, "result": "decrypt_failed"},
-            {"name": "tampered_tag", "challenge": claims.jti.as_str(), "envelope": b64::encode(&tampered_env), "result": "decrypt_failed"},
-        ]
-    });
+    let pushes = push_vectors(&k, &claims);
 
     let body = br#"{"proof":"..."}"#;
     let req = HttpRequest {
@@ -368,7 +519,7 @@ fn generate() {
 
     for (name, value) in [
         ("keys.json", keys_json),
-        ("transactions.json", json!({"cases": txns})),
+        ("transactions.json", transaction_vectors()),
         ("challenges.json", challenges),
         ("proofs.json", proofs),
         ("push.json", pushes),
@@ -461,6 +612,48 @@ fn transactions_canonical_and_digest() {
             digests.insert(parsed.digest()),
             "digests must differ: {name}"
         );
+        let received = parsed.received();
+        assert_eq!(received.summary(), s(&case["summary"]), "{name}");
+        assert_eq!(
+            serde_json::to_value(received.display_fields()).unwrap(),
+            case["display_fields"],
+            "{name}"
+        );
+    }
+    for case in v["device_cases"].as_array().unwrap() {
+        let name = s(&case["name"]);
+        let r: ReceivedTransaction = serde_json::from_value(case["transaction"].clone()).unwrap();
+        assert_eq!(r.canonical_json(), s(&case["canonical"]), "{name}");
+        assert_eq!(r.digest().to_string(), s(&case["digest"]), "{name}");
+        let unknown: Vec<&str> = r.unknown_members().map(|(n, _)| n).collect();
+        let expected: Vec<&str> = case["unknown_members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(unknown, expected, "{name}");
+        assert_eq!(r.summary(), s(&case["summary"]), "{name}");
+        assert_eq!(
+            serde_json::to_value(r.display_fields()).unwrap(),
+            case["display_fields"]
+        );
+        assert_eq!(
+            serde_json::from_value::<Transaction>(case["transaction"].clone()).is_ok(),
+            case["server_accepts"].as_bool().unwrap(),
+            "{name}"
+        );
+    }
+    for case in v["invalid_cases"].as_array().unwrap() {
+        let name = s(&case["name"]);
+        assert!(
+            serde_json::from_value::<ReceivedTransaction>(case["transaction"].clone()).is_err(),
+            "device must refuse {name}"
+        );
+        assert!(
+            serde_json::from_value::<Transaction>(case["transaction"].clone()).is_err(),
+            "server must refuse {name}"
+        );
     }
 }
 
@@ -489,6 +682,13 @@ fn challenges_verify_as_recorded() {
                     c.claims().txn.display_amount().unwrap(),
                     s(&case["display_amount"])
                 );
+                assert_eq!(c.claims().txn.summary(), s(&case["summary"]));
+                if !case["display_fields"].is_null() {
+                    assert_eq!(
+                        serde_json::to_value(c.claims().txn.display_fields()).unwrap(),
+                        case["display_fields"]
+                    );
+                }
             }
             code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
         }

@@ -26,6 +26,10 @@ pub enum Outcome {
     Expired,
     /// Cancelled by the issuer.
     Cancelled,
+    /// A technical failure prevented a decision (e.g. no device reachable under
+    /// `[challenges] when_unreachable = "close"`): Enfuce `ERROR`, Treezor
+    /// `KO_TECHNICAL`.
+    Failed,
 }
 
 impl Outcome {
@@ -89,6 +93,16 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
     fn wants(&self, challenge: &Challenge, outcome: Outcome) -> bool;
     /// Performs one delivery attempt.
     async fn deliver(&self, job: Job<'_>) -> Delivery;
+    /// Why an approval of `challenge` cannot be accepted with this processor output
+    /// (a stable reason code), checked after the proof verified and before anything
+    /// is recorded. Adyen: a challenge that carried `sdkInput` needs `sdkOutput`.
+    fn approval_refusal(
+        &self,
+        _challenge: &Challenge,
+        _processor_output: Option<&str>,
+    ) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The configured connectors, by provider.
@@ -105,6 +119,15 @@ impl Connectors {
     /// The connector for a provider.
     pub fn get(&self, provider: Provider) -> Option<&Arc<dyn Upstream>> {
         self.by_provider.get(&provider)
+    }
+    /// Why the challenge's connector refuses an approval with this processor output.
+    pub fn approval_refusal(
+        &self,
+        challenge: &Challenge,
+        processor_output: Option<&str>,
+    ) -> Option<&'static str> {
+        self.get(challenge.provider)
+            .and_then(|u| u.approval_refusal(challenge, processor_output))
     }
     /// Whether `outcome` of `challenge` needs an upstream row.
     pub fn wants(&self, challenge: &Challenge, outcome: Outcome) -> bool {

@@ -14,6 +14,9 @@
 //! but [`Money`] refuses them.
 
 mod iso4217;
+mod processor;
+
+pub use processor::{ADYEN, ISO4217, MinorUnits};
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

@@ -23,15 +23,17 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use pushauth_core::challenge::MAX_PROCESSOR_INPUT;
 use pushauth_core::ids::{Provider, ProviderRef};
-use pushauth_core::money::{Currency, Money};
-use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_core::money::{ADYEN, Currency, Money};
+use pushauth_core::transaction::{Payee, PurchaseDate, TransactionKind, TxnDetails};
 use pushauth_store::Challenge;
 use serde::Deserialize;
 
+pub use super::adyen_sdk::{sdk_input_from, sdk_input_of};
 use super::auth::{AdyenHmacVerifier, BasicVerifier};
 use super::common::{self, BodyError, Meter};
 use super::config::{
-    AdyenConfig, check_base_url, check_path, check_window, require_secret, resolve_secret,
+    AdyenConfig, AdyenFinalizeAuth, check_base_url, check_path, check_window, require_secret,
+    resolve_secret,
 };
 use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
@@ -44,8 +46,9 @@ pub(super) const PROVIDER: Provider = Provider::Adyen;
 pub struct Inbound {
     basic: BasicVerifier,
     hmac: Option<AdyenHmacVerifier>,
-    sdk_input_header: HeaderName,
+    sdk_input_headers: Vec<HeaderName>,
     require_sdk_input: bool,
+    pub(super) ack_budget: std::time::Duration,
     window_secs: u64,
     margin_secs: u64,
 }
@@ -76,13 +79,21 @@ impl Inbound {
         .map(|k| AdyenHmacVerifier::new(k.expose()))
         .transpose()
         .map_err(|e| format!("providers.adyen.hmac_key: {e}"))?;
-        let sdk_input_header = HeaderName::try_from(cfg.sdk_input_header.as_str())
-            .map_err(|_| "providers.adyen.sdk_input_header is not a header name".to_owned())?;
+        let sdk_input_headers = cfg
+            .sdk_input_headers
+            .iter()
+            .map(|h| HeaderName::try_from(h.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "providers.adyen.sdk_input_headers: not a header name".to_owned())?;
+        if sdk_input_headers.is_empty() {
+            return Err("providers.adyen.sdk_input_headers must name at least one header".into());
+        }
         Ok(Inbound {
             basic,
             hmac,
-            sdk_input_header,
+            sdk_input_headers,
             require_sdk_input: cfg.require_sdk_input,
+            ack_budget: super::budget::ack_budget("providers.adyen", cfg.ack_budget_ms)?,
             window_secs: cfg.window_secs,
             margin_secs: cfg.result_margin_secs,
         })
@@ -202,18 +213,20 @@ struct Relayed {
 }
 
 #[derive(Debug, Deserialize)]
-struct Purchase {
+pub(super) struct Purchase {
+    #[serde(default)]
+    pub(super) date: Option<String>,
     #[serde(rename = "merchantName", default)]
-    merchant_name: Option<String>,
+    pub(super) merchant_name: Option<String>,
     #[serde(rename = "originalAmount", default)]
-    original_amount: Option<AdyenAmount>,
+    pub(super) original_amount: Option<AdyenAmount>,
 }
 
-/// Adyen amounts are integer minor units.
+/// Adyen amounts are integer minor units, Adyen's own (see `core::money::ADYEN`).
 #[derive(Debug, Deserialize)]
-struct AdyenAmount {
-    currency: String,
-    value: i64,
+pub(super) struct AdyenAmount {
+    pub(super) currency: String,
+    pub(super) value: i64,
 }
 
 /// `POST {relayed_path}`: Adyen relays an authentication; say within 2 s whether we
@@ -235,12 +248,16 @@ async fn relayed(
     if let Some(response) = refusal(&state, &inbound, &meter, &headers, &raw) {
         return response;
     }
-    let (outcome, response) = match handle_relayed(&state, &inbound, &headers, &raw).await {
-        Ok(done) => done,
-        Err(e) => (
+    let budget = super::budget::Budget::start(inbound.ack_budget);
+    let work = handle_relayed(&state, &inbound, &headers, &raw, &budget);
+    let (outcome, response) = match budget.run(PROVIDER, work).await {
+        Some(Ok(done)) => done,
+        Some(Err(e)) => (
             "error",
             service_error(e.status(), "00_500", "internal", "internal error"),
         ),
+        // Adyen stops waiting after 2 s; say no rather than leave it guessing.
+        None => ("over_budget", decision("refused")),
     };
     meter.done(&state, outcome);
     response
@@ -251,6 +268,7 @@ async fn handle_relayed(
     inbound: &Inbound,
     headers: &HeaderMap,
     raw: &[u8],
+    budget: &super::budget::Budget,
 ) -> Result<(&'static str, Response), crate::error::ApiError> {
     let body: Relayed = match common::parse_body(raw) {
         Ok(b) => b,
@@ -273,7 +291,10 @@ async fn handle_relayed(
     let purchase = body.purchase.as_ref();
     let amount = match purchase.and_then(|p| p.original_amount.as_ref()) {
         None => None,
-        Some(a) => match Currency::parse(&a.currency).and_then(|c| Money::from_minor(a.value, c)) {
+        // Adyen's minor units, converted to ISO 4217 ones (CLP, CVE, IDR, ISK differ).
+        Some(a) => match Currency::parse(&a.currency)
+            .and_then(|c| Money::from_processor_minor(a.value, c, &ADYEN))
+        {
             Ok(m) => Some(m),
             Err(e) => return unprocessable(format!("purchase.originalAmount: {e}")),
         },
@@ -281,11 +302,10 @@ async fn handle_relayed(
     let payee = purchase
         .and_then(|p| p.merchant_name.as_deref())
         .and_then(Payee::sanitize);
-    let sdk_input = headers
-        .get_all(&inbound.sdk_input_header)
+    let sdk_input = inbound
+        .sdk_input_headers
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(sdk_input_of);
+        .find_map(|name| sdk_input_from(headers, name));
     if sdk_input
         .as_ref()
         .is_some_and(|s| s.len() > MAX_PROCESSOR_INPUT)
@@ -302,9 +322,19 @@ async fn handle_relayed(
         return Ok(("duplicate", decision("proceed")));
     }
     if sdk_input.is_none() && inbound.require_sdk_input {
-        tracing::warn!(header = %inbound.sdk_input_header, "Adyen relayed authentication without sdkInput: refused");
+        tracing::warn!("Adyen relayed authentication without sdkInput: refused");
         return Ok(("refused", decision("refused")));
     }
+    // `purchase` (merchant name, original amount) is required by Adyen's schema and by
+    // dynamic linking: never show the cardholder a prompt without amount and payee.
+    let (Some(amount), Some(payee)) = (amount, payee) else {
+        tracing::warn!("Adyen relayed authentication without purchase amount or merchant: refused");
+        return Ok(("refused", decision("refused")));
+    };
+    let purchase_date = purchase
+        .and_then(|p| p.date.as_deref())
+        .and_then(common::parse_rfc3339)
+        .and_then(|t| PurchaseDate::from_unix(t.0.div_euclid(1000)));
     let Some(cardholder) =
         common::resolve_cardholder(state, PROVIDER, &[&body.payment_instrument_id]).await?
     else {
@@ -323,15 +353,22 @@ async fn handle_relayed(
         provider: PROVIDER,
         reference,
         kind: TransactionKind::Payment,
-        amount,
-        payee,
+        amount: Some(amount),
+        payee: Some(payee),
+        details: TxnDetails {
+            purchase_date,
+            ..TxnDetails::default()
+        },
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: sdk_input,
         context: serde_json::json!({
             "payment_instrument_id": body.payment_instrument_id,
             "environment": body.environment,
+            // What `authentication.created` is matched on when its id is not ours.
+            "purchase": super::adyen_created::purchase_key(purchase),
         }),
+        ack_by: Some(budget.commit_by()),
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     Ok(match create(state, req).await? {
@@ -340,82 +377,8 @@ async fn handle_relayed(
         Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => {
             ("refused", decision("refused"))
         }
+        Created::Abandoned => ("over_budget", decision("refused")),
     })
-}
-
-/// The `sdkInput` from `SCA realm="Challenge" authparm1="{sdkInput}"`: the value of the
-/// `authparm1` (or `auth-param1`) parameter, quoted or not, in any position.
-pub fn sdk_input_of(value: &str) -> Option<String> {
-    auth_params(value)
-        .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authparm1") || k.eq_ignore_ascii_case("auth-param1"))
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
-}
-
-/// The `name=value` parameters of a challenge header (RFC 9110 §11.2), after the scheme;
-/// separators may be commas or spaces, values tokens or quoted strings.
-fn auth_params(value: &str) -> Vec<(String, String)> {
-    let s = value.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let skip = |i: &mut usize, set: &[u8]| {
-        while s.get(*i).is_some_and(|b| set.contains(b)) {
-            *i += 1;
-        }
-    };
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    loop {
-        skip(&mut i, b" \t,");
-        let start = i;
-        while s.get(i).is_some_and(|&b| tchar(b)) {
-            i += 1;
-        }
-        if i == start {
-            return out;
-        }
-        let name = &value[start..i];
-        let mut j = i;
-        skip(&mut j, b" \t");
-        if s.get(j) != Some(&b'=') {
-            // A scheme (or token68) rather than a parameter.
-            continue;
-        }
-        j += 1;
-        skip(&mut j, b" \t");
-        let mut v = String::new();
-        if s.get(j) == Some(&b'"') {
-            j += 1;
-            let mut closed = false;
-            while let Some(&b) = s.get(j) {
-                j += 1;
-                match b {
-                    b'"' => {
-                        closed = true;
-                        break;
-                    }
-                    b'\\' => {
-                        if let Some(&e) = s.get(j) {
-                            v.push(char::from(e));
-                            j += 1;
-                        }
-                    }
-                    _ => v.push(char::from(b)),
-                }
-            }
-            if !closed {
-                return out;
-            }
-        } else {
-            let vstart = j;
-            while s.get(j).is_some_and(|&b| !matches!(b, b' ' | b'\t' | b',')) {
-                j += 1;
-            }
-            v.push_str(&value[vstart..j]);
-        }
-        out.push((name.to_owned(), v));
-        i = j;
-    }
 }
 
 /// The result leg: the finalize call with the device's `sdkOutput`.
@@ -425,8 +388,8 @@ pub struct AdyenUpstream {
     base: url::Url,
     path: String,
     method: reqwest::Method,
-    api_key_header: reqwest::header::HeaderName,
-    api_key: reqwest::header::HeaderValue,
+    auth_header: reqwest::header::HeaderName,
+    auth_value: reqwest::header::HeaderValue,
     sdk_output_header: reqwest::header::HeaderName,
     finalize_on_deny: bool,
 }
@@ -445,14 +408,39 @@ impl AdyenUpstream {
             reqwest::header::HeaderName::try_from(v)
                 .map_err(|_| format!("providers.adyen.{key} is not a header name"))
         };
-        let api_key = require_secret(&cfg.api_key, &cfg.api_key_file, "providers.adyen.api_key")?;
+        let (auth_header, auth_value) = match cfg.finalize_auth {
+            AdyenFinalizeAuth::ApiKey => {
+                let key =
+                    require_secret(&cfg.api_key, &cfg.api_key_file, "providers.adyen.api_key")?;
+                (
+                    name(&cfg.api_key_header, "api_key_header")?,
+                    common::sensitive(key.expose())?,
+                )
+            }
+            AdyenFinalizeAuth::Basic => {
+                let user = cfg
+                    .finalize_user
+                    .as_deref()
+                    .filter(|u| !u.is_empty() && !u.contains(':'))
+                    .ok_or("providers.adyen.finalize_user is required (no colon) for finalize_auth = \"basic\"")?;
+                let password = require_secret(
+                    &cfg.finalize_password,
+                    &cfg.finalize_password_file,
+                    "providers.adyen.finalize_password",
+                )?;
+                (
+                    reqwest::header::AUTHORIZATION,
+                    common::sensitive(&common::basic_authorization(user, password.expose()))?,
+                )
+            }
+        };
         Ok(AdyenUpstream {
             http,
             base,
             path: cfg.finalize_path.clone(),
             method,
-            api_key_header: name(&cfg.api_key_header, "api_key_header")?,
-            api_key: common::sensitive(api_key.expose())?,
+            auth_header,
+            auth_value,
             sdk_output_header: name(&cfg.sdk_output_header, "sdk_output_header")?,
             finalize_on_deny: cfg.finalize_on_deny,
         })
@@ -466,13 +454,25 @@ impl Upstream for AdyenUpstream {
     }
 
     /// An approval is finalized; a deny only when configured (otherwise the ACS times
-    /// the authentication out and reports `rejected`); expiry and cancellation never.
+    /// the authentication out and reports `rejected`); expiry, cancellation and a
+    /// technical failure never.
     fn wants(&self, _challenge: &Challenge, outcome: Outcome) -> bool {
         match outcome {
             Outcome::Approved => true,
             Outcome::Denied { .. } => self.finalize_on_deny,
-            Outcome::Expired | Outcome::Cancelled => false,
+            Outcome::Expired | Outcome::Cancelled | Outcome::Failed => false,
         }
+    }
+
+    /// A challenge that carried an `sdkInput` is finalized with the Authentication
+    /// SDK's `sdkOutput`: an approval without it is refused (it could not be finalized).
+    fn approval_refusal(
+        &self,
+        challenge: &Challenge,
+        processor_output: Option<&str>,
+    ) -> Option<&'static str> {
+        (challenge.processor_input.is_some() && processor_output.is_none_or(str::is_empty))
+            .then_some("processor_output_required")
     }
 
     async fn deliver(&self, job: Job<'_>) -> Delivery {
@@ -490,7 +490,7 @@ impl Upstream for AdyenUpstream {
         let mut req = self
             .http
             .request(self.method.clone(), url)
-            .header(self.api_key_header.clone(), self.api_key.clone())
+            .header(self.auth_header.clone(), self.auth_value.clone())
             .header(
                 "Idempotency-Key",
                 format!("{}-{}", c.id, if completed { "approve" } else { "deny" }),
@@ -517,35 +517,6 @@ impl Upstream for AdyenUpstream {
                 error: crate::workers::transport_error(&e),
                 after: None,
             },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sdk_input_header_parsing() {
-        let blob = "Ed/7NHSAcIK4kq43+JlcWow==";
-        for header in [
-            format!("SCA realm=\"Challenge\" authparm1=\"{blob}\""),
-            format!("SCA realm=\"Challenge\", authparm1=\"{blob}\""),
-            format!("sca authparm1={blob} realm=Challenge"),
-            format!("SCA realm = \"Challenge\" , AUTHPARM1 = \"{blob}\""),
-            format!("SCA realm=\"Chal\\\"lenge\" auth-param1=\"{blob}\""),
-        ] {
-            assert_eq!(sdk_input_of(&header).as_deref(), Some(blob), "{header}");
-        }
-        for header in [
-            "",
-            "SCA",
-            "SCA realm=\"Challenge\"",
-            "SCA authparm1=\"\"",
-            "SCA authparm1=\"unterminated",
-            "Basic dXNlcjpwYXNz",
-        ] {
-            assert_eq!(sdk_input_of(header), None, "{header}");
         }
     }
 }

@@ -1,6 +1,15 @@
 //! Adyen `balancePlatform.authentication.created`: the final status of an
 //! authentication ("completed successfully, fails, or expires"), stored against its
-//! challenge. Its enums have changed before (`challenge.flow`: the spec lists
+//! challenge.
+//!
+//! Matching: the relayed webhook's `id` is described as "the unique identifier of the
+//! challenge", the created webhook's `data.id` as "the unique identifier of the
+//! authentication" (seed `adyen-authentication-webhooks-v1-latest.yaml`), so they may
+//! differ. The final status is matched on `data.id` = relayed `id` first; failing
+//! that, on what both payloads share: `paymentInstrumentId` and `purchase` (`date`,
+//! `merchantName`, `originalAmount.value`/`currency`, compared as Adyen sent them),
+//! among the Adyen challenges of the cardholder linked to that payment instrument
+//! (newest first). The stored status records which rule matched (`matched_by`). Its enums have changed before (`challenge.flow`: the spec lists
 //! `OOB_TRIGGER_FL`, its examples use `OOB`), so they are read leniently.
 //! <https://docs.adyen.com/api-explorer/acs-webhook/1/post/balancePlatform.authentication.created>
 
@@ -13,10 +22,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pushauth_core::ids::ProviderRef;
-use pushauth_store::AuditDraft;
+use pushauth_store::{AuditDraft, Challenge, ChallengeFilter};
 use serde::Deserialize;
 
-use super::adyen::{Inbound, PROVIDER, invalid, refusal, service_error};
+use super::adyen::{Inbound, PROVIDER, Purchase, invalid, refusal, service_error};
 use super::common::{self, Meter, lenient_enum};
 use crate::state::{AppState, now};
 
@@ -71,6 +80,10 @@ struct CreatedBody {
 #[derive(Debug, Deserialize)]
 struct CreatedData {
     id: String,
+    #[serde(rename = "paymentInstrumentId", default)]
+    payment_instrument_id: Option<String>,
+    #[serde(default)]
+    purchase: Option<Purchase>,
     #[serde(default)]
     status: Option<AuthStatus>,
     #[serde(default)]
@@ -140,16 +153,25 @@ async fn store_final(
     value: serde_json::Value,
     body: CreatedBody,
 ) -> Result<&'static str, crate::error::ApiError> {
-    let Ok(reference) = ProviderRef::parse(&body.data.id) else {
-        return Ok("ignored");
+    let by_id = match ProviderRef::parse(&body.data.id) {
+        Ok(reference) => state.store.challenge_find(PROVIDER, &reference).await?,
+        Err(_) => None,
     };
-    let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else {
-        tracing::info!("Adyen final status for an authentication we did not run");
-        return Ok("ignored");
+    let (challenge, matched_by) = match by_id {
+        Some(c) => (c, "id"),
+        None => match by_purchase(state, &body.data).await? {
+            Some(c) => (c, "purchase"),
+            None => {
+                tracing::info!("Adyen final status for an authentication we did not run");
+                return Ok("ignored");
+            }
+        },
     };
+    let reference = challenge.provider_ref.clone();
     let auth = body.data.authentication.as_ref();
     let status = serde_json::json!({
         "type": CREATED_TYPE,
+        "matched_by": matched_by,
         "status": body.data.status,
         "trans_status": auth.and_then(|a| a.trans_status.as_deref()),
         "trans_status_reason": auth.and_then(|a| a.trans_status_reason.as_deref()),
@@ -173,6 +195,61 @@ async fn store_final(
         .challenge_final_status(PROVIDER, &reference, status, audit)
         .await?;
     Ok("final_status")
+}
+
+/// The purchase as the relayed webhook gave it, kept in the challenge's context to
+/// match a final status whose `data.id` is not the relayed `id`. `null` without one.
+pub(super) fn purchase_key(purchase: Option<&Purchase>) -> serde_json::Value {
+    purchase.map_or(serde_json::Value::Null, |p| {
+        serde_json::json!({
+            "date": p.date,
+            "merchant_name": p.merchant_name,
+            "value": p.original_amount.as_ref().map(|a| a.value),
+            "currency": p.original_amount.as_ref().map(|a| a.currency.as_str()),
+        })
+    })
+}
+
+/// The newest Adyen challenge of the payment instrument's cardholder with the same
+/// payment instrument and purchase.
+async fn by_purchase(
+    state: &AppState,
+    data: &CreatedData,
+) -> Result<Option<Challenge>, crate::error::ApiError> {
+    let (Some(pi), key) = (
+        data.payment_instrument_id.as_deref(),
+        purchase_key(data.purchase.as_ref()),
+    ) else {
+        return Ok(None);
+    };
+    if key.is_null() {
+        return Ok(None);
+    }
+    let Some(link) = state.store.card_link_resolve(PROVIDER, pi).await? else {
+        return Ok(None);
+    };
+    let filter = ChallengeFilter {
+        status: None,
+        cardholder: Some(link.cardholder),
+        provider: Some(PROVIDER),
+        before: None,
+        limit: 200,
+    };
+    let mut found: Vec<Challenge> = state
+        .store
+        .challenge_list(filter)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.context
+                .get("payment_instrument_id")
+                .and_then(|v| v.as_str())
+                == Some(pi)
+                && c.context.get("purchase") == Some(&key)
+        })
+        .collect();
+    found.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    Ok(found.into_iter().next())
 }
 
 #[cfg(test)]

@@ -93,6 +93,17 @@ fn read_secret_file(path: &Path, key: &str) -> Result<Secret, String> {
     Ok(secret)
 }
 
+/// How Adyen's finalize call authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdyenFinalizeAuth {
+    /// API key in `api_key_header`.
+    #[default]
+    ApiKey,
+    /// HTTP Basic with the web-service user.
+    Basic,
+}
+
 /// How we authenticate a call we make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +155,15 @@ pub struct EnfuceConfig {
     /// File holding it.
     #[serde(default)]
     pub callback_token_file: Option<PathBuf>,
+    /// Refuse (400) a `callbackUrl` of Enfuce's documented shape
+    /// `…/v1/callback/{institutionCode}/{customerNumber}/{sessionId}` whose customer or
+    /// session differs from the webhook path's. Default true.
+    #[serde(default = "yes")]
+    pub check_callback_session: bool,
+    /// Webhook acknowledgement budget, milliseconds (default 1500). Past it the
+    /// webhook is answered in the processor's 500 `errorResponse` (Enfuce stops waiting after 2 s) and no challenge is left.
+    #[serde(default = "ack_budget")]
+    pub ack_budget_ms: u64,
     /// Enfuce's window from webhook to callback, seconds: at most 150 (Enfuce's). Default 150.
     #[serde(default = "enfuce_window")]
     pub window_secs: u64,
@@ -179,9 +199,12 @@ pub struct AdyenConfig {
     /// File holding it.
     #[serde(default)]
     pub hmac_key_file: Option<PathBuf>,
-    /// Header carrying `SCA realm="Challenge" authparm1="{sdkInput}"`. Default `WWW-Authenticate`.
-    #[serde(default = "www_authenticate")]
-    pub sdk_input_header: String,
+    /// Headers that may carry the `sdkInput`, tried in order: the value is
+    /// `SCA realm="Challenge" authparm1="{sdkInput}"` (or, in a header other than
+    /// `WWW-Authenticate`, the bare token). Adyen's page names a header parameter
+    /// `sdkInput`; Adyen's SCA-over-API pattern uses `WWW-Authenticate`. Default both.
+    #[serde(default = "adyen_sdk_input_headers")]
+    pub sdk_input_headers: Vec<String>,
     /// Answer `refused` when the relayed webhook carries no `sdkInput`. Default true.
     #[serde(default = "yes")]
     pub require_sdk_input: bool,
@@ -203,7 +226,25 @@ pub struct AdyenConfig {
     /// Default `WWW-Authenticate`.
     #[serde(default = "www_authenticate")]
     pub sdk_output_header: String,
-    /// API key for the finalize call.
+    /// How the finalize call authenticates: `api_key` (default, header
+    /// `api_key_header`) or `basic` (Adyen's web-service user: `finalize_user` and
+    /// `finalize_password`).
+    #[serde(default)]
+    pub finalize_auth: AdyenFinalizeAuth,
+    /// Web-service user for `finalize_auth = "basic"` (e.g. `ws_123456@BalancePlatform.Company`).
+    #[serde(default)]
+    pub finalize_user: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub finalize_password: Option<Secret>,
+    /// File holding it.
+    #[serde(default)]
+    pub finalize_password_file: Option<PathBuf>,
+    /// Webhook acknowledgement budget, milliseconds (Adyen stops waiting after 2 s).
+    /// Past it the relayed webhook is answered `refused` and no challenge is left.
+    #[serde(default = "ack_budget")]
+    pub ack_budget_ms: u64,
+    /// API key for the finalize call (`finalize_auth = "api_key"`).
     #[serde(default)]
     pub api_key: Option<Secret>,
     /// File holding it.
@@ -249,6 +290,24 @@ pub struct PaysafeConfig {
     /// (`/v2/sca/events/{eventId}/attempts` for API v2).
     #[serde(default = "paysafe_attempts_path")]
     pub attempts_path: String,
+    /// `verification.method` of a submitted attempt: one of Paysafe's values
+    /// (`PASSWORD`, `PIN`, `PASSKEYS`, `OTP`, `BIOMETRIC`) or `announced` (the event's
+    /// own). Default `BIOMETRIC`: the cardholder approved with the app's biometric-gated
+    /// approval key.
+    #[serde(default = "biometric")]
+    pub attempt_method: String,
+    /// `verification.channel`: `SMS`, `EMAIL`, `AUTHENTICATOR`, `PUSH_NOTIFICATION` or
+    /// `announced`. Default `PUSH_NOTIFICATION` (our push to the cardholder's app).
+    #[serde(default = "push_notification")]
+    pub attempt_channel: String,
+    /// Also send the event's one-time `value` in the attempt. Default false: the
+    /// published attempt schema shows no `value` member (docs/providers/paysafe.md).
+    #[serde(default)]
+    pub attempt_send_value: bool,
+    /// Webhook acknowledgement budget, milliseconds (default 1500). Past it the
+    /// webhook is answered in the processor's retryable 503 (Paysafe delivers at least once) and no challenge is left.
+    #[serde(default = "ack_budget")]
+    pub ack_budget_ms: u64,
     /// Window used when an event has no `expirationTime`, seconds. Default 900.
     #[serde(default = "paysafe_default_window")]
     pub default_window_secs: u64,
@@ -311,6 +370,10 @@ pub struct TreezorConfig {
     /// Extra root certificate(s) to trust for Treezor's API (PEM).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Webhook acknowledgement budget, milliseconds (default 1500). Past it the
+    /// webhook is answered in the processor's retryable 503 and no challenge is left.
+    #[serde(default = "ack_budget")]
+    pub ack_budget_ms: u64,
     /// Window from webhook emission, seconds. Default 300 (Treezor's 5 minutes).
     #[serde(default = "treezor_window")]
     pub window_secs: u64,
@@ -320,6 +383,32 @@ pub struct TreezorConfig {
     /// What to send when nobody decided in time: `none` (default), `fallback`, `ko_technical`.
     #[serde(default)]
     pub on_expiry: TreezorOnExpiry,
+    /// What goes in `authenticationSignature` with `OK`: `approval_proof` (default, our
+    /// device-signed approval proof) or `processor_output` (the Treezor/Entrust SDK's
+    /// SCA proof passed through the decision's `processor_output`; an approval without
+    /// it is then refused).
+    #[serde(default)]
+    pub signature_source: TreezorSignatureSource,
+    /// Names of the `card3DSv2Authentication` fields, which Treezor does not publish
+    /// (`[providers.treezor.fields]`, see docs/providers/treezor.md for each source).
+    #[serde(default)]
+    pub fields: super::treezor_fields::TreezorFields,
+    /// How a card link without a kind prefix is matched: `card_id` (default),
+    /// `public_token` or `either`. Links `cardId:<id>` / `publicToken:<token>` match
+    /// only their own field.
+    #[serde(default)]
+    pub untyped_links: super::treezor_fields::UntypedLinks,
+}
+
+/// Source of Treezor's `authenticationSignature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TreezorSignatureSource {
+    /// Our approval proof (a compact JWS signed by the device's approval key).
+    #[default]
+    ApprovalProof,
+    /// The processor SDK's proof, from the decision's `processor_output`.
+    ProcessorOutput,
 }
 
 fn enfuce_window() -> u64 {
@@ -357,6 +446,20 @@ fn adyen_created_path() -> String {
 }
 fn adyen_finalize_path() -> String {
     "/acs/v1/challenges/{id}".into()
+}
+/// Default webhook acknowledgement budget: 1.5 s, inside Enfuce's and Adyen's 2 s
+/// (and Mastercard's 1.5 s processing guidance).
+pub fn ack_budget() -> u64 {
+    1_500
+}
+fn biometric() -> String {
+    "BIOMETRIC".into()
+}
+fn push_notification() -> String {
+    "PUSH_NOTIFICATION".into()
+}
+fn adyen_sdk_input_headers() -> Vec<String> {
+    vec!["WWW-Authenticate".into(), "sdkInput".into()]
 }
 fn www_authenticate() -> String {
     "WWW-Authenticate".into()
@@ -430,77 +533,5 @@ pub fn check_base_url(key: &str, raw: &str) -> Result<url::Url, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted_and_resolved() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "<redacted>");
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("s");
-        std::fs::write(&f, "from-file\n").unwrap();
-        assert_eq!(
-            resolve_secret(&None, &Some(f.clone()), "k")
-                .unwrap()
-                .unwrap()
-                .expose(),
-            "from-file"
-        );
-        assert!(
-            resolve_secret(&Some(s.clone()), &Some(f), "k")
-                .unwrap_err()
-                .contains("both")
-        );
-        assert!(
-            require_secret(&None, &None, "x.y")
-                .unwrap_err()
-                .contains("x.y")
-        );
-        let empty = dir.path().join("e");
-        std::fs::write(&empty, "\n").unwrap();
-        assert!(resolve_secret(&None, &Some(empty), "k").is_err());
-        assert!(resolve_secret(&None, &Some(dir.path().join("missing")), "k").is_err());
-    }
-
-    #[test]
-    fn sections_parse_from_toml() {
-        let text = r#"
-            [enfuce]
-            webhook_user = "u"
-            webhook_password = "p"
-            callback_hosts = ["id.enfuce.com"]
-            [treezor]
-            base_url = "https://t.example"
-            client_id = "123"
-            client_secret = "s"
-            webhook_secret = "w"
-            on_expiry = "fallback"
-        "#;
-        let c: ProvidersConfig = toml::from_str(text).unwrap();
-        let e = c.enfuce.unwrap();
-        assert_eq!(
-            (e.window_secs, e.result_margin_secs, e.callback_auth),
-            (150, 10, CallAuth::Basic)
-        );
-        assert!(!format!("{e:?}").contains("\"p\""));
-        assert_eq!(c.treezor.unwrap().on_expiry, TreezorOnExpiry::Fallback);
-        assert!(c.adyen.is_none() && c.paysafe.is_none());
-        assert!(toml::from_str::<ProvidersConfig>("[enfuce]\nwebhook_usr = \"u\"").is_err());
-    }
-
-    #[test]
-    fn windows_and_paths() {
-        assert!(check_window("e", 150, 10, Some(150)).is_ok());
-        assert!(check_window("e", 151, 10, Some(150)).is_err());
-        assert!(check_window("e", 10, 10, None).is_err());
-        assert!(check_path("p", "", true).is_ok());
-        assert!(check_path("p", "/a/b", false).is_ok());
-        for bad in ["", "a", "/", "/a/", "/a/{x}"] {
-            assert!(check_path("p", bad, false).is_err(), "{bad}");
-        }
-        assert!(check_base_url("b", "https://x.example/api").is_ok());
-        assert!(check_base_url("b", "ftp://x.example").is_err());
-        assert!(check_base_url("b", "https://u:p@x.example").is_err());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

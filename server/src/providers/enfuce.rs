@@ -19,7 +19,9 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use pushauth_core::ids::{Provider, ProviderRef};
 use pushauth_core::money::{Currency, Money};
-use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_core::transaction::{
+    CardLast4, CountryCode, MerchantUrl, Payee, TransactionKind, TxnDetails,
+};
 use pushauth_store::Challenge;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -39,8 +41,10 @@ pub struct Inbound {
     verifier: BasicVerifier,
     callback_hosts: Vec<String>,
     allow_http: bool,
+    check_callback_session: bool,
     window_secs: u64,
     margin_secs: u64,
+    ack_budget: std::time::Duration,
 }
 
 impl Inbound {
@@ -69,8 +73,10 @@ impl Inbound {
             verifier,
             callback_hosts: cfg.callback_hosts.clone(),
             allow_http: cfg.allow_http_callbacks,
+            check_callback_session: cfg.check_callback_session,
             window_secs: cfg.window_secs,
             margin_secs: cfg.result_margin_secs,
+            ack_budget: super::budget::ack_budget("providers.enfuce", cfg.ack_budget_ms)?,
         })
     }
 }
@@ -116,6 +122,9 @@ struct Transaction {
     amount: Option<Amount>,
     #[serde(rename = "cardId", default)]
     card_id: Option<String>,
+    /// Truncated PAN, e.g. `342170______9554`: its last four digits are shown.
+    #[serde(rename = "cardNumber", default)]
+    card_number: Option<String>,
 }
 
 /// `money`: the amount is a JSON number in major units, kept as its lexeme so that it
@@ -130,6 +139,62 @@ struct Amount {
 struct Merchant {
     #[serde(default)]
     name: Option<String>,
+    /// ISO 3166-1 alpha-3 (`FIN`; Enfuce also names `QZZ` and `ROM`).
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// The signed display members Enfuce gives beyond amount and payee: merchant country
+/// (alpha-3 converted to alpha-2), merchant URL and the card's last four digits. A
+/// value that cannot be shown faithfully is left out rather than failing the webhook.
+fn details_of(body: &Body) -> TxnDetails {
+    let merchant = body.merchant.as_ref();
+    TxnDetails {
+        merchant_country: merchant
+            .and_then(|m| m.country.as_deref())
+            .and_then(super::iso3166::alpha2)
+            .and_then(|c| CountryCode::parse(c).ok()),
+        merchant_url: merchant
+            .and_then(|m| m.url.as_deref())
+            .and_then(MerchantUrl::sanitize),
+        card_last4: body
+            .transaction
+            .as_ref()
+            .and_then(|t| t.card_number.as_deref())
+            .and_then(last4),
+        ..TxnDetails::default()
+    }
+}
+
+/// The last four characters of a truncated PAN when they are digits.
+pub(super) fn last4(pan: &str) -> Option<CardLast4> {
+    let tail = pan.trim().get(pan.trim().len().checked_sub(4)?..)?;
+    CardLast4::parse(tail).ok()
+}
+
+/// Whether `callback` belongs to the path's customer and session. Enfuce's callback
+/// is `…/v1/callback/{institutionCode}/{customerNumber}/{sessionId}`; when the URL
+/// has that shape its last two segments must be the path's `customerNumber` and
+/// `sessionId`. A URL of another shape cannot be checked and is accepted (the host
+/// allow-list still applies).
+pub(super) fn callback_matches_session(callback: &url::Url, customer: &str, session: &str) -> bool {
+    let Some(segments) = callback.path_segments() else {
+        return true;
+    };
+    let segments: Vec<&str> = segments.collect();
+    match segments.as_slice() {
+        [.., "v1", "callback", _institution, c, s] => {
+            let decode = |v: &str| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            decode(c) == customer && decode(s) == session
+        }
+        _ => true,
+    }
 }
 
 /// Enfuce's `errorResponse`.
@@ -211,12 +276,18 @@ async fn authenticate(
             "invalid credentials",
         );
     }
-    match handle(&state, &inbound, &customer, &session, body).await {
-        Ok((outcome, response)) => {
+    let budget = super::budget::Budget::start(inbound.ack_budget);
+    let work = handle(&state, &inbound, &customer, &session, body, &budget);
+    match budget.run(PROVIDER, work).await {
+        Some(Ok((outcome, response))) => {
             meter.done(&state, outcome);
             response
         }
-        Err(e) => {
+        None => {
+            meter.done(&state, "over_budget");
+            over_budget()
+        }
+        Some(Err(e)) => {
             let internal = e.status() == StatusCode::INTERNAL_SERVER_ERROR;
             meter.done(&state, if internal { "error" } else { "bad_request" });
             let kind = if internal {
@@ -238,12 +309,24 @@ async fn authenticate(
     }
 }
 
+/// The answer when the acknowledgement budget ran out: a 500 `errorResponse` (Enfuce
+/// treats any non-200 as a failed initiation; it stops waiting after 2 s anyway).
+fn over_budget() -> Response {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNEXPECTED_ERROR",
+        "ACK_BUDGET_EXCEEDED",
+        "the authentication could not be initiated in time",
+    )
+}
+
 async fn handle(
     state: &AppState,
     inbound: &Inbound,
     customer: &str,
     session: &str,
     body: Result<Bytes, BytesRejection>,
+    budget: &super::budget::Budget,
 ) -> Result<(&'static str, Response), crate::error::ApiError> {
     let parsed = common::body_bytes(body).and_then(|b| common::parse_body::<Body>(&b));
     let body = match parsed {
@@ -262,6 +345,9 @@ async fn handle(
         Ok(url) => url,
         Err(why) => return invalid(format!("callbackUrl: {why}")),
     };
+    if inbound.check_callback_session && !callback_matches_session(&callback, customer, session) {
+        return invalid("callbackUrl: names another customer or session than the path".into());
+    }
     let txn = body.transaction.as_ref();
     let amount = match txn.and_then(|t| t.amount.as_ref()) {
         None => None,
@@ -308,6 +394,7 @@ async fn handle(
         kind,
         amount,
         payee,
+        details: details_of(&body),
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: None,
@@ -316,6 +403,7 @@ async fn handle(
             "customer_number": customer,
             "card_id": txn.and_then(|t| t.card_id.as_deref()),
         }),
+        ack_by: Some(budget.commit_by()),
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     let refused = |code: &str, msg: &str| {
@@ -336,6 +424,7 @@ async fn handle(
             "refused",
             refused("TOO_MANY_PENDING", "too many authentications pending"),
         ),
+        Created::Abandoned => ("over_budget", over_budget()),
     })
 }
 
@@ -386,12 +475,14 @@ impl EnfuceUpstream {
 }
 
 /// Enfuce's result for an outcome. A deny is `FAIL` (not "REJECTED"); an issuer's
-/// cancellation is a refusal too.
+/// cancellation is a refusal too; a technical failure that prevented a decision (no
+/// device reachable under the close policy) is `ERROR`.
 pub fn result_for(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Approved => "SUCCESS",
         Outcome::Denied { .. } | Outcome::Cancelled => "FAIL",
         Outcome::Expired => "TIMEOUT",
+        Outcome::Failed => "ERROR",
     }
 }
 
@@ -463,6 +554,7 @@ mod tests {
         assert_eq!(result_for(Outcome::Denied { reason: None }), "FAIL");
         assert_eq!(result_for(Outcome::Expired), "TIMEOUT");
         assert_eq!(result_for(Outcome::Cancelled), "FAIL");
+        assert_eq!(result_for(Outcome::Failed), "ERROR");
     }
 
     #[test]

@@ -17,14 +17,19 @@
 
 pub mod adyen;
 pub mod adyen_created;
+pub mod adyen_sdk;
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod common;
 pub mod config;
 pub mod enfuce;
+pub mod iso3166;
 pub mod paysafe;
+pub mod paysafe_attempt;
 pub mod treezor;
 pub mod treezor_api;
+pub mod treezor_fields;
 
 use std::sync::Arc;
 

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use pushauth_core::ids::{Provider, ProviderRef};
-use pushauth_core::transaction::TransactionKind;
+use pushauth_core::transaction::{Operation, TransactionKind, TxnDetails};
 use pushauth_store::Challenge;
 use serde::Deserialize;
 
@@ -32,6 +32,7 @@ use super::common::{self, BodyError, Meter, SECRET_CONTEXT_KEY, lenient_enum};
 use super::config::{
     PaysafeConfig, Secret, check_base_url, check_path, require_secret, resolve_secret,
 };
+use super::paysafe_attempt::AttemptShape;
 use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
 use crate::upstream::{Delivery, Job, Outcome, Upstream};
@@ -42,6 +43,7 @@ const PROVIDER: Provider = Provider::Paysafe;
 #[derive(Debug)]
 pub struct Inbound {
     verifier: PaysafeVerifier,
+    ack_budget: std::time::Duration,
     default_window_secs: u64,
     max_window_secs: u64,
     margin_secs: u64,
@@ -72,6 +74,7 @@ impl Inbound {
             .map_err(|e| format!("providers.paysafe.webhook_key: {e}"))?;
         Ok(Inbound {
             verifier,
+            ack_budget: super::budget::ack_budget("providers.paysafe", cfg.ack_budget_ms)?,
             default_window_secs: cfg.default_window_secs,
             max_window_secs: cfg.max_window_secs,
             margin_secs: cfg.result_margin_secs,
@@ -151,7 +154,7 @@ struct Process {
     #[serde(rename = "authenticationMode")]
     mode: Mode,
     #[serde(default)]
-    flow: Option<serde_json::Value>,
+    flow: Option<Flow>,
     #[serde(default)]
     verification: Option<Verification>,
     /// The OTP: `Secret`, so that `Debug` never shows it.
@@ -159,6 +162,34 @@ struct Process {
     value: Option<Secret>,
     #[serde(rename = "expirationTime", default)]
     expiration_time: Option<String>,
+}
+
+/// `authenticationProcess.flow`: what the SCA protects (`TRANSFER`, `WITHDRAWAL`,
+/// `PREPAID_CARD`, `AUTHENTICATION`) and its ids (`PAYMENT_ID`, `TRANSACTION_ID`,
+/// `SLIP_ID`).
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct Flow {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    properties: Vec<FlowProperty>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct FlowProperty {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+impl Flow {
+    fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|p| p.key.as_deref() == Some(key))
+            .and_then(|p| p.value.as_deref())
+    }
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -206,21 +237,37 @@ async fn sca_event(
     if let Some(response) = refusal(&state, &inbound, &meter, &headers, &raw) {
         return response;
     }
-    let (outcome, response) = match handle(&state, &inbound, &raw).await {
-        Ok(done) => done,
-        Err(e) => (
+    let budget = super::budget::Budget::start(inbound.ack_budget);
+    let (outcome, response) = match budget
+        .run(PROVIDER, handle(&state, &inbound, &raw, &budget))
+        .await
+    {
+        Some(Ok(done)) => done,
+        Some(Err(e)) => (
             "error",
             error(e.status(), "INTERNAL_ERROR", "internal error"),
         ),
+        None => ("over_budget", over_budget()),
     };
     meter.done(&state, outcome);
     response
+}
+
+/// The answer past the acknowledgement budget: 503, which Paysafe's at-least-once
+/// delivery retries; nothing was written.
+fn over_budget() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "the event could not be taken in time; please redeliver",
+    )
 }
 
 async fn handle(
     state: &AppState,
     inbound: &Inbound,
     raw: &[u8],
+    budget: &super::budget::Budget,
 ) -> Result<(&'static str, Response), crate::error::ApiError> {
     let event: ScaEvent = match common::parse_body(raw) {
         Ok(e) => e,
@@ -235,6 +282,19 @@ async fn handle(
     let Ok(reference) = ProviderRef::parse(&p.event_id) else {
         return bad("authenticationProcess.eventId: must be 1 to 256 visible ASCII characters");
     };
+    // What is being approved, signed into the transaction (dynamic linking for a
+    // non-card operation): the flow type and the payment id.
+    let Some(flow_type) = p.flow.as_ref().and_then(|f| f.kind.as_deref()) else {
+        return bad("authenticationProcess.flow.type: missing");
+    };
+    let Ok(operation) = Operation::parse(flow_type) else {
+        return bad("authenticationProcess.flow.type: not a flow type");
+    };
+    let operation_ref = p
+        .flow
+        .as_ref()
+        .and_then(|f| f.property("PAYMENT_ID"))
+        .and_then(|v| ProviderRef::parse(v).ok());
     let end = match p.expiration_time.as_deref().map(common::parse_rfc3339) {
         None => None,
         Some(Some(t)) => Some(t),
@@ -292,13 +352,19 @@ async fn handle(
         provider: PROVIDER,
         reference,
         kind: TransactionKind::WalletOperation,
-        // The SCA event carries neither amount nor payee.
+        // The SCA event carries neither amount nor payee; the flow says what it is.
+        details: TxnDetails {
+            operation: Some(operation),
+            operation_ref,
+            ..TxnDetails::default()
+        },
         amount: None,
         payee: None,
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: None,
         context,
+        ack_by: Some(budget.commit_by()),
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     let refused = |code: &str, msg: &str| error(StatusCode::UNPROCESSABLE_ENTITY, code, msg);
@@ -317,6 +383,7 @@ async fn handle(
             "refused",
             refused("TOO_MANY_PENDING", "too many authentications pending"),
         ),
+        Created::Abandoned => ("over_budget", over_budget()),
     })
 }
 
@@ -368,6 +435,7 @@ pub struct PaysafeUpstream {
     http: reqwest::Client,
     base: url::Url,
     path: String,
+    attempt: AttemptShape,
     authorization: reqwest::header::HeaderValue,
     signer: PaysafeVerifier,
 }
@@ -404,28 +472,10 @@ impl PaysafeUpstream {
             http,
             base,
             path: cfg.attempts_path.clone(),
+            attempt: AttemptShape::new(cfg)?,
             authorization: common::sensitive(&format!("Bearer {}", token.expose()))?,
             signer,
         })
-    }
-
-    /// The attempt body for an approval: the wallet operation, the verification as
-    /// Paysafe announced it, and the OTP the cardholder's approval vouches for.
-    fn attempt_body(challenge: &Challenge) -> Option<serde_json::Value> {
-        let ctx = &challenge.context;
-        let wallet_operation = ctx.get("wallet_operation_id")?.as_str()?;
-        let verification = ctx
-            .get("verification")
-            .filter(|v| v.is_object())
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({}));
-        let mut body = serde_json::json!({ "walletOperationId": wallet_operation, "verification": verification });
-        if let (Some(otp), serde_json::Value::Object(map)) =
-            (common::push_otp(challenge), &mut body)
-        {
-            map.insert("value".into(), serde_json::Value::String(otp));
-        }
-        Some(body)
     }
 }
 
@@ -463,10 +513,10 @@ impl Upstream for PaysafeUpstream {
 
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let c = job.challenge;
-        let Some(body) = Self::attempt_body(c) else {
+        let Some(body) = self.attempt.body(c) else {
             return Delivery::Fatal {
                 http_status: None,
-                error: "challenge has no walletOperationId".into(),
+                error: "challenge has no walletOperationId or verification method".into(),
             };
         };
         let url =

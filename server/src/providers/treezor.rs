@@ -2,9 +2,13 @@
 //!
 //! Inbound webhooks arrive as a `text/plain` (or JSON) body whose `object_payload` is
 //! signed (`object_payload_signature`, checked in `auth`). Treezor's rule: answer 200
-//! when the signature matches, 5xx when it does not. `card3DSv2Authentication.create`
-//! becomes a challenge (deduplicated on `authenticationRequestId`; `webhook_id` is kept);
-//! `card3DSv2Authentication.update` is stored as the final status. The result goes to
+//! when the signature matches, 5xx when it does not. Only `object_payload` is signed
+//! (the envelope's `webhook`, `webhook_id` and `webhook_created_at` are not), so what
+//! an item is comes from the payload: an item carrying `authenticationFinalResult` is
+//! a final status (`card3DSv2Authentication.update`), stored against its challenge and
+//! ordered by a time inside the payload; any other item asks for an authentication
+//! (`.create`) and becomes a challenge (deduplicated on `authenticationRequestId`).
+//! Field names are configurable (`treezor_fields`). The result goes to
 //! `PUT {baseUrl}/v1/auth-requests/{id}/result` (module `treezor_api`).
 //! <https://docs.treezor.com/guide/cards/transactions-authentication.html>
 //! <https://docs.treezor.com/guide/webhooks/integrity-checks.html>
@@ -20,10 +24,12 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use pushauth_core::ids::{Provider, ProviderRef};
 use pushauth_core::money::{Currency, Money};
-use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_core::transaction::{CountryCode, MerchantUrl, Payee, TransactionKind, TxnDetails};
 use pushauth_store::{AuditDraft, Millis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::treezor_fields::{Item, TreezorFields};
 
 use super::auth::{AuthError, TreezorEnvelope, TreezorVerifier};
 use super::common::{self, BodyError, Meter, lenient_enum};
@@ -33,7 +39,6 @@ use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
 
 const PROVIDER: Provider = Provider::Treezor;
-const CREATE: &str = "card3DSv2Authentication.create";
 const UPDATE: &str = "card3DSv2Authentication.update";
 
 /// The webhook side, built from configuration.
@@ -42,6 +47,9 @@ pub struct Inbound {
     verifier: TreezorVerifier,
     window_secs: u64,
     margin_secs: u64,
+    fields: TreezorFields,
+    untyped_links: super::treezor_fields::UntypedLinks,
+    ack_budget: std::time::Duration,
 }
 
 impl Inbound {
@@ -61,10 +69,14 @@ impl Inbound {
         )?;
         let verifier = TreezorVerifier::new(secret.expose())
             .map_err(|e| format!("providers.treezor.webhook_secret: {e}"))?;
+        cfg.fields.check()?;
         Ok(Inbound {
             verifier,
             window_secs: cfg.window_secs,
             margin_secs: cfg.result_margin_secs,
+            fields: cfg.fields.clone(),
+            untyped_links: cfg.untyped_links,
+            ack_budget: super::budget::ack_budget("providers.treezor", cfg.ack_budget_ms)?,
         })
     }
 }
@@ -108,29 +120,10 @@ lenient_enum! {
     }
 }
 
-/// One `card3DSv2Authentication` (the published fields are few; the rest is lenient).
-#[derive(Debug, Deserialize)]
-struct Item {
-    #[serde(rename = "authenticationRequestId", alias = "authenticationRequestID")]
-    auth_request_id: String,
-    #[serde(rename = "cardId", default)]
-    card_id: Option<Box<RawValue>>,
-    #[serde(rename = "publicToken", default)]
-    public_token: Option<Box<RawValue>>,
-    #[serde(rename = "merchantName", default)]
-    merchant_name: Option<String>,
-    #[serde(rename = "paymentAmount", default)]
-    payment_amount: Option<Box<RawValue>>,
-    #[serde(rename = "paymentCurrency", default)]
-    payment_currency: Option<Box<RawValue>>,
-    #[serde(rename = "authenticationFinalResult", default)]
-    final_result: Option<FinalResult>,
-}
-
 #[derive(Debug, Deserialize)]
 struct Wrapped {
     #[serde(rename = "card3DSv2Authentications", default)]
-    list: Option<Vec<Item>>,
+    list: Option<Box<RawValue>>,
     #[serde(rename = "card3DSv2Authentication", default)]
     one: Option<Box<RawValue>>,
 }
@@ -139,44 +132,66 @@ struct Wrapped {
 /// `card3DSv2Authentications`; a lone object or a bare array are accepted too.
 fn items(payload: &RawValue) -> Result<Vec<Item>, BodyError> {
     let text = payload.get().trim_start();
-    let parse_list = |t: &str| common::parse_body::<Vec<Item>>(t.as_bytes());
+    let one_or_list = |t: &str| {
+        if t.trim_start().starts_with('[') {
+            common::parse_body::<Vec<Item>>(t.as_bytes())
+        } else {
+            common::parse_body::<Item>(t.as_bytes()).map(|i| vec![i])
+        }
+    };
     if text.starts_with('[') {
-        return parse_list(text);
+        return one_or_list(text);
     }
     let wrapped: Wrapped = common::parse_body(text.as_bytes())?;
     match (wrapped.list, wrapped.one) {
-        (Some(list), _) => Ok(list),
-        (None, Some(one)) if one.get().trim_start().starts_with('[') => parse_list(one.get()),
-        (None, Some(one)) => common::parse_body::<Item>(one.get().as_bytes()).map(|i| vec![i]),
-        (None, None) => common::parse_body::<Item>(text.as_bytes()).map(|i| vec![i]),
+        (Some(list), _) => one_or_list(list.get()),
+        (None, Some(one)) => one_or_list(one.get()),
+        (None, None) => one_or_list(text),
     }
 }
 
-/// A string or number field as text (`"8638629"` and `8638629` alike).
-fn text_of(raw: Option<&RawValue>) -> Option<String> {
-    let raw = raw?.get().trim();
-    if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).ok()
-    } else {
-        Some(raw.to_owned()).filter(|r| r != "null")
-    }
-}
-
-/// `paymentAmount` (major units, string or number) in `paymentCurrency` (ISO 4217
-/// numeric like `"978"`, or alphabetic).
-fn amount_of(item: &Item) -> Result<Option<Money>, String> {
-    let Some(lexeme) = text_of(item.payment_amount.as_deref()) else {
+/// The amount (major units, string or number) in its currency (ISO 4217 numeric like
+/// `"978"`, or alphabetic).
+fn amount_of(item: &Item, f: &TreezorFields) -> Result<Option<Money>, String> {
+    let Some(lexeme) = item.text(&f.amount) else {
         return Ok(None);
     };
-    let code = text_of(item.payment_currency.as_deref()).ok_or("paymentCurrency: missing")?;
+    let code = item
+        .text(&f.currency)
+        .ok_or_else(|| format!("{}: missing", f.currency[0]))?;
     let currency = match code.parse::<u16>() {
         Ok(n) => Currency::from_numeric(n)
-            .ok_or_else(|| "paymentCurrency: unknown ISO 4217 numeric code".to_owned())?,
-        Err(_) => Currency::parse(&code).map_err(|e| format!("paymentCurrency: {e}"))?,
+            .ok_or_else(|| format!("{}: unknown ISO 4217 numeric code", f.currency[0]))?,
+        Err(_) => Currency::parse(&code).map_err(|e| format!("{}: {e}", f.currency[0]))?,
     };
     Money::from_major_lexeme(&lexeme, currency)
         .map(Some)
-        .map_err(|e| format!("paymentAmount: {e}"))
+        .map_err(|e| format!("{}: {e}", f.amount[0]))
+}
+
+/// Merchant country and card last four, when the item has them in a usable form.
+fn details_of(item: &Item, f: &TreezorFields) -> TxnDetails {
+    TxnDetails {
+        merchant_country: item
+            .text(&f.merchant_country)
+            .as_deref()
+            .and_then(super::iso3166::alpha2)
+            .and_then(|c| CountryCode::parse(c).ok()),
+        merchant_url: item
+            .text(&f.merchant_url)
+            .as_deref()
+            .and_then(MerchantUrl::sanitize),
+        card_last4: item
+            .text(&f.masked_pan)
+            .as_deref()
+            .and_then(super::enfuce::last4),
+        ..TxnDetails::default()
+    }
+}
+
+/// Whether the signed item is a final status (it carries the final result).
+fn is_final(item: &Item, f: &TreezorFields) -> bool {
+    item.raw(&f.final_result).is_some()
 }
 
 /// `webhook_created_at` is in 10⁻⁴ s.
@@ -218,15 +233,11 @@ async fn webhook(
             );
         }
     };
-    let result = if envelope.webhook.eq_ignore_ascii_case(CREATE) {
-        on_create(&state, &inbound, &envelope).await
-    } else if envelope.webhook.eq_ignore_ascii_case(UPDATE) {
-        on_update(&state, &envelope).await
-    } else {
-        Ok(("ignored", StatusCode::OK.into_response()))
-    };
-    let (outcome, response) = result.unwrap_or_else(|e| {
-        (
+    let budget = super::budget::Budget::start(inbound.ack_budget);
+    let work = route(&state, &inbound, &envelope, &budget);
+    let (outcome, response) = match budget.run(PROVIDER, work).await {
+        Some(Ok(done)) => done,
+        Some(Err(e)) => (
             "error",
             error(
                 e.status(),
@@ -234,32 +245,73 @@ async fn webhook(
                 "unexpected_error",
                 "internal error",
             ),
-        )
-    });
+        ),
+        None => ("over_budget", over_budget()),
+    };
     meter.done(&state, outcome);
     response
 }
 
-async fn on_create(
+/// The answer past the acknowledgement budget: a 5xx, which Treezor treats as not
+/// delivered; nothing was written.
+fn over_budget() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unexpected_internal_server_error",
+        "unexpected_error",
+        "the webhook could not be taken in time",
+    )
+}
+
+/// Dispatches on the signed payload, not on the unsigned envelope's `webhook`: items
+/// with an authentication request id and a final result are final statuses, those
+/// with the id only are authentication requests; a payload with neither (another
+/// Treezor object) is acknowledged and ignored.
+async fn route(
     state: &AppState,
     inbound: &Inbound,
     envelope: &TreezorEnvelope,
+    budget: &super::budget::Budget,
 ) -> Result<(&'static str, Response), ApiError> {
+    let name = envelope.webhook.to_ascii_lowercase();
+    let named_ours = name.starts_with("card3dsv2authentication.");
     let list = match items(&envelope.object_payload) {
-        Ok(l) if !l.is_empty() => l,
-        Ok(_) => {
+        Ok(l) => l,
+        Err(e) if named_ours => return Ok(("bad_request", invalid(&e))),
+        Err(_) => return Ok(("ignored", StatusCode::OK.into_response())),
+    };
+    // What the signed payload holds decides: authentications carry their request id.
+    let list: Vec<Item> = list
+        .into_iter()
+        .filter(|i| i.raw(&inbound.fields.auth_request_id).is_some())
+        .collect();
+    if list.is_empty() {
+        if named_ours {
+            let field = &inbound.fields.auth_request_id[0];
             return Ok((
                 "bad_request",
-                invalid(&BodyError::invalid(
-                    "object_payload: no card3DSv2Authentication",
-                )),
+                invalid(&BodyError::invalid(format!(
+                    "object_payload: no card3DSv2Authentication with {field}"
+                ))),
             ));
         }
-        Err(e) => return Ok(("bad_request", invalid(&e))),
-    };
+        return Ok(("ignored", StatusCode::OK.into_response()));
+    }
+    let finals = list.iter().filter(|i| is_final(i, &inbound.fields)).count();
+    let says_update = name == UPDATE.to_ascii_lowercase();
+    if (finals > 0) != says_update {
+        tracing::warn!(
+            webhook = %envelope.webhook,
+            "Treezor envelope name disagrees with the signed payload; the payload decides"
+        );
+    }
     let mut last = ("ignored", StatusCode::OK.into_response());
     for item in &list {
-        last = create_one(state, inbound, envelope, item).await?;
+        last = if is_final(item, &inbound.fields) {
+            on_update(state, inbound, envelope, item).await?
+        } else {
+            create_one(state, inbound, envelope, item, budget).await?
+        };
         if last.1.status() != StatusCode::OK {
             break;
         }
@@ -272,10 +324,18 @@ async fn create_one(
     inbound: &Inbound,
     envelope: &TreezorEnvelope,
     item: &Item,
+    budget: &super::budget::Budget,
 ) -> Result<(&'static str, Response), ApiError> {
+    let f = &inbound.fields;
     let bad = |m: String| Ok(("bad_request", invalid(&BodyError::invalid(m))));
-    let Ok(reference) = ProviderRef::parse(&item.auth_request_id) else {
-        return bad("authenticationRequestId: must be 1 to 256 visible ASCII characters".into());
+    let Some(auth_request_id) = item.text(&f.auth_request_id) else {
+        return bad(format!("{}: missing", f.auth_request_id[0]));
+    };
+    let Ok(reference) = ProviderRef::parse(&auth_request_id) else {
+        return bad(format!(
+            "{}: must be 1 to 256 visible ASCII characters",
+            f.auth_request_id[0]
+        ));
     };
     if state
         .store
@@ -285,16 +345,19 @@ async fn create_one(
     {
         return Ok(("duplicate", StatusCode::OK.into_response()));
     }
-    let amount = match amount_of(item) {
+    let amount = match amount_of(item, f) {
         Ok(a) => a,
         Err(m) => return bad(m),
     };
-    let card_id = text_of(item.card_id.as_deref());
-    let public_token = text_of(item.public_token.as_deref());
-    let keys = [
-        card_id.as_deref().unwrap_or_default(),
-        public_token.as_deref().unwrap_or_default(),
-    ];
+    let card_id = item.text(&f.card_id);
+    let public_token = item.text(&f.public_token);
+    // Each identifier is matched against links of its own kind only.
+    let owned = super::treezor_fields::link_keys(
+        card_id.as_deref(),
+        public_token.as_deref(),
+        inbound.untyped_links,
+    );
+    let keys: Vec<&str> = owned.iter().map(String::as_str).collect();
     // A valid webhook gets 200 whatever we make of it (Treezor's rule); Treezor then
     // times the authentication out.
     let Some(cardholder) = common::resolve_cardholder(state, PROVIDER, &keys).await? else {
@@ -311,16 +374,21 @@ async fn create_one(
         reference,
         kind: TransactionKind::Payment,
         amount,
-        payee: item.merchant_name.as_deref().and_then(Payee::sanitize),
+        payee: item
+            .text(&f.merchant_name)
+            .as_deref()
+            .and_then(Payee::sanitize),
+        details: details_of(item, f),
         deadline: deadlines.decision,
         upstream_deadline: deadlines.upstream,
         processor_input: None,
         context: serde_json::json!({
-            "auth_request_id": item.auth_request_id,
+            "auth_request_id": auth_request_id,
             "webhook_id": envelope.webhook_id,
             "card_id": card_id,
             "public_token": public_token,
         }),
+        ack_by: Some(budget.commit_by()),
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     Ok(match create(state, req).await? {
@@ -329,67 +397,71 @@ async fn create_one(
         Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => {
             ("refused", StatusCode::OK.into_response())
         }
+        Created::Abandoned => ("over_budget", over_budget()),
     })
 }
 
-/// `card3DSv2Authentication.update`: stored against the challenge, unless an update
-/// emitted later (by `webhook_created_at`) or this very delivery (`webhook_id`) is
-/// stored already, since Treezor does not guarantee order.
+/// A final status (an item with `authenticationFinalResult`): stored against its
+/// challenge. Treezor does not guarantee order and only the payload is signed, so a
+/// stored status is replaced only by one whose signed time (`modified_at` field) is
+/// later; without signed times the first one stays. The same payload again is a
+/// duplicate.
 async fn on_update(
     state: &AppState,
+    inbound: &Inbound,
     envelope: &TreezorEnvelope,
+    item: &Item,
 ) -> Result<(&'static str, Response), ApiError> {
-    let list = match items(&envelope.object_payload) {
-        Ok(l) => l,
-        Err(e) => return Ok(("bad_request", invalid(&e))),
+    let f = &inbound.fields;
+    let Some(reference) = item
+        .text(&f.auth_request_id)
+        .and_then(|r| ProviderRef::parse(&r).ok())
+    else {
+        return Ok(("ignored", StatusCode::OK.into_response()));
     };
+    let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else {
+        return Ok(("ignored", StatusCode::OK.into_response()));
+    };
+    let final_result = item.text(&f.final_result).map(|r| FinalResult::parse(&r));
+    let signed_at = item
+        .text(&f.modified_at)
+        .as_deref()
+        .and_then(common::parse_rfc3339);
     let payload: serde_json::Value =
         serde_json::from_str(envelope.object_payload.get()).unwrap_or_default();
-    let mut outcome = "ignored";
-    for item in &list {
-        let Ok(reference) = ProviderRef::parse(&item.auth_request_id) else {
-            continue;
-        };
-        let Some(challenge) = state.store.challenge_find(PROVIDER, &reference).await? else {
-            continue;
-        };
-        let emitted = envelope.webhook_created_at;
-        if let Some(previous) = &challenge.final_status {
-            let same = previous.get("webhook_id").and_then(|v| v.as_str())
-                == Some(envelope.webhook_id.as_str());
-            let newer = previous
-                .get("webhook_created_at")
-                .and_then(serde_json::Value::as_u64)
-                .zip(emitted)
-                .is_some_and(|(p, e)| p > e);
-            if same || newer {
-                outcome = "duplicate";
-                continue;
-            }
+    if let Some(previous) = &challenge.final_status {
+        let same = previous.get("object_payload") == Some(&payload);
+        let previous_at = previous
+            .get("signed_at")
+            .and_then(serde_json::Value::as_i64)
+            .map(Millis);
+        let later = matches!((previous_at, signed_at), (Some(p), Some(n)) if n > p);
+        if same || !later {
+            return Ok(("duplicate", StatusCode::OK.into_response()));
         }
-        let status = serde_json::json!({
-            "type": UPDATE,
-            "authentication_final_result": item.final_result,
-            "webhook_id": envelope.webhook_id,
-            "webhook_created_at": emitted,
-            "received_at": now(),
-            "object_payload": payload,
-        });
-        let audit = AuditDraft::new(
-            now(),
-            format!("provider:{}", PROVIDER.as_str()),
-            "challenge.final_status",
-        )
-        .challenge(&challenge.id)
-        .cardholder(&challenge.cardholder)
-        .details(serde_json::json!({ "authentication_final_result": item.final_result }));
-        state
-            .store
-            .challenge_final_status(PROVIDER, &reference, status, audit)
-            .await?;
-        outcome = "final_status";
     }
-    Ok((outcome, StatusCode::OK.into_response()))
+    let status = serde_json::json!({
+        "type": UPDATE,
+        "authentication_final_result": final_result,
+        "signed_at": signed_at,
+        "webhook_id": envelope.webhook_id,
+        "webhook_created_at": envelope.webhook_created_at,
+        "received_at": now(),
+        "object_payload": payload,
+    });
+    let audit = AuditDraft::new(
+        now(),
+        format!("provider:{}", PROVIDER.as_str()),
+        "challenge.final_status",
+    )
+    .challenge(&challenge.id)
+    .cardholder(&challenge.cardholder)
+    .details(serde_json::json!({ "authentication_final_result": final_result }));
+    state
+        .store
+        .challenge_final_status(PROVIDER, &reference, status, audit)
+        .await?;
+    Ok(("final_status", StatusCode::OK.into_response()))
 }
 
 #[cfg(test)]
@@ -402,6 +474,7 @@ mod tests {
 
     #[test]
     fn payload_shapes() {
+        let f = TreezorFields::default();
         let one = r#"{"authenticationRequestId":"a","paymentAmount":"12.34","paymentCurrency":"978","cardId":8638629}"#;
         for text in [
             format!(r#"{{"card3DSv2Authentications":[{one}]}}"#),
@@ -412,28 +485,59 @@ mod tests {
         ] {
             let list = items(&raw(&text)).unwrap();
             assert_eq!(list.len(), 1, "{text}");
-            assert_eq!(list[0].auth_request_id, "a");
-            assert_eq!(
-                text_of(list[0].card_id.as_deref()).as_deref(),
-                Some("8638629")
-            );
-            let m = amount_of(&list[0]).unwrap().unwrap();
+            assert_eq!(list[0].text(&f.auth_request_id).as_deref(), Some("a"));
+            assert_eq!(list[0].text(&f.card_id).as_deref(), Some("8638629"));
+            let m = amount_of(&list[0], &f).unwrap().unwrap();
             assert_eq!((m.minor(), m.currency().code()), (1234, "EUR"));
+            assert!(!is_final(&list[0], &f));
         }
         let old = items(&raw(
             r#"[{"authenticationRequestID":"b","paymentAmount":5,"paymentCurrency":"JPY"}]"#,
         ))
         .unwrap();
-        assert_eq!(old[0].auth_request_id, "b");
-        assert_eq!(amount_of(&old[0]).unwrap().unwrap().minor(), 5);
-        assert!(items(&raw(r#"{"card3DSv2Authentications":[{"cardId":"1"}]}"#)).is_err());
+        assert_eq!(old[0].text(&f.auth_request_id).as_deref(), Some("b"));
+        assert_eq!(amount_of(&old[0], &f).unwrap().unwrap().minor(), 5);
         let bad = items(&raw(
             r#"[{"authenticationRequestId":"c","paymentAmount":"12.345","paymentCurrency":"978"}]"#,
         ))
         .unwrap();
-        assert!(amount_of(&bad[0]).is_err());
+        assert!(amount_of(&bad[0], &f).is_err());
         let no_amount = items(&raw(r#"[{"authenticationRequestId":"d"}]"#)).unwrap();
-        assert_eq!(amount_of(&no_amount[0]).unwrap(), None);
+        assert_eq!(amount_of(&no_amount[0], &f).unwrap(), None);
+        let fin = items(&raw(
+            r#"[{"authenticationRequestId":"e","authenticationFinalResult":"SUCCESS"}]"#,
+        ))
+        .unwrap();
+        assert!(is_final(&fin[0], &f));
+    }
+
+    #[test]
+    fn field_names_are_configurable() {
+        let f = TreezorFields {
+            auth_request_id: vec!["authId".into()],
+            amount: vec!["amount".into()],
+            currency: vec!["currency".into()],
+            merchant_country: vec!["country".into()],
+            masked_pan: vec!["pan".into()],
+            ..TreezorFields::default()
+        };
+        let list = items(&raw(
+            r#"[{"authId":"z","amount":"1.50","currency":"EUR","country":"FIN","pan":"4111XXXXXXXX1234"}]"#,
+        ))
+        .unwrap();
+        assert_eq!(list[0].text(&f.auth_request_id).as_deref(), Some("z"));
+        assert_eq!(amount_of(&list[0], &f).unwrap().unwrap().minor(), 150);
+        let d = details_of(&list[0], &f);
+        assert_eq!(d.merchant_country.unwrap().as_str(), "FI");
+        assert_eq!(d.card_last4.unwrap().as_str(), "1234");
+        assert!(
+            TreezorFields {
+                card_id: vec![],
+                ..TreezorFields::default()
+            }
+            .check()
+            .is_err()
+        );
     }
 
     #[test]

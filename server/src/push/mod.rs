@@ -58,7 +58,7 @@ pub fn push_data(
             let details = PushDetails {
                 v: 1,
                 challenge: challenge.id.clone(),
-                txn: challenge.transaction(),
+                txn: challenge.transaction().received(),
                 exp: challenge.deadline.as_unix_time(),
                 // Paysafe OUTSOURCED: the processor's one-time code, only ever inside this envelope.
                 otp: crate::providers::push_otp(challenge),

@@ -4,7 +4,7 @@
 
 use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
-use pushauth_core::transaction::{Payee, Transaction, TransactionKind};
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDetails};
 use pushauth_store::{
     AuditDraft, CardholderStatus, Challenge, CreateContext, CreatePlan, DeviceStatus, Millis,
     NewChallenge, NewOutbox, OutboxKind, PlannedOutcome, Planner, Refusal,
@@ -29,6 +29,9 @@ pub struct ChallengeRequest {
     pub amount: Option<Money>,
     /// Payee, if given.
     pub payee: Option<Payee>,
+    /// Further signed display members (merchant country/URL, purchase date, card
+    /// last four, operation): stored in the context, bound by the digest.
+    pub details: TxnDetails,
     /// Decision deadline.
     pub deadline: Millis,
     /// Deadline for delivering the result upstream.
@@ -37,6 +40,9 @@ pub struct ChallengeRequest {
     pub processor_input: Option<String>,
     /// Connector data for the result leg.
     pub context: serde_json::Value,
+    /// The webhook's acknowledgement budget: no challenge is written after this
+    /// instant, and one whose write finished later is cancelled at once.
+    pub ack_by: Option<std::time::Instant>,
     /// Audit actor (`provider:enfuce`, `admin:<name>`).
     pub actor: String,
 }
@@ -59,13 +65,59 @@ pub enum Created {
     NoActiveDevice,
     /// Too many challenges pending for this cardholder (MFA-fatigue guard).
     TooManyPending,
+    /// The acknowledgement budget ran out: nothing was written, or the challenge
+    /// written too late was cancelled (dismiss pushes queued, nothing reported
+    /// upstream since the processor has stopped waiting).
+    Abandoned,
 }
 
 /// Creates a challenge (or recognises a duplicate). The store looks the reference,
 /// the cardholder, its devices and pending count up and runs [`plan`] in one
 /// transaction, so the answer rests on one consistent view and the pending limit
 /// holds under concurrent webhooks.
+///
+/// With an acknowledgement budget (`ack_by`) the write runs in its own task, so that
+/// a webhook handler dropped at the end of its budget cannot leave a challenge
+/// half-reported: the task finishes, and a challenge committed after `ack_by` is
+/// cancelled before anyone is answered.
 pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
+    let Some(ack_by) = req.ack_by else {
+        return create_now(state, req).await;
+    };
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        let created = create_now(&task_state, req).await?;
+        match created {
+            Created::New { challenge, .. } if std::time::Instant::now() > ack_by => {
+                abandon(&task_state, &challenge).await?;
+                Ok(Created::Abandoned)
+            }
+            other => Ok(other),
+        }
+    });
+    task.await.map_err(ApiError::internal)?
+}
+
+/// Cancels a challenge committed after its webhook's budget: the processor has
+/// stopped waiting, so nobody is asked (dismiss pushes go to the devices already
+/// pushed) and nothing is reported upstream.
+async fn abandon(state: &AppState, challenge: &Challenge) -> ApiResult<()> {
+    use pushauth_store::ChallengeStatus;
+    let t = now();
+    let outbox = crate::services::decisions::dismiss_rows(state, challenge, None).await?;
+    let audit = AuditDraft::new(t, "system", "challenge.abandoned")
+        .challenge(&challenge.id)
+        .cardholder(&challenge.cardholder)
+        .details(serde_json::json!({ "reason": "acknowledgement budget exceeded" }));
+    state
+        .store
+        .challenge_close(&challenge.id, ChallengeStatus::Cancelled, t, outbox, audit)
+        .await?;
+    tracing::warn!(challenge = %challenge.id, "challenge written after the webhook budget: cancelled");
+    Ok(())
+}
+
+async fn create_now(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
     let t = now();
     let fresh = Fresh {
         id: ChallengeId::generate().map_err(ApiError::internal)?,
@@ -101,6 +153,7 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         PlannedOutcome::Refused(Refusal::CardholderBlocked) => Ok(Created::CardholderBlocked),
         PlannedOutcome::Refused(Refusal::NoActiveDevice) => Ok(Created::NoActiveDevice),
         PlannedOutcome::Refused(Refusal::TooManyPending) => Ok(Created::TooManyPending),
+        PlannedOutcome::Refused(Refusal::OverBudget) => Ok(Created::Abandoned),
     }
 }
 
@@ -117,6 +170,9 @@ struct Fresh {
 /// entry.
 fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateContext) -> CreatePlan {
     let Fresh { id, nonce, t } = fresh;
+    if req.ack_by.is_some_and(|by| std::time::Instant::now() >= by) {
+        return CreatePlan::Refuse(Refusal::OverBudget);
+    }
     if seen.cardholder_status == CardholderStatus::Blocked {
         return CreatePlan::Refuse(Refusal::CardholderBlocked);
     }
@@ -137,6 +193,7 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
         kind: req.kind,
         amount: req.amount,
         payee: req.payee.clone(),
+        details: req.details.clone(),
     };
     let outbox: Vec<NewOutbox> = devices
         .iter()
@@ -177,7 +234,7 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
         deadline: req.deadline,
         upstream_deadline: req.upstream_deadline,
         processor_input: req.processor_input,
-        context: req.context,
+        context: pushauth_store::context_with_details(req.context, &req.details),
         created_at: t,
     };
     CreatePlan::Write { new, outbox, audit }
@@ -186,7 +243,8 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
 /// Closes a pending challenge when every push to the cardholder's devices failed for
 /// good and no active device can poll instead (`[challenges] when_unreachable =
 /// "close"`). The challenge becomes `cancelled` (audit `challenge.unreachable`) and the
-/// processor gets the timeout outcome now rather than at the end of its window.
+/// processor gets the technical-failure outcome ([`Outcome::Failed`](crate::upstream::Outcome::Failed))
+/// now rather than a timeout at the end of its window.
 /// Returns whether it closed the challenge.
 pub async fn close_if_unreachable(
     state: &AppState,
@@ -237,7 +295,9 @@ pub async fn close_if_unreachable(
     let outbox: Vec<NewOutbox> = crate::services::decisions::upstream_row(
         state,
         &challenge,
-        crate::upstream::Outcome::Expired,
+        // A technical failure, not the cardholder's silence: Enfuce ERROR, Treezor
+        // KO_TECHNICAL.
+        crate::upstream::Outcome::Failed,
     )
     .into_iter()
     .collect();

@@ -177,6 +177,19 @@ pub async fn decide(
             );
         }
     };
+    if verified.decision() == proof::Decision::Approve
+        && let Some(reason) = state
+            .connectors
+            .approval_refusal(&challenge, body.processor_output.as_deref())
+    {
+        m.decisions
+            .get_or_create(&OutcomeLabel { outcome: reason })
+            .inc();
+        return Err(ApiError::unprocessable(
+            reason,
+            "this processor needs its SDK output (processor_output) with an approval",
+        ));
+    }
     let (kind, reason, status) = match (verified.decision(), verified.reason()) {
         (proof::Decision::Approve, _) => (DecisionKind::Approve, None, ChallengeStatus::Approved),
         (proof::Decision::Deny, Some(DenyReason::NotMe)) => (

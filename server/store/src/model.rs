@@ -6,7 +6,7 @@ use std::fmt;
 
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
-use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDigest};
+use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDetails, TxnDigest};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -361,7 +361,41 @@ pub struct Challenge {
     pub created_at: Millis,
 }
 
+/// Member of a challenge's `context` holding the optional display members of its
+/// canonical transaction (`merchant_country`, `purchase_date`, `operation`, …; see
+/// [`TxnDetails`]). Written once at creation with the rest of the challenge, so
+/// [`Challenge::transaction`] rebuilds exactly the transaction whose digest was stored.
+pub const TXN_DETAILS_KEY: &str = "txn_details";
+
+/// Puts `details` into `context` under [`TXN_DETAILS_KEY`] (nothing when empty). A
+/// non-object context is kept under `"connector"`.
+pub fn context_with_details(context: serde_json::Value, details: &TxnDetails) -> serde_json::Value {
+    if details.is_empty() {
+        return context;
+    }
+    let mut map = match context {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("connector".to_owned(), other)]),
+    };
+    map.insert(
+        TXN_DETAILS_KEY.to_owned(),
+        serde_json::to_value(details).unwrap_or_default(),
+    );
+    serde_json::Value::Object(map)
+}
+
 impl Challenge {
+    /// The optional display members stored with the challenge. A stored value that
+    /// no longer parses gives no details: the rebuilt digest then differs from the
+    /// stored one and every approval is refused (fails closed).
+    pub fn details(&self) -> TxnDetails {
+        self.context
+            .get(TXN_DETAILS_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// The transaction as bound by proofs.
     pub fn transaction(&self) -> Transaction {
         Transaction {
@@ -370,6 +404,7 @@ impl Challenge {
             kind: self.kind,
             amount: self.amount,
             payee: self.payee.clone(),
+            details: self.details(),
         }
     }
 }
@@ -423,6 +458,9 @@ pub enum Refusal {
     NoActiveDevice,
     /// Too many challenges pending (MFA-fatigue guard).
     TooManyPending,
+    /// The webhook's acknowledgement budget ran out before the write: the processor
+    /// has stopped waiting, so nothing is written.
+    OverBudget,
 }
 
 /// Decides, from what the store read inside the creating transaction, what to write.

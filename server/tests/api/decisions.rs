@@ -29,10 +29,7 @@ async fn approve_first_answer_wins(app: TestApp) {
         c.claims().txn.display_amount().as_deref(),
         Some("EUR 49.90")
     );
-    assert_eq!(
-        c.claims().txn.payee.as_ref().unwrap().as_str(),
-        "Example Shop"
-    );
+    assert_eq!(c.claims().txn.payee().unwrap().as_str(), "Example Shop");
     let proof = d.sign_decision(&c, Decision::Approve, None);
     let a = d.post_proof(&id, &proof).await;
     assert_eq!(
@@ -122,7 +119,7 @@ async fn refused_proofs(app: TestApp) {
     assert_reason(d.post_proof(&id, &for_other).await, 422, "wrong_challenge");
     // the amount changed after signing (the device signed 49.91)
     let mut claims = proof::claims_for(&c, &input(&d)).unwrap();
-    let mut t: Transaction = c.claims().txn.clone();
+    let mut t: Transaction = c.claims().txn.to_transaction().unwrap();
     t.amount =
         Some(pushauth_core::money::Money::from_minor(4991, t.amount.unwrap().currency()).unwrap());
     claims.txn = t.digest();

@@ -18,27 +18,27 @@ use crate::helpers::{
 };
 use crate::mock::Mock;
 
-const RELAYED: &str = "/webhooks/adyen/relayed";
-const CREATED: &str = "/webhooks/adyen/created";
-const PI: &str = "PINE6J686WA4TGYZUZASXUTNZ";
-const API_KEY: &str = "adyen-api-key-for-tests";
-const SDK_OUTPUT: &str = "eyJhc3NlcnRpb24iOiJ0ZXN0In0";
+pub(crate) const RELAYED: &str = "/webhooks/adyen/relayed";
+pub(crate) const CREATED: &str = "/webhooks/adyen/created";
+pub(crate) const PI: &str = "PINE6J686WA4TGYZUZASXUTNZ";
+pub(crate) const API_KEY: &str = "adyen-api-key-for-tests";
+pub(crate) const SDK_OUTPUT: &str = "eyJhc3NlcnRpb24iOiJ0ZXN0In0";
 
-fn relayed_example() -> Value {
+pub(crate) fn relayed_example() -> Value {
     fixture(include_str!("fixtures/adyen-webhook.json"))
 }
 
-fn created_example() -> Value {
+pub(crate) fn created_example() -> Value {
     fixture(include_str!("fixtures/adyen_created-webhook.json"))
 }
 
-struct Env {
-    app: TestApp,
-    mock: Mock,
-    device: TestDevice,
+pub(crate) struct Env {
+    pub(crate) app: TestApp,
+    pub(crate) mock: Mock,
+    pub(crate) device: TestDevice,
 }
 
-fn config(base_url: &str, tweak: Value) -> AdyenConfig {
+pub(crate) fn config(base_url: &str, tweak: Value) -> AdyenConfig {
     let c = credentials();
     let mut v = json!({
         "relayed_path": RELAYED,
@@ -55,7 +55,7 @@ fn config(base_url: &str, tweak: Value) -> AdyenConfig {
     serde_json::from_value(v).unwrap()
 }
 
-async fn setup_with(backend: Backend, base_url: Option<String>, tweak: Value) -> Env {
+pub(crate) async fn setup_with(backend: Backend, base_url: Option<String>, tweak: Value) -> Env {
     let mock = Mock::start(|call, _| call.header("x-api-key") == Some(API_KEY)).await;
     let base = base_url.unwrap_or_else(|| mock.url());
     let app = spawn(backend, |c| c.providers.adyen = Some(config(&base, tweak))).await;
@@ -63,18 +63,18 @@ async fn setup_with(backend: Backend, base_url: Option<String>, tweak: Value) ->
     Env { app, mock, device }
 }
 
-async fn setup(backend: Backend) -> Env {
+pub(crate) async fn setup(backend: Backend) -> Env {
     setup_with(backend, None, json!({})).await
 }
 
-fn hmac(body: &str) -> String {
+pub(crate) fn hmac(body: &str) -> String {
     let key = hex::decode(credentials()["adyen_hmac_key_hex"].as_str().unwrap()).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(body.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn sdk_input_header() -> String {
+pub(crate) fn sdk_input_header() -> String {
     relayed_example()["headers"]["WWW-Authenticate"]
         .as_str()
         .unwrap()
@@ -83,7 +83,7 @@ fn sdk_input_header() -> String {
 
 /// The example relayed body for a new authentication `id`, without the example's (old)
 /// `timestamp`, so that the ten-minute window runs from now.
-fn relayed_body(id: &str, pi: &str) -> String {
+pub(crate) fn relayed_body(id: &str, pi: &str) -> String {
     let e = relayed_example();
     let body = e["body"].as_str().unwrap();
     let old_id = e["provider_reference"].as_str().unwrap();
@@ -96,7 +96,7 @@ fn relayed_body(id: &str, pi: &str) -> String {
 }
 
 impl Env {
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: &str,
@@ -111,7 +111,7 @@ impl Env {
         self.app.post(path, &headers, body.to_owned()).await
     }
 
-    fn auth() -> String {
+    pub(crate) fn auth() -> String {
         relayed_example()["headers"]["Authorization"]
             .as_str()
             .unwrap()
@@ -119,7 +119,7 @@ impl Env {
     }
 
     /// A correctly authenticated relayed webhook.
-    async fn relayed(&self, body: &str) -> Answer {
+    pub(crate) async fn relayed(&self, body: &str) -> Answer {
         self.post(
             RELAYED,
             body,
@@ -130,7 +130,7 @@ impl Env {
         .await
     }
 
-    async fn challenge(&self, reference: &str) -> String {
+    pub(crate) async fn challenge(&self, reference: &str) -> String {
         let a = self.relayed(&relayed_body(reference, PI)).await;
         assert_eq!(
             (a.status, a.json()),
@@ -150,7 +150,7 @@ impl Env {
     }
 }
 
-fn decision(a: &Answer) -> String {
+pub(crate) fn decision(a: &Answer) -> String {
     assert_eq!(a.status, 200, "{}", a.text);
     a.json()["authenticationDecision"]["status"]
         .as_str()
@@ -158,7 +158,7 @@ fn decision(a: &Answer) -> String {
         .to_owned()
 }
 
-fn assert_service_error(a: &Answer, status: u16) {
+pub(crate) fn assert_service_error(a: &Answer, status: u16) {
     assert_eq!(a.status, status, "{}", a.text);
     let v = a.json();
     assert_eq!(v["status"], status, "{v}");
@@ -193,13 +193,10 @@ async fn approve(backend: Backend) {
     assert_eq!(c.claims().pin.as_deref(), Some(blob.as_str()));
     let shown = &relayed_example()["shows_cardholder"];
     assert_eq!(
-        c.claims().txn.amount.unwrap().minor(),
+        c.claims().txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
-    assert_eq!(
-        c.claims().txn.payee.as_ref().unwrap().as_str(),
-        shown["payee"]
-    );
+    assert_eq!(c.claims().txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, _) = env
         .device
         .decide(&id, Decision::Approve, Some(SDK_OUTPUT))
@@ -414,7 +411,7 @@ async fn unknown_card_and_refusals(backend: Backend) {
     );
 }
 
-fn created_body(reference: &str) -> String {
+pub(crate) fn created_body(reference: &str) -> String {
     let e = created_example();
     e["body"]
         .as_str()

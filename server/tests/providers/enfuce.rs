@@ -14,23 +14,23 @@ use crate::helpers::{
 };
 use crate::mock::Mock;
 
-const PREFIX: &str = "/enfuce";
-const CUSTOMER: &str = "940102053";
-const CALLBACK_USER: &str = "pushauth";
-const CALLBACK_PASSWORD: &str = "callback-password-0123";
+pub(crate) const PREFIX: &str = "/enfuce";
+pub(crate) const CUSTOMER: &str = "940102053";
+pub(crate) const CALLBACK_USER: &str = "pushauth";
+pub(crate) const CALLBACK_PASSWORD: &str = "callback-password-0123";
 
-struct Env {
-    app: TestApp,
-    mock: Mock,
-    device: TestDevice,
-    callback_base: String,
+pub(crate) struct Env {
+    pub(crate) app: TestApp,
+    pub(crate) mock: Mock,
+    pub(crate) device: TestDevice,
+    pub(crate) callback_base: String,
 }
 
-fn example() -> Value {
+pub(crate) fn example() -> Value {
     fixture(include_str!("fixtures/enfuce-webhook.json"))
 }
 
-fn config(window: u64, margin: u64) -> EnfuceConfig {
+pub(crate) fn config(window: u64, margin: u64) -> EnfuceConfig {
     let c = credentials();
     serde_json::from_value(json!({
         "path_prefix": PREFIX,
@@ -46,7 +46,7 @@ fn config(window: u64, margin: u64) -> EnfuceConfig {
     .unwrap()
 }
 
-async fn setup_with(
+pub(crate) async fn setup_with(
     backend: Backend,
     window: u64,
     margin: u64,
@@ -69,13 +69,18 @@ async fn setup_with(
     }
 }
 
-async fn setup(backend: Backend) -> Env {
+pub(crate) async fn setup(backend: Backend) -> Env {
     setup_with(backend, 150, 10, None).await
 }
 
 impl Env {
     /// The example body, byte for byte, with the callback pointed at the mock.
-    fn body(&self, session: &str) -> String {
+    pub(crate) fn body(&self, session: &str) -> String {
+        self.body_for(CUSTOMER, session)
+    }
+
+    /// The same for another customer (the callback names the path's customer).
+    pub(crate) fn body_for(&self, customer: &str, session: &str) -> String {
         let e = example();
         let original = "https://id.enfuce.example/v1/callback/kitbank/940102053/4914f82b-c0cb-4b3d-a390-67e7831f8908";
         let body = e["body"].as_str().unwrap();
@@ -83,20 +88,20 @@ impl Env {
         body.replace(
             original,
             &format!(
-                "{}/v1/callback/kitbank/{CUSTOMER}/{session}",
+                "{}/v1/callback/kitbank/{customer}/{session}",
                 self.callback_base
             ),
         )
     }
 
-    fn auth(&self) -> String {
+    pub(crate) fn auth(&self) -> String {
         example()["headers"]["Authorization"]
             .as_str()
             .unwrap()
             .to_owned()
     }
 
-    async fn webhook_as(
+    pub(crate) async fn webhook_as(
         &self,
         customer: &str,
         session: &str,
@@ -116,13 +121,13 @@ impl Env {
             .await
     }
 
-    async fn webhook(&self, session: &str) -> crate::helpers::Answer {
+    pub(crate) async fn webhook(&self, session: &str) -> crate::helpers::Answer {
         self.webhook_as(CUSTOMER, session, Some(&self.auth()), &self.body(session))
             .await
     }
 
     /// Sends the webhook, checks the ack, returns the challenge id.
-    async fn challenge(&self, session: &str) -> String {
+    pub(crate) async fn challenge(&self, session: &str) -> String {
         let a = self.webhook(session).await;
         assert_eq!((a.status, a.text.as_str()), (200, ""), "{}", a.text);
         self.app
@@ -134,7 +139,11 @@ impl Env {
     }
 }
 
-fn assert_error_response(a: &crate::helpers::Answer, status: u16, error_type: &str) -> Value {
+pub(crate) fn assert_error_response(
+    a: &crate::helpers::Answer,
+    status: u16,
+    error_type: &str,
+) -> Value {
     assert_eq!(a.status, status, "{}", a.text);
     let v = a.json();
     assert_eq!(v["errorType"], error_type, "{v}");
@@ -167,11 +176,11 @@ async fn approve(backend: Backend) {
     let txn = &c.claims().txn;
     let shown = &example()["shows_cardholder"];
     assert_eq!(
-        txn.amount.unwrap().minor(),
+        txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
-    assert_eq!(txn.amount.unwrap().currency().code(), shown["currency"]);
-    assert_eq!(txn.payee.as_ref().unwrap().as_str(), shown["payee"]);
+    assert_eq!(txn.amount().unwrap().currency().code(), shown["currency"]);
+    assert_eq!(txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, _) = env.device.decide(&id, Decision::Approve, None).await;
     assert_eq!(s, 200, "{v}");
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;
@@ -351,7 +360,7 @@ async fn unknown_cardholder(backend: Backend) {
             "000000000",
             &session,
             Some(&env.auth()),
-            &env.body(&session),
+            &env.body_for("000000000", &session),
         )
         .await;
     let v = assert_error_response(&a, 404, "DYNAMIC_VALIDATION_ERROR");
@@ -364,7 +373,7 @@ async fn unknown_cardholder(backend: Backend) {
             "111111111",
             &session,
             Some(&env.auth()),
-            &env.body(&session),
+            &env.body_for("111111111", &session),
         )
         .await;
     assert_eq!(

@@ -31,6 +31,10 @@ mod helpers;
 mod mock;
 
 mod adyen;
+mod adyen_sca;
 mod enfuce;
+mod enfuce_more;
 mod paysafe;
+mod paysafe_schema;
 mod treezor;
+mod treezor_sca;

@@ -18,11 +18,11 @@ use crate::helpers::{
 use crate::mock::Mock;
 
 const PREFIX: &str = "/webhooks/paysafe";
-const CUSTOMER: &str = "630880042166";
+pub(crate) const CUSTOMER: &str = "630880042166";
 const TOKEN: &str = "paysafe-api-token-for-tests";
-const OTP: &str = "532032";
+pub(crate) const OTP: &str = "532032";
 
-fn example() -> Value {
+pub(crate) fn example() -> Value {
     fixture(include_str!("fixtures/paysafe-webhook.json"))
 }
 
@@ -33,17 +33,17 @@ fn key() -> String {
         .to_owned()
 }
 
-fn sign(body: &str) -> String {
+pub(crate) fn sign(body: &str) -> String {
     PaysafeVerifier::new(&key()).unwrap().sign(body.as_bytes())
 }
 
-struct Env {
-    app: TestApp,
-    mock: Mock,
-    device: TestDevice,
+pub(crate) struct Env {
+    pub(crate) app: TestApp,
+    pub(crate) mock: Mock,
+    pub(crate) device: TestDevice,
 }
 
-async fn setup_with(backend: Backend, base_url: Option<String>) -> Env {
+pub(crate) async fn setup_tweaked(backend: Backend, base_url: Option<String>, tweak: Value) -> Env {
     let signer = PaysafeVerifier::new(&key()).unwrap();
     let mock = Mock::start(move |call, _| {
         call.header("authorization") == Some(format!("Bearer {TOKEN}").as_str())
@@ -51,7 +51,7 @@ async fn setup_with(backend: Backend, base_url: Option<String>) -> Env {
     })
     .await;
     let base = base_url.unwrap_or_else(|| mock.url());
-    let cfg: PaysafeConfig = serde_json::from_value(json!({
+    let mut v = json!({
         "path_prefix": PREFIX,
         "webhook_key": key(),
         "api_token": TOKEN,
@@ -59,20 +59,27 @@ async fn setup_with(backend: Backend, base_url: Option<String>) -> Env {
         "max_window_secs": 60,
         "default_window_secs": 60,
         "result_margin_secs": 1,
-    }))
-    .unwrap();
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, tweak) {
+        a.extend(b);
+    }
+    let cfg: PaysafeConfig = serde_json::from_value(v).unwrap();
     let app = spawn(backend, |c| c.providers.paysafe = Some(cfg)).await;
     let (_, device) = app.cardholder_with_device("paysafe", CUSTOMER).await;
     Env { app, mock, device }
 }
 
-async fn setup(backend: Backend) -> Env {
+async fn setup_with(backend: Backend, base_url: Option<String>) -> Env {
+    setup_tweaked(backend, base_url, json!({})).await
+}
+
+pub(crate) async fn setup(backend: Backend) -> Env {
     setup_with(backend, None).await
 }
 
 /// The example event (pretty-printed, as in the example) for a new `eventId`, expiring
 /// `expires_in` seconds from now.
-fn event(event_id: &str, expires_in: i64) -> String {
+pub(crate) fn event(event_id: &str, expires_in: i64) -> String {
     let e = example();
     let body = e["body"].as_str().unwrap();
     let out = body
@@ -94,11 +101,11 @@ impl Env {
             .await
     }
 
-    async fn send(&self, body: &str) -> Answer {
+    pub(crate) async fn send(&self, body: &str) -> Answer {
         self.post("/sca/events", body, Some(sign(body))).await
     }
 
-    async fn challenge(&self, event_id: &str, expires_in: i64) -> String {
+    pub(crate) async fn challenge(&self, event_id: &str, expires_in: i64) -> String {
         let a = self.send(&event(event_id, expires_in)).await;
         assert_eq!(a.status, 200, "{}", a.text);
         self.app
@@ -110,7 +117,7 @@ impl Env {
     }
 }
 
-fn assert_error(a: &Answer, status: u16, code: &str) {
+pub(crate) fn assert_error(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     assert_eq!(a.json()["error"]["code"], code, "{}", a.text);
     assert!(a.json()["error"]["message"].is_string());
@@ -139,8 +146,11 @@ async fn approve(backend: Backend) {
     let event_id = new_ref();
     let id = env.challenge(&event_id, 600).await;
     let c = env.device.challenge(&id).await;
-    assert_eq!(c.claims().txn.kind, TransactionKind::WalletOperation);
-    assert!(c.claims().txn.amount.is_none() && c.claims().txn.payee.is_none());
+    assert_eq!(
+        c.claims().txn.kind().known().unwrap(),
+        TransactionKind::WalletOperation
+    );
+    assert!(c.claims().txn.amount().is_none() && c.claims().txn.payee().is_none());
     // The OTP travels only inside the push encrypted to the device…
     let stored = env.app.find(Provider::Paysafe, &event_id).await.unwrap();
     let device = env
@@ -174,12 +184,14 @@ async fn approve(backend: Backend) {
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;
     assert!(calls[0].accepted, "Bearer token and Signature");
     assert_eq!(calls[0].path, format!("/sca/events/{event_id}/attempts"));
+    // The attempt schema: walletOperationId and verification.method (our push
+    // approval: BIOMETRIC over PUSH_NOTIFICATION by default); no OTP value unless
+    // configured.
     assert_eq!(
         calls[0].json(),
         json!({
             "walletOperationId": "7767a3c3-c461-41ed-99d2-010861f3cee4",
-            "verification": {"method": "OTP", "channel": "PUSH_NOTIFICATION"},
-            "value": OTP,
+            "verification": {"method": "BIOMETRIC", "channel": "PUSH_NOTIFICATION"},
         })
     );
     env.app

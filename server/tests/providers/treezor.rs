@@ -19,29 +19,34 @@ use crate::helpers::{
 };
 use crate::mock::Mock;
 
-const PATH: &str = "/webhooks/treezor";
-const CARD_ID: &str = "8638629";
-const PUBLIC_TOKEN: &str = "340860528";
+pub(crate) const PATH: &str = "/webhooks/treezor";
+pub(crate) const CARD_ID: &str = "8638629";
+pub(crate) const PUBLIC_TOKEN: &str = "340860528";
 const ALREADY: &str = r#"{"errors":[{"type":"invalid_grant","code":"authentication_error","message":"Authentication result already received","requestId":"r","docUrl":"https://developers.treezor.co"}]}"#;
 
-fn example() -> Value {
+pub(crate) fn example() -> Value {
     fixture(include_str!("fixtures/treezor-webhook.json"))
 }
 
-fn secret() -> String {
+pub(crate) fn secret() -> String {
     credentials()["treezor_webhook_secret"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-struct Env {
-    app: TestApp,
-    mock: Mock,
-    device: TestDevice,
+pub(crate) struct Env {
+    pub(crate) app: TestApp,
+    pub(crate) mock: Mock,
+    pub(crate) device: TestDevice,
 }
 
-async fn setup_full(backend: Backend, link: &str, base_url: Option<String>, tweak: Value) -> Env {
+pub(crate) async fn setup_full(
+    backend: Backend,
+    link: &str,
+    base_url: Option<String>,
+    tweak: Value,
+) -> Env {
     let mock =
         Mock::start(|call, state| call.header("authorization") == Some(state.bearer().as_str()))
             .await;
@@ -61,17 +66,17 @@ async fn setup_full(backend: Backend, link: &str, base_url: Option<String>, twea
     Env { app, mock, device }
 }
 
-async fn setup(backend: Backend) -> Env {
+pub(crate) async fn setup(backend: Backend) -> Env {
     setup_full(backend, CARD_ID, None, json!({})).await
 }
 
 /// Unix time in Treezor's 10⁻⁴ s.
-fn treezor_now() -> u64 {
+pub(crate) fn treezor_now() -> u64 {
     u64::try_from(pushauth_server::state::now().0).unwrap() * 10
 }
 
 /// Re-signs a webhook body after its `object_payload` changed.
-fn resign(body: &str) -> String {
+pub(crate) fn resign(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct E<'a> {
         #[serde(borrow)]
@@ -98,7 +103,7 @@ fn resign(body: &str) -> String {
 
 /// The example webhook (PHP-encoded, as Treezor sends it) for a new authentication,
 /// emitted now, signed.
-fn webhook(
+pub(crate) fn webhook(
     event: &str,
     auth_id: &str,
     webhook_id: &str,
@@ -123,7 +128,7 @@ fn webhook(
     resign(&body)
 }
 
-fn create_body(auth_id: &str) -> String {
+pub(crate) fn create_body(auth_id: &str) -> String {
     webhook(
         "card3DSv2Authentication.create",
         auth_id,
@@ -134,7 +139,7 @@ fn create_body(auth_id: &str) -> String {
 }
 
 impl Env {
-    async fn post(&self, body: &str, content_type: &str) -> Answer {
+    pub(crate) async fn post(&self, body: &str, content_type: &str) -> Answer {
         self.app
             .post(
                 PATH,
@@ -144,7 +149,7 @@ impl Env {
             .await
     }
 
-    async fn challenge(&self, auth_id: &str) -> String {
+    pub(crate) async fn challenge(&self, auth_id: &str) -> String {
         let a = self.post(&create_body(auth_id), "text/plain").await;
         assert_eq!(a.status, 200, "{}", a.text);
         self.app
@@ -156,7 +161,7 @@ impl Env {
     }
 }
 
-fn assert_treezor_error(a: &Answer, status: u16) {
+pub(crate) fn assert_treezor_error(a: &Answer, status: u16) {
     assert_eq!(a.status, status, "{}", a.text);
     let e = &a.json()["errors"][0];
     assert!(
@@ -189,17 +194,14 @@ async fn approve(backend: Backend) {
     let c = env.device.challenge(&id).await;
     let shown = &example()["shows_cardholder"];
     assert_eq!(
-        c.claims().txn.amount.unwrap().minor(),
+        c.claims().txn.amount().unwrap().minor(),
         shown["amount_minor"].as_i64().unwrap()
     );
     assert_eq!(
-        c.claims().txn.amount.unwrap().currency().code(),
+        c.claims().txn.amount().unwrap().currency().code(),
         shown["currency"]
     );
-    assert_eq!(
-        c.claims().txn.payee.as_ref().unwrap().as_str(),
-        shown["payee"]
-    );
+    assert_eq!(c.claims().txn.payee().unwrap().as_str(), shown["payee"]);
     let (s, v, proof) = env.device.decide(&id, Decision::Approve, None).await;
     assert_eq!(s, 200, "{v}");
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;
@@ -228,8 +230,14 @@ async fn approve(backend: Backend) {
 }
 
 async fn deny(backend: Backend) {
-    // Linked by publicToken this time.
-    let env = setup_full(backend, PUBLIC_TOKEN, None, json!({})).await;
+    // Linked by publicToken this time (a typed link: it matches publicToken only).
+    let env = setup_full(
+        backend,
+        &format!("publicToken:{PUBLIC_TOKEN}"),
+        None,
+        json!({}),
+    )
+    .await;
     let id = env.challenge(&new_ref()).await;
     env.device.decide(&id, Decision::Deny, None).await;
     let calls = env.mock.wait_calls(1, Duration::from_secs(10)).await;
@@ -480,7 +488,12 @@ async fn final_status(backend: Backend) {
         (&json!("SUCCESS"), &json!("upd-2")),
         "{fs:#}"
     );
-    // Other events are acknowledged and ignored.
-    let other = webhook("card.update", &new_ref(), &new_ref(), t, None);
+    // Other events (another object in the signed payload) are acknowledged and ignored.
+    let other = resign(&format!(
+        r#"{{"webhook":"card.update","webhook_id":"{}","webhook_created_at":{t},"object":"card","object_id":"1","object_payload":{{"cards":[{{"cardId":"1"}}]}},"object_payload_signature":"AAAA"}}"#,
+        new_ref()
+    ));
+    let before = env.app.count("treezor").await;
     assert_eq!(env.post(&other, "text/plain").await.status, 200);
+    assert_eq!(env.app.count("treezor").await, before);
 }

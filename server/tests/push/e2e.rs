@@ -87,9 +87,9 @@ async fn challenge_push_to_ios_and_android(backend: Backend) {
         assert_eq!(r.body["aps"]["alert"]["title"], "Confirm a payment");
         assert_eq!(r.body["cid"], cid);
         let d = opened(phone, &cid, r.body["enc"].as_str().unwrap());
-        assert_eq!(d.txn.amount.unwrap().minor(), 4990);
-        assert_eq!(d.txn.amount.unwrap().currency().code(), "EUR");
-        assert_eq!(d.txn.payee.as_ref().unwrap().as_str(), "Example Shop");
+        assert_eq!(d.txn.amount().unwrap().minor(), 4990);
+        assert_eq!(d.txn.amount().unwrap().currency().code(), "EUR");
+        assert_eq!(d.txn.payee().unwrap().as_str(), "Example Shop");
         assert_eq!(d.summary(), "EUR 49.90 at Example Shop");
         let headers: Vec<String> = r
             .headers
@@ -135,7 +135,7 @@ async fn challenge_push_to_ios_and_android(backend: Backend) {
     assert_eq!(
         opened(&android, &cid, m["data"]["enc"].as_str().unwrap())
             .txn
-            .amount
+            .amount()
             .unwrap()
             .minor(),
         4990

@@ -97,6 +97,7 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
         kind: TransactionKind::Payment,
         amount: Some(Money::from_minor(4990, Currency::parse("EUR").unwrap()).unwrap()),
         payee: Some(Payee::parse("Example Shop").unwrap()),
+        details: Default::default(),
     };
     let challenge = Challenge {
         id: ChallengeId::generate().unwrap(),
@@ -181,8 +182,8 @@ async fn apns_challenge_push_on_the_wire() {
         r.body["enc"].as_str().unwrap(),
     )
     .unwrap();
-    assert_eq!(details.txn.amount.unwrap().minor(), 4990);
-    assert_eq!(details.txn.payee.unwrap().as_str(), "Example Shop");
+    assert_eq!(details.txn.amount().unwrap().minor(), 4990);
+    assert_eq!(details.txn.payee().unwrap().as_str(), "Example Shop");
 
     // Same provider token for the next push (cached), sandbox device goes to sandbox.
     let g = fixture(
@@ -336,7 +337,7 @@ async fn fcm_push_and_answers() {
         m["data"]["enc"].as_str().unwrap(),
     )
     .unwrap();
-    assert_eq!(details.txn.amount.unwrap().minor(), 4990);
+    assert_eq!(details.txn.amount().unwrap().minor(), 4990);
 
     // Cached access token; dismiss is a data message without enc.
     assert_eq!(

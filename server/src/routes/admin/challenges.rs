@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pushauth_core::ids::{CardholderId, ChallengeId, Provider, ProviderRef};
 use pushauth_core::money::Money;
-use pushauth_core::transaction::{Payee, TransactionKind};
+use pushauth_core::transaction::{Payee, TransactionKind, TxnDetails};
 use pushauth_store::{AuditDraft, ChallengeFilter, ChallengeStatus, Millis};
 use serde::Deserialize;
 
@@ -35,6 +35,10 @@ pub(super) struct CreateBody {
     amount: Option<Money>,
     #[serde(default)]
     payee: Option<Payee>,
+    /// Further signed display members (`merchant_country`, `merchant_url`,
+    /// `purchase_date`, `card_last4`, `operation`, `operation_ref`).
+    #[serde(default)]
+    details: Option<TxnDetails>,
     #[serde(default)]
     ttl_secs: Option<i64>,
     #[serde(default)]
@@ -89,11 +93,13 @@ pub(super) async fn create(
         kind: body.kind,
         amount: body.amount,
         payee: body.payee,
+        details: body.details.unwrap_or_default(),
         deadline,
         // callbacks get a grace period after the decision deadline
         upstream_deadline: deadline.plus(300_000),
         processor_input: None,
         context: serde_json::json!({ "callback_url": callback }),
+        ack_by: None,
         actor: admin.actor(),
     };
     match create_challenge(&state, req).await? {
@@ -119,6 +125,8 @@ pub(super) async fn create(
             "too_many_pending",
             "too many challenges pending for this cardholder",
         )),
+        // No acknowledgement budget on this API (`ack_by` is None): not reached.
+        Created::Abandoned => Err(ApiError::internal("challenge abandoned")),
     }
 }
 
@@ -131,18 +139,52 @@ pub(super) struct ListQuery {
     cardholder: Option<CardholderId>,
     #[serde(default)]
     provider: Option<Provider>,
+    /// The processor's reference (Enfuce `sessionId`, Adyen `id`, Paysafe `eventId`,
+    /// Treezor `authenticationRequestId`, the issuer's reference); needs `provider`.
+    #[serde(default)]
+    reference: Option<String>,
     #[serde(default)]
     before: Option<i64>,
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/admin/challenges?status=&cardholder=&provider=&before=&limit=`.
+/// `GET /v1/admin/challenges?status=&cardholder=&provider=&before=&limit=`, or
+/// `?provider=…&reference=…`: the challenge a processor reference names (support
+/// answers "did the cardholder approve order X?"), as a list of zero or one.
 pub(super) async fn list(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
+    if let Some(reference) = &q.reference {
+        let Some(provider) = q.provider else {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "reference: needs provider",
+            ));
+        };
+        if q.status.is_some() || q.cardholder.is_some() || q.before.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "reference: combine only with provider (and limit)",
+            ));
+        }
+        let reference = ProviderRef::parse(reference).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_field",
+                "reference: must be 1 to 256 visible ASCII characters",
+            )
+        })?;
+        let mut found: Vec<_> = state
+            .store
+            .challenge_find(provider, &reference)
+            .await?
+            .into_iter()
+            .collect();
+        found.iter_mut().for_each(crate::providers::redact_context);
+        return Ok(AppJson(serde_json::json!({ "challenges": found })).into_response());
+    }
     let filter = ChallengeFilter {
         status: q.status,
         cardholder: q.cardholder,

@@ -123,7 +123,7 @@ fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResu
         aud: device.id.clone(),
         jti: challenge.id.clone(),
         nonce: challenge.nonce.clone(),
-        txn: challenge.transaction(),
+        txn: challenge.transaction().received(),
         iat: now().as_unix_time(),
         exp: challenge.deadline.as_unix_time(),
         pin: challenge.processor_input.clone(),

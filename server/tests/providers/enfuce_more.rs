@@ -1,0 +1,111 @@
+//! Enfuce to the letter (issue 16): merchant country/URL and card last four signed,
+//! `callbackUrl` checked against the path's session; and the webhook acknowledgement
+//! budget shared by every connector.
+
+use std::time::Instant;
+
+use pushauth_core::ids::{Provider, ProviderRef};
+use pushauth_core::proof::Decision;
+use pushauth_core::transaction::{TransactionKind, TxnDetails};
+use pushauth_server::services::challenges::{ChallengeRequest, Created, create};
+
+use crate::enfuce::{CUSTOMER, PREFIX, assert_error_response, setup};
+use crate::helpers::{Backend, assert_nothing_stored, new_ref};
+
+on_both_backends!(
+    merchant_country_url_and_card_are_signed,
+    callback_must_belong_to_the_session,
+    nothing_written_past_the_budget
+);
+
+async fn merchant_country_url_and_card_are_signed(backend: Backend) {
+    let env = setup(backend).await;
+    let id = env.challenge(&new_ref()).await;
+    let c = env.device.challenge(&id).await;
+    let d = c.claims().txn.details();
+    // Enfuce sends ISO 3166-1 alpha-3 (`GRC`); the transaction carries alpha-2.
+    assert_eq!(d.merchant_country.as_ref().unwrap().as_str(), "GR");
+    assert_eq!(
+        d.merchant_url.as_ref().unwrap().as_str(),
+        "https://shop.example/order/49963?ref=a/b"
+    );
+    assert_eq!(d.card_last4.as_ref().unwrap().as_str(), "8707");
+    assert!(c.claims().txn.summary().ends_with("(card ending 8707)"));
+    let (s, v, _) = env.device.decide(&id, Decision::Approve, None).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+async fn callback_must_belong_to_the_session(backend: Backend) {
+    let env = setup(backend).await;
+    let session = new_ref();
+    // The callback of another session (Enfuce's documented URL shape).
+    let other = env.body(&new_ref());
+    let a = env
+        .webhook_as(CUSTOMER, &session, Some(&env.auth()), &other)
+        .await;
+    assert_error_response(&a, 400, "STATIC_VALIDATION_ERROR");
+    // The callback of another customer.
+    let a = env
+        .webhook_as(
+            CUSTOMER,
+            &session,
+            Some(&env.auth()),
+            &env.body_for("123456789", &session),
+        )
+        .await;
+    assert_error_response(&a, 400, "STATIC_VALIDATION_ERROR");
+    assert_nothing_stored(&env.app, Provider::Enfuce, &session).await;
+    // A callback URL of another shape cannot be checked and is accepted.
+    let body = env.body(&session).replace(
+        &format!("/v1/callback/kitbank/{CUSTOMER}/{session}"),
+        &format!("/cb/{session}"),
+    );
+    let a = env
+        .webhook_as(CUSTOMER, &session, Some(&env.auth()), &body)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let _ = PREFIX;
+}
+
+async fn nothing_written_past_the_budget(backend: Backend) {
+    let env = setup(backend).await;
+    let state = &env.app.server.state;
+    let cardholder = state
+        .store
+        .card_link_resolve(Provider::Enfuce, CUSTOMER)
+        .await
+        .unwrap()
+        .unwrap()
+        .cardholder;
+    let t = pushauth_server::state::now();
+    let request = |reference: &str, ack_by: Instant| ChallengeRequest {
+        cardholder: cardholder.clone(),
+        provider: Provider::Enfuce,
+        reference: ProviderRef::parse(reference).unwrap(),
+        kind: TransactionKind::Payment,
+        amount: None,
+        payee: None,
+        details: TxnDetails::default(),
+        deadline: t.plus(60_000),
+        upstream_deadline: t.plus(70_000),
+        processor_input: None,
+        context: serde_json::json!({}),
+        ack_by: Some(ack_by),
+        actor: "test".into(),
+    };
+    // The budget ran out before the write: nothing is written, nobody is pushed.
+    let late = new_ref();
+    let out = create(state, request(&late, Instant::now())).await.unwrap();
+    assert!(matches!(out, Created::Abandoned), "{out:?}");
+    assert_nothing_stored(&env.app, Provider::Enfuce, &late).await;
+    // With time left it is written as usual.
+    let on_time = new_ref();
+    let out = create(
+        state,
+        request(&on_time, Instant::now() + std::time::Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, Created::New { .. }), "{out:?}");
+    assert!(env.app.find(Provider::Enfuce, &on_time).await.is_some());
+}

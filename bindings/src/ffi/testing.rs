@@ -5,11 +5,11 @@
 
 use pushauth_core::UnixTime;
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce};
-use pushauth_core::proof::{self, Decision};
+use pushauth_core::proof;
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_core::transaction::TxnDigest;
 
-use super::client::PushAuthClient;
+use super::client::{MigrationCode, PushAuthClient};
 use super::error::PushAuthError;
 use super::types::DenyReason;
 use crate::error::Error;
@@ -20,7 +20,7 @@ use crate::keys::parse_public_key;
 pub struct ProofExpectations {
     /// Device id.
     pub device: String,
-    /// The device's public signing key, JWK JSON.
+    /// The public key the proof must be signed with (the approval key), JWK JSON.
     pub device_key_jwk: String,
     /// The server's issuer.
     pub audience: String,
@@ -111,26 +111,47 @@ pub fn verify_request_proof_for_tests(
 
 #[uniffi::export(async_runtime = "tokio")]
 impl PushAuthClient {
-    /// **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-    /// proof `approve`/`deny` would send, through the key store, without a server.
+    /// **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+    /// `approve` (no `deny_reason`) or `deny` would send, through the key store,
+    /// without a server.
     pub async fn sign_proof_for_tests(
         &self,
         challenge_token: String,
         now: i64,
-        approve: bool,
         deny_reason: Option<DenyReason>,
         processor_output: Option<String>,
     ) -> Result<String, PushAuthError> {
         let verified = self.device().verify(&challenge_token, UnixTime(now))?;
-        let decision = if approve {
-            Decision::Approve
-        } else {
-            Decision::Deny
-        };
-        let reason = deny_reason.map(Into::into);
         Ok(self
             .device()
-            .sign_proof(verified, decision, reason, processor_output, UnixTime(now))
+            .sign_decision(
+                &verified,
+                deny_reason.map(Into::into),
+                processor_output.as_deref(),
+                UnixTime(now),
+            )
             .await?)
+    }
+
+    /// **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+    /// (any value, to test the server's refusals) with the approval key.
+    pub async fn sign_migration_grant_for_tests(
+        &self,
+        now: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, PushAuthError> {
+        Ok(self
+            .device()
+            .sign_migration_grant(UnixTime(now), lifetime_secs)
+            .await?)
+    }
+
+    /// **Tests only.** Submits a grant (possibly another device's, or used) as this
+    /// device.
+    pub async fn submit_migration_grant_for_tests(
+        &self,
+        grant: String,
+    ) -> Result<MigrationCode, PushAuthError> {
+        Ok(self.device().submit_migration_grant(&grant).await?.into())
     }
 }

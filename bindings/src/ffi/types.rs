@@ -11,8 +11,9 @@ use pushauth_core::transaction::{
 use super::error::PushAuthError;
 use crate::error::Error;
 
-/// Where a challenge came from (part of the canonical transaction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+/// Where a challenge came from (part of the canonical transaction). Servers may add
+/// processors: an unknown one arrives as `Other` (show its name generically).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum Provider {
     /// Enfuce.
     Enfuce,
@@ -24,6 +25,11 @@ pub enum Provider {
     Treezor,
     /// The issuer's own systems (generic API).
     Api,
+    /// A processor this SDK version does not know.
+    Other {
+        /// Its wire name.
+        name: String,
+    },
 }
 
 impl From<CoreProvider> for Provider {
@@ -38,20 +44,23 @@ impl From<CoreProvider> for Provider {
     }
 }
 
-impl From<Provider> for CoreProvider {
-    fn from(p: Provider) -> Self {
-        match p {
+impl TryFrom<Provider> for CoreProvider {
+    type Error = Error;
+    fn try_from(p: Provider) -> Result<Self, Error> {
+        Ok(match p {
             Provider::Enfuce => CoreProvider::Enfuce,
             Provider::Adyen => CoreProvider::Adyen,
             Provider::Paysafe => CoreProvider::Paysafe,
             Provider::Treezor => CoreProvider::Treezor,
             Provider::Api => CoreProvider::Api,
-        }
+            Provider::Other { name } => CoreProvider::parse(&name).map_err(|e| Error::input("provider", &e))?,
+        })
     }
 }
 
-/// What is being authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+/// What is being authenticated. Servers may add kinds: an unknown one arrives as
+/// `Other` (show a generic "Confirm this request").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum TransactionKind {
     /// A card payment.
     Payment,
@@ -59,6 +68,11 @@ pub enum TransactionKind {
     Recurring,
     /// A sensitive wallet operation.
     WalletOperation,
+    /// A kind this SDK version does not know.
+    Other {
+        /// Its wire name.
+        name: String,
+    },
 }
 
 impl From<CoreKind> for TransactionKind {
@@ -71,13 +85,17 @@ impl From<CoreKind> for TransactionKind {
     }
 }
 
-impl From<TransactionKind> for CoreKind {
-    fn from(k: TransactionKind) -> Self {
-        match k {
+impl TryFrom<TransactionKind> for CoreKind {
+    type Error = Error;
+    fn try_from(k: TransactionKind) -> Result<Self, Error> {
+        Ok(match k {
             TransactionKind::Payment => CoreKind::Payment,
             TransactionKind::Recurring => CoreKind::Recurring,
             TransactionKind::WalletOperation => CoreKind::WalletOperation,
-        }
+            TransactionKind::Other { .. } => {
+                return Err(Error::Input("kind: unknown to this core".to_owned()));
+            }
+        })
     }
 }
 
@@ -213,10 +231,10 @@ impl Transaction {
             }
         };
         Ok(CoreTransaction {
-            provider: t.provider.into(),
+            provider: t.provider.try_into()?,
             reference: ProviderRef::parse(&t.reference)
                 .map_err(|e| Error::input("reference", &e))?,
-            kind: t.kind.into(),
+            kind: t.kind.try_into()?,
             amount,
             payee: t
                 .payee

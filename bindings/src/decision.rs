@@ -85,7 +85,7 @@ impl Device {
                     &state.approval_key,
                     KeyPurpose::ApprovalSigning,
                     Some(prompt),
-                    |s| protocol::sign_decline(&claims, s),
+                    |s| proof::sign(&claims, s),
                 )
                 .await
             }
@@ -95,7 +95,7 @@ impl Device {
                     &state.device_key,
                     KeyPurpose::DeviceSigning,
                     None,
-                    |s| protocol::sign_decline(&claims, s),
+                    |s| proof::sign(&claims, s),
                 )
                 .await
             }

@@ -184,8 +184,7 @@ pub(crate) async fn with_agreement<T>(
         peer: Mutex::new(None),
     };
     let first = op(&probe);
-    let peer = probe.peer.into_inner().ok().flatten();
-    let (first, Some(peer)) = (first, peer) else {
+    let Some(peer) = probe.peer.into_inner().ok().flatten() else {
         // Failed before any agreement (malformed envelope) or needed none.
         return match first {
             Ok(_) => Err(Error::Internal("agreement was not used".to_owned())),

@@ -1,107 +1,64 @@
-//! The protocol v2 objects the device signs (docs/protocol.md §1, §4, §6): each
-//! function builds one JWS with the core's `jws::sign` over a [`Signer`], so that
-//! [`crate::keys::sign_jws`] can have it signed by the right key of the app's key
-//! store. Which key signs which `typ` is fixed here:
+//! Which key signs which protocol v2 object (docs/protocol.md §1), over the core's
+//! builders (`key_statement`, `proof`, `migration`). Each function builds one JWS
+//! over a [`Signer`], so that [`crate::keys::sign_jws`] can have it signed by the
+//! right key of the app's key store:
 //!
 //! | object | key |
 //! |---|---|
 //! | request proof, enrollment proof, decline | device key |
 //! | approval, migration grant, approval key statement / endorsement | approval key |
+//! | rotation statement | the new key of that use |
 
 use pushauth_core::UnixTime;
-use pushauth_core::b64;
 use pushauth_core::error::Result;
 use pushauth_core::ids::DeviceId;
-use pushauth_core::jws;
-use pushauth_core::keys::{PublicKey, Signer};
-use pushauth_core::proof::ApprovalClaims;
-use serde::Serialize;
+use pushauth_core::key_statement::{self, KeyClaims};
+use pushauth_core::keys::{KeyUse, PublicKey, Signer};
+use pushauth_core::migration;
 
-/// `typ` of the approval key's statement at enrollment.
-pub(crate) const KEY_TYP: &str = "pushauth-key+jwt";
-/// `typ` of a decline (deny / not me) proof.
-pub(crate) const DECLINE_TYP: &str = "pushauth-decline+jwt";
-/// `typ` of a migration grant.
-pub(crate) const MIGRATE_TYP: &str = "pushauth-migrate+jwt";
-/// Longest migration grant lifetime the server accepts.
-pub(crate) const MAX_GRANT_SECS: i64 = 600;
+pub(crate) use pushauth_core::migration::MAX_GRANT_LIFETIME_SECS as MAX_GRANT_SECS;
 
-/// Wire name of a key use.
-pub(crate) fn use_name(approval: bool) -> &'static str {
-    if approval { "approval" } else { "device" }
+/// The core key use of a signing purpose.
+pub(crate) fn key_use(approval: bool) -> KeyUse {
+    if approval {
+        KeyUse::Approval
+    } else {
+        KeyUse::Device
+    }
 }
 
-#[derive(Serialize)]
-struct KeyStatement<'a> {
-    aud: &'a str,
-    #[serde(rename = "use")]
-    key_use: &'a str,
-    bnd: String,
-    iat: UnixTime,
-}
-
-/// The approval key's statement at enrollment: signed by the approval key, header
-/// `jwk` = approval key, bound to the device key by its thumbprint.
+/// The approval key's statement at enrollment, bound to the device key.
 pub(crate) fn sign_key_statement(
     approval: &dyn Signer,
     audience: &str,
     device_key: &PublicKey,
     now: UnixTime,
 ) -> Result<String> {
-    let claims = KeyStatement {
-        aud: audience,
-        key_use: "approval",
-        bnd: device_key.thumbprint(),
-        iat: now,
-    };
-    jws::sign(
-        KEY_TYP,
-        None,
-        Some(approval.public_key()?.to_jwk()),
-        &claims,
-        approval,
-    )
+    key_statement::sign_enrollment_binding(approval, device_key, audience, now)
 }
 
-/// Claims of a rotation statement and of its endorsement.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct RotationClaims {
-    pub aud: String,
-    pub sub: DeviceId,
-    #[serde(rename = "use")]
-    pub key_use: &'static str,
-    pub old: String,
-    pub iat: UnixTime,
+/// The claims of a rotation statement and its endorsement.
+pub(crate) fn rotation_claims(
+    device: &DeviceId,
+    approval: bool,
+    current: &PublicKey,
+    audience: &str,
+    now: UnixTime,
+) -> KeyClaims {
+    key_statement::rotation_claims(device, key_use(approval), current, audience, now)
 }
 
-/// A rotation statement (signed by the new key) or endorsement (the same claims
-/// signed by the old approval key); both carry the signer's key in `jwk`.
-pub(crate) fn sign_rotation(signer: &dyn Signer, claims: &RotationClaims) -> Result<String> {
-    jws::sign(
-        pushauth_core::request::ROTATE_TYP,
-        None,
-        Some(signer.public_key()?.to_jwk()),
-        claims,
-        signer,
-    )
+/// A rotation statement, signed by the new key (header `jwk`).
+pub(crate) fn sign_rotation(new_key: &dyn Signer, claims: &KeyClaims) -> Result<String> {
+    key_statement::sign_statement(claims, new_key)
 }
 
-/// A decline proof: the claims of an approval proof with `decision` = deny, signed
-/// by the device key.
-pub(crate) fn sign_decline(claims: &ApprovalClaims, device: &dyn Signer) -> Result<String> {
-    jws::sign(DECLINE_TYP, Some(claims.iss.as_str()), None, claims, device)
+/// The endorsement of an approval-key rotation, signed by the old approval key.
+pub(crate) fn sign_endorsement(old_key: &dyn Signer, claims: &KeyClaims) -> Result<String> {
+    key_statement::sign_endorsement(claims, old_key)
 }
 
-#[derive(Serialize)]
-struct GrantClaims<'a> {
-    iss: &'a str,
-    aud: &'a str,
-    jti: String,
-    iat: UnixTime,
-    exp: UnixTime,
-}
-
-/// A migration grant: signed by the approval key, `kid` = device id.
+/// A migration grant, signed by the approval key.
 pub(crate) fn sign_migration_grant(
     approval: &dyn Signer,
     device: &DeviceId,
@@ -109,20 +66,14 @@ pub(crate) fn sign_migration_grant(
     now: UnixTime,
     lifetime_secs: i64,
 ) -> Result<String> {
-    let jti: [u8; 16] = pushauth_core::keys::random_array()?;
-    let claims = GrantClaims {
-        iss: device.as_str(),
-        aud: audience,
-        jti: b64::encode(jti),
-        iat: now,
-        exp: now.plus(lifetime_secs),
-    };
-    jws::sign(MIGRATE_TYP, Some(device.as_str()), None, &claims, approval)
+    let claims = migration::grant_claims(device, audience, now, lifetime_secs)?;
+    migration::sign_grant(&claims, approval)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pushauth_core::jws;
     use pushauth_core::keys::SoftwareSigningKey;
 
     #[test]
@@ -130,11 +81,7 @@ mod tests {
         let approval = SoftwareSigningKey::generate().unwrap();
         let device = SoftwareSigningKey::generate().unwrap().public();
         let token = sign_key_statement(&approval, "iss", &device, UnixTime(10)).unwrap();
-        let parsed = jws::parse(&token, KEY_TYP).unwrap();
-        assert_eq!(
-            parsed.header().jwk.as_ref().unwrap(),
-            &approval.public().to_jwk()
-        );
+        let parsed = jws::parse(&token, key_statement::KEY_TYP).unwrap();
         let claims: serde_json::Value = parsed.verify(&approval.public()).unwrap();
         assert_eq!(claims["use"], "approval");
         assert_eq!(claims["bnd"], device.thumbprint());
@@ -146,7 +93,7 @@ mod tests {
         let device = DeviceId::generate().unwrap();
         let a = sign_migration_grant(&approval, &device, "iss", UnixTime(100), 300).unwrap();
         let b = sign_migration_grant(&approval, &device, "iss", UnixTime(100), 300).unwrap();
-        let claims: serde_json::Value = jws::parse(&a, MIGRATE_TYP)
+        let claims: serde_json::Value = jws::parse(&a, migration::MIGRATE_TYP)
             .unwrap()
             .verify(&approval.public())
             .unwrap();

@@ -16,8 +16,8 @@ use crate::device::{Device, now};
 use crate::enrollment::{Enrollment, PendingKey};
 use crate::error::{Error, Result};
 use crate::ffi::key_store::{KeyPurpose, SigningPrompt};
-use crate::keys::{self, KeyRef};
-use crate::protocol::{self, RotationClaims};
+use crate::keys;
+use crate::protocol;
 
 /// What the server said to one rotation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,40 +161,39 @@ impl Device {
     async fn rotation_body(&self, state: &Enrollment, pending: &PendingKey) -> Result<Vec<u8>> {
         let old = state.key(pending.purpose)?.clone();
         let approval = pending.purpose == KeyPurpose::ApprovalSigning;
-        let claims = RotationClaims {
-            aud: state.issuer.clone(),
-            sub: state.device.clone(),
-            key_use: protocol::use_name(approval),
-            old: old.public.thumbprint(),
-            iat: now(),
-        };
-        let sign = |key: &KeyRef, prompt: Option<SigningPrompt>| {
-            let claims = claims.clone();
-            let key = key.clone();
-            async move {
-                keys::sign_jws(self.store.as_ref(), &key, pending.purpose, prompt, |s| {
-                    protocol::sign_rotation(s, &claims)
-                })
-                .await
-            }
-        };
-        let (statement, endorsement) = if approval {
-            let statement = sign(
-                &pending.key,
-                Some(rotation_prompt("Confirm your new approval key")),
+        let claims = protocol::rotation_claims(
+            &state.device,
+            approval,
+            &old.public,
+            &state.issuer,
+            now(),
+        );
+        let store = self.store.as_ref();
+        let prompt = |text: &str| approval.then(|| rotation_prompt(text));
+        let statement = keys::sign_jws(
+            store,
+            &pending.key,
+            pending.purpose,
+            prompt("Confirm your new approval key"),
+            |s| protocol::sign_rotation(s, &claims),
+        )
+        .await?;
+        let endorsement = if approval {
+            Some(
+                keys::sign_jws(
+                    store,
+                    &old,
+                    pending.purpose,
+                    prompt("Confirm with your current approval key"),
+                    |s| protocol::sign_endorsement(s, &claims),
+                )
+                .await?,
             )
-            .await?;
-            let endorsement = sign(
-                &old,
-                Some(rotation_prompt("Confirm with your current approval key")),
-            )
-            .await?;
-            (statement, Some(endorsement))
         } else {
-            (sign(&pending.key, None).await?, None)
+            None
         };
         api::to_json(&api::RotationBody {
-            key_use: protocol::use_name(approval),
+            key_use: protocol::key_use(approval).as_str(),
             statement: &statement,
             endorsement: endorsement.as_deref(),
         })

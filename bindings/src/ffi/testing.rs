@@ -11,17 +11,22 @@ use pushauth_core::transaction::TxnDigest;
 
 use super::client::{MigrationCode, PushAuthClient};
 use super::error::PushAuthError;
-use super::types::DenyReason;
+use super::types::{DenyReason, UserVerification};
 use crate::error::Error;
 use crate::keys::parse_public_key;
 
 /// What the server knows when it checks an approval proof (protocol §4). Tests only.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ProofExpectations {
+    /// `approval` or `decline`: what the server expects (the key it chose).
+    pub kind: String,
+    /// Lowest `uv` accepted on an approval.
+    pub min_user_verification: UserVerification,
     /// Device id.
     pub device: String,
-    /// The public key the proof must be signed with (the approval key), JWK JSON.
-    pub device_key_jwk: String,
+    /// The key the proof must be signed with, JWK JSON: the approval key for an
+    /// approval, the device key for a decline.
+    pub key_jwk: String,
     /// The server's issuer.
     pub audience: String,
     /// Challenge id.
@@ -56,16 +61,22 @@ pub fn verify_approval_proof_for_tests(
 ) -> Result<String, PushAuthError> {
     let bad = |what: &str, e: pushauth_core::Error| PushAuthError::from(Error::input(what, &e));
     let device = DeviceId::parse(&expect.device).map_err(|e| bad("device", e))?;
-    let key =
-        parse_public_key(expect.device_key_jwk.as_bytes()).map_err(|e| bad("device_key_jwk", e))?;
+    let key = parse_public_key(expect.key_jwk.as_bytes()).map_err(|e| bad("key_jwk", e))?;
+    let kind = match expect.kind.as_str() {
+        "approval" => proof::ProofKind::Approval,
+        "decline" => proof::ProofKind::Decline,
+        _ => return Err(Error::Input("kind: approval or decline".to_owned()).into()),
+    };
     let challenge = ChallengeId::parse(&expect.challenge).map_err(|e| bad("challenge", e))?;
     let nonce = Nonce::parse(&expect.nonce).map_err(|e| bad("nonce", e))?;
     let txn = TxnDigest::parse(&expect.txn).map_err(|e| bad("txn", e))?;
     Ok(code(proof::verify(
         &token,
         &proof::Expectations {
+            kind,
             device: &device,
-            device_key: &key,
+            key: &key,
+            min_user_verification: expect.min_user_verification.into(),
             audience: &expect.audience,
             challenge: &challenge,
             nonce: &nonce,

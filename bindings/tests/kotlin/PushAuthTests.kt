@@ -75,12 +75,10 @@ val device = keys.str("device_id")
 /** A JWK as the SDK writes it. */
 fun jwk(key: String): String = publicKeyJwk(toJson(keys[key]).toByteArray())
 
-/** The fixed keys of keys.json: the vectors' signing key serves as device key and
- *  approval key (as for a device migrated from protocol v1). */
+/** The fixed keys of keys.json (device, approval, agreement). */
 fun <T : SoftwareKeyStore> T.withVectorKeys(): T = apply {
-    val pkcs8 = b64u(keys.str("device_signing_pkcs8"))
-    importSigningKey("device.device", KeyPurpose.DEVICE_SIGNING, pkcs8)
-    importSigningKey("device.approval", KeyPurpose.APPROVAL_SIGNING, pkcs8)
+    importSigningKey("device.device", KeyPurpose.DEVICE_SIGNING, b64u(keys.str("device_signing_pkcs8")))
+    importSigningKey("device.approval", KeyPurpose.APPROVAL_SIGNING, b64u(keys.str("device_approval_pkcs8")))
     importAgreementKey("device.agreement", b64u(keys.str("device_agreement_scalar")))
 }
 
@@ -96,24 +94,42 @@ fun vectorState(serverUrl: String = "https://pushauth.example") = EnrollmentStat
     deviceKeyAlias = "device.device",
     deviceKeyJwk = jwk("device_signing_jwk"),
     approvalKeyAlias = "device.approval",
-    approvalKeyJwk = jwk("device_signing_jwk"),
+    approvalKeyJwk = jwk("device_approval_jwk"),
     agreementKeyAlias = "device.agreement",
     agreementKeyJwk = jwk("device_agreement_jwk"),
     pendingKey = null,
 )
 
+fun provider(name: String): Provider = when (name) {
+    "enfuce" -> Provider.Enfuce
+    "adyen" -> Provider.Adyen
+    "paysafe" -> Provider.Paysafe
+    "treezor" -> Provider.Treezor
+    "api" -> Provider.Api
+    else -> Provider.Other(name)
+}
+
+fun kind(name: String): TransactionKind = when (name) {
+    "payment" -> TransactionKind.Payment
+    "recurring" -> TransactionKind.Recurring
+    "wallet_operation" -> TransactionKind.WalletOperation
+    else -> TransactionKind.Other(name)
+}
+
 fun transaction(t: Map<String, Any?>) = Transaction(
-    provider = Provider.valueOf(t.str("provider").uppercase()),
+    provider = provider(t.str("provider")),
     reference = t.str("ref"),
-    kind = TransactionKind.valueOf(t.str("kind").uppercase()),
+    kind = kind(t.str("kind")),
     amountMinor = t["amount"] as Long?,
     currency = t["currency"] as String?,
     payee = t["payee"] as String?,
 )
 
 fun expectations(e: Map<String, Any?>, now: Long = e.long("now")) = ProofExpectations(
+    kind = e.str("kind"),
+    minUserVerification = UserVerification.valueOf(e.str("min_user_verification").uppercase()),
     device = e.str("device"),
-    deviceKeyJwk = jwk("device_signing_jwk"),
+    keyJwk = jwk(if (e.str("key") == "approval") "device_approval_jwk" else "device_signing_jwk"),
     audience = e.str("audience"),
     challenge = e.str("challenge"),
     nonce = e.str("nonce"),
@@ -224,8 +240,8 @@ fun vectorTests(r: Runner) {
                     eq(view.amountMinor, txn.long("amount"))
                     eq(view.currency, txn.str("currency"))
                     eq(view.payee, txn.str("payee"))
-                    eq(view.provider, Provider.ENFUCE)
-                    eq(view.kind, TransactionKind.PAYMENT)
+                    eq(view.provider, Provider.Enfuce)
+                    eq(view.kind, TransactionKind.Payment)
                     eq(view.deadline, claims.long("exp"))
                     eq(view.processorInput, claims.str("pin"))
                     eq(view.transactionDigest, c.str("digest"))
@@ -325,6 +341,8 @@ fun offlineTests(r: Runner) {
         eq(store.prompts.toList(), listOf<SigningPrompt?>(null))
         eq(Json.parse(String(b64u(token.split(".")[0]))).obj()["typ"], "pushauth-decline+jwt")
         eq(claimsOf(token)["reason"], "not_me")
+        val expect = case("proofs.json", "deny_not_me")["expect"].obj()
+        eq(verifyApprovalProofForTests(token, expectations(expect, validChallenge.long("now") + 2)), "ok")
         val strict = vectorStore()
         signProof(strict, reason = DenyReason.DECLINED, options = ClientOptions(declineRequiresApprovalKey = true))
         eq(strict.signatureCount(KeyPurpose.APPROVAL_SIGNING), 1uL, "decline with the approval key when required")

@@ -93,7 +93,7 @@ class ServerFlowTests(unittest.TestCase):
             with self.assertRaises(pa.PushAuthError.InvalidInput):
                 await client.approve(altered, None)
             self.assertEqual(store.signature_count(A), 1)
-            self.assertEqual(await client.approve(view, None), pa.DecisionOutcome.APPROVED)
+            self.assertEqual(await client.approve(view, None), pa.DecisionOutcome.APPROVED())
             self.assertEqual(store.signature_count(A), 2)
             self.assertEqual(store.prompts()[-1].summary, "Approve EUR 49.90 at Example Shop")
             with self.assertRaises(pa.PushAuthError.AlreadyAnswered):
@@ -101,10 +101,10 @@ class ServerFlowTests(unittest.TestCase):
             second = self.new_challenge(cardholder, "deny")
             (view2,) = await client.pending_challenges()
             approvals = store.signature_count(A)
-            self.assertEqual(await client.deny(view2, pa.DenyReason.NOT_ME), pa.DecisionOutcome.DENIED)
+            self.assertEqual(await client.deny(view2, pa.DenyReason.NOT_ME), pa.DecisionOutcome.DENIED())
             self.assertEqual(store.signature_count(A), approvals)
             third = self.new_challenge(cardholder, "deny-id")
-            self.assertEqual(await client.deny_by_id(third, pa.DenyReason.DECLINED), pa.DecisionOutcome.DENIED)
+            self.assertEqual(await client.deny_by_id(third, pa.DenyReason.DECLINED), pa.DecisionOutcome.DENIED())
             self.assertEqual(store.signature_count(A), approvals)
             await client.update_push_token("fcm-token-" + self.suffix, None)
             self.assertEqual(store.signature_count(A), approvals)
@@ -122,7 +122,7 @@ class ServerFlowTests(unittest.TestCase):
             cid = self.new_challenge(cardholder, tag)
             view = await client.challenge(cid)
             before = store.signature_count(A)
-            self.assertEqual(await client.approve(view, None), pa.DecisionOutcome.APPROVED)
+            self.assertEqual(await client.approve(view, None), pa.DecisionOutcome.APPROVED())
             self.assertEqual(store.signature_count(A), before + 1)
         run(check())
 
@@ -204,7 +204,7 @@ class ServerFlowTests(unittest.TestCase):
             self.assertNotEqual(state2.device_id, state.device_id)
             cid = self.new_challenge(cardholder, "migrated")
             view = await client2.challenge(cid)
-            self.assertEqual(await client2.approve(view, None), pa.DecisionOutcome.APPROVED)
+            self.assertEqual(await client2.approve(view, None), pa.DecisionOutcome.APPROVED())
             # The old device is still enrolled.
             await client.pending_challenges()
 

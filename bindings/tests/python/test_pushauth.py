@@ -47,11 +47,9 @@ def jwk(value):
 
 
 def fill_vector_store(store):
-    """The fixed device keys of keys.json: the vectors' signing key serves as both the
-    device key and the approval key (as for a device migrated from protocol v1)."""
-    pkcs8 = b64u(KEYS["device_signing_pkcs8"])
-    store.import_signing_key("device.device", pa.KeyPurpose.DEVICE_SIGNING, pkcs8)
-    store.import_signing_key("device.approval", pa.KeyPurpose.APPROVAL_SIGNING, pkcs8)
+    """The fixed device keys of keys.json (device, approval, agreement)."""
+    store.import_signing_key("device.device", pa.KeyPurpose.DEVICE_SIGNING, b64u(KEYS["device_signing_pkcs8"]))
+    store.import_signing_key("device.approval", pa.KeyPurpose.APPROVAL_SIGNING, b64u(KEYS["device_approval_pkcs8"]))
     store.import_agreement_key("device.agreement", b64u(KEYS["device_agreement_scalar"]))
     return store
 
@@ -62,7 +60,6 @@ def vector_store():
 
 def vector_state(server_url="https://pushauth.example"):
     """The enrollment state a device holding the vector keys would have stored."""
-    signing = jwk(KEYS["device_signing_jwk"])
     return pa.EnrollmentState(
         version=2,
         server_url=server_url,
@@ -71,9 +68,9 @@ def vector_state(server_url="https://pushauth.example"):
         server_key_jwk=jwk(KEYS["server_signing_jwk"]),
         server_kid=KEYS["server_kid"],
         device_key_alias="device.device",
-        device_key_jwk=signing,
+        device_key_jwk=jwk(KEYS["device_signing_jwk"]),
         approval_key_alias="device.approval",
-        approval_key_jwk=signing,
+        approval_key_jwk=jwk(KEYS["device_approval_jwk"]),
         agreement_key_alias="device.agreement",
         agreement_key_jwk=jwk(KEYS["device_agreement_jwk"]),
         pending_key=None,
@@ -94,9 +91,9 @@ def run(coro):
 
 def transaction(t):
     return pa.Transaction(
-        provider=pa.Provider[t["provider"].upper()],
+        provider=getattr(pa.Provider, t["provider"].upper())(),
         reference=t["ref"],
-        kind=pa.TransactionKind[t["kind"].upper()],
+        kind=getattr(pa.TransactionKind, t["kind"].upper())(),
         amount_minor=t.get("amount"),
         currency=t.get("currency"),
         payee=t.get("payee"),
@@ -105,8 +102,10 @@ def transaction(t):
 
 def expectations(e):
     return pa.ProofExpectations(
+        kind=e["kind"],
+        min_user_verification=getattr(pa.UserVerification, e["min_user_verification"].upper()),
         device=e["device"],
-        device_key_jwk=jwk(KEYS["device_signing_jwk"]),
+        key_jwk=jwk(KEYS["device_approval_jwk" if e["key"] == "approval" else "device_signing_jwk"]),
         audience=e["audience"],
         challenge=e["challenge"],
         nonce=e["nonce"],
@@ -160,8 +159,8 @@ class VectorTests(unittest.TestCase):
                     self.assertEqual(view.amount_minor, claims["txn"]["amount"])
                     self.assertEqual(view.currency, claims["txn"]["currency"])
                     self.assertEqual(view.payee, claims["txn"]["payee"])
-                    self.assertEqual(view.provider, pa.Provider.ENFUCE)
-                    self.assertEqual(view.kind, pa.TransactionKind.PAYMENT)
+                    self.assertEqual(view.provider, pa.Provider.ENFUCE())
+                    self.assertEqual(view.kind, pa.TransactionKind.PAYMENT())
                     self.assertEqual(view.deadline, claims["exp"])
                     self.assertEqual(view.processor_input, claims["pin"])
                     self.assertEqual(view.transaction_digest, c["digest"])
@@ -362,6 +361,8 @@ class OfflineFlowTests(unittest.TestCase):
         app_store.inner = store
         token = self.sign_proof(app_store, reason=pa.DenyReason.NOT_ME)
         self.assertEqual(app_store.calls, [("sign", pa.KeyPurpose.DEVICE_SIGNING, None)])
+        expect = dict(case("proofs.json", "deny_not_me")["expect"], now=self.challenge["now"] + 2)
+        self.assertEqual(pa.verify_approval_proof_for_tests(token, expectations(expect)), "ok")
         header = json.loads(b64u(token.split(".")[0]))
         claims = json.loads(b64u(token.split(".")[1]))
         self.assertEqual(header["typ"], "pushauth-decline+jwt")

@@ -8,7 +8,7 @@
 //! key and replaces the placeholder. Key agreement likewise learns the peer key in
 //! a first pass, asks the key store, and opens the envelope with the shared secret.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use pushauth_core::b64;
 use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, Signer, normalize_signature};

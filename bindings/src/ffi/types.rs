@@ -44,9 +44,10 @@ impl From<CoreProvider> for Provider {
     }
 }
 
-impl TryFrom<Provider> for CoreProvider {
-    type Error = Error;
-    fn try_from(p: Provider) -> Result<Self, Error> {
+impl Provider {
+    /// The core provider (an `Other` name must be one this core knows).
+    pub(crate) fn into_core(self) -> Result<CoreProvider, Error> {
+        let p = self;
         Ok(match p {
             Provider::Enfuce => CoreProvider::Enfuce,
             Provider::Adyen => CoreProvider::Adyen,
@@ -85,9 +86,10 @@ impl From<CoreKind> for TransactionKind {
     }
 }
 
-impl TryFrom<TransactionKind> for CoreKind {
-    type Error = Error;
-    fn try_from(k: TransactionKind) -> Result<Self, Error> {
+impl TransactionKind {
+    /// The core kind (`Other` is refused: this core does not know it).
+    pub(crate) fn into_core(self) -> Result<CoreKind, Error> {
+        let k = self;
         Ok(match k {
             TransactionKind::Payment => CoreKind::Payment,
             TransactionKind::Recurring => CoreKind::Recurring,
@@ -231,10 +233,10 @@ impl Transaction {
             }
         };
         Ok(CoreTransaction {
-            provider: t.provider.try_into()?,
+            provider: t.provider.into_core()?,
             reference: ProviderRef::parse(&t.reference)
                 .map_err(|e| Error::input("reference", &e))?,
-            kind: t.kind.try_into()?,
+            kind: t.kind.into_core()?,
             amount,
             payee: t
                 .payee

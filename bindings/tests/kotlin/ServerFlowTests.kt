@@ -41,7 +41,13 @@ class Admin(private val server: String, private val key: String) {
     fun newChallenge(cardholder: String, reference: String): String = call(
         "POST", "/v1/admin/challenges",
         mapOf(
-            "cardclass Device(val store: SoftwareKeyStore, val client: PushAuthClient, val transport: RecordingTransport) {
+            "cardholder_id" to cardholder, "reference" to reference,
+            "amount" to mapOf("minor" to 4990, "currency" to "EUR"), "payee" to "Example Shop", "ttl_secs" to 120,
+        ),
+    ).obj()["challenge"].obj().str("id")
+}
+
+class Device(val store: SoftwareKeyStore, val client: PushAuthClient, val transport: RecordingTransport) {
     val approvals get() = store.signatureCount(KeyPurpose.APPROVAL_SIGNING)
 }
 
@@ -109,7 +115,7 @@ fun serverFlowTests(r: Runner) {
                 val old = d.client.state().let { if (purpose == D) it.deviceKeyAlias else it.approvalKeyAlias }
                 val prepared = d.client.prepareKeyRotation(purpose)
                 if (step != "after_prepare") {
-                    val isRotation = { q: HttpRequest -> q.url.endsWith("/v1/device/key") }
+                    val isRotation = { q: uniffi.pushauth.HttpRequest -> q.url.endsWith("/v1/device/key") }
                     if (step == "before_request") d.transport.drop = isRotation else d.transport.lose = isRotation
                     throws<PushAuthException.Network> { d.client.completeKeyRotation() }
                     eq(d.client.state().pendingKey, prepared.pendingKey, "$purpose $step: still pending")

@@ -122,7 +122,11 @@ impl Api {
         if (200..300).contains(&response.status) {
             Ok(response.body)
         } else {
-            Err(Error::Problem(problem(response.status, &response.body, kind)))
+            Err(Error::Problem(problem(
+                response.status,
+                &response.body,
+                kind,
+            )))
         }
     }
 }

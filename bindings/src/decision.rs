@@ -62,7 +62,8 @@ impl Device {
             now,
             lifetime_secs: self.settings.proof_lifetime_secs,
         };
-        let claims = proof::claims_for(verified, &input).map_err(|e| Error::Input(e.to_string()))?;
+        let claims =
+            proof::claims_for(verified, &input).map_err(|e| Error::Input(e.to_string()))?;
         let store = self.store.as_ref();
         match decision {
             Decision::Approve => {
@@ -144,15 +145,7 @@ impl Device {
             &state.approval_key,
             KeyPurpose::ApprovalSigning,
             Some(prompt),
-            |s| {
-                protocol::sign_migration_grant(
-                    s,
-                    &state.device,
-                    &state.issuer,
-                    now,
-                    lifetime_secs,
-                )
-            },
+            |s| protocol::sign_migration_grant(s, &state.device, &state.issuer, now, lifetime_secs),
         )
         .await
     }
@@ -162,13 +155,21 @@ impl Device {
     pub(crate) async fn submit_migration_grant(&self, grant: &str) -> Result<api::MigrationAnswer> {
         let body = api::to_json(&api::MigrationBody { grant })?;
         let answer = self
-            .call("POST", "v1/device/migration", Some(body), EndpointKind::Device)
+            .call(
+                "POST",
+                "v1/device/migration",
+                Some(body),
+                EndpointKind::Device,
+            )
             .await?;
         api::from_json(&answer, "migration")
     }
 
     /// Signs a grant valid `lifetime_secs` (at most 600) and submits it.
-    pub(crate) async fn create_migration(&self, lifetime_secs: i64) -> Result<api::MigrationAnswer> {
+    pub(crate) async fn create_migration(
+        &self,
+        lifetime_secs: i64,
+    ) -> Result<api::MigrationAnswer> {
         let lifetime = lifetime_secs.clamp(30, protocol::MAX_GRANT_SECS);
         let grant = self.sign_migration_grant(now(), lifetime).await?;
         self.submit_migration_grant(&grant).await

@@ -52,9 +52,9 @@ impl Enrollment {
         match purpose {
             KeyPurpose::DeviceSigning => Ok(&self.device_key),
             KeyPurpose::ApprovalSigning => Ok(&self.approval_key),
-            KeyPurpose::Agreement => Err(Error::Input(
-                "the agreement key does not rotate".to_owned(),
-            )),
+            KeyPurpose::Agreement => {
+                Err(Error::Input("the agreement key does not rotate".to_owned()))
+            }
         }
     }
 

@@ -288,13 +288,9 @@ mod tests {
         let key = create_key(store.as_ref(), KeyPurpose::DeviceSigning)
             .await
             .unwrap();
-        let token = sign_jws(
-            store.as_ref(),
-            &key,
-            KeyPurpose::DeviceSigning,
-            None,
-            |s| pushauth_core::jws::sign("x+jwt", Some("d"), None, &serde_json::json!({"a":1}), s),
-        )
+        let token = sign_jws(store.as_ref(), &key, KeyPurpose::DeviceSigning, None, |s| {
+            pushauth_core::jws::sign("x+jwt", Some("d"), None, &serde_json::json!({"a":1}), s)
+        })
         .await
         .unwrap();
         let parsed = pushauth_core::jws::parse(&token, "x+jwt").unwrap();

@@ -47,7 +47,12 @@ pub(crate) enum Step {
 /// The next step after `answer` to a rotation of `purpose` to the key whose
 /// thumbprint is `new_kid`; `retried` when this answer came to the retry signed
 /// with the pending key.
-pub(crate) fn next_step(purpose: KeyPurpose, answer: &Answer, new_kid: &str, retried: bool) -> Step {
+pub(crate) fn next_step(
+    purpose: KeyPurpose,
+    answer: &Answer,
+    new_kid: &str,
+    retried: bool,
+) -> Step {
     match answer {
         Answer::Confirmed(kid) if kid == new_kid => Step::Switch,
         Answer::Confirmed(_) => Step::Abandon,
@@ -161,13 +166,8 @@ impl Device {
     async fn rotation_body(&self, state: &Enrollment, pending: &PendingKey) -> Result<Vec<u8>> {
         let old = state.key(pending.purpose)?.clone();
         let approval = pending.purpose == KeyPurpose::ApprovalSigning;
-        let claims = protocol::rotation_claims(
-            &state.device,
-            approval,
-            &old.public,
-            &state.issuer,
-            now(),
-        );
+        let claims =
+            protocol::rotation_claims(&state.device, approval, &old.public, &state.issuer, now());
         let store = self.store.as_ref();
         let prompt = |text: &str| approval.then(|| rotation_prompt(text));
         let statement = keys::sign_jws(

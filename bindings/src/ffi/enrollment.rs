@@ -13,8 +13,8 @@ use super::types::{Platform, PushEnvironment, UserVerification};
 use crate::device::{self, Settings};
 use crate::enroll::EnrollParams;
 use crate::enrollment::{self, Enrollment, PendingKey, server_url_text};
-use crate::http::Transport;
 use crate::error::Error;
+use crate::http::Transport;
 use crate::keys::{KeyRef, jwk_json, public_key_from_jwk_json};
 
 /// Current version of [`EnrollmentState`] (1: one signing key, read and converted).
@@ -316,7 +316,10 @@ pub struct EnrollmentLink {
 /// Parses `<scheme>://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2);
 /// `scheme` is the issuer app's own (`pushauth` by default on the server).
 #[uniffi::export]
-pub fn parse_enrollment_link(link: String, scheme: String) -> Result<EnrollmentLink, PushAuthError> {
+pub fn parse_enrollment_link(
+    link: String,
+    scheme: String,
+) -> Result<EnrollmentLink, PushAuthError> {
     let l = enrollment::parse_link(&link, &scheme)?;
     Ok(EnrollmentLink {
         server_url: server_url_text(&l.server),

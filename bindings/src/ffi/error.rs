@@ -353,7 +353,10 @@ mod tests {
         );
         // A failed match is not an invalidated key.
         assert_eq!(
-            ks(KeyStoreError::AuthenticationFailed, KeyPurpose::ApprovalSigning),
+            ks(
+                KeyStoreError::AuthenticationFailed,
+                KeyPurpose::ApprovalSigning
+            ),
             PushAuthError::AuthenticationFailed
         );
         let past: PushAuthError = Error::Challenge(pushauth_core::Error::PastDeadline).into();

@@ -51,8 +51,11 @@ pub trait KeyStore: Send + Sync {
     /// the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
     /// P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
     /// accepted too.
-    async fn create_key(&self, alias: String, purpose: KeyPurpose)
-    -> Result<Vec<u8>, KeyStoreError>;
+    async fn create_key(
+        &self,
+        alias: String,
+        purpose: KeyPurpose,
+    ) -> Result<Vec<u8>, KeyStoreError>;
 
     /// ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
     /// `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
@@ -69,8 +72,11 @@ pub trait KeyStore: Send + Sync {
 
     /// ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
     /// uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
-    async fn agree(&self, alias: String, peer_public_key: Vec<u8>)
-    -> Result<Vec<u8>, KeyStoreError>;
+    async fn agree(
+        &self,
+        alias: String,
+        peer_public_key: Vec<u8>,
+    ) -> Result<Vec<u8>, KeyStoreError>;
 
     /// Deletes the key under `alias`. Deleting a missing key is not an error.
     async fn delete_key(&self, alias: String) -> Result<(), KeyStoreError>;
@@ -216,8 +222,7 @@ impl SoftwareKeyStore {
             if *created_for != purpose {
                 return Err(other("key used for another purpose than created for"));
             }
-            key.sign_raw(message)
-                .map_err(|_| other("signing failed"))?
+            key.sign_raw(message).map_err(|_| other("signing failed"))?
         };
         let mut c = self.counters()?;
         match purpose {
@@ -503,31 +508,62 @@ mod tests {
             .await
             .unwrap();
         assert!(store.create_key("s".into(), d).await.is_err());
-        let sig = store.sign("s".into(), d, b"m".to_vec(), None).await.unwrap();
+        let sig = store
+            .sign("s".into(), d, b"m".to_vec(), None)
+            .await
+            .unwrap();
         public
             .verify(b"m", &normalize_signature(&sig).unwrap())
             .unwrap();
         // The approval key needs a prompt; the device key refuses one; purposes stick.
-        assert!(store.sign("p".into(), a, b"m".to_vec(), None).await.is_err());
-        assert!(store.sign("s".into(), a, b"m".to_vec(), Some(prompt())).await.is_err());
-        assert!(store.sign("s".into(), d, b"m".to_vec(), Some(prompt())).await.is_err());
+        assert!(
+            store
+                .sign("p".into(), a, b"m".to_vec(), None)
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .sign("s".into(), a, b"m".to_vec(), Some(prompt()))
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .sign("s".into(), d, b"m".to_vec(), Some(prompt()))
+                .await
+                .is_err()
+        );
         store.fail_next_approval(KeyStoreError::UserCancelled);
         assert_eq!(
-            store.sign("p".into(), a, b"m".to_vec(), Some(prompt())).await,
+            store
+                .sign("p".into(), a, b"m".to_vec(), Some(prompt()))
+                .await,
             Err(KeyStoreError::UserCancelled)
         );
-        store.sign("p".into(), a, b"m".to_vec(), Some(prompt())).await.unwrap();
+        store
+            .sign("p".into(), a, b"m".to_vec(), Some(prompt()))
+            .await
+            .unwrap();
         assert_eq!(store.signature_count(d), 1);
         assert_eq!(store.signature_count(a), 1);
         assert_eq!(store.prompts().len(), 3);
 
         let again = SoftwareKeyStore::import_state(store.export_state().unwrap()).unwrap();
         assert_eq!(again.aliases().unwrap(), vec!["p", "s", "x"]);
-        let sig = again.sign("s".into(), d, b"m".to_vec(), None).await.unwrap();
+        let sig = again
+            .sign("s".into(), d, b"m".to_vec(), None)
+            .await
+            .unwrap();
         public
             .verify(b"m", &normalize_signature(&sig).unwrap())
             .unwrap();
-        assert!(again.sign("p".into(), a, b"m".to_vec(), Some(prompt())).await.is_ok());
+        assert!(
+            again
+                .sign("p".into(), a, b"m".to_vec(), Some(prompt()))
+                .await
+                .is_ok()
+        );
 
         again.invalidate_key("s".into()).unwrap();
         assert_eq!(

@@ -54,7 +54,9 @@ impl Provider {
             Provider::Paysafe => CoreProvider::Paysafe,
             Provider::Treezor => CoreProvider::Treezor,
             Provider::Api => CoreProvider::Api,
-            Provider::Other { name } => CoreProvider::parse(&name).map_err(|e| Error::input("provider", &e))?,
+            Provider::Other { name } => {
+                CoreProvider::parse(&name).map_err(|e| Error::input("provider", &e))?
+            }
         })
     }
 }

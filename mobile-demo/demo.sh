@@ -379,6 +379,11 @@ phone_status=0
 wait "$phone_pid" || phone_status=$?
 [ "$phone_status" -eq 0 ] || { echo "the phone failed (exit $phone_status); server log:" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
 
+# Key hygiene afterwards: the phone renews its device key (two-phase, crash-safe: the
+# pending key is saved before the request) and is still enrolled.
+phone --dir "$PHONE_DIR" rotate device || { echo "the key rotation failed; server log:" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
+phone --dir "$PHONE_DIR" status
+
 # Paysafe takes approvals only; Adyen is finalized on approval only (finalize_on_deny).
 expect_result=yes
 if [ "$processor" = paysafe ] || [ "$processor" = adyen ]; then

@@ -1,19 +1,18 @@
 //! The device API over HTTP (protocol §6.1): URLs, the `Authorization: PushAuth`
-//! header, JSON bodies, problem responses. reqwest with rustls, no redirects (a
-//! signed request names its exact path), bounded response bodies.
+//! header, JSON bodies, problem responses, through the app's or the built-in
+//! [`HttpTransport`].
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::ffi::transport::{HttpRequest, HttpTransport};
 
 /// Largest response body read (pending lists of a few signed challenges are ~ KiB).
-const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// Which kind of endpoint answered, to read its status codes (a 404 on a
 /// challenge is an unknown challenge, on the device endpoints an unknown device).
@@ -50,20 +49,17 @@ struct ProblemBody {
     challenge_status: Option<String>,
 }
 
-/// Transport settings.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Transport {
-    /// Whole-request timeout.
-    pub timeout: Option<Duration>,
-    /// PEM root certificates to trust instead of the platform's.
-    pub trusted_roots_pem: Vec<String>,
+/// A device API client for one server.
+#[derive(Clone)]
+pub(crate) struct Api {
+    transport: Arc<dyn HttpTransport>,
+    base: Url,
 }
 
-/// A device API client for one server.
-#[derive(Debug, Clone)]
-pub(crate) struct Api {
-    http: reqwest::Client,
-    base: Url,
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Api({})", self.base)
+    }
 }
 
 /// One request to send: where, and the `htu` its proof must name.
@@ -76,48 +72,14 @@ pub(crate) struct Target {
 }
 
 impl Api {
-    /// Builds the client. With trusted roots, only those are trusted (the issuer's
-    /// own CA, which also pins it); otherwise the platform verifier is used.
-    pub(crate) fn new(base: &Url, transport: &Transport) -> Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pushauth-sdk/", env!("CARGO_PKG_VERSION")))
-            .timeout(transport.timeout.unwrap_or(Duration::from_secs(30)))
-            .connect_timeout(Duration::from_secs(10));
-        if transport.trusted_roots_pem.is_empty() {
-            // rustls-platform-verifier needs a JNI initialisation on Android that this
-            // library does not do; without it the first TLS handshake would panic.
-            if cfg!(target_os = "android") && base.scheme() == "https" {
-                return Err(Error::Input(
-                    "on Android pass ClientOptions.trusted_roots_pem (see bindings/README.md)"
-                        .to_owned(),
-                ));
-            }
-        } else {
-            let mut certs = Vec::new();
-            for pem in &transport.trusted_roots_pem {
-                let found =
-                    reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
-                        Error::Input("trusted_roots_pem: not PEM certificates".to_owned())
-                    })?;
-                if found.is_empty() {
-                    return Err(Error::Input(
-                        "trusted_roots_pem: no certificate found".to_owned(),
-                    ));
-                }
-                certs.extend(found);
-            }
-            builder = builder.tls_certs_only(certs);
-        }
+    /// A client for the server at `base`.
+    pub(crate) fn new(base: &Url, transport: Arc<dyn HttpTransport>) -> Self {
         let mut base = base.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Ok(Self {
-            http: builder.build()?,
-            base,
-        })
+        Self { transport, base }
     }
 
     /// The target for a path relative to the base URL (`v1/device/enroll`).
@@ -137,44 +99,45 @@ impl Api {
     /// body of a 2xx answer; any other status becomes a [`Problem`].
     pub(crate) async fn send(
         &self,
-        method: Method,
+        method: &str,
         target: Target,
         authorization: &str,
         body: Option<Vec<u8>>,
         kind: EndpointKind,
     ) -> Result<Vec<u8>> {
-        let mut request = self
-            .http
-            .request(method, target.url)
-            .header(AUTHORIZATION, format!("PushAuth {authorization}"))
-            .header(ACCEPT, "application/json, application/problem+json");
-        if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        let request = HttpRequest {
+            method: method.to_owned(),
+            url: target.url.to_string(),
+            headers: crate::http::headers(authorization, body.is_some()),
+            body: body.unwrap_or_default(),
+        };
+        let response = self
+            .transport
+            .send(request)
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        if response.body.len() > MAX_RESPONSE_BYTES {
+            return Err(Error::Transport("response too large".to_owned()));
         }
-        let mut response = request.send().await?;
-        let status = response.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(Error::Transport("response too large".to_owned()));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if status.is_success() {
-            Ok(bytes)
+        if (200..300).contains(&response.status) {
+            Ok(response.body)
         } else {
-            Err(Error::Problem(problem(status, &bytes, kind)))
+            Err(Error::Problem(problem(
+                response.status,
+                &response.body,
+                kind,
+            )))
         }
     }
 }
 
-fn problem(status: StatusCode, body: &[u8], kind: EndpointKind) -> Problem {
+fn problem(status: u16, body: &[u8], kind: EndpointKind) -> Problem {
     let parsed: Option<ProblemBody> = serde_json::from_slice(body).ok();
     let reason = parsed
         .as_ref()
         .and_then(|p| p.reason.clone())
         .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .unwrap_or_else(|| format!("http_{}", status.as_u16()));
+        .unwrap_or_else(|| format!("http_{status}"));
     // `status` in a problem is the HTTP status number (RFC 9457), so the 409 of a
     // closed challenge (protocol §6.1) is read from `challenge_status`, or from a
     // string `status` for a server that puts it there.
@@ -185,7 +148,7 @@ fn problem(status: StatusCode, body: &[u8], kind: EndpointKind) -> Problem {
         })
         .filter(|s| s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     Problem {
-        status: status.as_u16(),
+        status,
         reason,
         challenge_status,
         kind,
@@ -206,13 +169,15 @@ pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result
 
 // Wire types of docs/protocol.md §6.1. Answers ignore unknown members (servers may add).
 
-/// `POST /v1/device/enroll` body.
+/// `POST /v1/device/enroll` body (protocol v2: two signing keys).
 #[derive(Debug, Serialize)]
 pub(crate) struct EnrollBody<'a> {
     pub activation_code: &'a str,
     pub platform: &'a str,
     pub label: Option<&'a str>,
-    pub signing_key: pushauth_core::keys::Jwk,
+    pub device_key: pushauth_core::keys::Jwk,
+    pub approval_key: pushauth_core::keys::Jwk,
+    pub approval_key_proof: &'a str,
     pub agreement_key: pushauth_core::keys::Jwk,
     pub push_token: Option<&'a str>,
     pub push_environment: Option<&'a str>,
@@ -260,10 +225,14 @@ pub(crate) struct DecisionAnswer {
     pub status: String,
 }
 
-/// `POST /v1/device/key` body.
+/// `POST /v1/device/key` body (protocol v2).
 #[derive(Debug, Serialize)]
 pub(crate) struct RotationBody<'a> {
-    pub rotation: &'a str,
+    #[serde(rename = "use")]
+    pub key_use: &'a str,
+    pub statement: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<&'a str>,
 }
 
 /// `POST /v1/device/key` answer.
@@ -272,17 +241,45 @@ pub(crate) struct RotationAnswer {
     pub kid: String,
 }
 
+/// `POST /v1/device/migration` body.
+#[derive(Debug, Serialize)]
+pub(crate) struct MigrationBody<'a> {
+    pub grant: &'a str,
+}
+
+/// `POST /v1/device/migration` answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MigrationAnswer {
+    pub code: String,
+    pub deeplink: String,
+    pub expires_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl HttpTransport for Nowhere {
+        async fn send(
+            &self,
+            _: HttpRequest,
+        ) -> Result<crate::ffi::transport::HttpResponse, crate::ffi::transport::TransportError>
+        {
+            Err(crate::ffi::transport::TransportError::NoAnswer {
+                detail: "nowhere".into(),
+            })
+        }
+    }
 
     #[test]
     fn targets_keep_the_base_path() {
         let api = Api::new(
             &Url::parse("https://bank.example/pa").unwrap(),
-            &Transport::default(),
-        )
-        .unwrap();
+            Arc::new(Nowhere),
+        );
         let t = api.target("v1/device/challenges/abc/decision").unwrap();
         assert_eq!(
             t.url.as_str(),
@@ -291,62 +288,33 @@ mod tests {
         assert_eq!(t.htu, "/pa/v1/device/challenges/abc/decision");
         let api = Api::new(
             &Url::parse("http://127.0.0.1:8080").unwrap(),
-            &Transport::default(),
-        )
-        .unwrap();
+            Arc::new(Nowhere),
+        );
         assert_eq!(
             api.target("v1/device/enroll").unwrap().htu,
             "/v1/device/enroll"
         );
     }
 
-    /// A self-signed P-256 root (test only, no private key kept).
-    const TEST_ROOT: &str = "-----BEGIN CERTIFICATE-----\n\
-MIIBjzCCATWgAwIBAgIUU9QQQxuGIDHV6S6TCaMMFRhFAJ8wCgYIKoZIzj0EAwIw\n\
-HTEbMBkGA1UEAwwScHVzaGF1dGggdGVzdCByb290MB4XDTI2MTEyNDA0NTU0OFoX\n\
-DTM2MTEyMTA0NTU0OFowHTEbMBkGA1UEAwwScHVzaGF1dGggdGVzdCByb290MFkw\n\
-EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEVKVuW/0nzRJgRlrz/AzZiA1ntk8FpJrn\n\
-ySoWsubod+qOfBNP5M6yMTre69XqBikK3dbLN656tqo69FTgxSzpwqNTMFEwHQYD\n\
-VR0OBBYEFNkpW+O6osU8uAYP7dB+gyzikhBuMB8GA1UdIwQYMBaAFNkpW+O6osU8\n\
-uAYP7dB+gyzikhBuMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg\n\
-RGcbqnMN7EA2FWIvzL89GquBNxmXGOd8cv01p6biIsoCIQDQfkS8ZB2mwc7HWUrQ\n\
-76ttCwgFIcdtlkWwQjGmghvYgw==\n\
------END CERTIFICATE-----";
-
-    #[test]
-    fn trusted_roots_are_parsed() {
-        let base = Url::parse("https://bank.example").unwrap();
-        let transport = Transport {
-            timeout: None,
-            trusted_roots_pem: vec![TEST_ROOT.to_owned()],
-        };
-        assert!(Api::new(&base, &transport).is_ok());
-        let bad = Transport {
-            timeout: None,
-            trusted_roots_pem: vec!["not a certificate".to_owned()],
-        };
-        assert!(matches!(Api::new(&base, &bad), Err(Error::Input(_))));
-    }
-
     #[test]
     fn problems_parse() {
         let p = problem(
-            StatusCode::CONFLICT,
+            409,
             br#"{"type":"urn:x","status":"approved","reason":"already_answered"}"#,
             EndpointKind::Challenge,
         );
         assert_eq!(p.reason, "already_answered");
         assert_eq!(p.challenge_status.as_deref(), Some("approved"));
         let p = problem(
-            StatusCode::CONFLICT,
+            409,
             br#"{"status":409,"reason":"challenge_closed","challenge_status":"denied"}"#,
             EndpointKind::Challenge,
         );
         assert_eq!(p.challenge_status.as_deref(), Some("denied"));
-        let p = problem(StatusCode::BAD_GATEWAY, b"<html>", EndpointKind::Device);
+        let p = problem(502, b"<html>", EndpointKind::Device);
         assert_eq!(p.reason, "http_502");
         let p = problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
             br#"{"status":422,"reason":"bad reason!"}"#,
             EndpointKind::Device,
         );

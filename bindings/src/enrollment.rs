@@ -6,10 +6,26 @@ use pushauth_core::keys::PublicKey;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::ffi::key_store::KeyPurpose;
 use crate::keys::KeyRef;
 
-/// The device's enrollment: where the server is, who it is, the pinned server key
-/// and the two device keys.
+/// The default enrollment link scheme; issuers set their own per app
+/// (`mybank-pushauth`) so that no other app can claim their links.
+pub(crate) const DEFAULT_LINK_SCHEME: &str = "pushauth";
+
+/// A key created for a rotation whose outcome is not known yet (protocol v2 §6.3).
+/// It is in the stored state before the request goes out, so that a crash or a lost
+/// answer never loses the key the server may already have switched to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingKey {
+    /// `DeviceSigning` or `ApprovalSigning`.
+    pub purpose: KeyPurpose,
+    /// The new key.
+    pub key: KeyRef,
+}
+
+/// The device's enrollment: where the server is, who it is, the pinned server key,
+/// the three device keys and a rotation in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Enrollment {
     /// The server's base URL.
@@ -20,13 +36,45 @@ pub(crate) struct Enrollment {
     pub device: DeviceId,
     /// The server's challenge-signing key, pinned at enrollment.
     pub server_key: PublicKey,
-    /// The device signing key (approval and request proofs).
-    pub signing: KeyRef,
-    /// The device agreement key (push payloads).
+    /// The device key (request proofs, declines; no user presence).
+    pub device_key: KeyRef,
+    /// The approval key (approvals, migration grants; biometric per use).
+    pub approval_key: KeyRef,
+    /// The agreement key (push payloads).
     pub agreement: KeyRef,
+    /// A rotation in progress.
+    pub pending: Option<PendingKey>,
 }
 
-/// A parsed `pushauth://enroll?v=1&server=<base URL>&code=<code>` link.
+impl Enrollment {
+    /// The current key of a signing purpose.
+    pub(crate) fn key(&self, purpose: KeyPurpose) -> Result<&KeyRef> {
+        match purpose {
+            KeyPurpose::DeviceSigning => Ok(&self.device_key),
+            KeyPurpose::ApprovalSigning => Ok(&self.approval_key),
+            KeyPurpose::Agreement => {
+                Err(Error::Input("the agreement key does not rotate".to_owned()))
+            }
+        }
+    }
+
+    /// The state after the server switched `pending` in, and the alias to delete.
+    pub(crate) fn with_switched(&self, pending: &PendingKey) -> Result<(Enrollment, String)> {
+        let mut next = self.clone();
+        next.pending = None;
+        let slot = match pending.purpose {
+            KeyPurpose::DeviceSigning => &mut next.device_key,
+            KeyPurpose::ApprovalSigning => &mut next.approval_key,
+            KeyPurpose::Agreement => {
+                return Err(Error::Internal("agreement key pending".to_owned()));
+            }
+        };
+        let old = std::mem::replace(slot, pending.key.clone());
+        Ok((next, old.alias))
+    }
+}
+
+/// A parsed `<scheme>://enroll?v=1&server=<base URL>&code=<code>` link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Link {
     /// The server's base URL.
@@ -107,14 +155,15 @@ pub(crate) fn server_url_text(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-/// Parses an enrollment deeplink or QR payload (protocol §6.2).
-pub(crate) fn parse_link(link: &str) -> Result<Link> {
+/// Parses an enrollment deeplink or QR payload (protocol §6.2) whose scheme must be
+/// `scheme` (the issuer app's own, `pushauth` by default).
+pub(crate) fn parse_link(link: &str, scheme: &str) -> Result<Link> {
     let url = Url::parse(link.trim())
         .map_err(|_| Error::Input("enrollment link: not a URL".to_owned()))?;
-    if url.scheme() != "pushauth" || url.host_str() != Some("enroll") {
-        return Err(Error::Input(
-            "enrollment link: expected pushauth://enroll".to_owned(),
-        ));
+    if !url.scheme().eq_ignore_ascii_case(scheme) || url.host_str() != Some("enroll") {
+        return Err(Error::Input(format!(
+            "enrollment link: expected {scheme}://enroll"
+        )));
     }
     let (mut version, mut server, mut code) = (None, None, None);
     for (key, value) in url.query_pairs() {
@@ -145,12 +194,16 @@ pub(crate) fn parse_link(link: &str) -> Result<Link> {
     Ok(Link { server, code })
 }
 
-/// Resolves what the user scanned or typed: a deeplink, or a bare code with the
-/// server URL the app was configured with.
-pub(crate) fn resolve_activation(activation: &str, server_url: Option<&str>) -> Result<Link> {
+/// Resolves what the user scanned or typed: a deeplink with `scheme`, or a bare code
+/// with the server URL the app was configured with.
+pub(crate) fn resolve_activation(
+    activation: &str,
+    server_url: Option<&str>,
+    scheme: &str,
+) -> Result<Link> {
     let activation = activation.trim();
-    if activation.to_ascii_lowercase().starts_with("pushauth:") {
-        let link = parse_link(activation)?;
+    if activation.contains("://") {
+        let link = parse_link(activation, scheme)?;
         if let Some(configured) = server_url {
             // An app that knows its server refuses links pointing elsewhere (a
             // phishing QR code would otherwise pin an attacker's server key).
@@ -192,13 +245,18 @@ mod tests {
     #[test]
     fn links_parse() {
         let l =
-            parse_link("pushauth://enroll?v=1&server=https%3A%2F%2Fbank.example%2Fpa&code=abcd-efgh-jkmn-pqrs-tvwx")
+            parse_link("pushauth://enroll?v=1&server=https%3A%2F%2Fbank.example%2Fpa&code=abcd-efgh-jkmn-pqrs-tvwx", "pushauth")
                 .unwrap();
         assert_eq!(server_url_text(&l.server), "https://bank.example/pa");
         assert_eq!(l.code, "ABCD-EFGH-JKMN-PQRS-TVWX");
         let ok =
             "pushauth://enroll?v=1&server=http://127.0.0.1:8080&code=ABCDEFGHJKMNPQRSTVWX&hint=x";
-        assert!(parse_link(ok).is_ok());
+        assert!(parse_link(ok, "pushauth").is_ok());
+        // An issuer's own scheme: its links parse, others' do not.
+        let own = ok.replace("pushauth://", "mybank-pushauth://");
+        assert!(parse_link(&own, "mybank-pushauth").is_ok());
+        assert!(parse_link(ok, "mybank-pushauth").is_err());
+        assert!(parse_link(&own, "pushauth").is_err());
         for bad in [
             "https://enroll?v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX",
             "pushauth://other?v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX",
@@ -208,19 +266,21 @@ mod tests {
             "pushauth://enroll?v=1&server=https://a.example",
             "pushauth://enroll?v=1&v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX",
         ] {
-            assert!(parse_link(bad).is_err(), "{bad}");
+            assert!(parse_link(bad, "pushauth").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn activation_resolves() {
         let link = "pushauth://enroll?v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX";
-        assert!(resolve_activation(link, None).is_ok());
-        assert!(resolve_activation(link, Some("https://a.example/")).is_ok());
-        assert!(resolve_activation(link, Some("https://b.example")).is_err());
-        assert!(resolve_activation("ABCDEFGHJKMNPQRSTVWX", None).is_err());
+        let p = DEFAULT_LINK_SCHEME;
+        assert!(resolve_activation(link, None, p).is_ok());
+        assert!(resolve_activation(link, Some("https://a.example/"), p).is_ok());
+        assert!(resolve_activation(link, Some("https://b.example"), p).is_err());
+        assert!(resolve_activation(link, None, "mybank").is_err());
+        assert!(resolve_activation("ABCDEFGHJKMNPQRSTVWX", None, p).is_err());
         assert_eq!(
-            resolve_activation("ABCDEFGHJKMNPQRSTVWX", Some("https://a.example"))
+            resolve_activation("ABCDEFGHJKMNPQRSTVWX", Some("https://a.example"), p)
                 .unwrap()
                 .code,
             "ABCD-EFGH-JKMN-PQRS-TVWX"

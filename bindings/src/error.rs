@@ -4,6 +4,7 @@
 
 use crate::api::Problem;
 use crate::ffi::error::KeyStoreError;
+use crate::ffi::key_store::KeyPurpose;
 
 /// Everything that can fail inside the SDK.
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +18,14 @@ pub(crate) enum Error {
     /// A push envelope failed to open.
     #[error("push refused: {0}")]
     Push(pushauth_core::Error),
-    /// The app's key store failed.
-    #[error("key store: {0}")]
-    KeyStore(KeyStoreError),
+    /// The app's key store failed, with the key of `purpose`.
+    #[error("key store ({purpose:?} key): {error}")]
+    KeyStore {
+        /// What the key store said.
+        error: KeyStoreError,
+        /// Which key.
+        purpose: KeyPurpose,
+    },
     /// The request did not get an HTTP answer (connection, TLS, timeout).
     #[error("network: {0}")]
     Transport(String),
@@ -48,9 +54,10 @@ impl Error {
     }
 }
 
-impl From<KeyStoreError> for Error {
-    fn from(e: KeyStoreError) -> Self {
-        Error::KeyStore(e)
+impl Error {
+    /// A key store failure with the key of `purpose`.
+    pub(crate) fn key_store(error: KeyStoreError, purpose: KeyPurpose) -> Self {
+        Error::KeyStore { error, purpose }
     }
 }
 

@@ -1,19 +1,22 @@
-//! Bridges from the app's [`KeyStore`] (a foreign trait) to the core's [`Signer`] and
-//! [`KeyAgreement`] traits, so that `pushauth-core` signs and decrypts with keys it
-//! never sees.
+//! Bridges from the app's asynchronous [`KeyStore`] (a foreign trait) to the core,
+//! whose [`Signer`] and [`KeyAgreement`] traits are synchronous.
 //!
-//! The core traits return `pushauth_core::Error`, which cannot carry the key store's
-//! own error (the user cancelled, the key was invalidated). Each bridge therefore
-//! keeps the last [`KeyStoreError`] and [`run`] hands it back after the core call.
+//! Signing runs the core twice over in one: the core builds the JWS with a
+//! capturing signer that records the exact signing input (`header.payload`) and
+//! returns a placeholder; the key store then signs that input asynchronously (it may
+//! show a biometric prompt), the signature is checked against the enrolled public
+//! key and replaces the placeholder. Key agreement likewise learns the peer key in
+//! a first pass, asks the key store, and opens the envelope with the shared secret.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use pushauth_core::b64;
 use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, Signer, normalize_signature};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::ffi::error::KeyStoreError;
-use crate::ffi::key_store::KeyStore;
+use crate::ffi::key_store::{KeyPurpose, KeyStore, SigningPrompt};
 
 /// DER prefix of a P-256 SubjectPublicKeyInfo (RFC 5480) holding an uncompressed
 /// point: what Android's `PublicKey.getEncoded()` returns.
@@ -58,201 +61,206 @@ pub(crate) struct KeyRef {
     pub public: PublicKey,
 }
 
-/// Remembers the key store's error across a core call.
-#[derive(Debug, Default)]
-struct Failure(Mutex<Option<KeyStoreError>>);
-
-impl Failure {
-    fn keep(&self, e: KeyStoreError) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(e);
-        }
-    }
-    fn take(&self) -> Option<KeyStoreError> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
+/// A signer that records the signing input and returns a placeholder signature.
+struct Capture {
+    public: PublicKey,
+    input: Mutex<Option<Vec<u8>>>,
 }
 
-/// The device signing key in the app's key store, as a core [`Signer`].
-pub(crate) struct KeyStoreSigner {
-    store: Arc<dyn KeyStore>,
-    key: KeyRef,
-    failure: Failure,
-}
-
-impl KeyStoreSigner {
-    pub(crate) fn new(store: Arc<dyn KeyStore>, key: KeyRef) -> Self {
-        Self {
-            store,
-            key,
-            failure: Failure::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for KeyStoreSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "KeyStoreSigner({}, {:?})",
-            self.key.alias, self.key.public
-        )
-    }
-}
-
-impl Signer for KeyStoreSigner {
+impl Signer for Capture {
     fn sign(&self, message: &[u8]) -> pushauth_core::error::Result<Vec<u8>> {
-        let signature = self
-            .store
-            .sign(self.key.alias.clone(), message.to_vec())
-            .map_err(|e| {
-                self.failure.keep(e);
-                pushauth_core::Error::SignerFailed("key store refused to sign".to_owned())
-            })?;
-        // Check the key store signed with the enrolled key: an alias that now names
-        // another key (recreated after an invalidation) must not produce proofs the
-        // server would refuse one by one until the device locks.
-        let raw = normalize_signature(&signature)?;
-        if self.key.public.verify(message, &raw).is_err() {
-            self.failure.keep(KeyStoreError::KeyInvalidated);
+        let mut slot = self
+            .input
+            .lock()
+            .map_err(|_| pushauth_core::Error::SignerFailed("capture poisoned".to_owned()))?;
+        if slot.is_some() {
             return Err(pushauth_core::Error::SignerFailed(
-                "signature does not match the enrolled key".to_owned(),
+                "one signature per object".to_owned(),
             ));
         }
-        Ok(raw.to_vec())
+        *slot = Some(message.to_vec());
+        Ok(vec![1u8; 64])
     }
 
     fn public_key(&self) -> pushauth_core::error::Result<PublicKey> {
-        Ok(self.key.public)
+        Ok(self.public)
     }
 }
 
-/// The device agreement key in the app's key store, as a core [`KeyAgreement`].
-pub(crate) struct KeyStoreAgreement {
-    store: Arc<dyn KeyStore>,
-    key: KeyRef,
-    failure: Failure,
-}
-
-impl KeyStoreAgreement {
-    pub(crate) fn new(store: Arc<dyn KeyStore>, key: KeyRef) -> Self {
-        Self {
-            store,
-            key,
-            failure: Failure::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for KeyStoreAgreement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "KeyStoreAgreement({}, {:?})",
-            self.key.alias, self.key.public
+/// Signs one JWS that `build` makes with the core, with `key` of `purpose` in the
+/// app's key store: exactly one call to [`KeyStore::sign`]. `prompt` is what the
+/// platform prompt shows (approval key only).
+pub(crate) async fn sign_jws(
+    store: &dyn KeyStore,
+    key: &KeyRef,
+    purpose: KeyPurpose,
+    prompt: Option<SigningPrompt>,
+    build: impl FnOnce(&dyn Signer) -> pushauth_core::error::Result<String>,
+) -> Result<String> {
+    let capture = Capture {
+        public: key.public,
+        input: Mutex::new(None),
+    };
+    let draft = build(&capture).map_err(Error::signing)?;
+    let input = capture
+        .input
+        .into_inner()
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::Internal("nothing to sign".to_owned()))?;
+    let cut = draft
+        .rfind('.')
+        .filter(|cut| draft.as_bytes()[..*cut] == input[..])
+        .ok_or_else(|| Error::Internal("signing input is not the token's".to_owned()))?;
+    let signature = store
+        .sign(key.alias.clone(), purpose, input.clone(), prompt)
+        .await
+        .map_err(|e| Error::key_store(e, purpose))?;
+    let raw = normalize_signature(&signature).map_err(|_| {
+        Error::key_store(
+            KeyStoreError::Other {
+                detail: "key store returned a malformed signature".to_owned(),
+            },
+            purpose,
         )
+    })?;
+    // Check the key store signed with the enrolled key: an alias that now names
+    // another key (recreated after an invalidation) must not produce proofs the
+    // server would refuse one by one until the device locks.
+    if key.public.verify(&input, &raw).is_err() {
+        return Err(Error::key_store(KeyStoreError::KeyInvalidated, purpose));
+    }
+    Ok(format!("{}.{}", &draft[..cut], b64::encode(raw)))
+}
+
+/// First pass of key agreement: records the peer key, fails.
+struct Probe {
+    public: PublicKey,
+    peer: Mutex<Option<PublicKey>>,
+}
+
+impl KeyAgreement for Probe {
+    fn public_key(&self) -> pushauth_core::error::Result<PublicKey> {
+        Ok(self.public)
+    }
+    fn agree(&self, peer: &PublicKey) -> pushauth_core::error::Result<Zeroizing<[u8; 32]>> {
+        if let Ok(mut slot) = self.peer.lock() {
+            *slot = Some(*peer);
+        }
+        Err(pushauth_core::Error::AgreementFailed("probe".to_owned()))
     }
 }
 
-impl KeyAgreement for KeyStoreAgreement {
-    fn public_key(&self) -> pushauth_core::error::Result<PublicKey> {
-        Ok(self.key.public)
-    }
+/// Second pass: the shared secret the key store computed for that peer.
+struct Agreed {
+    public: PublicKey,
+    peer: PublicKey,
+    shared: Zeroizing<[u8; 32]>,
+}
 
+impl KeyAgreement for Agreed {
+    fn public_key(&self) -> pushauth_core::error::Result<PublicKey> {
+        Ok(self.public)
+    }
     fn agree(&self, peer: &PublicKey) -> pushauth_core::error::Result<Zeroizing<[u8; 32]>> {
-        let shared = Zeroizing::new(
-            self.store
-                .agree(self.key.alias.clone(), peer.to_sec1().to_vec())
-                .map_err(|e| {
-                    self.failure.keep(e);
-                    pushauth_core::Error::AgreementFailed(
-                        "key store refused key agreement".to_owned(),
-                    )
-                })?,
-        );
-        let mut out = Zeroizing::new([0u8; 32]);
-        if shared.len() != 32 {
+        if *peer != self.peer {
             return Err(pushauth_core::Error::AgreementFailed(
-                "shared secret must be 32 bytes".to_owned(),
+                "another peer key".to_owned(),
             ));
         }
-        out.copy_from_slice(&shared);
-        Ok(out)
+        Ok(self.shared.clone())
     }
 }
 
-/// Something that remembers a key store failure.
-pub(crate) trait Bridge {
-    /// The key store error kept during the last call, if any.
-    fn take_failure(&self) -> Option<KeyStoreError>;
-}
-
-impl Bridge for KeyStoreSigner {
-    fn take_failure(&self) -> Option<KeyStoreError> {
-        self.failure.take()
-    }
-}
-
-impl Bridge for KeyStoreAgreement {
-    fn take_failure(&self) -> Option<KeyStoreError> {
-        self.failure.take()
-    }
-}
-
-/// Runs a core operation with a bridge; a failure of the key store wins over the
-/// core error it caused, other core errors are wrapped by `context`.
-pub(crate) fn run<B: Bridge, T>(
-    bridge: &B,
-    context: impl FnOnce(pushauth_core::Error) -> Error,
-    op: impl FnOnce(&B) -> pushauth_core::error::Result<T>,
+/// Runs a core operation that needs one key agreement with `key` (push decryption):
+/// `op` runs twice, first to learn the peer key, then with the shared secret.
+pub(crate) async fn with_agreement<T>(
+    store: &dyn KeyStore,
+    key: &KeyRef,
+    op: impl Fn(&dyn KeyAgreement) -> pushauth_core::error::Result<T>,
 ) -> Result<T> {
-    op(bridge).map_err(|e| match bridge.take_failure() {
-        Some(k) => Error::KeyStore(k),
-        None => context(e),
+    let probe = Probe {
+        public: key.public,
+        peer: Mutex::new(None),
+    };
+    let first = op(&probe);
+    let Some(peer) = probe.peer.into_inner().ok().flatten() else {
+        // Failed before any agreement (malformed envelope) or needed none.
+        return match first {
+            Ok(_) => Err(Error::Internal("agreement was not used".to_owned())),
+            Err(e) => Err(Error::Push(e)),
+        };
+    };
+    drop(first);
+    let bytes = Zeroizing::new(
+        store
+            .agree(key.alias.clone(), peer.to_sec1().to_vec())
+            .await
+            .map_err(|e| Error::key_store(e, KeyPurpose::Agreement))?,
+    );
+    if bytes.len() != 32 {
+        return Err(Error::key_store(
+            KeyStoreError::Other {
+                detail: "shared secret must be 32 bytes".to_owned(),
+            },
+            KeyPurpose::Agreement,
+        ));
+    }
+    let mut shared = Zeroizing::new([0u8; 32]);
+    shared.copy_from_slice(&bytes);
+    op(&Agreed {
+        public: key.public,
+        peer,
+        shared,
     })
+    .map_err(Error::Push)
 }
 
-/// Creates a signing key and returns its reference.
-pub(crate) fn create_signing_key(store: &dyn KeyStore, alias: &str) -> Result<KeyRef> {
-    let bytes = store.create_signing_key(alias.to_owned())?;
-    let public = parse_public_key(&bytes).map_err(|e| {
-        Error::KeyStore(KeyStoreError::Other {
-            detail: format!("key store returned an invalid public key: {e}"),
-        })
-    })?;
-    Ok(KeyRef {
-        alias: alias.to_owned(),
-        public,
-    })
+/// Creates a key for `purpose` under a fresh alias and returns its reference.
+pub(crate) async fn create_key(store: &dyn KeyStore, purpose: KeyPurpose) -> Result<KeyRef> {
+    let alias = new_alias(purpose)?;
+    let bytes = store
+        .create_key(alias.clone(), purpose)
+        .await
+        .map_err(|e| Error::key_store(e, purpose))?;
+    let public = match parse_public_key(&bytes) {
+        Ok(public) => public,
+        Err(e) => {
+            let _ = store.delete_key(alias).await;
+            return Err(Error::key_store(
+                KeyStoreError::Other {
+                    detail: format!("key store returned an invalid public key: {e}"),
+                },
+                purpose,
+            ));
+        }
+    };
+    Ok(KeyRef { alias, public })
 }
 
-/// Creates an agreement key and returns its reference.
-pub(crate) fn create_agreement_key(store: &dyn KeyStore, alias: &str) -> Result<KeyRef> {
-    let bytes = store.create_agreement_key(alias.to_owned())?;
-    let public = parse_public_key(&bytes).map_err(|e| {
-        Error::KeyStore(KeyStoreError::Other {
-            detail: format!("key store returned an invalid public key: {e}"),
-        })
-    })?;
-    Ok(KeyRef {
-        alias: alias.to_owned(),
-        public,
-    })
+/// Deletes keys, ignoring failures (clean-up).
+pub(crate) async fn delete_quietly(store: &dyn KeyStore, aliases: &[&str]) {
+    for alias in aliases {
+        let _ = store.delete_key((*alias).to_owned()).await;
+    }
 }
 
 /// A fresh alias: `pushauth.<purpose>.<12 random base64url characters>`.
-pub(crate) fn new_alias(purpose: &str) -> Result<String> {
+pub(crate) fn new_alias(purpose: KeyPurpose) -> Result<String> {
     let suffix: [u8; 9] =
         pushauth_core::keys::random_array().map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(format!(
-        "pushauth.{purpose}.{}",
-        pushauth_core::b64::encode(suffix)
-    ))
+    let name = match purpose {
+        KeyPurpose::DeviceSigning => "device",
+        KeyPurpose::ApprovalSigning => "approval",
+        KeyPurpose::Agreement => "agreement",
+    };
+    Ok(format!("pushauth.{name}.{}", b64::encode(suffix)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffi::key_store::{SignatureFormat, SoftwareKeyStore};
     use pushauth_core::keys::SoftwareSigningKey;
 
     #[test]
@@ -269,8 +277,51 @@ mod tests {
 
     #[test]
     fn aliases_are_unique() {
-        let a = new_alias("signing").unwrap();
-        assert!(a.starts_with("pushauth.signing."));
-        assert_ne!(a, new_alias("signing").unwrap());
+        let a = new_alias(KeyPurpose::ApprovalSigning).unwrap();
+        assert!(a.starts_with("pushauth.approval."));
+        assert_ne!(a, new_alias(KeyPurpose::ApprovalSigning).unwrap());
+    }
+
+    #[tokio::test]
+    async fn signs_the_core_token_once_and_checks_the_key() {
+        let store = SoftwareKeyStore::with_signature_format(SignatureFormat::Der);
+        let key = create_key(store.as_ref(), KeyPurpose::DeviceSigning)
+            .await
+            .unwrap();
+        let token = sign_jws(store.as_ref(), &key, KeyPurpose::DeviceSigning, None, |s| {
+            pushauth_core::jws::sign("x+jwt", Some("d"), None, &serde_json::json!({"a":1}), s)
+        })
+        .await
+        .unwrap();
+        let parsed = pushauth_core::jws::parse(&token, "x+jwt").unwrap();
+        let claims: serde_json::Value = parsed.verify(&key.public).unwrap();
+        assert_eq!(claims["a"], 1);
+        assert_eq!(store.signature_count(KeyPurpose::DeviceSigning), 1);
+        assert_eq!(store.signature_count(KeyPurpose::ApprovalSigning), 0);
+
+        // Another key under the alias: refused as invalidated, not sent.
+        let other = create_key(store.as_ref(), KeyPurpose::DeviceSigning)
+            .await
+            .unwrap();
+        let wrong = KeyRef {
+            alias: other.alias,
+            public: key.public,
+        };
+        let e = sign_jws(
+            store.as_ref(),
+            &wrong,
+            KeyPurpose::DeviceSigning,
+            None,
+            |s| pushauth_core::jws::sign("x+jwt", None, None, &1, s),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            Error::KeyStore {
+                error: KeyStoreError::KeyInvalidated,
+                ..
+            }
+        ));
     }
 }

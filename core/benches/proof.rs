@@ -69,7 +69,9 @@ fn benches(c: &mut Criterion) {
     let digest = txn().digest();
     let expect = proof::Expectations {
         device: &device,
-        device_key: &public,
+        kind: proof::ProofKind::Approval,
+        key: &public,
+        min_user_verification: proof::UserVerification::Passcode,
         audience: &claims.iss,
         challenge: &claims.jti,
         nonce: &claims.nonce,

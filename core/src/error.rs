@@ -69,6 +69,15 @@ pub enum Error {
     /// The signed claims were not valid JSON of the expected shape.
     #[error("malformed claims: {0}")]
     MalformedClaims(&'static str),
+    /// The protected header named its key twice: both `kid` and `jwk` (protocol §2).
+    #[error("JWS header carries both kid and jwk")]
+    KidAndJwk,
+    /// The protected header was valid JSON but not a JSON object (e.g. an array).
+    #[error("JWS header is not a JSON object")]
+    HeaderNotObject,
+    /// The signed claims were valid JSON but not a JSON object (e.g. an array).
+    #[error("JWS claims are not a JSON object")]
+    ClaimsNotObject,
 
     /// `iss` was not the expected issuer.
     #[error("wrong issuer")]
@@ -101,6 +110,43 @@ pub enum Error {
     /// The challenge deadline has passed.
     #[error("challenge deadline has passed")]
     PastDeadline,
+
+    /// The proof's `decision` does not belong to its `typ` (an approval proof must
+    /// approve, a decline proof must deny).
+    #[error("decision does not match the proof type")]
+    WrongDecision,
+    /// The proof's `uv` is below the minimum the server requires.
+    #[error("user verification below the required minimum")]
+    InsufficientUserVerification,
+
+    /// A key statement is for another key use (`device` / `approval`).
+    #[error("key statement is for another key use")]
+    WrongKeyUse,
+    /// A key statement names another device in `sub`.
+    #[error("key statement is for another device")]
+    WrongSubject,
+    /// The approval key's enrollment statement is bound (`bnd`) to another device key.
+    #[error("approval key is bound to another device key")]
+    KeyBindingMismatch,
+    /// A rotation statement's `old` is not the thumbprint of the current key of that use.
+    #[error("rotation statement names another current key")]
+    OldKeyMismatch,
+    /// One key would serve both uses (device key = approval key), or a rotation would
+    /// not change the key.
+    #[error("key reused where a distinct key is required")]
+    KeyReuse,
+    /// An approval-key rotation came without the old approval key's endorsement.
+    #[error("approval key rotation needs the old approval key's endorsement")]
+    EndorsementRequired,
+    /// An endorsement was sent where none is defined (device-key rotation).
+    #[error("endorsement not allowed for this key use")]
+    EndorsementNotAllowed,
+    /// The endorsement's signature does not verify with the current approval key.
+    #[error("endorsement is not signed by the current approval key")]
+    BadEndorsement,
+    /// The endorsement does not carry the same claims as the statement.
+    #[error("endorsement claims differ from the statement")]
+    EndorsementMismatch,
 
     /// A request JWS was made for another HTTP method.
     #[error("request proof is for another HTTP method")]
@@ -151,6 +197,9 @@ impl Error {
             Error::WrongKeyId => "wrong_key_id",
             Error::BadSignature => "bad_signature",
             Error::MalformedClaims(_) => "malformed_claims",
+            Error::KidAndJwk => "kid_and_jwk",
+            Error::HeaderNotObject => "header_not_object",
+            Error::ClaimsNotObject => "claims_not_object",
             Error::WrongIssuer => "wrong_issuer",
             Error::WrongAudience => "wrong_audience",
             Error::WrongChallenge => "wrong_challenge",
@@ -161,6 +210,17 @@ impl Error {
             Error::IssuedInFuture => "issued_in_future",
             Error::LifetimeTooLong => "lifetime_too_long",
             Error::PastDeadline => "past_deadline",
+            Error::WrongDecision => "wrong_decision",
+            Error::InsufficientUserVerification => "insufficient_user_verification",
+            Error::WrongKeyUse => "wrong_key_use",
+            Error::WrongSubject => "wrong_subject",
+            Error::KeyBindingMismatch => "key_binding_mismatch",
+            Error::OldKeyMismatch => "old_key_mismatch",
+            Error::KeyReuse => "key_reuse",
+            Error::EndorsementRequired => "endorsement_required",
+            Error::EndorsementNotAllowed => "endorsement_not_allowed",
+            Error::BadEndorsement => "bad_endorsement",
+            Error::EndorsementMismatch => "endorsement_mismatch",
             Error::WrongMethod => "wrong_method",
             Error::WrongPath => "wrong_path",
             Error::BodyHashMismatch => "body_hash_mismatch",

@@ -80,12 +80,22 @@ pub struct Unverified<'a> {
 }
 
 /// Parses a compact JWS and checks, before any cryptography:
-/// length ≤ [`MAX_TOKEN_LEN`]; three base64url parts; header JSON with only known
-/// members; `alg` = ES256; no `crit`; `typ` = `expected_typ`; a 64-byte signature.
+/// length ≤ [`MAX_TOKEN_LEN`]; three base64url parts; header a JSON object with only
+/// known members; `alg` = ES256; no `crit`; `typ` = `expected_typ`; exactly one of
+/// `kid` and `jwk`; a 64-byte signature.
 pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverified<'a>> {
+    parse_one_of(token, &[expected_typ])
+}
+
+/// As [`parse`], for a place that accepts several kinds of object (approval and
+/// decline proofs): `typ` must be one of `expected_typs`; on a mismatch the error
+/// names the first. The caller reads which one from [`Unverified::header`].
+pub fn parse_one_of<'a>(token: &'a str, expected_typs: &[&'static str]) -> Result<Unverified<'a>> {
+    // §2: tokens longer than 16 KiB are refused before any decoding.
     if token.len() > MAX_TOKEN_LEN {
         return Err(Error::MalformedJws("token too long"));
     }
+    // RFC 7515 §7.1: compact serialisation is exactly three base64url parts.
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -93,6 +103,14 @@ pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverifie
         return Err(Error::MalformedJws("expected three dot-separated parts"));
     };
     let header_bytes = b64::decode(h).ok_or(Error::MalformedJws("header is not base64url"))?;
+    // RFC 7515 §4: the header is a JSON object; an array (or any other value) is
+    // refused before serde could read it as a sequence of members.
+    match is_json_object(&header_bytes) {
+        None => return Err(Error::MalformedJws("header is not one JSON value")),
+        Some(false) => return Err(Error::HeaderNotObject),
+        Some(true) => {}
+    }
+    // §2: exactly the members alg, typ, kid or jwk; unknown or duplicate members refused.
     let header: Header = serde_json::from_slice(&header_bytes)
         .map_err(|_| Error::MalformedJws("header is not the expected JSON object"))?;
     // RFC 7515 §4.1.1: the verifier must refuse algorithms it does not implement;
@@ -105,10 +123,17 @@ pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverifie
     if header.crit.is_some() {
         return Err(Error::CriticalExtension);
     }
-    if header.typ != expected_typ {
+    // §2: one typ per kind of object, compared exactly.
+    if !expected_typs.contains(&header.typ.as_str()) {
         return Err(Error::WrongType {
-            expected: expected_typ,
+            expected: expected_typs.first().copied().unwrap_or(""),
         });
+    }
+    // §2: the key is named once, by kid or by jwk, never both.
+    match (&header.kid, &header.jwk) {
+        (Some(_), Some(_)) => return Err(Error::KidAndJwk),
+        (None, None) => return Err(Error::MalformedJws("header needs kid or jwk")),
+        _ => {}
     }
     let signature = b64::decode(s).ok_or(Error::MalformedJws("signature is not base64url"))?;
     // RFC 7518 §3.4: the ES256 JWS signature is the 64-byte R‖S; DER is refused here
@@ -125,6 +150,14 @@ pub fn parse<'a>(token: &'a str, expected_typ: &'static str) -> Result<Unverifie
     })
 }
 
+/// `None` when `bytes` are not exactly one JSON value (trailing bytes included);
+/// otherwise whether that value is an object.
+fn is_json_object(bytes: &[u8]) -> Option<bool> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .map(|v| v.is_object())
+}
+
 impl<'a> Unverified<'a> {
     /// The protected header (not yet authenticated: use it only to find the key).
     pub fn header(&self) -> &Header {
@@ -133,9 +166,18 @@ impl<'a> Unverified<'a> {
 
     /// Verifies the signature with `key` and decodes the claims.
     pub fn verify<C: DeserializeOwned>(self, key: &PublicKey) -> Result<C> {
+        // RFC 7515 §5.2 step 8: the signature over the signing input, with the key the
+        // caller chose (never one the token names for itself, except §6.2 jwk proofs).
         key.verify(self.signing_input.as_bytes(), &self.signature)?;
         let payload =
             b64::decode(self.payload_b64).ok_or(Error::MalformedJws("payload is not base64url"))?;
+        // RFC 7519 §7.2 step 10: the claims set is a JSON object; an array is refused
+        // before serde could read it as a sequence of members.
+        match is_json_object(&payload) {
+            None => return Err(Error::MalformedClaims("claims are not one JSON value")),
+            Some(false) => return Err(Error::ClaimsNotObject),
+            Some(true) => {}
+        }
         serde_json::from_slice(&payload)
             .map_err(|_| Error::MalformedClaims("claims do not have the expected shape"))
     }
@@ -246,5 +288,102 @@ mod tests {
             parse(&padded, "test+jwt"),
             Err(Error::MalformedJws(_))
         ));
+    }
+
+    /// A correctly signed token whose header is `header` and claims are `claims`.
+    fn signed_raw(key: &SoftwareSigningKey, header: &str, claims: &str) -> String {
+        let input = format!("{}.{}", b64::encode(header), b64::encode(claims));
+        let sig = key.sign_raw(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64::encode(sig))
+    }
+
+    #[test]
+    fn profile_holes_are_refused_with_their_own_errors() {
+        let key = SoftwareSigningKey::generate().unwrap();
+        let jwk = serde_json::to_string(&key.public().to_jwk()).unwrap();
+        let good = signed_raw(
+            &key,
+            r#"{"alg":"ES256","typ":"test+jwt","kid":"k1"}"#,
+            r#"{"a":7}"#,
+        );
+        let c: Claims = parse(&good, "test+jwt")
+            .unwrap()
+            .verify(&key.public())
+            .unwrap();
+        assert_eq!(c, Claims { a: 7 });
+
+        let both = signed_raw(
+            &key,
+            &format!(r#"{{"alg":"ES256","typ":"test+jwt","kid":"k1","jwk":{jwk}}}"#),
+            r#"{"a":7}"#,
+        );
+        assert_eq!(parse(&both, "test+jwt").unwrap_err(), Error::KidAndJwk);
+
+        let neither = signed_raw(&key, r#"{"alg":"ES256","typ":"test+jwt"}"#, r#"{"a":7}"#);
+        assert!(matches!(
+            parse(&neither, "test+jwt"),
+            Err(Error::MalformedJws(_))
+        ));
+
+        // serde reads a derived struct from a sequence too: ["ES256","test+jwt","k1"]
+        // would otherwise be a valid header
+        let header_array = signed_raw(&key, r#"["ES256","test+jwt","k1"]"#, r#"{"a":7}"#);
+        assert_eq!(
+            parse(&header_array, "test+jwt").unwrap_err(),
+            Error::HeaderNotObject
+        );
+        for not_object in ["\"ES256\"", "7", "null", "true"] {
+            let t = signed_raw(&key, not_object, r#"{"a":7}"#);
+            assert_eq!(
+                parse(&t, "test+jwt").unwrap_err(),
+                Error::HeaderNotObject,
+                "{not_object}"
+            );
+        }
+
+        let claims_array = signed_raw(
+            &key,
+            r#"{"alg":"ES256","typ":"test+jwt","kid":"k1"}"#,
+            "[7]",
+        );
+        assert_eq!(
+            parse(&claims_array, "test+jwt")
+                .unwrap()
+                .verify::<Claims>(&key.public())
+                .unwrap_err(),
+            Error::ClaimsNotObject
+        );
+        let claims_number = signed_raw(&key, r#"{"alg":"ES256","typ":"test+jwt","kid":"k1"}"#, "7");
+        assert_eq!(
+            parse(&claims_number, "test+jwt")
+                .unwrap()
+                .verify::<Claims>(&key.public())
+                .unwrap_err(),
+            Error::ClaimsNotObject
+        );
+        // trailing bytes after the object: not one JSON value
+        let trailing = signed_raw(
+            &key,
+            r#"{"alg":"ES256","typ":"test+jwt","kid":"k1"}"#,
+            r#"{"a":7}{"a":8}"#,
+        );
+        assert!(matches!(
+            parse(&trailing, "test+jwt")
+                .unwrap()
+                .verify::<Claims>(&key.public()),
+            Err(Error::MalformedClaims(_))
+        ));
+    }
+
+    #[test]
+    fn one_of_several_types() {
+        let key = SoftwareSigningKey::generate().unwrap();
+        let t = token(&key);
+        let u = parse_one_of(&t, &["x+jwt", "test+jwt"]).unwrap();
+        assert_eq!(u.header().typ, "test+jwt");
+        assert_eq!(
+            parse_one_of(&t, &["x+jwt", "y+jwt"]).unwrap_err(),
+            Error::WrongType { expected: "x+jwt" }
+        );
     }
 }

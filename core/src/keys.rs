@@ -2,10 +2,12 @@
 //! keys as SEC1 points and JWKs, RFC 7638 thumbprints, and the normalisation of
 //! signatures coming from hardware key stores.
 //!
-//! Why two kinds of device key: the signing key is meant to live in the Secure
-//! Enclave / Android Keystore behind biometrics, so it cannot be used from a
-//! Notification Service Extension without the user. Push payloads are therefore
-//! encrypted to a second, agreement-only key that the app may use while locked.
+//! Why three device keys (protocol v2, §1): the *device key* (use `device`) is
+//! hardware-backed without user presence and signs requests, enrollment and declines;
+//! the *approval key* (use `approval`) needs a fresh biometric for every signature and
+//! signs only approvals, migration grants and its own key statements, so the user sees
+//! exactly one prompt per approval, after the amount is on screen. Push payloads are
+//! encrypted to a third, agreement-only key that the app may use while locked.
 
 use std::fmt;
 
@@ -22,6 +24,32 @@ pub fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
     SystemRandom::new().fill(&mut out).map_err(|_| Error::Rng)?;
     Ok(out)
+}
+
+/// What a device signing key is for (the `use` of key statements, protocol §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyUse {
+    /// The device key: request proofs, enrollment proof of possession, declines.
+    Device,
+    /// The approval key: approval proofs, migration grants, its own key statements.
+    Approval,
+}
+
+impl KeyUse {
+    /// The wire name, `device` or `approval`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::Device => "device",
+            KeyUse::Approval => "approval",
+        }
+    }
+}
+
+impl fmt::Display for KeyUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A P-256 public key, held as the 65-byte uncompressed SEC1 point and checked to be

@@ -9,8 +9,12 @@
 //! - [`transaction`]: the canonical transaction (RFC 8785 JCS) and its SHA-256 digest,
 //!   the anchor of PSD2 dynamic linking;
 //! - [`challenge`]: the server-signed challenge the device verifies and displays;
-//! - [`proof`]: the device-signed approval proof the server verifies;
-//! - [`request`]: device request JWS (DPoP-like) authenticating device API calls;
+//! - [`proof`]: the approval proof (approval key) and decline proof (device key) the
+//!   server verifies;
+//! - [`request`]: device request JWS (DPoP-like, device key) authenticating device API calls;
+//! - [`key_statement`]: `pushauth-key+jwt` statements binding the approval key at
+//!   enrollment and rotating either key;
+//! - [`migration`]: migration grants authorising a new phone's enrollment;
 //! - [`push`]: private push payloads (ECDH P-256 + HKDF-SHA256 + AES-256-GCM).
 //!
 //! Nothing here opens a socket, reads a clock or touches a file: time is passed in
@@ -23,7 +27,9 @@ pub mod challenge;
 pub mod error;
 pub mod ids;
 pub mod jws;
+pub mod key_statement;
 pub mod keys;
+pub mod migration;
 pub mod money;
 pub mod proof;
 pub mod push;
@@ -33,7 +39,7 @@ pub mod transaction;
 
 pub use error::Error;
 pub use ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
-pub use keys::{PublicKey, Signer, SoftwareSigningKey};
+pub use keys::{KeyUse, PublicKey, Signer, SoftwareSigningKey};
 pub use money::{Currency, Money, MoneyError};
 pub use time::UnixTime;
 pub use transaction::{

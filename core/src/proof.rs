@@ -1,7 +1,14 @@
-//! The approval proof (protocol §4): the cardholder's decision, signed by the device
-//! key behind biometrics and bound to the challenge (jti, nonce) and to the exact
-//! transaction shown (txn digest, PSD2 RTS art. 5). The same compact JWS is the
-//! evidence stored by the server and the `authenticationSignature` sent to Treezor.
+//! Decision proofs (protocol §4): the cardholder's answer, bound to the challenge
+//! (jti, nonce) and to the exact transaction shown (txn digest, PSD2 RTS art. 5).
+//!
+//! - an **approval proof** (`typ` [`APPROVAL_TYP`], `decision` = `approve`) is signed by
+//!   the approval key, behind a fresh biometric for this one signature;
+//! - a **decline proof** (`typ` [`DECLINE_TYP`], `decision` = `deny`) is signed by the
+//!   device key (no prompt), or by the approval key where the issuer requires it.
+//!
+//! The server picks the key from the `typ` ([`peek`]) before verifying. The same compact
+//! JWS is the evidence stored by the server and the `authenticationSignature` sent to
+//! Treezor.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +21,46 @@ use crate::keys::{PublicKey, Signer};
 use crate::time::UnixTime;
 use crate::transaction::TxnDigest;
 
-/// JWS `typ` of approval proofs, version 1.
+/// JWS `typ` of approval proofs (`decision` = `approve`, signed by the approval key).
 pub const APPROVAL_TYP: &str = "pushauth-approval+jwt";
+/// JWS `typ` of decline proofs (`decision` = `deny`, signed by the device key unless
+/// the server requires the approval key).
+pub const DECLINE_TYP: &str = "pushauth-decline+jwt";
+
+/// Which kind of decision proof a token is, read from its `typ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProofKind {
+    /// [`APPROVAL_TYP`]: an approval, signed by the approval key.
+    Approval,
+    /// [`DECLINE_TYP`]: a deny / not-me, signed by the device key by default.
+    Decline,
+}
+
+impl ProofKind {
+    /// The kind of proof that carries `decision`.
+    pub fn for_decision(decision: Decision) -> Self {
+        match decision {
+            Decision::Approve => ProofKind::Approval,
+            Decision::Deny => ProofKind::Decline,
+        }
+    }
+
+    /// The JWS `typ` of this kind.
+    pub fn typ(self) -> &'static str {
+        match self {
+            ProofKind::Approval => APPROVAL_TYP,
+            ProofKind::Decline => DECLINE_TYP,
+        }
+    }
+
+    fn from_typ(typ: &str) -> Option<Self> {
+        match typ {
+            APPROVAL_TYP => Some(ProofKind::Approval),
+            DECLINE_TYP => Some(ProofKind::Decline),
+            _ => None,
+        }
+    }
+}
 
 /// Longest lifetime (`exp − iat`) of a proof, in seconds.
 pub const MAX_PROOF_LIFETIME_SECS: i64 = 600;
@@ -40,7 +85,8 @@ pub enum DenyReason {
     Declined,
 }
 
-/// How the user was verified on the device before signing.
+/// How the user was verified on the device before signing. Ordered
+/// `unknown` < `none` < `passcode` < `biometric` (see [`UserVerification::rank`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserVerification {
@@ -50,9 +96,40 @@ pub enum UserVerification {
     Passcode,
     /// No user verification (the key does not require it).
     None,
+    /// A method this version does not know (a newer SDK); ranks below `none`, so it
+    /// passes only a minimum of `none`. Never sent by this version.
+    #[serde(other)]
+    Unknown,
 }
 
-/// Claims of an approval proof.
+impl UserVerification {
+    /// Position in the order `unknown` (0) < `none` (1) < `passcode` (2) < `biometric` (3).
+    pub fn rank(self) -> u8 {
+        match self {
+            UserVerification::Unknown => 0,
+            UserVerification::None => 1,
+            UserVerification::Passcode => 2,
+            UserVerification::Biometric => 3,
+        }
+    }
+
+    /// True when this method is at least as strong as `minimum`.
+    pub fn satisfies(self, minimum: UserVerification) -> bool {
+        self.rank() >= minimum.rank()
+    }
+
+    /// The wire name (`biometric`, `passcode`, `none`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserVerification::Biometric => "biometric",
+            UserVerification::Passcode => "passcode",
+            UserVerification::None => "none",
+            UserVerification::Unknown => "unknown",
+        }
+    }
+}
+
+/// Claims of an approval or decline proof (the same members for both).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalClaims {
@@ -138,10 +215,13 @@ pub fn claims_for(
     })
 }
 
-/// Signs approval claims with the device signer; `kid` = device id.
+/// Signs decision claims; `kid` = device id, `typ` from the decision (approve →
+/// [`APPROVAL_TYP`], deny → [`DECLINE_TYP`]). The caller passes the approval key for
+/// an approval and the device key for a decline (or the approval key when the server
+/// requires it).
 pub fn sign(claims: &ApprovalClaims, signer: &dyn Signer) -> Result<String> {
     jws::sign(
-        APPROVAL_TYP,
+        ProofKind::for_decision(claims.decision).typ(),
         Some(claims.iss.as_str()),
         None,
         claims,
@@ -152,10 +232,15 @@ pub fn sign(claims: &ApprovalClaims, signer: &dyn Signer) -> Result<String> {
 /// Everything the server knows and the proof must match.
 #[derive(Debug, Clone)]
 pub struct Expectations<'a> {
+    /// The kind of proof expected (from [`peek`]; it chose `key`).
+    pub kind: ProofKind,
     /// The device the proof claims to come from (looked up by `kid`).
     pub device: &'a DeviceId,
-    /// That device's current public signing key.
-    pub device_key: &'a PublicKey,
+    /// The key this kind must be signed with: that device's approval key for an
+    /// approval; its device key for a decline (or its approval key when configured).
+    pub key: &'a PublicKey,
+    /// Lowest `uv` accepted on an approval (declines need no user verification).
+    pub min_user_verification: UserVerification,
     /// This server's issuer name.
     pub audience: &'a str,
     /// The challenge being answered.
@@ -195,68 +280,90 @@ impl VerifiedDecision {
     }
 }
 
-/// Returns the device id a proof claims (`kid`) without verifying anything else, so
-/// the server can look up the key. Structure, `alg` and `typ` are checked.
-pub fn peek_device(token: &str) -> Result<DeviceId> {
-    let unverified = jws::parse(token, APPROVAL_TYP)?;
+/// Returns the kind (`typ`) and the device id (`kid`) a proof claims without verifying
+/// anything else, so the server can pick the key. Structure, `alg` and `typ` are checked.
+pub fn peek(token: &str) -> Result<(ProofKind, DeviceId)> {
+    let unverified = jws::parse_one_of(token, &[APPROVAL_TYP, DECLINE_TYP])?;
+    let kind = ProofKind::from_typ(&unverified.header().typ).ok_or(Error::WrongType {
+        expected: APPROVAL_TYP,
+    })?;
     let kid = unverified
         .header()
         .kid
         .as_deref()
         .ok_or(Error::WrongKeyId)?;
-    DeviceId::parse(kid).map_err(|_| Error::WrongKeyId)
+    let device = DeviceId::parse(kid).map_err(|_| Error::WrongKeyId)?;
+    Ok((kind, device))
 }
 
-/// Verifies an approval proof on the server. Each rule is its own error:
-/// 1. compact JWS, `alg` ES256 (never `none`/HS*/RS*), `typ` [`APPROVAL_TYP`];
-/// 2. `kid` is the expected device, and the ES256 signature verifies with its key;
-/// 3. `iss` = device, `aud` = this server, `jti` = challenge, `nonce` = challenge nonce;
-/// 4. `txn` equals the digest of the stored transaction (RTS art. 5(1)(c)–(d));
-/// 5. `pout` equals the digest of the processor output received, if any, and is
-///    absent otherwise;
-/// 6. a reason only with deny;
-/// 7. time: now ≤ deadline; `iat` ≤ now + skew; now ≤ `exp` + skew;
-///    `exp` ≤ deadline + skew; `exp − iat` ≤ [`MAX_PROOF_LIFETIME_SECS`].
-///
-/// Single use (first valid answer wins) is enforced by the server's store, not here.
+/// The device id a proof claims (`kid`); see [`peek`].
+pub fn peek_device(token: &str) -> Result<DeviceId> {
+    peek(token).map(|(_, device)| device)
+}
+
+/// Verifies a decision proof on the server, rule by rule as in protocol §4, each
+/// rule with its own error. Single use (first valid answer wins) is enforced by the
+/// server's store, not here.
 pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<VerifiedDecision> {
-    let unverified = jws::parse(token, APPROVAL_TYP)?;
+    // §4.1: compact JWS, alg ES256, typ = the expected kind, known header members only.
+    let unverified = jws::parse(token, expect.kind.typ())?;
+    // §4.2: kid is the device the request came from.
     if unverified.header().kid.as_deref() != Some(expect.device.as_str()) {
         return Err(Error::WrongKeyId);
     }
-    let claims: ApprovalClaims = unverified.verify(expect.device_key)?;
+    // §4.2: the signature verifies with the key of this kind (approval key for approvals).
+    let claims: ApprovalClaims = unverified.verify(expect.key)?;
+    // §4.3: iss = device.
     if &claims.iss != expect.device {
         return Err(Error::WrongIssuer);
     }
+    // §4.3: aud = server issuer.
     if claims.aud != expect.audience {
         return Err(Error::WrongAudience);
     }
+    // §4.4: jti = the challenge.
     if &claims.jti != expect.challenge {
         return Err(Error::WrongChallenge);
     }
+    // §4.4: nonce = its nonce.
     if &claims.nonce != expect.nonce {
         return Err(Error::WrongNonce);
     }
+    // §4.5: txn = digest of the stored transaction (RTS art. 5(1)(c)–(d)).
     if !claims.txn.ct_eq(expect.txn) {
         return Err(Error::TransactionMismatch);
     }
+    // §4.6: pout = digest of the processor output received, absent when none.
     match (&claims.pout, expect.processor_output) {
         (None, None) => {}
         (Some(signed), Some(received)) if *signed == processor_output_digest(received) => {}
         _ => return Err(Error::ProcessorOutputMismatch),
     }
+    // §4.7: an approval proof approves, a decline proof denies.
+    if ProofKind::for_decision(claims.decision) != expect.kind {
+        return Err(Error::WrongDecision);
+    }
+    // §4.7: a reason only with deny.
     if claims.decision == Decision::Approve && claims.reason.is_some() {
         return Err(Error::MalformedClaims("a reason is only allowed with deny"));
     }
+    // §4.8: an approval's uv is at least the configured minimum.
+    if expect.kind == ProofKind::Approval && !claims.uv.satisfies(expect.min_user_verification) {
+        return Err(Error::InsufficientUserVerification);
+    }
+    // §4.9: now ≤ deadline.
     if expect.now > expect.deadline {
         return Err(Error::PastDeadline);
     }
+    // §4.9: iat ≤ now + skew.
     if claims.iat > expect.now.plus(expect.skew_secs) {
         return Err(Error::IssuedInFuture);
     }
+    // §4.9: now ≤ exp + skew.
     if expect.now > claims.exp.plus(expect.skew_secs) {
         return Err(Error::Expired);
     }
+    // §4.9: exp ≤ deadline + skew and exp − iat ≤ 600 s.
     if claims.exp > expect.deadline.plus(expect.skew_secs)
         || claims.exp.seconds().saturating_sub(claims.iat.seconds()) > MAX_PROOF_LIFETIME_SECS
     {
@@ -316,8 +423,10 @@ mod tests {
     fn expect<'a>(f: &'a Fixture, key: &'a PublicKey) -> Expectations<'a> {
         let c = f.challenge.claims();
         Expectations {
+            kind: ProofKind::Approval,
             device: &f.device,
-            device_key: key,
+            key,
+            min_user_verification: UserVerification::Passcode,
             audience: &c.iss,
             challenge: &c.jti,
             nonce: &c.nonce,
@@ -336,6 +445,10 @@ mod tests {
         assert_eq!(claims.exp, UnixTime(1_220));
         let token = sign(&claims, &f.device_key).unwrap();
         assert_eq!(peek_device(&token).unwrap(), f.device);
+        assert_eq!(
+            peek(&token).unwrap(),
+            (ProofKind::Approval, f.device.clone())
+        );
         let key = f.device_key.public();
         let v = verify(&token, &expect(&f, &key)).unwrap();
         assert_eq!(v.decision(), Decision::Approve);
@@ -379,7 +492,7 @@ mod tests {
         let cases: Vec<(Expectations<'_>, Error)> = vec![
             (
                 Expectations {
-                    device_key: &other_key,
+                    key: &other_key,
                     ..base.clone()
                 },
                 Error::BadSignature,
@@ -496,5 +609,119 @@ mod tests {
             verify(&token, &expect(&f, &key)).unwrap_err(),
             Error::WrongIssuer
         );
+    }
+
+    #[test]
+    fn decline_proofs_have_their_own_type() {
+        let f = fixture();
+        let device_key = SoftwareSigningKey::generate().unwrap();
+        let mut i = input(&f, Decision::Deny);
+        i.reason = Some(DenyReason::Declined);
+        i.uv = UserVerification::None;
+        let claims = claims_for(&f.challenge, &i).unwrap();
+        let token = sign(&claims, &device_key).unwrap();
+        assert_eq!(
+            peek(&token).unwrap(),
+            (ProofKind::Decline, f.device.clone())
+        );
+        let key = device_key.public();
+        let e = Expectations {
+            kind: ProofKind::Decline,
+            // a decline needs no user verification, whatever the approval minimum
+            min_user_verification: UserVerification::Biometric,
+            ..expect(&f, &key)
+        };
+        let v = verify(&token, &e).unwrap();
+        assert_eq!(v.decision(), Decision::Deny);
+        assert_eq!(v.reason(), Some(DenyReason::Declined));
+        // a decline token is not an approval proof
+        assert_eq!(
+            verify(
+                &token,
+                &Expectations {
+                    kind: ProofKind::Approval,
+                    ..e.clone()
+                }
+            )
+            .unwrap_err(),
+            Error::WrongType {
+                expected: APPROVAL_TYP
+            }
+        );
+    }
+
+    #[test]
+    fn decision_must_match_type() {
+        let f = fixture();
+        let key = f.device_key.public();
+        // a deny signed under the approval typ (and the reverse) is refused
+        let deny = claims_for(&f.challenge, &input(&f, Decision::Deny)).unwrap();
+        let as_approval = jws::sign(
+            APPROVAL_TYP,
+            Some(f.device.as_str()),
+            None,
+            &deny,
+            &f.device_key,
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&as_approval, &expect(&f, &key)).unwrap_err(),
+            Error::WrongDecision
+        );
+        let approve = claims_for(&f.challenge, &input(&f, Decision::Approve)).unwrap();
+        let as_decline = jws::sign(
+            DECLINE_TYP,
+            Some(f.device.as_str()),
+            None,
+            &approve,
+            &f.device_key,
+        )
+        .unwrap();
+        let e = Expectations {
+            kind: ProofKind::Decline,
+            ..expect(&f, &key)
+        };
+        assert_eq!(verify(&as_decline, &e).unwrap_err(), Error::WrongDecision);
+    }
+
+    #[test]
+    fn user_verification_minimum() {
+        use UserVerification::{Biometric, None as NoUv, Passcode, Unknown};
+        let order = [Unknown, NoUv, Passcode, Biometric];
+        for (i, a) in order.iter().enumerate() {
+            for (j, b) in order.iter().enumerate() {
+                assert_eq!(a.satisfies(*b), i >= j, "{a:?} vs {b:?}");
+            }
+        }
+        let f = fixture();
+        let key = f.device_key.public();
+        for (uv, min, ok) in [
+            (NoUv, Passcode, false),
+            (Passcode, Passcode, true),
+            (Biometric, Passcode, true),
+            (Passcode, Biometric, false),
+            (NoUv, NoUv, true),
+        ] {
+            let mut i = input(&f, Decision::Approve);
+            i.uv = uv;
+            let token = sign(&claims_for(&f.challenge, &i).unwrap(), &f.device_key).unwrap();
+            let e = Expectations {
+                min_user_verification: min,
+                ..expect(&f, &key)
+            };
+            let got = verify(&token, &e);
+            if ok {
+                got.unwrap();
+            } else {
+                assert_eq!(
+                    got.unwrap_err(),
+                    Error::InsufficientUserVerification,
+                    "{uv:?} {min:?}"
+                );
+            }
+        }
+        // a uv this version does not know parses (forward compatibility) and ranks lowest
+        let parsed: UserVerification = serde_json::from_str("\"hardware_token\"").unwrap();
+        assert_eq!(parsed, Unknown);
     }
 }

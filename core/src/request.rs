@@ -4,8 +4,10 @@
 //! There is no bearer secret to steal: a captured request can be neither replayed
 //! (the server remembers `jti`) nor altered (method, path and body are signed).
 //!
-//! Enrollment uses the same claims with the new public key embedded in the header
-//! (`typ` [`ENROLL_TYP`]); key rotation adds a proof by the new key ([`ROTATE_TYP`]).
+//! Request proofs are signed by the **device key** only (protocol v2, §1); a proof
+//! signed by the approval key fails the signature check. Enrollment uses the same
+//! claims with the new device key embedded in the header (`typ` [`ENROLL_TYP`]); key
+//! statements (enrollment binding, rotation) are in [`crate::key_statement`].
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +22,6 @@ use crate::time::UnixTime;
 pub const REQUEST_TYP: &str = "pushauth-request+jwt";
 /// JWS `typ` of enrollment proofs of possession (header carries `jwk`).
 pub const ENROLL_TYP: &str = "pushauth-enroll+jwt";
-/// JWS `typ` of the new key's proof during key rotation (header carries `jwk`).
-pub const ROTATE_TYP: &str = "pushauth-rotate+jwt";
 
 /// Claims of a request proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,22 +138,37 @@ pub fn peek_device(token: &str) -> Result<DeviceId> {
     DeviceId::parse(kid).map_err(|_| Error::WrongKeyId)
 }
 
+/// |`iat` − now| ≤ `window_secs`, computed without overflow: an `iat` so far away that
+/// the difference does not fit an `i64` is outside every window.
+pub fn within_window(iat: UnixTime, now: UnixTime, window_secs: i64) -> bool {
+    iat.seconds()
+        .checked_sub(now.seconds())
+        .and_then(i64::checked_abs)
+        .is_some_and(|distance| distance <= window_secs)
+}
+
 fn check(claims: RequestClaims, expect: &Expectations<'_>) -> Result<VerifiedRequest> {
+    // §6: `aud` is this server's issuer.
     if claims.aud != expect.audience {
         return Err(Error::WrongAudience);
     }
+    // §6: `htm` is the method received.
     if claims.htm != expect.request.method.to_ascii_uppercase() {
         return Err(Error::WrongMethod);
     }
+    // §6: `htu` is the path and query exactly as sent.
     if claims.htu != expect.request.path {
         return Err(Error::WrongPath);
     }
+    // §6: `bh` is the hash of the body bytes received.
     if claims.bh != body_hash(expect.request.body) {
         return Err(Error::BodyHashMismatch);
     }
-    if (claims.iat.seconds() - expect.now.seconds()).abs() > expect.window_secs {
+    // §6: |now − iat| ≤ 60 s (checked arithmetic: extreme values are stale, not a panic).
+    if !within_window(claims.iat, expect.now, expect.window_secs) {
         return Err(Error::StaleRequest);
     }
+    // §6: `jti` is 16 to 64 random bytes in base64url.
     match b64::decode(&claims.jti) {
         Some(j) if (16..=64).contains(&j.len()) => {}
         _ => {
@@ -169,17 +184,21 @@ fn check(claims: RequestClaims, expect: &Expectations<'_>) -> Result<VerifiedReq
 }
 
 /// Verifies a device request proof: `typ`, `kid` = device, signature with the
-/// device's key, `aud`, method, path, body hash, `iat` within the window, `jti` form.
+/// device's **device key** (`key`; never the approval key), `aud`, method, path, body
+/// hash, `iat` within the window, `jti` form.
 pub fn verify(
     token: &str,
     device: &DeviceId,
     key: &PublicKey,
     expect: &Expectations<'_>,
 ) -> Result<VerifiedRequest> {
+    // §2: compact JWS, ES256, typ pushauth-request+jwt.
     let unverified = jws::parse(token, REQUEST_TYP)?;
+    // §6: `kid` is the device id.
     if unverified.header().kid.as_deref() != Some(device.as_str()) {
         return Err(Error::WrongKeyId);
     }
+    // §1: request proofs are signed by the device key.
     check(unverified.verify(key)?, expect)
 }
 
@@ -199,76 +218,6 @@ pub fn verify_enrollment(
     let key = PublicKey::from_jwk(&jwk)?;
     let verified = check(unverified.verify(&key)?, expect)?;
     Ok((key, verified))
-}
-
-/// Claims of the new key's proof during rotation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotationClaims {
-    /// The server's issuer name.
-    pub aud: String,
-    /// The device whose key rotates.
-    pub sub: DeviceId,
-    /// Thumbprint of the key being replaced.
-    pub old: String,
-    /// Signing time.
-    pub iat: UnixTime,
-}
-
-/// Signs the rotation statement with the NEW key (embedding its JWK). The request
-/// carrying it is signed with the OLD key, so both keys vouch for the change.
-pub fn sign_rotation(
-    new_key: &dyn Signer,
-    device: &DeviceId,
-    old_key: &PublicKey,
-    audience: &str,
-    now: UnixTime,
-) -> Result<String> {
-    let claims = RotationClaims {
-        aud: audience.to_owned(),
-        sub: device.clone(),
-        old: old_key.thumbprint(),
-        iat: now,
-    };
-    jws::sign(
-        ROTATE_TYP,
-        None,
-        Some(new_key.public_key()?.to_jwk()),
-        &claims,
-        new_key,
-    )
-}
-
-/// Verifies a rotation statement and returns the new key.
-pub fn verify_rotation(
-    token: &str,
-    device: &DeviceId,
-    old_key: &PublicKey,
-    audience: &str,
-    now: UnixTime,
-    window_secs: i64,
-) -> Result<PublicKey> {
-    let unverified = jws::parse(token, ROTATE_TYP)?;
-    let jwk = unverified
-        .header()
-        .jwk
-        .clone()
-        .ok_or(Error::MalformedJws("rotation proof needs a jwk header"))?;
-    let new_key = PublicKey::from_jwk(&jwk)?;
-    let claims: RotationClaims = unverified.verify(&new_key)?;
-    if claims.aud != audience {
-        return Err(Error::WrongAudience);
-    }
-    if &claims.sub != device || claims.old != old_key.thumbprint() {
-        return Err(Error::WrongKeyId);
-    }
-    if (claims.iat.seconds() - now.seconds()).abs() > window_secs {
-        return Err(Error::StaleRequest);
-    }
-    if new_key == *old_key {
-        return Err(Error::InvalidPublicKey("new key equals the old key"));
-    }
-    Ok(new_key)
 }
 
 #[cfg(test)]
@@ -371,30 +320,34 @@ mod tests {
     }
 
     #[test]
-    fn rotation_needs_both_keys() {
-        let old = SoftwareSigningKey::generate().unwrap();
-        let new = SoftwareSigningKey::generate().unwrap();
+    fn extreme_iat_is_stale_not_an_overflow() {
+        let key = SoftwareSigningKey::generate().unwrap();
         let device = DeviceId::generate().unwrap();
-        let t = sign_rotation(&new, &device, &old.public(), AUD, UnixTime(1_000)).unwrap();
-        assert_eq!(
-            verify_rotation(&t, &device, &old.public(), AUD, UnixTime(1_010), 60).unwrap(),
-            new.public()
-        );
-        let third = SoftwareSigningKey::generate().unwrap().public();
-        assert_eq!(
-            verify_rotation(&t, &device, &third, AUD, UnixTime(1_010), 60).unwrap_err(),
-            Error::WrongKeyId
-        );
-        let d2 = DeviceId::generate().unwrap();
-        assert_eq!(
-            verify_rotation(&t, &d2, &old.public(), AUD, UnixTime(1_010), 60).unwrap_err(),
-            Error::WrongKeyId
-        );
-        assert_eq!(
-            verify_rotation(&t, &device, &old.public(), AUD, UnixTime(2_000), 60).unwrap_err(),
-            Error::StaleRequest
-        );
-        let same = sign_rotation(&old, &device, &old.public(), AUD, UnixTime(1_000)).unwrap();
-        assert!(verify_rotation(&same, &device, &old.public(), AUD, UnixTime(1_000), 60).is_err());
+        for (iat, now) in [
+            (i64::MIN, 1_000),
+            (i64::MAX, -1_000),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+            (i64::MIN + 1, 0),
+            (i64::MAX, 0),
+        ] {
+            let t = sign(&device, &key, AUD, req(b"{}"), UnixTime(iat)).unwrap();
+            assert_eq!(
+                verify(&t, &device, &key.public(), &expect(req(b"{}"), now)).unwrap_err(),
+                Error::StaleRequest,
+                "iat {iat} now {now}"
+            );
+        }
+        assert!(within_window(
+            UnixTime(i64::MAX),
+            UnixTime(i64::MAX - 60),
+            60
+        ));
+        assert!(!within_window(
+            UnixTime(i64::MIN),
+            UnixTime(i64::MIN + 61),
+            60
+        ));
+        assert!(within_window(UnixTime(0), UnixTime(0), 0));
     }
 }

@@ -94,8 +94,10 @@ fn verify_with(
     proof::verify(
         &f.token,
         &proof::Expectations {
+            kind: proof::ProofKind::Approval,
             device: &f.device,
-            device_key: &key,
+            key: &key,
+            min_user_verification: proof::UserVerification::Passcode,
             audience: &c.iss,
             challenge: &c.jti,
             nonce: &c.nonce,
@@ -141,7 +143,7 @@ proptest! {
             let key = f.device_key.public();
             let digest = txn().digest();
             let r = proof::verify(&tampered, &proof::Expectations {
-                device: &f.device, device_key: &key, audience: &c.iss, challenge: &c.jti, nonce: &c.nonce,
+                kind: proof::ProofKind::Approval, device: &f.device, key: &key, min_user_verification: proof::UserVerification::Passcode, audience: &c.iss, challenge: &c.jti, nonce: &c.nonce,
                 txn: &digest, deadline: c.exp, processor_output: None, now: UnixTime(1_020), skew_secs: 30,
             });
             prop_assert!(r.is_err(), "tampered token verified at byte {}", i);

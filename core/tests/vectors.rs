@@ -16,11 +16,16 @@
 
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};
+use pushauth_core::key_statement::{self, KeyClaims};
 use pushauth_core::keys::{
-    Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey, normalize_signature,
+    Jwk, KeyAgreement, KeyUse, PublicKey, SoftwareAgreementKey, SoftwareSigningKey,
+    normalize_signature,
 };
+use pushauth_core::migration::{self, GrantClaims};
 use pushauth_core::money::{Currency, Money};
-use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
+use pushauth_core::proof::{
+    self, Decision, DecisionInput, DenyReason, ProofKind, UserVerification,
+};
 use pushauth_core::push::{self, PushDetails};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_core::transaction::{
@@ -45,7 +50,10 @@ fn s(v: &Value) -> &str {
 }
 
 struct Keys {
+    /// The device key (use `device`): requests, enrollment, declines.
     device: SoftwareSigningKey,
+    /// The approval key (use `approval`): approvals, grants, its own statements.
+    approval: SoftwareSigningKey,
     agreement: SoftwareAgreementKey,
     server: SoftwareSigningKey,
     device_id: DeviceId,
@@ -55,6 +63,10 @@ fn keys_from(v: &Value) -> Keys {
     Keys {
         device: SoftwareSigningKey::from_pkcs8(
             &b64::decode(s(&v["device_signing_pkcs8"])).unwrap(),
+        )
+        .unwrap(),
+        approval: SoftwareSigningKey::from_pkcs8(
+            &b64::decode(s(&v["device_approval_pkcs8"])).unwrap(),
         )
         .unwrap(),
         agreement: SoftwareAgreementKey::from_bytes(
@@ -326,6 +338,10 @@ fn challenge_claims(k: &Keys, txn: ReceivedTransaction, pin: Option<&str>) -> Ch
     }
 }
 
+/// What a proof vector is checked against. `kind` names the `typ` expected
+/// (`approval` | `decline`), `key` the device key it is verified with (`approval` |
+/// `device`: the server picks the approval key for approvals and, by default, the
+/// device key for declines).
 fn expectation_json(
     k: &Keys,
     c: &ChallengeClaims,
@@ -334,6 +350,9 @@ fn expectation_json(
     now: i64,
 ) -> Value {
     json!({
+        "kind": "approval",
+        "key": "approval",
+        "min_user_verification": "passcode",
         "device": k.device_id.as_str(),
         "audience": ISSUER,
         "challenge": c.jti.as_str(),
@@ -355,12 +374,25 @@ fn check_proof_case(
     let challenge = ChallengeId::parse(s(&e["challenge"])).unwrap();
     let nonce = Nonce::parse(s(&e["nonce"])).unwrap();
     let txn = TxnDigest::parse(s(&e["txn"])).unwrap();
-    let key = k.device.public();
+    let key = match s(&e["key"]) {
+        "approval" => k.approval.public(),
+        "device" => k.device.public(),
+        other => panic!("unknown key {other}"),
+    };
+    let kind = match s(&e["kind"]) {
+        "approval" => ProofKind::Approval,
+        "decline" => ProofKind::Decline,
+        other => panic!("unknown kind {other}"),
+    };
+    let min_user_verification: UserVerification =
+        serde_json::from_value(e["min_user_verification"].clone()).unwrap();
     proof::verify(
         s(&case["token"]),
         &proof::Expectations {
+            kind,
             device: &device,
-            device_key: &key,
+            key: &key,
+            min_user_verification,
             audience: s(&e["audience"]),
             challenge: &challenge,
             nonce: &nonce,
@@ -377,6 +409,7 @@ fn check_proof_case(
 #[ignore = "writes new vector files; run on purpose only"]
 fn generate() {
     let device = SoftwareSigningKey::generate().unwrap();
+    let approval = SoftwareSigningKey::generate().unwrap();
     let agreement = SoftwareAgreementKey::generate().unwrap();
     let server = SoftwareSigningKey::generate().unwrap();
     let device_id = DeviceId::parse("0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88").unwrap();
@@ -386,6 +419,9 @@ fn generate() {
         "device_signing_pkcs8": b64::encode(&device.to_pkcs8()[..]),
         "device_signing_jwk": device.public().to_jwk(),
         "device_signing_thumbprint": device.public().thumbprint(),
+        "device_approval_pkcs8": b64::encode(&approval.to_pkcs8()[..]),
+        "device_approval_jwk": approval.public().to_jwk(),
+        "device_approval_thumbprint": approval.public().thumbprint(),
         "device_agreement_scalar": b64::encode(&agreement.to_bytes()[..]),
         "device_agreement_jwk": agreement.public_key().unwrap().to_jwk(),
         "server_signing_pkcs8": b64::encode(&server.to_pkcs8()[..]),
@@ -395,6 +431,7 @@ fn generate() {
     });
     let k = Keys {
         device,
+        approval,
         agreement,
         server,
         device_id,
@@ -419,37 +456,114 @@ fn generate() {
         30,
     )
     .unwrap();
-    let input = |decision, reason, pout| DecisionInput {
+    let proofs = proof_vectors(&k, &claims, &verified, &txns_list[1].1);
+    let jws_profile = jws_profile_vectors(&k, &claims, &verified);
+
+    let pushes = push_vectors(&k, &claims);
+
+    let requests = request_vectors(&k);
+    let key_statements = key_statement_vectors(&k);
+    let migration_grants = migration_vectors(&k);
+
+    for (name, value) in [
+        ("keys.json", keys_json),
+        ("transactions.json", transaction_vectors()),
+        ("challenges.json", challenges),
+        ("proofs.json", proofs),
+        ("push.json", pushes),
+        ("requests.json", requests),
+        ("jws.json", jws_profile),
+        ("key_statements.json", key_statements),
+        ("migration.json", migration_grants),
+    ] {
+        std::fs::write(
+            format!("{DIR}/{name}"),
+            serde_json::to_string_pretty(&value).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+}
+
+fn decision_input<'a>(
+    k: &'a Keys,
+    decision: Decision,
+    reason: Option<DenyReason>,
+    uv: UserVerification,
+    pout: Option<&'static str>,
+) -> DecisionInput<'a> {
+    DecisionInput {
         device: &k.device_id,
         decision,
         reason,
-        uv: UserVerification::Biometric,
+        uv,
         processor_output: pout,
         now: UnixTime(NOW + 10),
         lifetime_secs: 120,
-    };
+    }
+}
+
+/// proofs.json: approval proofs (approval key) and decline proofs (device key).
+fn proof_vectors(
+    k: &Keys,
+    claims: &ChallengeClaims,
+    verified: &challenge::VerifiedChallenge,
+    tampered_txn: &Transaction,
+) -> Value {
     let approve = proof::claims_for(
-        &verified,
-        &input(Decision::Approve, None, Some("sdk-output-123")),
+        verified,
+        &decision_input(
+            k,
+            Decision::Approve,
+            None,
+            UserVerification::Biometric,
+            Some("sdk-output-123"),
+        ),
     )
     .unwrap();
-    let approve_token = proof::sign(&approve, &k.device).unwrap();
+    let approve_token = proof::sign(&approve, &k.approval).unwrap();
     let deny = proof::claims_for(
-        &verified,
-        &input(Decision::Deny, Some(DenyReason::NotMe), None),
+        verified,
+        &decision_input(
+            k,
+            Decision::Deny,
+            Some(DenyReason::NotMe),
+            UserVerification::None,
+            None,
+        ),
     )
     .unwrap();
     let deny_token = proof::sign(&deny, &k.device).unwrap();
     // tampered: the device signed a different amount than the server stored
-    let tampered_txn = txns_list[1].1.clone();
     let tampered = proof::ApprovalClaims {
         txn: tampered_txn.digest(),
         pout: None,
         ..approve.clone()
     };
-    let tampered_token = proof::sign(&tampered, &k.device).unwrap();
+    let tampered_token = proof::sign(&tampered, &k.approval).unwrap();
     let rogue = SoftwareSigningKey::generate().unwrap();
     let wrong_key_token = proof::sign(&approve, &rogue).unwrap();
+    // v2: an approval signed by the device key (no biometric) is refused
+    let device_signed_approval = proof::sign(&approve, &k.device).unwrap();
+    let no_uv = proof::claims_for(
+        verified,
+        &decision_input(
+            k,
+            Decision::Approve,
+            None,
+            UserVerification::None,
+            Some("sdk-output-123"),
+        ),
+    )
+    .unwrap();
+    let no_uv_token = proof::sign(&no_uv, &k.approval).unwrap();
+    let deny_as_approval = jws::sign(
+        proof::APPROVAL_TYP,
+        Some(k.device_id.as_str()),
+        None,
+        &deny,
+        &k.approval,
+    )
+    .unwrap();
     let payload = approve_token.split('.').nth(1).unwrap();
     let alg_none = format!(
         "{}.{payload}.",
@@ -462,7 +576,7 @@ fn generate() {
             r#"{"alg":"HS256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#,
         );
         let input = format!("{head}.{payload}");
-        let jwk_text = serde_json::to_string(&k.device.public().to_jwk()).unwrap();
+        let jwk_text = serde_json::to_string(&k.approval.public().to_jwk()).unwrap();
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, jwk_text.as_bytes());
         format!(
             "{input}.{}",
@@ -474,33 +588,109 @@ fn generate() {
         let raw: [u8; 64] = b64::decode(sig).unwrap().try_into().unwrap();
         format!("{signing_input}.{}", b64::encode(to_der(&raw)))
     };
-    let d = base_txn.digest();
-    let exp_ok = expectation_json(&k, &claims, &d, Some("sdk-output-123"), NOW + 12);
-    let exp_deny = expectation_json(&k, &claims, &d, None, NOW + 12);
+    let d = claims.txn.digest();
+    let exp_ok = expectation_json(k, claims, &d, Some("sdk-output-123"), NOW + 12);
+    let mut exp_deny = expectation_json(k, claims, &d, None, NOW + 12);
+    exp_deny["kind"] = json!("decline");
+    exp_deny["key"] = json!("device");
+    let mut exp_deny_needs_approval_key = exp_deny.clone();
+    exp_deny_needs_approval_key["key"] = json!("approval");
+    let exp_tampered = expectation_json(k, claims, &d, None, NOW + 12);
     let mut exp_other_challenge = exp_ok.clone();
     exp_other_challenge["challenge"] = json!("99999999-8888-4777-8666-555555555555");
     let mut exp_other_aud = exp_ok.clone();
     exp_other_aud["audience"] = json!("https://other.example");
     let mut exp_swapped_output = exp_ok.clone();
     exp_swapped_output["processor_output"] = json!("sdk-output-456");
-    let proofs = json!({
+    let mut exp_deny_under_approval = exp_deny.clone();
+    exp_deny_under_approval["kind"] = json!("approval");
+    exp_deny_under_approval["key"] = json!("approval");
+    let mut exp_decline_for_approve = exp_ok.clone();
+    exp_decline_for_approve["kind"] = json!("decline");
+    exp_decline_for_approve["key"] = json!("device");
+    json!({
         "cases": [
             {"name": "approve_with_processor_output", "token": approve_token, "expect": exp_ok, "result": "ok", "claims": approve},
             {"name": "deny_not_me", "token": deny_token, "expect": exp_deny, "result": "ok", "claims": deny},
-            {"name": "tampered_amount", "token": tampered_token, "expect": exp_deny, "result": "transaction_mismatch"},
+            {"name": "deny_signed_by_device_key_when_approval_key_required", "token": deny_token, "expect": exp_deny_needs_approval_key, "result": "bad_signature"},
+            {"name": "approval_signed_by_device_key", "token": device_signed_approval, "expect": exp_ok, "result": "bad_signature"},
+            {"name": "approval_without_user_verification", "token": no_uv_token, "expect": exp_ok, "result": "insufficient_user_verification"},
+            {"name": "deny_under_approval_typ", "token": deny_as_approval, "expect": exp_deny_under_approval, "result": "wrong_decision"},
+            {"name": "approval_where_decline_expected", "token": approve_token, "expect": exp_decline_for_approve, "result": "wrong_type"},
+            {"name": "tampered_amount", "token": tampered_token, "expect": exp_tampered, "result": "transaction_mismatch"},
             {"name": "signed_by_other_key", "token": wrong_key_token, "expect": exp_ok, "result": "bad_signature"},
             {"name": "alg_none", "token": alg_none, "expect": exp_ok, "result": "unsupported_algorithm"},
             {"name": "hs256_with_public_key_as_secret", "token": hs256, "expect": exp_ok, "result": "unsupported_algorithm"},
             {"name": "der_signature_in_jws", "token": der_sig, "expect": exp_ok, "result": "malformed_jws"},
-            {"name": "expired", "token": approve_token, "expect": expectation_json(&k, &claims, &d, Some("sdk-output-123"), NOW + 10 + 120 + 31), "result": "past_deadline"},
+            {"name": "expired", "token": approve_token, "expect": expectation_json(k, claims, &d, Some("sdk-output-123"), NOW + 10 + 120 + 31), "result": "past_deadline"},
             {"name": "replayed_for_other_challenge", "token": approve_token, "expect": exp_other_challenge, "result": "wrong_challenge"},
             {"name": "wrong_audience", "token": approve_token, "expect": exp_other_aud, "result": "wrong_audience"},
             {"name": "processor_output_swapped", "token": approve_token, "expect": exp_swapped_output, "result": "processor_output_mismatch"},
         ]
-    });
+    })
+}
 
-    let pushes = push_vectors(&k, &claims);
+/// A correctly signed compact JWS with exactly these header and claims bytes.
+fn raw_jws(key: &SoftwareSigningKey, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", b64::encode(header), b64::encode(claims));
+    format!(
+        "{input}.{}",
+        b64::encode(key.sign_raw(input.as_bytes()).unwrap())
+    )
+}
 
+/// jws.json: JWS profile holes (protocol §2), each correctly signed by the approval key
+/// and checked as approval proofs.
+fn jws_profile_vectors(
+    k: &Keys,
+    claims: &ChallengeClaims,
+    verified: &challenge::VerifiedChallenge,
+) -> Value {
+    let approve = proof::claims_for(
+        verified,
+        &decision_input(
+            k,
+            Decision::Approve,
+            None,
+            UserVerification::Biometric,
+            None,
+        ),
+    )
+    .unwrap();
+    let claims_text = serde_json::to_string(&approve).unwrap();
+    let kid = k.device_id.as_str();
+    let jwk = serde_json::to_string(&k.approval.public().to_jwk()).unwrap();
+    let header = format!(r#"{{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"{kid}"}}"#);
+    let claims_array = serde_json::to_string(&[
+        json!(approve.iss),
+        json!(approve.aud),
+        json!(approve.jti),
+        json!(approve.nonce),
+        json!(approve.decision),
+        json!(null),
+        json!(approve.txn),
+        json!(null),
+        json!(approve.iat),
+        json!(approve.exp),
+        json!(approve.uv),
+    ])
+    .unwrap();
+    let d = claims.txn.digest();
+    let exp = expectation_json(k, claims, &d, None, NOW + 12);
+    json!({
+        "about": "Correctly signed approval proofs that break the JWS profile of docs/protocol.md §2; checked as approval proofs (proofs.json expectations).",
+        "cases": [
+            {"name": "valid", "token": raw_jws(&k.approval, &header, &claims_text), "expect": exp, "result": "ok"},
+            {"name": "kid_and_jwk", "token": raw_jws(&k.approval, &format!(r#"{{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"{kid}","jwk":{jwk}}}"#), &claims_text), "expect": exp, "result": "kid_and_jwk"},
+            {"name": "header_is_array", "token": raw_jws(&k.approval, &format!(r#"["ES256","pushauth-approval+jwt","{kid}"]"#), &claims_text), "expect": exp, "result": "header_not_object"},
+            {"name": "claims_are_array", "token": raw_jws(&k.approval, &header, &claims_array), "expect": exp, "result": "claims_not_object"},
+            {"name": "claims_with_trailing_object", "token": raw_jws(&k.approval, &header, &format!("{claims_text}{{}}")), "expect": exp, "result": "malformed_claims"},
+        ]
+    })
+}
+
+/// requests.json: request proofs (device key only).
+fn request_vectors(k: &Keys) -> Value {
     let body = br#"{"proof":"..."}"#;
     let req = HttpRequest {
         method: "POST",
@@ -508,29 +698,126 @@ fn generate() {
         body,
     };
     let req_token = request::sign(&k.device_id, &k.device, ISSUER, req, UnixTime(NOW)).unwrap();
-    let requests = json!({
+    let by_approval_key =
+        request::sign(&k.device_id, &k.approval, ISSUER, req, UnixTime(NOW)).unwrap();
+    let extreme_past =
+        request::sign(&k.device_id, &k.device, ISSUER, req, UnixTime(i64::MIN)).unwrap();
+    let extreme_future =
+        request::sign(&k.device_id, &k.device, ISSUER, req, UnixTime(i64::MAX)).unwrap();
+    let body = std::str::from_utf8(body).unwrap();
+    json!({
         "cases": [
-            {"name": "valid", "token": req_token, "method": "POST", "path": req.path, "body": std::str::from_utf8(body).unwrap(), "now": NOW + 5, "result": "ok"},
+            {"name": "valid", "token": req_token, "method": "POST", "path": req.path, "body": body, "now": NOW + 5, "result": "ok"},
+            {"name": "signed_by_approval_key", "token": by_approval_key, "method": "POST", "path": req.path, "body": body, "now": NOW + 5, "result": "bad_signature"},
             {"name": "body_changed", "token": req_token, "method": "POST", "path": req.path, "body": r#"{"proof":"…"}"#, "now": NOW + 5, "result": "body_hash_mismatch"},
-            {"name": "path_changed", "token": req_token, "method": "POST", "path": "/v1/device/push-token", "body": std::str::from_utf8(body).unwrap(), "now": NOW + 5, "result": "wrong_path"},
-            {"name": "stale", "token": req_token, "method": "POST", "path": req.path, "body": std::str::from_utf8(body).unwrap(), "now": NOW + 61, "result": "stale_request"},
+            {"name": "path_changed", "token": req_token, "method": "POST", "path": "/v1/device/push-token", "body": body, "now": NOW + 5, "result": "wrong_path"},
+            {"name": "stale", "token": req_token, "method": "POST", "path": req.path, "body": body, "now": NOW + 61, "result": "stale_request"},
+            {"name": "iat_i64_min", "token": extreme_past, "method": "POST", "path": req.path, "body": body, "now": NOW, "result": "stale_request"},
+            {"name": "iat_i64_max", "token": extreme_future, "method": "POST", "path": req.path, "body": body, "now": -NOW, "result": "stale_request"},
         ]
-    });
+    })
+}
 
-    for (name, value) in [
-        ("keys.json", keys_json),
-        ("transactions.json", transaction_vectors()),
-        ("challenges.json", challenges),
-        ("proofs.json", proofs),
-        ("push.json", pushes),
-        ("requests.json", requests),
-    ] {
-        std::fs::write(
-            format!("{DIR}/{name}"),
-            serde_json::to_string_pretty(&value).unwrap() + "\n",
-        )
-        .unwrap();
-    }
+/// key_statements.json: the approval key's enrollment binding and rotations of each key.
+fn key_statement_vectors(k: &Keys) -> Value {
+    let new_device = SoftwareSigningKey::generate().unwrap();
+    let new_approval = SoftwareSigningKey::generate().unwrap();
+    let binding = key_statement::sign_enrollment_binding(
+        &k.approval,
+        &k.device.public(),
+        ISSUER,
+        UnixTime(NOW),
+    )
+    .unwrap();
+    let binding_to_other = key_statement::sign_enrollment_binding(
+        &k.approval,
+        &new_device.public(),
+        ISSUER,
+        UnixTime(NOW),
+    )
+    .unwrap();
+    let device_claims = key_statement::rotation_claims(
+        &k.device_id,
+        KeyUse::Device,
+        &k.device.public(),
+        ISSUER,
+        UnixTime(NOW),
+    );
+    let device_rotation = key_statement::sign_statement(&device_claims, &new_device).unwrap();
+    let approval_claims = key_statement::rotation_claims(
+        &k.device_id,
+        KeyUse::Approval,
+        &k.approval.public(),
+        ISSUER,
+        UnixTime(NOW),
+    );
+    let approval_rotation = key_statement::sign_statement(&approval_claims, &new_approval).unwrap();
+    let endorsement = key_statement::sign_endorsement(&approval_claims, &k.approval).unwrap();
+    let endorsed_by_device_key =
+        key_statement::sign_endorsement(&approval_claims, &k.device).unwrap();
+    let rot = |name: &str,
+               key_use: &str,
+               statement: &str,
+               endorsement: Option<&str>,
+               current: &str,
+               new: Option<&PublicKey>,
+               result: &str| {
+        json!({"name": name, "use": key_use, "statement": statement, "endorsement": endorsement,
+               "current": current, "now": NOW + 5, "result": result,
+               "new_key": new.map(PublicKey::to_jwk)})
+    };
+    json!({
+        "about": "Key statements (pushauth-key+jwt). Enrollment cases are checked against keys.json's device and approval keys; rotation cases name the current key of that use (`device`, `approval`, or `new` = the statement's own key, a retry after the swap) and the result: `replace`, `already_current` or an error code.",
+        "new_device_jwk": new_device.public().to_jwk(),
+        "new_approval_jwk": new_approval.public().to_jwk(),
+        "enrollment": [
+            {"name": "valid", "token": binding, "now": NOW + 5, "result": "ok"},
+            {"name": "bound_to_other_device_key", "token": binding_to_other, "now": NOW + 5, "result": "key_binding_mismatch"},
+            {"name": "stale", "token": binding, "now": NOW + 61, "result": "stale_request"},
+        ],
+        "rotation": [
+            rot("device_key", "device", &device_rotation, None, "device", Some(&new_device.public()), "replace"),
+            rot("device_key_retry_after_swap", "device", &device_rotation, None, "new", Some(&new_device.public()), "already_current"),
+            rot("approval_key", "approval", &approval_rotation, Some(&endorsement), "approval", Some(&new_approval.public()), "replace"),
+            rot("approval_key_retry_after_swap", "approval", &approval_rotation, Some(&endorsement), "new", Some(&new_approval.public()), "already_current"),
+            rot("approval_key_without_endorsement", "approval", &approval_rotation, None, "approval", None, "endorsement_required"),
+            rot("approval_key_endorsed_by_device_key", "approval", &approval_rotation, Some(&endorsed_by_device_key), "approval", None, "bad_endorsement"),
+            rot("statement_for_other_use", "approval", &device_rotation, Some(&endorsement), "approval", None, "wrong_key_use"),
+        ]
+    })
+}
+
+/// migration.json: migration grants signed by the approval key.
+fn migration_vectors(k: &Keys) -> Value {
+    let claims = GrantClaims {
+        iss: k.device_id.clone(),
+        aud: ISSUER.into(),
+        jti: "mXf0q2n1XyTQm4x7cK1ZbA".into(),
+        iat: UnixTime(NOW),
+        exp: UnixTime(NOW + 300),
+    };
+    let grant = migration::sign_grant(&claims, &k.approval).unwrap();
+    let by_device_key = migration::sign_grant(&claims, &k.device).unwrap();
+    let too_long = migration::sign_grant(
+        &GrantClaims {
+            exp: UnixTime(NOW + 601),
+            ..claims.clone()
+        },
+        &k.approval,
+    )
+    .unwrap();
+    let d = k.device_id.as_str();
+    let other = "11111111-2222-4333-8444-555555555555";
+    json!({
+        "about": "Migration grants (pushauth-migrate+jwt), checked with keys.json's approval key for the requesting `device`; skew 30 s.",
+        "cases": [
+            {"name": "valid", "token": grant, "device": d, "now": NOW + 5, "result": "ok", "claims": claims},
+            {"name": "expired", "token": grant, "device": d, "now": NOW + 300, "result": "expired"},
+            {"name": "other_device", "token": grant, "device": other, "now": NOW + 5, "result": "wrong_key_id"},
+            {"name": "signed_by_device_key", "token": by_device_key, "device": d, "now": NOW + 5, "result": "bad_signature"},
+            {"name": "lifetime_over_600_s", "token": too_long, "device": d, "now": NOW + 5, "result": "lifetime_too_long"},
+        ]
+    })
 }
 
 fn to_der(raw: &[u8; 64]) -> Vec<u8> {
@@ -780,4 +1067,138 @@ fn headers_are_as_documented() {
         r#"{"alg":"ES256","typ":"pushauth-approval+jwt","kid":"0b8f6a3e-5a4c-4d1e-9f2a-7c3b1e0d9a88"}"#
     );
     assert!(jws::parse(token, proof::APPROVAL_TYP).is_ok());
+}
+
+#[test]
+fn approval_key_is_distinct() {
+    let v = load("keys.json");
+    let k = keys_from(&v);
+    let jwk: Jwk = serde_json::from_value(v["device_approval_jwk"].clone()).unwrap();
+    assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), k.approval.public());
+    assert_eq!(
+        k.approval.public().thumbprint(),
+        s(&v["device_approval_thumbprint"])
+    );
+    assert_ne!(k.approval.public(), k.device.public());
+}
+
+#[test]
+fn jws_profile_holes_refused_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("jws.json");
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 4);
+    for case in cases {
+        let got = check_proof_case(&k, case);
+        match s(&case["result"]) {
+            "ok" => {
+                got.unwrap();
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+}
+
+#[test]
+fn key_statements_verify_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("key_statements.json");
+    let (d, a) = (k.device.public(), k.approval.public());
+    for case in v["enrollment"].as_array().unwrap() {
+        let got = key_statement::verify_enrollment_binding(
+            s(&case["token"]),
+            &key_statement::EnrollmentExpectations {
+                audiences: &[ISSUER],
+                device_key: &d,
+                approval_key: &a,
+                now: UnixTime(case["now"].as_i64().unwrap()),
+                window_secs: 60,
+            },
+        );
+        match s(&case["result"]) {
+            "ok" => got.unwrap(),
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
+    let new_device: Jwk = serde_json::from_value(v["new_device_jwk"].clone()).unwrap();
+    let new_approval: Jwk = serde_json::from_value(v["new_approval_jwk"].clone()).unwrap();
+    let new_device = PublicKey::from_jwk(&new_device).unwrap();
+    let new_approval = PublicKey::from_jwk(&new_approval).unwrap();
+    for case in v["rotation"].as_array().unwrap() {
+        let key_use: KeyUse = serde_json::from_value(case["use"].clone()).unwrap();
+        let (own, other, new) = match key_use {
+            KeyUse::Device => (d, a, new_device),
+            KeyUse::Approval => (a, d, new_approval),
+        };
+        let current = match s(&case["current"]) {
+            "new" => new,
+            _ => own,
+        };
+        let got = key_statement::verify_rotation(
+            s(&case["statement"]),
+            case["endorsement"].as_str(),
+            &key_statement::RotationExpectations {
+                audience: ISSUER,
+                device: &k.device_id,
+                key_use,
+                current: &current,
+                other: &other,
+                now: UnixTime(case["now"].as_i64().unwrap()),
+                window_secs: 60,
+            },
+        );
+        let name = &case["name"];
+        match s(&case["result"]) {
+            "replace" => assert_eq!(
+                got.unwrap(),
+                key_statement::Rotation::Replace(new),
+                "{name}"
+            ),
+            "already_current" => assert_eq!(
+                got.unwrap(),
+                key_statement::Rotation::AlreadyCurrent(new),
+                "{name}"
+            ),
+            code => assert_eq!(got.unwrap_err().code(), code, "{name}"),
+        }
+        if let Some(jwk) = case["new_key"].as_object() {
+            let jwk: Jwk = serde_json::from_value(Value::Object(jwk.clone())).unwrap();
+            assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), new, "{name}");
+        }
+    }
+    // the statement's claims are as documented (rotation of the approval key)
+    let st = s(&v["rotation"][2]["statement"]);
+    let claims: KeyClaims =
+        serde_json::from_slice(&b64::decode(st.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims.key_use, KeyUse::Approval);
+    assert_eq!(claims.old.as_deref(), Some(a.thumbprint().as_str()));
+}
+
+#[test]
+fn migration_grants_verify_as_recorded() {
+    let k = keys_from(&load("keys.json"));
+    let v = load("migration.json");
+    let a = k.approval.public();
+    for case in v["cases"].as_array().unwrap() {
+        let device = DeviceId::parse(s(&case["device"])).unwrap();
+        let got = migration::verify_grant(
+            s(&case["token"]),
+            &migration::GrantExpectations {
+                device: &device,
+                approval_key: &a,
+                audience: ISSUER,
+                now: UnixTime(case["now"].as_i64().unwrap()),
+                skew_secs: 30,
+            },
+        );
+        match s(&case["result"]) {
+            "ok" => {
+                let g = got.unwrap();
+                let claims: GrantClaims = serde_json::from_value(case["claims"].clone()).unwrap();
+                assert_eq!(g.jti, claims.jti);
+                assert_eq!(g.exp, claims.exp);
+            }
+            code => assert_eq!(got.unwrap_err().code(), code, "{}", case["name"]),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //   phone [--dir DIR] run [--auto approve|deny|not_me] [--once] [--timeout SECS]
 //         [--poll-ms MS] [--ready-file FILE]
 //   phone [--dir DIR] status
+//   phone [--dir DIR] rotate [device|approval]   two-phase key rotation (state saved between)
 //   phone [--dir DIR] reset            unenroll on the server (if it answers) and forget all
 //
 // DIR defaults to $DEMO_PHONE_DIR or ./.pushauth-phone. Lines are stamped with the
@@ -63,7 +64,10 @@ class Args(words: List<String>, private val flags: Set<String>) {
 
 enum class Answer(val word: String) { APPROVE("approve"), DENY("deny"), NOT_ME("not_me") }
 
-val options = ClientOptions(timeoutSecs = 10u, userVerification = UserVerification.BIOMETRIC)
+val options = ClientOptions(
+    timeoutSecs = 10u, userVerification = UserVerification.BIOMETRIC,
+    linkScheme = System.getenv("DEMO_LINK_SCHEME") ?: "pushauth",
+)
 
 fun ms(since: Long) = System.currentTimeMillis() - since
 
@@ -89,7 +93,7 @@ fun enrollCommand(storage: PhoneStorage, args: Args) {
         throw UsageError("already enrolled (${storage.loadState().deviceId}); run `phone reset` first")
     }
     storage.wipe()
-    val link = if (activation.startsWith("pushauth:")) parseEnrollmentLink(activation) else null
+    val link = if (activation.contains("://")) parseEnrollmentLink(activation, options.linkScheme) else null
     say(if (link != null) "scanned enrollment link: server ${link.serverUrl}, code ${link.activationCode.take(4)}-…"
         else "activation code ${activation.take(4)}-… for ${serverUrl ?: "?"}")
     val keyStore = storage.keyStore()
@@ -104,6 +108,7 @@ fun enrollCommand(storage: PhoneStorage, args: Args) {
     say("enrolled in ${ms(started)} ms: device ${state.deviceId} at ${state.serverUrl}")
     say("  pinned server key ${state.serverKid.take(12)}…, issuer ${state.issuer}")
     say("  keys ${keyStore.aliases().joinToString(", ")} in ${storage.describe()}/keystore.bin (SoftwareKeyStore standing in for the Secure Enclave / StrongBox)")
+    say("  device key (requests, no prompt), approval key (one biometric prompt per approval), agreement key (push)")
     say(if (pushToken != null) "  push: FCM token ${pushToken.take(16)}… registered with the server" else "  push: none (the phone will poll)")
 }
 
@@ -130,7 +135,7 @@ class PushInbox(private val reg: PushRegistration) {
 class Session(
     private val client: PushAuthClient,
     private val state: EnrollmentState,
-    private val keyStore: KeyStore,
+    private val keyStore: FileBackedKeyStore,
     private val auto: Answer?,
 ) {
     val handled = mutableSetOf<String>()
@@ -139,9 +144,10 @@ class Session(
     private fun describe(v: ChallengeView): String {
         val amount = v.amountDisplay
         val what = when (v.kind) {
-            TransactionKind.PAYMENT -> if (amount != null) amount else "a payment"
-            TransactionKind.RECURRING -> "a recurring payment" + (amount?.let { " of $it" } ?: "")
-            else -> "a wallet operation" + (amount?.let { " of $it" } ?: "")
+            TransactionKind.Payment -> if (amount != null) amount else "a payment"
+            TransactionKind.Recurring -> "a recurring payment" + (amount?.let { " of $it" } ?: "")
+            TransactionKind.WalletOperation -> "a wallet operation" + (amount?.let { " of $it" } ?: "")
+            is TransactionKind.Other -> "a request (${(v.kind as TransactionKind.Other).name})" + (amount?.let { " of $it" } ?: "")
         }
         return what + (v.payee?.let { " at $it" } ?: "")
     }
@@ -170,7 +176,8 @@ class Session(
         try {
             val fetched = System.currentTimeMillis()
             val view = client.challenge(id)
-            say("challenge ${short(id)} (${view.provider.name.lowercase()}, via $via): signature checked against the pinned server key in ${ms(fetched)} ms")
+            val provider = when (val p = view.provider) { is Provider.Other -> p.name; else -> p::class.simpleName!!.lowercase() }
+            say("challenge ${short(id)} ($provider, via $via): signature checked against the pinned server key in ${ms(fetched)} ms (device key, no prompt)")
             val left = view.deadline - System.currentTimeMillis() / 1000
             var output: String? = null
             view.processorInput?.let { input ->
@@ -185,13 +192,16 @@ class Session(
                 return true
             }
             val tapped = System.currentTimeMillis()
+            val approvalsBefore = keyStore.signatures(KeyPurpose.APPROVAL_SIGNING)
+            // The view the user saw is what is signed: approve/deny take it, never an id.
             val outcome = when (answer) {
-                Answer.APPROVE -> client.approve(id, output)
-                Answer.DENY -> client.deny(id, DenyReason.DECLINED)
-                Answer.NOT_ME -> client.deny(id, DenyReason.NOT_ME)
+                Answer.APPROVE -> client.approve(view, output)
+                Answer.DENY -> client.deny(view, DenyReason.DECLINED)
+                Answer.NOT_ME -> client.deny(view, DenyReason.NOT_ME)
             }
-            say("signed the ${answer.word} proof and sent it: server answered $outcome in ${ms(tapped)} ms " +
-                "(${ms(seenAt)} ms after the challenge reached the phone)")
+            val prompts = keyStore.signatures(KeyPurpose.APPROVAL_SIGNING) - approvalsBefore
+            say("signed the ${answer.word} proof ($prompts approval-key signature${if (prompts == 1uL) "" else "s"}) and sent it: " +
+                "server answered $outcome in ${ms(tapped)} ms (${ms(seenAt)} ms after the challenge reached the phone)")
         } catch (e: PushAuthException.ChallengeExpired) {
             say("challenge ${short(id)}: this payment request has expired")
         } catch (e: PushAuthException.AlreadyAnswered) {
@@ -204,16 +214,15 @@ class Session(
 
     /** A data message from FCM: what FirebaseMessagingService.onMessageReceived gets. */
     suspend fun onPush(data: Map<String, String>): Boolean {
-        val cid = data["cid"] ?: return false
         val at = System.currentTimeMillis()
-        when (data["kind"]) {
-            "challenge" -> {
-                val enc = data["enc"] ?: return false
-                // No network, agreement key only: what a Notification Service Extension does.
-                val preview = try {
-                    decryptPush(state, keyStore, cid, enc)
-                } catch (e: PushAuthException.InvalidPush) {
-                    say("push for ${short(cid)} did not open (${e.reason}): generic notification")
+        // No network, agreement key only: what a Notification Service Extension /
+        // FirebaseMessagingService does.
+        when (val msg = parsePush(data, state, keyStore)) {
+            is PushMessage.Challenge -> {
+                val cid = msg.challengeId
+                val preview = msg.preview
+                if (preview == null) {
+                    say("push for ${short(cid)} did not open: generic notification")
                     return handle(cid, at, "push")
                 }
                 val text = if (preview.amountDisplay != null) "Approve ${preview.summary}?" else "${preview.summary}: approve?"
@@ -221,8 +230,8 @@ class Session(
                 preview.otp?.let { say("  the push carries the processor's one-time code: $it") }
                 return handle(cid, at, "push")
             }
-            "dismiss" -> say("push: dismiss ${short(cid)} (answered elsewhere or closed): notification removed")
-            else -> say("push: unknown kind ${data["kind"]}")
+            is PushMessage.Dismiss -> say("push: dismiss ${short(msg.challengeId)} (answered elsewhere or closed): notification removed")
+            PushMessage.Unknown -> say("push: not for pushauth (or a newer kind): ignored")
         }
         return false
     }
@@ -305,6 +314,31 @@ fun statusCommand(storage: PhoneStorage, args: Args) {
     }
 }
 
+fun rotateCommand(storage: PhoneStorage, args: Args) {
+    val purpose = when (val which = args.positional.singleOrNull() ?: "device") {
+        "device" -> KeyPurpose.DEVICE_SIGNING
+        "approval" -> KeyPurpose.APPROVAL_SIGNING
+        else -> throw UsageError("rotate device|approval, not $which")
+    }
+    args.done()
+    if (!storage.enrolled()) throw UsageError("not enrolled")
+    val keyStore = storage.keyStore()
+    PushAuthClient.withOptions(storage.loadState(), keyStore, options).use { client ->
+        runBlocking {
+            if (client.state().pendingKey == null) {
+                val prepared = client.prepareKeyRotation(purpose)
+                storage.saveState(prepared) // persisted before anything is sent
+                say("new ${purpose.name.lowercase()} key ${prepared.pendingKey!!.alias} created and saved as pending")
+            } else {
+                say("a rotation is pending (${client.state().pendingKey!!.alias}): completing it")
+            }
+            val done = client.completeKeyRotation()
+            storage.saveState(done)
+            say("server switched keys; device ${short(done.deviceId)} now uses ${done.deviceKeyAlias} / ${done.approvalKeyAlias}")
+        }
+    }
+}
+
 fun resetCommand(storage: PhoneStorage, args: Args) {
     args.done()
     if (storage.enrolled()) {
@@ -336,6 +370,7 @@ fun main(argv: Array<String>) {
             "enroll" -> enrollCommand(storage, Args(words, emptySet()))
             "run" -> runCommand(storage, Args(words, setOf("--once")))
             "status" -> statusCommand(storage, Args(words, emptySet()))
+            "rotate" -> rotateCommand(storage, Args(words, emptySet()))
             "reset" -> resetCommand(storage, Args(words, emptySet()))
             "help", "--help", "-h" -> throw UsageError("")
             else -> throw UsageError("unknown command $command")
@@ -349,6 +384,7 @@ fun main(argv: Array<String>) {
                                      [--platform android|ios|other] [--label TEXT] [--push-token T --push-inbox URL]
                    phone [--dir DIR] run [--auto approve|deny|not_me] [--once] [--timeout SECS] [--poll-ms MS]
                    phone [--dir DIR] status
+                   phone [--dir DIR] rotate [device|approval]
                    phone [--dir DIR] reset
             """.trimIndent(),
         )

@@ -29,23 +29,28 @@ fun writePrivate(file: File, bytes: ByteArray) {
 /**
  * The app's KeyStore: a SoftwareKeyStore whose keys are written to `file` whenever they
  * change, so that they survive a restart as hardware-backed keys do. A real app
- * implements the same five methods on the Secure Enclave or Android Keystore
- * (bindings/samples/).
+ * implements the same four suspend methods on the Secure Enclave or Android Keystore
+ * (bindings/samples/). An approval-key signature is where a real phone shows the
+ * biometric prompt: the virtual phone prints the prompt instead.
  */
 class FileBackedKeyStore(private val file: File) : KeyStore {
     private val inner: SoftwareKeyStore =
         if (file.exists()) SoftwareKeyStore.importState(file.readBytes()) else SoftwareKeyStore()
 
-    override fun createSigningKey(alias: String): ByteArray = inner.createSigningKey(alias).also { save() }
-    override fun sign(alias: String, message: ByteArray): ByteArray = inner.sign(alias, message)
-    override fun createAgreementKey(alias: String): ByteArray = inner.createAgreementKey(alias).also { save() }
-    override fun agree(alias: String, peerPublicKey: ByteArray): ByteArray = inner.agree(alias, peerPublicKey)
-    override fun deleteKey(alias: String) {
+    override suspend fun createKey(alias: String, purpose: KeyPurpose): ByteArray =
+        inner.createKey(alias, purpose).also { save() }
+    override suspend fun sign(alias: String, purpose: KeyPurpose, message: ByteArray, prompt: SigningPrompt?): ByteArray {
+        prompt?.let { say("  [biometric prompt] ${it.title}: ${it.summary} -> fingerprint accepted") }
+        return inner.sign(alias, purpose, message, prompt)
+    }
+    override suspend fun agree(alias: String, peerPublicKey: ByteArray): ByteArray = inner.agree(alias, peerPublicKey)
+    override suspend fun deleteKey(alias: String) {
         inner.deleteKey(alias)
         save()
     }
 
     fun aliases(): List<String> = inner.aliases()
+    fun signatures(purpose: KeyPurpose): ULong = inner.signatureCount(purpose)
 
     @Synchronized
     private fun save() {

@@ -525,13 +525,17 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_pushauth_checksum_func_builtin_transport() != 50998:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_canonical_transaction_json() != 24114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_decrypt_push() != 39520:
+    if lib.uniffi_pushauth_checksum_func_decrypt_push() != 3114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_enroll() != 26514:
+    if lib.uniffi_pushauth_checksum_func_enroll() != 26734:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_enrollment_state_from_json() != 27312:
+    if lib.uniffi_pushauth_checksum_func_enroll_with_transport() != 62129:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_enrollment_state_from_json() != 46032:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_enrollment_state_to_json() != 61228:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -541,7 +545,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_normalize_signature() != 63689:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_parse_enrollment_link() != 3012:
+    if lib.uniffi_pushauth_checksum_func_parse_enrollment_link() != 37995:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_parse_push() != 7055:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_public_key_jwk() != 28990:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -553,59 +559,75 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_verify_server_challenge() != 64011:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_keystore_create_signing_key() != 26047:
+    if lib.uniffi_pushauth_checksum_method_httptransport_send() != 26101:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_keystore_sign() != 27062:
+    if lib.uniffi_pushauth_checksum_method_keystore_create_key() != 40954:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_keystore_create_agreement_key() != 44166:
+    if lib.uniffi_pushauth_checksum_method_keystore_sign() != 64715:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_keystore_agree() != 63503:
+    if lib.uniffi_pushauth_checksum_method_keystore_agree() != 27907:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_keystore_delete_key() != 39720:
+    if lib.uniffi_pushauth_checksum_method_keystore_delete_key() != 29713:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_approve() != 29722:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_approve() != 7420:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_challenge() != 2774:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_challenge() != 32858:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() != 28322:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation() != 56175:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_deny() != 30805:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_create_migration_code() != 27831:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() != 30268:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() != 57563:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_rotate_key() != 43571:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_deny() != 60096:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() != 3510:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_deny_by_id() != 34695:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_state() != 38153:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() != 35902:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation() != 13482:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests() != 59129:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() != 7854:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_state() != 12685:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests() != 62026:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_pushauthclient_unenroll() != 13274:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 63285:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 50764:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_constructor_pushauthclient_new() != 47866:
+    if lib.uniffi_pushauth_checksum_constructor_pushauthclient_new() != 21041:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_constructor_pushauthclient_with_options() != 38008:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_agree() != 13601:
+    if lib.uniffi_pushauth_checksum_constructor_pushauthclient_with_transport() != 21902:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_agree() != 26516:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_softwarekeystore_aliases() != 15723:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key() != 63184:
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_create_key() != 25416:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key() != 49154:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key() != 29925:
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key() != 33950:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_softwarekeystore_export_state() != 12577:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval() != 20628:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key() != 27602:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() != 51038:
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() != 43917:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key() != 10565:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_softwarekeystore_sign() != 31140:
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_prompts() != 7269:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_sign() != 54896:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_method_softwarekeystore_signature_count() != 54858:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_constructor_softwarekeystore_import_state() != 58812:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -642,6 +664,9 @@ _UniffiLib.ffi_pushauth_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_pushauth_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_pushauth_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_pushauth_checksum_func_builtin_transport.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_builtin_transport.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_canonical_transaction_json.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_canonical_transaction_json.restype = ctypes.c_uint16
@@ -651,6 +676,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_decrypt_push.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_enroll.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_enroll.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_enroll_with_transport.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_enroll_with_transport.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_enrollment_state_from_json.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_enrollment_state_from_json.restype = ctypes.c_uint16
@@ -669,6 +697,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_normalize_signature.restype = ctypes.c_
 _UniffiLib.uniffi_pushauth_checksum_func_parse_enrollment_link.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_parse_enrollment_link.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_parse_push.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_parse_push.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_public_key_jwk.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_public_key_jwk.restype = ctypes.c_uint16
@@ -684,15 +715,15 @@ _UniffiLib.uniffi_pushauth_checksum_func_verify_request_proof_for_tests.restype 
 _UniffiLib.uniffi_pushauth_checksum_func_verify_server_challenge.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_verify_server_challenge.restype = ctypes.c_uint16
-_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_signing_key.argtypes = (
+_UniffiLib.uniffi_pushauth_checksum_method_httptransport_send.argtypes = (
 )
-_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_signing_key.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_httptransport_send.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_key.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_keystore_sign.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_keystore_sign.restype = ctypes.c_uint16
-_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_agreement_key.argtypes = (
-)
-_UniffiLib.uniffi_pushauth_checksum_method_keystore_create_agreement_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_keystore_agree.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_keystore_agree.restype = ctypes.c_uint16
@@ -705,24 +736,39 @@ _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_approve.restype = ctyp
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_challenge.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_challenge.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_create_migration_code.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_create_migration_code.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_deny.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_deny.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_deny_by_id.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_deny_by_id.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges.restype = ctypes.c_uint16
-_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_rotate_key.argtypes = (
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation.argtypes = (
 )
-_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_rotate_key.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_state.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_state.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_unenroll.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_pushauthclient_unenroll.restype = ctypes.c_uint16
@@ -735,24 +781,27 @@ _UniffiLib.uniffi_pushauth_checksum_constructor_pushauthclient_new.restype = cty
 _UniffiLib.uniffi_pushauth_checksum_constructor_pushauthclient_with_options.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_constructor_pushauthclient_with_options.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_constructor_pushauthclient_with_transport.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_constructor_pushauthclient_with_transport.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_agree.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_agree.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_aliases.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_aliases.restype = ctypes.c_uint16
-_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key.argtypes = (
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_key.argtypes = (
 )
-_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key.restype = ctypes.c_uint16
-_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key.argtypes = (
-)
-_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_create_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_export_state.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_export_state.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key.restype = ctypes.c_uint16
@@ -762,9 +811,15 @@ _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key.r
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_prompts.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_prompts.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_sign.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_sign.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_signature_count.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_method_softwarekeystore_signature_count.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_constructor_softwarekeystore_import_state.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_constructor_softwarekeystore_import_state.restype = ctypes.c_uint16
@@ -774,6 +829,11 @@ _UniffiLib.uniffi_pushauth_checksum_constructor_softwarekeystore_new.restype = c
 _UniffiLib.uniffi_pushauth_checksum_constructor_softwarekeystore_with_signature_format.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_constructor_softwarekeystore_with_signature_format.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_fn_func_builtin_transport.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_builtin_transport.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_func_canonical_transaction_json.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -784,14 +844,19 @@ _UniffiLib.uniffi_pushauth_fn_func_decrypt_push.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_func_decrypt_push.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_decrypt_push.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_func_enroll.argtypes = (
     _UniffiRustBuffer,
     ctypes.c_uint64,
 )
 _UniffiLib.uniffi_pushauth_fn_func_enroll.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_func_enroll_with_transport.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_func_enroll_with_transport.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_func_enrollment_state_from_json.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -820,9 +885,16 @@ _UniffiLib.uniffi_pushauth_fn_func_normalize_signature.argtypes = (
 _UniffiLib.uniffi_pushauth_fn_func_normalize_signature.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_func_parse_enrollment_link.argtypes = (
     _UniffiRustBuffer,
+    _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_func_parse_enrollment_link.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_parse_push.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_func_parse_push.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_func_public_key_jwk.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -861,38 +933,36 @@ _UniffiLib.uniffi_pushauth_fn_func_verify_server_challenge.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_func_verify_server_challenge.restype = _UniffiRustBuffer
-_UniffiLib.uniffi_pushauth_fn_method_keystore_create_signing_key.argtypes = (
+_UniffiLib.uniffi_pushauth_fn_method_httptransport_send.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_keystore_create_signing_key.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_httptransport_send.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_keystore_create_key.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_method_keystore_create_key.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_keystore_sign.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
-)
-_UniffiLib.uniffi_pushauth_fn_method_keystore_sign.restype = _UniffiRustBuffer
-_UniffiLib.uniffi_pushauth_fn_method_keystore_create_agreement_key.argtypes = (
-    ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
+    _UniffiRustBuffer,
 )
-_UniffiLib.uniffi_pushauth_fn_method_keystore_create_agreement_key.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_keystore_sign.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_keystore_agree.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_keystore_agree.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_keystore_agree.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key.restype = None
+_UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_approve.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -904,32 +974,52 @@ _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_challenge.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_challenge.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_create_migration_code.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+)
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_create_migration_code.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny_by_id.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny_by_id.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_pending_challenges.argtypes = (
     ctypes.c_uint64,
 )
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_pending_challenges.restype = ctypes.c_uint64
-_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_rotate_key.argtypes = (
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation.argtypes = (
     ctypes.c_uint64,
+    _UniffiRustBuffer,
 )
-_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_rotate_key.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_int64,
+    ctypes.c_int64,
+)
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     ctypes.c_int64,
-    ctypes.c_int8,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
 )
@@ -939,6 +1029,11 @@ _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_state.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_state.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_unenroll.argtypes = (
     ctypes.c_uint64,
 )
@@ -962,41 +1057,47 @@ _UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_options.argtypes =
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_options.restype = ctypes.c_uint64
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree.argtypes = (
+_UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_transport.argtypes = (
+    _UniffiRustBuffer,
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_transport.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_aliases.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_aliases.restype = _UniffiRustBuffer
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key.argtypes = (
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_key.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
-)
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key.restype = _UniffiRustBuffer
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_signing_key.argtypes = (
-    ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_signing_key.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_key.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key.restype = None
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_export_state.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_export_state.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval.restype = None
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_import_agreement_key.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1008,6 +1109,7 @@ _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_import_signing_key.argtype
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
+    _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_import_signing_key.restype = _UniffiRustBuffer
@@ -1017,13 +1119,25 @@ _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_invalidate_key.argtypes = 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_invalidate_key.restype = None
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_prompts.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_prompts.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_signature_count.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_signature_count.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_constructor_softwarekeystore_import_state.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1038,6 +1152,16 @@ _UniffiLib.uniffi_pushauth_fn_constructor_softwarekeystore_with_signature_format
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_constructor_softwarekeystore_with_signature_format.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_clone_httptransport.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_clone_httptransport.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_free_httptransport.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_free_httptransport.restype = None
 _UniffiLib.uniffi_pushauth_fn_clone_keystore.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1068,20 +1192,49 @@ _UniffiLib.uniffi_pushauth_fn_free_softwarekeystore.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_free_softwarekeystore.restype = None
-_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
-    ctypes.POINTER(_UniffiRustCallStatus),
+class _UniffiForeignFutureResultRustBuffer(ctypes.Structure):
+    _fields_ = [
+        ("return_value", _UniffiRustBuffer),
+        ("call_status", _UniffiRustCallStatus),
+    ]
+_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiForeignFutureResultRustBuffer,
 )
-_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
-    ctypes.POINTER(_UniffiRustCallStatus),
+_UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
 )
-_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
-    ctypes.POINTER(_UniffiRustCallStatus),
+class _UniffiForeignFutureDroppedCallbackStruct(ctypes.Structure):
+    _fields_ = [
+        ("handle", ctypes.c_uint64),
+        ("free", _UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK),
+    ]
+_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_HTTP_TRANSPORT_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
 )
-_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
-    ctypes.POINTER(_UniffiRustCallStatus),
+_UNIFFI_CALLBACK_INTERFACE_CLONE_PUSHAUTH_HTTP_TRANSPORT = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
 )
-_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD4 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
-    ctypes.POINTER(_UniffiRustCallStatus),
+_UNIFFI_CALLBACK_INTERFACE_FREE_PUSHAUTH_HTTP_TRANSPORT = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfacePushauthHttpTransport(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_PUSHAUTH_HTTP_TRANSPORT),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_PUSHAUTH_HTTP_TRANSPORT),
+        ("send", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_HTTP_TRANSPORT_METHOD0),
+    ]
+_UniffiLib.uniffi_pushauth_fn_init_callback_vtable_httptransport.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfacePushauthHttpTransport),
+)
+_UniffiLib.uniffi_pushauth_fn_init_callback_vtable_httptransport.restype = None
+_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,_UniffiRustBuffer,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+class _UniffiForeignFutureResultVoid(ctypes.Structure):
+    _fields_ = [
+        ("call_status", _UniffiRustCallStatus),
+    ]
+_UNIFFI_FOREIGN_FUTURE_COMPLETEVOID = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiForeignFutureResultVoid,
+)
+_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETEVOID,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
 )
 _UNIFFI_CALLBACK_INTERFACE_CLONE_PUSHAUTH_KEY_STORE = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
 )
@@ -1091,11 +1244,10 @@ class _UniffiVTableCallbackInterfacePushauthKeyStore(ctypes.Structure):
     _fields_ = [
         ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_PUSHAUTH_KEY_STORE),
         ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_PUSHAUTH_KEY_STORE),
-        ("create_signing_key", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD0),
+        ("create_key", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD0),
         ("sign", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD1),
-        ("create_agreement_key", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD2),
-        ("agree", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3),
-        ("delete_key", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD4),
+        ("agree", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD2),
+        ("delete_key", _UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3),
     ]
 _UniffiLib.uniffi_pushauth_fn_init_callback_vtable_keystore.argtypes = (
     ctypes.POINTER(_UniffiVTableCallbackInterfacePushauthKeyStore),
@@ -1398,6 +1550,68 @@ async def _uniffi_rust_call_async(rust_future, ffi_poll, ffi_complete, ffi_free,
         )
     finally:
         ffi_free(rust_future)
+def _uniffi_trait_interface_call_async(make_call, uniffi_out_dropped_callback, handle_success, handle_error):
+    async def make_call_and_call_callback():
+        # Note: it's important we call either `handle_success` or `handle_error` exactly once.  Each
+        # call consumes an Arc reference, which means there should be no possibility of a double
+        # call.  The following code is structured so that will will never call both `handle_success`
+        # and `handle_error`, even in the face of weird exceptions.
+        #
+        # In extreme circumstances we may not call either, for example if we fail to make the ctypes
+        # call to `handle_success`.  This means we will leak the Arc reference, which is better than
+        # double-freeing it.
+        try:
+            call_result = await make_call()
+        except Exception as e:
+            print("UniFFI: Unhandled exception in trait interface call", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            handle_error(
+                _UniffiRustCallStatus.CALL_UNEXPECTED_ERROR,
+                _UniffiFfiConverterString.lower(repr(e)),
+            )
+        else:
+            handle_success(call_result)
+    eventloop = _uniffi_get_event_loop()
+    task = asyncio.run_coroutine_threadsafe(make_call_and_call_callback(), eventloop)
+    handle = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert((eventloop, task))
+    uniffi_out_dropped_callback[0] = _UniffiForeignFutureDroppedCallbackStruct(handle, _uniffi_future_dropped_callback)
+
+def _uniffi_trait_interface_call_async_with_error(make_call, uniffi_out_dropped_callback, handle_success, handle_error, error_type, lower_error):
+    async def make_call_and_call_callback():
+        # See the note in _uniffi_trait_interface_call_async for details on `handle_success` and
+        # `handle_error`.
+        try:
+            try:
+                call_result = await make_call()
+            except error_type as e:
+                handle_error(
+                    _UniffiRustCallStatus.CALL_ERROR,
+                    lower_error(e),
+                )
+            else:
+                handle_success(call_result)
+        except Exception as e:
+            print("UniFFI: Unhandled exception in trait interface call", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            handle_error(
+                _UniffiRustCallStatus.CALL_UNEXPECTED_ERROR,
+                _UniffiFfiConverterString.lower(repr(e)),
+            )
+    eventloop = _uniffi_get_event_loop()
+    task = asyncio.run_coroutine_threadsafe(make_call_and_call_callback(), eventloop)
+    handle = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert((eventloop, task))
+    uniffi_out_dropped_callback[0] = _UniffiForeignFutureDroppedCallbackStruct(handle, _uniffi_future_dropped_callback)
+
+_UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = _UniffiHandleMap()
+
+@_UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK
+def _uniffi_future_dropped_callback(handle):
+    (eventloop, task) = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle)
+    eventloop.call_soon(_uniffi_cancel_task, task)
+
+def _uniffi_cancel_task(task):
+    if not task.done():
+        task.cancel()
 
 # Public interface members begin here.
 
@@ -1439,36 +1653,196 @@ class _UniffiFfiConverterString:
 
 
 
-class Provider(enum.Enum):
+class Provider:
     """
-    Where a challenge came from (part of the canonical transaction).
+    Where a challenge came from (part of the canonical transaction). Servers may add
+    processors: an unknown one arrives as `Other` (show its name generically).
 """
-    
-    ENFUCE = 0
-    """
-    Enfuce.
+    def __init__(self):
+        raise RuntimeError("Provider cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class ENFUCE:
+        """
+        Enfuce.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    ADYEN = 1
-    """
-    Adyen.
+            
+            
+    
+        def __str__(self):
+            return "Provider.ENFUCE()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_ENFUCE():
+                return False
+            return True
+
+    @dataclass
+    class ADYEN:
+        """
+        Adyen.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    PAYSAFE = 2
-    """
-    Paysafe.
+            
+            
+    
+        def __str__(self):
+            return "Provider.ADYEN()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_ADYEN():
+                return False
+            return True
+
+    @dataclass
+    class PAYSAFE:
+        """
+        Paysafe.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    TREEZOR = 3
-    """
-    Treezor.
+            
+            
+    
+        def __str__(self):
+            return "Provider.PAYSAFE()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_PAYSAFE():
+                return False
+            return True
+
+    @dataclass
+    class TREEZOR:
+        """
+        Treezor.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    API = 4
-    """
-    The issuer's own systems (generic API).
+            
+            
+    
+        def __str__(self):
+            return "Provider.TREEZOR()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_TREEZOR():
+                return False
+            return True
+
+    @dataclass
+    class API:
+        """
+        The issuer's own systems (generic API).
 """
+        
+        def __init__(self, ):
+            pass
+
     
+            
+            
+    
+        def __str__(self):
+            return "Provider.API()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_API():
+                return False
+            return True
+
+    @dataclass
+    class OTHER:
+        """
+        A processor this SDK version does not know.
+"""
+        
+        def __init__(self, name:str):
+            self.name = name
+            
+            """
+        Its wire name.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Provider.OTHER(name={})".format(self.name)
+        def __eq__(self, other):
+            if not isinstance(other, Provider):
+                return NotImplemented
+            if not other.is_OTHER():
+                return False
+            if self.name != other.name:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_ENFUCE(self) -> bool:
+        return isinstance(self, Provider.ENFUCE)
+    def is_enfuce(self) -> bool:
+        return isinstance(self, Provider.ENFUCE)
+    def is_ADYEN(self) -> bool:
+        return isinstance(self, Provider.ADYEN)
+    def is_adyen(self) -> bool:
+        return isinstance(self, Provider.ADYEN)
+    def is_PAYSAFE(self) -> bool:
+        return isinstance(self, Provider.PAYSAFE)
+    def is_paysafe(self) -> bool:
+        return isinstance(self, Provider.PAYSAFE)
+    def is_TREEZOR(self) -> bool:
+        return isinstance(self, Provider.TREEZOR)
+    def is_treezor(self) -> bool:
+        return isinstance(self, Provider.TREEZOR)
+    def is_API(self) -> bool:
+        return isinstance(self, Provider.API)
+    def is_api(self) -> bool:
+        return isinstance(self, Provider.API)
+    def is_OTHER(self) -> bool:
+        return isinstance(self, Provider.OTHER)
+    def is_other(self) -> bool:
+        return isinstance(self, Provider.OTHER)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Provider.ENFUCE = type("Provider.ENFUCE", (Provider.ENFUCE, Provider,), {})  # type: ignore
+Provider.ADYEN = type("Provider.ADYEN", (Provider.ADYEN, Provider,), {})  # type: ignore
+Provider.PAYSAFE = type("Provider.PAYSAFE", (Provider.PAYSAFE, Provider,), {})  # type: ignore
+Provider.TREEZOR = type("Provider.TREEZOR", (Provider.TREEZOR, Provider,), {})  # type: ignore
+Provider.API = type("Provider.API", (Provider.API, Provider,), {})  # type: ignore
+Provider.OTHER = type("Provider.OTHER", (Provider.OTHER, Provider,), {})  # type: ignore
+
+
 
 
 class _UniffiFfiConverterTypeProvider(_UniffiConverterRustBuffer):
@@ -1476,43 +1850,58 @@ class _UniffiFfiConverterTypeProvider(_UniffiConverterRustBuffer):
     def read(buf):
         variant = buf.read_i32()
         if variant == 1:
-            return Provider.ENFUCE
+            return Provider.ENFUCE(
+            )
         if variant == 2:
-            return Provider.ADYEN
+            return Provider.ADYEN(
+            )
         if variant == 3:
-            return Provider.PAYSAFE
+            return Provider.PAYSAFE(
+            )
         if variant == 4:
-            return Provider.TREEZOR
+            return Provider.TREEZOR(
+            )
         if variant == 5:
-            return Provider.API
+            return Provider.API(
+            )
+        if variant == 6:
+            return Provider.OTHER(
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
     def check_lower(value):
-        if value == Provider.ENFUCE:
+        if value.is_ENFUCE():
             return
-        if value == Provider.ADYEN:
+        if value.is_ADYEN():
             return
-        if value == Provider.PAYSAFE:
+        if value.is_PAYSAFE():
             return
-        if value == Provider.TREEZOR:
+        if value.is_TREEZOR():
             return
-        if value == Provider.API:
+        if value.is_API():
+            return
+        if value.is_OTHER():
+            _UniffiFfiConverterString.check_lower(value.name)
             return
         raise ValueError(value)
 
     @staticmethod
     def write(value, buf):
-        if value == Provider.ENFUCE:
+        if value.is_ENFUCE():
             buf.write_i32(1)
-        if value == Provider.ADYEN:
+        if value.is_ADYEN():
             buf.write_i32(2)
-        if value == Provider.PAYSAFE:
+        if value.is_PAYSAFE():
             buf.write_i32(3)
-        if value == Provider.TREEZOR:
+        if value.is_TREEZOR():
             buf.write_i32(4)
-        if value == Provider.API:
+        if value.is_API():
             buf.write_i32(5)
+        if value.is_OTHER():
+            buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.name, buf)
 
 
 
@@ -1521,26 +1910,142 @@ class _UniffiFfiConverterTypeProvider(_UniffiConverterRustBuffer):
 
 
 
-class TransactionKind(enum.Enum):
+class TransactionKind:
     """
-    What is being authenticated.
+    What is being authenticated. Servers may add kinds: an unknown one arrives as
+    `Other` (show a generic "Confirm this request").
 """
-    
-    PAYMENT = 0
-    """
-    A card payment.
+    def __init__(self):
+        raise RuntimeError("TransactionKind cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class PAYMENT:
+        """
+        A card payment.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    RECURRING = 1
-    """
-    A recurring payment set-up.
+            
+            
+    
+        def __str__(self):
+            return "TransactionKind.PAYMENT()".format()
+        def __eq__(self, other):
+            if not isinstance(other, TransactionKind):
+                return NotImplemented
+            if not other.is_PAYMENT():
+                return False
+            return True
+
+    @dataclass
+    class RECURRING:
+        """
+        A recurring payment set-up.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    WALLET_OPERATION = 2
-    """
-    A sensitive wallet operation.
+            
+            
+    
+        def __str__(self):
+            return "TransactionKind.RECURRING()".format()
+        def __eq__(self, other):
+            if not isinstance(other, TransactionKind):
+                return NotImplemented
+            if not other.is_RECURRING():
+                return False
+            return True
+
+    @dataclass
+    class WALLET_OPERATION:
+        """
+        A sensitive wallet operation.
 """
+        
+        def __init__(self, ):
+            pass
+
     
+            
+            
+    
+        def __str__(self):
+            return "TransactionKind.WALLET_OPERATION()".format()
+        def __eq__(self, other):
+            if not isinstance(other, TransactionKind):
+                return NotImplemented
+            if not other.is_WALLET_OPERATION():
+                return False
+            return True
+
+    @dataclass
+    class OTHER:
+        """
+        A kind this SDK version does not know.
+"""
+        
+        def __init__(self, name:str):
+            self.name = name
+            
+            """
+        Its wire name.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "TransactionKind.OTHER(name={})".format(self.name)
+        def __eq__(self, other):
+            if not isinstance(other, TransactionKind):
+                return NotImplemented
+            if not other.is_OTHER():
+                return False
+            if self.name != other.name:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_PAYMENT(self) -> bool:
+        return isinstance(self, TransactionKind.PAYMENT)
+    def is_payment(self) -> bool:
+        return isinstance(self, TransactionKind.PAYMENT)
+    def is_RECURRING(self) -> bool:
+        return isinstance(self, TransactionKind.RECURRING)
+    def is_recurring(self) -> bool:
+        return isinstance(self, TransactionKind.RECURRING)
+    def is_WALLET_OPERATION(self) -> bool:
+        return isinstance(self, TransactionKind.WALLET_OPERATION)
+    def is_wallet_operation(self) -> bool:
+        return isinstance(self, TransactionKind.WALLET_OPERATION)
+    def is_OTHER(self) -> bool:
+        return isinstance(self, TransactionKind.OTHER)
+    def is_other(self) -> bool:
+        return isinstance(self, TransactionKind.OTHER)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+TransactionKind.PAYMENT = type("TransactionKind.PAYMENT", (TransactionKind.PAYMENT, TransactionKind,), {})  # type: ignore
+TransactionKind.RECURRING = type("TransactionKind.RECURRING", (TransactionKind.RECURRING, TransactionKind,), {})  # type: ignore
+TransactionKind.WALLET_OPERATION = type("TransactionKind.WALLET_OPERATION", (TransactionKind.WALLET_OPERATION, TransactionKind,), {})  # type: ignore
+TransactionKind.OTHER = type("TransactionKind.OTHER", (TransactionKind.OTHER, TransactionKind,), {})  # type: ignore
+
+
 
 
 class _UniffiFfiConverterTypeTransactionKind(_UniffiConverterRustBuffer):
@@ -1548,31 +2053,44 @@ class _UniffiFfiConverterTypeTransactionKind(_UniffiConverterRustBuffer):
     def read(buf):
         variant = buf.read_i32()
         if variant == 1:
-            return TransactionKind.PAYMENT
+            return TransactionKind.PAYMENT(
+            )
         if variant == 2:
-            return TransactionKind.RECURRING
+            return TransactionKind.RECURRING(
+            )
         if variant == 3:
-            return TransactionKind.WALLET_OPERATION
+            return TransactionKind.WALLET_OPERATION(
+            )
+        if variant == 4:
+            return TransactionKind.OTHER(
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
     def check_lower(value):
-        if value == TransactionKind.PAYMENT:
+        if value.is_PAYMENT():
             return
-        if value == TransactionKind.RECURRING:
+        if value.is_RECURRING():
             return
-        if value == TransactionKind.WALLET_OPERATION:
+        if value.is_WALLET_OPERATION():
+            return
+        if value.is_OTHER():
+            _UniffiFfiConverterString.check_lower(value.name)
             return
         raise ValueError(value)
 
     @staticmethod
     def write(value, buf):
-        if value == TransactionKind.PAYMENT:
+        if value.is_PAYMENT():
             buf.write_i32(1)
-        if value == TransactionKind.RECURRING:
+        if value.is_RECURRING():
             buf.write_i32(2)
-        if value == TransactionKind.WALLET_OPERATION:
+        if value.is_WALLET_OPERATION():
             buf.write_i32(3)
+        if value.is_OTHER():
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.name, buf)
 
 
 
@@ -1644,8 +2162,9 @@ class ChallengeView:
     """
     A verified server challenge, ready to show: built only from a challenge whose
     signature, issuer, audience and deadline were checked against the pinned key.
+    Pass it back unchanged to `approve` / `deny`: they sign exactly this.
 """
-    def __init__(self, *, id:str, provider:Provider, kind:TransactionKind, amount_display:typing.Optional[str], currency:typing.Optional[str], amount_minor:typing.Optional[int], payee:typing.Optional[str], deadline:int, processor_input:typing.Optional[str], transaction_digest:str):
+    def __init__(self, *, id:str, provider:Provider, kind:TransactionKind, amount_display:typing.Optional[str], currency:typing.Optional[str], amount_minor:typing.Optional[int], payee:typing.Optional[str], summary:str, deadline:int, processor_input:typing.Optional[str], transaction_digest:str, token:str):
         self.id = id
         self.provider = provider
         self.kind = kind
@@ -1653,15 +2172,17 @@ class ChallengeView:
         self.currency = currency
         self.amount_minor = amount_minor
         self.payee = payee
+        self.summary = summary
         self.deadline = deadline
         self.processor_input = processor_input
         self.transaction_digest = transaction_digest
+        self.token = token
         
         
 
     
     def __str__(self):
-        return "ChallengeView(id={}, provider={}, kind={}, amount_display={}, currency={}, amount_minor={}, payee={}, deadline={}, processor_input={}, transaction_digest={})".format(self.id, self.provider, self.kind, self.amount_display, self.currency, self.amount_minor, self.payee, self.deadline, self.processor_input, self.transaction_digest)
+        return "ChallengeView(id={}, provider={}, kind={}, amount_display={}, currency={}, amount_minor={}, payee={}, summary={}, deadline={}, processor_input={}, transaction_digest={}, token={})".format(self.id, self.provider, self.kind, self.amount_display, self.currency, self.amount_minor, self.payee, self.summary, self.deadline, self.processor_input, self.transaction_digest, self.token)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -1677,11 +2198,15 @@ class ChallengeView:
             return False
         if self.payee != other.payee:
             return False
+        if self.summary != other.summary:
+            return False
         if self.deadline != other.deadline:
             return False
         if self.processor_input != other.processor_input:
             return False
         if self.transaction_digest != other.transaction_digest:
+            return False
+        if self.token != other.token:
             return False
         return True
 
@@ -1696,9 +2221,11 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
             currency=_UniffiFfiConverterOptionalString.read(buf),
             amount_minor=_UniffiFfiConverterOptionalInt64.read(buf),
             payee=_UniffiFfiConverterOptionalString.read(buf),
+            summary=_UniffiFfiConverterString.read(buf),
             deadline=_UniffiFfiConverterInt64.read(buf),
             processor_input=_UniffiFfiConverterOptionalString.read(buf),
             transaction_digest=_UniffiFfiConverterString.read(buf),
+            token=_UniffiFfiConverterString.read(buf),
         )
 
     @staticmethod
@@ -1710,9 +2237,11 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.currency)
         _UniffiFfiConverterOptionalInt64.check_lower(value.amount_minor)
         _UniffiFfiConverterOptionalString.check_lower(value.payee)
+        _UniffiFfiConverterString.check_lower(value.summary)
         _UniffiFfiConverterInt64.check_lower(value.deadline)
         _UniffiFfiConverterOptionalString.check_lower(value.processor_input)
         _UniffiFfiConverterString.check_lower(value.transaction_digest)
+        _UniffiFfiConverterString.check_lower(value.token)
 
     @staticmethod
     def write(value, buf):
@@ -1723,9 +2252,11 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.currency, buf)
         _UniffiFfiConverterOptionalInt64.write(value.amount_minor, buf)
         _UniffiFfiConverterOptionalString.write(value.payee, buf)
+        _UniffiFfiConverterString.write(value.summary, buf)
         _UniffiFfiConverterInt64.write(value.deadline, buf)
         _UniffiFfiConverterOptionalString.write(value.processor_input, buf)
         _UniffiFfiConverterString.write(value.transaction_digest, buf)
+        _UniffiFfiConverterString.write(value.token, buf)
 
 class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u32"
@@ -1848,12 +2379,33 @@ class _UniffiFfiConverterOptionalTypeUserVerification(_UniffiConverterRustBuffer
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
 @dataclass
 class ClientOptions:
     """
     HTTP and proof settings. Every field has a default.
 """
-    def __init__(self, *, timeout_secs:int = 30, trusted_roots_pem:typing.List[str] = _DEFAULT, clock_skew_secs:int = 30, proof_lifetime_secs:int = 120, user_verification:typing.Optional[UserVerification] = None):
+    def __init__(self, *, timeout_secs:int = 30, trusted_roots_pem:typing.List[str] = _DEFAULT, clock_skew_secs:int = 30, proof_lifetime_secs:int = 120, user_verification:typing.Optional[UserVerification] = None, link_scheme:str = "pushauth", decline_requires_approval_key:bool = False):
         self.timeout_secs = timeout_secs
         if trusted_roots_pem is _DEFAULT:
             self.trusted_roots_pem = []
@@ -1862,12 +2414,14 @@ class ClientOptions:
         self.clock_skew_secs = clock_skew_secs
         self.proof_lifetime_secs = proof_lifetime_secs
         self.user_verification = user_verification
+        self.link_scheme = link_scheme
+        self.decline_requires_approval_key = decline_requires_approval_key
         
         
 
     
     def __str__(self):
-        return "ClientOptions(timeout_secs={}, trusted_roots_pem={}, clock_skew_secs={}, proof_lifetime_secs={}, user_verification={})".format(self.timeout_secs, self.trusted_roots_pem, self.clock_skew_secs, self.proof_lifetime_secs, self.user_verification)
+        return "ClientOptions(timeout_secs={}, trusted_roots_pem={}, clock_skew_secs={}, proof_lifetime_secs={}, user_verification={}, link_scheme={}, decline_requires_approval_key={})".format(self.timeout_secs, self.trusted_roots_pem, self.clock_skew_secs, self.proof_lifetime_secs, self.user_verification, self.link_scheme, self.decline_requires_approval_key)
     def __eq__(self, other):
         if self.timeout_secs != other.timeout_secs:
             return False
@@ -1878,6 +2432,10 @@ class ClientOptions:
         if self.proof_lifetime_secs != other.proof_lifetime_secs:
             return False
         if self.user_verification != other.user_verification:
+            return False
+        if self.link_scheme != other.link_scheme:
+            return False
+        if self.decline_requires_approval_key != other.decline_requires_approval_key:
             return False
         return True
 
@@ -1890,6 +2448,8 @@ class _UniffiFfiConverterTypeClientOptions(_UniffiConverterRustBuffer):
             clock_skew_secs=_UniffiFfiConverterUInt32.read(buf),
             proof_lifetime_secs=_UniffiFfiConverterUInt32.read(buf),
             user_verification=_UniffiFfiConverterOptionalTypeUserVerification.read(buf),
+            link_scheme=_UniffiFfiConverterString.read(buf),
+            decline_requires_approval_key=_UniffiFfiConverterBoolean.read(buf),
         )
 
     @staticmethod
@@ -1899,6 +2459,8 @@ class _UniffiFfiConverterTypeClientOptions(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.check_lower(value.clock_skew_secs)
         _UniffiFfiConverterUInt32.check_lower(value.proof_lifetime_secs)
         _UniffiFfiConverterOptionalTypeUserVerification.check_lower(value.user_verification)
+        _UniffiFfiConverterString.check_lower(value.link_scheme)
+        _UniffiFfiConverterBoolean.check_lower(value.decline_requires_approval_key)
 
     @staticmethod
     def write(value, buf):
@@ -1907,6 +2469,8 @@ class _UniffiFfiConverterTypeClientOptions(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.clock_skew_secs, buf)
         _UniffiFfiConverterUInt32.write(value.proof_lifetime_secs, buf)
         _UniffiFfiConverterOptionalTypeUserVerification.write(value.user_verification, buf)
+        _UniffiFfiConverterString.write(value.link_scheme, buf)
+        _UniffiFfiConverterBoolean.write(value.decline_requires_approval_key, buf)
 
 
 
@@ -2175,6 +2739,142 @@ class _UniffiFfiConverterTypeEnrollmentLink(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.server_url, buf)
         _UniffiFfiConverterString.write(value.activation_code, buf)
 
+
+
+
+
+
+class KeyPurpose(enum.Enum):
+    """
+    What a key is for (protocol v2 §1). The key store chooses its protection from it.
+"""
+    
+    DEVICE_SIGNING = 0
+    """
+    The device key: hardware-backed, **no** user presence. Signs request proofs
+    (listing, fetching, push token, rotation, migration), the enrollment proof and
+    declines. Must work from background tasks (`onNewToken`).
+"""
+    
+    APPROVAL_SIGNING = 1
+    """
+    The approval key: biometric, user verification **on every use**, no reuse
+    window. Signs approvals, migration grants and its own key statements; the
+    key store must show a prompt for every signature (`prompt` is given).
+"""
+    
+    AGREEMENT = 2
+    """
+    The agreement key (ECDH P-256): no user presence, usable while the phone is
+    locked and from the notification extension, to decrypt push payloads.
+"""
+    
+
+
+class _UniffiFfiConverterTypeKeyPurpose(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return KeyPurpose.DEVICE_SIGNING
+        if variant == 2:
+            return KeyPurpose.APPROVAL_SIGNING
+        if variant == 3:
+            return KeyPurpose.AGREEMENT
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == KeyPurpose.DEVICE_SIGNING:
+            return
+        if value == KeyPurpose.APPROVAL_SIGNING:
+            return
+        if value == KeyPurpose.AGREEMENT:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == KeyPurpose.DEVICE_SIGNING:
+            buf.write_i32(1)
+        if value == KeyPurpose.APPROVAL_SIGNING:
+            buf.write_i32(2)
+        if value == KeyPurpose.AGREEMENT:
+            buf.write_i32(3)
+
+
+
+@dataclass
+class PendingKeyState:
+    """
+    A key created by a rotation whose outcome is not known yet. While it is set,
+    call `PushAuthClient::complete_key_rotation` (after a restart too).
+"""
+    def __init__(self, *, purpose:KeyPurpose, alias:str, jwk:str):
+        self.purpose = purpose
+        self.alias = alias
+        self.jwk = jwk
+        
+        
+
+    
+    def __str__(self):
+        return "PendingKeyState(purpose={}, alias={}, jwk={})".format(self.purpose, self.alias, self.jwk)
+    def __eq__(self, other):
+        if self.purpose != other.purpose:
+            return False
+        if self.alias != other.alias:
+            return False
+        if self.jwk != other.jwk:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePendingKeyState(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PendingKeyState(
+            purpose=_UniffiFfiConverterTypeKeyPurpose.read(buf),
+            alias=_UniffiFfiConverterString.read(buf),
+            jwk=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(value.purpose)
+        _UniffiFfiConverterString.check_lower(value.alias)
+        _UniffiFfiConverterString.check_lower(value.jwk)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeKeyPurpose.write(value.purpose, buf)
+        _UniffiFfiConverterString.write(value.alias, buf)
+        _UniffiFfiConverterString.write(value.jwk, buf)
+
+class _UniffiFfiConverterOptionalTypePendingKeyState(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypePendingKeyState.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypePendingKeyState.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypePendingKeyState.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class EnrollmentState:
     """
@@ -2182,26 +2882,30 @@ class EnrollmentState:
     secret (the private keys stay in the key store), but it identifies the device:
     keep it in the Keychain / EncryptedSharedPreferences and pass it back to
     [`super::client::PushAuthClient::new`]. Store it with
-    [`enrollment_state_to_json`]; share it with the Notification Service Extension
-    for [`super::push::decrypt_push`].
+    [`enrollment_state_to_json`] **every time a call returns a new one** (enrollment,
+    both rotation phases); share it with the Notification Service Extension for
+    [`super::push::parse_push`].
 """
-    def __init__(self, *, version:int, server_url:str, issuer:str, device_id:str, server_key_jwk:str, server_kid:str, signing_key_alias:str, signing_key_jwk:str, agreement_key_alias:str, agreement_key_jwk:str):
+    def __init__(self, *, version:int, server_url:str, issuer:str, device_id:str, server_key_jwk:str, server_kid:str, device_key_alias:str, device_key_jwk:str, approval_key_alias:str, approval_key_jwk:str, agreement_key_alias:str, agreement_key_jwk:str, pending_key:typing.Optional[PendingKeyState]):
         self.version = version
         self.server_url = server_url
         self.issuer = issuer
         self.device_id = device_id
         self.server_key_jwk = server_key_jwk
         self.server_kid = server_kid
-        self.signing_key_alias = signing_key_alias
-        self.signing_key_jwk = signing_key_jwk
+        self.device_key_alias = device_key_alias
+        self.device_key_jwk = device_key_jwk
+        self.approval_key_alias = approval_key_alias
+        self.approval_key_jwk = approval_key_jwk
         self.agreement_key_alias = agreement_key_alias
         self.agreement_key_jwk = agreement_key_jwk
+        self.pending_key = pending_key
         
         
 
     
     def __str__(self):
-        return "EnrollmentState(version={}, server_url={}, issuer={}, device_id={}, server_key_jwk={}, server_kid={}, signing_key_alias={}, signing_key_jwk={}, agreement_key_alias={}, agreement_key_jwk={})".format(self.version, self.server_url, self.issuer, self.device_id, self.server_key_jwk, self.server_kid, self.signing_key_alias, self.signing_key_jwk, self.agreement_key_alias, self.agreement_key_jwk)
+        return "EnrollmentState(version={}, server_url={}, issuer={}, device_id={}, server_key_jwk={}, server_kid={}, device_key_alias={}, device_key_jwk={}, approval_key_alias={}, approval_key_jwk={}, agreement_key_alias={}, agreement_key_jwk={}, pending_key={})".format(self.version, self.server_url, self.issuer, self.device_id, self.server_key_jwk, self.server_kid, self.device_key_alias, self.device_key_jwk, self.approval_key_alias, self.approval_key_jwk, self.agreement_key_alias, self.agreement_key_jwk, self.pending_key)
     def __eq__(self, other):
         if self.version != other.version:
             return False
@@ -2215,13 +2919,19 @@ class EnrollmentState:
             return False
         if self.server_kid != other.server_kid:
             return False
-        if self.signing_key_alias != other.signing_key_alias:
+        if self.device_key_alias != other.device_key_alias:
             return False
-        if self.signing_key_jwk != other.signing_key_jwk:
+        if self.device_key_jwk != other.device_key_jwk:
+            return False
+        if self.approval_key_alias != other.approval_key_alias:
+            return False
+        if self.approval_key_jwk != other.approval_key_jwk:
             return False
         if self.agreement_key_alias != other.agreement_key_alias:
             return False
         if self.agreement_key_jwk != other.agreement_key_jwk:
+            return False
+        if self.pending_key != other.pending_key:
             return False
         return True
 
@@ -2235,10 +2945,13 @@ class _UniffiFfiConverterTypeEnrollmentState(_UniffiConverterRustBuffer):
             device_id=_UniffiFfiConverterString.read(buf),
             server_key_jwk=_UniffiFfiConverterString.read(buf),
             server_kid=_UniffiFfiConverterString.read(buf),
-            signing_key_alias=_UniffiFfiConverterString.read(buf),
-            signing_key_jwk=_UniffiFfiConverterString.read(buf),
+            device_key_alias=_UniffiFfiConverterString.read(buf),
+            device_key_jwk=_UniffiFfiConverterString.read(buf),
+            approval_key_alias=_UniffiFfiConverterString.read(buf),
+            approval_key_jwk=_UniffiFfiConverterString.read(buf),
             agreement_key_alias=_UniffiFfiConverterString.read(buf),
             agreement_key_jwk=_UniffiFfiConverterString.read(buf),
+            pending_key=_UniffiFfiConverterOptionalTypePendingKeyState.read(buf),
         )
 
     @staticmethod
@@ -2249,10 +2962,13 @@ class _UniffiFfiConverterTypeEnrollmentState(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.device_id)
         _UniffiFfiConverterString.check_lower(value.server_key_jwk)
         _UniffiFfiConverterString.check_lower(value.server_kid)
-        _UniffiFfiConverterString.check_lower(value.signing_key_alias)
-        _UniffiFfiConverterString.check_lower(value.signing_key_jwk)
+        _UniffiFfiConverterString.check_lower(value.device_key_alias)
+        _UniffiFfiConverterString.check_lower(value.device_key_jwk)
+        _UniffiFfiConverterString.check_lower(value.approval_key_alias)
+        _UniffiFfiConverterString.check_lower(value.approval_key_jwk)
         _UniffiFfiConverterString.check_lower(value.agreement_key_alias)
         _UniffiFfiConverterString.check_lower(value.agreement_key_jwk)
+        _UniffiFfiConverterOptionalTypePendingKeyState.check_lower(value.pending_key)
 
     @staticmethod
     def write(value, buf):
@@ -2262,19 +2978,261 @@ class _UniffiFfiConverterTypeEnrollmentState(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.device_id, buf)
         _UniffiFfiConverterString.write(value.server_key_jwk, buf)
         _UniffiFfiConverterString.write(value.server_kid, buf)
-        _UniffiFfiConverterString.write(value.signing_key_alias, buf)
-        _UniffiFfiConverterString.write(value.signing_key_jwk, buf)
+        _UniffiFfiConverterString.write(value.device_key_alias, buf)
+        _UniffiFfiConverterString.write(value.device_key_jwk, buf)
+        _UniffiFfiConverterString.write(value.approval_key_alias, buf)
+        _UniffiFfiConverterString.write(value.approval_key_jwk, buf)
         _UniffiFfiConverterString.write(value.agreement_key_alias, buf)
         _UniffiFfiConverterString.write(value.agreement_key_jwk, buf)
+        _UniffiFfiConverterOptionalTypePendingKeyState.write(value.pending_key, buf)
+
+@dataclass
+class HttpHeader:
+    """
+    One HTTP header.
+"""
+    def __init__(self, *, name:str, value:str):
+        self.name = name
+        self.value = value
+        
+        
+
+    
+    def __str__(self):
+        return "HttpHeader(name={}, value={})".format(self.name, self.value)
+    def __eq__(self, other):
+        if self.name != other.name:
+            return False
+        if self.value != other.value:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpHeader(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpHeader(
+            name=_UniffiFfiConverterString.read(buf),
+            value=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterString.check_lower(value.value)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterString.write(value.value, buf)
+
+class _UniffiFfiConverterSequenceTypeHttpHeader(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeHttpHeader.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeHttpHeader.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeHttpHeader.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative byte string length")
+        return buf.read(size)
+
+    @staticmethod
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(len(value))
+        buf.write(value)
+
+@dataclass
+class HttpRequest:
+    """
+    A request the SDK wants sent. Send it as is: the `Authorization` proof signs the
+    method, the path and query, and the body bytes. Never follow redirects.
+"""
+    def __init__(self, *, method:str, url:str, headers:typing.List[HttpHeader], body:bytes):
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        
+        
+
+    
+    def __str__(self):
+        return "HttpRequest(method={}, url={}, headers={}, body={})".format(self.method, self.url, self.headers, self.body)
+    def __eq__(self, other):
+        if self.method != other.method:
+            return False
+        if self.url != other.url:
+            return False
+        if self.headers != other.headers:
+            return False
+        if self.body != other.body:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpRequest(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpRequest(
+            method=_UniffiFfiConverterString.read(buf),
+            url=_UniffiFfiConverterString.read(buf),
+            headers=_UniffiFfiConverterSequenceTypeHttpHeader.read(buf),
+            body=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.method)
+        _UniffiFfiConverterString.check_lower(value.url)
+        _UniffiFfiConverterSequenceTypeHttpHeader.check_lower(value.headers)
+        _UniffiFfiConverterBytes.check_lower(value.body)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.method, buf)
+        _UniffiFfiConverterString.write(value.url, buf)
+        _UniffiFfiConverterSequenceTypeHttpHeader.write(value.headers, buf)
+        _UniffiFfiConverterBytes.write(value.body, buf)
+
+class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u16"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**16
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u16()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u16(value)
+
+@dataclass
+class HttpResponse:
+    """
+    The server's answer, whatever its status (problem responses included).
+"""
+    def __init__(self, *, status:int, headers:typing.List[HttpHeader], body:bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        
+        
+
+    
+    def __str__(self):
+        return "HttpResponse(status={}, headers={}, body={})".format(self.status, self.headers, self.body)
+    def __eq__(self, other):
+        if self.status != other.status:
+            return False
+        if self.headers != other.headers:
+            return False
+        if self.body != other.body:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpResponse(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpResponse(
+            status=_UniffiFfiConverterUInt16.read(buf),
+            headers=_UniffiFfiConverterSequenceTypeHttpHeader.read(buf),
+            body=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt16.check_lower(value.status)
+        _UniffiFfiConverterSequenceTypeHttpHeader.check_lower(value.headers)
+        _UniffiFfiConverterBytes.check_lower(value.body)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt16.write(value.status, buf)
+        _UniffiFfiConverterSequenceTypeHttpHeader.write(value.headers, buf)
+        _UniffiFfiConverterBytes.write(value.body, buf)
+
+@dataclass
+class MigrationCode:
+    """
+    A single-use activation code for a new device, from a migration grant.
+"""
+    def __init__(self, *, code:str, deeplink:str, expires_at:int):
+        self.code = code
+        self.deeplink = deeplink
+        self.expires_at = expires_at
+        
+        
+
+    
+    def __str__(self):
+        return "MigrationCode(code={}, deeplink={}, expires_at={})".format(self.code, self.deeplink, self.expires_at)
+    def __eq__(self, other):
+        if self.code != other.code:
+            return False
+        if self.deeplink != other.deeplink:
+            return False
+        if self.expires_at != other.expires_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeMigrationCode(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return MigrationCode(
+            code=_UniffiFfiConverterString.read(buf),
+            deeplink=_UniffiFfiConverterString.read(buf),
+            expires_at=_UniffiFfiConverterInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.code)
+        _UniffiFfiConverterString.check_lower(value.deeplink)
+        _UniffiFfiConverterInt64.check_lower(value.expires_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.code, buf)
+        _UniffiFfiConverterString.write(value.deeplink, buf)
+        _UniffiFfiConverterInt64.write(value.expires_at, buf)
 
 @dataclass
 class ProofExpectations:
     """
     What the server knows when it checks an approval proof (protocol §4). Tests only.
 """
-    def __init__(self, *, device:str, device_key_jwk:str, audience:str, challenge:str, nonce:str, txn:str, deadline:int, processor_output:typing.Optional[str], now:int, skew_secs:int):
+    def __init__(self, *, kind:str, min_user_verification:UserVerification, device:str, key_jwk:str, audience:str, challenge:str, nonce:str, txn:str, deadline:int, processor_output:typing.Optional[str], now:int, skew_secs:int):
+        self.kind = kind
+        self.min_user_verification = min_user_verification
         self.device = device
-        self.device_key_jwk = device_key_jwk
+        self.key_jwk = key_jwk
         self.audience = audience
         self.challenge = challenge
         self.nonce = nonce
@@ -2288,11 +3246,15 @@ class ProofExpectations:
 
     
     def __str__(self):
-        return "ProofExpectations(device={}, device_key_jwk={}, audience={}, challenge={}, nonce={}, txn={}, deadline={}, processor_output={}, now={}, skew_secs={})".format(self.device, self.device_key_jwk, self.audience, self.challenge, self.nonce, self.txn, self.deadline, self.processor_output, self.now, self.skew_secs)
+        return "ProofExpectations(kind={}, min_user_verification={}, device={}, key_jwk={}, audience={}, challenge={}, nonce={}, txn={}, deadline={}, processor_output={}, now={}, skew_secs={})".format(self.kind, self.min_user_verification, self.device, self.key_jwk, self.audience, self.challenge, self.nonce, self.txn, self.deadline, self.processor_output, self.now, self.skew_secs)
     def __eq__(self, other):
+        if self.kind != other.kind:
+            return False
+        if self.min_user_verification != other.min_user_verification:
+            return False
         if self.device != other.device:
             return False
-        if self.device_key_jwk != other.device_key_jwk:
+        if self.key_jwk != other.key_jwk:
             return False
         if self.audience != other.audience:
             return False
@@ -2316,8 +3278,10 @@ class _UniffiFfiConverterTypeProofExpectations(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
         return ProofExpectations(
+            kind=_UniffiFfiConverterString.read(buf),
+            min_user_verification=_UniffiFfiConverterTypeUserVerification.read(buf),
             device=_UniffiFfiConverterString.read(buf),
-            device_key_jwk=_UniffiFfiConverterString.read(buf),
+            key_jwk=_UniffiFfiConverterString.read(buf),
             audience=_UniffiFfiConverterString.read(buf),
             challenge=_UniffiFfiConverterString.read(buf),
             nonce=_UniffiFfiConverterString.read(buf),
@@ -2330,8 +3294,10 @@ class _UniffiFfiConverterTypeProofExpectations(_UniffiConverterRustBuffer):
 
     @staticmethod
     def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.kind)
+        _UniffiFfiConverterTypeUserVerification.check_lower(value.min_user_verification)
         _UniffiFfiConverterString.check_lower(value.device)
-        _UniffiFfiConverterString.check_lower(value.device_key_jwk)
+        _UniffiFfiConverterString.check_lower(value.key_jwk)
         _UniffiFfiConverterString.check_lower(value.audience)
         _UniffiFfiConverterString.check_lower(value.challenge)
         _UniffiFfiConverterString.check_lower(value.nonce)
@@ -2343,8 +3309,10 @@ class _UniffiFfiConverterTypeProofExpectations(_UniffiConverterRustBuffer):
 
     @staticmethod
     def write(value, buf):
+        _UniffiFfiConverterString.write(value.kind, buf)
+        _UniffiFfiConverterTypeUserVerification.write(value.min_user_verification, buf)
         _UniffiFfiConverterString.write(value.device, buf)
-        _UniffiFfiConverterString.write(value.device_key_jwk, buf)
+        _UniffiFfiConverterString.write(value.key_jwk, buf)
         _UniffiFfiConverterString.write(value.audience, buf)
         _UniffiFfiConverterString.write(value.challenge, buf)
         _UniffiFfiConverterString.write(value.nonce, buf)
@@ -2420,6 +3388,45 @@ class _UniffiFfiConverterTypePushPreview(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.otp, buf)
 
 @dataclass
+class SigningPrompt:
+    """
+    What the platform prompt shows for an approval-key signature.
+"""
+    def __init__(self, *, title:str, summary:str):
+        self.title = title
+        self.summary = summary
+        
+        
+
+    
+    def __str__(self):
+        return "SigningPrompt(title={}, summary={})".format(self.title, self.summary)
+    def __eq__(self, other):
+        if self.title != other.title:
+            return False
+        if self.summary != other.summary:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSigningPrompt(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SigningPrompt(
+            title=_UniffiFfiConverterString.read(buf),
+            summary=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.title)
+        _UniffiFfiConverterString.check_lower(value.summary)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.title, buf)
+        _UniffiFfiConverterString.write(value.summary, buf)
+
+@dataclass
 class Transaction:
     """
     A transaction as bound by the approval proof (protocol §3).
@@ -2487,21 +3494,114 @@ class _UniffiFfiConverterTypeTransaction(_UniffiConverterRustBuffer):
 
 
 
-class DecisionOutcome(enum.Enum):
+class DecisionOutcome:
     """
     The server's answer to a decision.
 """
-    
-    APPROVED = 0
-    """
-    The approval was recorded.
+    def __init__(self):
+        raise RuntimeError("DecisionOutcome cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class APPROVED:
+        """
+        The approval was recorded.
 """
+        
+        def __init__(self, ):
+            pass
+
     
-    DENIED = 1
-    """
-    The denial was recorded.
+            
+            
+    
+        def __str__(self):
+            return "DecisionOutcome.APPROVED()".format()
+        def __eq__(self, other):
+            if not isinstance(other, DecisionOutcome):
+                return NotImplemented
+            if not other.is_APPROVED():
+                return False
+            return True
+
+    @dataclass
+    class DENIED:
+        """
+        The denial was recorded.
 """
+        
+        def __init__(self, ):
+            pass
+
     
+            
+            
+    
+        def __str__(self):
+            return "DecisionOutcome.DENIED()".format()
+        def __eq__(self, other):
+            if not isinstance(other, DecisionOutcome):
+                return NotImplemented
+            if not other.is_DENIED():
+                return False
+            return True
+
+    @dataclass
+    class OTHER:
+        """
+        A status this SDK version does not know (show it generically).
+"""
+        
+        def __init__(self, status:str):
+            self.status = status
+            
+            """
+        The server's status.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "DecisionOutcome.OTHER(status={})".format(self.status)
+        def __eq__(self, other):
+            if not isinstance(other, DecisionOutcome):
+                return NotImplemented
+            if not other.is_OTHER():
+                return False
+            if self.status != other.status:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_APPROVED(self) -> bool:
+        return isinstance(self, DecisionOutcome.APPROVED)
+    def is_approved(self) -> bool:
+        return isinstance(self, DecisionOutcome.APPROVED)
+    def is_DENIED(self) -> bool:
+        return isinstance(self, DecisionOutcome.DENIED)
+    def is_denied(self) -> bool:
+        return isinstance(self, DecisionOutcome.DENIED)
+    def is_OTHER(self) -> bool:
+        return isinstance(self, DecisionOutcome.OTHER)
+    def is_other(self) -> bool:
+        return isinstance(self, DecisionOutcome.OTHER)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+DecisionOutcome.APPROVED = type("DecisionOutcome.APPROVED", (DecisionOutcome.APPROVED, DecisionOutcome,), {})  # type: ignore
+DecisionOutcome.DENIED = type("DecisionOutcome.DENIED", (DecisionOutcome.DENIED, DecisionOutcome,), {})  # type: ignore
+DecisionOutcome.OTHER = type("DecisionOutcome.OTHER", (DecisionOutcome.OTHER, DecisionOutcome,), {})  # type: ignore
+
+
 
 
 class _UniffiFfiConverterTypeDecisionOutcome(_UniffiConverterRustBuffer):
@@ -2509,25 +3609,37 @@ class _UniffiFfiConverterTypeDecisionOutcome(_UniffiConverterRustBuffer):
     def read(buf):
         variant = buf.read_i32()
         if variant == 1:
-            return DecisionOutcome.APPROVED
+            return DecisionOutcome.APPROVED(
+            )
         if variant == 2:
-            return DecisionOutcome.DENIED
+            return DecisionOutcome.DENIED(
+            )
+        if variant == 3:
+            return DecisionOutcome.OTHER(
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
     def check_lower(value):
-        if value == DecisionOutcome.APPROVED:
+        if value.is_APPROVED():
             return
-        if value == DecisionOutcome.DENIED:
+        if value.is_DENIED():
+            return
+        if value.is_OTHER():
+            _UniffiFfiConverterString.check_lower(value.status)
             return
         raise ValueError(value)
 
     @staticmethod
     def write(value, buf):
-        if value == DecisionOutcome.APPROVED:
+        if value.is_APPROVED():
             buf.write_i32(1)
-        if value == DecisionOutcome.DENIED:
+        if value.is_DENIED():
             buf.write_i32(2)
+        if value.is_OTHER():
+            buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.status, buf)
 
 
 
@@ -2601,9 +3713,32 @@ class KeyStoreError:  # type: ignore
     Errors the app's key store returns to the SDK.
 """
     
+    class UserCancelled(_UniffiTempKeyStoreError):
+        """
+        The user cancelled the biometric or passcode prompt. Nothing is sent.
+"""
+        
+        def __init__(self):
+            pass
+
+        def __repr__(self):
+            return "KeyStoreError.UserCancelled({})".format(str(self))
+    _UniffiTempKeyStoreError.UserCancelled = UserCancelled # type: ignore
+    class AuthenticationFailed(_UniffiTempKeyStoreError):
+        """
+        The user was not recognised (a failed fingerprint or face match, iOS
+        `errSecAuthFailed` / `LAError.authenticationFailed`). The key is fine: retry.
+"""
+        
+        def __init__(self):
+            pass
+
+        def __repr__(self):
+            return "KeyStoreError.AuthenticationFailed({})".format(str(self))
+    _UniffiTempKeyStoreError.AuthenticationFailed = AuthenticationFailed # type: ignore
     class KeyInvalidated(_UniffiTempKeyStoreError):
         """
-        The key was permanently invalidated (iOS `kSecAccessControlBiometryCurrentSet`
+        The key is permanently unusable (iOS `kSecAccessControlBiometryCurrentSet`
         after a biometric change, Android `KeyPermanentlyInvalidatedException`).
 """
         
@@ -2613,17 +3748,6 @@ class KeyStoreError:  # type: ignore
         def __repr__(self):
             return "KeyStoreError.KeyInvalidated({})".format(str(self))
     _UniffiTempKeyStoreError.KeyInvalidated = KeyInvalidated # type: ignore
-    class UserCancelled(_UniffiTempKeyStoreError):
-        """
-        The user cancelled the biometric or passcode prompt.
-"""
-        
-        def __init__(self):
-            pass
-
-        def __repr__(self):
-            return "KeyStoreError.UserCancelled({})".format(str(self))
-    _UniffiTempKeyStoreError.UserCancelled = UserCancelled # type: ignore
     class NotFound(_UniffiTempKeyStoreError):
         """
         No key under this alias.
@@ -2635,6 +3759,21 @@ class KeyStoreError:  # type: ignore
         def __repr__(self):
             return "KeyStoreError.NotFound({})".format(str(self))
     _UniffiTempKeyStoreError.NotFound = NotFound # type: ignore
+    class Unavailable(_UniffiTempKeyStoreError):
+        """
+        The key store cannot be used right now (device locked, keystore busy,
+        StrongBox unavailable). Retry later.
+"""
+        
+        def __init__(self, detail):
+            super().__init__(", ".join([
+                "detail={!r}".format(detail),
+            ]))
+            self.detail = detail
+
+        def __repr__(self):
+            return "KeyStoreError.Unavailable({})".format(str(self))
+    _UniffiTempKeyStoreError.Unavailable = Unavailable # type: ignore
     class Other(_UniffiTempKeyStoreError):
         """
         Anything else.
@@ -2659,15 +3798,22 @@ class _UniffiFfiConverterTypeKeyStoreError(_UniffiConverterRustBuffer):
     def read(buf):
         variant = buf.read_i32()
         if variant == 1:
-            return KeyStoreError.KeyInvalidated(
-            )
-        if variant == 2:
             return KeyStoreError.UserCancelled(
             )
+        if variant == 2:
+            return KeyStoreError.AuthenticationFailed(
+            )
         if variant == 3:
-            return KeyStoreError.NotFound(
+            return KeyStoreError.KeyInvalidated(
             )
         if variant == 4:
+            return KeyStoreError.NotFound(
+            )
+        if variant == 5:
+            return KeyStoreError.Unavailable(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 6:
             return KeyStoreError.Other(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -2675,11 +3821,16 @@ class _UniffiFfiConverterTypeKeyStoreError(_UniffiConverterRustBuffer):
 
     @staticmethod
     def check_lower(value):
-        if isinstance(value, KeyStoreError.KeyInvalidated):
-            return
         if isinstance(value, KeyStoreError.UserCancelled):
             return
+        if isinstance(value, KeyStoreError.AuthenticationFailed):
+            return
+        if isinstance(value, KeyStoreError.KeyInvalidated):
+            return
         if isinstance(value, KeyStoreError.NotFound):
+            return
+        if isinstance(value, KeyStoreError.Unavailable):
+            _UniffiFfiConverterString.check_lower(value.detail)
             return
         if isinstance(value, KeyStoreError.Other):
             _UniffiFfiConverterString.check_lower(value.detail)
@@ -2687,28 +3838,20 @@ class _UniffiFfiConverterTypeKeyStoreError(_UniffiConverterRustBuffer):
 
     @staticmethod
     def write(value, buf):
-        if isinstance(value, KeyStoreError.KeyInvalidated):
-            buf.write_i32(1)
         if isinstance(value, KeyStoreError.UserCancelled):
+            buf.write_i32(1)
+        if isinstance(value, KeyStoreError.AuthenticationFailed):
             buf.write_i32(2)
-        if isinstance(value, KeyStoreError.NotFound):
+        if isinstance(value, KeyStoreError.KeyInvalidated):
             buf.write_i32(3)
-        if isinstance(value, KeyStoreError.Other):
+        if isinstance(value, KeyStoreError.NotFound):
             buf.write_i32(4)
+        if isinstance(value, KeyStoreError.Unavailable):
+            buf.write_i32(5)
             _UniffiFfiConverterString.write(value.detail, buf)
-
-class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u16"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**16
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u16()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u16(value)
+        if isinstance(value, KeyStoreError.Other):
+            buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.detail, buf)
 
 
 
@@ -2827,13 +3970,18 @@ class PushAuthError:  # type: ignore
     _UniffiTempPushAuthError.NotEnrolled = NotEnrolled # type: ignore
     class KeyInvalidated(_UniffiTempPushAuthError):
         """
-        The device key is gone or unusable (biometrics changed, app data restored on
-        another phone): delete the stored state and enroll again with a new activation
-        code.
+        A device key is gone or unusable. `ApprovalSigning` (biometrics changed):
+        the device can still list, show and decline, but not approve; offer a
+        migration from another enrolled device or a new activation code.
+        `DeviceSigning` or `Agreement` (app data restored on another phone): delete
+        the stored state and enroll again.
 """
         
-        def __init__(self):
-            pass
+        def __init__(self, purpose):
+            super().__init__(", ".join([
+                "purpose={!r}".format(purpose),
+            ]))
+            self.purpose = purpose
 
         def __repr__(self):
             return "PushAuthError.KeyInvalidated({})".format(str(self))
@@ -2849,6 +3997,32 @@ class PushAuthError:  # type: ignore
         def __repr__(self):
             return "PushAuthError.UserCancelled({})".format(str(self))
     _UniffiTempPushAuthError.UserCancelled = UserCancelled # type: ignore
+    class AuthenticationFailed(_UniffiTempPushAuthError):
+        """
+        The user was not recognised by the biometric prompt. Nothing was sent; the
+        user may try again.
+"""
+        
+        def __init__(self):
+            pass
+
+        def __repr__(self):
+            return "PushAuthError.AuthenticationFailed({})".format(str(self))
+    _UniffiTempPushAuthError.AuthenticationFailed = AuthenticationFailed # type: ignore
+    class KeyStoreUnavailable(_UniffiTempPushAuthError):
+        """
+        The key store cannot be used right now. Retry later.
+"""
+        
+        def __init__(self, detail):
+            super().__init__(", ".join([
+                "detail={!r}".format(detail),
+            ]))
+            self.detail = detail
+
+        def __repr__(self):
+            return "PushAuthError.KeyStoreUnavailable({})".format(str(self))
+    _UniffiTempPushAuthError.KeyStoreUnavailable = KeyStoreUnavailable # type: ignore
     class InvalidChallenge(_UniffiTempPushAuthError):
         """
         The server challenge did not verify against the pinned server key, issuer and
@@ -2958,27 +4132,35 @@ class _UniffiFfiConverterTypePushAuthError(_UniffiConverterRustBuffer):
             )
         if variant == 8:
             return PushAuthError.KeyInvalidated(
+                _UniffiFfiConverterTypeKeyPurpose.read(buf),
             )
         if variant == 9:
             return PushAuthError.UserCancelled(
             )
         if variant == 10:
-            return PushAuthError.InvalidChallenge(
-                _UniffiFfiConverterString.read(buf),
+            return PushAuthError.AuthenticationFailed(
             )
         if variant == 11:
-            return PushAuthError.InvalidPush(
+            return PushAuthError.KeyStoreUnavailable(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return PushAuthError.InvalidInput(
+            return PushAuthError.InvalidChallenge(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
-            return PushAuthError.KeyStore(
+            return PushAuthError.InvalidPush(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 14:
+            return PushAuthError.InvalidInput(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 15:
+            return PushAuthError.KeyStore(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 16:
             return PushAuthError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -3005,8 +4187,14 @@ class _UniffiFfiConverterTypePushAuthError(_UniffiConverterRustBuffer):
         if isinstance(value, PushAuthError.NotEnrolled):
             return
         if isinstance(value, PushAuthError.KeyInvalidated):
+            _UniffiFfiConverterTypeKeyPurpose.check_lower(value.purpose)
             return
         if isinstance(value, PushAuthError.UserCancelled):
+            return
+        if isinstance(value, PushAuthError.AuthenticationFailed):
+            return
+        if isinstance(value, PushAuthError.KeyStoreUnavailable):
+            _UniffiFfiConverterString.check_lower(value.detail)
             return
         if isinstance(value, PushAuthError.InvalidChallenge):
             _UniffiFfiConverterString.check_lower(value.reason)
@@ -3046,23 +4234,232 @@ class _UniffiFfiConverterTypePushAuthError(_UniffiConverterRustBuffer):
             buf.write_i32(7)
         if isinstance(value, PushAuthError.KeyInvalidated):
             buf.write_i32(8)
+            _UniffiFfiConverterTypeKeyPurpose.write(value.purpose, buf)
         if isinstance(value, PushAuthError.UserCancelled):
             buf.write_i32(9)
-        if isinstance(value, PushAuthError.InvalidChallenge):
+        if isinstance(value, PushAuthError.AuthenticationFailed):
             buf.write_i32(10)
-            _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, PushAuthError.InvalidPush):
+        if isinstance(value, PushAuthError.KeyStoreUnavailable):
             buf.write_i32(11)
-            _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, PushAuthError.InvalidInput):
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, PushAuthError.InvalidChallenge):
             buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, PushAuthError.KeyStore):
+        if isinstance(value, PushAuthError.InvalidPush):
             buf.write_i32(13)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, PushAuthError.InvalidInput):
+            buf.write_i32(14)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, PushAuthError.KeyStore):
+            buf.write_i32(15)
             _UniffiFfiConverterString.write(value.detail, buf)
         if isinstance(value, PushAuthError.Internal):
-            buf.write_i32(14)
+            buf.write_i32(16)
             _UniffiFfiConverterString.write(value.detail, buf)
+
+class _UniffiFfiConverterOptionalTypePushPreview(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypePushPreview.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypePushPreview.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypePushPreview.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+
+
+
+
+class PushMessage:
+    """
+    A push, parsed.
+"""
+    def __init__(self):
+        raise RuntimeError("PushMessage cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CHALLENGE:
+        """
+        A new challenge: show a notification (with `preview` when it decrypted;
+        otherwise a generic text) and open the app on it.
+"""
+        
+        def __init__(self, challenge_id:str, preview:typing.Optional[PushPreview]):
+            self.challenge_id = challenge_id
+            
+            """
+        The challenge id (notification tag / thread id).
+"""
+        
+            self.preview = preview
+            
+            """
+        The decrypted preview, when the push carried one and it opened.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PushMessage.CHALLENGE(challenge_id={}, preview={})".format(self.challenge_id, self.preview)
+        def __eq__(self, other):
+            if not isinstance(other, PushMessage):
+                return NotImplemented
+            if not other.is_CHALLENGE():
+                return False
+            if self.challenge_id != other.challenge_id:
+                return False
+            if self.preview != other.preview:
+                return False
+            return True
+
+    @dataclass
+    class DISMISS:
+        """
+        The challenge was answered elsewhere, cancelled or expired: remove its
+        notification.
+"""
+        
+        def __init__(self, challenge_id:str):
+            self.challenge_id = challenge_id
+            
+            """
+        The challenge id.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PushMessage.DISMISS(challenge_id={})".format(self.challenge_id)
+        def __eq__(self, other):
+            if not isinstance(other, PushMessage):
+                return NotImplemented
+            if not other.is_DISMISS():
+                return False
+            if self.challenge_id != other.challenge_id:
+                return False
+            return True
+
+    @dataclass
+    class UNKNOWN:
+        """
+        Not a pushauth push (or a kind this SDK does not know): ignore it.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PushMessage.UNKNOWN()".format()
+        def __eq__(self, other):
+            if not isinstance(other, PushMessage):
+                return NotImplemented
+            if not other.is_UNKNOWN():
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CHALLENGE(self) -> bool:
+        return isinstance(self, PushMessage.CHALLENGE)
+    def is_challenge(self) -> bool:
+        return isinstance(self, PushMessage.CHALLENGE)
+    def is_DISMISS(self) -> bool:
+        return isinstance(self, PushMessage.DISMISS)
+    def is_dismiss(self) -> bool:
+        return isinstance(self, PushMessage.DISMISS)
+    def is_UNKNOWN(self) -> bool:
+        return isinstance(self, PushMessage.UNKNOWN)
+    def is_unknown(self) -> bool:
+        return isinstance(self, PushMessage.UNKNOWN)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+PushMessage.CHALLENGE = type("PushMessage.CHALLENGE", (PushMessage.CHALLENGE, PushMessage,), {})  # type: ignore
+PushMessage.DISMISS = type("PushMessage.DISMISS", (PushMessage.DISMISS, PushMessage,), {})  # type: ignore
+PushMessage.UNKNOWN = type("PushMessage.UNKNOWN", (PushMessage.UNKNOWN, PushMessage,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypePushMessage(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return PushMessage.CHALLENGE(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterOptionalTypePushPreview.read(buf),
+            )
+        if variant == 2:
+            return PushMessage.DISMISS(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 3:
+            return PushMessage.UNKNOWN(
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CHALLENGE():
+            _UniffiFfiConverterString.check_lower(value.challenge_id)
+            _UniffiFfiConverterOptionalTypePushPreview.check_lower(value.preview)
+            return
+        if value.is_DISMISS():
+            _UniffiFfiConverterString.check_lower(value.challenge_id)
+            return
+        if value.is_UNKNOWN():
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_CHALLENGE():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.challenge_id, buf)
+            _UniffiFfiConverterOptionalTypePushPreview.write(value.preview, buf)
+        if value.is_DISMISS():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.challenge_id, buf)
+        if value.is_UNKNOWN():
+            buf.write_i32(3)
+
+
 
 
 
@@ -3113,69 +4510,290 @@ class _UniffiFfiConverterTypeSignatureFormat(_UniffiConverterRustBuffer):
 
 
 
-class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+
+
+# TransportError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class TransportError(Exception):
+    """
+    No HTTP answer was received.
+"""
+    pass
+
+_UniffiTempTransportError = TransportError
+
+class TransportError:  # type: ignore
+    """
+    No HTTP answer was received.
+"""
+    
+    class NoAnswer(_UniffiTempTransportError):
+        """
+        Connection, TLS, timeout, cancelled: the request may or may not have reached
+        the server. The SDK treats it as a lost answer (retries are idempotent).
+"""
+        
+        def __init__(self, detail):
+            super().__init__(", ".join([
+                "detail={!r}".format(detail),
+            ]))
+            self.detail = detail
+
+        def __repr__(self):
+            return "TransportError.NoAnswer({})".format(str(self))
+    _UniffiTempTransportError.NoAnswer = NoAnswer # type: ignore
+
+TransportError = _UniffiTempTransportError # type: ignore
+del _UniffiTempTransportError
+
+
+class _UniffiFfiConverterTypeTransportError(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        size = buf.read_i32()
-        if size < 0:
-            raise InternalError("Unexpected negative byte string length")
-        return buf.read(size)
+        variant = buf.read_i32()
+        if variant == 1:
+            return TransportError.NoAnswer(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
     def check_lower(value):
-        try:
-            memoryview(value)
-        except TypeError:
-            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+        if isinstance(value, TransportError.NoAnswer):
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
 
     @staticmethod
     def write(value, buf):
-        buf.write_i32(len(value))
-        buf.write(value)
+        if isinstance(value, TransportError.NoAnswer):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.detail, buf)
+
+
+class HttpTransport():
+    """
+    Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+"""
+    
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """
+        Sends `request` and returns the answer, any status. Throws only when no
+        answer was received.
+"""
+        raise NotImplementedError
+
+class HttpTransportImpl(HttpTransport):
+    """
+    Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_pushauth_fn_free_httptransport, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_pushauth_fn_clone_httptransport, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """
+        Sends `request` and returns the answer, any status. Throws only when no
+        answer was received.
+"""
+        
+        _UniffiFfiConverterTypeHttpRequest.check_lower(request)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeHttpRequest.lower(request),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeHttpResponse.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeTransportError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_httptransport_send(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplHttpTransportImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_HTTP_TRANSPORT_METHOD0
+    def send(
+            uniffi_handle,
+            request,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeHttpTransport._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeHttpRequest.lift(request), )
+            uniffi_method = uniffi_obj.send
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterTypeHttpResponse.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            TransportError,
+            _UniffiFfiConverterTypeTransportError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_PUSHAUTH_HTTP_TRANSPORT
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeHttpTransport._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_PUSHAUTH_HTTP_TRANSPORT
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeHttpTransport._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfacePushauthHttpTransport(
+        _uniffi_free,
+        _uniffi_clone,
+        send,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_pushauth_fn_init_callback_vtable_httptransport(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeHttpTransport:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return HttpTransportImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeHttpTransport._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: HttpTransport):
+        if not isinstance(value, HttpTransport):
+            raise TypeError("Expected HttpTransport subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: HttpTransport):
+         if isinstance(value, HttpTransportImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeHttpTransport._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: HttpTransport, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeSigningPrompt(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeSigningPrompt.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeSigningPrompt.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeSigningPrompt.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
 
 class KeyStore():
     """
     The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
-    [`SoftwareKeyStore`].
-
-    Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
-    the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
-    must be usable while the phone is locked, from a Notification Service Extension or
-    a `FirebaseMessagingService`, to decrypt push payloads.
-
-    Every method may be called on a background thread and may block (for example
-    while a biometric prompt is shown). Never block it on the main thread.
+    [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+    Python `async def`): a signature with the approval key waits for the user.
 """
     
-    def create_signing_key(self, alias: str) -> bytes:
+    async def create_key(self, alias: str,purpose: KeyPurpose) -> bytes:
         """
-        Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-        (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-        SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
+        Creates a P-256 key for `purpose` under `alias` and returns its public key:
+        the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+        P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+        accepted too.
 """
         raise NotImplementedError
-    def sign(self, alias: str,message: bytes) -> bytes:
+    async def sign(self, alias: str,purpose: KeyPurpose,message: bytes,prompt: typing.Optional[SigningPrompt]) -> bytes:
         """
-        Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-        store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-        Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-        the key, `UserCancelled` when the user dismissed the prompt.
+        ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+        `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+        `ApprovalSigning` the key store must verify the user for this very signature
+        and show `prompt` (always `Some` then); for the other purposes `prompt` is
+        `None` and no user presence may be required.
 """
         raise NotImplementedError
-    def create_agreement_key(self, alias: str) -> bytes:
+    async def agree(self, alias: str,peer_public_key: bytes) -> bytes:
         """
-        Creates a new P-256 key-agreement key under `alias`, usable without user
-        presence, and returns its public key (same encodings as signing keys).
+        ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+        uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
 """
         raise NotImplementedError
-    def agree(self, alias: str,peer_public_key: bytes) -> bytes:
-        """
-        ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-        SEC1 point). Returns the 32-byte shared x coordinate.
-"""
-        raise NotImplementedError
-    def delete_key(self, alias: str) -> None:
+    async def delete_key(self, alias: str) -> None:
         """
         Deletes the key under `alias`. Deleting a missing key is not an error.
 """
@@ -3184,15 +4802,8 @@ class KeyStore():
 class KeyStoreImpl(KeyStore):
     """
     The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
-    [`SoftwareKeyStore`].
-
-    Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
-    the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
-    must be usable while the phone is locked, from a Notification Service Extension or
-    a `FirebaseMessagingService`, to decrypt push payloads.
-
-    Every method may be called on a background thread and may block (for example
-    while a biometric prompt is shown). Never block it on the main thread.
+    [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+    Python `async def`): a signature with the approval key waits for the user.
 """
     
     _handle: ctypes.c_uint64
@@ -3217,73 +4828,69 @@ class KeyStoreImpl(KeyStore):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def create_signing_key(self, alias: str) -> bytes:
+    async def create_key(self, alias: str,purpose: KeyPurpose) -> bytes:
         """
-        Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-        (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-        SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
-"""
-        
-        _UniffiFfiConverterString.check_lower(alias)
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-            _UniffiFfiConverterString.lower(alias),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_keystore_create_signing_key,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def sign(self, alias: str,message: bytes) -> bytes:
-        """
-        Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-        store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-        Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-        the key, `UserCancelled` when the user dismissed the prompt.
+        Creates a P-256 key for `purpose` under `alias` and returns its public key:
+        the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+        P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+        accepted too.
 """
         
         _UniffiFfiConverterString.check_lower(alias)
 
-        _UniffiFfiConverterBytes.check_lower(message)
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(alias),
-            _UniffiFfiConverterBytes.lower(message),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_keystore_create_key(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_keystore_sign,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def create_agreement_key(self, alias: str) -> bytes:
+    async def sign(self, alias: str,purpose: KeyPurpose,message: bytes,prompt: typing.Optional[SigningPrompt]) -> bytes:
         """
-        Creates a new P-256 key-agreement key under `alias`, usable without user
-        presence, and returns its public key (same encodings as signing keys).
+        ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+        `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+        `ApprovalSigning` the key store must verify the user for this very signature
+        and show `prompt` (always `Some` then); for the other purposes `prompt` is
+        `None` and no user presence may be required.
 """
         
         _UniffiFfiConverterString.check_lower(alias)
+
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
+
+        _UniffiFfiConverterBytes.check_lower(message)
+
+        _UniffiFfiConverterOptionalTypeSigningPrompt.check_lower(prompt)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(alias),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
+            _UniffiFfiConverterBytes.lower(message),
+            _UniffiFfiConverterOptionalTypeSigningPrompt.lower(prompt),
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_keystore_sign(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_keystore_create_agreement_key,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def agree(self, alias: str,peer_public_key: bytes) -> bytes:
+    async def agree(self, alias: str,peer_public_key: bytes) -> bytes:
         """
-        ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-        SEC1 point). Returns the 32-byte shared x coordinate.
+        ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+        uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
 """
         
         _UniffiFfiConverterString.check_lower(alias)
@@ -3296,13 +4903,15 @@ class KeyStoreImpl(KeyStore):
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_keystore_agree(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_keystore_agree,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def delete_key(self, alias: str) -> None:
+    async def delete_key(self, alias: str) -> None:
         """
         Deletes the key under `alias`. Deleting a missing key is not an error.
 """
@@ -3314,12 +4923,14 @@ class KeyStoreImpl(KeyStore):
         )
         _uniffi_lift_return = lambda val: None
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_void,
+            _UniffiLib.ffi_pushauth_rust_future_complete_void,
+            _UniffiLib.ffi_pushauth_rust_future_free_void,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -3329,114 +4940,162 @@ class _UniffiTraitImplKeyStoreImpl:
     # For each method, generate a callback function to pass to Rust
 
     @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD0
-    def create_signing_key(
+    def create_key(
             uniffi_handle,
             alias,
-            uniffi_out_return,
-            uniffi_call_status_ptr,
+            purpose,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
         ):
         uniffi_obj = _UniffiFfiConverterTypeKeyStore._handle_map.get(uniffi_handle)
         def make_call():
-            uniffi_args = (_UniffiFfiConverterString.lift(alias), )
-            uniffi_method = uniffi_obj.create_signing_key
+            uniffi_args = (_UniffiFfiConverterString.lift(alias), _UniffiFfiConverterTypeKeyPurpose.lift(purpose), )
+            uniffi_method = uniffi_obj.create_key
             return uniffi_method(*uniffi_args)
-        def write_return_value(v):
-            uniffi_out_return[0] = _UniffiFfiConverterBytes.lower(v)
-        _uniffi_trait_interface_call_with_error(
-                uniffi_call_status_ptr.contents,
-                make_call,
-                write_return_value,
-                KeyStoreError,
-                _UniffiFfiConverterTypeKeyStoreError.lower,
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            KeyStoreError,
+            _UniffiFfiConverterTypeKeyStoreError.lower,
         )
 
     @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD1
     def sign(
             uniffi_handle,
             alias,
+            purpose,
             message,
-            uniffi_out_return,
-            uniffi_call_status_ptr,
+            prompt,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
         ):
         uniffi_obj = _UniffiFfiConverterTypeKeyStore._handle_map.get(uniffi_handle)
         def make_call():
-            uniffi_args = (_UniffiFfiConverterString.lift(alias), _UniffiFfiConverterBytes.lift(message), )
+            uniffi_args = (_UniffiFfiConverterString.lift(alias), _UniffiFfiConverterTypeKeyPurpose.lift(purpose), _UniffiFfiConverterBytes.lift(message), _UniffiFfiConverterOptionalTypeSigningPrompt.lift(prompt), )
             uniffi_method = uniffi_obj.sign
             return uniffi_method(*uniffi_args)
-        def write_return_value(v):
-            uniffi_out_return[0] = _UniffiFfiConverterBytes.lower(v)
-        _uniffi_trait_interface_call_with_error(
-                uniffi_call_status_ptr.contents,
-                make_call,
-                write_return_value,
-                KeyStoreError,
-                _UniffiFfiConverterTypeKeyStoreError.lower,
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            KeyStoreError,
+            _UniffiFfiConverterTypeKeyStoreError.lower,
         )
 
     @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD2
-    def create_agreement_key(
-            uniffi_handle,
-            alias,
-            uniffi_out_return,
-            uniffi_call_status_ptr,
-        ):
-        uniffi_obj = _UniffiFfiConverterTypeKeyStore._handle_map.get(uniffi_handle)
-        def make_call():
-            uniffi_args = (_UniffiFfiConverterString.lift(alias), )
-            uniffi_method = uniffi_obj.create_agreement_key
-            return uniffi_method(*uniffi_args)
-        def write_return_value(v):
-            uniffi_out_return[0] = _UniffiFfiConverterBytes.lower(v)
-        _uniffi_trait_interface_call_with_error(
-                uniffi_call_status_ptr.contents,
-                make_call,
-                write_return_value,
-                KeyStoreError,
-                _UniffiFfiConverterTypeKeyStoreError.lower,
-        )
-
-    @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3
     def agree(
             uniffi_handle,
             alias,
             peer_public_key,
-            uniffi_out_return,
-            uniffi_call_status_ptr,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
         ):
         uniffi_obj = _UniffiFfiConverterTypeKeyStore._handle_map.get(uniffi_handle)
         def make_call():
             uniffi_args = (_UniffiFfiConverterString.lift(alias), _UniffiFfiConverterBytes.lift(peer_public_key), )
             uniffi_method = uniffi_obj.agree
             return uniffi_method(*uniffi_args)
-        def write_return_value(v):
-            uniffi_out_return[0] = _UniffiFfiConverterBytes.lower(v)
-        _uniffi_trait_interface_call_with_error(
-                uniffi_call_status_ptr.contents,
-                make_call,
-                write_return_value,
-                KeyStoreError,
-                _UniffiFfiConverterTypeKeyStoreError.lower,
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            KeyStoreError,
+            _UniffiFfiConverterTypeKeyStoreError.lower,
         )
 
-    @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD4
+    @_UNIFFI_CALLBACK_INTERFACE_PUSHAUTH_KEY_STORE_METHOD3
     def delete_key(
             uniffi_handle,
             alias,
-            uniffi_out_return,
-            uniffi_call_status_ptr,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
         ):
         uniffi_obj = _UniffiFfiConverterTypeKeyStore._handle_map.get(uniffi_handle)
         def make_call():
             uniffi_args = (_UniffiFfiConverterString.lift(alias), )
             uniffi_method = uniffi_obj.delete_key
             return uniffi_method(*uniffi_args)
-        write_return_value = lambda v: None
-        _uniffi_trait_interface_call_with_error(
-                uniffi_call_status_ptr.contents,
-                make_call,
-                write_return_value,
-                KeyStoreError,
-                _UniffiFfiConverterTypeKeyStoreError.lower,
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            KeyStoreError,
+            _UniffiFfiConverterTypeKeyStoreError.lower,
         )
 
     @_UNIFFI_CALLBACK_INTERFACE_FREE_PUSHAUTH_KEY_STORE
@@ -3451,9 +5110,8 @@ class _UniffiTraitImplKeyStoreImpl:
     _uniffi_vtable = _UniffiVTableCallbackInterfacePushauthKeyStore(
         _uniffi_free,
         _uniffi_clone,
-        create_signing_key,
+        create_key,
         sign,
-        create_agreement_key,
         agree,
         delete_key,
     )
@@ -3522,27 +5180,6 @@ class _UniffiFfiConverterSequenceTypeChallengeView(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeChallengeView.read(buf) for i in range(count)
         ]
 
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
-
 class _UniffiFfiConverterOptionalTypeDenyReason(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -3576,48 +5213,87 @@ class PushAuthClientProtocol(typing.Protocol):
     Python `async def`).
 """
     
-    async def approve(self, id: str,processor_output: typing.Optional[str]) -> DecisionOutcome:
+    async def approve(self, view: ChallengeView,processor_output: typing.Optional[str]) -> DecisionOutcome:
         """
-        Approves: signs the approval proof over the challenge as shown (the key store
-        asks for biometrics) and sends it, with the processor SDK's output if any.
+        Approves the challenge the user saw: re-verifies `view`, signs an approval
+        proof over exactly its transaction with the approval key (one biometric
+        prompt showing `Approve <summary>`) and sends it with the processor SDK's
+        output, if any. Never fetches.
 """
         raise NotImplementedError
     async def challenge(self, id: str) -> ChallengeView:
         """
-        Fetches and verifies one challenge: what to show before approve / deny.
+        Fetches and verifies one challenge (device key: no prompt): what to show
+        before approve / deny.
 """
         raise NotImplementedError
-    def decrypt_push(self, challenge_id: str,envelope: str) -> PushPreview:
+    async def complete_key_rotation(self, ) -> EnrollmentState:
         """
-        Decrypts a push for this device (see also the free function
-        [`super::push::decrypt_push`] for notification extensions).
+        Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+        and old key) and returns the state with the new key; persist it. On a network
+        error the key stays pending: call again later (idempotent, also from a new
+        client after a restart). Without a pending rotation it returns the state.
 """
         raise NotImplementedError
-    async def deny(self, id: str,reason: DenyReason) -> DecisionOutcome:
+    async def create_migration_code(self, lifetime_secs: int) -> MigrationCode:
         """
-        Denies, with a reason (`NotMe` reports possible fraud).
+        Lets a new phone enroll for the same cardholder: signs a migration grant with
+        the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+        for a single-use activation code. This device stays enrolled.
+"""
+        raise NotImplementedError
+    async def decrypt_push(self, challenge_id: str,envelope: str) -> PushPreview:
+        """
+        Decrypts a push for this device (see also [`super::push::parse_push`]).
+"""
+        raise NotImplementedError
+    async def deny(self, view: ChallengeView,reason: DenyReason) -> DecisionOutcome:
+        """
+        Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+        by the device key: no prompt (unless `decline_requires_approval_key`).
+"""
+        raise NotImplementedError
+    async def deny_by_id(self, id: str,reason: DenyReason) -> DecisionOutcome:
+        """
+        Denies by id, from a notification action ("Not me") without opening the
+        app: fetches and verifies the challenge, then declines it (device key).
 """
         raise NotImplementedError
     async def pending_challenges(self, ) -> typing.List[ChallengeView]:
         """
-        The pending challenges, each verified against the pinned server key.
+        The pending challenges, each verified against the pinned server key (device
+        key: no prompt). Use it to recover challenges whose push was missed.
 """
         raise NotImplementedError
-    async def rotate_key(self, ) -> EnrollmentState:
+    async def prepare_key_rotation(self, purpose: KeyPurpose) -> EnrollmentState:
         """
-        Replaces the signing key (both keys sign the change). Returns the new state,
-        which the app must store.
+        Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+        `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+        call [`PushAuthClient::complete_key_rotation`].
 """
         raise NotImplementedError
-    async def sign_proof_for_tests(self, challenge_token: str,now: int,approve: bool,deny_reason: typing.Optional[DenyReason],processor_output: typing.Optional[str]) -> str:
+    async def sign_migration_grant_for_tests(self, now: int,lifetime_secs: int) -> str:
         """
-        **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-        proof `approve`/`deny` would send, through the key store, without a server.
+        **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+        (any value, to test the server's refusals) with the approval key.
+"""
+        raise NotImplementedError
+    async def sign_proof_for_tests(self, challenge_token: str,now: int,deny_reason: typing.Optional[DenyReason],processor_output: typing.Optional[str]) -> str:
+        """
+        **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+        `approve` (no `deny_reason`) or `deny` would send, through the key store,
+        without a server.
 """
         raise NotImplementedError
     def state(self, ) -> EnrollmentState:
         """
-        The current state; store it again after [`PushAuthClient::rotate_key`].
+        The current state; store it whenever a call returns a new one.
+"""
+        raise NotImplementedError
+    async def submit_migration_grant_for_tests(self, grant: str) -> MigrationCode:
+        """
+        **Tests only.** Submits a grant (possibly another device's, or used) as this
+        device.
 """
         raise NotImplementedError
     async def unenroll(self, ) -> None:
@@ -3628,7 +5304,7 @@ class PushAuthClientProtocol(typing.Protocol):
         raise NotImplementedError
     async def update_push_token(self, push_token: str,environment: typing.Optional[PushEnvironment]) -> None:
         """
-        Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+        Sends a new APNs / FCM token (device key: no prompt, works in the background).
 """
         raise NotImplementedError
 
@@ -3642,7 +5318,7 @@ class PushAuthClient(PushAuthClientProtocol):
     _handle: ctypes.c_uint64
     def __init__(self, state: EnrollmentState,key_store: KeyStore):
         """
-        A client with default options.
+        A client with default options and the built-in HTTP client.
 """
         
         _UniffiFfiConverterTypeEnrollmentState.check_lower(state)
@@ -3684,6 +5360,34 @@ class PushAuthClient(PushAuthClientProtocol):
             *_uniffi_lowered_args,
         )
         return cls._uniffi_make_instance(_uniffi_ffi_result)
+    @classmethod
+    def with_transport(cls, state: EnrollmentState,key_store: KeyStore,options: ClientOptions,transport: typing.Optional[HttpTransport]) -> PushAuthClient:
+        """
+        A client sending through the app's HTTP transport (URLSession, OkHttp);
+        `None`: the built-in client.
+"""
+        
+        _UniffiFfiConverterTypeEnrollmentState.check_lower(state)
+
+        _UniffiFfiConverterTypeKeyStore.check_lower(key_store)
+
+        _UniffiFfiConverterTypeClientOptions.check_lower(options)
+
+        _UniffiFfiConverterOptionalTypeHttpTransport.check_lower(transport)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeEnrollmentState.lower(state),
+            _UniffiFfiConverterTypeKeyStore.lower(key_store),
+            _UniffiFfiConverterTypeClientOptions.lower(options),
+            _UniffiFfiConverterOptionalTypeHttpTransport.lower(transport),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePushAuthClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_transport,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
 
     def __del__(self):
         # In case of partial initialization of instances.
@@ -3702,18 +5406,20 @@ class PushAuthClient(PushAuthClientProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    async def approve(self, id: str,processor_output: typing.Optional[str]) -> DecisionOutcome:
+    async def approve(self, view: ChallengeView,processor_output: typing.Optional[str]) -> DecisionOutcome:
         """
-        Approves: signs the approval proof over the challenge as shown (the key store
-        asks for biometrics) and sends it, with the processor SDK's output if any.
+        Approves the challenge the user saw: re-verifies `view`, signs an approval
+        proof over exactly its transaction with the approval key (one biometric
+        prompt showing `Approve <summary>`) and sends it with the processor SDK's
+        output, if any. Never fetches.
 """
         
-        _UniffiFfiConverterString.check_lower(id)
+        _UniffiFfiConverterTypeChallengeView.check_lower(view)
 
         _UniffiFfiConverterOptionalString.check_lower(processor_output)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
-            _UniffiFfiConverterString.lower(id),
+            _UniffiFfiConverterTypeChallengeView.lower(view),
             _UniffiFfiConverterOptionalString.lower(processor_output),
         )
         _uniffi_lift_return = _UniffiFfiConverterTypeDecisionOutcome.lift
@@ -3728,7 +5434,8 @@ class PushAuthClient(PushAuthClientProtocol):
         )
     async def challenge(self, id: str) -> ChallengeView:
         """
-        Fetches and verifies one challenge: what to show before approve / deny.
+        Fetches and verifies one challenge (device key: no prompt): what to show
+        before approve / deny.
 """
         
         _UniffiFfiConverterString.check_lower(id)
@@ -3746,10 +5453,51 @@ class PushAuthClient(PushAuthClientProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
-    def decrypt_push(self, challenge_id: str,envelope: str) -> PushPreview:
+    async def complete_key_rotation(self, ) -> EnrollmentState:
         """
-        Decrypts a push for this device (see also the free function
-        [`super::push::decrypt_push`] for notification extensions).
+        Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+        and old key) and returns the state with the new key; persist it. On a network
+        error the key stays pending: call again later (idempotent, also from a new
+        client after a restart). Without a pending rotation it returns the state.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeEnrollmentState.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def create_migration_code(self, lifetime_secs: int) -> MigrationCode:
+        """
+        Lets a new phone enroll for the same cardholder: signs a migration grant with
+        the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+        for a single-use activation code. This device stays enrolled.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(lifetime_secs)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(lifetime_secs),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMigrationCode.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_create_migration_code(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def decrypt_push(self, challenge_id: str,envelope: str) -> PushPreview:
+        """
+        Decrypts a push for this device (see also [`super::push::parse_push`]).
 """
         
         _UniffiFfiConverterString.check_lower(challenge_id)
@@ -3762,15 +5510,42 @@ class PushAuthClient(PushAuthClientProtocol):
         )
         _uniffi_lift_return = _UniffiFfiConverterTypePushPreview.lift
         _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    async def deny(self, id: str,reason: DenyReason) -> DecisionOutcome:
+    async def deny(self, view: ChallengeView,reason: DenyReason) -> DecisionOutcome:
         """
-        Denies, with a reason (`NotMe` reports possible fraud).
+        Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+        by the device key: no prompt (unless `decline_requires_approval_key`).
+"""
+        
+        _UniffiFfiConverterTypeChallengeView.check_lower(view)
+
+        _UniffiFfiConverterTypeDenyReason.check_lower(reason)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeChallengeView.lower(view),
+            _UniffiFfiConverterTypeDenyReason.lower(reason),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDecisionOutcome.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def deny_by_id(self, id: str,reason: DenyReason) -> DecisionOutcome:
+        """
+        Denies by id, from a notification action ("Not me") without opening the
+        app: fetches and verifies the challenge, then declines it (device key).
 """
         
         _UniffiFfiConverterString.check_lower(id)
@@ -3784,7 +5559,7 @@ class PushAuthClient(PushAuthClientProtocol):
         _uniffi_lift_return = _UniffiFfiConverterTypeDecisionOutcome.lift
         _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
         return await _uniffi_rust_call_async(
-            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny(*_uniffi_lowered_args),
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny_by_id(*_uniffi_lowered_args),
             _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
@@ -3793,7 +5568,8 @@ class PushAuthClient(PushAuthClientProtocol):
         )
     async def pending_challenges(self, ) -> typing.List[ChallengeView]:
         """
-        The pending challenges, each verified against the pinned server key.
+        The pending challenges, each verified against the pinned server key (device
+        key: no prompt). Use it to recover challenges whose push was missed.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -3808,35 +5584,62 @@ class PushAuthClient(PushAuthClientProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
-    async def rotate_key(self, ) -> EnrollmentState:
+    async def prepare_key_rotation(self, purpose: KeyPurpose) -> EnrollmentState:
         """
-        Replaces the signing key (both keys sign the change). Returns the new state,
-        which the app must store.
+        Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+        `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+        call [`PushAuthClient::complete_key_rotation`].
 """
+        
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
         )
         _uniffi_lift_return = _UniffiFfiConverterTypeEnrollmentState.lift
         _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
         return await _uniffi_rust_call_async(
-            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_rotate_key(*_uniffi_lowered_args),
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation(*_uniffi_lowered_args),
             _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
-    async def sign_proof_for_tests(self, challenge_token: str,now: int,approve: bool,deny_reason: typing.Optional[DenyReason],processor_output: typing.Optional[str]) -> str:
+    async def sign_migration_grant_for_tests(self, now: int,lifetime_secs: int) -> str:
         """
-        **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-        proof `approve`/`deny` would send, through the key store, without a server.
+        **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+        (any value, to test the server's refusals) with the approval key.
+"""
+        
+        _UniffiFfiConverterInt64.check_lower(now)
+
+        _UniffiFfiConverterInt64.check_lower(lifetime_secs)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterInt64.lower(now),
+            _UniffiFfiConverterInt64.lower(lifetime_secs),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def sign_proof_for_tests(self, challenge_token: str,now: int,deny_reason: typing.Optional[DenyReason],processor_output: typing.Optional[str]) -> str:
+        """
+        **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+        `approve` (no `deny_reason`) or `deny` would send, through the key store,
+        without a server.
 """
         
         _UniffiFfiConverterString.check_lower(challenge_token)
 
         _UniffiFfiConverterInt64.check_lower(now)
-
-        _UniffiFfiConverterBoolean.check_lower(approve)
 
         _UniffiFfiConverterOptionalTypeDenyReason.check_lower(deny_reason)
 
@@ -3845,7 +5648,6 @@ class PushAuthClient(PushAuthClientProtocol):
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(challenge_token),
             _UniffiFfiConverterInt64.lower(now),
-            _UniffiFfiConverterBoolean.lower(approve),
             _UniffiFfiConverterOptionalTypeDenyReason.lower(deny_reason),
             _UniffiFfiConverterOptionalString.lower(processor_output),
         )
@@ -3861,7 +5663,7 @@ class PushAuthClient(PushAuthClientProtocol):
         )
     def state(self, ) -> EnrollmentState:
         """
-        The current state; store it again after [`PushAuthClient::rotate_key`].
+        The current state; store it whenever a call returns a new one.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -3874,6 +5676,27 @@ class PushAuthClient(PushAuthClientProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    async def submit_migration_grant_for_tests(self, grant: str) -> MigrationCode:
+        """
+        **Tests only.** Submits a grant (possibly another device's, or used) as this
+        device.
+"""
+        
+        _UniffiFfiConverterString.check_lower(grant)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(grant),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMigrationCode.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     async def unenroll(self, ) -> None:
         """
         Revokes this device on the server and deletes its keys. Delete the stored
@@ -3894,7 +5717,7 @@ class PushAuthClient(PushAuthClientProtocol):
         )
     async def update_push_token(self, push_token: str,environment: typing.Optional[PushEnvironment]) -> None:
         """
-        Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+        Sends a new APNs / FCM token (device key: no prompt, works in the background).
 """
         
         _UniffiFfiConverterString.check_lower(push_token)
@@ -3945,31 +5768,73 @@ class _UniffiFfiConverterTypePushAuthClient:
     def write(cls, value: PushAuthClient, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceTypeSigningPrompt(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSigningPrompt.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSigningPrompt.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSigningPrompt.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
 
 class SoftwareKeyStoreProtocol(typing.Protocol):
     """
-    A key store in memory (ring and p256), for tests, the demo and the CLI. Its
-    state can be exported and imported as bytes so a demo can persist it. It offers
-    no protection at all: never use it in a real app.
+    A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+    signatures per purpose and keeps the prompts it was given, so tests can check
+    that an approval costs exactly one approval-key signature (one biometric
+    prompt). Its keys can be exported and imported as bytes so a demo can persist
+    them. It offers no protection at all: never use it in a real app.
 """
     
-    def agree(self, alias: str,peer_public_key: bytes) -> bytes:
+    async def agree(self, alias: str,peer_public_key: bytes) -> bytes:
         raise NotImplementedError
     def aliases(self, ) -> typing.List[str]:
         """
         The aliases held, sorted.
 """
         raise NotImplementedError
-    def create_agreement_key(self, alias: str) -> bytes:
+    async def create_key(self, alias: str,purpose: KeyPurpose) -> bytes:
         raise NotImplementedError
-    def create_signing_key(self, alias: str) -> bytes:
-        raise NotImplementedError
-    def delete_key(self, alias: str) -> None:
+    async def delete_key(self, alias: str) -> None:
         raise NotImplementedError
     def export_state(self, ) -> bytes:
         """
         Exports every key, private halves included, as versioned JSON bytes. Handle
         them as secrets.
+"""
+        raise NotImplementedError
+    def fail_next_approval(self, error: KeyStoreError) -> None:
+        """
+        Makes the next approval-key signature fail with `error` (the user cancels the
+        prompt, the fingerprint does not match…). Queued in order.
 """
         raise NotImplementedError
     def import_agreement_key(self, alias: str,scalar: bytes) -> bytes:
@@ -3978,9 +5843,10 @@ class SoftwareKeyStoreProtocol(typing.Protocol):
         SEC1 public key.
 """
         raise NotImplementedError
-    def import_signing_key(self, alias: str,pkcs8: bytes) -> bytes:
+    def import_signing_key(self, alias: str,purpose: KeyPurpose,pkcs8: bytes) -> bytes:
         """
-        Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+        Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+        SEC1 public key.
 """
         raise NotImplementedError
     def invalidate_key(self, alias: str) -> None:
@@ -3989,14 +5855,26 @@ class SoftwareKeyStoreProtocol(typing.Protocol):
         use fails with `KeyInvalidated`.
 """
         raise NotImplementedError
-    def sign(self, alias: str,message: bytes) -> bytes:
+    def prompts(self, ) -> typing.List[SigningPrompt]:
+        """
+        Every prompt shown so far (one per approval-key signature attempt).
+"""
+        raise NotImplementedError
+    async def sign(self, alias: str,purpose: KeyPurpose,message: bytes,prompt: typing.Optional[SigningPrompt]) -> bytes:
+        raise NotImplementedError
+    def signature_count(self, purpose: KeyPurpose) -> int:
+        """
+        How many signatures were made with keys of `purpose` (agreement: 0).
+"""
         raise NotImplementedError
 
 class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
     """
-    A key store in memory (ring and p256), for tests, the demo and the CLI. Its
-    state can be exported and imported as bytes so a demo can persist it. It offers
-    no protection at all: never use it in a real app.
+    A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+    signatures per purpose and keeps the prompts it was given, so tests can check
+    that an approval costs exactly one approval-key signature (one biometric
+    prompt). Its keys can be exported and imported as bytes so a demo can persist
+    them. It offers no protection at all: never use it in a real app.
 """
     
     _handle: ctypes.c_uint64
@@ -4069,7 +5947,7 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def agree(self, alias: str,peer_public_key: bytes) -> bytes:
+    async def agree(self, alias: str,peer_public_key: bytes) -> bytes:
         
         _UniffiFfiConverterString.check_lower(alias)
 
@@ -4081,12 +5959,14 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
     def aliases(self, ) -> typing.List[str]:
         """
         The aliases held, sorted.
@@ -4102,37 +5982,27 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def create_agreement_key(self, alias: str) -> bytes:
+    async def create_key(self, alias: str,purpose: KeyPurpose) -> bytes:
         
         _UniffiFfiConverterString.check_lower(alias)
+
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(alias),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_key(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def create_signing_key(self, alias: str) -> bytes:
-        
-        _UniffiFfiConverterString.check_lower(alias)
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-            _UniffiFfiConverterString.lower(alias),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_signing_key,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def delete_key(self, alias: str) -> None:
+    async def delete_key(self, alias: str) -> None:
         
         _UniffiFfiConverterString.check_lower(alias)
         _uniffi_lowered_args = (
@@ -4141,12 +6011,14 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
         )
         _uniffi_lift_return = lambda val: None
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_void,
+            _UniffiLib.ffi_pushauth_rust_future_complete_void,
+            _UniffiLib.ffi_pushauth_rust_future_free_void,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
     def export_state(self, ) -> bytes:
         """
         Exports every key, private halves included, as versioned JSON bytes. Handle
@@ -4160,6 +6032,25 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_export_state,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fail_next_approval(self, error: KeyStoreError) -> None:
+        """
+        Makes the next approval-key signature fail with `error` (the user cancels the
+        prompt, the fingerprint does not match…). Queued in order.
+"""
+        
+        _UniffiFfiConverterTypeKeyStoreError.check_lower(error)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeKeyStoreError.lower(error),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -4185,17 +6076,21 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def import_signing_key(self, alias: str,pkcs8: bytes) -> bytes:
+    def import_signing_key(self, alias: str,purpose: KeyPurpose,pkcs8: bytes) -> bytes:
         """
-        Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+        Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+        SEC1 public key.
 """
         
         _UniffiFfiConverterString.check_lower(alias)
+
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
 
         _UniffiFfiConverterBytes.check_lower(pkcs8)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(alias),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
             _UniffiFfiConverterBytes.lower(pkcs8),
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
@@ -4225,21 +6120,62 @@ class SoftwareKeyStore(SoftwareKeyStoreProtocol, KeyStore):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def sign(self, alias: str,message: bytes) -> bytes:
+    def prompts(self, ) -> typing.List[SigningPrompt]:
+        """
+        Every prompt shown so far (one per approval-key signature attempt).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeSigningPrompt.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_prompts,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    async def sign(self, alias: str,purpose: KeyPurpose,message: bytes,prompt: typing.Optional[SigningPrompt]) -> bytes:
         
         _UniffiFfiConverterString.check_lower(alias)
 
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
+
         _UniffiFfiConverterBytes.check_lower(message)
+
+        _UniffiFfiConverterOptionalTypeSigningPrompt.check_lower(prompt)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(alias),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
             _UniffiFfiConverterBytes.lower(message),
+            _UniffiFfiConverterOptionalTypeSigningPrompt.lower(prompt),
         )
         _uniffi_lift_return = _UniffiFfiConverterBytes.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeKeyStoreError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def signature_count(self, purpose: KeyPurpose) -> int:
+        """
+        How many signatures were made with keys of `purpose` (agreement: 0).
+"""
+        
+        _UniffiFfiConverterTypeKeyPurpose.check_lower(purpose)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeKeyPurpose.lower(purpose),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
-            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign,
+            _UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_signature_count,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -4272,6 +6208,131 @@ class _UniffiFfiConverterTypeSoftwareKeyStore:
     @classmethod
     def write(cls, value: SoftwareKeyStore, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeHttpTransport(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeHttpTransport.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeHttpTransport.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeHttpTransport.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterMapStringString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterString.read(buf)
+            d[key] = val
+        return d
+
+class _UniffiFfiConverterOptionalTypeEnrollmentState(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeEnrollmentState.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeEnrollmentState.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeEnrollmentState.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeKeyStore(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeKeyStore.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeKeyStore.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeKeyStore.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+def builtin_transport(options: ClientOptions) -> HttpTransport:
+    """
+    The built-in client (reqwest, rustls, the platform's certificate verifier, no
+    redirects) with `options` (timeout, trusted roots). Apps that wrap it (logging,
+    extra headers) call its `send`.
+"""
+    
+    _UniffiFfiConverterTypeClientOptions.check_lower(options)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeClientOptions.lower(options),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeHttpTransport.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_builtin_transport,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def canonical_transaction_json(transaction: Transaction) -> str:
     """
     The RFC 8785 canonical JSON of a transaction (protocol §3).
@@ -4289,11 +6350,11 @@ def canonical_transaction_json(transaction: Transaction) -> str:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
-def decrypt_push(state: EnrollmentState,key_store: KeyStore,challenge_id: str,envelope: str) -> PushPreview:
+async def decrypt_push(state: EnrollmentState,key_store: KeyStore,challenge_id: str,envelope: str) -> PushPreview:
     """
-    Decrypts the `enc` member of a push (`{"cid": …, "enc": …}`) with the device's
-    agreement key. `challenge_id` is the push's `cid`: an envelope made for another
-    challenge does not open.
+    Decrypts the `enc` member of a push with the device's agreement key.
+    `challenge_id` is the push's `cid`: an envelope made for another challenge does
+    not open.
 """
     
     _UniffiFfiConverterTypeEnrollmentState.check_lower(state)
@@ -4311,15 +6372,18 @@ def decrypt_push(state: EnrollmentState,key_store: KeyStore,challenge_id: str,en
     )
     _uniffi_lift_return = _UniffiFfiConverterTypePushPreview.lift
     _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
-    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+    return await _uniffi_rust_call_async(
+        _UniffiLib.uniffi_pushauth_fn_func_decrypt_push(*_uniffi_lowered_args),
+        _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+        _uniffi_lift_return,
         _uniffi_error_converter,
-        _UniffiLib.uniffi_pushauth_fn_func_decrypt_push,
-        *_uniffi_lowered_args,
     )
-    return _uniffi_lift_return(_uniffi_ffi_result)
 async def enroll(request: EnrollRequest,key_store: KeyStore) -> EnrollmentState:
     """
-    Enrolls this device: creates its two keys in `key_store`, registers them with
+    Enrolls this device with the built-in HTTP client: creates its device, approval
+    and agreement keys in `key_store` (one approval-key prompt), registers them with
     the server using the activation code, and returns the state to store.
 """
     
@@ -4340,9 +6404,35 @@ async def enroll(request: EnrollRequest,key_store: KeyStore) -> EnrollmentState:
         _uniffi_lift_return,
         _uniffi_error_converter,
     )
+async def enroll_with_transport(request: EnrollRequest,key_store: KeyStore,transport: typing.Optional[HttpTransport]) -> EnrollmentState:
+    """
+    [`enroll`] through the app's HTTP transport (`None`: the built-in client).
+"""
+    
+    _UniffiFfiConverterTypeEnrollRequest.check_lower(request)
+
+    _UniffiFfiConverterTypeKeyStore.check_lower(key_store)
+
+    _UniffiFfiConverterOptionalTypeHttpTransport.check_lower(transport)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeEnrollRequest.lower(request),
+        _UniffiFfiConverterTypeKeyStore.lower(key_store),
+        _UniffiFfiConverterOptionalTypeHttpTransport.lower(transport),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeEnrollmentState.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    return await _uniffi_rust_call_async(
+        _UniffiLib.uniffi_pushauth_fn_func_enroll_with_transport(*_uniffi_lowered_args),
+        _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+        _uniffi_lift_return,
+        _uniffi_error_converter,
+    )
 def enrollment_state_from_json(json: str) -> EnrollmentState:
     """
-    Reads a state stored with [`enrollment_state_to_json`], and checks it.
+    Reads a state stored with [`enrollment_state_to_json`] (by this SDK or SDK 1),
+    and checks it.
 """
     
     _UniffiFfiConverterString.check_lower(json)
@@ -4428,14 +6518,18 @@ def normalize_signature(signature: bytes) -> bytes:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
-def parse_enrollment_link(link: str) -> EnrollmentLink:
+def parse_enrollment_link(link: str,scheme: str) -> EnrollmentLink:
     """
-    Parses `pushauth://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2).
+    Parses `<scheme>://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2);
+    `scheme` is the issuer app's own (`pushauth` by default on the server).
 """
     
     _UniffiFfiConverterString.check_lower(link)
+
+    _UniffiFfiConverterString.check_lower(scheme)
     _uniffi_lowered_args = (
         _UniffiFfiConverterString.lower(link),
+        _UniffiFfiConverterString.lower(scheme),
     )
     _uniffi_lift_return = _UniffiFfiConverterTypeEnrollmentLink.lift
     _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
@@ -4445,6 +6539,33 @@ def parse_enrollment_link(link: str) -> EnrollmentLink:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+async def parse_push(data: dict[str, str],state: typing.Optional[EnrollmentState],key_store: typing.Optional[KeyStore]) -> PushMessage:
+    """
+    Parses a push's data (APNs `userInfo` string members, FCM `RemoteMessage.data`):
+    `{"cid", "kind": "challenge"|"dismiss", "enc"?}`. With the state and key store,
+    a challenge's `enc` is decrypted into its preview (a failure leaves it `None`).
+"""
+    
+    _UniffiFfiConverterMapStringString.check_lower(data)
+
+    _UniffiFfiConverterOptionalTypeEnrollmentState.check_lower(state)
+
+    _UniffiFfiConverterOptionalTypeKeyStore.check_lower(key_store)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterMapStringString.lower(data),
+        _UniffiFfiConverterOptionalTypeEnrollmentState.lower(state),
+        _UniffiFfiConverterOptionalTypeKeyStore.lower(key_store),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypePushMessage.lift
+    _uniffi_error_converter = None
+    return await _uniffi_rust_call_async(
+        _UniffiLib.uniffi_pushauth_fn_func_parse_push(*_uniffi_lowered_args),
+        _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+        _uniffi_lift_return,
+        _uniffi_error_converter,
+    )
 def public_key_jwk(public_key: bytes) -> str:
     """
     A public key (SEC1, P-256 SubjectPublicKeyInfo DER, or JWK JSON bytes) as JWK
@@ -4582,33 +6703,47 @@ __all__ = [
     "UserVerification",
     "Platform",
     "PushEnvironment",
+    "KeyPurpose",
     "DecisionOutcome",
     "DenyReason",
     "KeyStoreError",
     "PushAuthError",
+    "PushMessage",
     "SignatureFormat",
+    "TransportError",
     "ChallengeView",
     "ClientOptions",
     "EnrollRequest",
     "EnrollmentLink",
+    "PendingKeyState",
     "EnrollmentState",
+    "HttpHeader",
+    "HttpRequest",
+    "HttpResponse",
+    "MigrationCode",
     "ProofExpectations",
     "PushPreview",
+    "SigningPrompt",
     "Transaction",
+    "builtin_transport",
     "canonical_transaction_json",
     "decrypt_push",
     "enroll",
+    "enroll_with_transport",
     "enrollment_state_from_json",
     "enrollment_state_to_json",
     "format_amount",
     "jwk_thumbprint",
     "normalize_signature",
     "parse_enrollment_link",
+    "parse_push",
     "public_key_jwk",
     "transaction_digest",
     "verify_approval_proof_for_tests",
     "verify_request_proof_for_tests",
     "verify_server_challenge",
+    "HttpTransportImpl",
+    "HttpTransport",
     "KeyStoreImpl",
     "KeyStore",
     "PushAuthClient",

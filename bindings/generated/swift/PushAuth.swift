@@ -503,6 +503,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     typealias FfiType = Int64
     typealias SwiftType = Int64
@@ -608,63 +624,283 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+ */
+public protocol HttpTransport: AnyObject, Sendable {
+    
+    /**
+     * Sends `request` and returns the answer, any status. Throws only when no
+     * answer was received.
+     */
+    func send(request: HttpRequest) async throws  -> HttpResponse
+    
+}
+/**
+ * Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+ */
+open class HttpTransportImpl: HttpTransport, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_pushauth_fn_clone_httptransport(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_pushauth_fn_free_httptransport(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Sends `request` and returns the answer, any status. Throws only when no
+     * answer was received.
+     */
+open func send(request: HttpRequest)async throws  -> HttpResponse  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_httptransport_send(
+                        self.uniffiCloneHandle(),FfiConverterTypeHttpRequest_lower(request)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeHttpResponse_lift,
+            errorHandler: FfiConverterTypeTransportError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceHttpTransport {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceHttpTransport = UniffiVTableCallbackInterfaceHttpTransport(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeHttpTransport.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface HttpTransport: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeHttpTransport.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface HttpTransport: handle missing in uniffiClone")
+            }
+        },
+        send: { (
+            uniffiHandle: UInt64,
+            request: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> HttpResponse in
+                guard let uniffiObj = try? FfiConverterTypeHttpTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.send(
+                     request: try FfiConverterTypeHttpRequest_lift(request)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: HttpResponse) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterTypeHttpResponse_lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeTransportError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHttpTransport> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHttpTransport>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitHttpTransport() {
+    uniffi_pushauth_fn_init_callback_vtable_httptransport(UniffiCallbackInterfaceHttpTransport.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpTransport: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<HttpTransport>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = HttpTransport
+
+    public static func lift(_ handle: UInt64) throws -> HttpTransport {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HttpTransportImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: HttpTransport) -> UInt64 {
+         if let rustImpl = value as? HttpTransportImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpTransport {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: HttpTransport, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpTransport_lift(_ handle: UInt64) throws -> HttpTransport {
+    return try FfiConverterTypeHttpTransport.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpTransport_lower(_ value: HttpTransport) -> UInt64 {
+    return FfiConverterTypeHttpTransport.lower(value)
+}
+
+
+
+
+
+
+/**
  * The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
- * [`SoftwareKeyStore`].
- *
- * Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
- * the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
- * must be usable while the phone is locked, from a Notification Service Extension or
- * a `FirebaseMessagingService`, to decrypt push payloads.
- *
- * Every method may be called on a background thread and may block (for example
- * while a biometric prompt is shown). Never block it on the main thread.
+ * [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+ * Python `async def`): a signature with the approval key waits for the user.
  */
 public protocol KeyStore: AnyObject, Sendable {
     
     /**
-     * Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-     * (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-     * SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
+     * Creates a P-256 key for `purpose` under `alias` and returns its public key:
+     * the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+     * P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+     * accepted too.
      */
-    func createSigningKey(alias: String) throws  -> Data
+    func createKey(alias: String, purpose: KeyPurpose) async throws  -> Data
     
     /**
-     * Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-     * store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-     * Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-     * the key, `UserCancelled` when the user dismissed the prompt.
+     * ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+     * `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+     * `ApprovalSigning` the key store must verify the user for this very signature
+     * and show `prompt` (always `Some` then); for the other purposes `prompt` is
+     * `None` and no user presence may be required.
      */
-    func sign(alias: String, message: Data) throws  -> Data
+    func sign(alias: String, purpose: KeyPurpose, message: Data, prompt: SigningPrompt?) async throws  -> Data
     
     /**
-     * Creates a new P-256 key-agreement key under `alias`, usable without user
-     * presence, and returns its public key (same encodings as signing keys).
+     * ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+     * uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
      */
-    func createAgreementKey(alias: String) throws  -> Data
-    
-    /**
-     * ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-     * SEC1 point). Returns the 32-byte shared x coordinate.
-     */
-    func agree(alias: String, peerPublicKey: Data) throws  -> Data
+    func agree(alias: String, peerPublicKey: Data) async throws  -> Data
     
     /**
      * Deletes the key under `alias`. Deleting a missing key is not an error.
      */
-    func deleteKey(alias: String) throws 
+    func deleteKey(alias: String) async throws 
     
 }
 /**
  * The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
- * [`SoftwareKeyStore`].
- *
- * Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
- * the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
- * must be usable while the phone is locked, from a Notification Service Extension or
- * a `FirebaseMessagingService`, to decrypt push payloads.
- *
- * Every method may be called on a background thread and may block (for example
- * while a biometric prompt is shown). Never block it on the main thread.
+ * [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+ * Python `async def`): a signature with the approval key waits for the user.
  */
 open class KeyStoreImpl: KeyStore, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -720,76 +956,87 @@ open class KeyStoreImpl: KeyStore, @unchecked Sendable {
 
     
     /**
-     * Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-     * (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-     * SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
+     * Creates a P-256 key for `purpose` under `alias` and returns its public key:
+     * the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+     * P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+     * accepted too.
      */
-open func createSigningKey(alias: String)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_keystore_create_signing_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-})
+open func createKey(alias: String, purpose: KeyPurpose)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_keystore_create_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterTypeKeyPurpose_lower(purpose)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
     /**
-     * Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-     * store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-     * Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-     * the key, `UserCancelled` when the user dismissed the prompt.
+     * ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+     * `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+     * `ApprovalSigning` the key store must verify the user for this very signature
+     * and show `prompt` (always `Some` then); for the other purposes `prompt` is
+     * `None` and no user presence may be required.
      */
-open func sign(alias: String, message: Data)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_keystore_sign(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),
-        FfiConverterData.lower(message),uniffiCallStatus
-    )
-})
+open func sign(alias: String, purpose: KeyPurpose, message: Data, prompt: SigningPrompt?)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_keystore_sign(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterTypeKeyPurpose_lower(purpose),FfiConverterData.lower(message),FfiConverterOptionTypeSigningPrompt.lower(prompt)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
     /**
-     * Creates a new P-256 key-agreement key under `alias`, usable without user
-     * presence, and returns its public key (same encodings as signing keys).
+     * ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+     * uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
      */
-open func createAgreementKey(alias: String)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_keystore_create_agreement_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-     * SEC1 point). Returns the 32-byte shared x coordinate.
-     */
-open func agree(alias: String, peerPublicKey: Data)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_keystore_agree(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),
-        FfiConverterData.lower(peerPublicKey),uniffiCallStatus
-    )
-})
+open func agree(alias: String, peerPublicKey: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_keystore_agree(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterData.lower(peerPublicKey)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
     /**
      * Deletes the key under `alias`. Deleting a missing key is not an error.
      */
-open func deleteKey(alias: String)throws   {try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_keystore_delete_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-}
+open func deleteKey(alias: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_keystore_delete_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_void,
+            completeFunc: ffi_pushauth_rust_future_complete_void,
+            freeFunc: ffi_pushauth_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
 
@@ -820,133 +1067,184 @@ fileprivate struct UniffiCallbackInterfaceKeyStore {
                 fatalError("Uniffi callback interface KeyStore: handle missing in uniffiClone")
             }
         },
-        createSigningKey: { (
+        createKey: { (
             uniffiHandle: UInt64,
             alias: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+            purpose: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
         ) in
             let makeCall = {
-                () throws -> Data in
+                () async throws -> Data in
                 guard let uniffiObj = try? FfiConverterTypeKeyStore.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.createSigningKey(
-                     alias: try FfiConverterString.lift(alias)
+                return try await uniffiObj.createKey(
+                     alias: try FfiConverterString.lift(alias),
+                     purpose: try FfiConverterTypeKeyPurpose_lift(purpose)
                 )
             }
 
-            
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeKeyStoreError_lower
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeKeyStoreError_lower,
+                droppedCallback: uniffiOutDroppedCallback
             )
         },
         sign: { (
             uniffiHandle: UInt64,
             alias: RustBuffer,
+            purpose: RustBuffer,
             message: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+            prompt: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
         ) in
             let makeCall = {
-                () throws -> Data in
+                () async throws -> Data in
                 guard let uniffiObj = try? FfiConverterTypeKeyStore.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.sign(
+                return try await uniffiObj.sign(
                      alias: try FfiConverterString.lift(alias),
-                     message: try FfiConverterData.lift(message)
+                     purpose: try FfiConverterTypeKeyPurpose_lift(purpose),
+                     message: try FfiConverterData.lift(message),
+                     prompt: try FfiConverterOptionTypeSigningPrompt.lift(prompt)
                 )
             }
 
-            
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
-                makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeKeyStoreError_lower
-            )
-        },
-        createAgreementKey: { (
-            uniffiHandle: UInt64,
-            alias: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
-        ) in
-            let makeCall = {
-                () throws -> Data in
-                guard let uniffiObj = try? FfiConverterTypeKeyStore.handleMap.get(handle: uniffiHandle) else {
-                    throw UniffiInternalError.unexpectedStaleHandle
-                }
-                return try uniffiObj.createAgreementKey(
-                     alias: try FfiConverterString.lift(alias)
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
                 )
             }
-
-            
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeKeyStoreError_lower
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeKeyStoreError_lower,
+                droppedCallback: uniffiOutDroppedCallback
             )
         },
         agree: { (
             uniffiHandle: UInt64,
             alias: RustBuffer,
             peerPublicKey: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
         ) in
             let makeCall = {
-                () throws -> Data in
+                () async throws -> Data in
                 guard let uniffiObj = try? FfiConverterTypeKeyStore.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.agree(
+                return try await uniffiObj.agree(
                      alias: try FfiConverterString.lift(alias),
                      peerPublicKey: try FfiConverterData.lift(peerPublicKey)
                 )
             }
 
-            
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeKeyStoreError_lower
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeKeyStoreError_lower,
+                droppedCallback: uniffiOutDroppedCallback
             )
         },
         deleteKey: { (
             uniffiHandle: UInt64,
             alias: RustBuffer,
-            uniffiOutReturn: UnsafeMutableRawPointer,
-            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
         ) in
             let makeCall = {
-                () throws -> () in
+                () async throws -> () in
                 guard let uniffiObj = try? FfiConverterTypeKeyStore.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.deleteKey(
+                return try await uniffiObj.deleteKey(
                      alias: try FfiConverterString.lift(alias)
                 )
             }
 
-            
-            let writeReturn = { () }
-            uniffiTraitInterfaceCallWithError(
-                callStatus: uniffiCallStatus,
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
-                writeReturn: writeReturn,
-                lowerError: FfiConverterTypeKeyStoreError_lower
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeKeyStoreError_lower,
+                droppedCallback: uniffiOutDroppedCallback
             )
         }
     )
@@ -1036,40 +1334,66 @@ public func FfiConverterTypeKeyStore_lower(_ value: KeyStore) -> UInt64 {
 public protocol PushAuthClientProtocol: AnyObject, Sendable {
     
     /**
-     * Approves: signs the approval proof over the challenge as shown (the key store
-     * asks for biometrics) and sends it, with the processor SDK's output if any.
+     * Approves the challenge the user saw: re-verifies `view`, signs an approval
+     * proof over exactly its transaction with the approval key (one biometric
+     * prompt showing `Approve <summary>`) and sends it with the processor SDK's
+     * output, if any. Never fetches.
      */
-    func approve(id: String, processorOutput: String?) async throws  -> DecisionOutcome
+    func approve(view: ChallengeView, processorOutput: String?) async throws  -> DecisionOutcome
     
     /**
-     * Fetches and verifies one challenge: what to show before approve / deny.
+     * Fetches and verifies one challenge (device key: no prompt): what to show
+     * before approve / deny.
      */
     func challenge(id: String) async throws  -> ChallengeView
     
     /**
-     * Decrypts a push for this device (see also the free function
-     * [`super::push::decrypt_push`] for notification extensions).
+     * Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+     * and old key) and returns the state with the new key; persist it. On a network
+     * error the key stays pending: call again later (idempotent, also from a new
+     * client after a restart). Without a pending rotation it returns the state.
      */
-    func decryptPush(challengeId: String, envelope: String) throws  -> PushPreview
+    func completeKeyRotation() async throws  -> EnrollmentState
     
     /**
-     * Denies, with a reason (`NotMe` reports possible fraud).
+     * Lets a new phone enroll for the same cardholder: signs a migration grant with
+     * the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+     * for a single-use activation code. This device stays enrolled.
      */
-    func deny(id: String, reason: DenyReason) async throws  -> DecisionOutcome
+    func createMigrationCode(lifetimeSecs: UInt32) async throws  -> MigrationCode
     
     /**
-     * The pending challenges, each verified against the pinned server key.
+     * Decrypts a push for this device (see also [`super::push::parse_push`]).
+     */
+    func decryptPush(challengeId: String, envelope: String) async throws  -> PushPreview
+    
+    /**
+     * Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+     * by the device key: no prompt (unless `decline_requires_approval_key`).
+     */
+    func deny(view: ChallengeView, reason: DenyReason) async throws  -> DecisionOutcome
+    
+    /**
+     * Denies by id, from a notification action ("Not me") without opening the
+     * app: fetches and verifies the challenge, then declines it (device key).
+     */
+    func denyById(id: String, reason: DenyReason) async throws  -> DecisionOutcome
+    
+    /**
+     * The pending challenges, each verified against the pinned server key (device
+     * key: no prompt). Use it to recover challenges whose push was missed.
      */
     func pendingChallenges() async throws  -> [ChallengeView]
     
     /**
-     * Replaces the signing key (both keys sign the change). Returns the new state,
-     * which the app must store.
+     * Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+     * `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+     * call [`PushAuthClient::complete_key_rotation`].
      */
-    func rotateKey() async throws  -> EnrollmentState
+    func prepareKeyRotation(purpose: KeyPurpose) async throws  -> EnrollmentState
     
     /**
-     * The current state; store it again after [`PushAuthClient::rotate_key`].
+     * The current state; store it whenever a call returns a new one.
      */
     func state() throws  -> EnrollmentState
     
@@ -1080,15 +1404,28 @@ public protocol PushAuthClientProtocol: AnyObject, Sendable {
     func unenroll() async throws 
     
     /**
-     * Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
      */
     func updatePushToken(pushToken: String, environment: PushEnvironment?) async throws 
     
     /**
-     * **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-     * proof `approve`/`deny` would send, through the key store, without a server.
+     * **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+     * (any value, to test the server's refusals) with the approval key.
      */
-    func signProofForTests(challengeToken: String, now: Int64, approve: Bool, denyReason: DenyReason?, processorOutput: String?) async throws  -> String
+    func signMigrationGrantForTests(now: Int64, lifetimeSecs: Int64) async throws  -> String
+    
+    /**
+     * **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+     * `approve` (no `deny_reason`) or `deny` would send, through the key store,
+     * without a server.
+     */
+    func signProofForTests(challengeToken: String, now: Int64, denyReason: DenyReason?, processorOutput: String?) async throws  -> String
+    
+    /**
+     * **Tests only.** Submits a grant (possibly another device's, or used) as this
+     * device.
+     */
+    func submitMigrationGrantForTests(grant: String) async throws  -> MigrationCode
     
 }
 /**
@@ -1136,7 +1473,7 @@ open class PushAuthClient: PushAuthClientProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_pushauth_fn_clone_pushauthclient(self.handle, $0) }
     }
     /**
-     * A client with default options.
+     * A client with default options and the built-in HTTP client.
      */
 public convenience init(state: EnrollmentState, keyStore: KeyStore)throws  {
     let handle =
@@ -1174,18 +1511,36 @@ public static func withOptions(state: EnrollmentState, keyStore: KeyStore, optio
 })
 }
     
+    /**
+     * A client sending through the app's HTTP transport (URLSession, OkHttp);
+     * `None`: the built-in client.
+     */
+public static func withTransport(state: EnrollmentState, keyStore: KeyStore, options: ClientOptions, transport: HttpTransport?)throws  -> PushAuthClient  {
+    return try  FfiConverterTypePushAuthClient_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_constructor_pushauthclient_with_transport(
+        FfiConverterTypeEnrollmentState_lower(state),
+        FfiConverterTypeKeyStore_lower(keyStore),
+        FfiConverterTypeClientOptions_lower(options),
+        FfiConverterOptionTypeHttpTransport.lower(transport),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
-     * Approves: signs the approval proof over the challenge as shown (the key store
-     * asks for biometrics) and sends it, with the processor SDK's output if any.
+     * Approves the challenge the user saw: re-verifies `view`, signs an approval
+     * proof over exactly its transaction with the approval key (one biometric
+     * prompt showing `Approve <summary>`) and sends it with the processor SDK's
+     * output, if any. Never fetches.
      */
-open func approve(id: String, processorOutput: String?)async throws  -> DecisionOutcome  {
+open func approve(view: ChallengeView, processorOutput: String?)async throws  -> DecisionOutcome  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_pushauth_fn_method_pushauthclient_approve(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterOptionString.lower(processorOutput)
+                        self.uniffiCloneHandle(),FfiConverterTypeChallengeView_lower(view),FfiConverterOptionString.lower(processorOutput)
                 )
             },
             pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
@@ -1197,7 +1552,8 @@ open func approve(id: String, processorOutput: String?)async throws  -> Decision
 }
     
     /**
-     * Fetches and verifies one challenge: what to show before approve / deny.
+     * Fetches and verifies one challenge (device key: no prompt): what to show
+     * before approve / deny.
      */
 open func challenge(id: String)async throws  -> ChallengeView  {
     return
@@ -1216,28 +1572,96 @@ open func challenge(id: String)async throws  -> ChallengeView  {
 }
     
     /**
-     * Decrypts a push for this device (see also the free function
-     * [`super::push::decrypt_push`] for notification extensions).
+     * Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+     * and old key) and returns the state with the new key; persist it. On a network
+     * error the key stays pending: call again later (idempotent, also from a new
+     * client after a restart). Without a pending rotation it returns the state.
      */
-open func decryptPush(challengeId: String, envelope: String)throws  -> PushPreview  {
-    return try  FfiConverterTypePushPreview_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_pushauthclient_decrypt_push(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(challengeId),
-        FfiConverterString.lower(envelope),uniffiCallStatus
-    )
-})
+open func completeKeyRotation()async throws  -> EnrollmentState  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEnrollmentState_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
 }
     
     /**
-     * Denies, with a reason (`NotMe` reports possible fraud).
+     * Lets a new phone enroll for the same cardholder: signs a migration grant with
+     * the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+     * for a single-use activation code. This device stays enrolled.
      */
-open func deny(id: String, reason: DenyReason)async throws  -> DecisionOutcome  {
+open func createMigrationCode(lifetimeSecs: UInt32)async throws  -> MigrationCode  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_create_migration_code(
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(lifetimeSecs)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeMigrationCode_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+    
+    /**
+     * Decrypts a push for this device (see also [`super::push::parse_push`]).
+     */
+open func decryptPush(challengeId: String, envelope: String)async throws  -> PushPreview  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_decrypt_push(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(challengeId),FfiConverterString.lower(envelope)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePushPreview_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+    
+    /**
+     * Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+     * by the device key: no prompt (unless `decline_requires_approval_key`).
+     */
+open func deny(view: ChallengeView, reason: DenyReason)async throws  -> DecisionOutcome  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_pushauth_fn_method_pushauthclient_deny(
+                        self.uniffiCloneHandle(),FfiConverterTypeChallengeView_lower(view),FfiConverterTypeDenyReason_lower(reason)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDecisionOutcome_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+    
+    /**
+     * Denies by id, from a notification action ("Not me") without opening the
+     * app: fetches and verifies the challenge, then declines it (device key).
+     */
+open func denyById(id: String, reason: DenyReason)async throws  -> DecisionOutcome  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_deny_by_id(
                         self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterTypeDenyReason_lower(reason)
                 )
             },
@@ -1250,7 +1674,8 @@ open func deny(id: String, reason: DenyReason)async throws  -> DecisionOutcome  
 }
     
     /**
-     * The pending challenges, each verified against the pinned server key.
+     * The pending challenges, each verified against the pinned server key (device
+     * key: no prompt). Use it to recover challenges whose push was missed.
      */
 open func pendingChallenges()async throws  -> [ChallengeView]  {
     return
@@ -1269,15 +1694,16 @@ open func pendingChallenges()async throws  -> [ChallengeView]  {
 }
     
     /**
-     * Replaces the signing key (both keys sign the change). Returns the new state,
-     * which the app must store.
+     * Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+     * `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+     * call [`PushAuthClient::complete_key_rotation`].
      */
-open func rotateKey()async throws  -> EnrollmentState  {
+open func prepareKeyRotation(purpose: KeyPurpose)async throws  -> EnrollmentState  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
-                uniffi_pushauth_fn_method_pushauthclient_rotate_key(
-                        self.uniffiCloneHandle()
+                uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation(
+                        self.uniffiCloneHandle(),FfiConverterTypeKeyPurpose_lower(purpose)
                 )
             },
             pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
@@ -1289,7 +1715,7 @@ open func rotateKey()async throws  -> EnrollmentState  {
 }
     
     /**
-     * The current state; store it again after [`PushAuthClient::rotate_key`].
+     * The current state; store it whenever a call returns a new one.
      */
 open func state()throws  -> EnrollmentState  {
     return try  FfiConverterTypeEnrollmentState_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
@@ -1321,7 +1747,7 @@ open func unenroll()async throws   {
 }
     
     /**
-     * Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
      */
 open func updatePushToken(pushToken: String, environment: PushEnvironment?)async throws   {
     return
@@ -1340,21 +1766,62 @@ open func updatePushToken(pushToken: String, environment: PushEnvironment?)async
 }
     
     /**
-     * **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-     * proof `approve`/`deny` would send, through the key store, without a server.
+     * **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+     * (any value, to test the server's refusals) with the approval key.
      */
-open func signProofForTests(challengeToken: String, now: Int64, approve: Bool, denyReason: DenyReason?, processorOutput: String?)async throws  -> String  {
+open func signMigrationGrantForTests(now: Int64, lifetimeSecs: Int64)async throws  -> String  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
-                uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(challengeToken),FfiConverterInt64.lower(now),FfiConverterBool.lower(approve),FfiConverterOptionTypeDenyReason.lower(denyReason),FfiConverterOptionString.lower(processorOutput)
+                uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests(
+                        self.uniffiCloneHandle(),FfiConverterInt64.lower(now),FfiConverterInt64.lower(lifetimeSecs)
                 )
             },
             pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
             completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
             freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
             liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+    
+    /**
+     * **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+     * `approve` (no `deny_reason`) or `deny` would send, through the key store,
+     * without a server.
+     */
+open func signProofForTests(challengeToken: String, now: Int64, denyReason: DenyReason?, processorOutput: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(challengeToken),FfiConverterInt64.lower(now),FfiConverterOptionTypeDenyReason.lower(denyReason),FfiConverterOptionString.lower(processorOutput)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+    
+    /**
+     * **Tests only.** Submits a grant (possibly another device's, or used) as this
+     * device.
+     */
+open func submitMigrationGrantForTests(grant: String)async throws  -> MigrationCode  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(grant)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeMigrationCode_lift,
             errorHandler: FfiConverterTypePushAuthError_lift
         )
 }
@@ -1410,24 +1877,24 @@ public func FfiConverterTypePushAuthClient_lower(_ value: PushAuthClient) -> UIn
 
 
 /**
- * A key store in memory (ring and p256), for tests, the demo and the CLI. Its
- * state can be exported and imported as bytes so a demo can persist it. It offers
- * no protection at all: never use it in a real app.
+ * A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+ * signatures per purpose and keeps the prompts it was given, so tests can check
+ * that an approval costs exactly one approval-key signature (one biometric
+ * prompt). Its keys can be exported and imported as bytes so a demo can persist
+ * them. It offers no protection at all: never use it in a real app.
  */
 public protocol SoftwareKeyStoreProtocol: AnyObject, Sendable {
     
-    func agree(alias: String, peerPublicKey: Data) throws  -> Data
+    func agree(alias: String, peerPublicKey: Data) async throws  -> Data
     
     /**
      * The aliases held, sorted.
      */
     func aliases() throws  -> [String]
     
-    func createAgreementKey(alias: String) throws  -> Data
+    func createKey(alias: String, purpose: KeyPurpose) async throws  -> Data
     
-    func createSigningKey(alias: String) throws  -> Data
-    
-    func deleteKey(alias: String) throws 
+    func deleteKey(alias: String) async throws 
     
     /**
      * Exports every key, private halves included, as versioned JSON bytes. Handle
@@ -1436,15 +1903,22 @@ public protocol SoftwareKeyStoreProtocol: AnyObject, Sendable {
     func exportState() throws  -> Data
     
     /**
+     * Makes the next approval-key signature fail with `error` (the user cancels the
+     * prompt, the fingerprint does not match…). Queued in order.
+     */
+    func failNextApproval(error: KeyStoreError) 
+    
+    /**
      * Imports an agreement key (32-byte private scalar) under `alias`; returns its
      * SEC1 public key.
      */
     func importAgreementKey(alias: String, scalar: Data) throws  -> Data
     
     /**
-     * Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+     * Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+     * SEC1 public key.
      */
-    func importSigningKey(alias: String, pkcs8: Data) throws  -> Data
+    func importSigningKey(alias: String, purpose: KeyPurpose, pkcs8: Data) throws  -> Data
     
     /**
      * Simulates what a platform does when biometrics change: the key stays but every
@@ -1452,13 +1926,25 @@ public protocol SoftwareKeyStoreProtocol: AnyObject, Sendable {
      */
     func invalidateKey(alias: String) throws 
     
-    func sign(alias: String, message: Data) throws  -> Data
+    /**
+     * Every prompt shown so far (one per approval-key signature attempt).
+     */
+    func prompts()  -> [SigningPrompt]
+    
+    func sign(alias: String, purpose: KeyPurpose, message: Data, prompt: SigningPrompt?) async throws  -> Data
+    
+    /**
+     * How many signatures were made with keys of `purpose` (agreement: 0).
+     */
+    func signatureCount(purpose: KeyPurpose)  -> UInt64
     
 }
 /**
- * A key store in memory (ring and p256), for tests, the demo and the CLI. Its
- * state can be exported and imported as bytes so a demo can persist it. It offers
- * no protection at all: never use it in a real app.
+ * A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+ * signatures per purpose and keeps the prompts it was given, so tests can check
+ * that an approval costs exactly one approval-key signature (one biometric
+ * prompt). Its keys can be exported and imported as bytes so a demo can persist
+ * them. It offers no protection at all: never use it in a real app.
  */
 open class SoftwareKeyStore: SoftwareKeyStoreProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1549,15 +2035,20 @@ public static func withSignatureFormat(format: SignatureFormat) -> SoftwareKeySt
     
 
     
-open func agree(alias: String, peerPublicKey: Data)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_softwarekeystore_agree(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),
-        FfiConverterData.lower(peerPublicKey),uniffiCallStatus
-    )
-})
+open func agree(alias: String, peerPublicKey: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_softwarekeystore_agree(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterData.lower(peerPublicKey)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
     /**
@@ -1572,33 +2063,36 @@ open func aliases()throws  -> [String]  {
 })
 }
     
-open func createAgreementKey(alias: String)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-})
+open func createKey(alias: String, purpose: KeyPurpose)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_softwarekeystore_create_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterTypeKeyPurpose_lower(purpose)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
-open func createSigningKey(alias: String)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_softwarekeystore_create_signing_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-})
-}
-    
-open func deleteKey(alias: String)throws   {try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_method_softwarekeystore_delete_key(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),uniffiCallStatus
-    )
-}
+open func deleteKey(alias: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_softwarekeystore_delete_key(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_void,
+            completeFunc: ffi_pushauth_rust_future_complete_void,
+            freeFunc: ffi_pushauth_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
 }
     
     /**
@@ -1612,6 +2106,19 @@ open func exportState()throws  -> Data  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Makes the next approval-key signature fail with `error` (the user cancels the
+     * prompt, the fingerprint does not match…). Queued in order.
+     */
+open func failNextApproval(error: KeyStoreError)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeKeyStoreError_lower(error),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1630,14 +2137,16 @@ open func importAgreementKey(alias: String, scalar: Data)throws  -> Data  {
 }
     
     /**
-     * Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+     * Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+     * SEC1 public key.
      */
-open func importSigningKey(alias: String, pkcs8: Data)throws  -> Data  {
+open func importSigningKey(alias: String, purpose: KeyPurpose, pkcs8: Data)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
         uniffiCallStatus in
     uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(alias),
+        FfiConverterTypeKeyPurpose_lower(purpose),
         FfiConverterData.lower(pkcs8),uniffiCallStatus
     )
 })
@@ -1656,13 +2165,43 @@ open func invalidateKey(alias: String)throws   {try rustCallWithError(FfiConvert
 }
 }
     
-open func sign(alias: String, message: Data)throws  -> Data  {
-    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeKeyStoreError_lift) {
+    /**
+     * Every prompt shown so far (one per approval-key signature attempt).
+     */
+open func prompts() -> [SigningPrompt]  {
+    return try!  FfiConverterSequenceTypeSigningPrompt.lift(try! rustCall() {
         uniffiCallStatus in
-    uniffi_pushauth_fn_method_softwarekeystore_sign(
+    uniffi_pushauth_fn_method_softwarekeystore_prompts(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func sign(alias: String, purpose: KeyPurpose, message: Data, prompt: SigningPrompt?)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_method_softwarekeystore_sign(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(alias),FfiConverterTypeKeyPurpose_lower(purpose),FfiConverterData.lower(message),FfiConverterOptionTypeSigningPrompt.lower(prompt)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeKeyStoreError_lift
+        )
+}
+    
+    /**
+     * How many signatures were made with keys of `purpose` (agreement: 0).
+     */
+open func signatureCount(purpose: KeyPurpose) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_method_softwarekeystore_signature_count(
             self.uniffiCloneHandle(),
-        FfiConverterString.lower(alias),
-        FfiConverterData.lower(message),uniffiCallStatus
+        FfiConverterTypeKeyPurpose_lower(purpose),uniffiCallStatus
     )
 })
 }
@@ -1720,6 +2259,7 @@ public func FfiConverterTypeSoftwareKeyStore_lower(_ value: SoftwareKeyStore) ->
 /**
  * A verified server challenge, ready to show: built only from a challenge whose
  * signature, issuer, audience and deadline were checked against the pinned key.
+ * Pass it back unchanged to `approve` / `deny`: they sign exactly this.
  */
 public struct ChallengeView: Equatable, Hashable {
     /**
@@ -1751,6 +2291,10 @@ public struct ChallengeView: Equatable, Hashable {
      */
     public var payee: String?
     /**
+     * One line for the screen and the prompt: `EUR 49.90 at Example Shop`.
+     */
+    public var summary: String
+    /**
      * Deadline, Unix seconds: no answer is accepted after it.
      */
     public var deadline: Int64
@@ -1762,6 +2306,11 @@ public struct ChallengeView: Equatable, Hashable {
      * The transaction digest the approval will sign (for audit screens).
      */
     public var transactionDigest: String
+    /**
+     * The server-signed challenge this view was verified from (what a decision
+     * re-verifies and signs; not secret).
+     */
+    public var token: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1788,6 +2337,9 @@ public struct ChallengeView: Equatable, Hashable {
          * The merchant, when given.
          */payee: String?, 
         /**
+         * One line for the screen and the prompt: `EUR 49.90 at Example Shop`.
+         */summary: String, 
+        /**
          * Deadline, Unix seconds: no answer is accepted after it.
          */deadline: Int64, 
         /**
@@ -1795,7 +2347,11 @@ public struct ChallengeView: Equatable, Hashable {
          */processorInput: String?, 
         /**
          * The transaction digest the approval will sign (for audit screens).
-         */transactionDigest: String) {
+         */transactionDigest: String, 
+        /**
+         * The server-signed challenge this view was verified from (what a decision
+         * re-verifies and signs; not secret).
+         */token: String) {
         self.id = id
         self.provider = provider
         self.kind = kind
@@ -1803,9 +2359,11 @@ public struct ChallengeView: Equatable, Hashable {
         self.currency = currency
         self.amountMinor = amountMinor
         self.payee = payee
+        self.summary = summary
         self.deadline = deadline
         self.processorInput = processorInput
         self.transactionDigest = transactionDigest
+        self.token = token
     }
 
     
@@ -1831,9 +2389,11 @@ public struct FfiConverterTypeChallengeView: FfiConverterRustBuffer {
                 currency: FfiConverterOptionString.read(from: &buf), 
                 amountMinor: FfiConverterOptionInt64.read(from: &buf), 
                 payee: FfiConverterOptionString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf), 
                 deadline: FfiConverterInt64.read(from: &buf), 
                 processorInput: FfiConverterOptionString.read(from: &buf), 
-                transactionDigest: FfiConverterString.read(from: &buf)
+                transactionDigest: FfiConverterString.read(from: &buf), 
+                token: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -1845,9 +2405,11 @@ public struct FfiConverterTypeChallengeView: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.currency, into: &buf)
         FfiConverterOptionInt64.write(value.amountMinor, into: &buf)
         FfiConverterOptionString.write(value.payee, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
         FfiConverterInt64.write(value.deadline, into: &buf)
         FfiConverterOptionString.write(value.processorInput, into: &buf)
         FfiConverterString.write(value.transactionDigest, into: &buf)
+        FfiConverterString.write(value.token, into: &buf)
     }
 }
 
@@ -1876,8 +2438,9 @@ public struct ClientOptions: Equatable, Hashable {
      */
     public var timeoutSecs: UInt32
     /**
-     * PEM root certificates to trust instead of the platform's (the issuer's CA;
-     * required on Android, see README). Empty: the platform verifier.
+     * Built-in client only: PEM root certificates to trust instead of the
+     * platform's (pins the issuer's own CA). Empty: the platform verifier (on
+     * Android after the JNI initialisation described in the README).
      */
     public var trustedRootsPem: [String]
     /**
@@ -1889,10 +2452,21 @@ public struct ClientOptions: Equatable, Hashable {
      */
     public var proofLifetimeSecs: UInt32
     /**
-     * What the signing key's access control verifies (`uv` claim); `Biometric`
+     * What the approval key's access control verifies (`uv` claim); `Biometric`
      * when not given.
      */
     public var userVerification: UserVerification?
+    /**
+     * The issuer app's enrollment link scheme (`mybank-pushauth`); links with
+     * another scheme are refused. Matches the server's
+     * `[enrollment] deeplink_scheme`.
+     */
+    public var linkScheme: String
+    /**
+     * Sign declines with the approval key (prompt) instead of the device key: set
+     * it when the server has `[devices] decline_requires_approval_key = true`.
+     */
+    public var declineRequiresApprovalKey: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1901,8 +2475,9 @@ public struct ClientOptions: Equatable, Hashable {
          * Whole-request timeout in seconds.
          */timeoutSecs: UInt32 = UInt32(30), 
         /**
-         * PEM root certificates to trust instead of the platform's (the issuer's CA;
-         * required on Android, see README). Empty: the platform verifier.
+         * Built-in client only: PEM root certificates to trust instead of the
+         * platform's (pins the issuer's own CA). Empty: the platform verifier (on
+         * Android after the JNI initialisation described in the README).
          */trustedRootsPem: [String] = [], 
         /**
          * Accepted clock difference with the server, in seconds.
@@ -1911,14 +2486,25 @@ public struct ClientOptions: Equatable, Hashable {
          * Lifetime of an approval proof, in seconds (capped by the deadline and 600).
          */proofLifetimeSecs: UInt32 = UInt32(120), 
         /**
-         * What the signing key's access control verifies (`uv` claim); `Biometric`
+         * What the approval key's access control verifies (`uv` claim); `Biometric`
          * when not given.
-         */userVerification: UserVerification? = nil) {
+         */userVerification: UserVerification? = nil, 
+        /**
+         * The issuer app's enrollment link scheme (`mybank-pushauth`); links with
+         * another scheme are refused. Matches the server's
+         * `[enrollment] deeplink_scheme`.
+         */linkScheme: String = "pushauth", 
+        /**
+         * Sign declines with the approval key (prompt) instead of the device key: set
+         * it when the server has `[devices] decline_requires_approval_key = true`.
+         */declineRequiresApprovalKey: Bool = false) {
         self.timeoutSecs = timeoutSecs
         self.trustedRootsPem = trustedRootsPem
         self.clockSkewSecs = clockSkewSecs
         self.proofLifetimeSecs = proofLifetimeSecs
         self.userVerification = userVerification
+        self.linkScheme = linkScheme
+        self.declineRequiresApprovalKey = declineRequiresApprovalKey
     }
 
     
@@ -1941,7 +2527,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 trustedRootsPem: FfiConverterSequenceString.read(from: &buf), 
                 clockSkewSecs: FfiConverterUInt32.read(from: &buf), 
                 proofLifetimeSecs: FfiConverterUInt32.read(from: &buf), 
-                userVerification: FfiConverterOptionTypeUserVerification.read(from: &buf)
+                userVerification: FfiConverterOptionTypeUserVerification.read(from: &buf), 
+                linkScheme: FfiConverterString.read(from: &buf), 
+                declineRequiresApprovalKey: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -1951,6 +2539,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.clockSkewSecs, into: &buf)
         FfiConverterUInt32.write(value.proofLifetimeSecs, into: &buf)
         FfiConverterOptionTypeUserVerification.write(value.userVerification, into: &buf)
+        FfiConverterString.write(value.linkScheme, into: &buf)
+        FfiConverterBool.write(value.declineRequiresApprovalKey, into: &buf)
     }
 }
 
@@ -1976,7 +2566,7 @@ public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustB
 public struct EnrollRequest: Equatable, Hashable {
     /**
      * What the user scanned or typed: the deeplink / QR payload
-     * (`pushauth://enroll?v=1&server=…&code=…`) or a bare activation code.
+     * (`<link_scheme>://enroll?v=1&server=…&code=…`) or a bare activation code.
      */
     public var activation: String
     /**
@@ -2011,7 +2601,7 @@ public struct EnrollRequest: Equatable, Hashable {
     public init(
         /**
          * What the user scanned or typed: the deeplink / QR payload
-         * (`pushauth://enroll?v=1&server=…&code=…`) or a bare activation code.
+         * (`<link_scheme>://enroll?v=1&server=…&code=…`) or a bare activation code.
          */activation: String, 
         /**
          * The server's base URL: required with a bare code; with a link, the link must
@@ -2169,12 +2759,13 @@ public func FfiConverterTypeEnrollmentLink_lower(_ value: EnrollmentLink) -> Rus
  * secret (the private keys stay in the key store), but it identifies the device:
  * keep it in the Keychain / EncryptedSharedPreferences and pass it back to
  * [`super::client::PushAuthClient::new`]. Store it with
- * [`enrollment_state_to_json`]; share it with the Notification Service Extension
- * for [`super::push::decrypt_push`].
+ * [`enrollment_state_to_json`] **every time a call returns a new one** (enrollment,
+ * both rotation phases); share it with the Notification Service Extension for
+ * [`super::push::parse_push`].
  */
 public struct EnrollmentState: Equatable, Hashable {
     /**
-     * Format version (1).
+     * Format version (2).
      */
     public var version: UInt32
     /**
@@ -2198,13 +2789,21 @@ public struct EnrollmentState: Equatable, Hashable {
      */
     public var serverKid: String
     /**
-     * Key store alias of the signing key.
+     * Key store alias of the device key (request proofs, declines).
      */
-    public var signingKeyAlias: String
+    public var deviceKeyAlias: String
     /**
-     * Public signing key (JWK JSON).
+     * Public device key (JWK JSON).
      */
-    public var signingKeyJwk: String
+    public var deviceKeyJwk: String
+    /**
+     * Key store alias of the approval key (approvals; biometric per use).
+     */
+    public var approvalKeyAlias: String
+    /**
+     * Public approval key (JWK JSON).
+     */
+    public var approvalKeyJwk: String
     /**
      * Key store alias of the agreement key.
      */
@@ -2213,12 +2812,16 @@ public struct EnrollmentState: Equatable, Hashable {
      * Public agreement key (JWK JSON).
      */
     public var agreementKeyJwk: String
+    /**
+     * A key rotation in progress.
+     */
+    public var pendingKey: PendingKeyState?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * Format version (1).
+         * Format version (2).
          */version: UInt32, 
         /**
          * The server's base URL.
@@ -2236,27 +2839,39 @@ public struct EnrollmentState: Equatable, Hashable {
          * Its RFC 7638 thumbprint.
          */serverKid: String, 
         /**
-         * Key store alias of the signing key.
-         */signingKeyAlias: String, 
+         * Key store alias of the device key (request proofs, declines).
+         */deviceKeyAlias: String, 
         /**
-         * Public signing key (JWK JSON).
-         */signingKeyJwk: String, 
+         * Public device key (JWK JSON).
+         */deviceKeyJwk: String, 
+        /**
+         * Key store alias of the approval key (approvals; biometric per use).
+         */approvalKeyAlias: String, 
+        /**
+         * Public approval key (JWK JSON).
+         */approvalKeyJwk: String, 
         /**
          * Key store alias of the agreement key.
          */agreementKeyAlias: String, 
         /**
          * Public agreement key (JWK JSON).
-         */agreementKeyJwk: String) {
+         */agreementKeyJwk: String, 
+        /**
+         * A key rotation in progress.
+         */pendingKey: PendingKeyState?) {
         self.version = version
         self.serverUrl = serverUrl
         self.issuer = issuer
         self.deviceId = deviceId
         self.serverKeyJwk = serverKeyJwk
         self.serverKid = serverKid
-        self.signingKeyAlias = signingKeyAlias
-        self.signingKeyJwk = signingKeyJwk
+        self.deviceKeyAlias = deviceKeyAlias
+        self.deviceKeyJwk = deviceKeyJwk
+        self.approvalKeyAlias = approvalKeyAlias
+        self.approvalKeyJwk = approvalKeyJwk
         self.agreementKeyAlias = agreementKeyAlias
         self.agreementKeyJwk = agreementKeyJwk
+        self.pendingKey = pendingKey
     }
 
     
@@ -2281,10 +2896,13 @@ public struct FfiConverterTypeEnrollmentState: FfiConverterRustBuffer {
                 deviceId: FfiConverterString.read(from: &buf), 
                 serverKeyJwk: FfiConverterString.read(from: &buf), 
                 serverKid: FfiConverterString.read(from: &buf), 
-                signingKeyAlias: FfiConverterString.read(from: &buf), 
-                signingKeyJwk: FfiConverterString.read(from: &buf), 
+                deviceKeyAlias: FfiConverterString.read(from: &buf), 
+                deviceKeyJwk: FfiConverterString.read(from: &buf), 
+                approvalKeyAlias: FfiConverterString.read(from: &buf), 
+                approvalKeyJwk: FfiConverterString.read(from: &buf), 
                 agreementKeyAlias: FfiConverterString.read(from: &buf), 
-                agreementKeyJwk: FfiConverterString.read(from: &buf)
+                agreementKeyJwk: FfiConverterString.read(from: &buf), 
+                pendingKey: FfiConverterOptionTypePendingKeyState.read(from: &buf)
         )
     }
 
@@ -2295,10 +2913,13 @@ public struct FfiConverterTypeEnrollmentState: FfiConverterRustBuffer {
         FfiConverterString.write(value.deviceId, into: &buf)
         FfiConverterString.write(value.serverKeyJwk, into: &buf)
         FfiConverterString.write(value.serverKid, into: &buf)
-        FfiConverterString.write(value.signingKeyAlias, into: &buf)
-        FfiConverterString.write(value.signingKeyJwk, into: &buf)
+        FfiConverterString.write(value.deviceKeyAlias, into: &buf)
+        FfiConverterString.write(value.deviceKeyJwk, into: &buf)
+        FfiConverterString.write(value.approvalKeyAlias, into: &buf)
+        FfiConverterString.write(value.approvalKeyJwk, into: &buf)
         FfiConverterString.write(value.agreementKeyAlias, into: &buf)
         FfiConverterString.write(value.agreementKeyJwk, into: &buf)
+        FfiConverterOptionTypePendingKeyState.write(value.pendingKey, into: &buf)
     }
 }
 
@@ -2319,17 +2940,423 @@ public func FfiConverterTypeEnrollmentState_lower(_ value: EnrollmentState) -> R
 
 
 /**
+ * One HTTP header.
+ */
+public struct HttpHeader: Equatable, Hashable {
+    /**
+     * Header name (`Authorization`).
+     */
+    public var name: String
+    /**
+     * Header value.
+     */
+    public var value: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Header name (`Authorization`).
+         */name: String, 
+        /**
+         * Header value.
+         */value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpHeader: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpHeader: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpHeader {
+        return
+            try HttpHeader(
+                name: FfiConverterString.read(from: &buf), 
+                value: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpHeader, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpHeader_lift(_ buf: RustBuffer) throws -> HttpHeader {
+    return try FfiConverterTypeHttpHeader.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer {
+    return FfiConverterTypeHttpHeader.lower(value)
+}
+
+
+/**
+ * A request the SDK wants sent. Send it as is: the `Authorization` proof signs the
+ * method, the path and query, and the body bytes. Never follow redirects.
+ */
+public struct HttpRequest: Equatable, Hashable {
+    /**
+     * `GET`, `POST`, `PUT`, `DELETE`.
+     */
+    public var method: String
+    /**
+     * The absolute URL.
+     */
+    public var url: String
+    /**
+     * Headers to send.
+     */
+    public var headers: [HttpHeader]
+    /**
+     * The body (empty for none).
+     */
+    public var body: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `GET`, `POST`, `PUT`, `DELETE`.
+         */method: String, 
+        /**
+         * The absolute URL.
+         */url: String, 
+        /**
+         * Headers to send.
+         */headers: [HttpHeader], 
+        /**
+         * The body (empty for none).
+         */body: Data) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpRequest {
+        return
+            try HttpRequest(
+                method: FfiConverterString.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHttpHeader.read(from: &buf), 
+                body: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.method, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterSequenceTypeHttpHeader.write(value.headers, into: &buf)
+        FfiConverterData.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpRequest_lift(_ buf: RustBuffer) throws -> HttpRequest {
+    return try FfiConverterTypeHttpRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpRequest_lower(_ value: HttpRequest) -> RustBuffer {
+    return FfiConverterTypeHttpRequest.lower(value)
+}
+
+
+/**
+ * The server's answer, whatever its status (problem responses included).
+ */
+public struct HttpResponse: Equatable, Hashable {
+    /**
+     * HTTP status.
+     */
+    public var status: UInt16
+    /**
+     * Response headers (may be empty: the SDK reads only the body).
+     */
+    public var headers: [HttpHeader]
+    /**
+     * The body.
+     */
+    public var body: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * HTTP status.
+         */status: UInt16, 
+        /**
+         * Response headers (may be empty: the SDK reads only the body).
+         */headers: [HttpHeader], 
+        /**
+         * The body.
+         */body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpResponse: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpResponse: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpResponse {
+        return
+            try HttpResponse(
+                status: FfiConverterUInt16.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHttpHeader.read(from: &buf), 
+                body: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpResponse, into buf: inout [UInt8]) {
+        FfiConverterUInt16.write(value.status, into: &buf)
+        FfiConverterSequenceTypeHttpHeader.write(value.headers, into: &buf)
+        FfiConverterData.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpResponse_lift(_ buf: RustBuffer) throws -> HttpResponse {
+    return try FfiConverterTypeHttpResponse.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpResponse_lower(_ value: HttpResponse) -> RustBuffer {
+    return FfiConverterTypeHttpResponse.lower(value)
+}
+
+
+/**
+ * A single-use activation code for a new device, from a migration grant.
+ */
+public struct MigrationCode: Equatable, Hashable {
+    /**
+     * The activation code (type it on the new phone).
+     */
+    public var code: String
+    /**
+     * The enrollment deeplink (show it as a QR code to the new phone).
+     */
+    public var deeplink: String
+    /**
+     * Expiry, Unix seconds.
+     */
+    public var expiresAt: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The activation code (type it on the new phone).
+         */code: String, 
+        /**
+         * The enrollment deeplink (show it as a QR code to the new phone).
+         */deeplink: String, 
+        /**
+         * Expiry, Unix seconds.
+         */expiresAt: Int64) {
+        self.code = code
+        self.deeplink = deeplink
+        self.expiresAt = expiresAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MigrationCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMigrationCode: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MigrationCode {
+        return
+            try MigrationCode(
+                code: FfiConverterString.read(from: &buf), 
+                deeplink: FfiConverterString.read(from: &buf), 
+                expiresAt: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MigrationCode, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.deeplink, into: &buf)
+        FfiConverterInt64.write(value.expiresAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMigrationCode_lift(_ buf: RustBuffer) throws -> MigrationCode {
+    return try FfiConverterTypeMigrationCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMigrationCode_lower(_ value: MigrationCode) -> RustBuffer {
+    return FfiConverterTypeMigrationCode.lower(value)
+}
+
+
+/**
+ * A key created by a rotation whose outcome is not known yet. While it is set,
+ * call `PushAuthClient::complete_key_rotation` (after a restart too).
+ */
+public struct PendingKeyState: Equatable, Hashable {
+    /**
+     * `DeviceSigning` or `ApprovalSigning`.
+     */
+    public var purpose: KeyPurpose
+    /**
+     * Key store alias of the new key.
+     */
+    public var alias: String
+    /**
+     * Its public key (JWK JSON).
+     */
+    public var jwk: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `DeviceSigning` or `ApprovalSigning`.
+         */purpose: KeyPurpose, 
+        /**
+         * Key store alias of the new key.
+         */alias: String, 
+        /**
+         * Its public key (JWK JSON).
+         */jwk: String) {
+        self.purpose = purpose
+        self.alias = alias
+        self.jwk = jwk
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PendingKeyState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePendingKeyState: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PendingKeyState {
+        return
+            try PendingKeyState(
+                purpose: FfiConverterTypeKeyPurpose.read(from: &buf), 
+                alias: FfiConverterString.read(from: &buf), 
+                jwk: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PendingKeyState, into buf: inout [UInt8]) {
+        FfiConverterTypeKeyPurpose.write(value.purpose, into: &buf)
+        FfiConverterString.write(value.alias, into: &buf)
+        FfiConverterString.write(value.jwk, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingKeyState_lift(_ buf: RustBuffer) throws -> PendingKeyState {
+    return try FfiConverterTypePendingKeyState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingKeyState_lower(_ value: PendingKeyState) -> RustBuffer {
+    return FfiConverterTypePendingKeyState.lower(value)
+}
+
+
+/**
  * What the server knows when it checks an approval proof (protocol §4). Tests only.
  */
 public struct ProofExpectations: Equatable, Hashable {
+    /**
+     * `approval` or `decline`: what the server expects (the key it chose).
+     */
+    public var kind: String
+    /**
+     * Lowest `uv` accepted on an approval.
+     */
+    public var minUserVerification: UserVerification
     /**
      * Device id.
      */
     public var device: String
     /**
-     * The device's public signing key, JWK JSON.
+     * The key the proof must be signed with, JWK JSON: the approval key for an
+     * approval, the device key for a decline.
      */
-    public var deviceKeyJwk: String
+    public var keyJwk: String
     /**
      * The server's issuer.
      */
@@ -2367,11 +3394,18 @@ public struct ProofExpectations: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
+         * `approval` or `decline`: what the server expects (the key it chose).
+         */kind: String, 
+        /**
+         * Lowest `uv` accepted on an approval.
+         */minUserVerification: UserVerification, 
+        /**
          * Device id.
          */device: String, 
         /**
-         * The device's public signing key, JWK JSON.
-         */deviceKeyJwk: String, 
+         * The key the proof must be signed with, JWK JSON: the approval key for an
+         * approval, the device key for a decline.
+         */keyJwk: String, 
         /**
          * The server's issuer.
          */audience: String, 
@@ -2396,8 +3430,10 @@ public struct ProofExpectations: Equatable, Hashable {
         /**
          * Accepted skew.
          */skewSecs: Int64) {
+        self.kind = kind
+        self.minUserVerification = minUserVerification
         self.device = device
-        self.deviceKeyJwk = deviceKeyJwk
+        self.keyJwk = keyJwk
         self.audience = audience
         self.challenge = challenge
         self.nonce = nonce
@@ -2424,8 +3460,10 @@ public struct FfiConverterTypeProofExpectations: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProofExpectations {
         return
             try ProofExpectations(
+                kind: FfiConverterString.read(from: &buf), 
+                minUserVerification: FfiConverterTypeUserVerification.read(from: &buf), 
                 device: FfiConverterString.read(from: &buf), 
-                deviceKeyJwk: FfiConverterString.read(from: &buf), 
+                keyJwk: FfiConverterString.read(from: &buf), 
                 audience: FfiConverterString.read(from: &buf), 
                 challenge: FfiConverterString.read(from: &buf), 
                 nonce: FfiConverterString.read(from: &buf), 
@@ -2438,8 +3476,10 @@ public struct FfiConverterTypeProofExpectations: FfiConverterRustBuffer {
     }
 
     public static func write(_ value: ProofExpectations, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterTypeUserVerification.write(value.minUserVerification, into: &buf)
         FfiConverterString.write(value.device, into: &buf)
-        FfiConverterString.write(value.deviceKeyJwk, into: &buf)
+        FfiConverterString.write(value.keyJwk, into: &buf)
         FfiConverterString.write(value.audience, into: &buf)
         FfiConverterString.write(value.challenge, into: &buf)
         FfiConverterString.write(value.nonce, into: &buf)
@@ -2579,6 +3619,75 @@ public func FfiConverterTypePushPreview_lower(_ value: PushPreview) -> RustBuffe
 
 
 /**
+ * What the platform prompt shows for an approval-key signature.
+ */
+public struct SigningPrompt: Equatable, Hashable {
+    /**
+     * Prompt title ("Approve payment").
+     */
+    public var title: String
+    /**
+     * One line of what is signed ("Approve EUR 49.90 at Example Shop").
+     */
+    public var summary: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Prompt title ("Approve payment").
+         */title: String, 
+        /**
+         * One line of what is signed ("Approve EUR 49.90 at Example Shop").
+         */summary: String) {
+        self.title = title
+        self.summary = summary
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SigningPrompt: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSigningPrompt: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SigningPrompt {
+        return
+            try SigningPrompt(
+                title: FfiConverterString.read(from: &buf), 
+                summary: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SigningPrompt, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.summary, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningPrompt_lift(_ buf: RustBuffer) throws -> SigningPrompt {
+    return try FfiConverterTypeSigningPrompt.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSigningPrompt_lower(_ value: SigningPrompt) -> RustBuffer {
+    return FfiConverterTypeSigningPrompt.lower(value)
+}
+
+
+/**
  * A transaction as bound by the approval proof (protocol §3).
  */
 public struct Transaction: Equatable, Hashable {
@@ -2701,6 +3810,14 @@ public enum DecisionOutcome: Equatable, Hashable {
      * The denial was recorded.
      */
     case denied
+    /**
+     * A status this SDK version does not know (show it generically).
+     */
+    case other(
+        /**
+         * The server's status.
+         */status: String
+    )
 
 
 
@@ -2726,6 +3843,9 @@ public struct FfiConverterTypeDecisionOutcome: FfiConverterRustBuffer {
         
         case 2: return .denied
         
+        case 3: return .other(status: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -2741,6 +3861,11 @@ public struct FfiConverterTypeDecisionOutcome: FfiConverterRustBuffer {
         case .denied:
             writeInt(&buf, Int32(2))
         
+        
+        case let .other(status):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(status, into: &buf)
+            
         }
     }
 }
@@ -2838,6 +3963,96 @@ public func FfiConverterTypeDenyReason_lower(_ value: DenyReason) -> RustBuffer 
 
 
 /**
+ * What a key is for (protocol v2 §1). The key store chooses its protection from it.
+ */
+
+public enum KeyPurpose: Equatable, Hashable {
+    
+    /**
+     * The device key: hardware-backed, **no** user presence. Signs request proofs
+     * (listing, fetching, push token, rotation, migration), the enrollment proof and
+     * declines. Must work from background tasks (`onNewToken`).
+     */
+    case deviceSigning
+    /**
+     * The approval key: biometric, user verification **on every use**, no reuse
+     * window. Signs approvals, migration grants and its own key statements; the
+     * key store must show a prompt for every signature (`prompt` is given).
+     */
+    case approvalSigning
+    /**
+     * The agreement key (ECDH P-256): no user presence, usable while the phone is
+     * locked and from the notification extension, to decrypt push payloads.
+     */
+    case agreement
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension KeyPurpose: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeKeyPurpose: FfiConverterRustBuffer {
+    typealias SwiftType = KeyPurpose
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> KeyPurpose {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .deviceSigning
+        
+        case 2: return .approvalSigning
+        
+        case 3: return .agreement
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: KeyPurpose, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .deviceSigning:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .approvalSigning:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .agreement:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeyPurpose_lift(_ buf: RustBuffer) throws -> KeyPurpose {
+    return try FfiConverterTypeKeyPurpose.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKeyPurpose_lower(_ value: KeyPurpose) -> RustBuffer {
+    return FfiConverterTypeKeyPurpose.lower(value)
+}
+
+
+
+/**
  * Errors the app's key store returns to the SDK.
  */
 public 
@@ -2846,18 +4061,32 @@ enum KeyStoreError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     
     
     /**
-     * The key was permanently invalidated (iOS `kSecAccessControlBiometryCurrentSet`
+     * The user cancelled the biometric or passcode prompt. Nothing is sent.
+     */
+    case UserCancelled
+    /**
+     * The user was not recognised (a failed fingerprint or face match, iOS
+     * `errSecAuthFailed` / `LAError.authenticationFailed`). The key is fine: retry.
+     */
+    case AuthenticationFailed
+    /**
+     * The key is permanently unusable (iOS `kSecAccessControlBiometryCurrentSet`
      * after a biometric change, Android `KeyPermanentlyInvalidatedException`).
      */
     case KeyInvalidated
     /**
-     * The user cancelled the biometric or passcode prompt.
-     */
-    case UserCancelled
-    /**
      * No key under this alias.
      */
     case NotFound
+    /**
+     * The key store cannot be used right now (device locked, keystore busy,
+     * StrongBox unavailable). Retry later.
+     */
+    case Unavailable(
+        /**
+         * The platform's message (must not contain key material).
+         */detail: String
+    )
     /**
      * Anything else.
      */
@@ -2895,10 +4124,14 @@ public struct FfiConverterTypeKeyStoreError: FfiConverterRustBuffer {
         
 
         
-        case 1: return .KeyInvalidated
-        case 2: return .UserCancelled
-        case 3: return .NotFound
-        case 4: return .Other(
+        case 1: return .UserCancelled
+        case 2: return .AuthenticationFailed
+        case 3: return .KeyInvalidated
+        case 4: return .NotFound
+        case 5: return .Unavailable(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 6: return .Other(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -2913,20 +4146,29 @@ public struct FfiConverterTypeKeyStoreError: FfiConverterRustBuffer {
 
         
         
-        case .KeyInvalidated:
+        case .UserCancelled:
             writeInt(&buf, Int32(1))
         
         
-        case .UserCancelled:
+        case .AuthenticationFailed:
             writeInt(&buf, Int32(2))
         
         
-        case .NotFound:
+        case .KeyInvalidated:
             writeInt(&buf, Int32(3))
         
         
-        case let .Other(detail):
+        case .NotFound:
             writeInt(&buf, Int32(4))
+        
+        
+        case let .Unavailable(detail):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Other(detail):
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -3035,7 +4277,8 @@ public func FfiConverterTypePlatform_lower(_ value: Platform) -> RustBuffer {
 
 
 /**
- * Where a challenge came from (part of the canonical transaction).
+ * Where a challenge came from (part of the canonical transaction). Servers may add
+ * processors: an unknown one arrives as `Other` (show its name generically).
  */
 
 public enum Provider: Equatable, Hashable {
@@ -3060,6 +4303,14 @@ public enum Provider: Equatable, Hashable {
      * The issuer's own systems (generic API).
      */
     case api
+    /**
+     * A processor this SDK version does not know.
+     */
+    case other(
+        /**
+         * Its wire name.
+         */name: String
+    )
 
 
 
@@ -3091,6 +4342,9 @@ public struct FfiConverterTypeProvider: FfiConverterRustBuffer {
         
         case 5: return .api
         
+        case 6: return .other(name: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3118,6 +4372,11 @@ public struct FfiConverterTypeProvider: FfiConverterRustBuffer {
         case .api:
             writeInt(&buf, Int32(5))
         
+        
+        case let .other(name):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(name, into: &buf)
+            
         }
     }
 }
@@ -3197,15 +4456,34 @@ enum PushAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
      */
     case NotEnrolled
     /**
-     * The device key is gone or unusable (biometrics changed, app data restored on
-     * another phone): delete the stored state and enroll again with a new activation
-     * code.
+     * A device key is gone or unusable. `ApprovalSigning` (biometrics changed):
+     * the device can still list, show and decline, but not approve; offer a
+     * migration from another enrolled device or a new activation code.
+     * `DeviceSigning` or `Agreement` (app data restored on another phone): delete
+     * the stored state and enroll again.
      */
-    case KeyInvalidated
+    case KeyInvalidated(
+        /**
+         * Which key.
+         */purpose: KeyPurpose
+    )
     /**
      * The user cancelled the biometric prompt. Nothing was sent.
      */
     case UserCancelled
+    /**
+     * The user was not recognised by the biometric prompt. Nothing was sent; the
+     * user may try again.
+     */
+    case AuthenticationFailed
+    /**
+     * The key store cannot be used right now. Retry later.
+     */
+    case KeyStoreUnavailable(
+        /**
+         * The key store's message.
+         */detail: String
+    )
     /**
      * The server challenge did not verify against the pinned server key, issuer and
      * device (`reason` = the core code, e.g. `bad_signature`, `wrong_key_id`). Never
@@ -3292,21 +4570,27 @@ public struct FfiConverterTypePushAuthError: FfiConverterRustBuffer {
         case 5: return .ChallengeNotFound
         case 6: return .DeviceLocked
         case 7: return .NotEnrolled
-        case 8: return .KeyInvalidated
+        case 8: return .KeyInvalidated(
+            purpose: try FfiConverterTypeKeyPurpose.read(from: &buf)
+            )
         case 9: return .UserCancelled
-        case 10: return .InvalidChallenge(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 11: return .InvalidPush(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 12: return .InvalidInput(
-            reason: try FfiConverterString.read(from: &buf)
-            )
-        case 13: return .KeyStore(
+        case 10: return .AuthenticationFailed
+        case 11: return .KeyStoreUnavailable(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Internal(
+        case 12: return .InvalidChallenge(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 13: return .InvalidPush(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 14: return .InvalidInput(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 15: return .KeyStore(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 16: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -3353,36 +4637,46 @@ public struct FfiConverterTypePushAuthError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(7))
         
         
-        case .KeyInvalidated:
+        case let .KeyInvalidated(purpose):
             writeInt(&buf, Int32(8))
-        
+            FfiConverterTypeKeyPurpose.write(purpose, into: &buf)
+            
         
         case .UserCancelled:
             writeInt(&buf, Int32(9))
         
         
-        case let .InvalidChallenge(reason):
+        case .AuthenticationFailed:
             writeInt(&buf, Int32(10))
-            FfiConverterString.write(reason, into: &buf)
-            
         
-        case let .InvalidPush(reason):
+        
+        case let .KeyStoreUnavailable(detail):
             writeInt(&buf, Int32(11))
-            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
             
         
-        case let .InvalidInput(reason):
+        case let .InvalidChallenge(reason):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .KeyStore(detail):
+        case let .InvalidPush(reason):
             writeInt(&buf, Int32(13))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidInput(reason):
+            writeInt(&buf, Int32(14))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .KeyStore(detail):
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .Internal(detail):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -3481,6 +4775,109 @@ public func FfiConverterTypePushEnvironment_lower(_ value: PushEnvironment) -> R
 
 
 /**
+ * A push, parsed.
+ */
+
+public enum PushMessage: Equatable, Hashable {
+    
+    /**
+     * A new challenge: show a notification (with `preview` when it decrypted;
+     * otherwise a generic text) and open the app on it.
+     */
+    case challenge(
+        /**
+         * The challenge id (notification tag / thread id).
+         */challengeId: String, 
+        /**
+         * The decrypted preview, when the push carried one and it opened.
+         */preview: PushPreview?
+    )
+    /**
+     * The challenge was answered elsewhere, cancelled or expired: remove its
+     * notification.
+     */
+    case dismiss(
+        /**
+         * The challenge id.
+         */challengeId: String
+    )
+    /**
+     * Not a pushauth push (or a kind this SDK does not know): ignore it.
+     */
+    case unknown
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PushMessage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePushMessage: FfiConverterRustBuffer {
+    typealias SwiftType = PushMessage
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PushMessage {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .challenge(challengeId: try FfiConverterString.read(from: &buf), preview: try FfiConverterOptionTypePushPreview.read(from: &buf)
+        )
+        
+        case 2: return .dismiss(challengeId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .unknown
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PushMessage, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .challenge(challengeId,preview):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(challengeId, into: &buf)
+            FfiConverterOptionTypePushPreview.write(preview, into: &buf)
+            
+        
+        case let .dismiss(challengeId):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(challengeId, into: &buf)
+            
+        
+        case .unknown:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePushMessage_lift(_ buf: RustBuffer) throws -> PushMessage {
+    return try FfiConverterTypePushMessage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePushMessage_lower(_ value: PushMessage) -> RustBuffer {
+    return FfiConverterTypePushMessage.lower(value)
+}
+
+
+
+/**
  * Signature encoding produced by a [`SoftwareKeyStore`].
  */
 
@@ -3556,7 +4953,8 @@ public func FfiConverterTypeSignatureFormat_lower(_ value: SignatureFormat) -> R
 
 
 /**
- * What is being authenticated.
+ * What is being authenticated. Servers may add kinds: an unknown one arrives as
+ * `Other` (show a generic "Confirm this request").
  */
 
 public enum TransactionKind: Equatable, Hashable {
@@ -3573,6 +4971,14 @@ public enum TransactionKind: Equatable, Hashable {
      * A sensitive wallet operation.
      */
     case walletOperation
+    /**
+     * A kind this SDK version does not know.
+     */
+    case other(
+        /**
+         * Its wire name.
+         */name: String
+    )
 
 
 
@@ -3600,6 +5006,9 @@ public struct FfiConverterTypeTransactionKind: FfiConverterRustBuffer {
         
         case 3: return .walletOperation
         
+        case 4: return .other(name: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3619,6 +5028,11 @@ public struct FfiConverterTypeTransactionKind: FfiConverterRustBuffer {
         case .walletOperation:
             writeInt(&buf, Int32(3))
         
+        
+        case let .other(name):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(name, into: &buf)
+            
         }
     }
 }
@@ -3638,6 +5052,91 @@ public func FfiConverterTypeTransactionKind_lower(_ value: TransactionKind) -> R
     return FfiConverterTypeTransactionKind.lower(value)
 }
 
+
+
+/**
+ * No HTTP answer was received.
+ */
+public 
+enum TransportError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * Connection, TLS, timeout, cancelled: the request may or may not have reached
+     * the server. The SDK treats it as a lost answer (retries are idempotent).
+     */
+    case NoAnswer(
+        /**
+         * What happened, for logs (no secrets).
+         */detail: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension TransportError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransportError: FfiConverterRustBuffer {
+    typealias SwiftType = TransportError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransportError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .NoAnswer(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TransportError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .NoAnswer(detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportError_lift(_ buf: RustBuffer) throws -> TransportError {
+    return try FfiConverterTypeTransportError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportError_lower(_ value: TransportError) -> RustBuffer {
+    return FfiConverterTypeTransportError.lower(value)
+}
 
 
 /**
@@ -3775,6 +5274,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeHttpTransport: FfiConverterRustBuffer {
+    typealias SwiftType = HttpTransport?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHttpTransport.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHttpTransport.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeKeyStore: FfiConverterRustBuffer {
+    typealias SwiftType = KeyStore?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeKeyStore.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeKeyStore.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeClientOptions: FfiConverterRustBuffer {
     typealias SwiftType = ClientOptions?
 
@@ -3791,6 +5338,102 @@ fileprivate struct FfiConverterOptionTypeClientOptions: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeClientOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeEnrollmentState: FfiConverterRustBuffer {
+    typealias SwiftType = EnrollmentState?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeEnrollmentState.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeEnrollmentState.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePendingKeyState: FfiConverterRustBuffer {
+    typealias SwiftType = PendingKeyState?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePendingKeyState.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePendingKeyState.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePushPreview: FfiConverterRustBuffer {
+    typealias SwiftType = PushPreview?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePushPreview.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePushPreview.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSigningPrompt: FfiConverterRustBuffer {
+    typealias SwiftType = SigningPrompt?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSigningPrompt.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSigningPrompt.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3917,6 +5560,82 @@ fileprivate struct FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer {
+    typealias SwiftType = [HttpHeader]
+
+    public static func write(_ value: [HttpHeader], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeHttpHeader.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [HttpHeader] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [HttpHeader]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeHttpHeader.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSigningPrompt: FfiConverterRustBuffer {
+    typealias SwiftType = [SigningPrompt]
+
+    public static func write(_ value: [SigningPrompt], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSigningPrompt.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SigningPrompt] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SigningPrompt]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSigningPrompt.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3965,8 +5684,99 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+private func uniffiTraitInterfaceCallAsync<T>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird errors.
+        //
+        // On platforms that need extra machinery to make C-ABI calls, like JNA or ctypes, it's
+        // possible that we fail to make either call.  However, it doesn't seem like this is
+        // possible on Swift since swift can just make the C call directly.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+private func uniffiTraitInterfaceCallAsyncWithError<T, E>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    lowerError: @escaping (E) -> RustBuffer,
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch let error as E {
+            handleError(CALL_ERROR, lowerError(error))
+            return
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+// Borrow the callback handle map implementation to store foreign future handles
+// TODO: consolidate the handle-map code (https://github.com/mozilla/uniffi-rs/pull/1823)
+fileprivate let UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = UniffiHandleMap<UniffiForeignFutureTask>()
+
+// Protocol for tasks that handle foreign futures.
+//
+// Defining a protocol allows all tasks to be stored in the same handle map.  This can't be done
+// with the task object itself, since has generic parameters.
+fileprivate protocol UniffiForeignFutureTask {
+    func cancel()
+}
+
+extension Task: UniffiForeignFutureTask {}
+
+private func uniffiForeignFutureDroppedCallback(handle: UInt64) {
+    do {
+        let task = try UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle: handle)
+        // Set the cancellation flag on the task.  If it's still running, the code can check the
+        // cancellation flag or call `Task.checkCancellation()`.  If the task has completed, this is
+        // a no-op.
+        task.cancel()
+    } catch {
+        print("uniffiForeignFutureDroppedCallback: handle missing from handlemap")
+    }
+}
+
+// For testing
+public func uniffiForeignFutureHandleCountPushauth() -> Int {
+    UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
+}
 /**
- * Enrolls this device: creates its two keys in `key_store`, registers them with
+ * Enrolls this device with the built-in HTTP client: creates its device, approval
+ * and agreement keys in `key_store` (one approval-key prompt), registers them with
  * the server using the activation code, and returns the state to store.
  */
 public func enroll(request: EnrollRequest, keyStore: KeyStore)async throws  -> EnrollmentState  {
@@ -3984,7 +5794,25 @@ public func enroll(request: EnrollRequest, keyStore: KeyStore)async throws  -> E
         )
 }
 /**
- * Reads a state stored with [`enrollment_state_to_json`], and checks it.
+ * [`enroll`] through the app's HTTP transport (`None`: the built-in client).
+ */
+public func enrollWithTransport(request: EnrollRequest, keyStore: KeyStore, transport: HttpTransport?)async throws  -> EnrollmentState  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_func_enroll_with_transport(FfiConverterTypeEnrollRequest_lower(request),FfiConverterTypeKeyStore_lower(keyStore),FfiConverterOptionTypeHttpTransport.lower(transport)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeEnrollmentState_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+/**
+ * Reads a state stored with [`enrollment_state_to_json`] (by this SDK or SDK 1),
+ * and checks it.
  */
 public func enrollmentStateFromJson(json: String)throws  -> EnrollmentState  {
     return try  FfiConverterTypeEnrollmentState_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
@@ -4006,13 +5834,15 @@ public func enrollmentStateToJson(state: EnrollmentState)throws  -> String  {
 })
 }
 /**
- * Parses `pushauth://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2).
+ * Parses `<scheme>://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2);
+ * `scheme` is the issuer app's own (`pushauth` by default on the server).
  */
-public func parseEnrollmentLink(link: String)throws  -> EnrollmentLink  {
+public func parseEnrollmentLink(link: String, scheme: String)throws  -> EnrollmentLink  {
     return try  FfiConverterTypeEnrollmentLink_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
         uniffiCallStatus in
     uniffi_pushauth_fn_func_parse_enrollment_link(
-        FfiConverterString.lower(link),uniffiCallStatus
+        FfiConverterString.lower(link),
+        FfiConverterString.lower(scheme),uniffiCallStatus
     )
 })
 }
@@ -4068,20 +5898,43 @@ public func verifyServerChallenge(token: String, pinnedServerJwk: String, issuer
 })
 }
 /**
- * Decrypts the `enc` member of a push (`{"cid": …, "enc": …}`) with the device's
- * agreement key. `challenge_id` is the push's `cid`: an envelope made for another
- * challenge does not open.
+ * Decrypts the `enc` member of a push with the device's agreement key.
+ * `challenge_id` is the push's `cid`: an envelope made for another challenge does
+ * not open.
  */
-public func decryptPush(state: EnrollmentState, keyStore: KeyStore, challengeId: String, envelope: String)throws  -> PushPreview  {
-    return try  FfiConverterTypePushPreview_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_func_decrypt_push(
-        FfiConverterTypeEnrollmentState_lower(state),
-        FfiConverterTypeKeyStore_lower(keyStore),
-        FfiConverterString.lower(challengeId),
-        FfiConverterString.lower(envelope),uniffiCallStatus
-    )
-})
+public func decryptPush(state: EnrollmentState, keyStore: KeyStore, challengeId: String, envelope: String)async throws  -> PushPreview  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_func_decrypt_push(FfiConverterTypeEnrollmentState_lower(state),FfiConverterTypeKeyStore_lower(keyStore),FfiConverterString.lower(challengeId),FfiConverterString.lower(envelope)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePushPreview_lift,
+            errorHandler: FfiConverterTypePushAuthError_lift
+        )
+}
+/**
+ * Parses a push's data (APNs `userInfo` string members, FCM `RemoteMessage.data`):
+ * `{"cid", "kind": "challenge"|"dismiss", "enc"?}`. With the state and key store,
+ * a challenge's `enc` is decrypted into its preview (a failure leaves it `None`).
+ */
+public func parsePush(data: [String: String], state: EnrollmentState?, keyStore: KeyStore?)async  -> PushMessage  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_func_parse_push(FfiConverterDictionaryStringString.lower(data),FfiConverterOptionTypeEnrollmentState.lower(state),FfiConverterOptionTypeKeyStore.lower(keyStore)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePushMessage_lift,
+            errorHandler: nil
+            
+        )
 }
 /**
  * **Tests only.** Runs the server's approval proof verification
@@ -4113,6 +5966,19 @@ public func verifyRequestProofForTests(token: String, deviceId: String, deviceKe
         FfiConverterString.lower(body),
         FfiConverterInt64.lower(now),
         FfiConverterInt64.lower(windowSecs),uniffiCallStatus
+    )
+})
+}
+/**
+ * The built-in client (reqwest, rustls, the platform's certificate verifier, no
+ * redirects) with `options` (timeout, trusted roots). Apps that wrap it (logging,
+ * extra headers) call its `send`.
+ */
+public func builtinTransport(options: ClientOptions)throws  -> HttpTransport  {
+    return try  FfiConverterTypeHttpTransport_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_builtin_transport(
+        FfiConverterTypeClientOptions_lower(options),uniffiCallStatus
     )
 })
 }
@@ -4166,16 +6032,19 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_pushauth_checksum_func_enroll() != 26514) {
+    if (uniffi_pushauth_checksum_func_enroll() != 26734) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_func_enrollment_state_from_json() != 27312) {
+    if (uniffi_pushauth_checksum_func_enroll_with_transport() != 62129) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_enrollment_state_from_json() != 46032) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_enrollment_state_to_json() != 61228) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_func_parse_enrollment_link() != 3012) {
+    if (uniffi_pushauth_checksum_func_parse_enrollment_link() != 37995) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_jwk_thumbprint() != 56381) {
@@ -4190,13 +6059,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pushauth_checksum_func_verify_server_challenge() != 64011) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_func_decrypt_push() != 39520) {
+    if (uniffi_pushauth_checksum_func_decrypt_push() != 3114) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_parse_push() != 7055) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_verify_approval_proof_for_tests() != 37513) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_verify_request_proof_for_tests() != 54177) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_builtin_transport() != 50998) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_canonical_transaction_json() != 24114) {
@@ -4208,85 +6083,109 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pushauth_checksum_func_transaction_digest() != 57482) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_approve() != 29722) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_approve() != 7420) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_challenge() != 2774) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_challenge() != 32858) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() != 28322) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation() != 56175) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_deny() != 30805) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_create_migration_code() != 27831) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() != 30268) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() != 57563) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_rotate_key() != 43571) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_deny() != 60096) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_state() != 38153) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_deny_by_id() != 34695) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() != 35902) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation() != 13482) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_pushauthclient_state() != 12685) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_pushauthclient_unenroll() != 13274) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 63285) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 50764) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() != 3510) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests() != 59129) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_keystore_create_signing_key() != 26047) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() != 7854) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_keystore_sign() != 27062) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests() != 62026) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_keystore_create_agreement_key() != 44166) {
+    if (uniffi_pushauth_checksum_method_keystore_create_key() != 40954) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_keystore_agree() != 63503) {
+    if (uniffi_pushauth_checksum_method_keystore_sign() != 64715) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_keystore_delete_key() != 39720) {
+    if (uniffi_pushauth_checksum_method_keystore_agree() != 27907) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_agree() != 13601) {
+    if (uniffi_pushauth_checksum_method_keystore_delete_key() != 29713) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_softwarekeystore_agree() != 26516) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_softwarekeystore_aliases() != 15723) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key() != 63184) {
+    if (uniffi_pushauth_checksum_method_softwarekeystore_create_key() != 25416) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key() != 49154) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_delete_key() != 29925) {
+    if (uniffi_pushauth_checksum_method_softwarekeystore_delete_key() != 33950) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_softwarekeystore_export_state() != 12577) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval() != 20628) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key() != 27602) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() != 51038) {
+    if (uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() != 43917) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key() != 10565) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_softwarekeystore_sign() != 31140) {
+    if (uniffi_pushauth_checksum_method_softwarekeystore_prompts() != 7269) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_constructor_pushauthclient_new() != 47866) {
+    if (uniffi_pushauth_checksum_method_softwarekeystore_sign() != 54896) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_softwarekeystore_signature_count() != 54858) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_method_httptransport_send() != 26101) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_constructor_pushauthclient_new() != 21041) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_constructor_pushauthclient_with_options() != 38008) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_constructor_pushauthclient_with_transport() != 21902) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_constructor_softwarekeystore_import_state() != 58812) {
@@ -4299,6 +6198,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitHttpTransport()
     uniffiCallbackInitKeyStore()
     return InitializationResult.ok
 }()

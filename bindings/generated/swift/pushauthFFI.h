@@ -245,36 +245,31 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD0
-typedef void (*UniffiCallbackInterfaceKeyStoreMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
+typedef void (*UniffiCallbackInterfaceKeyStoreMethod0)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
 
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD1
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD1
-typedef void (*UniffiCallbackInterfaceKeyStoreMethod1)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
+typedef void (*UniffiCallbackInterfaceKeyStoreMethod1)(uint64_t, RustBuffer, RustBuffer, RustBuffer, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
 
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD2
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD2
-typedef void (*UniffiCallbackInterfaceKeyStoreMethod2)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
+typedef void (*UniffiCallbackInterfaceKeyStoreMethod2)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
 
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD3
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD3
-typedef void (*UniffiCallbackInterfaceKeyStoreMethod3)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
+typedef void (*UniffiCallbackInterfaceKeyStoreMethod3)(uint64_t, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD4
-#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_KEY_STORE_METHOD4
-typedef void (*UniffiCallbackInterfaceKeyStoreMethod4)(uint64_t, RustBuffer, void* _Nonnull, 
-        RustCallStatus *_Nonnull uniffiCallStatus
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfaceHttpTransportMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
 
 #endif
@@ -283,12 +278,20 @@ typedef void (*UniffiCallbackInterfaceKeyStoreMethod4)(uint64_t, RustBuffer, voi
 typedef struct UniffiVTableCallbackInterfaceKeyStore {
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceKeyStoreMethod0 _Nonnull createSigningKey;
+    UniffiCallbackInterfaceKeyStoreMethod0 _Nonnull createKey;
     UniffiCallbackInterfaceKeyStoreMethod1 _Nonnull sign;
-    UniffiCallbackInterfaceKeyStoreMethod2 _Nonnull createAgreementKey;
-    UniffiCallbackInterfaceKeyStoreMethod3 _Nonnull agree;
-    UniffiCallbackInterfaceKeyStoreMethod4 _Nonnull deleteKey;
+    UniffiCallbackInterfaceKeyStoreMethod2 _Nonnull agree;
+    UniffiCallbackInterfaceKeyStoreMethod3 _Nonnull deleteKey;
 } UniffiVTableCallbackInterfaceKeyStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+typedef struct UniffiVTableCallbackInterfaceHttpTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHttpTransportMethod0 _Nonnull send;
+} UniffiVTableCallbackInterfaceHttpTransport;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CLONE_PUSHAUTHCLIENT
@@ -311,9 +314,14 @@ uint64_t uniffi_pushauth_fn_constructor_pushauthclient_new(RustBuffer state, uin
 uint64_t uniffi_pushauth_fn_constructor_pushauthclient_with_options(RustBuffer state, uint64_t key_store, RustBuffer options, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_TRANSPORT
+uint64_t uniffi_pushauth_fn_constructor_pushauthclient_with_transport(RustBuffer state, uint64_t key_store, RustBuffer options, RustBuffer transport, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_APPROVE
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_APPROVE
-uint64_t uniffi_pushauth_fn_method_pushauthclient_approve(uint64_t ptr, RustBuffer id, RustBuffer processor_output
+uint64_t uniffi_pushauth_fn_method_pushauthclient_approve(uint64_t ptr, RustBuffer view, RustBuffer processor_output
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_CHALLENGE
@@ -321,14 +329,29 @@ uint64_t uniffi_pushauth_fn_method_pushauthclient_approve(uint64_t ptr, RustBuff
 uint64_t uniffi_pushauth_fn_method_pushauthclient_challenge(uint64_t ptr, RustBuffer id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_COMPLETE_KEY_ROTATION
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_COMPLETE_KEY_ROTATION
+uint64_t uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_CREATE_MIGRATION_CODE
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_CREATE_MIGRATION_CODE
+uint64_t uniffi_pushauth_fn_method_pushauthclient_create_migration_code(uint64_t ptr, uint32_t lifetime_secs
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DECRYPT_PUSH
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DECRYPT_PUSH
-RustBuffer uniffi_pushauth_fn_method_pushauthclient_decrypt_push(uint64_t ptr, RustBuffer challenge_id, RustBuffer envelope, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_pushauthclient_decrypt_push(uint64_t ptr, RustBuffer challenge_id, RustBuffer envelope
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DENY
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DENY
-uint64_t uniffi_pushauth_fn_method_pushauthclient_deny(uint64_t ptr, RustBuffer id, RustBuffer reason
+uint64_t uniffi_pushauth_fn_method_pushauthclient_deny(uint64_t ptr, RustBuffer view, RustBuffer reason
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DENY_BY_ID
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_DENY_BY_ID
+uint64_t uniffi_pushauth_fn_method_pushauthclient_deny_by_id(uint64_t ptr, RustBuffer id, RustBuffer reason
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_PENDING_CHALLENGES
@@ -336,9 +359,9 @@ uint64_t uniffi_pushauth_fn_method_pushauthclient_deny(uint64_t ptr, RustBuffer 
 uint64_t uniffi_pushauth_fn_method_pushauthclient_pending_challenges(uint64_t ptr
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_ROTATE_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_ROTATE_KEY
-uint64_t uniffi_pushauth_fn_method_pushauthclient_rotate_key(uint64_t ptr
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_PREPARE_KEY_ROTATION
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_PREPARE_KEY_ROTATION
+uint64_t uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation(uint64_t ptr, RustBuffer purpose
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_STATE
@@ -356,9 +379,19 @@ uint64_t uniffi_pushauth_fn_method_pushauthclient_unenroll(uint64_t ptr
 uint64_t uniffi_pushauth_fn_method_pushauthclient_update_push_token(uint64_t ptr, RustBuffer push_token, RustBuffer environment
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SIGN_MIGRATION_GRANT_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SIGN_MIGRATION_GRANT_FOR_TESTS
+uint64_t uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests(uint64_t ptr, int64_t now, int64_t lifetime_secs
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SIGN_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SIGN_PROOF_FOR_TESTS
-uint64_t uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(uint64_t ptr, RustBuffer challenge_token, int64_t now, int8_t approve, RustBuffer deny_reason, RustBuffer processor_output
+uint64_t uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(uint64_t ptr, RustBuffer challenge_token, int64_t now, RustBuffer deny_reason, RustBuffer processor_output
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SUBMIT_MIGRATION_GRANT_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_PUSHAUTHCLIENT_SUBMIT_MIGRATION_GRANT_FOR_TESTS
+uint64_t uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests(uint64_t ptr, RustBuffer grant
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CLONE_KEYSTORE
@@ -376,29 +409,24 @@ void uniffi_pushauth_fn_free_keystore(uint64_t handle, RustCallStatus *_Nonnull 
 void uniffi_pushauth_fn_init_callback_vtable_keystore(const UniffiVTableCallbackInterfaceKeyStore* _Nonnull vtable
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_SIGNING_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_SIGNING_KEY
-RustBuffer uniffi_pushauth_fn_method_keystore_create_signing_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_KEY
+uint64_t uniffi_pushauth_fn_method_keystore_create_key(uint64_t ptr, RustBuffer alias, RustBuffer purpose
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_SIGN
-RustBuffer uniffi_pushauth_fn_method_keystore_sign(uint64_t ptr, RustBuffer alias, RustBuffer message, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_AGREEMENT_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_CREATE_AGREEMENT_KEY
-RustBuffer uniffi_pushauth_fn_method_keystore_create_agreement_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_keystore_sign(uint64_t ptr, RustBuffer alias, RustBuffer purpose, RustBuffer message, RustBuffer prompt
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_AGREE
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_AGREE
-RustBuffer uniffi_pushauth_fn_method_keystore_agree(uint64_t ptr, RustBuffer alias, RustBuffer peer_public_key, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_keystore_agree(uint64_t ptr, RustBuffer alias, RustBuffer peer_public_key
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_DELETE_KEY
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_KEYSTORE_DELETE_KEY
-void uniffi_pushauth_fn_method_keystore_delete_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_keystore_delete_key(uint64_t ptr, RustBuffer alias
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CLONE_SOFTWAREKEYSTORE
@@ -429,7 +457,7 @@ uint64_t uniffi_pushauth_fn_constructor_softwarekeystore_with_signature_format(R
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_AGREE
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_AGREE
-RustBuffer uniffi_pushauth_fn_method_softwarekeystore_agree(uint64_t ptr, RustBuffer alias, RustBuffer peer_public_key, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_softwarekeystore_agree(uint64_t ptr, RustBuffer alias, RustBuffer peer_public_key
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_ALIASES
@@ -437,24 +465,24 @@ RustBuffer uniffi_pushauth_fn_method_softwarekeystore_agree(uint64_t ptr, RustBu
 RustBuffer uniffi_pushauth_fn_method_softwarekeystore_aliases(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_AGREEMENT_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_AGREEMENT_KEY
-RustBuffer uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_SIGNING_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_SIGNING_KEY
-RustBuffer uniffi_pushauth_fn_method_softwarekeystore_create_signing_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_CREATE_KEY
+uint64_t uniffi_pushauth_fn_method_softwarekeystore_create_key(uint64_t ptr, RustBuffer alias, RustBuffer purpose
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_DELETE_KEY
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_DELETE_KEY
-void uniffi_pushauth_fn_method_softwarekeystore_delete_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_softwarekeystore_delete_key(uint64_t ptr, RustBuffer alias
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_EXPORT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_EXPORT_STATE
 RustBuffer uniffi_pushauth_fn_method_softwarekeystore_export_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_FAIL_NEXT_APPROVAL
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_FAIL_NEXT_APPROVAL
+void uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_IMPORT_AGREEMENT_KEY
@@ -464,7 +492,7 @@ RustBuffer uniffi_pushauth_fn_method_softwarekeystore_import_agreement_key(uint6
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_IMPORT_SIGNING_KEY
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_IMPORT_SIGNING_KEY
-RustBuffer uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(uint64_t ptr, RustBuffer alias, RustBuffer pkcs8, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(uint64_t ptr, RustBuffer alias, RustBuffer purpose, RustBuffer pkcs8, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_INVALIDATE_KEY
@@ -472,14 +500,49 @@ RustBuffer uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(uint64_
 void uniffi_pushauth_fn_method_softwarekeystore_invalidate_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_PROMPTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_PROMPTS
+RustBuffer uniffi_pushauth_fn_method_softwarekeystore_prompts(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_SIGN
-RustBuffer uniffi_pushauth_fn_method_softwarekeystore_sign(uint64_t ptr, RustBuffer alias, RustBuffer message, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_method_softwarekeystore_sign(uint64_t ptr, RustBuffer alias, RustBuffer purpose, RustBuffer message, RustBuffer prompt
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_SIGNATURE_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_SOFTWAREKEYSTORE_SIGNATURE_COUNT
+uint64_t uniffi_pushauth_fn_method_softwarekeystore_signature_count(uint64_t ptr, RustBuffer purpose, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CLONE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_CLONE_HTTPTRANSPORT
+uint64_t uniffi_pushauth_fn_clone_httptransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FREE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FREE_HTTPTRANSPORT
+void uniffi_pushauth_fn_free_httptransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+void uniffi_pushauth_fn_init_callback_vtable_httptransport(const UniffiVTableCallbackInterfaceHttpTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_HTTPTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_METHOD_HTTPTRANSPORT_SEND
+uint64_t uniffi_pushauth_fn_method_httptransport_send(uint64_t ptr, RustBuffer request
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENROLL
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENROLL
 uint64_t uniffi_pushauth_fn_func_enroll(RustBuffer request, uint64_t key_store
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENROLL_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENROLL_WITH_TRANSPORT
+uint64_t uniffi_pushauth_fn_func_enroll_with_transport(RustBuffer request, uint64_t key_store, RustBuffer transport
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENROLLMENT_STATE_FROM_JSON
@@ -494,7 +557,7 @@ RustBuffer uniffi_pushauth_fn_func_enrollment_state_to_json(RustBuffer state, Ru
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_ENROLLMENT_LINK
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_ENROLLMENT_LINK
-RustBuffer uniffi_pushauth_fn_func_parse_enrollment_link(RustBuffer link, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_pushauth_fn_func_parse_enrollment_link(RustBuffer link, RustBuffer scheme, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_JWK_THUMBPRINT
@@ -519,7 +582,12 @@ RustBuffer uniffi_pushauth_fn_func_verify_server_challenge(RustBuffer token, Rus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_DECRYPT_PUSH
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_DECRYPT_PUSH
-RustBuffer uniffi_pushauth_fn_func_decrypt_push(RustBuffer state, uint64_t key_store, RustBuffer challenge_id, RustBuffer envelope, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_pushauth_fn_func_decrypt_push(RustBuffer state, uint64_t key_store, RustBuffer challenge_id, RustBuffer envelope
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_PUSH
+uint64_t uniffi_pushauth_fn_func_parse_push(RustBuffer data, RustBuffer state, RustBuffer key_store
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
@@ -530,6 +598,11 @@ RustBuffer uniffi_pushauth_fn_func_verify_approval_proof_for_tests(RustBuffer to
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_VERIFY_REQUEST_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_VERIFY_REQUEST_PROOF_FOR_TESTS
 RustBuffer uniffi_pushauth_fn_func_verify_request_proof_for_tests(RustBuffer token, RustBuffer device_id, RustBuffer device_key_jwk, RustBuffer audience, RustBuffer method, RustBuffer path, RustBuffer body, int64_t now, int64_t window_secs, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
+uint64_t uniffi_pushauth_fn_func_builtin_transport(RustBuffer options, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_CANONICAL_TRANSACTION_JSON
@@ -813,6 +886,12 @@ uint16_t uniffi_pushauth_checksum_func_enroll(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENROLL_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENROLL_WITH_TRANSPORT
+uint16_t uniffi_pushauth_checksum_func_enroll_with_transport(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENROLLMENT_STATE_FROM_JSON
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENROLLMENT_STATE_FROM_JSON
 uint16_t uniffi_pushauth_checksum_func_enrollment_state_from_json(void
@@ -861,6 +940,12 @@ uint16_t uniffi_pushauth_checksum_func_decrypt_push(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_PARSE_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_PARSE_PUSH
+uint16_t uniffi_pushauth_checksum_func_parse_push(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 uint16_t uniffi_pushauth_checksum_func_verify_approval_proof_for_tests(void
@@ -870,6 +955,12 @@ uint16_t uniffi_pushauth_checksum_func_verify_approval_proof_for_tests(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_REQUEST_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_REQUEST_PROOF_FOR_TESTS
 uint16_t uniffi_pushauth_checksum_func_verify_request_proof_for_tests(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
+uint16_t uniffi_pushauth_checksum_func_builtin_transport(void
     
 );
 #endif
@@ -903,6 +994,18 @@ uint16_t uniffi_pushauth_checksum_method_pushauthclient_challenge(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_COMPLETE_KEY_ROTATION
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_COMPLETE_KEY_ROTATION
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_CREATE_MIGRATION_CODE
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_CREATE_MIGRATION_CODE
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_create_migration_code(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_DECRYPT_PUSH
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_DECRYPT_PUSH
 uint16_t uniffi_pushauth_checksum_method_pushauthclient_decrypt_push(void
@@ -915,15 +1018,21 @@ uint16_t uniffi_pushauth_checksum_method_pushauthclient_deny(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_DENY_BY_ID
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_DENY_BY_ID
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_deny_by_id(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_PENDING_CHALLENGES
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_PENDING_CHALLENGES
 uint16_t uniffi_pushauth_checksum_method_pushauthclient_pending_challenges(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_ROTATE_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_ROTATE_KEY
-uint16_t uniffi_pushauth_checksum_method_pushauthclient_rotate_key(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_PREPARE_KEY_ROTATION
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_PREPARE_KEY_ROTATION
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation(void
     
 );
 #endif
@@ -945,27 +1054,33 @@ uint16_t uniffi_pushauth_checksum_method_pushauthclient_update_push_token(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SIGN_MIGRATION_GRANT_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SIGN_MIGRATION_GRANT_FOR_TESTS
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SIGN_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SIGN_PROOF_FOR_TESTS
 uint16_t uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_SIGNING_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_SIGNING_KEY
-uint16_t uniffi_pushauth_checksum_method_keystore_create_signing_key(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SUBMIT_MIGRATION_GRANT_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_PUSHAUTHCLIENT_SUBMIT_MIGRATION_GRANT_FOR_TESTS
+uint16_t uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_KEY
+uint16_t uniffi_pushauth_checksum_method_keystore_create_key(void
     
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_SIGN
 uint16_t uniffi_pushauth_checksum_method_keystore_sign(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_AGREEMENT_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_KEYSTORE_CREATE_AGREEMENT_KEY
-uint16_t uniffi_pushauth_checksum_method_keystore_create_agreement_key(void
     
 );
 #endif
@@ -993,15 +1108,9 @@ uint16_t uniffi_pushauth_checksum_method_softwarekeystore_aliases(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_AGREEMENT_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_AGREEMENT_KEY
-uint16_t uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_SIGNING_KEY
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_SIGNING_KEY
-uint16_t uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_CREATE_KEY
+uint16_t uniffi_pushauth_checksum_method_softwarekeystore_create_key(void
     
 );
 #endif
@@ -1014,6 +1123,12 @@ uint16_t uniffi_pushauth_checksum_method_softwarekeystore_delete_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_EXPORT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_EXPORT_STATE
 uint16_t uniffi_pushauth_checksum_method_softwarekeystore_export_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_FAIL_NEXT_APPROVAL
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_FAIL_NEXT_APPROVAL
+uint16_t uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval(void
     
 );
 #endif
@@ -1035,9 +1150,27 @@ uint16_t uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_PROMPTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_PROMPTS
+uint16_t uniffi_pushauth_checksum_method_softwarekeystore_prompts(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_SIGN
 uint16_t uniffi_pushauth_checksum_method_softwarekeystore_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_SIGNATURE_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_SOFTWAREKEYSTORE_SIGNATURE_COUNT
+uint16_t uniffi_pushauth_checksum_method_softwarekeystore_signature_count(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+uint16_t uniffi_pushauth_checksum_method_httptransport_send(void
     
 );
 #endif
@@ -1050,6 +1183,12 @@ uint16_t uniffi_pushauth_checksum_constructor_pushauthclient_new(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_OPTIONS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_OPTIONS
 uint16_t uniffi_pushauth_checksum_constructor_pushauthclient_with_options(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_CONSTRUCTOR_PUSHAUTHCLIENT_WITH_TRANSPORT
+uint16_t uniffi_pushauth_checksum_constructor_pushauthclient_with_transport(void
     
 );
 #endif

@@ -9,6 +9,7 @@
 //! No variant carries secrets, keys, signatures, OTPs or user data: only stable
 //! reason codes (`docs/protocol.md`, `pushauth_core::Error::code`) and short texts.
 
+use super::key_store::KeyPurpose;
 use crate::api::{EndpointKind, Problem};
 use crate::error::Error;
 
@@ -53,14 +54,29 @@ pub enum PushAuthError {
     /// delete the stored state and enroll again.
     #[error("this device is not enrolled")]
     NotEnrolled,
-    /// The device key is gone or unusable (biometrics changed, app data restored on
-    /// another phone): delete the stored state and enroll again with a new activation
-    /// code.
-    #[error("the device key was invalidated")]
-    KeyInvalidated,
+    /// A device key is gone or unusable. `ApprovalSigning` (biometrics changed):
+    /// the device can still list, show and decline, but not approve; offer a
+    /// migration from another enrolled device or a new activation code.
+    /// `DeviceSigning` or `Agreement` (app data restored on another phone): delete
+    /// the stored state and enroll again.
+    #[error("the {purpose:?} key was invalidated")]
+    KeyInvalidated {
+        /// Which key.
+        purpose: KeyPurpose,
+    },
     /// The user cancelled the biometric prompt. Nothing was sent.
     #[error("cancelled by the user")]
     UserCancelled,
+    /// The user was not recognised by the biometric prompt. Nothing was sent; the
+    /// user may try again.
+    #[error("user authentication failed")]
+    AuthenticationFailed,
+    /// The key store cannot be used right now. Retry later.
+    #[error("key store unavailable: {detail}")]
+    KeyStoreUnavailable {
+        /// The key store's message.
+        detail: String,
+    },
     /// The server challenge did not verify against the pinned server key, issuer and
     /// device (`reason` = the core code, e.g. `bad_signature`, `wrong_key_id`). Never
     /// show or sign it.
@@ -99,16 +115,27 @@ pub enum PushAuthError {
 /// Errors the app's key store returns to the SDK.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum KeyStoreError {
-    /// The key was permanently invalidated (iOS `kSecAccessControlBiometryCurrentSet`
+    /// The user cancelled the biometric or passcode prompt. Nothing is sent.
+    #[error("user cancelled")]
+    UserCancelled,
+    /// The user was not recognised (a failed fingerprint or face match, iOS
+    /// `errSecAuthFailed` / `LAError.authenticationFailed`). The key is fine: retry.
+    #[error("user authentication failed")]
+    AuthenticationFailed,
+    /// The key is permanently unusable (iOS `kSecAccessControlBiometryCurrentSet`
     /// after a biometric change, Android `KeyPermanentlyInvalidatedException`).
     #[error("key permanently invalidated")]
     KeyInvalidated,
-    /// The user cancelled the biometric or passcode prompt.
-    #[error("user cancelled")]
-    UserCancelled,
     /// No key under this alias.
     #[error("no key under this alias")]
     NotFound,
+    /// The key store cannot be used right now (device locked, keystore busy,
+    /// StrongBox unavailable). Retry later.
+    #[error("key store unavailable: {detail}")]
+    Unavailable {
+        /// The platform's message (must not contain key material).
+        detail: String,
+    },
     /// Anything else.
     #[error("{detail}")]
     Other {
@@ -127,16 +154,17 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
     }
 }
 
-impl From<KeyStoreError> for PushAuthError {
-    fn from(e: KeyStoreError) -> Self {
-        match e {
-            // A missing key is as final as an invalidated one: enroll again.
-            KeyStoreError::KeyInvalidated | KeyStoreError::NotFound => {
-                PushAuthError::KeyInvalidated
-            }
-            KeyStoreError::UserCancelled => PushAuthError::UserCancelled,
-            KeyStoreError::Other { detail } => PushAuthError::KeyStore { detail },
+/// What the app is told about a key store failure with the key of `purpose`.
+fn from_key_store(e: KeyStoreError, purpose: KeyPurpose) -> PushAuthError {
+    match e {
+        // A missing key is as final as an invalidated one.
+        KeyStoreError::KeyInvalidated | KeyStoreError::NotFound => {
+            PushAuthError::KeyInvalidated { purpose }
         }
+        KeyStoreError::UserCancelled => PushAuthError::UserCancelled,
+        KeyStoreError::AuthenticationFailed => PushAuthError::AuthenticationFailed,
+        KeyStoreError::Unavailable { detail } => PushAuthError::KeyStoreUnavailable { detail },
+        KeyStoreError::Other { detail } => PushAuthError::KeyStore { detail },
     }
 }
 
@@ -199,7 +227,7 @@ impl From<Error> for PushAuthError {
             Error::Push(c) => PushAuthError::InvalidPush {
                 reason: c.code().to_owned(),
             },
-            Error::KeyStore(k) => k.into(),
+            Error::KeyStore { error, purpose } => from_key_store(error, purpose),
             Error::Transport(detail) => PushAuthError::Network { detail },
             Error::Problem(p) => from_problem(p),
             Error::Internal(detail) => PushAuthError::Internal { detail },
@@ -306,17 +334,30 @@ mod tests {
 
     #[test]
     fn key_store_errors_map() {
+        let ks = |e, p| PushAuthError::from(Error::key_store(e, p));
         assert_eq!(
-            PushAuthError::from(KeyStoreError::KeyInvalidated),
-            PushAuthError::KeyInvalidated
+            ks(KeyStoreError::KeyInvalidated, KeyPurpose::ApprovalSigning),
+            PushAuthError::KeyInvalidated {
+                purpose: KeyPurpose::ApprovalSigning
+            }
         );
         assert_eq!(
-            PushAuthError::from(KeyStoreError::NotFound),
-            PushAuthError::KeyInvalidated
+            ks(KeyStoreError::NotFound, KeyPurpose::DeviceSigning),
+            PushAuthError::KeyInvalidated {
+                purpose: KeyPurpose::DeviceSigning
+            }
         );
         assert_eq!(
-            PushAuthError::from(KeyStoreError::UserCancelled),
+            ks(KeyStoreError::UserCancelled, KeyPurpose::ApprovalSigning),
             PushAuthError::UserCancelled
+        );
+        // A failed match is not an invalidated key.
+        assert_eq!(
+            ks(
+                KeyStoreError::AuthenticationFailed,
+                KeyPurpose::ApprovalSigning
+            ),
+            PushAuthError::AuthenticationFailed
         );
         let past: PushAuthError = Error::Challenge(pushauth_core::Error::PastDeadline).into();
         assert_eq!(past, PushAuthError::ChallengeExpired);

@@ -60,5 +60,5 @@ pub fn verify_server_challenge(
         DEFAULT_SKEW_SECS,
     )
     .map_err(Error::Challenge)?;
-    Ok(ChallengeView::from(&verified))
+    Ok(ChallengeView::new(&verified, token))
 }

@@ -1,6 +1,6 @@
 //! Everything that crosses the FFI, one module per flow. Types here are wrappers
-//! and mirrors converted with `From`; the logic is in `pushauth-core` and in
-//! [`crate::device`].
+//! and mirrors converted with `From`; the logic is in `pushauth-core` and in the
+//! crate's flow modules (`device`, `enroll`, `decision`, `rotation`).
 
 pub mod client;
 pub mod enrollment;
@@ -9,4 +9,5 @@ pub mod helpers;
 pub mod key_store;
 pub mod push;
 pub mod testing;
+pub mod transport;
 pub mod types;

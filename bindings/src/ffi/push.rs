@@ -1,8 +1,10 @@
-//! Private push payloads (protocol §7), for a Notification Service Extension (iOS)
-//! or a `FirebaseMessagingService` (Android): synchronous, no network.
+//! Push payloads (protocol §7), for a Notification Service Extension (iOS) or a
+//! `FirebaseMessagingService` (Android): no network, agreement key only.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use pushauth_core::ids::ChallengeId;
 use pushauth_core::push::PushDetails;
 
 use super::enrollment::EnrollmentState;
@@ -43,21 +45,80 @@ impl From<&PushDetails> for PushPreview {
     }
 }
 
-/// Decrypts the `enc` member of a push (`{"cid": …, "enc": …}`) with the device's
-/// agreement key. `challenge_id` is the push's `cid`: an envelope made for another
-/// challenge does not open.
-#[uniffi::export]
-pub fn decrypt_push(
+/// A push, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum PushMessage {
+    /// A new challenge: show a notification (with `preview` when it decrypted;
+    /// otherwise a generic text) and open the app on it.
+    Challenge {
+        /// The challenge id (notification tag / thread id).
+        challenge_id: String,
+        /// The decrypted preview, when the push carried one and it opened.
+        preview: Option<PushPreview>,
+    },
+    /// The challenge was answered elsewhere, cancelled or expired: remove its
+    /// notification.
+    Dismiss {
+        /// The challenge id.
+        challenge_id: String,
+    },
+    /// Not a pushauth push (or a kind this SDK does not know): ignore it.
+    Unknown,
+}
+
+/// Parses a push's data (APNs `userInfo` string members, FCM `RemoteMessage.data`):
+/// `{"cid", "kind": "challenge"|"dismiss", "enc"?}`. With the state and key store,
+/// a challenge's `enc` is decrypted into its preview (a failure leaves it `None`).
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn parse_push(
+    data: HashMap<String, String>,
+    state: Option<EnrollmentState>,
+    key_store: Option<Arc<dyn KeyStore>>,
+) -> PushMessage {
+    let Some(id) = data.get("cid").filter(|c| ChallengeId::parse(c).is_ok()) else {
+        return PushMessage::Unknown;
+    };
+    match data.get("kind").map(String::as_str) {
+        Some("dismiss") => PushMessage::Dismiss {
+            challenge_id: id.clone(),
+        },
+        // Servers before `kind` existed sent challenges only.
+        Some("challenge") | None => {
+            let preview = match (data.get("enc"), state, key_store) {
+                (Some(enc), Some(state), Some(store)) => {
+                    decrypt_push(state, store, id.clone(), enc.clone())
+                        .await
+                        .ok()
+                }
+                _ => None,
+            };
+            PushMessage::Challenge {
+                challenge_id: id.clone(),
+                preview,
+            }
+        }
+        Some(_) => PushMessage::Unknown,
+    }
+}
+
+/// Decrypts the `enc` member of a push with the device's agreement key.
+/// `challenge_id` is the push's `cid`: an envelope made for another challenge does
+/// not open.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn decrypt_push(
     state: EnrollmentState,
     key_store: Arc<dyn KeyStore>,
     challenge_id: String,
     envelope: String,
 ) -> Result<PushPreview, PushAuthError> {
     let enrollment = Enrollment::try_from(&state)?;
-    Ok(PushPreview::from(&device::open_push(
-        key_store,
-        enrollment.agreement,
-        &challenge_id,
-        &envelope,
-    )?))
+    Ok(PushPreview::from(
+        &device::open_push(
+            key_store.as_ref(),
+            &enrollment.agreement,
+            &challenge_id,
+            &envelope,
+        )
+        .await?,
+    ))
 }

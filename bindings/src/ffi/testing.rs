@@ -5,23 +5,28 @@
 
 use pushauth_core::UnixTime;
 use pushauth_core::ids::{ChallengeId, DeviceId, Nonce};
-use pushauth_core::proof::{self, Decision};
+use pushauth_core::proof;
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_core::transaction::TxnDigest;
 
-use super::client::PushAuthClient;
+use super::client::{MigrationCode, PushAuthClient};
 use super::error::PushAuthError;
-use super::types::DenyReason;
+use super::types::{DenyReason, UserVerification};
 use crate::error::Error;
 use crate::keys::parse_public_key;
 
 /// What the server knows when it checks an approval proof (protocol §4). Tests only.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ProofExpectations {
+    /// `approval` or `decline`: what the server expects (the key it chose).
+    pub kind: String,
+    /// Lowest `uv` accepted on an approval.
+    pub min_user_verification: UserVerification,
     /// Device id.
     pub device: String,
-    /// The device's public signing key, JWK JSON.
-    pub device_key_jwk: String,
+    /// The key the proof must be signed with, JWK JSON: the approval key for an
+    /// approval, the device key for a decline.
+    pub key_jwk: String,
     /// The server's issuer.
     pub audience: String,
     /// Challenge id.
@@ -56,16 +61,22 @@ pub fn verify_approval_proof_for_tests(
 ) -> Result<String, PushAuthError> {
     let bad = |what: &str, e: pushauth_core::Error| PushAuthError::from(Error::input(what, &e));
     let device = DeviceId::parse(&expect.device).map_err(|e| bad("device", e))?;
-    let key =
-        parse_public_key(expect.device_key_jwk.as_bytes()).map_err(|e| bad("device_key_jwk", e))?;
+    let key = parse_public_key(expect.key_jwk.as_bytes()).map_err(|e| bad("key_jwk", e))?;
+    let kind = match expect.kind.as_str() {
+        "approval" => proof::ProofKind::Approval,
+        "decline" => proof::ProofKind::Decline,
+        _ => return Err(Error::Input("kind: approval or decline".to_owned()).into()),
+    };
     let challenge = ChallengeId::parse(&expect.challenge).map_err(|e| bad("challenge", e))?;
     let nonce = Nonce::parse(&expect.nonce).map_err(|e| bad("nonce", e))?;
     let txn = TxnDigest::parse(&expect.txn).map_err(|e| bad("txn", e))?;
     Ok(code(proof::verify(
         &token,
         &proof::Expectations {
+            kind,
             device: &device,
-            device_key: &key,
+            key: &key,
+            min_user_verification: expect.min_user_verification.into(),
             audience: &expect.audience,
             challenge: &challenge,
             nonce: &nonce,
@@ -111,26 +122,47 @@ pub fn verify_request_proof_for_tests(
 
 #[uniffi::export(async_runtime = "tokio")]
 impl PushAuthClient {
-    /// **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-    /// proof `approve`/`deny` would send, through the key store, without a server.
+    /// **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+    /// `approve` (no `deny_reason`) or `deny` would send, through the key store,
+    /// without a server.
     pub async fn sign_proof_for_tests(
         &self,
         challenge_token: String,
         now: i64,
-        approve: bool,
         deny_reason: Option<DenyReason>,
         processor_output: Option<String>,
     ) -> Result<String, PushAuthError> {
         let verified = self.device().verify(&challenge_token, UnixTime(now))?;
-        let decision = if approve {
-            Decision::Approve
-        } else {
-            Decision::Deny
-        };
-        let reason = deny_reason.map(Into::into);
         Ok(self
             .device()
-            .sign_proof(verified, decision, reason, processor_output, UnixTime(now))
+            .sign_decision(
+                &verified,
+                deny_reason.map(Into::into),
+                processor_output.as_deref(),
+                UnixTime(now),
+            )
             .await?)
+    }
+
+    /// **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+    /// (any value, to test the server's refusals) with the approval key.
+    pub async fn sign_migration_grant_for_tests(
+        &self,
+        now: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, PushAuthError> {
+        Ok(self
+            .device()
+            .sign_migration_grant(UnixTime(now), lifetime_secs)
+            .await?)
+    }
+
+    /// **Tests only.** Submits a grant (possibly another device's, or used) as this
+    /// device.
+    pub async fn submit_migration_grant_for_tests(
+        &self,
+        grant: String,
+    ) -> Result<MigrationCode, PushAuthError> {
+        Ok(self.device().submit_migration_grant(&grant).await?.into())
     }
 }

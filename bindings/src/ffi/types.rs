@@ -11,8 +11,9 @@ use pushauth_core::transaction::{
 use super::error::PushAuthError;
 use crate::error::Error;
 
-/// Where a challenge came from (part of the canonical transaction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+/// Where a challenge came from (part of the canonical transaction). Servers may add
+/// processors: an unknown one arrives as `Other` (show its name generically).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum Provider {
     /// Enfuce.
     Enfuce,
@@ -24,6 +25,11 @@ pub enum Provider {
     Treezor,
     /// The issuer's own systems (generic API).
     Api,
+    /// A processor this SDK version does not know.
+    Other {
+        /// Its wire name.
+        name: String,
+    },
 }
 
 impl From<CoreProvider> for Provider {
@@ -38,20 +44,26 @@ impl From<CoreProvider> for Provider {
     }
 }
 
-impl From<Provider> for CoreProvider {
-    fn from(p: Provider) -> Self {
-        match p {
+impl Provider {
+    /// The core provider (an `Other` name must be one this core knows).
+    pub(crate) fn into_core(self) -> Result<CoreProvider, Error> {
+        let p = self;
+        Ok(match p {
             Provider::Enfuce => CoreProvider::Enfuce,
             Provider::Adyen => CoreProvider::Adyen,
             Provider::Paysafe => CoreProvider::Paysafe,
             Provider::Treezor => CoreProvider::Treezor,
             Provider::Api => CoreProvider::Api,
-        }
+            Provider::Other { name } => {
+                CoreProvider::parse(&name).map_err(|e| Error::input("provider", &e))?
+            }
+        })
     }
 }
 
-/// What is being authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+/// What is being authenticated. Servers may add kinds: an unknown one arrives as
+/// `Other` (show a generic "Confirm this request").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum TransactionKind {
     /// A card payment.
     Payment,
@@ -59,6 +71,11 @@ pub enum TransactionKind {
     Recurring,
     /// A sensitive wallet operation.
     WalletOperation,
+    /// A kind this SDK version does not know.
+    Other {
+        /// Its wire name.
+        name: String,
+    },
 }
 
 impl From<CoreKind> for TransactionKind {
@@ -71,13 +88,18 @@ impl From<CoreKind> for TransactionKind {
     }
 }
 
-impl From<TransactionKind> for CoreKind {
-    fn from(k: TransactionKind) -> Self {
-        match k {
+impl TransactionKind {
+    /// The core kind (`Other` is refused: this core does not know it).
+    pub(crate) fn into_core(self) -> Result<CoreKind, Error> {
+        let k = self;
+        Ok(match k {
             TransactionKind::Payment => CoreKind::Payment,
             TransactionKind::Recurring => CoreKind::Recurring,
             TransactionKind::WalletOperation => CoreKind::WalletOperation,
-        }
+            TransactionKind::Other { .. } => {
+                return Err(Error::Input("kind: unknown to this core".to_owned()));
+            }
+        })
     }
 }
 
@@ -213,10 +235,10 @@ impl Transaction {
             }
         };
         Ok(CoreTransaction {
-            provider: t.provider.into(),
+            provider: t.provider.into_core()?,
             reference: ProviderRef::parse(&t.reference)
                 .map_err(|e| Error::input("reference", &e))?,
-            kind: t.kind.into(),
+            kind: t.kind.into_core()?,
             amount,
             payee: t
                 .payee

@@ -75,36 +75,61 @@ val device = keys.str("device_id")
 /** A JWK as the SDK writes it. */
 fun jwk(key: String): String = publicKeyJwk(toJson(keys[key]).toByteArray())
 
-fun vectorStore(): SoftwareKeyStore = SoftwareKeyStore().apply {
-    importSigningKey("device.signing", b64u(keys.str("device_signing_pkcs8")))
+/** The fixed keys of keys.json (device, approval, agreement). */
+fun <T : SoftwareKeyStore> T.withVectorKeys(): T = apply {
+    importSigningKey("device.device", KeyPurpose.DEVICE_SIGNING, b64u(keys.str("device_signing_pkcs8")))
+    importSigningKey("device.approval", KeyPurpose.APPROVAL_SIGNING, b64u(keys.str("device_approval_pkcs8")))
     importAgreementKey("device.agreement", b64u(keys.str("device_agreement_scalar")))
 }
 
+fun vectorStore(): SoftwareKeyStore = SoftwareKeyStore().withVectorKeys()
+
 fun vectorState(serverUrl: String = "https://pushauth.example") = EnrollmentState(
-    version = 1u,
+    version = 2u,
     serverUrl = serverUrl,
     issuer = issuer,
     deviceId = device,
     serverKeyJwk = jwk("server_signing_jwk"),
     serverKid = keys.str("server_kid"),
-    signingKeyAlias = "device.signing",
-    signingKeyJwk = jwk("device_signing_jwk"),
+    deviceKeyAlias = "device.device",
+    deviceKeyJwk = jwk("device_signing_jwk"),
+    approvalKeyAlias = "device.approval",
+    approvalKeyJwk = jwk("device_approval_jwk"),
     agreementKeyAlias = "device.agreement",
     agreementKeyJwk = jwk("device_agreement_jwk"),
+    pendingKey = null,
 )
 
+fun provider(name: String): Provider = when (name) {
+    "enfuce" -> Provider.Enfuce
+    "adyen" -> Provider.Adyen
+    "paysafe" -> Provider.Paysafe
+    "treezor" -> Provider.Treezor
+    "api" -> Provider.Api
+    else -> Provider.Other(name)
+}
+
+fun kind(name: String): TransactionKind = when (name) {
+    "payment" -> TransactionKind.Payment
+    "recurring" -> TransactionKind.Recurring
+    "wallet_operation" -> TransactionKind.WalletOperation
+    else -> TransactionKind.Other(name)
+}
+
 fun transaction(t: Map<String, Any?>) = Transaction(
-    provider = Provider.valueOf(t.str("provider").uppercase()),
+    provider = provider(t.str("provider")),
     reference = t.str("ref"),
-    kind = TransactionKind.valueOf(t.str("kind").uppercase()),
+    kind = kind(t.str("kind")),
     amountMinor = t["amount"] as Long?,
     currency = t["currency"] as String?,
     payee = t["payee"] as String?,
 )
 
 fun expectations(e: Map<String, Any?>, now: Long = e.long("now")) = ProofExpectations(
+    kind = e.str("kind"),
+    minUserVerification = UserVerification.valueOf(e.str("min_user_verification").uppercase()),
     device = e.str("device"),
-    deviceKeyJwk = jwk("device_signing_jwk"),
+    keyJwk = jwk(if (e.str("key") == "approval") "device_approval_jwk" else "device_signing_jwk"),
     audience = e.str("audience"),
     challenge = e.str("challenge"),
     nonce = e.str("nonce"),
@@ -117,33 +142,60 @@ fun expectations(e: Map<String, Any?>, now: Long = e.long("now")) = ProofExpecta
 
 fun claimsOf(token: String): Map<String, Any?> = Json.parse(String(b64u(token.split(".")[1]))).obj()
 
-/** An app-side key store written in Kotlin (a foreign trait implementation), backed
- *  by a software store that returns DER signatures, as Android Keystore does. */
-open class CountingKeyStore : KeyStore {
+/** An app-side key store written in Kotlin (a foreign implementation of the
+ *  suspend trait), backed by a software store that returns DER signatures, as
+ *  Android Keystore does. It records each call with its purpose and prompt. */
+open class RecordingKeyStore : KeyStore {
     val inner = SoftwareKeyStore.withSignatureFormat(SignatureFormat.DER)
     val calls = mutableListOf<String>()
-    override fun createSigningKey(alias: String): ByteArray { calls += "createSigningKey"; return inner.createSigningKey(alias) }
-    override fun sign(alias: String, message: ByteArray): ByteArray { calls += "sign"; return inner.sign(alias, message) }
-    override fun createAgreementKey(alias: String): ByteArray { calls += "createAgreementKey"; return inner.createAgreementKey(alias) }
-    override fun agree(alias: String, peerPublicKey: ByteArray): ByteArray { calls += "agree"; return inner.agree(alias, peerPublicKey) }
-    override fun deleteKey(alias: String) { calls += "deleteKey"; inner.deleteKey(alias) }
+    val prompts = mutableListOf<SigningPrompt?>()
+    override suspend fun createKey(alias: String, purpose: KeyPurpose): ByteArray {
+        calls += "createKey:$purpose"; return inner.createKey(alias, purpose)
+    }
+    override suspend fun sign(alias: String, purpose: KeyPurpose, message: ByteArray, prompt: SigningPrompt?): ByteArray {
+        calls += "sign:$purpose"; prompts += prompt; return inner.sign(alias, purpose, message, prompt)
+    }
+    override suspend fun agree(alias: String, peerPublicKey: ByteArray): ByteArray {
+        calls += "agree"; return inner.agree(alias, peerPublicKey)
+    }
+    override suspend fun deleteKey(alias: String) { calls += "deleteKey"; inner.deleteKey(alias) }
+    fun signs(purpose: KeyPurpose) = calls.count { it == "sign:$purpose" }
 }
 
-class CancellingKeyStore : CountingKeyStore() {
-    override fun sign(alias: String, message: ByteArray): ByteArray = throw KeyStoreException.UserCancelled()
+class FailingKeyStore(private val error: KeyStoreException) : RecordingKeyStore() {
+    override suspend fun sign(alias: String, purpose: KeyPurpose, message: ByteArray, prompt: SigningPrompt?): ByteArray =
+        if (purpose == KeyPurpose.APPROVAL_SIGNING) throw error else super.sign(alias, purpose, message, prompt)
+}
+
+/** An app-side HTTP transport (as OkHttp would be) over the built-in client; it can
+ *  drop a request before sending, lose an answer after the server acted, or edit
+ *  answers (a newer server). */
+class RecordingTransport : HttpTransport {
+    private val inner = builtinTransport(ClientOptions())
+    val requests = mutableListOf<HttpRequest>()
+    var drop: ((HttpRequest) -> Boolean)? = null
+    var lose: ((HttpRequest) -> Boolean)? = null
+    var edit: ((HttpRequest, HttpResponse) -> HttpResponse)? = null
+    override suspend fun send(request: HttpRequest): HttpResponse {
+        requests += request
+        drop?.let { if (it(request)) { drop = null; throw TransportException.NoAnswer("dropped before sending") } }
+        val response = inner.send(request)
+        lose?.let { if (it(request)) { lose = null; throw TransportException.NoAnswer("answer lost") } }
+        return edit?.invoke(request, response) ?: response
+    }
 }
 
 val validChallenge = case("challenges.json", "valid")
 
 fun signProof(
     store: KeyStore,
-    approve: Boolean = true,
     reason: DenyReason? = null,
     output: String? = null,
     token: String = validChallenge.str("token"),
     now: Long = validChallenge.long("now"),
+    options: ClientOptions = ClientOptions(),
 ): String = runBlocking {
-    PushAuthClient(vectorState(), store).signProofForTests(token, now, approve, reason, output)
+    PushAuthClient.withOptions(vectorState(), store, options).signProofForTests(token, now, reason, output)
 }
 
 // ---------------------------------------------------------------- tests
@@ -152,7 +204,7 @@ fun vectorTests(r: Runner) {
     r.test("keys: thumbprints, public key, signature normalisation") {
         eq(jwkThumbprint(jwk("device_signing_jwk")), keys.str("device_signing_thumbprint"))
         eq(jwkThumbprint(jwk("server_signing_jwk")), keys.str("server_kid"))
-        val public = SoftwareKeyStore().importSigningKey("k", b64u(keys.str("device_signing_pkcs8")))
+        val public = SoftwareKeyStore().importSigningKey("k", KeyPurpose.DEVICE_SIGNING, b64u(keys.str("device_signing_pkcs8")))
         eq(publicKeyJwk(public), jwk("device_signing_jwk"))
         for (v in keys["signatures"].list().map { it.obj() }) {
             if (v["valid"] == true) {
@@ -188,11 +240,12 @@ fun vectorTests(r: Runner) {
                     eq(view.amountMinor, txn.long("amount"))
                     eq(view.currency, txn.str("currency"))
                     eq(view.payee, txn.str("payee"))
-                    eq(view.provider, Provider.ENFUCE)
-                    eq(view.kind, TransactionKind.PAYMENT)
+                    eq(view.provider, Provider.Enfuce)
+                    eq(view.kind, TransactionKind.Payment)
                     eq(view.deadline, claims.long("exp"))
                     eq(view.processorInput, claims.str("pin"))
                     eq(view.transactionDigest, c.str("digest"))
+                    eq(view.token, c.str("token"))
                 }
                 "past_deadline" -> throws<PushAuthException.ChallengeExpired> { verify() }
                 else -> eq(throws<PushAuthException.InvalidChallenge> { verify() }.reason, result, c.str("name"))
@@ -211,14 +264,14 @@ fun vectorTests(r: Runner) {
         val state = vectorState()
         for (c in cases("push.json")) {
             if (c["result"] == "ok") {
-                val preview = decryptPush(state, store, c.str("challenge"), c.str("envelope"))
+                val preview = runBlocking { decryptPush(state, store, c.str("challenge"), c.str("envelope")) }
                 eq(preview.summary, c.str("summary"))
                 eq(preview.challengeId, c.str("challenge"))
                 eq(preview.amountDisplay, "EUR 49.90")
                 eq(preview.deadline, c["details"].obj().long("exp"))
                 eq(preview.otp, null)
             } else {
-                val e = throws<PushAuthException.InvalidPush> { decryptPush(state, store, c.str("challenge"), c.str("envelope")) }
+                val e = throws<PushAuthException.InvalidPush> { runBlocking { decryptPush(state, store, c.str("challenge"), c.str("envelope")) } }
                 eq(e.reason, c.str("result"), c.str("name"))
             }
         }
@@ -236,12 +289,15 @@ fun vectorTests(r: Runner) {
 }
 
 fun offlineTests(r: Runner) {
-    r.test("enrollment links parse and normalise") {
-        val link = parseEnrollmentLink("pushauth://enroll?v=1&server=https%3A%2F%2Fbank.example%2Fpa&code=abcd-efgh-jkmn-pqrs-tvwx")
+    r.test("enrollment links: the issuer's own scheme") {
+        val link = parseEnrollmentLink("pushauth://enroll?v=1&server=https%3A%2F%2Fbank.example%2Fpa&code=abcd-efgh-jkmn-pqrs-tvwx", "pushauth")
         eq(link.serverUrl, "https://bank.example/pa")
         eq(link.activationCode, "ABCD-EFGH-JKMN-PQRS-TVWX")
-        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=2&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX") }
-        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=1&server=http://a.example&code=ABCDEFGHJKMNPQRSTVWX") }
+        val own = "mybank-pushauth://enroll?v=1&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX"
+        eq(parseEnrollmentLink(own, "mybank-pushauth").serverUrl, "https://a.example")
+        throws<PushAuthException.InvalidInput> { parseEnrollmentLink(own, "pushauth") }
+        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=2&server=https://a.example&code=ABCDEFGHJKMNPQRSTVWX", "pushauth") }
+        throws<PushAuthException.InvalidInput> { parseEnrollmentLink("pushauth://enroll?v=1&server=http://a.example&code=ABCDEFGHJKMNPQRSTVWX", "pushauth") }
     }
 
     r.test("enrollment state: JSON round trip, checks, client state") {
@@ -254,16 +310,22 @@ fun offlineTests(r: Runner) {
 
     r.test("software key store: export, import, push with restored keys") {
         val again = SoftwareKeyStore.importState(vectorStore().exportState())
-        eq(again.aliases(), listOf("device.agreement", "device.signing"))
+        eq(again.aliases(), listOf("device.agreement", "device.approval", "device.device"))
         val push = case("push.json", "valid")
-        eq(decryptPush(vectorState(), again, push.str("challenge"), push.str("envelope")).summary, "EUR 49.90 at Example Shop")
-        throws<KeyStoreException.NotFound> { again.sign("missing", byteArrayOf(1)) }
+        runBlocking {
+            eq(decryptPush(vectorState(), again, push.str("challenge"), push.str("envelope")).summary, "EUR 49.90 at Example Shop")
+            throws<KeyStoreException.NotFound> { again.sign("missing", KeyPurpose.DEVICE_SIGNING, byteArrayOf(1), null) }
+        }
     }
 
-    r.test("approval proof signed through the key store verifies (coroutines)") {
+    r.test("approval: exactly one approval-key signature, amount and payee in the prompt") {
         val expect = case("proofs.json", "approve_with_processor_output")["expect"].obj()
         val now = validChallenge.long("now") + 2
-        val token = signProof(vectorStore(), output = expect.str("processor_output"))
+        val store = vectorStore()
+        val token = signProof(store, output = expect.str("processor_output"))
+        eq(store.signatureCount(KeyPurpose.APPROVAL_SIGNING), 1uL, "approval-key signatures")
+        eq(store.signatureCount(KeyPurpose.DEVICE_SIGNING), 0uL, "device-key signatures")
+        eq(store.prompts().map { it.summary }, listOf("Approve EUR 49.90 at Example Shop"), "prompts")
         eq(verifyApprovalProofForTests(token, expectations(expect, now)), "ok")
         val swapped = expectations(expect, now).copy(processorOutput = "another-output")
         eq(verifyApprovalProofForTests(token, swapped), "processor_output_mismatch")
@@ -272,42 +334,70 @@ fun offlineTests(r: Runner) {
         eq(claims["txn"], validChallenge.str("digest"))
     }
 
-    r.test("deny not_me with a Kotlin key store returning DER signatures") {
-        val store = CountingKeyStore()
-        store.inner.importSigningKey("device.signing", b64u(keys.str("device_signing_pkcs8")))
-        val token = signProof(store, approve = false, reason = DenyReason.NOT_ME)
-        eq(store.calls.toList(), listOf("sign"))
+    r.test("not me: device key only, no prompt (Kotlin key store, DER signatures)") {
+        val store = RecordingKeyStore().apply { inner.withVectorKeys() }
+        val token = signProof(store, reason = DenyReason.NOT_ME)
+        eq(store.calls.toList(), listOf("sign:DEVICE_SIGNING"))
+        eq(store.prompts.toList(), listOf<SigningPrompt?>(null))
+        eq(Json.parse(String(b64u(token.split(".")[0]))).obj()["typ"], "pushauth-decline+jwt")
+        eq(claimsOf(token)["reason"], "not_me")
         val expect = case("proofs.json", "deny_not_me")["expect"].obj()
         eq(verifyApprovalProofForTests(token, expectations(expect, validChallenge.long("now") + 2)), "ok")
-        eq(claimsOf(token)["reason"], "not_me")
+        val strict = vectorStore()
+        signProof(strict, reason = DenyReason.DECLINED, options = ClientOptions(declineRequiresApprovalKey = true))
+        eq(strict.signatureCount(KeyPurpose.APPROVAL_SIGNING), 1uL, "decline with the approval key when required")
     }
 
-    r.test("key store errors reach the app") {
-        val invalidated = vectorStore().apply { invalidateKey("device.signing") }
-        throws<PushAuthException.KeyInvalidated> { signProof(invalidated) }
-        throws<PushAuthException.UserCancelled> { signProof(CancellingKeyStore()) }
-        val replaced = SoftwareKeyStore().apply { createSigningKey("device.signing") }
+    r.test("key store errors reach the app with the key's purpose") {
+        val invalidated = vectorStore().apply { invalidateKey("device.approval") }
+        eq(throws<PushAuthException.KeyInvalidated> { signProof(invalidated) }.purpose, KeyPurpose.APPROVAL_SIGNING)
+        signProof(invalidated, reason = DenyReason.DECLINED) // declining still works
+        throws<PushAuthException.UserCancelled> {
+            signProof(FailingKeyStore(KeyStoreException.UserCancelled()).apply { inner.withVectorKeys() })
+        }
+        throws<PushAuthException.AuthenticationFailed> {
+            signProof(FailingKeyStore(KeyStoreException.AuthenticationFailed()).apply { inner.withVectorKeys() })
+        }
+        val replaced = SoftwareKeyStore().apply { runBlocking { createKey("device.approval", KeyPurpose.APPROVAL_SIGNING) } }
         throws<PushAuthException.KeyInvalidated> { signProof(replaced) }
     }
 
     r.test("a forged challenge is never signed") {
         val forged = case("challenges.json", "signed_by_other_key")
+        val store = vectorStore()
         val e = throws<PushAuthException.InvalidChallenge> {
-            signProof(vectorStore(), token = forged.str("token"), now = forged.long("now"))
+            signProof(store, token = forged.str("token"), now = forged.long("now"))
         }
         eq(e.reason, "wrong_key_id")
+        eq(store.prompts(), emptyList<SigningPrompt>())
     }
 
-    r.test("suspend calls map network errors; failed enrollment deletes its keys") {
+    r.test("parse_push: challenge with preview, dismiss, unknown") {
+        val push = case("push.json", "valid")
+        val id = push.str("challenge")
+        runBlocking {
+            val msg = parsePush(mapOf("cid" to id, "kind" to "challenge", "enc" to push.str("envelope")), vectorState(), vectorStore())
+            check(msg is PushMessage.Challenge) { "expected a challenge, got $msg" }
+            eq((msg as PushMessage.Challenge).preview?.summary, "EUR 49.90 at Example Shop")
+            eq(parsePush(mapOf("cid" to id, "kind" to "dismiss"), null, null), PushMessage.Dismiss(id))
+            eq(parsePush(mapOf("cid" to id, "kind" to "later-kind"), null, null), PushMessage.Unknown)
+            eq(parsePush(mapOf("other" to "x"), null, null), PushMessage.Unknown)
+        }
+    }
+
+    r.test("network errors through the app's transport; failed enrollment deletes its keys") {
         val port = ServerSocket(0).use { it.localPort }
         val url = "http://127.0.0.1:$port"
-        val client = PushAuthClient.withOptions(vectorState(url), vectorStore(), ClientOptions(timeoutSecs = 5u))
+        val transport = RecordingTransport()
+        val client = PushAuthClient.withTransport(vectorState(url), vectorStore(), ClientOptions(timeoutSecs = 5u), transport)
         runBlocking {
             throws<PushAuthException.Network> { client.pendingChallenges() }
-            throws<PushAuthException.Network> { client.deny(validChallenge["claims"].obj().str("jti"), DenyReason.DECLINED) }
+            throws<PushAuthException.Network> { client.denyById(validChallenge["claims"].obj().str("jti"), DenyReason.DECLINED) }
             throws<PushAuthException.InvalidInput> { client.challenge("not-a-uuid") }
         }
-        val store = CountingKeyStore()
+        eq(transport.requests.first().url, "$url/v1/device/challenges")
+        check(transport.requests.first().headers.any { it.name == "Authorization" && it.value.startsWith("PushAuth ") }) { "no proof" }
+        val store = RecordingKeyStore()
         val request = EnrollRequest(activation = "ABCDEFGHJKMNPQRSTVWX", serverUrl = url, platform = Platform.ANDROID)
         runBlocking { throws<PushAuthException.Network> { enroll(request, store) } }
         eq(store.inner.aliases(), emptyList<String>())

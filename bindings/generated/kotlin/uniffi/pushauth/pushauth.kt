@@ -658,48 +658,64 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
 internal interface UniffiCallbackInterfaceKeyStoreMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
 internal interface UniffiCallbackInterfaceKeyStoreMethod1 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`prompt`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
 internal interface UniffiCallbackInterfaceKeyStoreMethod2 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
 internal interface UniffiCallbackInterfaceKeyStoreMethod3 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
-internal interface UniffiCallbackInterfaceKeyStoreMethod4 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+internal interface UniffiCallbackInterfaceHttpTransportMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "createSigningKey", "sign", "createAgreementKey", "agree", "deleteKey")
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "createKey", "sign", "agree", "deleteKey")
 internal open class UniffiVTableCallbackInterfaceKeyStore(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-    @JvmField internal var `createSigningKey`: UniffiCallbackInterfaceKeyStoreMethod0? = null,
+    @JvmField internal var `createKey`: UniffiCallbackInterfaceKeyStoreMethod0? = null,
     @JvmField internal var `sign`: UniffiCallbackInterfaceKeyStoreMethod1? = null,
-    @JvmField internal var `createAgreementKey`: UniffiCallbackInterfaceKeyStoreMethod2? = null,
-    @JvmField internal var `agree`: UniffiCallbackInterfaceKeyStoreMethod3? = null,
-    @JvmField internal var `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod4? = null,
+    @JvmField internal var `agree`: UniffiCallbackInterfaceKeyStoreMethod2? = null,
+    @JvmField internal var `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod3? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
         `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-        `createSigningKey`: UniffiCallbackInterfaceKeyStoreMethod0? = null,
+        `createKey`: UniffiCallbackInterfaceKeyStoreMethod0? = null,
         `sign`: UniffiCallbackInterfaceKeyStoreMethod1? = null,
-        `createAgreementKey`: UniffiCallbackInterfaceKeyStoreMethod2? = null,
-        `agree`: UniffiCallbackInterfaceKeyStoreMethod3? = null,
-        `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod4? = null,
-    ): UniffiVTableCallbackInterfaceKeyStore(`uniffiFree`,`uniffiClone`,`createSigningKey`,`sign`,`createAgreementKey`,`agree`,`deleteKey`,), Structure.ByValue
+        `agree`: UniffiCallbackInterfaceKeyStoreMethod2? = null,
+        `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod3? = null,
+    ): UniffiVTableCallbackInterfaceKeyStore(`uniffiFree`,`uniffiClone`,`createKey`,`sign`,`agree`,`deleteKey`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceKeyStore) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
-        `createSigningKey` = other.`createSigningKey`
+        `createKey` = other.`createKey`
         `sign` = other.`sign`
-        `createAgreementKey` = other.`createAgreementKey`
         `agree` = other.`agree`
         `deleteKey` = other.`deleteKey`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "send")
+internal open class UniffiVTableCallbackInterfaceHttpTransport(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `send`: UniffiCallbackInterfaceHttpTransportMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `send`: UniffiCallbackInterfaceHttpTransportMethod0? = null,
+    ): UniffiVTableCallbackInterfaceHttpTransport(`uniffiFree`,`uniffiClone`,`send`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceHttpTransport) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `send` = other.`send`
     }
 
 }
@@ -730,6 +746,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_pushauth_checksum_func_enroll(
     ): Int
+    external fun uniffi_pushauth_checksum_func_enroll_with_transport(
+    ): Int
     external fun uniffi_pushauth_checksum_func_enrollment_state_from_json(
     ): Int
     external fun uniffi_pushauth_checksum_func_enrollment_state_to_json(
@@ -746,9 +764,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_func_decrypt_push(
     ): Int
+    external fun uniffi_pushauth_checksum_func_parse_push(
+    ): Int
     external fun uniffi_pushauth_checksum_func_verify_approval_proof_for_tests(
     ): Int
     external fun uniffi_pushauth_checksum_func_verify_request_proof_for_tests(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_builtin_transport(
     ): Int
     external fun uniffi_pushauth_checksum_func_canonical_transaction_json(
     ): Int
@@ -760,13 +782,19 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_challenge(
     ): Int
+    external fun uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation(
+    ): Int
+    external fun uniffi_pushauth_checksum_method_pushauthclient_create_migration_code(
+    ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_decrypt_push(
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_deny(
     ): Int
+    external fun uniffi_pushauth_checksum_method_pushauthclient_deny_by_id(
+    ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_pending_challenges(
     ): Int
-    external fun uniffi_pushauth_checksum_method_pushauthclient_rotate_key(
+    external fun uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation(
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_state(
     ): Int
@@ -774,13 +802,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_update_push_token(
     ): Int
+    external fun uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests(
+    ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests(
     ): Int
-    external fun uniffi_pushauth_checksum_method_keystore_create_signing_key(
+    external fun uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests(
+    ): Int
+    external fun uniffi_pushauth_checksum_method_keystore_create_key(
     ): Int
     external fun uniffi_pushauth_checksum_method_keystore_sign(
-    ): Int
-    external fun uniffi_pushauth_checksum_method_keystore_create_agreement_key(
     ): Int
     external fun uniffi_pushauth_checksum_method_keystore_agree(
     ): Int
@@ -790,13 +820,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_aliases(
     ): Int
-    external fun uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key(
-    ): Int
-    external fun uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key(
+    external fun uniffi_pushauth_checksum_method_softwarekeystore_create_key(
     ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_delete_key(
     ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_export_state(
+    ): Int
+    external fun uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval(
     ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key(
     ): Int
@@ -804,11 +834,19 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key(
     ): Int
+    external fun uniffi_pushauth_checksum_method_softwarekeystore_prompts(
+    ): Int
     external fun uniffi_pushauth_checksum_method_softwarekeystore_sign(
+    ): Int
+    external fun uniffi_pushauth_checksum_method_softwarekeystore_signature_count(
+    ): Int
+    external fun uniffi_pushauth_checksum_method_httptransport_send(
     ): Int
     external fun uniffi_pushauth_checksum_constructor_pushauthclient_new(
     ): Int
     external fun uniffi_pushauth_checksum_constructor_pushauthclient_with_options(
+    ): Int
+    external fun uniffi_pushauth_checksum_constructor_pushauthclient_with_transport(
     ): Int
     external fun uniffi_pushauth_checksum_constructor_softwarekeystore_import_state(
     ): Int
@@ -832,6 +870,7 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "pushauth"))
+        uniffiCallbackInterfaceHttpTransport.register(this)
         uniffiCallbackInterfaceKeyStore.register(this)
         
     }
@@ -845,17 +884,25 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_pushauth_fn_constructor_pushauthclient_with_options(`state`: RustBuffer.ByValue,`keyStore`: Long,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_pushauth_fn_method_pushauthclient_approve(`ptr`: Long,`id`: RustBuffer.ByValue,`processorOutput`: RustBuffer.ByValue,
+    external fun uniffi_pushauth_fn_constructor_pushauthclient_with_transport(`state`: RustBuffer.ByValue,`keyStore`: Long,`options`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_approve(`ptr`: Long,`view`: RustBuffer.ByValue,`processorOutput`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pushauth_fn_method_pushauthclient_challenge(`ptr`: Long,`id`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_pushauth_fn_method_pushauthclient_decrypt_push(`ptr`: Long,`challengeId`: RustBuffer.ByValue,`envelope`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_pushauthclient_deny(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,
+    external fun uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation(`ptr`: Long,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_create_migration_code(`ptr`: Long,`lifetimeSecs`: Int,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_decrypt_push(`ptr`: Long,`challengeId`: RustBuffer.ByValue,`envelope`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_deny(`ptr`: Long,`view`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_deny_by_id(`ptr`: Long,`id`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pushauth_fn_method_pushauthclient_pending_challenges(`ptr`: Long,
     ): Long
-    external fun uniffi_pushauth_fn_method_pushauthclient_rotate_key(`ptr`: Long,
+    external fun uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation(`ptr`: Long,`purpose`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pushauth_fn_method_pushauthclient_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -863,7 +910,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_pushauth_fn_method_pushauthclient_update_push_token(`ptr`: Long,`pushToken`: RustBuffer.ByValue,`environment`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(`ptr`: Long,`challengeToken`: RustBuffer.ByValue,`now`: Long,`approve`: Byte,`denyReason`: RustBuffer.ByValue,`processorOutput`: RustBuffer.ByValue,
+    external fun uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests(`ptr`: Long,`now`: Long,`lifetimeSecs`: Long,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(`ptr`: Long,`challengeToken`: RustBuffer.ByValue,`now`: Long,`denyReason`: RustBuffer.ByValue,`processorOutput`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests(`ptr`: Long,`grant`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pushauth_fn_clone_keystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -871,16 +922,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_pushauth_fn_init_callback_vtable_keystore(`vtable`: UniffiVTableCallbackInterfaceKeyStore,
     ): Unit
-    external fun uniffi_pushauth_fn_method_keystore_create_signing_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_keystore_sign(`ptr`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_keystore_create_agreement_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_keystore_agree(`ptr`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_keystore_delete_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
+    external fun uniffi_pushauth_fn_method_keystore_create_key(`ptr`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_keystore_sign(`ptr`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`prompt`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_keystore_agree(`ptr`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_keystore_delete_key(`ptr`: Long,`alias`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_pushauth_fn_clone_softwarekeystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_pushauth_fn_free_softwarekeystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -891,33 +940,47 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_pushauth_fn_constructor_softwarekeystore_with_signature_format(`format`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_pushauth_fn_method_softwarekeystore_agree(`ptr`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_method_softwarekeystore_agree(`ptr`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_pushauth_fn_method_softwarekeystore_aliases(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_softwarekeystore_create_signing_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_softwarekeystore_delete_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
+    external fun uniffi_pushauth_fn_method_softwarekeystore_create_key(`ptr`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_softwarekeystore_delete_key(`ptr`: Long,`alias`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_pushauth_fn_method_softwarekeystore_export_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval(`ptr`: Long,`error`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_pushauth_fn_method_softwarekeystore_import_agreement_key(`ptr`: Long,`alias`: RustBuffer.ByValue,`scalar`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(`ptr`: Long,`alias`: RustBuffer.ByValue,`pkcs8`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_pushauth_fn_method_softwarekeystore_import_signing_key(`ptr`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`pkcs8`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_method_softwarekeystore_invalidate_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_pushauth_fn_method_softwarekeystore_sign(`ptr`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_pushauth_fn_method_softwarekeystore_prompts(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_method_softwarekeystore_sign(`ptr`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`prompt`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_method_softwarekeystore_signature_count(`ptr`: Long,`purpose`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pushauth_fn_clone_httptransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pushauth_fn_free_httptransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_pushauth_fn_init_callback_vtable_httptransport(`vtable`: UniffiVTableCallbackInterfaceHttpTransport,
+    ): Unit
+    external fun uniffi_pushauth_fn_method_httptransport_send(`ptr`: Long,`request`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_pushauth_fn_func_enroll(`request`: RustBuffer.ByValue,`keyStore`: Long,
+    ): Long
+    external fun uniffi_pushauth_fn_func_enroll_with_transport(`request`: RustBuffer.ByValue,`keyStore`: Long,`transport`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pushauth_fn_func_enrollment_state_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_enrollment_state_to_json(`state`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_func_parse_enrollment_link(`link`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_pushauth_fn_func_parse_enrollment_link(`link`: RustBuffer.ByValue,`scheme`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_jwk_thumbprint(`jwk`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -927,12 +990,16 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_verify_server_challenge(`token`: RustBuffer.ByValue,`pinnedServerJwk`: RustBuffer.ByValue,`issuer`: RustBuffer.ByValue,`deviceId`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_func_decrypt_push(`state`: RustBuffer.ByValue,`keyStore`: Long,`challengeId`: RustBuffer.ByValue,`envelope`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_decrypt_push(`state`: RustBuffer.ByValue,`keyStore`: Long,`challengeId`: RustBuffer.ByValue,`envelope`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_func_parse_push(`data`: RustBuffer.ByValue,`state`: RustBuffer.ByValue,`keyStore`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_pushauth_fn_func_verify_approval_proof_for_tests(`token`: RustBuffer.ByValue,`expect`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_verify_request_proof_for_tests(`token`: RustBuffer.ByValue,`deviceId`: RustBuffer.ByValue,`deviceKeyJwk`: RustBuffer.ByValue,`audience`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`now`: Long,`windowSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_builtin_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_pushauth_fn_func_canonical_transaction_json(`transaction`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_format_amount(`amountMinor`: Long,`currency`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1058,16 +1125,19 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_pushauth_checksum_func_enroll() and 0xFFFF) != 26514) {
+    if ((lib.uniffi_pushauth_checksum_func_enroll() and 0xFFFF) != 26734) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_func_enrollment_state_from_json() and 0xFFFF) != 27312) {
+    if ((lib.uniffi_pushauth_checksum_func_enroll_with_transport() and 0xFFFF) != 62129) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_enrollment_state_from_json() and 0xFFFF) != 46032) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_enrollment_state_to_json() and 0xFFFF) != 61228) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_func_parse_enrollment_link() and 0xFFFF) != 3012) {
+    if ((lib.uniffi_pushauth_checksum_func_parse_enrollment_link() and 0xFFFF) != 37995) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_jwk_thumbprint() and 0xFFFF) != 56381) {
@@ -1082,13 +1152,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pushauth_checksum_func_verify_server_challenge() and 0xFFFF) != 64011) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_func_decrypt_push() and 0xFFFF) != 39520) {
+    if ((lib.uniffi_pushauth_checksum_func_decrypt_push() and 0xFFFF) != 3114) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_parse_push() and 0xFFFF) != 7055) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_verify_approval_proof_for_tests() and 0xFFFF) != 37513) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_verify_request_proof_for_tests() and 0xFFFF) != 54177) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_builtin_transport() and 0xFFFF) != 50998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_canonical_transaction_json() and 0xFFFF) != 24114) {
@@ -1100,85 +1176,109 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pushauth_checksum_func_transaction_digest() and 0xFFFF) != 57482) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_approve() and 0xFFFF) != 29722) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_approve() and 0xFFFF) != 7420) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_challenge() and 0xFFFF) != 2774) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_challenge() and 0xFFFF) != 32858) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() and 0xFFFF) != 28322) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_complete_key_rotation() and 0xFFFF) != 56175) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_deny() and 0xFFFF) != 30805) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_create_migration_code() and 0xFFFF) != 27831) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() and 0xFFFF) != 30268) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_decrypt_push() and 0xFFFF) != 57563) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_rotate_key() and 0xFFFF) != 43571) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_deny() and 0xFFFF) != 60096) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_state() and 0xFFFF) != 38153) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_deny_by_id() and 0xFFFF) != 34695) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_pending_challenges() and 0xFFFF) != 35902) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_prepare_key_rotation() and 0xFFFF) != 13482) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_state() and 0xFFFF) != 12685) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_pushauthclient_unenroll() and 0xFFFF) != 13274) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() and 0xFFFF) != 63285) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() and 0xFFFF) != 50764) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() and 0xFFFF) != 3510) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests() and 0xFFFF) != 59129) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_keystore_create_signing_key() and 0xFFFF) != 26047) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_sign_proof_for_tests() and 0xFFFF) != 7854) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_keystore_sign() and 0xFFFF) != 27062) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_submit_migration_grant_for_tests() and 0xFFFF) != 62026) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_keystore_create_agreement_key() and 0xFFFF) != 44166) {
+    if ((lib.uniffi_pushauth_checksum_method_keystore_create_key() and 0xFFFF) != 40954) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_keystore_agree() and 0xFFFF) != 63503) {
+    if ((lib.uniffi_pushauth_checksum_method_keystore_sign() and 0xFFFF) != 64715) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_keystore_delete_key() and 0xFFFF) != 39720) {
+    if ((lib.uniffi_pushauth_checksum_method_keystore_agree() and 0xFFFF) != 27907) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_agree() and 0xFFFF) != 13601) {
+    if ((lib.uniffi_pushauth_checksum_method_keystore_delete_key() and 0xFFFF) != 29713) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_agree() and 0xFFFF) != 26516) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_aliases() and 0xFFFF) != 15723) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_create_agreement_key() and 0xFFFF) != 63184) {
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_create_key() and 0xFFFF) != 25416) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_create_signing_key() and 0xFFFF) != 49154) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key() and 0xFFFF) != 29925) {
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_delete_key() and 0xFFFF) != 33950) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_export_state() and 0xFFFF) != 12577) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_fail_next_approval() and 0xFFFF) != 20628) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_import_agreement_key() and 0xFFFF) != 27602) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() and 0xFFFF) != 51038) {
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_import_signing_key() and 0xFFFF) != 43917) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_invalidate_key() and 0xFFFF) != 10565) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_sign() and 0xFFFF) != 31140) {
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_prompts() and 0xFFFF) != 7269) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_constructor_pushauthclient_new() and 0xFFFF) != 47866) {
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_sign() and 0xFFFF) != 54896) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_softwarekeystore_signature_count() and 0xFFFF) != 54858) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_method_httptransport_send() and 0xFFFF) != 26101) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_constructor_pushauthclient_new() and 0xFFFF) != 21041) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_constructor_pushauthclient_with_options() and 0xFFFF) != 38008) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_constructor_pushauthclient_with_transport() and 0xFFFF) != 21902) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_constructor_softwarekeystore_import_state() and 0xFFFF) != 58812) {
@@ -1243,6 +1343,95 @@ internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
         freeFunc(rustFuture)
     }
 }
+internal inline fun<T> uniffiTraitInterfaceCallAsync(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // Using `GlobalScope` is labeled as a "delicate API" and generally discouraged in Kotlin programs, since it breaks structured concurrency.
+    // However, our parent task is a Rust future, so we're going to need to break structure concurrency in any case.
+    //
+    // Uniffi does its best to support structured concurrency across the FFI.
+    // If the Rust future is dropped, `uniffiForeignFutureDroppedCallbackImpl` is called, which will cancel the Kotlin coroutine if it's still running.
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird exceptions.
+        //
+        // In extreme circumstances we may not call either, for example if we fail to make the JNA
+        // call to `handleSuccess`.  This means we will leak the Arc reference, which is better than
+        // double-freeing it.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            handleError(
+                UniffiRustCallStatus.create(
+                    UNIFFI_CALL_UNEXPECTED_ERROR,
+                    FfiConverterString.lower(e.toString()),
+                )
+            )
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal inline fun<T, reified E: Throwable> uniffiTraitInterfaceCallAsyncWithError(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    crossinline lowerError: (E) -> RustBuffer.ByValue,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // See uniffiTraitInterfaceCallAsync for details on `DelicateCoroutinesApi`
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            if (e is E) {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_ERROR,
+                        lowerError(e),
+                    )
+                )
+            } else {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_UNEXPECTED_ERROR,
+                        FfiConverterString.lower(e.toString()),
+                    )
+                )
+            }
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal val uniffiForeignFutureHandleMap = UniffiHandleMap<Job>()
+
+internal object uniffiForeignFutureDroppedCallbackImpl: UniffiForeignFutureDroppedCallback {
+    override fun callback(handle: Long) {
+        val job = uniffiForeignFutureHandleMap.remove(handle)
+        if (!job.isCompleted) {
+            job.cancel()
+        }
+    }
+}
+
+// For testing
+public fun uniffiForeignFutureHandleCount() = uniffiForeignFutureHandleMap.size
 
 // Public interface members begin here.
 
@@ -1471,6 +1660,29 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 /**
  * @suppress
  */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterLong: FfiConverter<Long, Long> {
     override fun lift(value: Long): Long {
         return value
@@ -1687,65 +1899,403 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 
 
 /**
+ * Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+ */
+public interface HttpTransport {
+    
+    /**
+     * Sends `request` and returns the answer, any status. Throws only when no
+     * answer was received.
+     */
+    suspend fun `send`(`request`: HttpRequest): HttpResponse
+    
+    companion object
+}
+
+/**
+ * Sends the SDK's HTTP requests. Implemented by the app, or [`builtin_transport`].
+ */
+open class HttpTransportImpl: Disposable, AutoCloseable, HttpTransport
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_pushauth_fn_free_httptransport(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_pushauth_fn_clone_httptransport(handle, status)
+        }
+    }
+
+    
+    /**
+     * Sends `request` and returns the answer, any status. Throws only when no
+     * answer was received.
+     */
+    @Throws(TransportException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `send`(`request`: HttpRequest) : HttpResponse {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_httptransport_send(
+                uniffiHandle,
+                
+        FfiConverterTypeHttpRequest.lower(`request`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeHttpResponse.lift(it) },
+        // Error FFI converter
+        TransportException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceHttpTransport {
+    internal object `send`: UniffiCallbackInterfaceHttpTransportMethod0 {
+        override fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeHttpTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`send`(
+                    FfiConverterTypeHttpRequest.lift(`request`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: HttpResponse ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterTypeHttpResponse.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: TransportException -> FfiConverterTypeTransportError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeHttpTransport.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeHttpTransport.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceHttpTransport.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `send`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_pushauth_fn_init_callback_vtable_httptransport(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpTransport: FfiConverter<HttpTransport, Long> {
+    internal val handleMap = UniffiHandleMap<HttpTransport>()
+
+    override fun lower(value: HttpTransport): Long {
+        if (value is HttpTransportImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): HttpTransport {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HttpTransportImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): HttpTransport {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: HttpTransport) = 8UL
+
+    override fun write(value: HttpTransport, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
- * [`SoftwareKeyStore`].
- *
- * Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
- * the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
- * must be usable while the phone is locked, from a Notification Service Extension or
- * a `FirebaseMessagingService`, to decrypt push payloads.
- *
- * Every method may be called on a background thread and may block (for example
- * while a biometric prompt is shown). Never block it on the main thread.
+ * [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+ * Python `async def`): a signature with the approval key waits for the user.
  */
 public interface KeyStore {
     
     /**
-     * Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-     * (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-     * SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
+     * Creates a P-256 key for `purpose` under `alias` and returns its public key:
+     * the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+     * P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+     * accepted too.
      */
-    fun `createSigningKey`(`alias`: kotlin.String): kotlin.ByteArray
+    suspend fun `createKey`(`alias`: kotlin.String, `purpose`: KeyPurpose): kotlin.ByteArray
     
     /**
-     * Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-     * store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-     * Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-     * the key, `UserCancelled` when the user dismissed the prompt.
+     * ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+     * `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+     * `ApprovalSigning` the key store must verify the user for this very signature
+     * and show `prompt` (always `Some` then); for the other purposes `prompt` is
+     * `None` and no user presence may be required.
      */
-    fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray
+    suspend fun `sign`(`alias`: kotlin.String, `purpose`: KeyPurpose, `message`: kotlin.ByteArray, `prompt`: SigningPrompt?): kotlin.ByteArray
     
     /**
-     * Creates a new P-256 key-agreement key under `alias`, usable without user
-     * presence, and returns its public key (same encodings as signing keys).
+     * ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+     * uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
      */
-    fun `createAgreementKey`(`alias`: kotlin.String): kotlin.ByteArray
-    
-    /**
-     * ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-     * SEC1 point). Returns the 32-byte shared x coordinate.
-     */
-    fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray
+    suspend fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
      * Deletes the key under `alias`. Deleting a missing key is not an error.
      */
-    fun `deleteKey`(`alias`: kotlin.String)
+    suspend fun `deleteKey`(`alias`: kotlin.String)
     
     companion object
 }
 
 /**
  * The app's key store. Implemented by the app (Swift, Kotlin, Python), or use
- * [`SoftwareKeyStore`].
- *
- * Two keys per device: a **signing** key (ECDSA P-256 / SHA-256) that should require
- * the user (biometrics) for every use, and an **agreement** key (ECDH P-256) that
- * must be usable while the phone is locked, from a Notification Service Extension or
- * a `FirebaseMessagingService`, to decrypt push payloads.
- *
- * Every method may be called on a background thread and may block (for example
- * while a biometric prompt is shown). Never block it on the main thread.
+ * [`SoftwareKeyStore`]. Every method is async (Swift `async`, Kotlin `suspend`,
+ * Python `async def`): a signature with the approval key waits for the user.
  */
 open class KeyStoreImpl: Disposable, AutoCloseable, KeyStore
 {
@@ -1850,101 +2400,117 @@ open class KeyStoreImpl: Disposable, AutoCloseable, KeyStore
 
     
     /**
-     * Creates a new P-256 signing key under `alias` and returns its public key: SEC1
-     * (65-byte uncompressed point, `SecKeyCopyExternalRepresentation`), a P-256
-     * SubjectPublicKeyInfo DER (Android `PublicKey.getEncoded()`) or JWK JSON bytes.
+     * Creates a P-256 key for `purpose` under `alias` and returns its public key:
+     * the 65-byte uncompressed SEC1 point (`SecKeyCopyExternalRepresentation`); a
+     * P-256 SubjectPublicKeyInfo DER (Android `getEncoded()`) or JWK JSON bytes are
+     * accepted too.
      */
-    @Throws(KeyStoreException::class)override fun `createSigningKey`(`alias`: kotlin.String): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_keystore_create_signing_key(
-        it,
-        
-        FfiConverterString.lower(`alias`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-    /**
-     * Signs `message` with the key under `alias` (ECDSA P-256 with SHA-256: the key
-     * store hashes). Returns a DER `ECDSA-Sig-Value` or the raw 64-byte r‖s.
-     * Throws `KeyInvalidated` when biometrics changed and the platform invalidated
-     * the key, `UserCancelled` when the user dismissed the prompt.
-     */
-    @Throws(KeyStoreException::class)override fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_keystore_sign(
-        it,
-        
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createKey`(`alias`: kotlin.String, `purpose`: KeyPurpose) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_keystore_create_key(
+                uniffiHandle,
+                
         FfiConverterString.lower(`alias`),
-        FfiConverterByteArray.lower(`message`),_status)
-}
-    }
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
     )
     }
-    
 
     
     /**
-     * Creates a new P-256 key-agreement key under `alias`, usable without user
-     * presence, and returns its public key (same encodings as signing keys).
+     * ECDSA P-256 / SHA-256 over `message` (the key store hashes) with the key under
+     * `alias`. Returns DER `ECDSA-Sig-Value` or raw 64-byte r‖s. For
+     * `ApprovalSigning` the key store must verify the user for this very signature
+     * and show `prompt` (always `Some` then); for the other purposes `prompt` is
+     * `None` and no user presence may be required.
      */
-    @Throws(KeyStoreException::class)override fun `createAgreementKey`(`alias`: kotlin.String): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_keystore_create_agreement_key(
-        it,
-        
-        FfiConverterString.lower(`alias`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-    /**
-     * ECDH with the key under `alias` and `peer_public_key` (65-byte uncompressed
-     * SEC1 point). Returns the 32-byte shared x coordinate.
-     */
-    @Throws(KeyStoreException::class)override fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_keystore_agree(
-        it,
-        
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sign`(`alias`: kotlin.String, `purpose`: KeyPurpose, `message`: kotlin.ByteArray, `prompt`: SigningPrompt?) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_keystore_sign(
+                uniffiHandle,
+                
         FfiConverterString.lower(`alias`),
-        FfiConverterByteArray.lower(`peerPublicKey`),_status)
-}
-    }
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterOptionalTypeSigningPrompt.lower(`prompt`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
     )
     }
+
     
+    /**
+     * ECDH with the agreement key under `alias` and `peer_public_key` (65-byte
+     * uncompressed SEC1 point). Returns the 32-byte shared x coordinate.
+     */
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_keystore_agree(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`alias`),
+        FfiConverterByteArray.lower(`peerPublicKey`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
+    )
+    }
 
     
     /**
      * Deletes the key under `alias`. Deleting a missing key is not an error.
      */
-    @Throws(KeyStoreException::class)override fun `deleteKey`(`alias`: kotlin.String)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key(
-        it,
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteKey`(`alias`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_keystore_delete_key(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`alias`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_void(future) },
+        // lift function
+        { },
         
-        FfiConverterString.lower(`alias`),_status)
-}
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
+    )
     }
-    
-    
 
     
 
@@ -1964,90 +2530,142 @@ open class KeyStoreImpl: Disposable, AutoCloseable, KeyStore
 
 // Put the implementation in an object so we don't pollute the top-level namespace
 internal object uniffiCallbackInterfaceKeyStore {
-    internal object `createSigningKey`: UniffiCallbackInterfaceKeyStoreMethod0 {
-        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+    internal object `createKey`: UniffiCallbackInterfaceKeyStoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
             val uniffiObj = FfiConverterTypeKeyStore.handleMap.get(uniffiHandle)
-            val makeCall = { ->
-                uniffiObj.`createSigningKey`(
+            val makeCall = suspend { ->
+                uniffiObj.`createKey`(
                     FfiConverterString.lift(`alias`),
+                    FfiConverterTypeKeyPurpose.lift(`purpose`),
                 )
             }
-            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
-                writeReturn,
-                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) }
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) },
+                uniffiOutDroppedCallback
             )
         }
     }
     internal object `sign`: UniffiCallbackInterfaceKeyStoreMethod1 {
-        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`prompt`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
             val uniffiObj = FfiConverterTypeKeyStore.handleMap.get(uniffiHandle)
-            val makeCall = { ->
+            val makeCall = suspend { ->
                 uniffiObj.`sign`(
                     FfiConverterString.lift(`alias`),
+                    FfiConverterTypeKeyPurpose.lift(`purpose`),
                     FfiConverterByteArray.lift(`message`),
+                    FfiConverterOptionalTypeSigningPrompt.lift(`prompt`),
                 )
             }
-            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
-                writeReturn,
-                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) }
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) },
+                uniffiOutDroppedCallback
             )
         }
     }
-    internal object `createAgreementKey`: UniffiCallbackInterfaceKeyStoreMethod2 {
-        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+    internal object `agree`: UniffiCallbackInterfaceKeyStoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
             val uniffiObj = FfiConverterTypeKeyStore.handleMap.get(uniffiHandle)
-            val makeCall = { ->
-                uniffiObj.`createAgreementKey`(
-                    FfiConverterString.lift(`alias`),
-                )
-            }
-            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
-                makeCall,
-                writeReturn,
-                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) }
-            )
-        }
-    }
-    internal object `agree`: UniffiCallbackInterfaceKeyStoreMethod3 {
-        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`peerPublicKey`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
-            val uniffiObj = FfiConverterTypeKeyStore.handleMap.get(uniffiHandle)
-            val makeCall = { ->
+            val makeCall = suspend { ->
                 uniffiObj.`agree`(
                     FfiConverterString.lift(`alias`),
                     FfiConverterByteArray.lift(`peerPublicKey`),
                 )
             }
-            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
-                writeReturn,
-                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) }
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) },
+                uniffiOutDroppedCallback
             )
         }
     }
-    internal object `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod4 {
-        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+    internal object `deleteKey`: UniffiCallbackInterfaceKeyStoreMethod3 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
             val uniffiObj = FfiConverterTypeKeyStore.handleMap.get(uniffiHandle)
-            val makeCall = { ->
+            val makeCall = suspend { ->
                 uniffiObj.`deleteKey`(
                     FfiConverterString.lift(`alias`),
                 )
             }
-            val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCallWithError(
-                uniffiCallStatus,
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
-                writeReturn,
-                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) }
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: KeyStoreException -> FfiConverterTypeKeyStoreError.lower(e) },
+                uniffiOutDroppedCallback
             )
         }
     }
@@ -2067,9 +2685,8 @@ internal object uniffiCallbackInterfaceKeyStore {
     internal var vtable = UniffiVTableCallbackInterfaceKeyStore.UniffiByValue(
         uniffiFree,
         uniffiClone,
-        `createSigningKey`,
+        `createKey`,
         `sign`,
-        `createAgreementKey`,
         `agree`,
         `deleteKey`,
     )
@@ -2223,40 +2840,66 @@ public object FfiConverterTypeKeyStore: FfiConverter<KeyStore, Long> {
 public interface PushAuthClientInterface {
     
     /**
-     * Approves: signs the approval proof over the challenge as shown (the key store
-     * asks for biometrics) and sends it, with the processor SDK's output if any.
+     * Approves the challenge the user saw: re-verifies `view`, signs an approval
+     * proof over exactly its transaction with the approval key (one biometric
+     * prompt showing `Approve <summary>`) and sends it with the processor SDK's
+     * output, if any. Never fetches.
      */
-    suspend fun `approve`(`id`: kotlin.String, `processorOutput`: kotlin.String?): DecisionOutcome
+    suspend fun `approve`(`view`: ChallengeView, `processorOutput`: kotlin.String?): DecisionOutcome
     
     /**
-     * Fetches and verifies one challenge: what to show before approve / deny.
+     * Fetches and verifies one challenge (device key: no prompt): what to show
+     * before approve / deny.
      */
     suspend fun `challenge`(`id`: kotlin.String): ChallengeView
     
     /**
-     * Decrypts a push for this device (see also the free function
-     * [`super::push::decrypt_push`] for notification extensions).
+     * Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+     * and old key) and returns the state with the new key; persist it. On a network
+     * error the key stays pending: call again later (idempotent, also from a new
+     * client after a restart). Without a pending rotation it returns the state.
      */
-    fun `decryptPush`(`challengeId`: kotlin.String, `envelope`: kotlin.String): PushPreview
+    suspend fun `completeKeyRotation`(): EnrollmentState
     
     /**
-     * Denies, with a reason (`NotMe` reports possible fraud).
+     * Lets a new phone enroll for the same cardholder: signs a migration grant with
+     * the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+     * for a single-use activation code. This device stays enrolled.
      */
-    suspend fun `deny`(`id`: kotlin.String, `reason`: DenyReason): DecisionOutcome
+    suspend fun `createMigrationCode`(`lifetimeSecs`: kotlin.UInt): MigrationCode
     
     /**
-     * The pending challenges, each verified against the pinned server key.
+     * Decrypts a push for this device (see also [`super::push::parse_push`]).
+     */
+    suspend fun `decryptPush`(`challengeId`: kotlin.String, `envelope`: kotlin.String): PushPreview
+    
+    /**
+     * Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+     * by the device key: no prompt (unless `decline_requires_approval_key`).
+     */
+    suspend fun `deny`(`view`: ChallengeView, `reason`: DenyReason): DecisionOutcome
+    
+    /**
+     * Denies by id, from a notification action ("Not me") without opening the
+     * app: fetches and verifies the challenge, then declines it (device key).
+     */
+    suspend fun `denyById`(`id`: kotlin.String, `reason`: DenyReason): DecisionOutcome
+    
+    /**
+     * The pending challenges, each verified against the pinned server key (device
+     * key: no prompt). Use it to recover challenges whose push was missed.
      */
     suspend fun `pendingChallenges`(): List<ChallengeView>
     
     /**
-     * Replaces the signing key (both keys sign the change). Returns the new state,
-     * which the app must store.
+     * Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+     * `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+     * call [`PushAuthClient::complete_key_rotation`].
      */
-    suspend fun `rotateKey`(): EnrollmentState
+    suspend fun `prepareKeyRotation`(`purpose`: KeyPurpose): EnrollmentState
     
     /**
-     * The current state; store it again after [`PushAuthClient::rotate_key`].
+     * The current state; store it whenever a call returns a new one.
      */
     fun `state`(): EnrollmentState
     
@@ -2267,15 +2910,28 @@ public interface PushAuthClientInterface {
     suspend fun `unenroll`()
     
     /**
-     * Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
      */
     suspend fun `updatePushToken`(`pushToken`: kotlin.String, `environment`: PushEnvironment?)
     
     /**
-     * **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-     * proof `approve`/`deny` would send, through the key store, without a server.
+     * **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+     * (any value, to test the server's refusals) with the approval key.
      */
-    suspend fun `signProofForTests`(`challengeToken`: kotlin.String, `now`: kotlin.Long, `approve`: kotlin.Boolean, `denyReason`: DenyReason?, `processorOutput`: kotlin.String?): kotlin.String
+    suspend fun `signMigrationGrantForTests`(`now`: kotlin.Long, `lifetimeSecs`: kotlin.Long): kotlin.String
+    
+    /**
+     * **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+     * `approve` (no `deny_reason`) or `deny` would send, through the key store,
+     * without a server.
+     */
+    suspend fun `signProofForTests`(`challengeToken`: kotlin.String, `now`: kotlin.Long, `denyReason`: DenyReason?, `processorOutput`: kotlin.String?): kotlin.String
+    
+    /**
+     * **Tests only.** Submits a grant (possibly another device's, or used) as this
+     * device.
+     */
+    suspend fun `submitMigrationGrantForTests`(`grant`: kotlin.String): MigrationCode
     
     companion object
 }
@@ -2310,7 +2966,7 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
         this.cleanable = null
     }
     /**
-     * A client with default options.
+     * A client with default options and the built-in HTTP client.
      */
     constructor(`state`: EnrollmentState, `keyStore`: KeyStore) :
         this(UniffiWithHandle, 
@@ -2401,18 +3057,20 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Approves: signs the approval proof over the challenge as shown (the key store
-     * asks for biometrics) and sends it, with the processor SDK's output if any.
+     * Approves the challenge the user saw: re-verifies `view`, signs an approval
+     * proof over exactly its transaction with the approval key (one biometric
+     * prompt showing `Approve <summary>`) and sends it with the processor SDK's
+     * output, if any. Never fetches.
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `approve`(`id`: kotlin.String, `processorOutput`: kotlin.String?) : DecisionOutcome {
+    override suspend fun `approve`(`view`: ChallengeView, `processorOutput`: kotlin.String?) : DecisionOutcome {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_pushauth_fn_method_pushauthclient_approve(
                 uniffiHandle,
                 
-        FfiConverterString.lower(`id`),
+        FfiConverterTypeChallengeView.lower(`view`),
         FfiConverterOptionalString.lower(`processorOutput`),
             )
         },
@@ -2428,7 +3086,8 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Fetches and verifies one challenge: what to show before approve / deny.
+     * Fetches and verifies one challenge (device key: no prompt): what to show
+     * before approve / deny.
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2453,34 +3112,122 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Decrypts a push for this device (see also the free function
-     * [`super::push::decrypt_push`] for notification extensions).
-     */
-    @Throws(PushAuthException::class)override fun `decryptPush`(`challengeId`: kotlin.String, `envelope`: kotlin.String): PushPreview {
-            return FfiConverterTypePushPreview.lift(
-    callWithHandle {
-    uniffiRustCallWithError(PushAuthException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push(
-        it,
-        
-        FfiConverterString.lower(`challengeId`),
-        FfiConverterString.lower(`envelope`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-    /**
-     * Denies, with a reason (`NotMe` reports possible fraud).
+     * Rotation phase 2: sends the pending rotation (approval key: two prompts, new
+     * and old key) and returns the state with the new key; persist it. On a network
+     * error the key stays pending: call again later (idempotent, also from a new
+     * client after a restart). Without a pending rotation it returns the state.
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `deny`(`id`: kotlin.String, `reason`: DenyReason) : DecisionOutcome {
+    override suspend fun `completeKeyRotation`() : EnrollmentState {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_complete_key_rotation(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeEnrollmentState.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Lets a new phone enroll for the same cardholder: signs a migration grant with
+     * the approval key (one prompt) valid `lifetime_secs` (30–600) and exchanges it
+     * for a single-use activation code. This device stays enrolled.
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createMigrationCode`(`lifetimeSecs`: kotlin.UInt) : MigrationCode {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_create_migration_code(
+                uniffiHandle,
+                
+        FfiConverterUInt.lower(`lifetimeSecs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeMigrationCode.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Decrypts a push for this device (see also [`super::push::parse_push`]).
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `decryptPush`(`challengeId`: kotlin.String, `envelope`: kotlin.String) : PushPreview {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_decrypt_push(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`challengeId`),
+        FfiConverterString.lower(`envelope`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePushPreview.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Denies the challenge the user saw (`NotMe` reports possible fraud). Signed
+     * by the device key: no prompt (unless `decline_requires_approval_key`).
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deny`(`view`: ChallengeView, `reason`: DenyReason) : DecisionOutcome {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny(
+                uniffiHandle,
+                
+        FfiConverterTypeChallengeView.lower(`view`),
+        FfiConverterTypeDenyReason.lower(`reason`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeDecisionOutcome.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Denies by id, from a notification action ("Not me") without opening the
+     * app: fetches and verifies the challenge, then declines it (device key).
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `denyById`(`id`: kotlin.String, `reason`: DenyReason) : DecisionOutcome {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_deny_by_id(
                 uniffiHandle,
                 
         FfiConverterString.lower(`id`),
@@ -2499,7 +3246,8 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * The pending challenges, each verified against the pinned server key.
+     * The pending challenges, each verified against the pinned server key (device
+     * key: no prompt). Use it to recover challenges whose push was missed.
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2523,17 +3271,19 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Replaces the signing key (both keys sign the change). Returns the new state,
-     * which the app must store.
+     * Rotation phase 1: creates a new key for `purpose` (`DeviceSigning` or
+     * `ApprovalSigning`) and returns the state with it pending. **Persist it**, then
+     * call [`PushAuthClient::complete_key_rotation`].
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `rotateKey`() : EnrollmentState {
+    override suspend fun `prepareKeyRotation`(`purpose`: KeyPurpose) : EnrollmentState {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_rotate_key(
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_prepare_key_rotation(
                 uniffiHandle,
                 
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2548,7 +3298,7 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * The current state; store it again after [`PushAuthClient::rotate_key`].
+     * The current state; store it whenever a call returns a new one.
      */
     @Throws(PushAuthException::class)override fun `state`(): EnrollmentState {
             return FfiConverterTypeEnrollmentState.lift(
@@ -2591,7 +3341,7 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Sends a new APNs / FCM token (`PUT /v1/device/push-token`).
+     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2618,12 +3368,40 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * **Tests only.** Verifies `challenge_token` at `now` and signs the approval
-     * proof `approve`/`deny` would send, through the key store, without a server.
+     * **Tests only.** Signs a migration grant issued at `now` valid `lifetime_secs`
+     * (any value, to test the server's refusals) with the approval key.
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `signProofForTests`(`challengeToken`: kotlin.String, `now`: kotlin.Long, `approve`: kotlin.Boolean, `denyReason`: DenyReason?, `processorOutput`: kotlin.String?) : kotlin.String {
+    override suspend fun `signMigrationGrantForTests`(`now`: kotlin.Long, `lifetimeSecs`: kotlin.Long) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_migration_grant_for_tests(
+                uniffiHandle,
+                
+        FfiConverterLong.lower(`now`),
+        FfiConverterLong.lower(`lifetimeSecs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * **Tests only.** Verifies `challenge_token` at `now` and signs the proof
+     * `approve` (no `deny_reason`) or `deny` would send, through the key store,
+     * without a server.
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signProofForTests`(`challengeToken`: kotlin.String, `now`: kotlin.Long, `denyReason`: DenyReason?, `processorOutput`: kotlin.String?) : kotlin.String {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_pushauth_fn_method_pushauthclient_sign_proof_for_tests(
@@ -2631,7 +3409,6 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
                 
         FfiConverterString.lower(`challengeToken`),
         FfiConverterLong.lower(`now`),
-        FfiConverterBoolean.lower(`approve`),
         FfiConverterOptionalTypeDenyReason.lower(`denyReason`),
         FfiConverterOptionalString.lower(`processorOutput`),
             )
@@ -2641,6 +3418,32 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
         { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterString.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * **Tests only.** Submits a grant (possibly another device's, or used) as this
+     * device.
+     */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `submitMigrationGrantForTests`(`grant`: kotlin.String) : MigrationCode {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_pushauthclient_submit_migration_grant_for_tests(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`grant`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeMigrationCode.lift(it) },
         // Error FFI converter
         PushAuthException.ErrorHandler,
     )
@@ -2666,6 +3469,26 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
         FfiConverterTypeEnrollmentState.lower(`state`),
         FfiConverterTypeKeyStore.lower(`keyStore`),
         FfiConverterTypeClientOptions.lower(`options`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * A client sending through the app's HTTP transport (URLSession, OkHttp);
+     * `None`: the built-in client.
+     */
+    @Throws(PushAuthException::class) fun `withTransport`(`state`: EnrollmentState, `keyStore`: KeyStore, `options`: ClientOptions, `transport`: HttpTransport?): PushAuthClient {
+            return FfiConverterTypePushAuthClient.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_constructor_pushauthclient_with_transport(
+    
+        
+        FfiConverterTypeEnrollmentState.lower(`state`),
+        FfiConverterTypeKeyStore.lower(`keyStore`),
+        FfiConverterTypeClientOptions.lower(`options`),
+        FfiConverterOptionalTypeHttpTransport.lower(`transport`),_status)
 }
     )
     }
@@ -2797,24 +3620,24 @@ public object FfiConverterTypePushAuthClient: FfiConverter<PushAuthClient, Long>
 
 
 /**
- * A key store in memory (ring and p256), for tests, the demo and the CLI. Its
- * state can be exported and imported as bytes so a demo can persist it. It offers
- * no protection at all: never use it in a real app.
+ * A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+ * signatures per purpose and keeps the prompts it was given, so tests can check
+ * that an approval costs exactly one approval-key signature (one biometric
+ * prompt). Its keys can be exported and imported as bytes so a demo can persist
+ * them. It offers no protection at all: never use it in a real app.
  */
 public interface SoftwareKeyStoreInterface {
     
-    fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray
+    suspend fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
      * The aliases held, sorted.
      */
     fun `aliases`(): List<kotlin.String>
     
-    fun `createAgreementKey`(`alias`: kotlin.String): kotlin.ByteArray
+    suspend fun `createKey`(`alias`: kotlin.String, `purpose`: KeyPurpose): kotlin.ByteArray
     
-    fun `createSigningKey`(`alias`: kotlin.String): kotlin.ByteArray
-    
-    fun `deleteKey`(`alias`: kotlin.String)
+    suspend fun `deleteKey`(`alias`: kotlin.String)
     
     /**
      * Exports every key, private halves included, as versioned JSON bytes. Handle
@@ -2823,15 +3646,22 @@ public interface SoftwareKeyStoreInterface {
     fun `exportState`(): kotlin.ByteArray
     
     /**
+     * Makes the next approval-key signature fail with `error` (the user cancels the
+     * prompt, the fingerprint does not match…). Queued in order.
+     */
+    fun `failNextApproval`(`error`: KeyStoreException)
+    
+    /**
      * Imports an agreement key (32-byte private scalar) under `alias`; returns its
      * SEC1 public key.
      */
     fun `importAgreementKey`(`alias`: kotlin.String, `scalar`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
-     * Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+     * Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+     * SEC1 public key.
      */
-    fun `importSigningKey`(`alias`: kotlin.String, `pkcs8`: kotlin.ByteArray): kotlin.ByteArray
+    fun `importSigningKey`(`alias`: kotlin.String, `purpose`: KeyPurpose, `pkcs8`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
      * Simulates what a platform does when biometrics change: the key stays but every
@@ -2839,15 +3669,27 @@ public interface SoftwareKeyStoreInterface {
      */
     fun `invalidateKey`(`alias`: kotlin.String)
     
-    fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray
+    /**
+     * Every prompt shown so far (one per approval-key signature attempt).
+     */
+    fun `prompts`(): List<SigningPrompt>
+    
+    suspend fun `sign`(`alias`: kotlin.String, `purpose`: KeyPurpose, `message`: kotlin.ByteArray, `prompt`: SigningPrompt?): kotlin.ByteArray
+    
+    /**
+     * How many signatures were made with keys of `purpose` (agreement: 0).
+     */
+    fun `signatureCount`(`purpose`: KeyPurpose): kotlin.ULong
     
     companion object
 }
 
 /**
- * A key store in memory (ring and p256), for tests, the demo and the CLI. Its
- * state can be exported and imported as bytes so a demo can persist it. It offers
- * no protection at all: never use it in a real app.
+ * A key store in memory (ring and p256), for tests, the demo and the CLI. It counts
+ * signatures per purpose and keeps the prompts it was given, so tests can check
+ * that an approval costs exactly one approval-key signature (one biometric
+ * prompt). Its keys can be exported and imported as bytes so a demo can persist
+ * them. It offers no protection at all: never use it in a real app.
  */
 open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterface
 , KeyStore
@@ -2964,20 +3806,27 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
     }
 
     
-    @Throws(KeyStoreException::class)override fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree(
-        it,
-        
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `agree`(`alias`: kotlin.String, `peerPublicKey`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_agree(
+                uniffiHandle,
+                
         FfiConverterString.lower(`alias`),
-        FfiConverterByteArray.lower(`peerPublicKey`),_status)
-}
-    }
+        FfiConverterByteArray.lower(`peerPublicKey`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
     )
     }
-    
 
     
     /**
@@ -2997,48 +3846,50 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
     
 
     
-    @Throws(KeyStoreException::class)override fun `createAgreementKey`(`alias`: kotlin.String): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_agreement_key(
-        it,
-        
-        FfiConverterString.lower(`alias`),_status)
-}
-    }
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createKey`(`alias`: kotlin.String, `purpose`: KeyPurpose) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_key(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`alias`),
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
     )
     }
-    
 
     
-    @Throws(KeyStoreException::class)override fun `createSigningKey`(`alias`: kotlin.String): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_create_signing_key(
-        it,
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteKey`(`alias`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`alias`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_void(future) },
+        // lift function
+        { },
         
-        FfiConverterString.lower(`alias`),_status)
-}
-    }
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
     )
     }
-    
-
-    
-    @Throws(KeyStoreException::class)override fun `deleteKey`(`alias`: kotlin.String)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_delete_key(
-        it,
-        
-        FfiConverterString.lower(`alias`),_status)
-}
-    }
-    
-    
 
     
     /**
@@ -3056,6 +3907,23 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
     }
     )
     }
+    
+
+    
+    /**
+     * Makes the next approval-key signature fail with `error` (the user cancels the
+     * prompt, the fingerprint does not match…). Queued in order.
+     */override fun `failNextApproval`(`error`: KeyStoreException)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_fail_next_approval(
+        it,
+        
+        FfiConverterTypeKeyStoreError.lower(`error`),_status)
+}
+    }
+    
     
 
     
@@ -3080,9 +3948,10 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
 
     
     /**
-     * Imports a signing key (PKCS#8 DER) under `alias`; returns its SEC1 public key.
+     * Imports a signing key (PKCS#8 DER) for `purpose` under `alias`; returns its
+     * SEC1 public key.
      */
-    @Throws(KeyStoreException::class)override fun `importSigningKey`(`alias`: kotlin.String, `pkcs8`: kotlin.ByteArray): kotlin.ByteArray {
+    @Throws(KeyStoreException::class)override fun `importSigningKey`(`alias`: kotlin.String, `purpose`: KeyPurpose, `pkcs8`: kotlin.ByteArray): kotlin.ByteArray {
             return FfiConverterByteArray.lift(
     callWithHandle {
     uniffiRustCallWithError(KeyStoreException) { _status ->
@@ -3090,6 +3959,7 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
         it,
         
         FfiConverterString.lower(`alias`),
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
         FfiConverterByteArray.lower(`pkcs8`),_status)
 }
     }
@@ -3116,15 +3986,57 @@ open class SoftwareKeyStore: Disposable, AutoCloseable, SoftwareKeyStoreInterfac
     
 
     
-    @Throws(KeyStoreException::class)override fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray {
-            return FfiConverterByteArray.lift(
+    /**
+     * Every prompt shown so far (one per approval-key signature attempt).
+     */override fun `prompts`(): List<SigningPrompt> {
+            return FfiConverterSequenceTypeSigningPrompt.lift(
     callWithHandle {
-    uniffiRustCallWithError(KeyStoreException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_prompts(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(KeyStoreException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sign`(`alias`: kotlin.String, `purpose`: KeyPurpose, `message`: kotlin.ByteArray, `prompt`: SigningPrompt?) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_sign(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`alias`),
+        FfiConverterTypeKeyPurpose.lower(`purpose`),
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterOptionalTypeSigningPrompt.lower(`prompt`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        KeyStoreException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * How many signatures were made with keys of `purpose` (agreement: 0).
+     */override fun `signatureCount`(`purpose`: KeyPurpose): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pushauth_fn_method_softwarekeystore_signature_count(
         it,
         
-        FfiConverterString.lower(`alias`),
-        FfiConverterByteArray.lower(`message`),_status)
+        FfiConverterTypeKeyPurpose.lower(`purpose`),_status)
 }
     }
     )
@@ -3204,6 +4116,7 @@ public object FfiConverterTypeSoftwareKeyStore: FfiConverter<SoftwareKeyStore, L
 /**
  * A verified server challenge, ready to show: built only from a challenge whose
  * signature, issuer, audience and deadline were checked against the pinned key.
+ * Pass it back unchanged to `approve` / `deny`: they sign exactly this.
  */
 data class ChallengeView (
     /**
@@ -3242,6 +4155,11 @@ data class ChallengeView (
     var `payee`: kotlin.String?
     , 
     /**
+     * One line for the screen and the prompt: `EUR 49.90 at Example Shop`.
+     */
+    var `summary`: kotlin.String
+    , 
+    /**
      * Deadline, Unix seconds: no answer is accepted after it.
      */
     var `deadline`: kotlin.Long
@@ -3255,6 +4173,12 @@ data class ChallengeView (
      * The transaction digest the approval will sign (for audit screens).
      */
     var `transactionDigest`: kotlin.String
+    , 
+    /**
+     * The server-signed challenge this view was verified from (what a decision
+     * re-verifies and signs; not secret).
+     */
+    var `token`: kotlin.String
     
 ){
     
@@ -3278,8 +4202,10 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterString.read(buf),
         )
     }
@@ -3292,9 +4218,11 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalString.allocationSize(value.`currency`) +
             FfiConverterOptionalLong.allocationSize(value.`amountMinor`) +
             FfiConverterOptionalString.allocationSize(value.`payee`) +
+            FfiConverterString.allocationSize(value.`summary`) +
             FfiConverterLong.allocationSize(value.`deadline`) +
             FfiConverterOptionalString.allocationSize(value.`processorInput`) +
-            FfiConverterString.allocationSize(value.`transactionDigest`)
+            FfiConverterString.allocationSize(value.`transactionDigest`) +
+            FfiConverterString.allocationSize(value.`token`)
     )
 
     override fun write(value: ChallengeView, buf: ByteBuffer) {
@@ -3305,9 +4233,11 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalString.write(value.`currency`, buf)
             FfiConverterOptionalLong.write(value.`amountMinor`, buf)
             FfiConverterOptionalString.write(value.`payee`, buf)
+            FfiConverterString.write(value.`summary`, buf)
             FfiConverterLong.write(value.`deadline`, buf)
             FfiConverterOptionalString.write(value.`processorInput`, buf)
             FfiConverterString.write(value.`transactionDigest`, buf)
+            FfiConverterString.write(value.`token`, buf)
     }
 }
 
@@ -3323,8 +4253,9 @@ data class ClientOptions (
     var `timeoutSecs`: kotlin.UInt = 30u 
     , 
     /**
-     * PEM root certificates to trust instead of the platform's (the issuer's CA;
-     * required on Android, see README). Empty: the platform verifier.
+     * Built-in client only: PEM root certificates to trust instead of the
+     * platform's (pins the issuer's own CA). Empty: the platform verifier (on
+     * Android after the JNI initialisation described in the README).
      */
     var `trustedRootsPem`: List<kotlin.String> = listOf() 
     , 
@@ -3339,10 +4270,23 @@ data class ClientOptions (
     var `proofLifetimeSecs`: kotlin.UInt = 120u 
     , 
     /**
-     * What the signing key's access control verifies (`uv` claim); `Biometric`
+     * What the approval key's access control verifies (`uv` claim); `Biometric`
      * when not given.
      */
     var `userVerification`: UserVerification? = null 
+    , 
+    /**
+     * The issuer app's enrollment link scheme (`mybank-pushauth`); links with
+     * another scheme are refused. Matches the server's
+     * `[enrollment] deeplink_scheme`.
+     */
+    var `linkScheme`: kotlin.String = "pushauth" 
+    , 
+    /**
+     * Sign declines with the approval key (prompt) instead of the device key: set
+     * it when the server has `[devices] decline_requires_approval_key = true`.
+     */
+    var `declineRequiresApprovalKey`: kotlin.Boolean = false 
     
 ){
     
@@ -3364,6 +4308,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalTypeUserVerification.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3372,7 +4318,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterSequenceString.allocationSize(value.`trustedRootsPem`) +
             FfiConverterUInt.allocationSize(value.`clockSkewSecs`) +
             FfiConverterUInt.allocationSize(value.`proofLifetimeSecs`) +
-            FfiConverterOptionalTypeUserVerification.allocationSize(value.`userVerification`)
+            FfiConverterOptionalTypeUserVerification.allocationSize(value.`userVerification`) +
+            FfiConverterString.allocationSize(value.`linkScheme`) +
+            FfiConverterBoolean.allocationSize(value.`declineRequiresApprovalKey`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -3381,6 +4329,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.write(value.`clockSkewSecs`, buf)
             FfiConverterUInt.write(value.`proofLifetimeSecs`, buf)
             FfiConverterOptionalTypeUserVerification.write(value.`userVerification`, buf)
+            FfiConverterString.write(value.`linkScheme`, buf)
+            FfiConverterBoolean.write(value.`declineRequiresApprovalKey`, buf)
     }
 }
 
@@ -3392,7 +4342,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
 data class EnrollRequest (
     /**
      * What the user scanned or typed: the deeplink / QR payload
-     * (`pushauth://enroll?v=1&server=…&code=…`) or a bare activation code.
+     * (`<link_scheme>://enroll?v=1&server=…&code=…`) or a bare activation code.
      */
     var `activation`: kotlin.String
     , 
@@ -3528,12 +4478,13 @@ public object FfiConverterTypeEnrollmentLink: FfiConverterRustBuffer<EnrollmentL
  * secret (the private keys stay in the key store), but it identifies the device:
  * keep it in the Keychain / EncryptedSharedPreferences and pass it back to
  * [`super::client::PushAuthClient::new`]. Store it with
- * [`enrollment_state_to_json`]; share it with the Notification Service Extension
- * for [`super::push::decrypt_push`].
+ * [`enrollment_state_to_json`] **every time a call returns a new one** (enrollment,
+ * both rotation phases); share it with the Notification Service Extension for
+ * [`super::push::parse_push`].
  */
 data class EnrollmentState (
     /**
-     * Format version (1).
+     * Format version (2).
      */
     var `version`: kotlin.UInt
     , 
@@ -3563,14 +4514,24 @@ data class EnrollmentState (
     var `serverKid`: kotlin.String
     , 
     /**
-     * Key store alias of the signing key.
+     * Key store alias of the device key (request proofs, declines).
      */
-    var `signingKeyAlias`: kotlin.String
+    var `deviceKeyAlias`: kotlin.String
     , 
     /**
-     * Public signing key (JWK JSON).
+     * Public device key (JWK JSON).
      */
-    var `signingKeyJwk`: kotlin.String
+    var `deviceKeyJwk`: kotlin.String
+    , 
+    /**
+     * Key store alias of the approval key (approvals; biometric per use).
+     */
+    var `approvalKeyAlias`: kotlin.String
+    , 
+    /**
+     * Public approval key (JWK JSON).
+     */
+    var `approvalKeyJwk`: kotlin.String
     , 
     /**
      * Key store alias of the agreement key.
@@ -3581,6 +4542,11 @@ data class EnrollmentState (
      * Public agreement key (JWK JSON).
      */
     var `agreementKeyJwk`: kotlin.String
+    , 
+    /**
+     * A key rotation in progress.
+     */
+    var `pendingKey`: PendingKeyState?
     
 ){
     
@@ -3607,6 +4573,9 @@ public object FfiConverterTypeEnrollmentState: FfiConverterRustBuffer<Enrollment
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalTypePendingKeyState.read(buf),
         )
     }
 
@@ -3617,10 +4586,13 @@ public object FfiConverterTypeEnrollmentState: FfiConverterRustBuffer<Enrollment
             FfiConverterString.allocationSize(value.`deviceId`) +
             FfiConverterString.allocationSize(value.`serverKeyJwk`) +
             FfiConverterString.allocationSize(value.`serverKid`) +
-            FfiConverterString.allocationSize(value.`signingKeyAlias`) +
-            FfiConverterString.allocationSize(value.`signingKeyJwk`) +
+            FfiConverterString.allocationSize(value.`deviceKeyAlias`) +
+            FfiConverterString.allocationSize(value.`deviceKeyJwk`) +
+            FfiConverterString.allocationSize(value.`approvalKeyAlias`) +
+            FfiConverterString.allocationSize(value.`approvalKeyJwk`) +
             FfiConverterString.allocationSize(value.`agreementKeyAlias`) +
-            FfiConverterString.allocationSize(value.`agreementKeyJwk`)
+            FfiConverterString.allocationSize(value.`agreementKeyJwk`) +
+            FfiConverterOptionalTypePendingKeyState.allocationSize(value.`pendingKey`)
     )
 
     override fun write(value: EnrollmentState, buf: ByteBuffer) {
@@ -3630,10 +4602,290 @@ public object FfiConverterTypeEnrollmentState: FfiConverterRustBuffer<Enrollment
             FfiConverterString.write(value.`deviceId`, buf)
             FfiConverterString.write(value.`serverKeyJwk`, buf)
             FfiConverterString.write(value.`serverKid`, buf)
-            FfiConverterString.write(value.`signingKeyAlias`, buf)
-            FfiConverterString.write(value.`signingKeyJwk`, buf)
+            FfiConverterString.write(value.`deviceKeyAlias`, buf)
+            FfiConverterString.write(value.`deviceKeyJwk`, buf)
+            FfiConverterString.write(value.`approvalKeyAlias`, buf)
+            FfiConverterString.write(value.`approvalKeyJwk`, buf)
             FfiConverterString.write(value.`agreementKeyAlias`, buf)
             FfiConverterString.write(value.`agreementKeyJwk`, buf)
+            FfiConverterOptionalTypePendingKeyState.write(value.`pendingKey`, buf)
+    }
+}
+
+
+
+/**
+ * One HTTP header.
+ */
+data class HttpHeader (
+    /**
+     * Header name (`Authorization`).
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Header value.
+     */
+    var `value`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
+    override fun read(buf: ByteBuffer): HttpHeader {
+        return HttpHeader(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpHeader) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`value`)
+    )
+
+    override fun write(value: HttpHeader, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
+ * A request the SDK wants sent. Send it as is: the `Authorization` proof signs the
+ * method, the path and query, and the body bytes. Never follow redirects.
+ */
+data class HttpRequest (
+    /**
+     * `GET`, `POST`, `PUT`, `DELETE`.
+     */
+    var `method`: kotlin.String
+    , 
+    /**
+     * The absolute URL.
+     */
+    var `url`: kotlin.String
+    , 
+    /**
+     * Headers to send.
+     */
+    var `headers`: List<HttpHeader>
+    , 
+    /**
+     * The body (empty for none).
+     */
+    var `body`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpRequest: FfiConverterRustBuffer<HttpRequest> {
+    override fun read(buf: ByteBuffer): HttpRequest {
+        return HttpRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeHttpHeader.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpRequest) = (
+            FfiConverterString.allocationSize(value.`method`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterSequenceTypeHttpHeader.allocationSize(value.`headers`) +
+            FfiConverterByteArray.allocationSize(value.`body`)
+    )
+
+    override fun write(value: HttpRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`method`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterSequenceTypeHttpHeader.write(value.`headers`, buf)
+            FfiConverterByteArray.write(value.`body`, buf)
+    }
+}
+
+
+
+/**
+ * The server's answer, whatever its status (problem responses included).
+ */
+data class HttpResponse (
+    /**
+     * HTTP status.
+     */
+    var `status`: kotlin.UShort
+    , 
+    /**
+     * Response headers (may be empty: the SDK reads only the body).
+     */
+    var `headers`: List<HttpHeader>
+    , 
+    /**
+     * The body.
+     */
+    var `body`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpResponse: FfiConverterRustBuffer<HttpResponse> {
+    override fun read(buf: ByteBuffer): HttpResponse {
+        return HttpResponse(
+            FfiConverterUShort.read(buf),
+            FfiConverterSequenceTypeHttpHeader.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpResponse) = (
+            FfiConverterUShort.allocationSize(value.`status`) +
+            FfiConverterSequenceTypeHttpHeader.allocationSize(value.`headers`) +
+            FfiConverterByteArray.allocationSize(value.`body`)
+    )
+
+    override fun write(value: HttpResponse, buf: ByteBuffer) {
+            FfiConverterUShort.write(value.`status`, buf)
+            FfiConverterSequenceTypeHttpHeader.write(value.`headers`, buf)
+            FfiConverterByteArray.write(value.`body`, buf)
+    }
+}
+
+
+
+/**
+ * A single-use activation code for a new device, from a migration grant.
+ */
+data class MigrationCode (
+    /**
+     * The activation code (type it on the new phone).
+     */
+    var `code`: kotlin.String
+    , 
+    /**
+     * The enrollment deeplink (show it as a QR code to the new phone).
+     */
+    var `deeplink`: kotlin.String
+    , 
+    /**
+     * Expiry, Unix seconds.
+     */
+    var `expiresAt`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMigrationCode: FfiConverterRustBuffer<MigrationCode> {
+    override fun read(buf: ByteBuffer): MigrationCode {
+        return MigrationCode(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MigrationCode) = (
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`deeplink`) +
+            FfiConverterLong.allocationSize(value.`expiresAt`)
+    )
+
+    override fun write(value: MigrationCode, buf: ByteBuffer) {
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`deeplink`, buf)
+            FfiConverterLong.write(value.`expiresAt`, buf)
+    }
+}
+
+
+
+/**
+ * A key created by a rotation whose outcome is not known yet. While it is set,
+ * call `PushAuthClient::complete_key_rotation` (after a restart too).
+ */
+data class PendingKeyState (
+    /**
+     * `DeviceSigning` or `ApprovalSigning`.
+     */
+    var `purpose`: KeyPurpose
+    , 
+    /**
+     * Key store alias of the new key.
+     */
+    var `alias`: kotlin.String
+    , 
+    /**
+     * Its public key (JWK JSON).
+     */
+    var `jwk`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePendingKeyState: FfiConverterRustBuffer<PendingKeyState> {
+    override fun read(buf: ByteBuffer): PendingKeyState {
+        return PendingKeyState(
+            FfiConverterTypeKeyPurpose.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PendingKeyState) = (
+            FfiConverterTypeKeyPurpose.allocationSize(value.`purpose`) +
+            FfiConverterString.allocationSize(value.`alias`) +
+            FfiConverterString.allocationSize(value.`jwk`)
+    )
+
+    override fun write(value: PendingKeyState, buf: ByteBuffer) {
+            FfiConverterTypeKeyPurpose.write(value.`purpose`, buf)
+            FfiConverterString.write(value.`alias`, buf)
+            FfiConverterString.write(value.`jwk`, buf)
     }
 }
 
@@ -3644,14 +4896,25 @@ public object FfiConverterTypeEnrollmentState: FfiConverterRustBuffer<Enrollment
  */
 data class ProofExpectations (
     /**
+     * `approval` or `decline`: what the server expects (the key it chose).
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * Lowest `uv` accepted on an approval.
+     */
+    var `minUserVerification`: UserVerification
+    , 
+    /**
      * Device id.
      */
     var `device`: kotlin.String
     , 
     /**
-     * The device's public signing key, JWK JSON.
+     * The key the proof must be signed with, JWK JSON: the approval key for an
+     * approval, the device key for a decline.
      */
-    var `deviceKeyJwk`: kotlin.String
+    var `keyJwk`: kotlin.String
     , 
     /**
      * The server's issuer.
@@ -3709,6 +4972,8 @@ public object FfiConverterTypeProofExpectations: FfiConverterRustBuffer<ProofExp
     override fun read(buf: ByteBuffer): ProofExpectations {
         return ProofExpectations(
             FfiConverterString.read(buf),
+            FfiConverterTypeUserVerification.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
@@ -3722,8 +4987,10 @@ public object FfiConverterTypeProofExpectations: FfiConverterRustBuffer<ProofExp
     }
 
     override fun allocationSize(value: ProofExpectations) = (
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterTypeUserVerification.allocationSize(value.`minUserVerification`) +
             FfiConverterString.allocationSize(value.`device`) +
-            FfiConverterString.allocationSize(value.`deviceKeyJwk`) +
+            FfiConverterString.allocationSize(value.`keyJwk`) +
             FfiConverterString.allocationSize(value.`audience`) +
             FfiConverterString.allocationSize(value.`challenge`) +
             FfiConverterString.allocationSize(value.`nonce`) +
@@ -3735,8 +5002,10 @@ public object FfiConverterTypeProofExpectations: FfiConverterRustBuffer<ProofExp
     )
 
     override fun write(value: ProofExpectations, buf: ByteBuffer) {
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterTypeUserVerification.write(value.`minUserVerification`, buf)
             FfiConverterString.write(value.`device`, buf)
-            FfiConverterString.write(value.`deviceKeyJwk`, buf)
+            FfiConverterString.write(value.`keyJwk`, buf)
             FfiConverterString.write(value.`audience`, buf)
             FfiConverterString.write(value.`challenge`, buf)
             FfiConverterString.write(value.`nonce`, buf)
@@ -3832,6 +5101,53 @@ public object FfiConverterTypePushPreview: FfiConverterRustBuffer<PushPreview> {
 
 
 /**
+ * What the platform prompt shows for an approval-key signature.
+ */
+data class SigningPrompt (
+    /**
+     * Prompt title ("Approve payment").
+     */
+    var `title`: kotlin.String
+    , 
+    /**
+     * One line of what is signed ("Approve EUR 49.90 at Example Shop").
+     */
+    var `summary`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSigningPrompt: FfiConverterRustBuffer<SigningPrompt> {
+    override fun read(buf: ByteBuffer): SigningPrompt {
+        return SigningPrompt(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SigningPrompt) = (
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`summary`)
+    )
+
+    override fun write(value: SigningPrompt, buf: ByteBuffer) {
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`summary`, buf)
+    }
+}
+
+
+
+/**
  * A transaction as bound by the approval proof (protocol §3).
  */
 data class Transaction (
@@ -3913,39 +5229,98 @@ public object FfiConverterTypeTransaction: FfiConverterRustBuffer<Transaction> {
 /**
  * The server's answer to a decision.
  */
-
-enum class DecisionOutcome {
+sealed class DecisionOutcome {
     
     /**
      * The approval was recorded.
      */
-    APPROVED,
+    object Approved : DecisionOutcome()
+    
+    
     /**
      * The denial was recorded.
      */
-    DENIED;
+    object Denied : DecisionOutcome()
+    
+    
+    /**
+     * A status this SDK version does not know (show it generically).
+     */
+    data class Other(
+        /**
+         * The server's status.
+         */
+        val `status`: kotlin.String) : DecisionOutcome()
+        
+    {
+        
 
+        companion object
+    }
+    
+
+    
+
+    
     
 
 
     companion object
 }
 
-
 /**
  * @suppress
  */
-public object FfiConverterTypeDecisionOutcome: FfiConverterRustBuffer<DecisionOutcome> {
-    override fun read(buf: ByteBuffer) = try {
-        DecisionOutcome.values()[buf.getInt() - 1]
-    } catch (e: IndexOutOfBoundsException) {
-        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+public object FfiConverterTypeDecisionOutcome : FfiConverterRustBuffer<DecisionOutcome>{
+    override fun read(buf: ByteBuffer): DecisionOutcome {
+        return when(buf.getInt()) {
+            1 -> DecisionOutcome.Approved
+            2 -> DecisionOutcome.Denied
+            3 -> DecisionOutcome.Other(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
     }
 
-    override fun allocationSize(value: DecisionOutcome) = 4UL
+    override fun allocationSize(value: DecisionOutcome): ULong = when(value) {
+        is DecisionOutcome.Approved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DecisionOutcome.Denied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is DecisionOutcome.Other -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`status`)
+            )
+        }
+    }
 
     override fun write(value: DecisionOutcome, buf: ByteBuffer) {
-        buf.putInt(value.ordinal + 1)
+        when(value) {
+            is DecisionOutcome.Approved -> {
+                buf.putInt(1)
+                Unit
+            }
+            is DecisionOutcome.Denied -> {
+                buf.putInt(2)
+                Unit
+            }
+            is DecisionOutcome.Other -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`status`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
@@ -3996,6 +5371,58 @@ public object FfiConverterTypeDenyReason: FfiConverterRustBuffer<DenyReason> {
 
 
 
+/**
+ * What a key is for (protocol v2 §1). The key store chooses its protection from it.
+ */
+
+enum class KeyPurpose {
+    
+    /**
+     * The device key: hardware-backed, **no** user presence. Signs request proofs
+     * (listing, fetching, push token, rotation, migration), the enrollment proof and
+     * declines. Must work from background tasks (`onNewToken`).
+     */
+    DEVICE_SIGNING,
+    /**
+     * The approval key: biometric, user verification **on every use**, no reuse
+     * window. Signs approvals, migration grants and its own key statements; the
+     * key store must show a prompt for every signature (`prompt` is given).
+     */
+    APPROVAL_SIGNING,
+    /**
+     * The agreement key (ECDH P-256): no user presence, usable while the phone is
+     * locked and from the notification extension, to decrypt push payloads.
+     */
+    AGREEMENT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeKeyPurpose: FfiConverterRustBuffer<KeyPurpose> {
+    override fun read(buf: ByteBuffer) = try {
+        KeyPurpose.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: KeyPurpose) = 4UL
+
+    override fun write(value: KeyPurpose, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4004,19 +5431,29 @@ public object FfiConverterTypeDenyReason: FfiConverterRustBuffer<DenyReason> {
 sealed class KeyStoreException: kotlin.Exception() {
     
     /**
-     * The key was permanently invalidated (iOS `kSecAccessControlBiometryCurrentSet`
-     * after a biometric change, Android `KeyPermanentlyInvalidatedException`).
+     * The user cancelled the biometric or passcode prompt. Nothing is sent.
      */
-    class KeyInvalidated(
+    class UserCancelled(
         ) : KeyStoreException() {
         override val message
             get() = ""
     }
     
     /**
-     * The user cancelled the biometric or passcode prompt.
+     * The user was not recognised (a failed fingerprint or face match, iOS
+     * `errSecAuthFailed` / `LAError.authenticationFailed`). The key is fine: retry.
      */
-    class UserCancelled(
+    class AuthenticationFailed(
+        ) : KeyStoreException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The key is permanently unusable (iOS `kSecAccessControlBiometryCurrentSet`
+     * after a biometric change, Android `KeyPermanentlyInvalidatedException`).
+     */
+    class KeyInvalidated(
         ) : KeyStoreException() {
         override val message
             get() = ""
@@ -4029,6 +5466,21 @@ sealed class KeyStoreException: kotlin.Exception() {
         ) : KeyStoreException() {
         override val message
             get() = ""
+    }
+    
+    /**
+     * The key store cannot be used right now (device locked, keystore busy,
+     * StrongBox unavailable). Retry later.
+     */
+    class Unavailable(
+        
+        /**
+         * The platform's message (must not contain key material).
+         */
+        val `detail`: kotlin.String
+        ) : KeyStoreException() {
+        override val message
+            get() = "detail=${ `detail` }"
     }
     
     /**
@@ -4064,10 +5516,14 @@ public object FfiConverterTypeKeyStoreError : FfiConverterRustBuffer<KeyStoreExc
         
 
         return when(buf.getInt()) {
-            1 -> KeyStoreException.KeyInvalidated()
-            2 -> KeyStoreException.UserCancelled()
-            3 -> KeyStoreException.NotFound()
-            4 -> KeyStoreException.Other(
+            1 -> KeyStoreException.UserCancelled()
+            2 -> KeyStoreException.AuthenticationFailed()
+            3 -> KeyStoreException.KeyInvalidated()
+            4 -> KeyStoreException.NotFound()
+            5 -> KeyStoreException.Unavailable(
+                FfiConverterString.read(buf),
+                )
+            6 -> KeyStoreException.Other(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -4076,17 +5532,26 @@ public object FfiConverterTypeKeyStoreError : FfiConverterRustBuffer<KeyStoreExc
 
     override fun allocationSize(value: KeyStoreException): ULong {
         return when(value) {
-            is KeyStoreException.KeyInvalidated -> (
+            is KeyStoreException.UserCancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
-            is KeyStoreException.UserCancelled -> (
+            is KeyStoreException.AuthenticationFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is KeyStoreException.KeyInvalidated -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
             is KeyStoreException.NotFound -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is KeyStoreException.Unavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
             )
             is KeyStoreException.Other -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -4098,20 +5563,29 @@ public object FfiConverterTypeKeyStoreError : FfiConverterRustBuffer<KeyStoreExc
 
     override fun write(value: KeyStoreException, buf: ByteBuffer) {
         when(value) {
-            is KeyStoreException.KeyInvalidated -> {
+            is KeyStoreException.UserCancelled -> {
                 buf.putInt(1)
                 Unit
             }
-            is KeyStoreException.UserCancelled -> {
+            is KeyStoreException.AuthenticationFailed -> {
                 buf.putInt(2)
                 Unit
             }
-            is KeyStoreException.NotFound -> {
+            is KeyStoreException.KeyInvalidated -> {
                 buf.putInt(3)
                 Unit
             }
-            is KeyStoreException.Other -> {
+            is KeyStoreException.NotFound -> {
                 buf.putInt(4)
+                Unit
+            }
+            is KeyStoreException.Unavailable -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KeyStoreException.Other -> {
+                buf.putInt(6)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
@@ -4170,53 +5644,152 @@ public object FfiConverterTypePlatform: FfiConverterRustBuffer<Platform> {
 
 
 /**
- * Where a challenge came from (part of the canonical transaction).
+ * Where a challenge came from (part of the canonical transaction). Servers may add
+ * processors: an unknown one arrives as `Other` (show its name generically).
  */
-
-enum class Provider {
+sealed class Provider {
     
     /**
      * Enfuce.
      */
-    ENFUCE,
+    object Enfuce : Provider()
+    
+    
     /**
      * Adyen.
      */
-    ADYEN,
+    object Adyen : Provider()
+    
+    
     /**
      * Paysafe.
      */
-    PAYSAFE,
+    object Paysafe : Provider()
+    
+    
     /**
      * Treezor.
      */
-    TREEZOR,
+    object Treezor : Provider()
+    
+    
     /**
      * The issuer's own systems (generic API).
      */
-    API;
+    object Api : Provider()
+    
+    
+    /**
+     * A processor this SDK version does not know.
+     */
+    data class Other(
+        /**
+         * Its wire name.
+         */
+        val `name`: kotlin.String) : Provider()
+        
+    {
+        
 
+        companion object
+    }
+    
+
+    
+
+    
     
 
 
     companion object
 }
 
-
 /**
  * @suppress
  */
-public object FfiConverterTypeProvider: FfiConverterRustBuffer<Provider> {
-    override fun read(buf: ByteBuffer) = try {
-        Provider.values()[buf.getInt() - 1]
-    } catch (e: IndexOutOfBoundsException) {
-        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+public object FfiConverterTypeProvider : FfiConverterRustBuffer<Provider>{
+    override fun read(buf: ByteBuffer): Provider {
+        return when(buf.getInt()) {
+            1 -> Provider.Enfuce
+            2 -> Provider.Adyen
+            3 -> Provider.Paysafe
+            4 -> Provider.Treezor
+            5 -> Provider.Api
+            6 -> Provider.Other(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
     }
 
-    override fun allocationSize(value: Provider) = 4UL
+    override fun allocationSize(value: Provider): ULong = when(value) {
+        is Provider.Enfuce -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Provider.Adyen -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Provider.Paysafe -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Provider.Treezor -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Provider.Api -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Provider.Other -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`name`)
+            )
+        }
+    }
 
     override fun write(value: Provider, buf: ByteBuffer) {
-        buf.putInt(value.ordinal + 1)
+        when(value) {
+            is Provider.Enfuce -> {
+                buf.putInt(1)
+                Unit
+            }
+            is Provider.Adyen -> {
+                buf.putInt(2)
+                Unit
+            }
+            is Provider.Paysafe -> {
+                buf.putInt(3)
+                Unit
+            }
+            is Provider.Treezor -> {
+                buf.putInt(4)
+                Unit
+            }
+            is Provider.Api -> {
+                buf.putInt(5)
+                Unit
+            }
+            is Provider.Other -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`name`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
@@ -4321,14 +5894,21 @@ sealed class PushAuthException: kotlin.Exception() {
     }
     
     /**
-     * The device key is gone or unusable (biometrics changed, app data restored on
-     * another phone): delete the stored state and enroll again with a new activation
-     * code.
+     * A device key is gone or unusable. `ApprovalSigning` (biometrics changed):
+     * the device can still list, show and decline, but not approve; offer a
+     * migration from another enrolled device or a new activation code.
+     * `DeviceSigning` or `Agreement` (app data restored on another phone): delete
+     * the stored state and enroll again.
      */
     class KeyInvalidated(
+        
+        /**
+         * Which key.
+         */
+        val `purpose`: KeyPurpose
         ) : PushAuthException() {
         override val message
-            get() = ""
+            get() = "purpose=${ `purpose` }"
     }
     
     /**
@@ -4338,6 +5918,30 @@ sealed class PushAuthException: kotlin.Exception() {
         ) : PushAuthException() {
         override val message
             get() = ""
+    }
+    
+    /**
+     * The user was not recognised by the biometric prompt. Nothing was sent; the
+     * user may try again.
+     */
+    class AuthenticationFailed(
+        ) : PushAuthException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The key store cannot be used right now. Retry later.
+     */
+    class KeyStoreUnavailable(
+        
+        /**
+         * The key store's message.
+         */
+        val `detail`: kotlin.String
+        ) : PushAuthException() {
+        override val message
+            get() = "detail=${ `detail` }"
     }
     
     /**
@@ -4446,21 +6050,27 @@ public object FfiConverterTypePushAuthError : FfiConverterRustBuffer<PushAuthExc
             5 -> PushAuthException.ChallengeNotFound()
             6 -> PushAuthException.DeviceLocked()
             7 -> PushAuthException.NotEnrolled()
-            8 -> PushAuthException.KeyInvalidated()
+            8 -> PushAuthException.KeyInvalidated(
+                FfiConverterTypeKeyPurpose.read(buf),
+                )
             9 -> PushAuthException.UserCancelled()
-            10 -> PushAuthException.InvalidChallenge(
+            10 -> PushAuthException.AuthenticationFailed()
+            11 -> PushAuthException.KeyStoreUnavailable(
                 FfiConverterString.read(buf),
                 )
-            11 -> PushAuthException.InvalidPush(
+            12 -> PushAuthException.InvalidChallenge(
                 FfiConverterString.read(buf),
                 )
-            12 -> PushAuthException.InvalidInput(
+            13 -> PushAuthException.InvalidPush(
                 FfiConverterString.read(buf),
                 )
-            13 -> PushAuthException.KeyStore(
+            14 -> PushAuthException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            14 -> PushAuthException.Internal(
+            15 -> PushAuthException.KeyStore(
+                FfiConverterString.read(buf),
+                )
+            16 -> PushAuthException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -4504,10 +6114,20 @@ public object FfiConverterTypePushAuthError : FfiConverterRustBuffer<PushAuthExc
             is PushAuthException.KeyInvalidated -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+                + FfiConverterTypeKeyPurpose.allocationSize(value.`purpose`)
             )
             is PushAuthException.UserCancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is PushAuthException.AuthenticationFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is PushAuthException.KeyStoreUnavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
             )
             is PushAuthException.InvalidChallenge -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -4573,34 +6193,44 @@ public object FfiConverterTypePushAuthError : FfiConverterRustBuffer<PushAuthExc
             }
             is PushAuthException.KeyInvalidated -> {
                 buf.putInt(8)
+                FfiConverterTypeKeyPurpose.write(value.`purpose`, buf)
                 Unit
             }
             is PushAuthException.UserCancelled -> {
                 buf.putInt(9)
                 Unit
             }
-            is PushAuthException.InvalidChallenge -> {
+            is PushAuthException.AuthenticationFailed -> {
                 buf.putInt(10)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is PushAuthException.InvalidPush -> {
+            is PushAuthException.KeyStoreUnavailable -> {
                 buf.putInt(11)
-                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is PushAuthException.InvalidInput -> {
+            is PushAuthException.InvalidChallenge -> {
                 buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is PushAuthException.KeyStore -> {
+            is PushAuthException.InvalidPush -> {
                 buf.putInt(13)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is PushAuthException.InvalidInput -> {
+                buf.putInt(14)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is PushAuthException.KeyStore -> {
+                buf.putInt(15)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is PushAuthException.Internal -> {
-                buf.putInt(14)
+                buf.putInt(16)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
@@ -4655,6 +6285,130 @@ public object FfiConverterTypePushEnvironment: FfiConverterRustBuffer<PushEnviro
 
 
 /**
+ * A push, parsed.
+ */
+sealed class PushMessage {
+    
+    /**
+     * A new challenge: show a notification (with `preview` when it decrypted;
+     * otherwise a generic text) and open the app on it.
+     */
+    data class Challenge(
+        /**
+         * The challenge id (notification tag / thread id).
+         */
+        val `challengeId`: kotlin.String, 
+        /**
+         * The decrypted preview, when the push carried one and it opened.
+         */
+        val `preview`: uniffi.pushauth.PushPreview?) : PushMessage()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The challenge was answered elsewhere, cancelled or expired: remove its
+     * notification.
+     */
+    data class Dismiss(
+        /**
+         * The challenge id.
+         */
+        val `challengeId`: kotlin.String) : PushMessage()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Not a pushauth push (or a kind this SDK does not know): ignore it.
+     */
+    object Unknown : PushMessage()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePushMessage : FfiConverterRustBuffer<PushMessage>{
+    override fun read(buf: ByteBuffer): PushMessage {
+        return when(buf.getInt()) {
+            1 -> PushMessage.Challenge(
+                FfiConverterString.read(buf),
+                FfiConverterOptionalTypePushPreview.read(buf),
+                )
+            2 -> PushMessage.Dismiss(
+                FfiConverterString.read(buf),
+                )
+            3 -> PushMessage.Unknown
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: PushMessage): ULong = when(value) {
+        is PushMessage.Challenge -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`challengeId`)
+                + FfiConverterOptionalTypePushPreview.allocationSize(value.`preview`)
+            )
+        }
+        is PushMessage.Dismiss -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`challengeId`)
+            )
+        }
+        is PushMessage.Unknown -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: PushMessage, buf: ByteBuffer) {
+        when(value) {
+            is PushMessage.Challenge -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`challengeId`, buf)
+                FfiConverterOptionalTypePushPreview.write(value.`preview`, buf)
+                Unit
+            }
+            is PushMessage.Dismiss -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`challengeId`, buf)
+                Unit
+            }
+            is PushMessage.Unknown -> {
+                buf.putInt(3)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * Signature encoding produced by a [`SoftwareKeyStore`].
  */
 
@@ -4698,49 +6452,194 @@ public object FfiConverterTypeSignatureFormat: FfiConverterRustBuffer<SignatureF
 
 
 /**
- * What is being authenticated.
+ * What is being authenticated. Servers may add kinds: an unknown one arrives as
+ * `Other` (show a generic "Confirm this request").
  */
-
-enum class TransactionKind {
+sealed class TransactionKind {
     
     /**
      * A card payment.
      */
-    PAYMENT,
+    object Payment : TransactionKind()
+    
+    
     /**
      * A recurring payment set-up.
      */
-    RECURRING,
+    object Recurring : TransactionKind()
+    
+    
     /**
      * A sensitive wallet operation.
      */
-    WALLET_OPERATION;
+    object WalletOperation : TransactionKind()
+    
+    
+    /**
+     * A kind this SDK version does not know.
+     */
+    data class Other(
+        /**
+         * Its wire name.
+         */
+        val `name`: kotlin.String) : TransactionKind()
+        
+    {
+        
 
+        companion object
+    }
+    
+
+    
+
+    
     
 
 
     companion object
 }
 
-
 /**
  * @suppress
  */
-public object FfiConverterTypeTransactionKind: FfiConverterRustBuffer<TransactionKind> {
-    override fun read(buf: ByteBuffer) = try {
-        TransactionKind.values()[buf.getInt() - 1]
-    } catch (e: IndexOutOfBoundsException) {
-        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+public object FfiConverterTypeTransactionKind : FfiConverterRustBuffer<TransactionKind>{
+    override fun read(buf: ByteBuffer): TransactionKind {
+        return when(buf.getInt()) {
+            1 -> TransactionKind.Payment
+            2 -> TransactionKind.Recurring
+            3 -> TransactionKind.WalletOperation
+            4 -> TransactionKind.Other(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
     }
 
-    override fun allocationSize(value: TransactionKind) = 4UL
+    override fun allocationSize(value: TransactionKind): ULong = when(value) {
+        is TransactionKind.Payment -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is TransactionKind.Recurring -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is TransactionKind.WalletOperation -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is TransactionKind.Other -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`name`)
+            )
+        }
+    }
 
     override fun write(value: TransactionKind, buf: ByteBuffer) {
-        buf.putInt(value.ordinal + 1)
+        when(value) {
+            is TransactionKind.Payment -> {
+                buf.putInt(1)
+                Unit
+            }
+            is TransactionKind.Recurring -> {
+                buf.putInt(2)
+                Unit
+            }
+            is TransactionKind.WalletOperation -> {
+                buf.putInt(3)
+                Unit
+            }
+            is TransactionKind.Other -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`name`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
 
+
+
+
+
+
+/**
+ * No HTTP answer was received.
+ */
+sealed class TransportException: kotlin.Exception() {
+    
+    /**
+     * Connection, TLS, timeout, cancelled: the request may or may not have reached
+     * the server. The SDK treats it as a lost answer (retries are idempotent).
+     */
+    class NoAnswer(
+        
+        /**
+         * What happened, for logs (no secrets).
+         */
+        val `detail`: kotlin.String
+        ) : TransportException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<TransportException> {
+        override fun lift(error_buf: RustBuffer.ByValue): TransportException = FfiConverterTypeTransportError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTransportError : FfiConverterRustBuffer<TransportException> {
+    override fun read(buf: ByteBuffer): TransportException {
+        
+
+        return when(buf.getInt()) {
+            1 -> TransportException.NoAnswer(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: TransportException): ULong {
+        return when(value) {
+            is TransportException.NoAnswer -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
+    }
+
+    override fun write(value: TransportException, buf: ByteBuffer) {
+        when(value) {
+            is TransportException.NoAnswer -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
 
 
 
@@ -4859,6 +6758,70 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeHttpTransport: FfiConverterRustBuffer<HttpTransport?> {
+    override fun read(buf: ByteBuffer): HttpTransport? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeHttpTransport.read(buf)
+    }
+
+    override fun allocationSize(value: HttpTransport?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeHttpTransport.allocationSize(value)
+        }
+    }
+
+    override fun write(value: HttpTransport?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeHttpTransport.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeKeyStore: FfiConverterRustBuffer<KeyStore?> {
+    override fun read(buf: ByteBuffer): KeyStore? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeKeyStore.read(buf)
+    }
+
+    override fun allocationSize(value: KeyStore?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeKeyStore.allocationSize(value)
+        }
+    }
+
+    override fun write(value: KeyStore?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeKeyStore.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeClientOptions: FfiConverterRustBuffer<ClientOptions?> {
     override fun read(buf: ByteBuffer): ClientOptions? {
         if (buf.get().toInt() == 0) {
@@ -4881,6 +6844,134 @@ public object FfiConverterOptionalTypeClientOptions: FfiConverterRustBuffer<Clie
         } else {
             buf.put(1)
             FfiConverterTypeClientOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeEnrollmentState: FfiConverterRustBuffer<EnrollmentState?> {
+    override fun read(buf: ByteBuffer): EnrollmentState? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeEnrollmentState.read(buf)
+    }
+
+    override fun allocationSize(value: EnrollmentState?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeEnrollmentState.allocationSize(value)
+        }
+    }
+
+    override fun write(value: EnrollmentState?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeEnrollmentState.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePendingKeyState: FfiConverterRustBuffer<PendingKeyState?> {
+    override fun read(buf: ByteBuffer): PendingKeyState? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePendingKeyState.read(buf)
+    }
+
+    override fun allocationSize(value: PendingKeyState?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePendingKeyState.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PendingKeyState?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePendingKeyState.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePushPreview: FfiConverterRustBuffer<PushPreview?> {
+    override fun read(buf: ByteBuffer): PushPreview? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePushPreview.read(buf)
+    }
+
+    override fun allocationSize(value: PushPreview?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePushPreview.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PushPreview?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePushPreview.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSigningPrompt: FfiConverterRustBuffer<SigningPrompt?> {
+    override fun read(buf: ByteBuffer): SigningPrompt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSigningPrompt.read(buf)
+    }
+
+    override fun allocationSize(value: SigningPrompt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSigningPrompt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SigningPrompt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSigningPrompt.write(value, buf)
         }
     }
 }
@@ -5040,12 +7131,108 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
 
 
 
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer<List<HttpHeader>> {
+    override fun read(buf: ByteBuffer): List<HttpHeader> {
+        val len = buf.getInt()
+        return List<HttpHeader>(len) {
+            FfiConverterTypeHttpHeader.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<HttpHeader>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeHttpHeader.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<HttpHeader>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeHttpHeader.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSigningPrompt: FfiConverterRustBuffer<List<SigningPrompt>> {
+    override fun read(buf: ByteBuffer): List<SigningPrompt> {
+        val len = buf.getInt()
+        return List<SigningPrompt>(len) {
+            FfiConverterTypeSigningPrompt.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SigningPrompt>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSigningPrompt.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SigningPrompt>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSigningPrompt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.String>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterString.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterString.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterString.write(v, buf)
+        }
+    }
+}
+
+
+
+
 
 
 
 
         /**
-         * Enrolls this device: creates its two keys in `key_store`, registers them with
+         * Enrolls this device with the built-in HTTP client: creates its device, approval
+         * and agreement keys in `key_store` (one approval-key prompt), registers them with
          * the server using the activation code, and returns the state to store.
          */
     @Throws(PushAuthException::class)
@@ -5066,7 +7253,29 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
     }
 
         /**
-         * Reads a state stored with [`enrollment_state_to_json`], and checks it.
+         * [`enroll`] through the app's HTTP transport (`None`: the built-in client).
+         */
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `enrollWithTransport`(`request`: EnrollRequest, `keyStore`: KeyStore, `transport`: HttpTransport?) : EnrollmentState {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_pushauth_fn_func_enroll_with_transport(
+        FfiConverterTypeEnrollRequest.lower(`request`),
+        FfiConverterTypeKeyStore.lower(`keyStore`),
+        FfiConverterOptionalTypeHttpTransport.lower(`transport`),),
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeEnrollmentState.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
+    )
+    }
+
+        /**
+         * Reads a state stored with [`enrollment_state_to_json`] (by this SDK or SDK 1),
+         * and checks it.
          */
     @Throws(PushAuthException::class) fun `enrollmentStateFromJson`(`json`: kotlin.String): EnrollmentState {
             return FfiConverterTypeEnrollmentState.lift(
@@ -5096,15 +7305,17 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
     
 
         /**
-         * Parses `pushauth://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2).
+         * Parses `<scheme>://enroll?v=1&server=<base URL>&code=<code>` (protocol §6.2);
+         * `scheme` is the issuer app's own (`pushauth` by default on the server).
          */
-    @Throws(PushAuthException::class) fun `parseEnrollmentLink`(`link`: kotlin.String): EnrollmentLink {
+    @Throws(PushAuthException::class) fun `parseEnrollmentLink`(`link`: kotlin.String, `scheme`: kotlin.String): EnrollmentLink {
             return FfiConverterTypeEnrollmentLink.lift(
     uniffiRustCallWithError(PushAuthException) { _status ->
     UniffiLib.uniffi_pushauth_fn_func_parse_enrollment_link(
     
         
-        FfiConverterString.lower(`link`),_status)
+        FfiConverterString.lower(`link`),
+        FfiConverterString.lower(`scheme`),_status)
 }
     )
     }
@@ -5178,24 +7389,50 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
     
 
         /**
-         * Decrypts the `enc` member of a push (`{"cid": …, "enc": …}`) with the device's
-         * agreement key. `challenge_id` is the push's `cid`: an envelope made for another
-         * challenge does not open.
+         * Decrypts the `enc` member of a push with the device's agreement key.
+         * `challenge_id` is the push's `cid`: an envelope made for another challenge does
+         * not open.
          */
-    @Throws(PushAuthException::class) fun `decryptPush`(`state`: EnrollmentState, `keyStore`: KeyStore, `challengeId`: kotlin.String, `envelope`: kotlin.String): PushPreview {
-            return FfiConverterTypePushPreview.lift(
-    uniffiRustCallWithError(PushAuthException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_func_decrypt_push(
-    
-        
+    @Throws(PushAuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `decryptPush`(`state`: EnrollmentState, `keyStore`: KeyStore, `challengeId`: kotlin.String, `envelope`: kotlin.String) : PushPreview {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_pushauth_fn_func_decrypt_push(
         FfiConverterTypeEnrollmentState.lower(`state`),
         FfiConverterTypeKeyStore.lower(`keyStore`),
         FfiConverterString.lower(`challengeId`),
-        FfiConverterString.lower(`envelope`),_status)
-}
+        FfiConverterString.lower(`envelope`),),
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePushPreview.lift(it) },
+        // Error FFI converter
+        PushAuthException.ErrorHandler,
     )
     }
-    
+
+        /**
+         * Parses a push's data (APNs `userInfo` string members, FCM `RemoteMessage.data`):
+         * `{"cid", "kind": "challenge"|"dismiss", "enc"?}`. With the state and key store,
+         * a challenge's `enc` is decrypted into its preview (a failure leaves it `None`).
+         */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `parsePush`(`data`: Map<kotlin.String, kotlin.String>, `state`: EnrollmentState?, `keyStore`: KeyStore?) : PushMessage {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_pushauth_fn_func_parse_push(
+        FfiConverterMapStringString.lower(`data`),
+        FfiConverterOptionalTypeEnrollmentState.lower(`state`),
+        FfiConverterOptionalTypeKeyStore.lower(`keyStore`),),
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePushMessage.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
 
         /**
          * **Tests only.** Runs the server's approval proof verification
@@ -5233,6 +7470,23 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
         FfiConverterString.lower(`body`),
         FfiConverterLong.lower(`now`),
         FfiConverterLong.lower(`windowSecs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The built-in client (reqwest, rustls, the platform's certificate verifier, no
+         * redirects) with `options` (timeout, trusted roots). Apps that wrap it (logging,
+         * extra headers) call its `send`.
+         */
+    @Throws(PushAuthException::class) fun `builtinTransport`(`options`: ClientOptions): HttpTransport {
+            return FfiConverterTypeHttpTransport.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_builtin_transport(
+    
+        
+        FfiConverterTypeClientOptions.lower(`options`),_status)
 }
     )
     }

@@ -23,6 +23,7 @@ pub mod common;
 pub mod config;
 pub mod enfuce;
 pub mod paysafe;
+pub mod transport;
 pub mod treezor;
 pub mod treezor_api;
 

@@ -469,7 +469,7 @@ async fn slow_call_outlives_its_lease(backend: Backend) {
 /// Enfuce: both race for the row; the callback goes out once.
 async fn two_workers_race_on_one_row(backend: Backend) {
     let env = setup_lease(backend, 150, 10, None, Some(600)).await;
-    let mut config = env.app.server.state.config.as_ref().clone();
+    let mut config = env.app.server.state.config.clone();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     let second = pushauth_server::Server::start_with_store(config, env.app.store().clone())
         .await
@@ -481,5 +481,5 @@ async fn two_workers_race_on_one_row(backend: Backend) {
     let id = env.challenge(&new_ref()).await;
     env.device.decide(&id, Decision::Approve, None).await;
     crate::delivery::assert_one_result(&env.app, &env.mock, &id, 1).await;
-    drop(second);
+    second.shutdown().await;
 }

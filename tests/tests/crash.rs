@@ -248,6 +248,6 @@ macro_rules! cases {
     };
 }
 
-// Paysafe is left out on purpose: a 5xx answer to an SCA attempt is never resent
-// (Paysafe may have counted it), so "processor down" cannot be simulated by 503s.
+// Paysafe is left out of this one on purpose: a 5xx answer to an SCA attempt may have
+// counted, so 503s ("processor down") use up its attempt budget (docs/providers/paysafe.md).
 cases!(enfuce => Processor::Enfuce, adyen => Processor::Adyen, treezor => Processor::Treezor);

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::state::{AppState, now};
 
 /// A running heartbeat for one claimed row.
+#[derive(Debug)]
 pub struct Heartbeat {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,

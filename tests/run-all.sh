@@ -57,6 +57,12 @@ bash mobile-demo/demo.sh --processor enfuce
 step "mobile SDK: Swift sources are fresh"
 bash bindings/scripts/check-swift-fresh.sh
 
+step "mobile SDK: packaging, samples and R8 rules (what can be checked without NDK/Xcode)"
+bash bindings/scripts/check-packaging.sh
+
+step "deployment: systemd unit (systemd-analyze verify), Dockerfile, scripts"
+bash deploy/check.sh
+
 passed=$(grep -E '^test result:' /tmp/pushauth-cargo-test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' /tmp/pushauth-cargo-test.log | awk '{s+=$6} END {print s+0}')
 step "all suites passed"

@@ -140,7 +140,9 @@ pub struct WorkerConfig {
     pub enabled: bool,
     /// Outbox rows claimed per round. Default 32.
     pub batch: i64,
-    /// Lease on a claimed row, ms: another instance may retry it after that. Default 30,000.
+    /// Lease on a claimed row, ms, renewed every third of it while the row is worked on:
+    /// a dead holder's rows are claimed again at most this long after its last renewal.
+    /// Default 5,000.
     pub lease_ms: i64,
     /// Longest sleep between rounds when nothing is due, ms. Default 1,000.
     pub idle_poll_ms: u64,
@@ -154,7 +156,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             enabled: true,
             batch: 32,
-            lease_ms: 30_000,
+            lease_ms: 5_000,
             idle_poll_ms: 1_000,
             concurrency: 64,
         }

@@ -76,7 +76,8 @@ pub struct Metrics {
     pub auth_failures: Family<AuthFailure, Counter>,
     /// Push deliveries by service and result.
     pub push: Family<PushLabel, Counter>,
-    /// Upstream delivery attempts by provider and outcome (`ok`, `retry`, `fatal`, `too_late`).
+    /// Upstream delivery attempts by provider and outcome (`ok`, `retry`, `fatal`,
+    /// `too_late`, `unknown`).
     pub upstream_attempts: Family<ProviderOutcome, Counter>,
     /// Upstream delivery latency, seconds.
     pub upstream_latency: Family<ProviderLabel, Histogram>,
@@ -84,6 +85,9 @@ pub struct Metrics {
     pub challenges_expired: Family<ProviderLabel, Counter>,
     /// Outbox rows claimed but not yet completed by this process.
     pub outbox_in_flight: Gauge,
+    /// Attempts whose outcome was not applied because another worker had taken the row
+    /// over (recorded as attempts only).
+    pub outbox_stale: Counter,
 }
 
 impl Metrics {
@@ -104,6 +108,7 @@ impl Metrics {
             upstream_latency: Family::new_with_constructor(hist),
             challenges_expired: Family::default(),
             outbox_in_flight: Gauge::default(),
+            outbox_stale: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +157,11 @@ impl Metrics {
             "challenges_expired",
             "Challenges expired without decision",
             m.challenges_expired.clone(),
+        );
+        registry.register(
+            "outbox_stale_attempts",
+            "Outbox attempts not applied: the row had been taken over by another worker",
+            m.outbox_stale.clone(),
         );
         registry.register(
             "outbox_in_flight",

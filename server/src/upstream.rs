@@ -1,6 +1,12 @@
 //! Delivering results to processors. Each connector implements [`Upstream`]; the
 //! outbox worker calls it for every `upstream` row until it reports delivery, a
 //! permanent refusal, or the processor's deadline passes.
+//!
+//! Transient failures (transport errors, timeouts, 5xx, 429) are retried with backoff
+//! until the deadline; only a definitive answer ends a row early. Before each call the
+//! worker commits a sending mark on the row; a row claimed with that mark had a call in
+//! flight when its previous holder died. What a repeat of such a call does depends on
+//! the processor ([`Resend`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +62,33 @@ pub struct Job<'a> {
     pub outcome: Outcome,
     /// 1-based attempt number.
     pub attempt: i32,
+    /// Calls of earlier attempts that may have reached the processor (answered, or
+    /// failed after the request went out), the in-flight call of a dead holder included.
+    /// Computed from the attempt history for [`Resend::Budgeted`] processors only; for
+    /// the others it is the number of earlier attempts.
+    pub sent_before: i32,
+    /// A previous holder of the row died (or lost it) with a call in flight: the
+    /// processor may already have this result.
+    pub in_flight: bool,
+}
+
+/// Prefix of an attempt's error when the request certainly did not reach the processor
+/// (connection refused, storage error before the call): such attempts do not count
+/// against a processor's attempt budget.
+pub const NOT_SENT: &str = "not sent: ";
+
+/// What sending the same result again does at a processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// The processor recognises the repeat and says so (Treezor "already received",
+    /// Adyen `Idempotency-Key`): a repeat reconciles, even after the deadline.
+    Deduplicated,
+    /// The processor takes the same result again (Enfuce, generic API callbacks): a
+    /// repeat is harmless but cannot tell whether the earlier call landed.
+    Repeats,
+    /// Each call consumes one of a limited number of attempts, and the latest decides
+    /// (Paysafe `allowableAttempts`): repeats only within that budget.
+    Budgeted,
 }
 
 /// Result of one delivery attempt.
@@ -82,6 +115,14 @@ pub enum Delivery {
         /// Short description, no secrets.
         error: String,
     },
+    /// Given up without knowing whether the processor has the result (a call that may
+    /// have landed, and no way left to find out or to repeat it).
+    Unknown {
+        /// HTTP status, when a response came.
+        http_status: Option<u16>,
+        /// Short description, no secrets.
+        error: String,
+    },
 }
 
 /// A processor connector's result leg.
@@ -102,6 +143,11 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
         _processor_output: Option<&str>,
     ) -> Option<&'static str> {
         None
+    }
+
+    /// What a repeat of a call that may have landed does at this processor.
+    fn resend(&self) -> Resend {
+        Resend::Repeats
     }
 }
 

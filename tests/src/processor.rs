@@ -51,6 +51,9 @@ pub struct State {
     pub down: bool,
     /// OAuth tokens issued (`tok-1`, …), Treezor.
     pub tokens_issued: usize,
+    /// Hold the next accepted result call this long before answering (a slow
+    /// processor); its `answered` stays 0 until the answer is actually written.
+    pub hold_next: Option<Duration>,
 }
 
 impl State {
@@ -86,7 +89,20 @@ impl MockProcessor {
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let (s, c) = (s.clone(), check.clone());
-                async move { handle(&s, &c, method, uri, headers, body) }
+                async move {
+                    let (hold, index, response) = handle(&s, &c, method, uri, headers, body);
+                    if let Some(hold) = hold {
+                        // Dropped here if the caller goes away (its process was killed):
+                        // the call then stays unanswered (`answered` 0).
+                        tokio::time::sleep(hold).await;
+                        let mut st = s.lock().unwrap();
+                        let status = response.status().as_u16();
+                        if let Some(call) = st.calls.get_mut(index) {
+                            call.answered = status;
+                        }
+                    }
+                    response
+                }
             },
         );
         let task = tokio::spawn(async move {
@@ -107,6 +123,11 @@ impl MockProcessor {
             .unwrap()
             .script
             .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+    }
+
+    /// Holds the next accepted result call for `hold` before answering it.
+    pub fn hold_next(&self, hold: Duration) {
+        self.state.lock().unwrap().hold_next = Some(hold);
     }
 
     /// Down (every result call answered 503) or up again.
@@ -161,8 +182,9 @@ fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> (Option<Duration>, usize, Response) {
     let mut s = state.lock().unwrap();
+    let now = |r: Response| (None, 0, r);
     let mut call = Call {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -178,11 +200,11 @@ fn handle(
         call.answered = if call.accepted { 200 } else { 401 };
         s.calls.push(call.clone());
         if !call.accepted {
-            return (StatusCode::UNAUTHORIZED, "{}").into_response();
+            return now((StatusCode::UNAUTHORIZED, "{}").into_response());
         }
         s.tokens_issued += 1;
-        return axum::Json(json!({ "access_token": format!("tok-{}", s.tokens_issued), "token_type": "Bearer", "expires_in": 3600 }))
-            .into_response();
+        return now(axum::Json(json!({ "access_token": format!("tok-{}", s.tokens_issued), "token_type": "Bearer", "expires_in": 3600 }))
+            .into_response());
     }
     call.accepted = check(&call, &s);
     let (status, body) = if !call.accepted {
@@ -192,12 +214,18 @@ fn handle(
     } else {
         s.script.pop_front().unwrap_or((200, "{}".to_owned()))
     };
-    call.answered = status;
+    let hold = if call.accepted && !s.down {
+        s.hold_next.take()
+    } else {
+        None
+    };
+    call.answered = if hold.is_some() { 0 } else { status };
     s.calls.push(call);
+    let index = s.calls.len() - 1;
     let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
-    resp
+    (hold, index, resp)
 }
 
 /// The four processors with connectors.
@@ -327,7 +355,7 @@ impl Processor {
             ),
             Processor::Adyen => format!(
                 "[providers.adyen]\nrelayed_path = \"{ADYEN_RELAYED}\"\ncreated_path = \"/webhooks/adyen/created\"\n\
-                 webhook_user = \"{}\"\nwebhook_password = \"{}\"\nhmac_key = \"{}\"\nbase_url = \"{mock_url}\"\n\
+                 webhook_user = \"{}\"\nwebhook_password = \"{}\"\nhmac_key = \"{}\"\nbase_url = \"{mock_url}\"\nallow_http = true\n\
                  api_key = \"{ADYEN_API_KEY}\"\nfinalize_on_deny = true\nwindow_secs = {window}\nresult_margin_secs = 1\n",
                 s("adyen_user"),
                 s("adyen_password"),
@@ -335,11 +363,11 @@ impl Processor {
             ),
             Processor::Paysafe => format!(
                 "[providers.paysafe]\npath_prefix = \"{PAYSAFE_PREFIX}\"\nwebhook_key = \"{}\"\napi_token = \"{PAYSAFE_TOKEN}\"\n\
-                 base_url = \"{mock_url}\"\ndefault_window_secs = {window}\nmax_window_secs = {window}\nresult_margin_secs = 1\n",
+                 base_url = \"{mock_url}\"\nallow_http = true\ndefault_window_secs = {window}\nmax_window_secs = {window}\nresult_margin_secs = 1\n",
                 s("paysafe_key_b64")
             ),
             Processor::Treezor => format!(
-                "[providers.treezor]\npath = \"{TREEZOR_PATH}\"\nwebhook_secret = \"{}\"\nbase_url = \"{mock_url}\"\n\
+                "[providers.treezor]\npath = \"{TREEZOR_PATH}\"\nwebhook_secret = \"{}\"\nbase_url = \"{mock_url}\"\nallow_http = true\n\
                  client_id = \"12345\"\nclient_secret = \"treezor-client-secret\"\nwindow_secs = {window}\n\
                  result_margin_secs = 1\non_expiry = \"fallback\"\n",
                 s("treezor_webhook_secret")

@@ -2,11 +2,16 @@
 //! (push services and processor down), then restarted on the same database. Nothing is
 //! lost (acknowledged webhooks, accepted decisions, queued pushes and results) and
 //! nothing is sent twice.
+//!
+//! Killed mid-delivery: the processor holds the result call longer than the lease, the
+//! server is SIGKILLed while the call is in flight and restarted; the row comes back
+//! within one (heartbeat-renewed, short) lease, the call that was in flight is repeated
+//! once, and the processor answers exactly one result, before the deadline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pushauth::{DecisionOutcome, DenyReason, Platform};
 use pushauth_tests::processor::{Ending, Processor};
@@ -143,6 +148,88 @@ async fn crash_and_restart(p: Processor, backend: Backend) {
     );
 }
 
+async fn killed_mid_delivery(p: Processor, backend: Backend) {
+    const LEASE_MS: u64 = 2_000;
+    // Decision window 12 s: the result's deadline is about 10 s after the approval.
+    let mut w = World::start(p, backend, 12, 1, &[("PUSHAUTH_WORKERS__LEASE_MS", "2000")]).await;
+    let ch = w.cardholder(0, &[Platform::Ios]).await;
+    let phone = &ch.phones[0];
+    let (r, c) = w.webhook(0, &ch.card).await;
+    assert!(phone.poll().await.iter().any(|x| x.id == c));
+    // The processor receives the result and sits on it, far past the lease.
+    w.mock.hold_next(Duration::from_secs(120));
+    assert_eq!(
+        phone.approve(&c, p.processor_output()).await.unwrap(),
+        DecisionOutcome::Approved
+    );
+    let in_flight = wait_for(Duration::from_secs(5), || async {
+        !w.mock.calls_for(&r).is_empty()
+    })
+    .await;
+    assert!(in_flight, "the result call never started");
+    // Outlive the lease: the heartbeat keeps the row, nobody sends it again.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS * 3 / 2)).await;
+    assert_eq!(w.mock.calls_for(&r).len(), 1, "sent again while in flight");
+    w.servers[0].kill_9().await;
+    let killed = Instant::now();
+    w.servers[0].restart().await;
+    let calls = w.mock.wait_delivered(&r, 1, Duration::from_secs(9)).await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_millis(LEASE_MS + 4_000),
+        "redelivered {took:?} after the kill"
+    );
+    p.check_result(&calls[0], Ending::Approved, &r);
+    let server = w.server();
+    server
+        .wait_challenge(&c, "upstream", "delivered", WAIT)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(w.mock.delivered(&r).len(), 1, "{:#?}", w.mock.calls_for(&r));
+    assert_eq!(
+        w.mock.calls_for(&r).len(),
+        2,
+        "only the call in flight is repeated: {:#?}",
+        w.mock.calls_for(&r)
+    );
+    let view = server.view(&c).await;
+    let deadline = view["challenge"]["upstream_deadline"].as_i64().unwrap();
+    let ok: Vec<_> = view["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "upstream" && a["outcome"] == "ok")
+        .cloned()
+        .collect();
+    assert_eq!(ok.len(), 1, "{view:#}");
+    assert!(ok[0]["at"].as_i64().unwrap() <= deadline, "{view:#}");
+}
+
+macro_rules! mid_delivery {
+    ($($name:ident => $p:expr),+ $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    killed_mid_delivery($p, Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    killed_mid_delivery($p, Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+mid_delivery!(
+    enfuce_mid_delivery => Processor::Enfuce,
+    adyen_mid_delivery => Processor::Adyen,
+    paysafe_mid_delivery => Processor::Paysafe,
+    treezor_mid_delivery => Processor::Treezor,
+);
+
 macro_rules! cases {
     ($($name:ident => $p:expr),+ $(,)?) => {
         $(
@@ -161,6 +248,6 @@ macro_rules! cases {
     };
 }
 
-// Paysafe is left out on purpose: a 5xx answer to an SCA attempt is never resent
-// (Paysafe may have counted it), so "processor down" cannot be simulated by 503s.
+// Paysafe is left out of this one on purpose: a 5xx answer to an SCA attempt may have
+// counted, so 503s ("processor down") use up its attempt budget (docs/providers/paysafe.md).
 cases!(enfuce => Processor::Enfuce, adyen => Processor::Adyen, treezor => Processor::Treezor);

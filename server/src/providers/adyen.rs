@@ -37,7 +37,7 @@ use super::config::{
 };
 use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
-use crate::upstream::{Delivery, Job, Outcome, Upstream};
+use crate::upstream::{Delivery, Job, Outcome, Resend, Upstream};
 
 pub(super) const PROVIDER: Provider = Provider::Adyen;
 
@@ -397,7 +397,7 @@ pub struct AdyenUpstream {
 impl AdyenUpstream {
     /// Builds the connector from configuration.
     pub fn new(cfg: &AdyenConfig, http: reqwest::Client) -> Result<Self, String> {
-        let base = check_base_url("providers.adyen.base_url", &cfg.base_url)?;
+        let base = check_base_url("providers.adyen.base_url", &cfg.base_url, cfg.allow_http)?;
         if !cfg.finalize_path.starts_with('/') || !cfg.finalize_path.contains("{id}") {
             return Err("providers.adyen.finalize_path must start with / and contain {id}".into());
         }
@@ -475,6 +475,12 @@ impl Upstream for AdyenUpstream {
             .then_some("processor_output_required")
     }
 
+    /// Every finalize call carries `Idempotency-Key: {challenge}-{approve|deny}`: a
+    /// repeat returns the first call's answer instead of finalizing twice.
+    fn resend(&self) -> Resend {
+        Resend::Deduplicated
+    }
+
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let c = job.challenge;
         let url = match common::join_url(&self.base, &self.path, "{id}", c.provider_ref.as_str()) {
@@ -514,7 +520,7 @@ impl Upstream for AdyenUpstream {
             ),
             Err(e) => Delivery::Retry {
                 http_status: None,
-                error: crate::workers::transport_error(&e),
+                error: super::transport::failure(&e),
                 after: None,
             },
         }

@@ -170,7 +170,7 @@ impl Upstream for ApiUpstream {
             ),
             Err(e) => Delivery::Retry {
                 http_status: None,
-                error: crate::workers::transport_error(&e),
+                error: super::transport::failure(&e),
                 after: None,
             },
         }

@@ -216,6 +216,10 @@ pub struct AdyenConfig {
     pub result_margin_secs: u64,
     /// Base URL of the finalize call, e.g. `https://balanceplatform-api-test.adyen.com`.
     pub base_url: String,
+    /// Accept an `http://` `base_url` (tests against a local mock only). Default false:
+    /// processor calls carry credentials and results, so they go over TLS.
+    #[serde(default)]
+    pub allow_http: bool,
     /// Finalize path; `{id}` is the challenge id. Default `/acs/v1/challenges/{id}`.
     #[serde(default = "adyen_finalize_path")]
     pub finalize_path: String,
@@ -286,6 +290,15 @@ pub struct PaysafeConfig {
     pub api_token_file: Option<PathBuf>,
     /// Business API base URL, e.g. `https://api.paysafe.com/digitalwallets/v1`.
     pub base_url: String,
+    /// Accept an `http://` `base_url` (tests against a local mock only). Default false:
+    /// processor calls carry credentials and results, so they go over TLS.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Paysafe's `allowableAttempts` for an SCA process: how many attempts one
+    /// approval may consume in all, repeats after 5xx, timeouts and crashes included.
+    /// Default 3 (assumption: Paysafe's example events do not state the number).
+    #[serde(default = "three")]
+    pub allowable_attempts: u32,
     /// Attempt path; `{eventId}` is replaced. Default `/sca/events/{eventId}/attempts`
     /// (`/v2/sca/events/{eventId}/attempts` for API v2).
     #[serde(default = "paysafe_attempts_path")]
@@ -347,6 +360,10 @@ pub struct TreezorConfig {
     pub webhook_secret_file: Option<PathBuf>,
     /// API base URL, e.g. `https://<tenant>.sandbox.treezor.co`.
     pub base_url: String,
+    /// Accept an `http://` `base_url` (tests against a local mock only). Default false:
+    /// processor calls carry credentials and results, so they go over TLS.
+    #[serde(default)]
+    pub allow_http: bool,
     /// OAuth2 token path. Default `/oauth/token`.
     #[serde(default = "treezor_token_path")]
     pub token_path: String,
@@ -425,6 +442,9 @@ fn paysafe_default_window() -> u64 {
 }
 fn paysafe_max_window() -> u64 {
     1800
+}
+fn three() -> u32 {
+    3
 }
 fn ten() -> u64 {
     10
@@ -521,10 +541,15 @@ pub fn check_path(key: &str, path: &str, allow_empty: bool) -> Result<(), String
 }
 
 /// Checks a base URL: absolute http(s), no credentials, no query.
-pub fn check_base_url(key: &str, raw: &str) -> Result<url::Url, String> {
+pub fn check_base_url(key: &str, raw: &str, allow_http: bool) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("{key}: {e}"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(format!("{key} must be an http(s) URL"));
+        return Err(format!("{key} must be an https URL"));
+    }
+    if url.scheme() == "http" && !allow_http {
+        return Err(format!(
+            "{key} must be an https URL (http:// only with allow_http = true, for tests)"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
         return Err(format!("{key} must not carry credentials or a query"));

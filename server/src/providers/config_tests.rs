@@ -67,7 +67,10 @@ fn windows_and_paths() {
     for bad in ["", "a", "/", "/a/", "/a/{x}"] {
         assert!(check_path("p", bad, false).is_err(), "{bad}");
     }
-    assert!(check_base_url("b", "https://x.example/api").is_ok());
-    assert!(check_base_url("b", "ftp://x.example").is_err());
-    assert!(check_base_url("b", "https://u:p@x.example").is_err());
+    assert!(check_base_url("b", "https://x.example/api", false).is_ok());
+    assert!(check_base_url("b", "ftp://x.example", true).is_err());
+    assert!(check_base_url("b", "https://u:p@x.example", false).is_err());
+    let e = check_base_url("b", "http://x.example", false).unwrap_err();
+    assert!(e.contains("allow_http"), "{e}");
+    assert!(check_base_url("b", "http://127.0.0.1:9", true).is_ok());
 }

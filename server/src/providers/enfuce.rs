@@ -537,7 +537,7 @@ impl Upstream for EnfuceUpstream {
             ),
             Err(e) => Delivery::Retry {
                 http_status: None,
-                error: crate::workers::transport_error(&e),
+                error: super::transport::failure(&e),
                 after: None,
             },
         }

@@ -6,9 +6,12 @@
 //! (`value`) is kept in the challenge's secret context, never logged, and reaches the
 //! cardholder only inside the encrypted push. An approval is submitted as
 //! `POST {base}/sca/events/{eventId}/attempts` (Bearer + `Signature`). Each attempt
-//! burns one of Paysafe's `allowableAttempts`, so an attempt is retried only when the
-//! connection failed before anything was sent; any answer, or a failure after sending,
-//! is final and recorded.
+//! burns one of Paysafe's `allowableAttempts` and the latest attempt decides, and the
+//! published business API offers no way to look an event's attempts up. So a failure
+//! before sending (connection refused) is retried freely; a 5xx, 429, timeout or reset
+//! is retried with the same body only while the configured attempt budget
+//! (`allowable_attempts` minus attempts that may have counted) and the window allow; a
+//! 4xx, or a `FAILED`/`REJECTED` status, is final.
 //! <https://docs.paysafe.com/api/embedded-wallets/webhooks/post-sca-authentication-events>
 //! <https://developer.paysafe.com/en/api-docs/embedded-wallets/request-signing/>
 
@@ -35,7 +38,7 @@ use super::config::{
 use super::paysafe_attempt::AttemptShape;
 use crate::services::challenges::{ChallengeRequest, Created, create};
 use crate::state::{AppState, now};
-use crate::upstream::{Delivery, Job, Outcome, Upstream};
+use crate::upstream::{Delivery, Job, Outcome, Resend, Upstream};
 
 const PROVIDER: Provider = Provider::Paysafe;
 
@@ -438,12 +441,13 @@ pub struct PaysafeUpstream {
     attempt: AttemptShape,
     authorization: reqwest::header::HeaderValue,
     signer: PaysafeVerifier,
+    allowable_attempts: i32,
 }
 
 impl PaysafeUpstream {
     /// Builds the connector from configuration.
     pub fn new(cfg: &PaysafeConfig, http: reqwest::Client) -> Result<Self, String> {
-        let base = check_base_url("providers.paysafe.base_url", &cfg.base_url)?;
+        let base = check_base_url("providers.paysafe.base_url", &cfg.base_url, cfg.allow_http)?;
         if !cfg.attempts_path.starts_with('/') || !cfg.attempts_path.contains("{eventId}") {
             return Err(
                 "providers.paysafe.attempts_path must start with / and contain {eventId}".into(),
@@ -475,6 +479,10 @@ impl PaysafeUpstream {
             attempt: AttemptShape::new(cfg)?,
             authorization: common::sensitive(&format!("Bearer {}", token.expose()))?,
             signer,
+            allowable_attempts: match i32::try_from(cfg.allowable_attempts) {
+                Ok(n) if n >= 1 => n,
+                _ => return Err("providers.paysafe.allowable_attempts must be 1 or more".into()),
+            },
         })
     }
 }
@@ -511,6 +519,10 @@ impl Upstream for PaysafeUpstream {
         outcome == Outcome::Approved
     }
 
+    fn resend(&self) -> Resend {
+        Resend::Budgeted
+    }
+
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let c = job.challenge;
         let Some(body) = self.attempt.body(c) else {
@@ -535,6 +547,17 @@ impl Upstream for PaysafeUpstream {
                 error: "cannot serialise the attempt".into(),
             };
         };
+        // Every attempt that may have reached Paysafe used one of its attempts.
+        let budget = self.allowable_attempts;
+        if job.sent_before >= budget {
+            return Delivery::Unknown {
+                http_status: None,
+                error: format!(
+                    "Paysafe attempt budget used up ({} of {budget}) by calls whose answers were lost or errors; Paysafe offers no lookup of an event's attempts",
+                    job.sent_before
+                ),
+            };
+        }
         let signature = self.signer.sign(&bytes);
         let sent = self
             .http
@@ -545,63 +568,88 @@ impl Upstream for PaysafeUpstream {
             .body(bytes)
             .send()
             .await;
-        let resp = match sent {
-            Ok(r) => r,
-            // Nothing reached Paysafe: safe to try again.
-            Err(e) if e.is_connect() => {
-                return Delivery::Retry {
-                    http_status: None,
-                    error: crate::workers::transport_error(&e),
-                    after: None,
-                };
+        classify_attempt(sent, job.sent_before + 1, budget).await
+    }
+}
+
+/// What Paysafe's answer to an attempt means. `used`: attempts that may have counted,
+/// this one included.
+async fn classify_attempt(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    used: i32,
+    budget: i32,
+) -> Delivery {
+    let repeat = |http_status: Option<u16>, what: String, after| {
+        if used < budget {
+            Delivery::Retry {
+                http_status,
+                error: format!(
+                    "{what}; resent within the attempt budget ({used} of {budget} used)"
+                ),
+                after,
             }
-            // The attempt may have been counted; sending another could burn a second one.
-            Err(e) => {
-                return Delivery::Fatal {
-                    http_status: None,
-                    error: format!(
-                        "{} after sending; not resent (the attempt may have counted)",
-                        crate::workers::transport_error(&e)
-                    ),
-                };
+        } else {
+            Delivery::Unknown {
+                http_status,
+                error: format!("{what}; attempt budget used up ({used} of {budget})"),
             }
-        };
-        let status = resp.status().as_u16();
-        let text = resp.bytes().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            let code = serde_json::from_slice::<ErrorAnswer>(&text)
-                .ok()
-                .and_then(|e| e.error.code)
-                .map(|c| match c {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
-            let error = format!(
-                "{}; not resent",
-                common::answer_summary(status, code.as_deref())
-            );
-            return Delivery::Fatal {
-                http_status: Some(status),
-                error,
+        }
+    };
+    let resp = match sent {
+        Ok(r) => r,
+        // Nothing reached Paysafe: safe to try again, costs no attempt.
+        Err(e) if e.is_connect() => {
+            return Delivery::Retry {
+                http_status: None,
+                error: super::transport::failure(&e),
+                after: None,
             };
         }
-        match serde_json::from_slice::<AttemptAnswer>(&text) {
-            Ok(AttemptAnswer {
-                status: Some(s @ (AttemptStatus::Failed | AttemptStatus::Rejected)),
-                status_reason,
-            }) => {
-                let reason = status_reason.unwrap_or_default();
-                Delivery::Fatal {
-                    http_status: Some(status),
-                    error: common::answer_summary(
-                        status,
-                        Some(&format!("attempt {} {reason}", s.as_str())),
-                    ),
-                }
-            }
-            _ => Delivery::Delivered {
-                http_status: status,
-            },
+        // Timeout or reset after sending: the attempt may have counted (and verified).
+        Err(e) => return repeat(None, crate::workers::transport_error(&e), None),
+    };
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    let text = super::transport::answer_body(resp).await;
+    if !(200..300).contains(&status) {
+        let code = serde_json::from_slice::<ErrorAnswer>(&text)
+            .ok()
+            .and_then(|e| e.error.code)
+            .map(|c| match c {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
+        let summary = common::answer_summary(status, code.as_deref());
+        // 5xx and 429: transient. Any other answer is Paysafe's decision.
+        if status >= 500 || status == 429 {
+            return repeat(Some(status), summary, retry_after);
         }
+        return Delivery::Fatal {
+            http_status: Some(status),
+            error: format!("{summary}; not resent"),
+        };
+    }
+    match serde_json::from_slice::<AttemptAnswer>(&text) {
+        Ok(AttemptAnswer {
+            status: Some(s @ (AttemptStatus::Failed | AttemptStatus::Rejected)),
+            status_reason,
+        }) => {
+            let reason = status_reason.unwrap_or_default();
+            Delivery::Fatal {
+                http_status: Some(status),
+                error: common::answer_summary(
+                    status,
+                    Some(&format!("attempt {} {reason}", s.as_str())),
+                ),
+            }
+        }
+        _ => Delivery::Delivered {
+            http_status: status,
+        },
     }
 }

@@ -22,7 +22,7 @@ use super::common;
 use super::config::{
     Secret, TreezorConfig, TreezorOnExpiry, TreezorSignatureSource, check_base_url, require_secret,
 };
-use crate::upstream::{Delivery, Job, Outcome, Upstream};
+use crate::upstream::{Delivery, Job, NOT_SENT, Outcome, Resend, Upstream};
 
 /// Tokens are renewed this long before Treezor says they expire.
 const TOKEN_SLACK: Duration = Duration::from_secs(60);
@@ -58,7 +58,7 @@ impl TreezorUpstream {
     /// Builds the connector: its own HTTP client when a client identity (mTLS) or an
     /// extra root certificate is configured, the shared one otherwise.
     pub fn new(cfg: &TreezorConfig, shared: reqwest::Client) -> Result<Self, String> {
-        let base = check_base_url("providers.treezor.base_url", &cfg.base_url)?;
+        let base = check_base_url("providers.treezor.base_url", &cfg.base_url, cfg.allow_http)?;
         if !cfg.token_path.starts_with('/') {
             return Err("providers.treezor.token_path must start with /".into());
         }
@@ -120,12 +120,15 @@ impl TreezorUpstream {
             .await
             .map_err(|e| Delivery::Retry {
                 http_status: None,
-                error: format!("token: {}", crate::workers::transport_error(&e)),
+                error: format!("{NOT_SENT}token: {}", crate::workers::transport_error(&e)),
                 after: None,
             })?;
         let status = resp.status();
         if !status.is_success() {
-            let detail = format!("token: {}", common::answer_summary(status.as_u16(), None));
+            let detail = format!(
+                "{NOT_SENT}token: {}",
+                common::answer_summary(status.as_u16(), None)
+            );
             return Err(
                 match super::api::classify(status, resp.headers().get(reqwest::header::RETRY_AFTER))
                 {
@@ -143,9 +146,12 @@ impl TreezorUpstream {
                 },
             );
         }
-        let answer: TokenAnswer = resp.json().await.map_err(|_| Delivery::Retry {
+        let body = super::transport::read_capped(resp, super::transport::MAX_ANSWER_BYTES)
+            .await
+            .unwrap_or_default();
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| Delivery::Retry {
             http_status: Some(status.as_u16()),
-            error: "token: the answer has no access_token".into(),
+            error: format!("{NOT_SENT}token: the answer has no access_token"),
             after: None,
         })?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
@@ -314,6 +320,11 @@ impl Upstream for TreezorUpstream {
         .then_some("processor_output_required")
     }
 
+    /// Treezor answers a repeat with "Authentication result already received".
+    fn resend(&self) -> Resend {
+        Resend::Deduplicated
+    }
+
     async fn deliver(&self, job: Job<'_>) -> Delivery {
         let Some(result) = self.result_for(job.outcome) else {
             return Delivery::Fatal {
@@ -357,7 +368,7 @@ impl Upstream for TreezorUpstream {
             self.forget_token().await;
             return Delivery::Retry {
                 http_status: None,
-                error: "token: not a valid header value".into(),
+                error: format!("{NOT_SENT}token: not a valid header value"),
                 after: None,
             };
         };
@@ -374,7 +385,7 @@ impl Upstream for TreezorUpstream {
             Err(e) => {
                 return Delivery::Retry {
                     http_status: None,
-                    error: crate::workers::transport_error(&e),
+                    error: super::transport::failure(&e),
                     after: None,
                 };
             }
@@ -385,7 +396,7 @@ impl Upstream for TreezorUpstream {
         if status.is_success() {
             return Delivery::Delivered { http_status: code };
         }
-        let text = resp.bytes().await.unwrap_or_default();
+        let text = super::transport::answer_body(resp).await;
         let error = TreezorError::parse(&text);
         if code == 401 {
             // The token was refused (revoked, rotated): get a new one next time.

@@ -1,10 +1,12 @@
 //! Background workers: the outbox worker (pushes, dismissals, upstream results) and
 //! the expiry sweeper. Both are safe to run in several instances against one
-//! PostgreSQL database: rows are claimed with leases (`SKIP LOCKED`), and every state
-//! change is conditional, so an instance killed mid-delivery only delays a row until
-//! its lease runs out.
+//! PostgreSQL database: rows are claimed with fenced leases (`SKIP LOCKED`, a claim
+//! number checked by every later write), renewed by a heartbeat while a row is worked
+//! on, so an instance killed mid-delivery delays a row by at most one short lease.
 
+mod deliver;
 pub mod expiry;
+mod lease;
 pub mod outbox;
 
 use std::time::Duration;

@@ -1,24 +1,29 @@
 //! The outbox worker: claims due rows, performs them (push, dismiss, upstream result)
 //! with bounded concurrency, and records each attempt with its consequence in one
 //! transaction. A retry is scheduled with backoff only while it can still land before
-//! the row's deadline; after that the row is `too_late`.
+//! the row's deadline; after that the row is `too_late` (or "outcome unknown" for an
+//! upstream call that may have landed, see [`super::deliver`]).
+//!
+//! Claims are fenced: each claim carries the row's claim number, and the completion,
+//! the lease renewal (a heartbeat while the row is worked on, [`super::lease`]) and the
+//! sending mark apply only for the current claim. A worker that lost its row (another
+//! took it over) has its attempt recorded and changes nothing else.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_store::{
-    AttemptOutcome, AttemptRecord, AuditDraft, OutboxItem, OutboxKind, OutboxLane, OutboxNext,
-    StoreEvent,
+    AttemptOutcome, AttemptRecord, AuditDraft, DeviceStatus, OutboxItem, OutboxKind, OutboxLane,
+    OutboxNext, StoreEvent,
 };
 use tokio::sync::{Semaphore, watch};
 
-use crate::metrics::{ProviderLabel, ProviderOutcome, PushLabel};
+use crate::metrics::PushLabel;
 use crate::push::{PushJob, PushKind, PushResult, push_data};
 use crate::state::{AppState, now};
-use crate::upstream::{Delivery, Job, Outcome};
 
-const BASE: Duration = Duration::from_millis(500);
-const CAP: Duration = Duration::from_secs(30);
+pub(super) const BASE: Duration = Duration::from_millis(500);
+pub(super) const CAP: Duration = Duration::from_secs(30);
 
 /// Runs until shutdown: one claiming loop per lane, each with its own
 /// `workers.concurrency` permits, so that slow processor calls cannot hold up pushes
@@ -98,11 +103,11 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
 }
 
 /// What a delivery attempt led to.
-struct Step {
-    outcome: AttemptOutcome,
-    http_status: Option<u16>,
-    error: Option<String>,
-    next: OutboxNext,
+pub(super) struct Step {
+    pub(super) outcome: AttemptOutcome,
+    pub(super) http_status: Option<u16>,
+    pub(super) error: Option<String>,
+    pub(super) next: OutboxNext,
 }
 
 fn retry_or_too_late(
@@ -135,19 +140,19 @@ fn retry_or_too_late(
 async fn process(state: &AppState, item: OutboxItem) {
     let started = now();
     let clock = Instant::now();
-    let step = if started > item.deadline {
-        Step {
+    let lease = super::lease::Heartbeat::start(state, &item);
+    let step = match item.kind {
+        OutboxKind::Upstream => super::deliver::upstream(state, &item, &lease).await,
+        OutboxKind::Push | OutboxKind::Dismiss if started > item.deadline => Step {
             outcome: AttemptOutcome::Fatal,
             http_status: None,
             error: Some("deadline passed before delivery".into()),
             next: OutboxNext::TooLate,
-        }
-    } else {
-        match item.kind {
-            OutboxKind::Push | OutboxKind::Dismiss => push(state, &item).await,
-            OutboxKind::Upstream => upstream(state, &item).await,
-        }
+        },
+        OutboxKind::Push | OutboxKind::Dismiss => push(state, &item).await,
     };
+    // No renewal may follow the completion (a retry keeps the row pending).
+    lease.stop().await;
     let record = AttemptRecord {
         at: started,
         latency_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
@@ -155,15 +160,26 @@ async fn process(state: &AppState, item: OutboxItem) {
         http_status: step.http_status.map(i32::from),
         error: step.error,
     };
-    if let Err(e) = state
+    match state
         .store
-        .outbox_complete(item.id, record, step.next)
+        .outbox_complete(item.id, item.claim, record, step.next)
         .await
     {
-        // The lease will expire and the row will be retried; delivery is at least once,
-        // connectors make repeats harmless where the processor allows it.
-        tracing::error!(error = %e, outbox = item.id.0, "recording an outbox attempt failed");
-        return;
+        Ok(true) => {}
+        Ok(false) => {
+            // Another worker holds the row now (or it is final): only the attempt is on
+            // record. With the heartbeat this needs a stall longer than the lease.
+            tracing::warn!(outbox = item.id.0, claim = item.claim, kind = %item.kind,
+                "outbox row was taken over while in progress; attempt recorded, outcome not applied");
+            state.metrics.outbox_stale.inc();
+            return;
+        }
+        Err(e) => {
+            // The lease will expire and the row will be claimed again (with its sending
+            // mark, so an upstream call is repeated only as its processor allows).
+            tracing::error!(error = %e, outbox = item.id.0, "recording an outbox attempt failed");
+            return;
+        }
     }
     if item.kind == OutboxKind::Push
         && matches!(step.next, OutboxNext::Failed | OutboxNext::TooLate)
@@ -194,6 +210,15 @@ async fn push(state: &AppState, item: &OutboxItem) -> Step {
         }
         _ => return fatal("device or challenge missing"),
     };
+    if device.status == DeviceStatus::Revoked {
+        // Dropped before sending: a revoked device gets nothing more, not even dismissals.
+        return Step {
+            outcome: AttemptOutcome::Ok,
+            http_status: None,
+            error: Some("dropped: device revoked".into()),
+            next: OutboxNext::Done,
+        };
+    }
     let kind = if item.kind == OutboxKind::Dismiss {
         PushKind::Dismiss
     } else {
@@ -286,85 +311,4 @@ async fn push(state: &AppState, item: &OutboxItem) -> Step {
             }
         }
     }
-}
-
-async fn upstream(state: &AppState, item: &OutboxItem) -> Step {
-    let fatal = |error: String| Step {
-        outcome: AttemptOutcome::Fatal,
-        http_status: None,
-        error: Some(error),
-        next: OutboxNext::Failed,
-    };
-    let challenge = match state.store.challenge_get(&item.challenge).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return fatal("challenge missing".into()),
-        Err(e) => return retry_or_too_late(item, None, format!("storage: {e}"), None),
-    };
-    let Ok(outcome) = serde_json::from_value::<Outcome>(item.payload.clone()) else {
-        return fatal("upstream row without a valid outcome".into());
-    };
-    let Some(connector) = state.connectors.get(challenge.provider).cloned() else {
-        return retry_or_too_late(
-            item,
-            None,
-            format!("no {} connector configured", challenge.provider),
-            None,
-        );
-    };
-    let decision = match state.store.decision_get(&challenge.id).await {
-        Ok(d) => d,
-        Err(e) => return retry_or_too_late(item, None, format!("storage: {e}"), None),
-    };
-    let provider = challenge.provider.as_str();
-    let clock = Instant::now();
-    let result = connector
-        .deliver(Job {
-            challenge: &challenge,
-            decision: decision.as_ref(),
-            outcome,
-            attempt: item.attempts + 1,
-        })
-        .await;
-    state
-        .metrics
-        .upstream_latency
-        .get_or_create(&ProviderLabel { provider })
-        .observe(clock.elapsed().as_secs_f64());
-    let step = match result {
-        Delivery::Delivered { http_status } => Step {
-            outcome: AttemptOutcome::Ok,
-            http_status: Some(http_status),
-            error: None,
-            next: OutboxNext::Done,
-        },
-        Delivery::Retry {
-            http_status,
-            error,
-            after,
-        } => retry_or_too_late(item, http_status, error, after),
-        Delivery::Fatal { http_status, error } => Step {
-            outcome: AttemptOutcome::Fatal,
-            http_status,
-            error: Some(error),
-            next: OutboxNext::Failed,
-        },
-    };
-    let label = match step.next {
-        OutboxNext::Done => "ok",
-        OutboxNext::RetryAt(_) => "retry",
-        OutboxNext::Failed => "fatal",
-        OutboxNext::TooLate => "too_late",
-    };
-    state
-        .metrics
-        .upstream_attempts
-        .get_or_create(&ProviderOutcome {
-            provider,
-            outcome: label,
-        })
-        .inc();
-    if !matches!(step.next, OutboxNext::Done | OutboxNext::RetryAt(_)) {
-        tracing::warn!(challenge = %challenge.id, provider, result = label, error = ?step.error, "upstream delivery gave up");
-    }
-    step
 }

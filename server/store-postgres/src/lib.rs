@@ -427,10 +427,17 @@ impl Store for PgStore {
     async fn outbox_complete(
         &self,
         id: OutboxId,
+        claim: i64,
         attempt: AttemptRecord,
         next: OutboxNext,
-    ) -> StoreResult<()> {
-        outbox::complete(self, id, attempt, next).await
+    ) -> StoreResult<bool> {
+        outbox::complete(self, id, claim, attempt, next).await
+    }
+    async fn outbox_renew(&self, id: OutboxId, claim: i64, until: Millis) -> StoreResult<bool> {
+        outbox::renew(self, id, claim, until).await
+    }
+    async fn outbox_mark_sending(&self, id: OutboxId, claim: i64, at: Millis) -> StoreResult<bool> {
+        outbox::mark_sending(self, id, claim, at).await
     }
     async fn outbox_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>> {
         outbox::for_challenge(self, id).await

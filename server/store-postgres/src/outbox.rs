@@ -5,7 +5,8 @@
 //! SKIP LOCKED) RETURNING …`: concurrent claimers, on any instance, skip the rows
 //! another claimer has locked, and a row whose lease was just taken by a committed
 //! claim is re-checked (READ COMMITTED) and skipped too, so no row is handed out
-//! twice while its lease runs.
+//! twice while its lease runs. Every claim increments the row's `claim_no`, the fencing
+//! token that completion, renewal and the sending mark must present.
 
 use pushauth_core::ids::ChallengeId;
 use pushauth_store::*;
@@ -58,7 +59,7 @@ pub(crate) async fn claim(
     let mut tx = s.begin().await?;
     let rows = sqlx::query_as!(
         OutboxRow,
-        "UPDATE outbox SET leased_until = $2
+        r#"UPDATE outbox SET leased_until = $2, claim_no = claim_no + 1
          WHERE id IN (SELECT id FROM outbox
                       WHERE status = 'pending' AND next_attempt_at <= $1
                         AND (leased_until IS NULL OR leased_until < $1)
@@ -66,7 +67,7 @@ pub(crate) async fn claim(
                       ORDER BY next_attempt_at, id LIMIT $3
                       FOR UPDATE SKIP LOCKED)
          RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
-                   last_error, created_at",
+                   last_error, created_at, claim_no, sending_since AS "sending_since?""#,
         now.0,
         until,
         limit,
@@ -86,19 +87,21 @@ pub(crate) async fn claim(
 }
 
 /// Records one attempt and applies its consequence. The attempt is always recorded
-/// (it happened); the row's status, schedule and the challenge's upstream status change
-/// only while the row is still pending, so a stale worker whose lease expired cannot
-/// undo another worker's final result.
+/// (it happened); the row's status, schedule, lease, sending mark and the challenge's
+/// upstream status change only while `claim` is the row's current claim and the row is
+/// still pending, so a stale worker whose lease was taken over changes nothing else.
+/// The row is locked by the first update, so a concurrent claim waits for this one.
 pub(crate) async fn complete(
     s: &PgStore,
     id: OutboxId,
+    claim: i64,
     attempt: AttemptRecord,
     next: OutboxNext,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let mut tx = s.begin().await?;
     let Some(row) = sqlx::query!(
         "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1
-         RETURNING attempts, status, kind, challenge_id, device_id",
+         RETURNING attempts, status, kind, challenge_id, device_id, claim_no",
         id.0
     )
     .fetch_optional(&mut *tx)
@@ -107,6 +110,8 @@ pub(crate) async fn complete(
     else {
         return Err(StoreError::NotFound("outbox row"));
     };
+    let stale = row.status != OutboxStatus::Pending.as_str() || row.claim_no != claim;
+    let error = stale_error(stale, attempt.error.as_deref());
     sqlx::query!(
         "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -116,25 +121,28 @@ pub(crate) async fn complete(
         attempt.latency_ms,
         attempt.outcome.as_str(),
         attempt.http_status,
-        attempt.error,
+        error,
     )
     .execute(&mut *tx)
     .await
     .map_err(|e| classify(e, "attempt number taken", "outbox row"))?;
-    if row.status != OutboxStatus::Pending.as_str() {
-        return tx.commit().await.map_err(db);
+    if stale {
+        tx.commit().await.map_err(db)?;
+        return Ok(false);
     }
     let (status, retry_at, upstream) = next.effects();
     let retry_at = retry_at.map(|m| m.0);
     sqlx::query!(
         "UPDATE outbox
          SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,
-             last_error = COALESCE($4, last_error)
+             last_error = COALESCE($4, last_error),
+             sending_since = CASE WHEN $5 THEN sending_since END
          WHERE id = $1",
         id.0,
         status.as_str(),
         retry_at,
         attempt.error,
+        next == OutboxNext::Unknown,
     )
     .execute(&mut *tx)
     .await
@@ -166,7 +174,7 @@ pub(crate) async fn complete(
         let draft = outbox_final_audit(
             id,
             kind,
-            status,
+            final_action(next, status),
             i64::from(row.attempts),
             &attempt,
             &challenge_id("outbox.challenge_id", &row.challenge_id)?,
@@ -178,7 +186,48 @@ pub(crate) async fn complete(
         // rescheduled: workers may need to wake earlier than they planned
         s.notify_outbox(&mut tx).await?;
     }
-    tx.commit().await.map_err(db)
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+/// Extends the current holder's lease (never shortens it).
+pub(crate) async fn renew(
+    s: &PgStore,
+    id: OutboxId,
+    claim: i64,
+    until: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query!(
+        "UPDATE outbox SET leased_until = GREATEST(COALESCE(leased_until, $3), $3)
+         WHERE id = $1 AND claim_no = $2 AND status = 'pending'",
+        id.0,
+        claim,
+        until.0
+    )
+    .execute(s.pool())
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Commits the sending mark for the current holder.
+pub(crate) async fn mark_sending(
+    s: &PgStore,
+    id: OutboxId,
+    claim: i64,
+    at: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query!(
+        "UPDATE outbox SET sending_since = $3
+         WHERE id = $1 AND claim_no = $2 AND status = 'pending'",
+        id.0,
+        claim,
+        at.0
+    )
+    .execute(s.pool())
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn for_challenge(s: &PgStore, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>> {
@@ -186,7 +235,7 @@ pub(crate) async fn for_challenge(s: &PgStore, id: &ChallengeId) -> StoreResult<
     let rows = sqlx::query_as!(
         OutboxRow,
         "SELECT id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
-                last_error, created_at
+                last_error, created_at, claim_no, sending_since
          FROM outbox WHERE challenge_id = $1 ORDER BY id",
         id
     )

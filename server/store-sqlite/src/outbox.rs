@@ -3,7 +3,8 @@
 //!
 //! On SQLite a claim is one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`
 //! under `BEGIN IMMEDIATE`, so concurrent claimers are serialised and never receive
-//! the same row while its lease runs.
+//! the same row while its lease runs. Every claim increments the row's `claim_no`, the
+//! fencing token that completion, renewal and the sending mark must present.
 
 use pushauth_core::ids::ChallengeId;
 use pushauth_store::*;
@@ -26,14 +27,14 @@ pub(crate) async fn claim(
     let until = now.plus(lease_ms.max(0)).0;
     let rows = direct::write(s, |tx| {
         tx.all(
-            "UPDATE outbox SET leased_until = ?2
+            "UPDATE outbox SET leased_until = ?2, claim_no = claim_no + 1
              WHERE id IN (SELECT id FROM outbox
                           WHERE status = 'pending' AND next_attempt_at <= ?1
                             AND (leased_until IS NULL OR leased_until < ?1)
                             AND ((?4 AND kind IN ('push', 'dismiss')) OR (?5 AND kind = 'upstream'))
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
-                       last_error, created_at",
+                       last_error, created_at, claim_no, sending_since",
             rusqlite::params![now.0, until, limit, lane.takes_device_rows(), lane.takes_upstream_rows()],
             |r| {
                 Ok(OutboxRow {
@@ -48,6 +49,8 @@ pub(crate) async fn claim(
                     deadline: r.get(8)?,
                     last_error: r.get(9)?,
                     created_at: r.get(10)?,
+                    claim_no: r.get(11)?,
+                    sending_since: r.get(12)?,
                 })
             },
         )
@@ -62,25 +65,37 @@ pub(crate) async fn claim(
 }
 
 /// Records one attempt and applies its consequence. The attempt is always recorded
-/// (it happened); the row's status, schedule and the challenge's upstream status change
-/// only while the row is still pending, so a stale worker whose lease expired cannot
-/// undo another worker's final result.
+/// (it happened); the row's status, schedule, lease, sending mark and the challenge's
+/// upstream status change only while `claim` is the row's current claim and the row is
+/// still pending, so a stale worker whose lease was taken over changes nothing else.
 pub(crate) async fn complete(
     s: &SqliteStore,
     id: OutboxId,
+    claim: i64,
     attempt: AttemptRecord,
     next: OutboxNext,
-) -> StoreResult<()> {
-    let retry_at = direct::write(s, |tx| {
-        let Some((attempts, status, kind, challenge, device)) = tx.one(
+) -> StoreResult<bool> {
+    let (applied, retry_at) = direct::write(s, |tx| {
+        let Some((attempts, status, kind, challenge, device, current)) = tx.one(
             "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1
-             RETURNING attempts, status, kind, challenge_id, device_id",
+             RETURNING attempts, status, kind, challenge_id, device_id, claim_no",
             [id.0],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            },
         )?
         else {
             return Err(StoreError::NotFound("outbox row"));
         };
+        let stale = status != OutboxStatus::Pending.as_str() || current != claim;
+        let error = stale_error(stale, attempt.error.as_deref());
         tx.exec(
             "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -91,21 +106,28 @@ pub(crate) async fn complete(
                 attempt.latency_ms,
                 attempt.outcome.as_str(),
                 attempt.http_status,
-                attempt.error,
+                error,
             ],
         )
         .map_err(|e| direct::classify(e, "attempt number taken", "outbox row"))?;
-        if status != OutboxStatus::Pending.as_str() {
-            return Ok(None);
+        if stale {
+            return Ok((false, None));
         }
         let (status, retry_at, upstream) = next.effects();
         let retry_at = retry_at.map(|m| m.0);
         tx.exec(
             "UPDATE outbox
              SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), leased_until = NULL,
-                 last_error = COALESCE(?4, last_error)
+                 last_error = COALESCE(?4, last_error),
+                 sending_since = CASE WHEN ?5 THEN sending_since END
              WHERE id = ?1",
-            rusqlite::params![id.0, status.as_str(), retry_at, attempt.error],
+            rusqlite::params![
+                id.0,
+                status.as_str(),
+                retry_at,
+                attempt.error,
+                next == OutboxNext::Unknown
+            ],
         )
         .map_err(direct::backend)?;
         let kind = parse_enum("outbox.kind", &kind, OutboxKind::parse)?;
@@ -129,7 +151,7 @@ pub(crate) async fn complete(
             let draft = outbox_final_audit(
                 id,
                 kind,
-                status,
+                final_action(next, status),
                 attempts,
                 &attempt,
                 &challenge_id("outbox.challenge_id", &challenge)?,
@@ -138,13 +160,51 @@ pub(crate) async fn complete(
             );
             tx.append(&draft)?;
         }
-        Ok(retry_at)
+        Ok((true, retry_at))
     })
     .await?;
     if retry_at.is_some() {
         s.emit(StoreEvent::OutboxReady);
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// Extends the current holder's lease (never shortens it).
+pub(crate) async fn renew(
+    s: &SqliteStore,
+    id: OutboxId,
+    claim: i64,
+    until: Millis,
+) -> StoreResult<bool> {
+    let n = direct::write(s, |tx| {
+        tx.exec(
+            "UPDATE outbox SET leased_until = MAX(COALESCE(leased_until, ?3), ?3)
+             WHERE id = ?1 AND claim_no = ?2 AND status = 'pending'",
+            rusqlite::params![id.0, claim, until.0],
+        )
+        .map_err(direct::backend)
+    })
+    .await?;
+    Ok(n == 1)
+}
+
+/// Commits the sending mark for the current holder.
+pub(crate) async fn mark_sending(
+    s: &SqliteStore,
+    id: OutboxId,
+    claim: i64,
+    at: Millis,
+) -> StoreResult<bool> {
+    let n = direct::write(s, |tx| {
+        tx.exec(
+            "UPDATE outbox SET sending_since = ?3
+             WHERE id = ?1 AND claim_no = ?2 AND status = 'pending'",
+            rusqlite::params![id.0, claim, at.0],
+        )
+        .map_err(direct::backend)
+    })
+    .await?;
+    Ok(n == 1)
 }
 
 pub(crate) async fn for_challenge(
@@ -155,7 +215,7 @@ pub(crate) async fn for_challenge(
     let rows = sqlx::query_as!(
         OutboxRow,
         "SELECT id, kind, challenge_id, device_id, payload, status, attempts, next_attempt_at, deadline,
-                last_error, created_at
+                last_error, created_at, claim_no, sending_since
          FROM outbox WHERE challenge_id = ?1 ORDER BY id",
         id
     )

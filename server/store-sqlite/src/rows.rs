@@ -225,6 +225,8 @@ pub(crate) struct OutboxRow {
     pub deadline: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+    pub claim_no: i64,
+    pub sending_since: Option<i64>,
 }
 
 impl OutboxRow {
@@ -241,6 +243,8 @@ impl OutboxRow {
             deadline: Millis(self.deadline),
             last_error: self.last_error,
             created_at: Millis(self.created_at),
+            claim: self.claim_no,
+            sending_since: self.sending_since.map(Millis),
         })
     }
 }

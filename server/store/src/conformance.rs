@@ -17,6 +17,7 @@ mod challenges;
 mod decisions;
 mod devices;
 mod outbox;
+mod outbox_fence;
 mod parties;
 
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub use devices::{
 pub use outbox::{
     outbox_claim_concurrent, outbox_claim_due_and_lease, outbox_claim_lanes,
     outbox_complete_transitions, outbox_next_due,
+};
+pub use outbox_fence::{
+    outbox_complete_race, outbox_sending_mark_and_unknown, outbox_stale_holder_changes_nothing,
 };
 pub use parties::{
     admin_keys, card_links, cardholders, migrate_twice, server_key_concurrent_first_start,
@@ -76,6 +80,7 @@ macro_rules! store_conformance_suite {
             challenge_due, challenge_decide_first_wins, challenge_decide_past_deadline,
             challenge_decide_on_closed, challenge_close_expired_only_after_deadline, challenge_final_status,
             outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_claim_lanes, outbox_complete_transitions, outbox_next_due,
+            outbox_stale_holder_changes_nothing, outbox_sending_mark_and_unknown, outbox_complete_race,
             audit_chain_intact, subscribe_events,
         );
     };

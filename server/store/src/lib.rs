@@ -302,12 +302,24 @@ pub trait Store: Send + Sync + 'static {
     /// Records one delivery attempt and its consequence, in one transaction: the
     /// attempt row, the outbox row's new status/schedule, the challenge's upstream
     /// status for upstream rows, and an audit entry when the row reaches a final state.
+    /// Fenced: the consequence applies only when `claim` is the row's current claim and
+    /// the row is still pending; otherwise only the attempt is recorded (it happened)
+    /// and `false` is returned. Clears the lease and the sending mark (except for
+    /// [`OutboxNext::Unknown`], which keeps the mark as evidence).
     async fn outbox_complete(
         &self,
         id: OutboxId,
+        claim: i64,
         attempt: AttemptRecord,
         next: OutboxNext,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+    /// Extends the lease of a row to `until` (never shortens it) while its holder works
+    /// on it. `false` when `claim` is no longer the current claim or the row is final:
+    /// the holder lost the row.
+    async fn outbox_renew(&self, id: OutboxId, claim: i64, until: Millis) -> StoreResult<bool>;
+    /// Marks (committed before the call) that the holder of `claim` is about to call the
+    /// processor. `false` when the holder lost the row: it must not call.
+    async fn outbox_mark_sending(&self, id: OutboxId, claim: i64, at: Millis) -> StoreResult<bool>;
     /// Outbox rows of a challenge.
     async fn outbox_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<OutboxItem>>;
     /// Delivery attempts of a challenge, oldest first.

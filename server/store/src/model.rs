@@ -603,6 +603,13 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// Creation time.
     pub created_at: Millis,
+    /// Fencing token: the number of the claim that handed this row out (0 = never
+    /// claimed). Completion, lease renewal and the sending mark need the current one.
+    pub claim: i64,
+    /// When a call to the processor was marked as started and its outcome not yet
+    /// recorded: set on a freshly claimed row, the previous holder died or lost its
+    /// lease with that call in flight.
+    pub sending_since: Option<Millis>,
 }
 
 /// One delivery attempt, as measured by the worker.
@@ -631,6 +638,11 @@ pub enum OutboxNext {
     Failed,
     /// Deadline passed.
     TooLate,
+    /// Given up without knowing whether the processor took the result: a call was in
+    /// flight when its holder died, and the processor offers no way to find out. Stored
+    /// as `failed` (upstream `failed`), with the sending mark kept as evidence and the
+    /// audit action `outbox.<kind>.outcome_unknown`.
+    Unknown,
 }
 
 /// A recorded delivery attempt.
@@ -743,7 +755,28 @@ impl OutboxNext {
             OutboxNext::RetryAt(at) => (OutboxStatus::Pending, Some(at), None),
             OutboxNext::Failed => (OutboxStatus::Failed, None, Some(UpstreamStatus::Failed)),
             OutboxNext::TooLate => (OutboxStatus::TooLate, None, Some(UpstreamStatus::TooLate)),
+            OutboxNext::Unknown => (OutboxStatus::Failed, None, Some(UpstreamStatus::Failed)),
         }
+    }
+}
+
+/// The error text recorded with an attempt: a stale holder's attempt (its claim was
+/// taken over, or the row was already final) is recorded as such, and changed nothing.
+pub fn stale_error(stale: bool, error: Option<&str>) -> Option<String> {
+    match (stale, error) {
+        (false, e) => e.map(str::to_owned),
+        (true, Some(e)) => Some(format!("{e} (stale claim: not applied)")),
+        (true, None) => Some("stale claim: not applied".to_owned()),
+    }
+}
+
+/// The last part of the audit action for a final outbox row: its status, or
+/// `outcome_unknown` when the row was given up without knowing what the processor has.
+pub fn final_action(next: OutboxNext, status: OutboxStatus) -> &'static str {
+    if next == OutboxNext::Unknown {
+        "outcome_unknown"
+    } else {
+        status.as_str()
     }
 }
 
@@ -756,7 +789,7 @@ impl OutboxNext {
 pub fn outbox_final_audit(
     id: OutboxId,
     kind: OutboxKind,
-    status: OutboxStatus,
+    status: &str,
     attempts: i64,
     attempt: &AttemptRecord,
     challenge: &ChallengeId,

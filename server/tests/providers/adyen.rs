@@ -47,6 +47,7 @@ pub(crate) fn config(base_url: &str, tweak: Value) -> AdyenConfig {
         "webhook_password": c["adyen_password"],
         "hmac_key": c["adyen_hmac_key_hex"],
         "base_url": base_url,
+        "allow_http": true,
         "api_key": API_KEY,
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, tweak) {
@@ -174,6 +175,8 @@ on_both_backends!(
     deny_finalized_when_configured,
     timeout,
     upstream_500_then_success,
+    three_500s_then_ok,
+    dropped_connection_then_ok,
     upstream_down_past_deadline,
     duplicates,
     wrong_credentials_and_bad_hmac,
@@ -520,4 +523,26 @@ async fn one_endpoint_for_both(backend: Backend) {
         "authenticated"
     );
     assert_eq!(env.app.count("adyen").await, 1);
+}
+
+// ---- delivery under faults (issue 15 §2) -----------------------------------------------
+
+async fn three_500s_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::three_500s(&env.mock, "{}");
+    let id = env.challenge(&new_ref()).await;
+    env.device
+        .decide(&id, Decision::Approve, Some(SDK_OUTPUT))
+        .await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 4).await;
+}
+
+async fn dropped_connection_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::one_drop(&env.mock);
+    let id = env.challenge(&new_ref()).await;
+    env.device
+        .decide(&id, Decision::Approve, Some(SDK_OUTPUT))
+        .await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 2).await;
 }

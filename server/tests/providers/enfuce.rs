@@ -52,11 +52,25 @@ pub(crate) async fn setup_with(
     margin: u64,
     callback_base: Option<String>,
 ) -> Env {
+    setup_lease(backend, window, margin, callback_base, None).await
+}
+
+/// [`setup_with`], with the workers' lease set to `lease_ms` when given.
+async fn setup_lease(
+    backend: Backend,
+    window: u64,
+    margin: u64,
+    callback_base: Option<String>,
+    lease_ms: Option<i64>,
+) -> Env {
     let expected = basic(CALLBACK_USER, CALLBACK_PASSWORD);
     let mock =
         Mock::start(move |call, _| call.header("authorization") == Some(expected.as_str())).await;
     let app = spawn(backend, |c| {
-        c.providers.enfuce = Some(config(window, margin))
+        c.providers.enfuce = Some(config(window, margin));
+        if let Some(ms) = lease_ms {
+            c.workers.lease_ms = ms;
+        }
     })
     .await;
     let (_, device) = app.cardholder_with_device("enfuce", CUSTOMER).await;
@@ -164,7 +178,11 @@ on_both_backends!(
     wrong_credentials,
     malformed,
     unknown_cardholder,
-    ack_latency
+    ack_latency,
+    three_500s_then_ok,
+    dropped_connection_then_ok,
+    slow_call_outlives_its_lease,
+    two_workers_race_on_one_row
 );
 
 async fn approve(backend: Backend) {
@@ -424,4 +442,53 @@ async fn ack_latency(backend: Backend) {
         metrics.contains(r#"webhook_ack_seconds_count{provider="enfuce"} 40"#),
         "{metrics}"
     );
+}
+
+// ---- delivery under faults (issue 15 §1, §2) ------------------------------------------
+
+async fn three_500s_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::three_500s(&env.mock, "{}");
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 4).await;
+}
+
+async fn dropped_connection_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::one_drop(&env.mock);
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    let view = crate::delivery::assert_one_result(&env.app, &env.mock, &id, 2).await;
+    assert!(view["attempts"][0]["http_status"].is_null(), "{view:#}");
+}
+
+/// Enfuce holds the call for 2.5 s, four times the 600 ms lease: the heartbeat keeps
+/// the row, nobody else claims it, the callback goes out once.
+async fn slow_call_outlives_its_lease(backend: Backend) {
+    let env = setup_lease(backend, 150, 10, None, Some(600)).await;
+    env.mock
+        .script_slow(&[(200, "{}", Duration::from_millis(2_500))]);
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 1).await;
+}
+
+/// A second server (its own workers) on the same database, short leases, and a slow
+/// Enfuce: both race for the row; the callback goes out once.
+async fn two_workers_race_on_one_row(backend: Backend) {
+    let env = setup_lease(backend, 150, 10, None, Some(600)).await;
+    let mut config = env.app.server.state.config.clone();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let second = pushauth_server::Server::start_with_store(config, env.app.store().clone())
+        .await
+        .unwrap();
+    env.mock.script_slow(&[
+        (200, "{}", Duration::from_millis(2_000)),
+        (200, "{}", Duration::from_millis(2_000)),
+    ]);
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 1).await;
+    second.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! A mock processor: a real HTTP server on 127.0.0.1 that checks each call with a
 //! connector-specific closure (credentials, signatures), records every call, and answers
-//! from a script (default 200). `/oauth/token` hands out numbered tokens (Treezor).
+//! from a script (default 200). A scripted answer may be held back for a while (a slow
+//! processor) or replaced by dropping the connection (status [`DROP`]). `/oauth/token`
+//! hands out numbered tokens (Treezor).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -34,10 +36,13 @@ impl Call {
 
 pub type Check = Arc<dyn Fn(&Call, &State) -> bool + Send + Sync>;
 
+/// Scripted "status" that closes the connection without answering.
+pub const DROP: u16 = 0;
+
 #[derive(Default)]
 pub struct State {
     pub calls: Vec<Call>,
-    pub script: VecDeque<(u16, String)>,
+    pub script: VecDeque<(u16, String, Duration)>,
     /// Token calls received and tokens issued (`tok-1`, `tok-2`, …).
     pub tokens_issued: usize,
     /// Answer token requests with this status instead of a token.
@@ -86,7 +91,17 @@ impl Mock {
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let (s, c) = (s.clone(), c.clone());
-                async move { handle(&s, &c, method, uri, headers, body) }
+                async move {
+                    let (delay, answer) = handle(&s, &c, method, uri, headers, body);
+                    tokio::time::sleep(delay).await;
+                    match answer {
+                        Some(response) => response,
+                        // Unwinds the connection's task: the socket closes unanswered.
+                        None => {
+                            std::panic::resume_unwind(Box::new("mock: dropping the connection"))
+                        }
+                    }
+                }
             },
         );
         let task = tokio::spawn(async move {
@@ -101,11 +116,21 @@ impl Mock {
 
     /// Answers the next calls with these statuses and bodies, then 200 again.
     pub fn script(&self, answers: &[(u16, &str)]) {
+        self.state.lock().unwrap().script.extend(
+            answers
+                .iter()
+                .map(|(s, b)| (*s, (*b).to_owned(), Duration::ZERO)),
+        );
+    }
+
+    /// Like [`Mock::script`], each answer held back for its delay first ([`DROP`]:
+    /// the connection is closed after the delay).
+    pub fn script_slow(&self, answers: &[(u16, &str, Duration)]) {
         self.state
             .lock()
             .unwrap()
             .script
-            .extend(answers.iter().map(|(s, b)| (*s, (*b).to_owned())));
+            .extend(answers.iter().map(|(s, b, d)| (*s, (*b).to_owned(), *d)));
     }
 
     /// Calls received, token requests excluded.
@@ -146,7 +171,8 @@ fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> (Duration, Option<Response>) {
+    let now = |r: Response| (Duration::ZERO, Some(r));
     let mut s = state.lock().unwrap();
     let mut call = Call {
         method: method.to_string(),
@@ -161,24 +187,30 @@ fn handle(
             form.contains("grant_type=client_credentials") && form.contains("client_secret=");
         s.calls.push(call.clone());
         if let Some(status) = s.token_status {
-            return (StatusCode::from_u16(status).unwrap(), "{}").into_response();
+            return now((StatusCode::from_u16(status).unwrap(), "{}").into_response());
         }
         if !call.accepted {
-            return (StatusCode::UNAUTHORIZED, "{}").into_response();
+            return now((StatusCode::UNAUTHORIZED, "{}").into_response());
         }
         s.tokens_issued += 1;
         let body = serde_json::json!({ "access_token": format!("tok-{}", s.tokens_issued), "token_type": "Bearer", "expires_in": 3600 });
-        return axum::Json(body).into_response();
+        return now(axum::Json(body).into_response());
     }
     call.accepted = check(&call, &s);
     let accepted = call.accepted;
     s.calls.push(call);
     if !accepted {
-        return (StatusCode::UNAUTHORIZED, "{\"error\":\"unauthorized\"}").into_response();
+        return now((StatusCode::UNAUTHORIZED, "{\"error\":\"unauthorized\"}").into_response());
     }
-    let (status, body) = s.script.pop_front().unwrap_or((200, "{}".to_owned()));
+    let (status, body, delay) =
+        s.script
+            .pop_front()
+            .unwrap_or((200, "{}".to_owned(), Duration::ZERO));
+    if status == DROP {
+        return (delay, None);
+    }
     let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
-    resp
+    (delay, Some(resp))
 }

@@ -1,5 +1,6 @@
 //! Paysafe: SCA events in (`Signature` HMAC over the raw body), one attempt out per
-//! approval, never resent once Paysafe may have counted it.
+//! approval, resent after a 5xx or a lost answer only within the attempt budget, never
+//! after a 4xx.
 
 use std::time::Duration;
 
@@ -43,6 +44,11 @@ pub(crate) struct Env {
     pub(crate) device: TestDevice,
 }
 
+/// With Paysafe's `allowableAttempts` configured as `budget`.
+async fn setup_budget(backend: Backend, base_url: Option<String>, budget: u32) -> Env {
+    setup_tweaked(backend, base_url, json!({ "allowable_attempts": budget })).await
+}
+
 pub(crate) async fn setup_tweaked(backend: Backend, base_url: Option<String>, tweak: Value) -> Env {
     let signer = PaysafeVerifier::new(&key()).unwrap();
     let mock = Mock::start(move |call, _| {
@@ -56,9 +62,11 @@ pub(crate) async fn setup_tweaked(backend: Backend, base_url: Option<String>, tw
         "webhook_key": key(),
         "api_token": TOKEN,
         "base_url": base,
+        "allow_http": true,
         "max_window_secs": 60,
         "default_window_secs": 60,
         "result_margin_secs": 1,
+        "allowable_attempts": 5,
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, tweak) {
         a.extend(b);
@@ -127,7 +135,10 @@ on_both_backends!(
     approve,
     deny,
     timeout,
-    upstream_500_is_not_resent,
+    upstream_4xx_is_not_resent,
+    three_500s_then_ok,
+    dropped_connection_then_ok,
+    budget_used_up_is_outcome_unknown,
     connect_failure_then_success,
     upstream_down_past_deadline,
     failed_attempt_is_recorded,
@@ -220,10 +231,10 @@ async fn timeout(backend: Backend) {
     assert!(env.mock.calls().is_empty());
 }
 
-async fn upstream_500_is_not_resent(backend: Backend) {
+async fn upstream_4xx_is_not_resent(backend: Backend) {
     let env = setup(backend).await;
     env.mock
-        .script(&[(500, r#"{"error":{"code":"5000","message":"internal"}}"#)]);
+        .script(&[(400, r#"{"error":{"code":"5068","message":"invalid"}}"#)]);
     let id = env.challenge(&new_ref(), 600).await;
     env.device.decide(&id, Decision::Approve, None).await;
     let view = env
@@ -234,17 +245,81 @@ async fn upstream_500_is_not_resent(backend: Backend) {
     assert_eq!(
         env.mock.calls().len(),
         1,
-        "an attempt Paysafe may have counted is never resent"
+        "a refused attempt is never resent"
     );
     let attempts = view["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0]["http_status"], 500);
+    assert_eq!(attempts[0]["http_status"], 400);
     assert!(
         attempts[0]["error"]
             .as_str()
             .unwrap()
             .contains("not resent"),
         "{view:#}"
+    );
+}
+
+const VERIFIED: &str = r#"{"id":"a1","status":"VERIFIED"}"#;
+
+/// 500, 503, 502, then VERIFIED: four attempts of a budget of five.
+async fn three_500s_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    let err = r#"{"error":{"code":"5000","message":"internal"}}"#;
+    env.mock
+        .script(&[(500, err), (503, err), (502, err), (200, VERIFIED)]);
+    let id = env.challenge(&new_ref(), 600).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    let view = crate::delivery::assert_one_result(&env.app, &env.mock, &id, 4).await;
+    assert!(
+        view["attempts"][2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 5 used"),
+        "{view:#}"
+    );
+    // every attempt carried the same body
+    let bodies: Vec<_> = env.mock.calls().iter().map(|c| c.json()).collect();
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+}
+
+async fn dropped_connection_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    env.mock.script(&[(crate::mock::DROP, ""), (200, VERIFIED)]);
+    let id = env.challenge(&new_ref(), 600).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 2).await;
+}
+
+/// With `allowableAttempts` 3 and three 5xx answers, the budget is used up: no fourth
+/// attempt, and the row says the outcome is unknown (one of the three may have counted).
+async fn budget_used_up_is_outcome_unknown(backend: Backend) {
+    let env = setup_budget(backend, None, 3).await;
+    let err = r#"{"error":{"code":"5000","message":"internal"}}"#;
+    env.mock.script(&[(500, err), (500, err), (500, err)]);
+    let id = env.challenge(&new_ref(), 600).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    let view = env
+        .app
+        .wait_upstream(&id, "failed", Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(env.mock.calls().len(), 3, "never beyond the budget");
+    let outbox = &view["outbox"][1];
+    let last_error = view["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "upstream")
+        .map(|r| r["last_error"].as_str().unwrap_or_default().to_owned())
+        .unwrap();
+    assert!(
+        last_error.starts_with("outcome unknown"),
+        "{outbox} {view:#}"
+    );
+    let metrics = env.app.metrics().await;
+    assert!(
+        metrics.contains(r#"provider="paysafe",outcome="unknown""#),
+        "{metrics}"
     );
 }
 

@@ -54,6 +54,7 @@ pub(crate) async fn setup_full(
         "path": PATH,
         "webhook_secret": secret(),
         "base_url": base_url.unwrap_or_else(|| mock.url()),
+        "allow_http": true,
         "client_id": "12345",
         "client_secret": "treezor-client-secret",
     });
@@ -177,6 +178,8 @@ on_both_backends!(
     timeout,
     timeout_fallback,
     upstream_500_then_success,
+    three_500s_then_ok,
+    dropped_connection_then_ok,
     already_received_is_delivered,
     refused_token_is_renewed,
     upstream_down_past_deadline,
@@ -496,4 +499,22 @@ async fn final_status(backend: Backend) {
     let before = env.app.count("treezor").await;
     assert_eq!(env.post(&other, "text/plain").await.status, 200);
     assert_eq!(env.app.count("treezor").await, before);
+}
+
+// ---- delivery under faults (issue 15 §2) -----------------------------------------------
+
+async fn three_500s_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::three_500s(&env.mock, "{}");
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 4).await;
+}
+
+async fn dropped_connection_then_ok(backend: Backend) {
+    let env = setup(backend).await;
+    crate::delivery::one_drop(&env.mock);
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    crate::delivery::assert_one_result(&env.app, &env.mock, &id, 2).await;
 }

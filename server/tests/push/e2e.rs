@@ -430,6 +430,46 @@ async fn unreachable_cardholder_is_closed_early(backend: Backend) {
     app.server.shutdown().await;
 }
 
+/// A push still queued for a device that gets revoked is dropped before sending
+/// (issue 15 §3): the first APNs call answers 503 with Retry-After, the device is
+/// revoked meanwhile, and the retry never goes out.
+async fn queued_push_to_revoked_device_is_dropped(backend: Backend) {
+    let w = world(backend).await;
+    let ch = w.app.cardholder().await;
+    let revoked = w.app.phone(&ch, "ios", &ios_token(1), None).await;
+    let kept = w.app.phone(&ch, "ios", &ios_token(2), None).await;
+    w.production.script(
+        &revoked.token,
+        [Reply::new(503, "ServiceUnavailable").retry_after(2)],
+    );
+    let (cid, _) = w.app.challenge(&ch, "order-1").await;
+    wait_count("first push attempt", 1, || {
+        w.production.requests_for(&revoked.token).len()
+    })
+    .await;
+    let (s, v) = w
+        .app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/admin/devices/{}/revoke", revoked.id),
+            None,
+        )
+        .await;
+    assert!(s < 300, "{s} {v}");
+    let detail = w.app.settled(&cid, 2).await;
+    let attempts = App::attempts(&detail, &revoked.id, "push");
+    assert_eq!(attempts.len(), 2, "{detail:#}");
+    assert_eq!(attempts[1]["outcome"], "ok");
+    assert_eq!(
+        attempts[1]["error"], "dropped: device revoked",
+        "{detail:#}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(w.production.requests_for(&revoked.token).len(), 1);
+    assert_eq!(w.production.requests_for(&kept.token).len(), 1);
+    w.app.server.shutdown().await;
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
         $(
@@ -455,4 +495,5 @@ on_both_backends!(
     expired_credentials_are_renewed,
     dismiss_after_answer,
     non_hex_apns_token_is_not_sent,
+    queued_push_to_revoked_device_is_dropped,
 );

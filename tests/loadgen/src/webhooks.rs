@@ -86,7 +86,7 @@ pub fn provider_env(mock: &str) -> Result<Vec<(String, String)>> {
         (
             "PUSHAUTH_PROVIDERS__ADYEN".into(),
             format!(
-                "{{ webhook_user = {}, webhook_password = {}, hmac_key = {}, base_url = {}, api_key = \"adyen-api-key-load\" }}",
+                "{{ webhook_user = {}, webhook_password = {}, hmac_key = {}, base_url = {}, allow_http = true, api_key = \"adyen-api-key-load\" }}",
                 q(s(&c, "adyen_user")?),
                 q(s(&c, "adyen_password")?),
                 q(s(&c, "adyen_hmac_key_hex")?),
@@ -96,7 +96,7 @@ pub fn provider_env(mock: &str) -> Result<Vec<(String, String)>> {
         (
             "PUSHAUTH_PROVIDERS__PAYSAFE".into(),
             format!(
-                "{{ webhook_key = {}, api_token = \"paysafe-token-load\", base_url = {} }}",
+                "{{ webhook_key = {}, api_token = \"paysafe-token-load\", base_url = {}, allow_http = true }}",
                 q(s(&c, "paysafe_key_b64")?),
                 q(mock)
             ),
@@ -104,7 +104,7 @@ pub fn provider_env(mock: &str) -> Result<Vec<(String, String)>> {
         (
             "PUSHAUTH_PROVIDERS__TREEZOR".into(),
             format!(
-                "{{ webhook_secret = {}, base_url = {}, client_id = \"12345\", client_secret = \"treezor-client-secret\" }}",
+                "{{ webhook_secret = {}, base_url = {}, allow_http = true, client_id = \"12345\", client_secret = \"treezor-client-secret\" }}",
                 q(s(&c, "treezor_webhook_secret")?),
                 q(mock)
             ),

@@ -146,6 +146,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     );
     s.outbox_complete(
         up1,
+        1,
         attempt(
             T0.plus(10),
             AttemptOutcome::Retry,
@@ -189,6 +190,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     );
     s.outbox_complete(
         up1,
+        2,
         attempt(T0.plus(5_000), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )
@@ -202,6 +204,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     );
     s.outbox_complete(
         push1,
+        0,
         attempt(T0.plus(50_000), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )
@@ -260,6 +263,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     let (c2, _, up2) = decide(60_000).await;
     s.outbox_complete(
         up2,
+        0,
         attempt(
             T0.plus(10),
             AttemptOutcome::Fatal,
@@ -286,6 +290,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     // a late completion of a final row records the attempt but changes nothing else
     s.outbox_complete(
         up2,
+        0,
         attempt(T0.plus(20), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )
@@ -302,6 +307,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     let (c3, _, up3) = decide(60_000).await;
     s.outbox_complete(
         up3,
+        0,
         attempt(T0.plus(10), AttemptOutcome::Retry, None, Some("timeout")),
         OutboxNext::TooLate,
     )
@@ -333,6 +339,7 @@ pub async fn outbox_complete_transitions<S: Store>(store: S) {
     let unknown = s
         .outbox_complete(
             OutboxId(i64::MAX),
+            0,
             attempt(T0, AttemptOutcome::Ok, None, None),
             OutboxNext::Done,
         )
@@ -367,6 +374,7 @@ pub async fn outbox_next_due<S: Store>(store: S) {
     );
     s.outbox_complete(
         r1,
+        1,
         attempt(T0.plus(300), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )
@@ -375,6 +383,7 @@ pub async fn outbox_next_due<S: Store>(store: S) {
     assert_eq!(s.outbox_next_due().await.unwrap(), Some(T0.plus(1_251)));
     s.outbox_complete(
         r2,
+        1,
         attempt(T0.plus(300), AttemptOutcome::Retry, None, Some("x")),
         OutboxNext::RetryAt(T0.plus(3_000)),
     )
@@ -383,6 +392,7 @@ pub async fn outbox_next_due<S: Store>(store: S) {
     assert_eq!(s.outbox_next_due().await.unwrap(), Some(T0.plus(3_000)));
     s.outbox_complete(
         r2,
+        1,
         attempt(T0.plus(3_000), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )

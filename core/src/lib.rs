@@ -22,6 +22,7 @@ pub mod b64;
 pub mod challenge;
 pub mod error;
 pub mod ids;
+pub mod json;
 pub mod jws;
 pub mod keys;
 pub mod money;

@@ -33,4 +33,5 @@ mod mock;
 mod adyen;
 mod enfuce;
 mod paysafe;
+mod strict;
 mod treezor;

@@ -91,6 +91,7 @@ fn lone_surrogate(b: &[u8]) -> Option<usize> {
 
 /// A deserializer that refuses a JSON array where a struct is expected, at any
 /// depth (see the module).
+#[derive(Debug)]
 pub struct Strict<D>(pub D);
 
 /// A visitor (or access, or seed) wrapped so that what it hands out is wrapped too.

@@ -2,7 +2,8 @@
 //! the device or the cardholder lost the right to answer, and what blocking a
 //! cardholder closes with it.
 
-use crate::model::{AuditDraft, Challenge, Device, NewOutbox};
+use crate::audit::AuditDraft;
+use crate::model::{Challenge, Device, NewOutbox};
 use crate::states::DeviceStatus;
 
 /// Why `challenge_decide` refused a decision that was otherwise in time: checked in

@@ -319,11 +319,15 @@ pub(crate) async fn decide(
     );
     let device = d.device.as_str();
     let mut tx = s.begin().await?;
-    // Authorisation at commit: share-lock the cardholder, then the device, before the
-    // conditional update. A block, lock or revocation committed first is seen (a
+    // Authorisation at commit: share-lock the cardholder, then lock the device, before
+    // the conditional update. A block, lock or revocation committed first is seen (a
     // locking read returns the newest row version); one that comes later waits for
     // this commit. Cardholder before device before challenge, the order every writer
-    // that takes more than one of these locks uses, so no deadlock.
+    // that takes more than one of these locks uses, so no deadlock. The device lock is
+    // exclusive (`NO KEY UPDATE`, which foreign-key checks do not wait for) because the
+    // winner resets the device's failure counter: with a shared lock, two decisions of
+    // one device would each hold it while waiting for the other (measured: deadlocks
+    // in `challenge_decide_first_wins`).
     let holder = sqlx::query_scalar!(
         "SELECT h.status FROM challenges c JOIN cardholders h ON h.id = c.cardholder_id
          WHERE c.id = $1 FOR SHARE OF h",
@@ -337,7 +341,7 @@ pub(crate) async fn decide(
     };
     let answering = sqlx::query!(
         "SELECT d.status, d.cardholder_id = c.cardholder_id AS \"same!\"
-         FROM devices d, challenges c WHERE d.id = $1 AND c.id = $2 FOR SHARE OF d",
+         FROM devices d, challenges c WHERE d.id = $1 AND c.id = $2 FOR NO KEY UPDATE OF d",
         device,
         id
     )

@@ -2,7 +2,6 @@
 //! key, bound to method, path, body hash and a one-time `jti`.
 
 use axum::extract::{FromRequest, OriginalUri, Request};
-use axum::http::StatusCode;
 use bytes::Bytes;
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_store::{Device, DeviceStatus};

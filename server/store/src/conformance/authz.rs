@@ -187,7 +187,10 @@ pub async fn cardholder_block_cancels_pending<S: Store>(store: S) {
         );
         let audit = s.audit_for_challenge(&c.id).await.unwrap();
         assert_eq!(
-            audit.iter().map(|a| a.draft.action.as_str()).collect::<Vec<_>>(),
+            audit
+                .iter()
+                .map(|a| a.draft.action.as_str())
+                .collect::<Vec<_>>(),
             vec!["challenge.created", "challenge.cancelled"]
         );
     }

@@ -156,6 +156,8 @@ async fn read_until_end(resp: &mut reqwest::Response, wait: Duration) -> (bool, 
 async fn stream_closes_for_revoked_or_locked_device(app: TestApp) {
     for action in ["revoke", "lock"] {
         let (ch, d) = app.cardholder_with_device().await;
+        // a second, active device, so that challenges can still be created
+        let _other = TestDevice::enroll(&app, &app.activation_code(&ch).await).await;
         let mut resp = open_stream(&app, &d).await;
         assert_eq!(resp.status(), 200);
         let (s, _) = app

@@ -26,6 +26,7 @@ pub mod b64;
 pub mod challenge;
 pub mod error;
 pub mod ids;
+pub mod json;
 pub mod jws;
 pub mod key_statement;
 pub mod keys;

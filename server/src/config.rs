@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// A second listener for operations only (`/metrics`, `/healthz`, `/readyz`), e.g.
+    /// `127.0.0.1:9090`. When set, `/metrics` is served there and no longer on
+    /// `listen`. Default: unset (everything on `listen`).
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 10_000,
             log_format: LogFormat::Text,
             shutdown_grace_ms: 5_000,
+            ops_listen: None,
         }
     }
 }
@@ -118,6 +123,12 @@ pub struct SecurityConfig {
     pub lock_after_failures: i32,
     /// Activation code lifetime, seconds. Default 600.
     pub activation_ttl_secs: i64,
+    /// File holding the key-encryption key (32 bytes, base64url or hex) that wraps the
+    /// server's challenge-signing keys in the database (AES-256-GCM). Default unset.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key itself, for an environment secret
+    /// (`PUSHAUTH_SECURITY__KEY_ENCRYPTION_KEY`). At most one of the two.
+    pub key_encryption_key: Option<String>,
 }
 
 impl Default for SecurityConfig {
@@ -128,6 +139,8 @@ impl Default for SecurityConfig {
             clock_skew_secs: 30,
             lock_after_failures: 5,
             activation_ttl_secs: 600,
+            key_encryption_key_file: None,
+            key_encryption_key: None,
         }
     }
 }

@@ -3,8 +3,6 @@
 //! are logged with their cause and answered with a generic 500 that leaks nothing.
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pushauth_store::StoreError;
@@ -152,36 +150,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// `Json` whose rejections are problem+json naming the offending field.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct AppJson<T>(pub T);
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected Content-Type: application/json",
-            ),
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::bad_request("malformed_json", e.body_text())
-            }
-            JsonRejection::JsonDataError(e) => {
-                ApiError::bad_request("invalid_field", e.body_text())
-            }
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "request body too large",
-                )
-            }
-            other => ApiError::bad_request("malformed_body", other.body_text()),
-        }
-    }
-}
+pub use crate::json::AppJson;
 
 impl<T: Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
@@ -192,8 +161,7 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 /// Parses a JSON body already read as bytes (for handlers that also need the raw
 /// bytes, e.g. to check a signature over them), with the same errors as [`AppJson`].
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    crate::json::strict(body).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let reason = if inner.is_syntax() || inner.is_eof() {
@@ -219,4 +187,47 @@ impl std::fmt::Display for ApiError {
             self.detail
         )
     }
+}
+
+/// Middleware for our own APIs (device, admin, ops): any error answer that is not
+/// problem+json already (axum's own rejections of a bad query string, a path that
+/// is not valid percent-encoding, a body over the limit, a timeout) is replaced by a
+/// problem+json of the same status. The original text is dropped, since it can echo
+/// the input.
+pub async fn problem_only(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let (reason, detail) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request could not be read"),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed on this endpoint")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "try again later"),
+        s if s.is_client_error() => ("bad_request", "the request was refused"),
+        _ => ("internal", "internal error"),
+    };
+    let mut answer = problem_response(status, reason, detail, None);
+    // keep headers such as Allow and Retry-After
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    answer
 }

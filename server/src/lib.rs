@@ -10,6 +10,8 @@
 
 pub mod config;
 pub mod error;
+pub mod json;
+pub mod keyring;
 pub mod metrics;
 pub mod providers;
 pub mod push;

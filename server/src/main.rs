@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pushauth_server::config::{Config, LogFormat};
-use pushauth_server::{Server, open_store};
+use pushauth_server::services::admin_keys;
+use pushauth_server::{Server, keyring, open_store};
 
 /// pushauth: push approval of card payments (3-D Secure) for issuers.
 #[derive(Debug, Parser)]
@@ -34,11 +35,15 @@ enum Command {
     Migrate,
     /// Re-compute the audit log's hash chain and report whether it is intact.
     AuditVerify,
-    /// Create an additional admin API key and print it once.
+    /// Admin API keys: create (printed once), list, revoke.
     AdminKey {
-        /// A name for the key (shown in the audit trail as admin:<name>).
-        #[arg(long)]
-        name: String,
+        #[command(subcommand)]
+        action: AdminKeyAction,
+    },
+    /// The server's challenge-signing keys.
+    ServerKey {
+        #[command(subcommand)]
+        action: ServerKeyAction,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -53,6 +58,46 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyAction {
+    /// Create a key and print it once.
+    Create {
+        /// A name for the key (shown in the audit trail as admin:<name>).
+        #[arg(long)]
+        name: String,
+        /// `full` (default) or `read` (GET requests only).
+        #[arg(long, default_value = "full", value_parser = parse_scope)]
+        scope: pushauth_store::AdminScope,
+    },
+    /// List every key (never the keys themselves) as JSON lines.
+    List,
+    /// Revoke a key by id; refused at once by every running instance.
+    Revoke {
+        /// The key's id (see `list`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerKeyAction {
+    /// List the keyring (kid, active or retired) as JSON lines.
+    List,
+    /// Make a new active key; the current one is kept for the devices that pinned it.
+    /// Restart every instance afterwards (docs/operations.md).
+    Rotate,
+    /// Re-wrap every key under a new key-encryption key (read from FILE); the current
+    /// one comes from the configuration. Start the servers with the new one afterwards.
+    Rewrap {
+        /// File with the new key-encryption key (32 bytes, base64url or hex).
+        #[arg(long)]
+        new_kek_file: PathBuf,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<pushauth_store::AdminScope, String> {
+    pushauth_store::AdminScope::parse(s).ok_or_else(|| "expected full or read".into())
 }
 
 fn init_logging(format: LogFormat) {
@@ -140,19 +185,65 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
-        Command::AdminKey { name } => {
+        Command::AdminKey { action } => {
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;
-            let key = pushauth_server::startup::new_admin_key().map_err(|e| e.to_string())?;
-            store
-                .admin_key_insert(pushauth_store::NewAdminKey {
-                    name,
-                    key_hash: pushauth_store::KeyHash::of(key.as_bytes()),
-                    created_at: pushauth_server::state::now(),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{key}");
+            let store = store.as_ref();
+            match action {
+                AdminKeyAction::Create { name, scope } => {
+                    let created = admin_keys::create_in(store, "cli", name, scope)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("{}", created.key);
+                }
+                AdminKeyAction::List => {
+                    for key in store.admin_key_list().await.map_err(|e| e.to_string())? {
+                        println!("{}", serde_json::to_string(&key).unwrap_or_default());
+                    }
+                }
+                AdminKeyAction::Revoke { id } => {
+                    admin_keys::revoke_in(store, "cli", id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!("admin key {id} revoked");
+                }
+            }
+            Ok(())
+        }
+        Command::ServerKey { action } => {
+            let store = open_store(&config).await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let kek = keyring::Kek::from_config(&config.security).map_err(|e| e.to_string())?;
+            match action {
+                ServerKeyAction::List => {
+                    let ring = keyring::load(store.as_ref(), kek.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for k in ring.keys() {
+                        let line = serde_json::json!({
+                            "kid": k.kid,
+                            "created_at": k.created_at,
+                            "retired_at": k.retired_at,
+                        });
+                        println!("{line}");
+                    }
+                }
+                ServerKeyAction::Rotate => {
+                    let kid = keyring::rotate(store.as_ref(), kek.as_ref())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!("new active server key {kid}; restart every instance");
+                }
+                ServerKeyAction::Rewrap { new_kek_file } => {
+                    let text = std::fs::read_to_string(&new_kek_file)
+                        .map_err(|e| format!("{}: {e}", new_kek_file.display()))?;
+                    let new = keyring::Kek::parse(&text)?;
+                    let n = keyring::rewrap_all(store.as_ref(), kek.as_ref(), &new)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!("{n} server keys re-wrapped; configure the new key-encryption key");
+                }
+            }
             Ok(())
         }
         Command::Openapi => {

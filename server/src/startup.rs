@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushauth_core::keys::SoftwareSigningKey;
-use pushauth_store::{KeyHash, NewAdminKey, ServerKeyRecord, Store};
+use pushauth_store::{AdminScope, KeyHash, KeyOrigin, NewAdminKey, Store};
 use pushauth_store_postgres::PgStore;
 use pushauth_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -50,32 +49,15 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         let path = Path::new(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StartupError::Io {
-                what: format!("creating {}", dir.display()),
-                source,
-            })?;
+            create_private_dir(dir)?;
         }
+        create_private_file(path)?;
         Ok(Arc::new(SqliteStore::open(path).await?))
     } else {
         Err(StartupError::Config(
             "storage.database_url must start with sqlite:// or postgres://".into(),
         ))
     }
-}
-
-/// Loads the server signing key, creating and storing it on first start. Several
-/// instances starting at once agree on one key.
-pub async fn server_key(store: &dyn Store) -> Result<SoftwareSigningKey, StartupError> {
-    let candidate =
-        SoftwareSigningKey::generate().map_err(|e| StartupError::Config(e.to_string()))?;
-    let record = ServerKeyRecord {
-        kid: candidate.public().thumbprint(),
-        pkcs8: candidate.to_pkcs8().to_vec(),
-        created_at: now(),
-    };
-    let stored = store.server_key_get_or_insert(record).await?;
-    SoftwareSigningKey::from_pkcs8(&stored.pkcs8)
-        .map_err(|e| StartupError::Config(format!("stored server key: {e}")))
 }
 
 /// Makes sure an admin key exists: the configured one (hash stored), or on first start
@@ -88,15 +70,25 @@ pub async fn ensure_admin_key(config: &Config, store: &dyn Store) -> Result<Stri
                 "security.admin_key must be at least 16 characters".into(),
             ));
         }
-        let hash = KeyHash::of(key.as_bytes());
-        if store.admin_key_find(&hash).await?.is_none() {
-            store
-                .admin_key_insert(NewAdminKey {
-                    name: "configured".into(),
-                    key_hash: hash,
-                    created_at: now(),
-                })
-                .await?;
+        let (configured, revoked) = store
+            .admin_key_sync_configured(NewAdminKey {
+                name: "configured".into(),
+                key_hash: KeyHash::of(key.as_bytes()),
+                scope: AdminScope::Full,
+                origin: KeyOrigin::Configured,
+                created_at: now(),
+            })
+            .await?;
+        if configured.revoked_at.is_some() {
+            return Err(StartupError::Config(
+                "security.admin_key was revoked; configure a new key".into(),
+            ));
+        }
+        if revoked > 0 {
+            tracing::warn!(
+                revoked,
+                "the configured admin key changed: the previously configured key is revoked"
+            );
         }
         return Ok("the admin API key is the one configured (security.admin_key / PUSHAUTH_SECURITY__ADMIN_KEY)".into());
     }
@@ -108,10 +100,7 @@ pub async fn ensure_admin_key(config: &Config, store: &dyn Store) -> Result<Stri
         ));
     }
     let key = new_admin_key().map_err(|e| StartupError::Config(e.to_string()))?;
-    std::fs::create_dir_all(&config.storage.data_dir).map_err(|source| StartupError::Io {
-        what: format!("creating {}", config.storage.data_dir.display()),
-        source,
-    })?;
+    create_private_dir(&config.storage.data_dir)?;
     write_secret_file(&file, key.as_bytes()).map_err(|source| StartupError::Io {
         what: format!("writing {}", file.display()),
         source,
@@ -120,6 +109,8 @@ pub async fn ensure_admin_key(config: &Config, store: &dyn Store) -> Result<Stri
         .admin_key_insert(NewAdminKey {
             name: "generated".into(),
             key_hash: KeyHash::of(key.as_bytes()),
+            scope: AdminScope::Full,
+            origin: KeyOrigin::Generated,
             created_at: now(),
         })
         .await?;
@@ -127,6 +118,42 @@ pub async fn ensure_admin_key(config: &Config, store: &dyn Store) -> Result<Stri
         "generated an admin API key and wrote it to {} (mode 0600)",
         file.display()
     ))
+}
+
+/// Creates a directory (and its missing parents) readable by the server's user only
+/// (0700). An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StartupError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })
+}
+
+/// Creates the SQLite database file with mode 0600 if it does not exist yet; SQLite
+/// gives its `-wal` and `-shm` files the database file's mode.
+fn create_private_file(path: &Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StartupError::Io {
+            what: format!("creating {}", path.display()),
+            source,
+        }),
+    }
 }
 
 /// A new admin key: `pa_` + 32 random bytes base64url.
@@ -154,7 +181,8 @@ pub async fn build_state(
     store: Arc<dyn Store>,
     bound: SocketAddr,
 ) -> Result<AppState, StartupError> {
-    let key = server_key(store.as_ref()).await?;
+    let kek = crate::keyring::Kek::from_config(&config.security)?;
+    let keyring = crate::keyring::load(store.as_ref(), kek.as_ref()).await?;
     let public_url = config.public_url(bound);
     let issuer = config
         .server
@@ -174,12 +202,12 @@ pub async fn build_state(
     crate::providers::build_connectors(&config, &http, &mut connectors)
         .map_err(StartupError::Config)?;
     let push = crate::push::build_gateway(&config.push).map_err(StartupError::Config)?;
-    let server_jwk = key.public().to_jwk();
-    let server_kid = key.public().thumbprint();
+    let server_jwk = keyring.active().key.public().to_jwk();
+    let server_kid = keyring.active().kid.clone();
     Ok(AppState::new(Inner {
         config,
         store,
-        server_key: key,
+        keyring,
         server_jwk,
         server_kid,
         issuer,
@@ -196,6 +224,8 @@ pub async fn build_state(
 pub struct Server {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The ops listener's bound address (`server.ops_listen`), if any.
+    pub ops_addr: Option<SocketAddr>,
     /// The state (for tests and embedding).
     pub state: AppState,
     /// Where the admin key comes from.
@@ -229,13 +259,46 @@ impl Server {
             what: "reading the bound address".into(),
             source,
         })?;
+        let ops_listener = match config.server.ops_listen {
+            Some(ops) => Some(
+                TcpListener::bind(ops)
+                    .await
+                    .map_err(|source| StartupError::Io {
+                        what: format!("binding {ops} (server.ops_listen)"),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let ops_addr = ops_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|source| StartupError::Io {
+                what: "reading the bound ops address".into(),
+                source,
+            })?;
         let state = build_state(config, store, addr).await?;
         let (shutdown, rx) = watch::channel(false);
-        let tasks = if state.config.workers.enabled {
+        let mut tasks = if state.config.workers.enabled {
             crate::workers::spawn(state.clone(), rx.clone())
         } else {
             Vec::new()
         };
+        if let Some(listener) = ops_listener {
+            let ops = crate::routes::ops::ops_router(state.clone());
+            let mut ops_rx = rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(listener, ops)
+                    .with_graceful_shutdown(async move {
+                        let _ = ops_rx.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "ops listener failed");
+                }
+            }));
+        }
         let app = crate::routes::router(state.clone());
         let mut http_rx = rx;
         let http = tokio::spawn(async move {
@@ -247,6 +310,7 @@ impl Server {
         });
         Ok(Server {
             addr,
+            ops_addr,
             state,
             admin_key_note,
             shutdown,

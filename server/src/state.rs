@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pushauth_core::keys::{Jwk, SoftwareSigningKey};
+use pushauth_core::keys::Jwk;
 use pushauth_store::{Millis, Store};
 
 use crate::config::Config;
+use crate::keyring::Keyring;
 use crate::metrics::Metrics;
 use crate::push::PushGateway;
 use crate::upstream::Connectors;
@@ -31,9 +32,10 @@ pub struct Inner {
     pub config: Config,
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// The challenge-signing key.
-    pub server_key: SoftwareSigningKey,
-    /// Its public JWK.
+    /// The challenge-signing keys (the active one signs for devices enrolled since
+    /// it became active; see `crate::keyring`).
+    pub keyring: Keyring,
+    /// The active key's public JWK (given to enrolling devices).
     pub server_jwk: Jwk,
     /// Its RFC 7638 thumbprint (`kid`).
     pub server_kid: String,

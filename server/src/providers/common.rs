@@ -147,8 +147,7 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, BodyErro
 /// Parses JSON into `T`, naming the failing field. serde_json's own messages can quote
 /// the input, so only its category is kept, plus the field name for a missing field.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    crate::json::strict(bytes).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let what = match inner.classify() {

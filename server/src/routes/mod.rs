@@ -11,21 +11,30 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{ApiError, problem_response};
+use crate::error::{ApiError, problem_only, problem_response};
 use crate::state::AppState;
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.server;
     Router::new()
-        .merge(ops::router())
-        .nest("/v1/admin", admin::router())
-        .nest("/v1/device", device::router())
+        .merge(
+            ops::router(state.config.server.ops_listen.is_none()).layer(map_response(problem_only)),
+        )
+        .nest(
+            "/v1/admin",
+            admin::router().layer(map_response(problem_only)),
+        )
+        .nest(
+            "/v1/device",
+            device::router().layer(map_response(problem_only)),
+        )
         .merge(crate::providers::router(&state.config))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -13,13 +13,36 @@ use crate::state::AppState;
 /// The OpenAPI document, as checked into `docs/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
-/// `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
-pub fn router() -> Router<AppState> {
+/// `/healthz`, `/readyz`, `/openapi.json`, and `/metrics` unless `metrics` is false
+/// (it is then served on the ops listener only, see [`ops_router`]).
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi));
+    if with_metrics {
+        r.route("/metrics", get(metrics))
+    } else {
+        r
+    }
+}
+
+/// The ops listener's application (`server.ops_listen`): `/metrics`, `/healthz` and
+/// `/readyz`, problem+json for anything else.
+pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
+        .fallback(|| async {
+            crate::error::problem_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint",
+                None,
+            )
+        })
+        .with_state(state)
 }
 
 /// Liveness: the process answers.

@@ -5,8 +5,8 @@
 use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::proof::{self, DenyReason};
 use pushauth_store::{
-    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecisionKind, DenyReasonKind, Device,
-    DeviceStatus, NewDecision, NewOutbox, OutboxKind,
+    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecideRefusal, DecisionKind,
+    DenyReasonKind, Device, DeviceStatus, NewDecision, NewOutbox, OutboxKind,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -40,12 +40,20 @@ pub async fn dismiss_rows(
     challenge: &Challenge,
     except: Option<&Device>,
 ) -> ApiResult<Vec<NewOutbox>> {
+    let devices = state.store.device_list(&challenge.cardholder).await?;
+    Ok(dismiss_rows_among(state, challenge, &devices, except))
+}
+
+/// [`dismiss_rows`] from the cardholder's devices as already read.
+pub fn dismiss_rows_among(
+    state: &AppState,
+    challenge: &Challenge,
+    devices: &[Device],
+    except: Option<&Device>,
+) -> Vec<NewOutbox> {
     let t = now();
-    Ok(state
-        .store
-        .device_list(&challenge.cardholder)
-        .await?
-        .into_iter()
+    devices
+        .iter()
         .filter(|d| {
             d.status == DeviceStatus::Active
                 && Some(&d.id) != except.map(|e| &e.id)
@@ -54,12 +62,12 @@ pub async fn dismiss_rows(
         .map(|d| NewOutbox {
             kind: OutboxKind::Dismiss,
             challenge: challenge.id.clone(),
-            device: Some(d.id),
+            device: Some(d.id.clone()),
             payload: serde_json::Value::Null,
             not_before: t,
             deadline: challenge.deadline.max(t.plus(60_000)),
         })
-        .collect())
+        .collect()
 }
 
 /// The upstream row for an outcome, when the challenge's connector wants one.
@@ -272,5 +280,30 @@ pub async fn decide(
             ))
         }
         DecideOutcome::NotFound => Err(ApiError::not_found("challenge")),
+        DecideOutcome::Refused(why) => {
+            m.decisions
+                .get_or_create(&OutcomeLabel { outcome: "refused" })
+                .inc();
+            tracing::info!(challenge = %challenge.id, device = %device.id, refusal = ?why, "decision refused at commit");
+            Err(refusal_error(why))
+        }
+    }
+}
+
+/// The answer to a decision refused at commit (the device was revoked or locked, or
+/// the cardholder blocked, after the request was authenticated).
+fn refusal_error(why: DecideRefusal) -> ApiError {
+    match why {
+        DecideRefusal::DeviceNotActive(Some(DeviceStatus::Locked)) => {
+            ApiError::locked("the device is locked")
+        }
+        DecideRefusal::DeviceNotActive(_) => {
+            ApiError::unauthorized("unknown_device", "unknown or revoked device")
+        }
+        DecideRefusal::CardholderBlocked => ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "cardholder_blocked",
+            "the cardholder is blocked",
+        ),
     }
 }

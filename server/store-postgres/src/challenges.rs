@@ -19,7 +19,7 @@ use pushauth_store::decode::parse_enum;
 /// Largest page a listing returns.
 const MAX_PAGE: i64 = 500;
 
-async fn get_in(conn: &mut PgConnection, id: &str) -> StoreResult<Option<Challenge>> {
+pub(crate) async fn get_in(conn: &mut PgConnection, id: &str) -> StoreResult<Option<Challenge>> {
     let row = sqlx::query_as!(
         ChallengeRow,
         "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
@@ -317,30 +317,72 @@ pub(crate) async fn decide(
         status.as_str(),
         upstream_status_for(&outbox) == UpstreamStatus::Queued,
     );
+    let device = d.device.as_str();
     let mut tx = s.begin().await?;
+    // Authorisation at commit: share-lock the cardholder, then lock the device, before
+    // the conditional update. A block, lock or revocation committed first is seen (a
+    // locking read returns the newest row version); one that comes later waits for
+    // this commit. Cardholder before device before challenge, the order every writer
+    // that takes more than one of these locks uses, so no deadlock. The device lock is
+    // exclusive (`NO KEY UPDATE`, which foreign-key checks do not wait for) because the
+    // winner resets the device's failure counter: with a shared lock, two decisions of
+    // one device would each hold it while waiting for the other (measured: deadlocks
+    // in `challenge_decide_first_wins`).
+    let holder = sqlx::query_scalar!(
+        "SELECT h.status FROM challenges c JOIN cardholders h ON h.id = c.cardholder_id
+         WHERE c.id = $1 FOR SHARE OF h",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(holder) = holder else {
+        return Ok(DecideOutcome::NotFound);
+    };
+    let answering = sqlx::query!(
+        "SELECT d.status, d.cardholder_id = c.cardholder_id AS \"same!\"
+         FROM devices d, challenges c WHERE d.id = $1 AND c.id = $2 FOR NO KEY UPDATE OF d",
+        device,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
     let won = sqlx::query_scalar!(
         "UPDATE challenges
          SET status = $2, closed_at = $3,
              upstream_status = CASE WHEN $4::BOOLEAN THEN 'queued' ELSE upstream_status END
          WHERE id = $1 AND status = 'pending' AND deadline >= $3
+           AND EXISTS (SELECT 1 FROM devices
+                       WHERE devices.id = $5 AND devices.status = 'active'
+                         AND devices.cardholder_id = challenges.cardholder_id)
+           AND EXISTS (SELECT 1 FROM cardholders
+                       WHERE cardholders.id = challenges.cardholder_id
+                         AND cardholders.status = 'active')
          RETURNING cardholder_id",
         id,
         status,
         d.at.0,
         queue,
+        device,
     )
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
     let Some(cardholder) = won else {
-        return Ok(match get_in(&mut tx, id).await? {
-            None => DecideOutcome::NotFound,
-            Some(c) if c.status.is_final() => DecideOutcome::AlreadyClosed(c),
-            Some(c) => DecideOutcome::PastDeadline(c),
+        let Some(c) = get_in(&mut tx, id).await? else {
+            return Ok(DecideOutcome::NotFound);
+        };
+        if c.status.is_final() {
+            return Ok(DecideOutcome::AlreadyClosed(c));
+        }
+        let device_row = answering.as_ref().map(|r| (r.status.as_str(), r.same));
+        return Ok(match decide_refusal(device_row, &holder)? {
+            Some(why) => DecideOutcome::Refused(why),
+            None => DecideOutcome::PastDeadline(c),
         });
     };
     let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
-    let device = d.device.as_str();
     sqlx::query!(
         "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
                                 processor_output, at)

@@ -18,6 +18,7 @@
 //! cache in `.sqlx/`; see `server/scripts/sqlx-prepare.sh` to regenerate it.
 
 mod audit;
+mod authz;
 mod challenges;
 mod devices;
 mod error;
@@ -225,6 +226,35 @@ impl Store for PgStore {
     async fn admin_key_any(&self) -> StoreResult<bool> {
         keys::admin_key_any(self).await
     }
+    async fn admin_key_list(&self) -> StoreResult<Vec<AdminKey>> {
+        keys::admin_key_list(self).await
+    }
+    async fn admin_key_revoke(&self, id: i64, now: Millis, audit: AuditDraft) -> StoreResult<bool> {
+        keys::admin_key_revoke(self, id, now, audit).await
+    }
+    async fn admin_key_sync_configured(&self, key: NewAdminKey) -> StoreResult<(AdminKey, u64)> {
+        keys::admin_key_sync_configured(self, key).await
+    }
+    async fn server_key_list(&self) -> StoreResult<Vec<ServerKeyRecord>> {
+        keys::server_key_list(self).await
+    }
+    async fn server_key_rotate(
+        &self,
+        current_kid: &str,
+        new: ServerKeyRecord,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        keys::server_key_rotate(self, current_kid, new, now).await
+    }
+    async fn server_key_rewrap(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        material: Vec<u8>,
+        wrapped: bool,
+    ) -> StoreResult<bool> {
+        keys::server_key_rewrap(self, kid, expected, material, wrapped).await
+    }
 
     async fn cardholder_create(
         &self,
@@ -246,6 +276,15 @@ impl Store for PgStore {
         audit: AuditDraft,
     ) -> StoreResult<bool> {
         parties::cardholder_set_status(self, id, status, audit).await
+    }
+    async fn cardholder_block(
+        &self,
+        id: &CardholderId,
+        now: Millis,
+        audit: AuditDraft,
+        cancel: CancelPlanner,
+    ) -> StoreResult<BlockOutcome> {
+        authz::cardholder_block(self, id, now, audit, cancel).await
     }
     async fn card_link_create(&self, new: NewCardLink, audit: AuditDraft) -> StoreResult<CardLink> {
         parties::card_link_create(self, new, audit).await

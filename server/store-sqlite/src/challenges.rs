@@ -289,25 +289,55 @@ pub(crate) async fn decide(
         Accepted(Challenge, CardholderId),
         Other(DecideOutcome),
     }
+    let device = d.device.as_str();
     let done = direct::write(s, |tx| {
         let won = tx.one(
             "UPDATE challenges
              SET status = ?2, closed_at = ?3,
                  upstream_status = CASE WHEN ?4 THEN 'queued' ELSE upstream_status END
              WHERE id = ?1 AND status = 'pending' AND deadline >= ?3
+               AND EXISTS (SELECT 1 FROM devices
+                           WHERE devices.id = ?5 AND devices.status = 'active'
+                             AND devices.cardholder_id = challenges.cardholder_id)
+               AND EXISTS (SELECT 1 FROM cardholders
+                           WHERE cardholders.id = challenges.cardholder_id
+                             AND cardholders.status = 'active')
              RETURNING cardholder_id",
-            rusqlite::params![id, status, d.at.0, queue],
+            rusqlite::params![id, status, d.at.0, queue, device],
             |r| r.get::<_, String>(0),
         )?;
         let Some(cardholder) = won else {
-            return Ok(Done::Other(match tx.challenge(id)? {
-                None => DecideOutcome::NotFound,
-                Some(c) if c.status.is_final() => DecideOutcome::AlreadyClosed(c),
-                Some(c) => DecideOutcome::PastDeadline(c),
+            let Some(c) = tx.challenge(id)? else {
+                return Ok(Done::Other(DecideOutcome::NotFound));
+            };
+            if c.status.is_final() {
+                return Ok(Done::Other(DecideOutcome::AlreadyClosed(c)));
+            }
+            let (device_status, same, holder) = tx
+                .one(
+                    "SELECT d.status, d.cardholder_id = c.cardholder_id, h.status
+                     FROM challenges c JOIN cardholders h ON h.id = c.cardholder_id
+                     LEFT JOIN devices d ON d.id = ?2
+                     WHERE c.id = ?1",
+                    rusqlite::params![id, device],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<bool>>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )?
+                .ok_or(StoreError::NotFound("challenge"))?;
+            let device_row = device_status
+                .as_deref()
+                .map(|st| (st, same.unwrap_or(false)));
+            return Ok(Done::Other(match decide_refusal(device_row, &holder)? {
+                Some(why) => DecideOutcome::Refused(why),
+                None => DecideOutcome::PastDeadline(c),
             }));
         };
         let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
-        let device = d.device.as_str();
         tx.exec(
             "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
                                     processor_output, at)

@@ -13,9 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod authz;
 mod challenges;
 mod decisions;
 mod devices;
+mod keys;
 mod outbox;
 mod outbox_fence;
 mod parties;
@@ -28,6 +30,9 @@ use pushauth_core::money::{Currency, Money};
 use pushauth_core::transaction::{Payee, TransactionKind, TxnDigest};
 
 pub use audit::{audit_chain_intact, subscribe_events};
+pub use authz::{
+    cardholder_block_cancels_pending, challenge_decide_authorised_at_commit, decide_races_block,
+};
 pub use challenges::{
     challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
     challenge_create_planned, challenge_create_planned_limit_under_race,
@@ -42,6 +47,9 @@ pub use devices::{
     activation_single_use, device_enroll_concurrent, device_failures_lock_and_decide_resets,
     device_push_token_dead, device_rotate_key_cas, device_status, request_nonce_purge,
     request_nonce_replay,
+};
+pub use keys::{
+    admin_key_configured_replaces_previous, admin_key_list_and_revoke, server_key_rotate_and_rewrap,
 };
 pub use outbox::{
     outbox_claim_concurrent, outbox_claim_due_and_lease, outbox_claim_lanes,
@@ -82,6 +90,8 @@ macro_rules! store_conformance_suite {
             outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_claim_lanes, outbox_complete_transitions, outbox_next_due,
             outbox_stale_holder_changes_nothing, outbox_sending_mark_and_unknown, outbox_complete_race,
             audit_chain_intact, subscribe_events,
+            challenge_decide_authorised_at_commit, cardholder_block_cancels_pending, decide_races_block,
+            admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

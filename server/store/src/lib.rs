@@ -10,6 +10,7 @@
 //! Times are Unix **milliseconds** ([`Millis`]) everywhere in storage.
 
 mod audit;
+mod authz;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod decode;
@@ -17,6 +18,7 @@ mod model;
 mod states;
 
 pub use audit::{AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, entry_hash};
+pub use authz::{BlockOutcome, CancelPlanner, DecideRefusal, decide_refusal};
 pub use model::*;
 pub use states::*;
 
@@ -85,12 +87,47 @@ pub trait Store: Send + Sync + 'static {
         candidate: ServerKeyRecord,
     ) -> StoreResult<ServerKeyRecord>;
 
+    /// Every server signing key: the active one first, then the previous ones, newest
+    /// first.
+    async fn server_key_list(&self) -> StoreResult<Vec<ServerKeyRecord>>;
+    /// Makes `new` the active key and the current active key (`current_kid`) a
+    /// previous one retired at `now`, in one transaction; false (nothing written)
+    /// when `current_kid` is no longer the active key.
+    async fn server_key_rotate(
+        &self,
+        current_kid: &str,
+        new: ServerKeyRecord,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Replaces the stored material of key `kid` (wrapping it under a key-encryption
+    /// key, or re-wrapping it under a new one) if it is still `expected`.
+    async fn server_key_rewrap(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        material: Vec<u8>,
+        wrapped: bool,
+    ) -> StoreResult<bool>;
+
     /// Inserts an admin API key (only its SHA-256 hash is stored).
     async fn admin_key_insert(&self, key: NewAdminKey) -> StoreResult<AdminKey>;
-    /// Finds a non-revoked admin key by the SHA-256 hash of the presented key.
+    /// Finds a non-revoked admin key by the SHA-256 hash of the presented key. Read
+    /// from the database at every use, so a revocation by any instance or by the CLI
+    /// holds at once everywhere.
     async fn admin_key_find(&self, key_hash: &KeyHash) -> StoreResult<Option<AdminKey>>;
     /// Whether any non-revoked admin key exists.
     async fn admin_key_any(&self) -> StoreResult<bool>;
+    /// Every admin key, revoked ones included, oldest first.
+    async fn admin_key_list(&self) -> StoreResult<Vec<AdminKey>>;
+    /// Revokes a key at `now` with its audit entry; false when it is unknown or
+    /// already revoked (nothing written).
+    async fn admin_key_revoke(&self, id: i64, now: Millis, audit: AuditDraft) -> StoreResult<bool>;
+    /// Start-up with `security.admin_key` set: inserts the configured key (origin
+    /// `configured`) unless its hash is stored, and revokes every other non-revoked
+    /// key of origin `configured`, in one transaction, with an audit entry per
+    /// revocation. Returns the configured key as stored (possibly revoked, which the
+    /// caller refuses) and how many keys were revoked.
+    async fn admin_key_sync_configured(&self, key: NewAdminKey) -> StoreResult<(AdminKey, u64)>;
 
     // ---- cardholders and card links -------------------------------------------------
 
@@ -111,6 +148,18 @@ pub trait Store: Send + Sync + 'static {
         status: CardholderStatus,
         audit: AuditDraft,
     ) -> StoreResult<bool>;
+    /// Blocks a cardholder and, in the same transaction, cancels every pending
+    /// challenge of theirs whose deadline has not passed, writing for each the outbox
+    /// rows and audit entry `cancel` gives (the processor's negative result, dismiss
+    /// pushes). `audit` records the block itself. A decision racing with the block
+    /// either commits first (its challenge is then no longer pending) or is refused.
+    async fn cardholder_block(
+        &self,
+        id: &CardholderId,
+        now: Millis,
+        audit: AuditDraft,
+        cancel: CancelPlanner,
+    ) -> StoreResult<BlockOutcome>;
 
     /// Links a processor-side identifier to a cardholder. `Conflict` when
     /// (provider, provider_key) is already linked, `NotFound` when the cardholder is unknown.
@@ -237,7 +286,10 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<Vec<Challenge>>;
     /// Records the first valid decision: moves `pending → approved | denied` only if
-    /// the challenge is still pending and `now` ≤ deadline, stores the decision with
+    /// the challenge is still pending, `now` ≤ deadline, the answering device is
+    /// active and the cardholder's, and the cardholder is active (all checked by the
+    /// same transaction that writes, so a revocation, lock or block committed first
+    /// wins: `Refused`), stores the decision with
     /// its proof, resets the device's failure counter, and writes `outbox` rows
     /// (upstream result, dismiss pushes) and the audit entry, all in one transaction.
     async fn challenge_decide(

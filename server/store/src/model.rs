@@ -60,15 +60,19 @@ impl fmt::Debug for KeyHash {
     }
 }
 
-/// The server's challenge-signing key.
-#[derive(Clone)]
+/// A server challenge-signing key of the keyring.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerKeyRecord {
     /// RFC 7638 thumbprint of the public key.
     pub kid: String,
-    /// PKCS#8 DER of the private key.
+    /// PKCS#8 DER of the private key, or its AES-256-GCM envelope when `wrapped`.
     pub pkcs8: Vec<u8>,
+    /// Whether `pkcs8` is wrapped by the key-encryption key.
+    pub wrapped: bool,
     /// Creation time.
     pub created_at: Millis,
+    /// When it stopped being the active key (`None`: it is the active one).
+    pub retired_at: Option<Millis>,
 }
 
 impl fmt::Debug for ServerKeyRecord {
@@ -84,6 +88,10 @@ pub struct NewAdminKey {
     pub name: String,
     /// SHA-256 of the key.
     pub key_hash: KeyHash,
+    /// What it may do.
+    pub scope: AdminScope,
+    /// Where it comes from.
+    pub origin: KeyOrigin,
     /// Creation time.
     pub created_at: Millis,
 }
@@ -95,8 +103,14 @@ pub struct AdminKey {
     pub id: i64,
     /// Name.
     pub name: String,
+    /// What it may do.
+    pub scope: AdminScope,
+    /// Where it comes from.
+    pub origin: KeyOrigin,
     /// Creation time.
     pub created_at: Millis,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Millis>,
 }
 
 /// A page of a newest-first listing.
@@ -554,6 +568,8 @@ pub enum DecideOutcome {
     PastDeadline(Challenge),
     /// No such challenge.
     NotFound,
+    /// In time, but the device or the cardholder may no longer answer; nothing written.
+    Refused(crate::DecideRefusal),
 }
 
 /// Outbox row id.

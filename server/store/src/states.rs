@@ -229,3 +229,25 @@ mod tests {
         assert!(ChallengeStatus::Expired.is_final());
     }
 }
+
+str_enum!(
+    /// What an admin API key may do.
+    AdminScope {
+        /// Read-only: `GET` requests only.
+        Read = "read",
+        /// Everything.
+        Full = "full",
+    }
+);
+
+str_enum!(
+    /// Where an admin API key came from.
+    KeyOrigin {
+        /// `security.admin_key`; revoked at start-up once another key is configured.
+        Configured = "configured",
+        /// Generated on first start and written to `<data_dir>/admin-key`.
+        Generated = "generated",
+        /// Created through the admin API or `pushauth admin-key create`.
+        Created = "created",
+    }
+);

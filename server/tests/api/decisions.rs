@@ -289,12 +289,12 @@ async fn expired_challenge(app: TestApp) {
 /// A mock of the issuer's callback endpoint: answers with the queued statuses (then
 /// 200) and records every request.
 #[derive(Clone, Default)]
-struct Callback {
-    answers: Arc<Mutex<Vec<u16>>>,
-    seen: Arc<Mutex<Vec<(String, Value)>>>,
+pub(crate) struct Callback {
+    pub(crate) answers: Arc<Mutex<Vec<u16>>>,
+    pub(crate) seen: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
-async fn callback_server(cb: Callback) -> String {
+pub(crate) async fn callback_server(cb: Callback) -> String {
     use axum::routing::post;
     let app = axum::Router::new()
         .route(
@@ -338,7 +338,7 @@ fn verify_mac(t: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn wait_upstream(app: &TestApp, id: &str, want: &str) -> Value {
+pub(crate) async fn wait_upstream(app: &TestApp, id: &str, want: &str) -> Value {
     for _ in 0..100 {
         let v = detail(app, id).await;
         if v["challenge"]["upstream"] == want {

@@ -17,7 +17,7 @@ pub struct TestApp {
     pub server: Server,
     pub base: String,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {

@@ -8,11 +8,14 @@
 mod support;
 
 mod helpers;
+mod keys;
 
 mod admin;
+mod authz;
 mod decisions;
 mod device;
 mod ops;
+mod strict;
 
 /// Runs each listed `async fn(TestApp)` on both backends.
 #[macro_export]

@@ -37,5 +37,6 @@ mod enfuce;
 mod enfuce_more;
 mod paysafe;
 mod paysafe_schema;
+mod strict;
 mod treezor;
 mod treezor_sca;

@@ -70,7 +70,7 @@ impl TreezorVerifier {
         let text =
             std::str::from_utf8(raw_body).map_err(|_| MalformedBody("the body is not UTF-8"))?;
         // serde_json's messages can quote the input, so only its category is kept.
-        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|err| {
+        let envelope: Envelope<'_> = crate::json::strict_str(text).map_err(|err| {
             MalformedBody(match err.classify() {
                 serde_json::error::Category::Data => {
                     "a Treezor envelope field is missing, doubled or mistyped"

@@ -132,7 +132,9 @@ pub(super) async fn block(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    set_status(&state, &admin, &id, CardholderStatus::Blocked).await
+    let id = parse_id(&id, CardholderId::parse, "cardholder")?;
+    crate::services::cardholders::block(&state, admin.actor(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/admin/cardholders/{id}/unblock`.

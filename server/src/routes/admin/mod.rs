@@ -6,12 +6,14 @@
 mod cardholders;
 mod challenges;
 mod devices;
+mod keys;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
-use pushauth_store::{AdminKey, KeyHash};
+use pushauth_store::{AdminKey, AdminScope, KeyHash};
 
 use crate::error::ApiError;
 use crate::metrics::AuthFailure;
@@ -48,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/challenges/{id}", get(challenges::get))
         .route("/challenges/{id}/cancel", post(challenges::cancel))
         .route("/audit/verify", get(challenges::audit_verify))
+        .route("/admin-keys", post(keys::create).get(keys::list))
+        .route("/admin-keys/{id}/revoke", post(keys::revoke))
 }
 
 /// An authenticated admin caller.
@@ -99,8 +103,16 @@ impl FromRequestParts<AppState> for Admin {
             .admin_key_find(&KeyHash::of(presented.as_bytes()))
             .await?
         {
+            // A read-only key may only read; checked before any handler runs.
+            Some(key) if key.scope == AdminScope::Read && !parts.method.is_safe() => {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    "this admin key is read-only",
+                ))
+            }
             Some(key) => Ok(Admin { key }),
-            None => Err(refuse("bad_credentials", "unknown admin key")),
+            None => Err(refuse("bad_credentials", "unknown or revoked admin key")),
         }
     }
 }

@@ -2,7 +2,6 @@
 //! key, bound to method, path, body hash and a one-time `jti`.
 
 use axum::extract::{FromRequest, OriginalUri, Request};
-use axum::http::StatusCode;
 use bytes::Bytes;
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_store::{Device, DeviceStatus};
@@ -52,13 +51,7 @@ impl FromRequest<AppState> for DeviceCall {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let body = axum::body::to_bytes(body, state.config.server.body_limit_bytes)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "request body too large",
-                )
-            })?;
+            .map_err(|e| crate::json::read_error(&e))?;
         let token = super::proof_header(&parts.headers).inspect_err(|e| {
             state
                 .metrics

@@ -128,7 +128,8 @@ fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResu
         exp: challenge.deadline.as_unix_time(),
         pin: challenge.processor_input.clone(),
     };
-    let token = challenge::sign(&claims, &state.server_key).map_err(ApiError::internal)?;
+    let key = &state.keyring.for_device(device.created_at).key;
+    let token = challenge::sign(&claims, key).map_err(ApiError::internal)?;
     Ok(ChallengeItem {
         id: challenge.id.clone(),
         status: challenge.status,

@@ -10,13 +10,22 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use pushauth_store::StoreEvent;
+use pushauth_store::{Device, DeviceStatus, StoreEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{DeviceCall, pending_items};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// Whether the device may still receive challenges (read from the store, so a
+/// revocation or lock by any instance is seen).
+async fn still_active(state: &AppState, device: &Device) -> bool {
+    matches!(
+        state.store.device_get(&device.id).await,
+        Ok(Some(d)) if d.status == DeviceStatus::Active
+    )
+}
 
 /// Longest a stream stays open; the SDK reconnects (with a fresh request proof).
 const MAX_STREAM: Duration = Duration::from_secs(300);
@@ -25,6 +34,9 @@ const RESCAN: Duration = Duration::from_secs(10);
 
 pub(super) async fn stream(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
     let device = call.device;
+    if device.status != DeviceStatus::Active {
+        return Err(ApiError::locked("the device is locked"));
+    }
     let mut events = state.store.subscribe();
     let first = pending_items(&state, &device).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
@@ -55,6 +67,11 @@ pub(super) async fn stream(State(state): State<AppState>, call: DeviceCall) -> A
                 },
             };
             if wake {
+                // Revocation and locking end the stream at the next rescan (at most
+                // `RESCAN` later), not only at the next request proof.
+                if !still_active(&state, &device).await {
+                    return;
+                }
                 match pending_items(&state, &device).await {
                     Ok(items) => batch = items,
                     Err(_) => return,

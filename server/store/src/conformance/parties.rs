@@ -24,7 +24,9 @@ fn server_key(kid: &str, byte: u8) -> ServerKeyRecord {
     ServerKeyRecord {
         kid: kid.into(),
         pkcs8: vec![byte; 48],
+        wrapped: false,
         created_at: T0,
+        retired_at: None,
     }
 }
 
@@ -82,6 +84,8 @@ pub async fn admin_keys<S: Store>(store: S) {
     let key = s
         .admin_key_insert(NewAdminKey {
             name: "ops".into(),
+            scope: AdminScope::Full,
+            origin: KeyOrigin::Created,
             key_hash: hash,
             created_at: T0,
         })
@@ -97,6 +101,8 @@ pub async fn admin_keys<S: Store>(store: S) {
     let dup = s
         .admin_key_insert(NewAdminKey {
             name: "dup".into(),
+            scope: AdminScope::Full,
+            origin: KeyOrigin::Created,
             key_hash: hash,
             created_at: T0,
         })
@@ -109,6 +115,8 @@ pub async fn admin_keys<S: Store>(store: S) {
     let key2 = s
         .admin_key_insert(NewAdminKey {
             name: "ci".into(),
+            scope: AdminScope::Full,
+            origin: KeyOrigin::Created,
             key_hash: second,
             created_at: T0,
         })

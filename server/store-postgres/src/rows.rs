@@ -67,6 +67,8 @@ pub(crate) struct DeviceRow {
     pub label: Option<String>,
     pub signing_jwk: String,
     pub signing_thumbprint: String,
+    pub approval_jwk: String,
+    pub approval_thumbprint: String,
     pub agreement_jwk: String,
     pub agreement_thumbprint: String,
     pub push_token: Option<String>,
@@ -87,9 +89,13 @@ impl DeviceRow {
             status: parse_enum("devices.status", &self.status, DeviceStatus::parse)?,
             platform: parse_enum("devices.platform", &self.platform, Platform::parse)?,
             label: self.label,
-            signing_key: DeviceKey {
+            device_key: DeviceKey {
                 jwk: self.signing_jwk,
                 thumbprint: self.signing_thumbprint,
+            },
+            approval_key: DeviceKey {
+                jwk: self.approval_jwk,
+                thumbprint: self.approval_thumbprint,
             },
             agreement_key: DeviceKey {
                 jwk: self.agreement_jwk,

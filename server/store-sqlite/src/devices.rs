@@ -4,7 +4,7 @@ use pushauth_core::ids::{CardholderId, DeviceId};
 use pushauth_store::*;
 
 use crate::audit::append;
-use crate::error::{classify, db, int32};
+use crate::error::{classify, db, int32, parse_enum};
 use crate::rows::{DeviceRow, cardholder_id};
 use crate::{SqliteStore, direct};
 
@@ -73,15 +73,17 @@ pub(crate) async fn enroll(
         .map(|e| e.as_str());
     sqlx::query!(
         "INSERT INTO devices (id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint,
-                              agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
-                              created_at, updated_at)
-         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?11)",
+                              approval_jwk, approval_thumbprint, agreement_jwk, agreement_thumbprint,
+                              push_token, push_environment, failures, created_at, updated_at)
+         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?13)",
         device_id,
         cardholder.as_str(),
         device.platform.as_str(),
         device.label,
-        device.signing_key.jwk,
-        device.signing_key.thumbprint,
+        device.device_key.jwk,
+        device.device_key.thumbprint,
+        device.approval_key.jwk,
+        device.approval_key.thumbprint,
         device.agreement_key.jwk,
         device.agreement_key.thumbprint,
         push_token,
@@ -103,8 +105,9 @@ pub(crate) async fn get(s: &SqliteStore, id: &DeviceId) -> StoreResult<Option<De
     let id = id.as_str();
     let row = sqlx::query_as!(
         DeviceRow,
-        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
-                agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
+                approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
+                created_at, updated_at
          FROM devices WHERE id = ?1",
         id
     )
@@ -118,8 +121,9 @@ pub(crate) async fn list(s: &SqliteStore, cardholder: &CardholderId) -> StoreRes
     let cardholder = cardholder.as_str();
     let rows = sqlx::query_as!(
         DeviceRow,
-        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
-                agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+        "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
+                approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
+                created_at, updated_at
          FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
         cardholder
     )
@@ -158,13 +162,15 @@ pub(crate) async fn set_status(
     Ok(true)
 }
 
+/// Only an active device may change its push token: the status is part of the
+/// conditional update, so a lock or revocation committed first wins.
 pub(crate) async fn set_push_token(
     s: &SqliteStore,
     id: &DeviceId,
     token: Option<PushTarget>,
     audit: AuditDraft,
-) -> StoreResult<bool> {
-    let id = id.as_str();
+) -> StoreResult<DeviceWrite> {
+    let id_text = id.as_str();
     let push_token = token.as_ref().map(|p| p.token.as_str());
     let push_env = token
         .as_ref()
@@ -172,8 +178,9 @@ pub(crate) async fn set_push_token(
         .map(|e| e.as_str());
     let mut tx = s.write().await?;
     let done = sqlx::query!(
-        "UPDATE devices SET push_token = ?2, push_environment = ?3, updated_at = ?4 WHERE id = ?1",
-        id,
+        "UPDATE devices SET push_token = ?2, push_environment = ?3, updated_at = ?4
+         WHERE id = ?1 AND status = 'active'",
+        id_text,
         push_token,
         push_env,
         audit.at.0,
@@ -182,11 +189,20 @@ pub(crate) async fn set_push_token(
     .await
     .map_err(db)?;
     if done.rows_affected() == 0 {
-        return Ok(false);
+        let status = sqlx::query_scalar!("SELECT status FROM devices WHERE id = ?1", id_text)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        return Ok(match status {
+            None => DeviceWrite::NotFound,
+            Some(st) => {
+                DeviceWrite::NotActive(parse_enum("devices.status", &st, DeviceStatus::parse)?)
+            }
+        });
     }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    Ok(true)
+    Ok(DeviceWrite::Done)
 }
 
 /// Clears the push target only while it still is `token`, so a token the app
@@ -217,34 +233,126 @@ pub(crate) async fn push_token_dead(
     Ok(true)
 }
 
-/// Compare-and-swap on the signing key's thumbprint.
+/// Compare-and-swap on the thumbprint of the key of `key_use`, only for an active
+/// device; a retry whose new key already is current writes nothing.
 pub(crate) async fn rotate_key(
     s: &SqliteStore,
     id: &DeviceId,
+    key_use: KeyUse,
     old: &str,
     new: DeviceKey,
     audit: AuditDraft,
-) -> StoreResult<bool> {
-    let id = id.as_str();
+) -> StoreResult<RotateOutcome> {
+    let id_text = id.as_str();
     let mut tx = s.write().await?;
-    let done = sqlx::query!(
-        "UPDATE devices SET signing_jwk = ?3, signing_thumbprint = ?4, updated_at = ?5
-         WHERE id = ?1 AND signing_thumbprint = ?2",
-        id,
-        old,
-        new.jwk,
-        new.thumbprint,
-        audit.at.0,
+    let done = match key_use {
+        KeyUse::Device => sqlx::query!(
+            "UPDATE devices SET signing_jwk = ?3, signing_thumbprint = ?4, updated_at = ?5
+             WHERE id = ?1 AND signing_thumbprint = ?2 AND status = 'active'",
+            id_text,
+            old,
+            new.jwk,
+            new.thumbprint,
+            audit.at.0,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?,
+        KeyUse::Approval => sqlx::query!(
+            "UPDATE devices SET approval_jwk = ?3, approval_thumbprint = ?4, updated_at = ?5
+             WHERE id = ?1 AND approval_thumbprint = ?2 AND status = 'active'",
+            id_text,
+            old,
+            new.jwk,
+            new.thumbprint,
+            audit.at.0,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?,
+    };
+    if done.rows_affected() == 1 {
+        append(&mut tx, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        return Ok(RotateOutcome::Rotated);
+    }
+    let current = sqlx::query!(
+        "SELECT status, signing_thumbprint, approval_thumbprint FROM devices WHERE id = ?1",
+        id_text
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(current) = current else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let status = parse_enum("devices.status", &current.status, DeviceStatus::parse)?;
+    let thumbprint = match key_use {
+        KeyUse::Device => current.signing_thumbprint,
+        KeyUse::Approval => current.approval_thumbprint,
+    };
+    Ok(RotateOutcome::after_miss(status, &thumbprint, &new))
+}
+
+/// Consumes the grant's `jti` and creates the activation code, in one transaction,
+/// only while the device is active and belongs to the activation's cardholder.
+pub(crate) async fn migration_grant(
+    s: &SqliteStore,
+    grant: NewMigrationGrant,
+    audit: AuditDraft,
+) -> StoreResult<GrantOutcome> {
+    let id_text = grant.device.as_str();
+    let mut tx = s.write().await?;
+    let device = sqlx::query!(
+        "SELECT status, cardholder_id FROM devices WHERE id = ?1",
+        id_text
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let Some(device) = device else {
+        return Ok(GrantOutcome::NotFound);
+    };
+    if device.cardholder_id != grant.activation.cardholder.as_str() {
+        return Ok(GrantOutcome::NotFound);
+    }
+    let status = parse_enum("devices.status", &device.status, DeviceStatus::parse)?;
+    if status != DeviceStatus::Active {
+        return Ok(GrantOutcome::NotActive(status));
+    }
+    let (hash, cardholder) = (
+        grant.activation.code_hash.to_hex(),
+        grant.activation.cardholder.as_str(),
+    );
+    sqlx::query!(
+        "INSERT INTO activations (code_hash, cardholder_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+        hash,
+        cardholder,
+        grant.activation.expires_at.0,
+        grant.activation.created_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "activation code exists", "cardholder"))?;
+    let inserted = sqlx::query!(
+        "INSERT INTO migration_grants (device_id, jti, expires_at, used_at, code_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id, jti) DO NOTHING",
+        id_text,
+        grant.jti,
+        grant.expires_at.0,
+        grant.at.0,
+        hash,
     )
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
+    if inserted.rows_affected() == 0 {
+        // dropping the transaction rolls the activation back
+        return Ok(GrantOutcome::Reused);
     }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    Ok(true)
+    Ok(GrantOutcome::Issued)
 }
 
 /// Increments the counter atomically and locks an active device once it reaches

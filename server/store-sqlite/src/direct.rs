@@ -222,8 +222,9 @@ impl DirectTx<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, agreement_jwk,
-                        agreement_thumbprint, push_token, push_environment, failures, created_at, updated_at
+                "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
+                        approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment,
+                        failures, created_at, updated_at
                  FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
             )
             .map_err(backend)?;
@@ -237,13 +238,15 @@ impl DirectTx<'_> {
                     label: r.get(4)?,
                     signing_jwk: r.get(5)?,
                     signing_thumbprint: r.get(6)?,
-                    agreement_jwk: r.get(7)?,
-                    agreement_thumbprint: r.get(8)?,
-                    push_token: r.get(9)?,
-                    push_environment: r.get(10)?,
-                    failures: r.get(11)?,
-                    created_at: r.get(12)?,
-                    updated_at: r.get(13)?,
+                    approval_jwk: r.get(7)?,
+                    approval_thumbprint: r.get(8)?,
+                    agreement_jwk: r.get(9)?,
+                    agreement_thumbprint: r.get(10)?,
+                    push_token: r.get(11)?,
+                    push_environment: r.get(12)?,
+                    failures: r.get(13)?,
+                    created_at: r.get(14)?,
+                    updated_at: r.get(15)?,
                 })
             })
             .map_err(backend)?;

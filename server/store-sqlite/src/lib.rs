@@ -404,7 +404,7 @@ impl Store for SqliteStore {
         id: &DeviceId,
         token: Option<PushTarget>,
         audit: AuditDraft,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<DeviceWrite> {
         devices::set_push_token(self, id, token, audit).await
     }
     async fn device_push_token_dead(
@@ -418,11 +418,19 @@ impl Store for SqliteStore {
     async fn device_rotate_key(
         &self,
         id: &DeviceId,
+        key_use: KeyUse,
         old_thumbprint: &str,
         new_key: DeviceKey,
         audit: AuditDraft,
-    ) -> StoreResult<bool> {
-        devices::rotate_key(self, id, old_thumbprint, new_key, audit).await
+    ) -> StoreResult<RotateOutcome> {
+        devices::rotate_key(self, id, key_use, old_thumbprint, new_key, audit).await
+    }
+    async fn device_migration_grant(
+        &self,
+        grant: NewMigrationGrant,
+        audit: AuditDraft,
+    ) -> StoreResult<GrantOutcome> {
+        devices::migration_grant(self, grant, audit).await
     }
     async fn device_record_failure(
         &self,

@@ -16,6 +16,7 @@ mod audit;
 mod authz;
 mod challenges;
 mod decisions;
+mod device_keys;
 mod devices;
 mod keys;
 mod outbox;
@@ -42,6 +43,10 @@ pub use challenges::{
 pub use decisions::{
     challenge_close_expired_only_after_deadline, challenge_decide_first_wins,
     challenge_decide_on_closed, challenge_decide_past_deadline, challenge_final_status,
+};
+pub use device_keys::{
+    device_inactive_cannot_rotate_or_set_push_token, device_migration_grant_concurrent,
+    device_migration_grant_single_use, device_rotate_each_key_idempotent,
 };
 pub use devices::{
     activation_single_use, device_enroll_concurrent, device_failures_lock_and_decide_resets,
@@ -81,6 +86,8 @@ macro_rules! store_conformance_suite {
             cardholders, card_links,
             activation_single_use, device_enroll_concurrent, device_status,
             device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
+            device_rotate_each_key_idempotent, device_inactive_cannot_rotate_or_set_push_token,
+            device_migration_grant_single_use, device_migration_grant_concurrent,
             request_nonce_replay, request_nonce_purge,
             challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
             challenge_create_unknown_cardholder, challenge_create_planned, challenge_create_planned_limit_under_race,
@@ -156,7 +163,8 @@ pub fn new_device(push: Option<&str>) -> NewDevice {
         id: DeviceId::generate().expect("random"),
         platform: Platform::Ios,
         label: Some("Anna's iPhone".into()),
-        signing_key: device_key(&format!("sign-{}", unique())),
+        device_key: device_key(&format!("sign-{}", unique())),
+        approval_key: device_key(&format!("approve-{}", unique())),
         agreement_key: device_key(&format!("agree-{}", unique())),
         push: push.map(|t| PushTarget {
             token: t.into(),

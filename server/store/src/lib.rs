@@ -24,6 +24,7 @@ pub use states::*;
 
 use async_trait::async_trait;
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
+pub use pushauth_core::keys::KeyUse;
 
 /// Storage errors. Backend errors are kept as text for logs; they never reach an API
 /// client (the server maps them to a generic 500).
@@ -200,13 +201,14 @@ pub trait Store: Send + Sync + 'static {
         status: DeviceStatus,
         audit: AuditDraft,
     ) -> StoreResult<bool>;
-    /// Replaces a device's push token (and re-activates push for it).
+    /// Replaces a device's push token (and re-activates push for it), only while the
+    /// device is active (checked in the same transaction as the write).
     async fn device_set_push_token(
         &self,
         id: &DeviceId,
         token: Option<PushTarget>,
         audit: AuditDraft,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<DeviceWrite>;
     /// Marks the push token dead (APNs 410 / FCM UNREGISTERED) if it is still `token`.
     async fn device_push_token_dead(
         &self,
@@ -214,14 +216,25 @@ pub trait Store: Send + Sync + 'static {
         token: &str,
         audit: AuditDraft,
     ) -> StoreResult<bool>;
-    /// Swaps the signing key if the current one still has `old_thumbprint`.
+    /// Swaps the key of `key_use` if the device is active and that key still has
+    /// `old_thumbprint` (compare-and-swap, one transaction). When that key already is
+    /// `new_key` (a retry after a lost answer) nothing is written: `AlreadyCurrent`.
     async fn device_rotate_key(
         &self,
         id: &DeviceId,
+        key_use: KeyUse,
         old_thumbprint: &str,
         new_key: DeviceKey,
         audit: AuditDraft,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<RotateOutcome>;
+    /// Consumes a migration grant (`jti` single use per device) and creates the
+    /// activation code for the device's cardholder, in one transaction, only while the
+    /// device is active.
+    async fn device_migration_grant(
+        &self,
+        grant: NewMigrationGrant,
+        audit: AuditDraft,
+    ) -> StoreResult<GrantOutcome>;
     /// Records one refused proof; locks the device when the count of consecutive
     /// failures reaches `lock_after` (PSD2 RTS art. 4(3)(b)). Returns the new count and
     /// whether the device is now locked.

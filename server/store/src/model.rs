@@ -235,8 +235,10 @@ pub struct NewDevice {
     pub platform: Platform,
     /// User-visible name ("Anna's iPhone").
     pub label: Option<String>,
-    /// ECDSA key that signs proofs and requests.
-    pub signing_key: DeviceKey,
+    /// Device key (ECDSA, no user presence): request proofs, declines.
+    pub device_key: DeviceKey,
+    /// Approval key (ECDSA, biometric per use): approval proofs, migration grants.
+    pub approval_key: DeviceKey,
     /// ECDH key push payloads are encrypted to.
     pub agreement_key: DeviceKey,
     /// Push token, when the app has one.
@@ -258,8 +260,11 @@ pub struct Device {
     pub platform: Platform,
     /// Label.
     pub label: Option<String>,
-    /// Signing key.
-    pub signing_key: DeviceKey,
+    /// Device key (request proofs, declines). Column `signing_*`.
+    pub device_key: DeviceKey,
+    /// Approval key (approval proofs, migration grants). Devices enrolled under
+    /// protocol v1 have approval key = device key until they rotate.
+    pub approval_key: DeviceKey,
     /// Agreement key.
     pub agreement_key: DeviceKey,
     /// Push target; `None` when never given or declared dead by APNs/FCM.
@@ -288,6 +293,75 @@ pub enum EnrollOutcome {
     CodeUsed,
     /// The code expired.
     CodeExpired,
+}
+
+/// Result of a write that only an active device may make (push token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceWrite {
+    /// Written.
+    Done,
+    /// The device is locked or revoked (checked in the same transaction); nothing written.
+    NotActive(DeviceStatus),
+    /// No such device.
+    NotFound,
+}
+
+/// Result of a key rotation (compare-and-swap on the current key of one use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The key was replaced.
+    Rotated,
+    /// The key of that use already is the new key (a retry): nothing written.
+    AlreadyCurrent,
+    /// The current key is neither the expected old key nor the new key.
+    KeyChanged,
+    /// The device is locked or revoked (checked in the same transaction); nothing written.
+    NotActive(DeviceStatus),
+    /// No such device.
+    NotFound,
+}
+
+impl RotateOutcome {
+    /// Why a rotation's conditional update (active device, current thumbprint = old)
+    /// changed nothing, from the row read in the same transaction: the device is not
+    /// active, or the key already is the new one (a retry), or it is another key.
+    pub fn after_miss(status: DeviceStatus, current_thumbprint: &str, new: &DeviceKey) -> Self {
+        if status != DeviceStatus::Active {
+            RotateOutcome::NotActive(status)
+        } else if current_thumbprint == new.thumbprint {
+            RotateOutcome::AlreadyCurrent
+        } else {
+            RotateOutcome::KeyChanged
+        }
+    }
+}
+
+/// A verified migration grant to consume, and the activation code it produces.
+#[derive(Debug, Clone)]
+pub struct NewMigrationGrant {
+    /// The granting device (its cardholder gets the code).
+    pub device: DeviceId,
+    /// The grant's one-time id.
+    pub jti: String,
+    /// The grant's expiry.
+    pub expires_at: Millis,
+    /// Now.
+    pub at: Millis,
+    /// The activation code to create (its `cardholder` must be the device's).
+    pub activation: NewActivation,
+}
+
+/// Result of consuming a migration grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOutcome {
+    /// The grant was consumed and the activation code created.
+    Issued,
+    /// This grant (`jti`) was used before; nothing written.
+    Reused,
+    /// The device is locked or revoked; nothing written.
+    NotActive(DeviceStatus),
+    /// No such device, or the activation is for another cardholder.
+    NotFound,
 }
 
 /// Result of recording a refused proof.
@@ -751,7 +825,8 @@ impl NewDevice {
             status: DeviceStatus::Active,
             platform: self.platform,
             label: self.label,
-            signing_key: self.signing_key,
+            device_key: self.device_key,
+            approval_key: self.approval_key,
             agreement_key: self.agreement_key,
             push: self.push,
             failures: 0,

@@ -27,8 +27,12 @@ pub async fn activation_single_use<S: Store>(store: S) {
         (DeviceStatus::Active, 0, Platform::Ios)
     );
     assert_eq!(
-        (device.signing_key.clone(), device.agreement_key.clone()),
-        (first.signing_key, first.agreement_key)
+        (
+            device.device_key.clone(),
+            device.approval_key.clone(),
+            device.agreement_key.clone()
+        ),
+        (first.device_key, first.approval_key, first.agreement_key)
     );
     assert_eq!(device.push, first.push);
     assert_eq!(s.device_get(&first_id).await.unwrap(), Some(device.clone()));
@@ -326,26 +330,29 @@ pub async fn device_push_token_dead<S: Store>(store: S) {
         token: "tok-C".into(),
         environment: Some(PushEnvironment::Production),
     };
-    assert!(
+    assert_eq!(
         s.device_set_push_token(&d.id, Some(fresh.clone()), draft("push.token_set"))
             .await
-            .unwrap()
+            .unwrap(),
+        DeviceWrite::Done
     );
     assert_eq!(
         s.device_get(&d.id).await.unwrap().unwrap().push,
         Some(fresh)
     );
-    assert!(
+    assert_eq!(
         s.device_set_push_token(&d.id, None, draft("push.token_set"))
             .await
-            .unwrap()
+            .unwrap(),
+        DeviceWrite::Done
     );
     assert_eq!(s.device_get(&d.id).await.unwrap().unwrap().push, None);
     let unknown = DeviceId::generate().unwrap();
-    assert!(
-        !s.device_set_push_token(&unknown, None, draft("push.token_set"))
+    assert_eq!(
+        s.device_set_push_token(&unknown, None, draft("push.token_set"))
             .await
-            .unwrap()
+            .unwrap(),
+        DeviceWrite::NotFound
     );
 }
 
@@ -354,42 +361,49 @@ pub async fn device_rotate_key_cas<S: Store>(store: S) {
     let s = ready(store).await;
     let anna = new_cardholder(&*s).await;
     let d = enrolled(&*s, &anna, None).await;
-    let old = d.signing_key.thumbprint.clone();
+    let old = d.device_key.thumbprint.clone();
     let next = device_key("rotated");
-    assert!(
-        !s.device_rotate_key(&d.id, "tp-wrong", next.clone(), draft("device.key_rotated"))
-            .await
-            .unwrap()
+    let rotate = |old: String, key: DeviceKey| {
+        let (s, id) = (s.clone(), d.id.clone());
+        async move {
+            s.device_rotate_key(&id, KeyUse::Device, &old, key, draft("device.key_rotated"))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        rotate("tp-wrong".into(), next.clone()).await,
+        RotateOutcome::KeyChanged
     );
     assert_eq!(
-        s.device_get(&d.id).await.unwrap().unwrap().signing_key,
-        d.signing_key
+        s.device_get(&d.id).await.unwrap().unwrap().device_key,
+        d.device_key
     );
-    assert!(
-        s.device_rotate_key(&d.id, &old, next.clone(), draft("device.key_rotated"))
-            .await
-            .unwrap()
+    assert_eq!(
+        rotate(old.clone(), next.clone()).await,
+        RotateOutcome::Rotated
     );
     let after = s.device_get(&d.id).await.unwrap().unwrap();
     assert_eq!(
-        (after.signing_key, after.agreement_key),
-        (next.clone(), d.agreement_key)
+        (after.device_key, after.approval_key, after.agreement_key),
+        (next.clone(), d.approval_key, d.agreement_key)
     );
-    assert!(
-        !s.device_rotate_key(
-            &d.id,
+    assert_eq!(
+        rotate(old.clone(), device_key("again")).await,
+        RotateOutcome::KeyChanged
+    );
+    let unknown = DeviceId::generate().unwrap();
+    assert_eq!(
+        s.device_rotate_key(
+            &unknown,
+            KeyUse::Device,
             &old,
-            device_key("again"),
+            next,
             draft("device.key_rotated")
         )
         .await
-        .unwrap()
-    );
-    let unknown = DeviceId::generate().unwrap();
-    assert!(
-        !s.device_rotate_key(&unknown, &old, next, draft("device.key_rotated"))
-            .await
-            .unwrap()
+        .unwrap(),
+        RotateOutcome::NotFound
     );
 }
 

@@ -19,13 +19,7 @@ use crate::protocol;
 
 /// One line of what is approved: `EUR 49.90 at Example Shop`.
 pub(crate) fn summary(verified: &VerifiedChallenge) -> String {
-    let txn = &verified.claims().txn;
-    match (txn.display_amount(), txn.payee.as_ref()) {
-        (Some(m), Some(p)) => format!("{m} at {p}"),
-        (Some(m), None) => m,
-        (None, Some(p)) => format!("request from {p}"),
-        (None, None) => "authentication request".to_owned(),
-    }
+    verified.claims().txn.summary()
 }
 
 /// The approval prompt: `Approve EUR 49.90 at Example Shop`.

@@ -11,6 +11,7 @@ use super::error::PushAuthError;
 use super::key_store::{KeyPurpose, KeyStore};
 use super::push::PushPreview;
 use super::transport::HttpTransport;
+use super::transaction::{DisplayField, Transaction};
 use super::types::{DenyReason, Provider, PushEnvironment, TransactionKind};
 use crate::device::{self, Device, Settings, now};
 use crate::enrollment::Enrollment;
@@ -37,6 +38,12 @@ pub struct ChallengeView {
     pub payee: Option<String>,
     /// One line for the screen and the prompt: `EUR 49.90 at Example Shop`.
     pub summary: String,
+    /// Every line of the approval screen, in order: amount, payee, merchant country
+    /// and address, date, card, operation, then members this SDK version does not
+    /// know (all of them are bound by the approval's digest).
+    pub details: Vec<DisplayField>,
+    /// The whole transaction as received (known fields and unknown members).
+    pub transaction: Transaction,
     /// Deadline, Unix seconds: no answer is accepted after it.
     pub deadline: i64,
     /// Opaque input for the processor's own SDK (Adyen `sdkInput`), if any.
@@ -53,13 +60,15 @@ impl ChallengeView {
         let c = v.claims();
         ChallengeView {
             id: c.jti.as_str().to_owned(),
-            provider: c.txn.provider.into(),
-            kind: c.txn.kind.into(),
+            provider: c.txn.provider().into(),
+            kind: c.txn.kind().into(),
             amount_display: c.txn.display_amount(),
-            currency: c.txn.amount.map(|m| m.currency().code().to_owned()),
-            amount_minor: c.txn.amount.map(|m| m.minor()),
-            payee: c.txn.payee.as_ref().map(|p| p.as_str().to_owned()),
+            currency: c.txn.amount().map(|m| m.currency().code().to_owned()),
+            amount_minor: c.txn.amount().map(|m| m.minor()),
+            payee: c.txn.payee().map(|p| p.as_str().to_owned()),
             summary: crate::decision::summary(v),
+            details: c.txn.display_fields().iter().map(DisplayField::from).collect(),
+            transaction: Transaction::from(&c.txn),
             deadline: c.exp.seconds(),
             processor_input: c.pin.clone(),
             transaction_digest: v.digest().to_string(),

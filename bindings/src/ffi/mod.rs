@@ -9,5 +9,6 @@ pub mod helpers;
 pub mod key_store;
 pub mod push;
 pub mod testing;
+pub mod transaction;
 pub mod transport;
 pub mod types;

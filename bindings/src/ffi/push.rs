@@ -38,7 +38,7 @@ impl From<&PushDetails> for PushPreview {
             challenge_id: d.challenge.as_str().to_owned(),
             summary: d.summary(),
             amount_display: d.txn.display_amount(),
-            payee: d.txn.payee.as_ref().map(|p| p.as_str().to_owned()),
+            payee: d.txn.payee().map(|p| p.as_str().to_owned()),
             deadline: d.exp.seconds(),
             otp: d.otp.clone(),
         }

@@ -1,12 +1,10 @@
 //! Mirror enums and records of core types, converted with `From`/`TryFrom`, and the
 //! transaction helpers tests in every language use to check the golden vectors.
 
-use pushauth_core::ids::{Provider as CoreProvider, ProviderRef};
+use pushauth_core::ids::Provider as CoreProvider;
 use pushauth_core::money::{Currency, Money};
 use pushauth_core::proof::{DenyReason as CoreDenyReason, UserVerification as CoreUv};
-use pushauth_core::transaction::{
-    Payee, Transaction as CoreTransaction, TransactionKind as CoreKind,
-};
+use pushauth_core::transaction::{Named, TransactionKind as CoreKind};
 
 use super::error::PushAuthError;
 use crate::error::Error;
@@ -44,21 +42,28 @@ impl From<CoreProvider> for Provider {
     }
 }
 
-impl Provider {
-    /// The core provider (an `Other` name must be one this core knows).
-    pub(crate) fn into_core(self) -> Result<CoreProvider, Error> {
-        let p = self;
-        Ok(match p {
-            Provider::Enfuce => CoreProvider::Enfuce,
-            Provider::Adyen => CoreProvider::Adyen,
-            Provider::Paysafe => CoreProvider::Paysafe,
-            Provider::Treezor => CoreProvider::Treezor,
-            Provider::Api => CoreProvider::Api,
-            Provider::Other { name } => {
-                CoreProvider::parse(&name).map_err(|e| Error::input("provider", &e))?
-            }
-        })
+impl From<&Named<CoreProvider>> for Provider {
+    fn from(p: &Named<CoreProvider>) -> Self {
+        match p {
+            Named::Known(p) => (*p).into(),
+            Named::Other(name) => Provider::Other { name: name.clone() },
+        }
     }
+}
+
+impl Provider {
+    /// The wire name (`enfuce`, …, or the unknown name as received).
+    pub(crate) fn wire(&self) -> String {
+        match self {
+            Provider::Enfuce => CoreProvider::Enfuce.as_str().to_owned(),
+            Provider::Adyen => CoreProvider::Adyen.as_str().to_owned(),
+            Provider::Paysafe => CoreProvider::Paysafe.as_str().to_owned(),
+            Provider::Treezor => CoreProvider::Treezor.as_str().to_owned(),
+            Provider::Api => CoreProvider::Api.as_str().to_owned(),
+            Provider::Other { name } => name.clone(),
+        }
+    }
+
 }
 
 /// What is being authenticated. Servers may add kinds: an unknown one arrives as
@@ -88,19 +93,26 @@ impl From<CoreKind> for TransactionKind {
     }
 }
 
-impl TransactionKind {
-    /// The core kind (`Other` is refused: this core does not know it).
-    pub(crate) fn into_core(self) -> Result<CoreKind, Error> {
-        let k = self;
-        Ok(match k {
-            TransactionKind::Payment => CoreKind::Payment,
-            TransactionKind::Recurring => CoreKind::Recurring,
-            TransactionKind::WalletOperation => CoreKind::WalletOperation,
-            TransactionKind::Other { .. } => {
-                return Err(Error::Input("kind: unknown to this core".to_owned()));
-            }
-        })
+impl From<&Named<CoreKind>> for TransactionKind {
+    fn from(k: &Named<CoreKind>) -> Self {
+        match k {
+            Named::Known(k) => (*k).into(),
+            Named::Other(name) => TransactionKind::Other { name: name.clone() },
+        }
     }
+}
+
+impl TransactionKind {
+    /// The wire name (`payment`, …, or the unknown name as received).
+    pub(crate) fn wire(&self) -> String {
+        match self {
+            TransactionKind::Payment => CoreKind::Payment.as_str().to_owned(),
+            TransactionKind::Recurring => CoreKind::Recurring.as_str().to_owned(),
+            TransactionKind::WalletOperation => CoreKind::WalletOperation.as_str().to_owned(),
+            TransactionKind::Other { name } => name.clone(),
+        }
+    }
+
 }
 
 /// Why the cardholder denied.
@@ -179,86 +191,6 @@ impl PushEnvironment {
             PushEnvironment::Production => "production",
         }
     }
-}
-
-/// A transaction as bound by the approval proof (protocol §3).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Transaction {
-    /// Where it came from.
-    pub provider: Provider,
-    /// The processor's reference (1–256 visible ASCII characters).
-    pub reference: String,
-    /// What is authenticated.
-    pub kind: TransactionKind,
-    /// Amount in minor units; present together with `currency`.
-    #[uniffi(default)]
-    pub amount_minor: Option<i64>,
-    /// ISO 4217 alphabetic code; present together with `amount_minor`.
-    #[uniffi(default)]
-    pub currency: Option<String>,
-    /// The merchant name shown.
-    #[uniffi(default)]
-    pub payee: Option<String>,
-}
-
-impl From<&CoreTransaction> for Transaction {
-    fn from(t: &CoreTransaction) -> Self {
-        Transaction {
-            provider: t.provider.into(),
-            reference: t.reference.as_str().to_owned(),
-            kind: t.kind.into(),
-            amount_minor: t.amount.map(|m| m.minor()),
-            currency: t.amount.map(|m| m.currency().code().to_owned()),
-            payee: t.payee.as_ref().map(|p| p.as_str().to_owned()),
-        }
-    }
-}
-
-impl Transaction {
-    /// Checks the fields and builds the core transaction.
-    pub(crate) fn into_core(self) -> Result<CoreTransaction, Error> {
-        let t = self;
-        let amount = match (t.amount_minor, t.currency) {
-            (Some(minor), Some(code)) => {
-                let currency =
-                    Currency::parse(&code).map_err(|e| Error::Input(format!("currency: {e}")))?;
-                Some(
-                    Money::from_minor(minor, currency)
-                        .map_err(|e| Error::Input(format!("amount: {e}")))?,
-                )
-            }
-            (None, None) => None,
-            _ => {
-                return Err(Error::Input(
-                    "amount_minor and currency go together".to_owned(),
-                ));
-            }
-        };
-        Ok(CoreTransaction {
-            provider: t.provider.into_core()?,
-            reference: ProviderRef::parse(&t.reference)
-                .map_err(|e| Error::input("reference", &e))?,
-            kind: t.kind.into_core()?,
-            amount,
-            payee: t
-                .payee
-                .map(|p| Payee::parse(&p))
-                .transpose()
-                .map_err(|e| Error::input("payee", &e))?,
-        })
-    }
-}
-
-/// The RFC 8785 canonical JSON of a transaction (protocol §3).
-#[uniffi::export]
-pub fn canonical_transaction_json(transaction: Transaction) -> Result<String, PushAuthError> {
-    Ok(transaction.into_core()?.canonical_json())
-}
-
-/// base64url(SHA-256(canonical JSON)): the `txn` the approval proof signs.
-#[uniffi::export]
-pub fn transaction_digest(transaction: Transaction) -> Result<String, PushAuthError> {
-    Ok(transaction.into_core()?.digest().to_string())
 }
 
 /// The amount as the app shows it: `EUR 49.90`, `JPY 5000`, `BHD 1.234`.

@@ -3,4 +3,6 @@
 
 pub mod challenges;
 pub mod decisions;
+pub mod device_keys;
+pub mod device_policy;
 pub mod enrollment;

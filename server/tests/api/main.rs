@@ -12,6 +12,7 @@ mod helpers;
 mod admin;
 mod decisions;
 mod device;
+mod keys;
 mod ops;
 
 /// Runs each listed `async fn(TestApp)` on both backends.

@@ -29,6 +29,10 @@ pub struct Config {
     pub providers: crate::providers::config::ProvidersConfig,
     /// Push services (`[push]` apns_* / fcm_* keys, docs/push.md).
     pub push: crate::push::config::PushConfig,
+    /// Device key policy (`[devices]`: decline key, user-verification minimum).
+    pub devices: crate::services::device_policy::DevicesConfig,
+    /// Enrollment links (`[enrollment]`: deeplink scheme).
+    pub enrollment: crate::services::device_policy::EnrollmentConfig,
     /// `PUSHAUTH_*` environment variables that are not settings (no `__` between a
     /// section and a key): ignored, and named in a warning at start-up.
     #[serde(skip)]
@@ -343,6 +347,8 @@ impl Config {
             url::Url::parse(url)
                 .map_err(|e| ConfigError::Invalid(format!("server.public_url: {e}")))?;
         }
+        self.devices.validate().map_err(ConfigError::Invalid)?;
+        self.enrollment.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -1,8 +1,10 @@
-//! Taking a device's decision: verify the approval proof with the core (the same code
-//! the SDK uses to make it), then record the first valid answer together with the
-//! upstream result and the dismiss pushes, in one transaction.
+//! Taking a device's decision: pick the key from the proof's `typ` (approval → the
+//! approval key; decline → the device key, or the approval key when configured),
+//! verify the proof with the core (the same code the SDK uses to make it), then record
+//! the first valid answer together with the upstream result and the dismiss pushes, in
+//! one transaction.
 
-use pushauth_core::keys::{Jwk, PublicKey};
+use pushauth_core::keys::{Jwk, KeyUse, PublicKey};
 use pushauth_core::proof::{self, DenyReason};
 use pushauth_store::{
     AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecideRefusal, DecisionKind,
@@ -11,6 +13,7 @@ use pushauth_store::{
 
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::OutcomeLabel;
+use crate::services::device_policy::ProofKey;
 use crate::state::{AppState, now};
 use crate::upstream::Outcome;
 
@@ -28,10 +31,19 @@ pub struct DecisionBody {
 /// Longest processor output accepted.
 pub const MAX_PROCESSOR_OUTPUT: usize = 16 * 1024;
 
-/// Parses a device's stored public signing key.
-pub fn device_key(device: &Device) -> ApiResult<PublicKey> {
-    let jwk: Jwk = serde_json::from_str(&device.signing_key.jwk).map_err(ApiError::internal)?;
+/// Parses one of a device's stored public signing keys.
+pub fn stored_key(device: &Device, key_use: KeyUse) -> ApiResult<PublicKey> {
+    let stored = match key_use {
+        KeyUse::Device => &device.device_key,
+        KeyUse::Approval => &device.approval_key,
+    };
+    let jwk: Jwk = serde_json::from_str(&stored.jwk).map_err(ApiError::internal)?;
     PublicKey::from_jwk(&jwk).map_err(ApiError::internal)
+}
+
+/// The device key (request proofs, declines by default).
+pub fn device_key(device: &Device) -> ApiResult<PublicKey> {
+    stored_key(device, KeyUse::Device)
 }
 
 /// Rows that remove the prompt from the other devices of the cardholder.
@@ -130,11 +142,20 @@ pub async fn decide(
         ));
     }
     let t = now();
-    let key = device_key(device)?;
+    // The typ names the kind of proof; the configured policy names the key for it.
+    // A proof whose typ cannot be read fails in verify below with its own reason.
+    let policy = &state.config.devices;
+    let kind = proof::peek(&body.proof).map_or(proof::ProofKind::Approval, |(kind, _)| kind);
+    let key = match policy.key_for(kind) {
+        ProofKey::Approval => stored_key(device, KeyUse::Approval)?,
+        ProofKey::Device => stored_key(device, KeyUse::Device)?,
+    };
     let txn = challenge.transaction().digest();
     let expect = proof::Expectations {
+        kind,
         device: &device.id,
-        device_key: &key,
+        key: &key,
+        min_user_verification: policy.min_user_verification,
         audience: &state.issuer,
         challenge: &challenge.id,
         nonce: &challenge.nonce,
@@ -218,10 +239,7 @@ pub async fn decide(
     };
     let mut outbox = dismiss_rows(state, &challenge, Some(device)).await?;
     outbox.extend(upstream_row(state, &challenge, outcome));
-    let uv = serde_json::to_value(verified.claims().uv)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let uv = verified.claims().uv.as_str().to_owned();
     let decision = NewDecision {
         challenge: challenge.id.clone(),
         device: device.id.clone(),

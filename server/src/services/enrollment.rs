@@ -1,8 +1,10 @@
 //! Enrollment: activation codes (issued through the admin API, single use, short
 //! lived, stored as SHA-256 only) and the device's proof-of-possession enrollment
-//! (protocol §6.2).
+//! (protocol v2, §6.2): the device key proves possession through the request proof,
+//! the approval key through its key statement bound to the device key.
 
 use pushauth_core::ids::{CardholderId, DeviceId};
+use pushauth_core::key_statement::{self, EnrollmentExpectations};
 use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_store::{
@@ -104,11 +106,7 @@ pub async fn issue(
             audit,
         )
         .await?;
-    let server = percent_encoding::utf8_percent_encode(
-        &state.public_url,
-        percent_encoding::NON_ALPHANUMERIC,
-    );
-    let deeplink = format!("pushauth://enroll?v=1&server={server}&code={code}");
+    let deeplink = deeplink(state, &code);
     Ok(IssuedCode {
         code,
         expires_at,
@@ -116,7 +114,19 @@ pub async fn issue(
     })
 }
 
-/// The enrollment request body (protocol §6.2).
+/// The enrollment link for a code: `<[enrollment] deeplink_scheme>://enroll?v=1&server=<public URL>&code=<code>`.
+pub fn deeplink(state: &AppState, code: &str) -> String {
+    let server = percent_encoding::utf8_percent_encode(
+        &state.public_url,
+        percent_encoding::NON_ALPHANUMERIC,
+    );
+    let scheme = &state.config.enrollment.deeplink_scheme;
+    format!("{scheme}://enroll?v=1&server={server}&code={code}")
+}
+
+/// The enrollment request body (protocol v2, §6.2). The key members are optional here
+/// only so that a protocol v1 body (`signing_key`) and a missing key each get their
+/// own precise answer instead of a generic parse error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
@@ -127,8 +137,18 @@ pub struct EnrollBody {
     /// Device name.
     #[serde(default)]
     pub label: Option<String>,
-    /// Signing key (must equal the proof's header `jwk`).
-    pub signing_key: Jwk,
+    /// Device key (must equal the proof's header `jwk`).
+    #[serde(default)]
+    pub device_key: Option<Jwk>,
+    /// Approval key.
+    #[serde(default)]
+    pub approval_key: Option<Jwk>,
+    /// The approval key's binding to the device key (`pushauth-key+jwt`).
+    #[serde(default)]
+    pub approval_key_proof: Option<String>,
+    /// Protocol v1's single key: present only to be refused precisely.
+    #[serde(default)]
+    pub signing_key: Option<serde::de::IgnoredAny>,
     /// Agreement key for push payloads.
     pub agreement_key: Jwk,
     /// Push token, if the app has one.
@@ -186,7 +206,7 @@ pub fn label(label: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-fn device_key(jwk: &Jwk, field: &'static str) -> ApiResult<(PublicKey, DeviceKey)> {
+fn device_key_of(jwk: &Jwk, field: &'static str) -> ApiResult<(PublicKey, DeviceKey)> {
     let key = PublicKey::from_jwk(jwk)
         .map_err(|e| ApiError::bad_request("invalid_field", format!("{field}: {e}")))?;
     let text = serde_json::to_string(&key.to_jwk()).map_err(ApiError::internal)?;
@@ -199,7 +219,16 @@ fn device_key(jwk: &Jwk, field: &'static str) -> ApiResult<(PublicKey, DeviceKey
     ))
 }
 
-/// Enrolls a device: checks the proof of possession, consumes the code, creates the device.
+fn required<T>(value: Option<T>, field: &str) -> ApiResult<T> {
+    value.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("{field}: required (protocol v2, §6.2)"),
+        )
+    })
+}
+
+/// Enrolls a device: checks both proofs of possession, consumes the code, creates the device.
 pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiResult<Enrolled> {
     let t = now();
     let expect = |audience| request::Expectations {
@@ -220,18 +249,42 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
         })
         .map_err(|e| ApiError::unauthorized(e.code(), format!("enrollment proof refused: {e}")))?;
     let body: EnrollBody = crate::error::parse_json(req.body)?;
-    let (signing, signing_key) = device_key(&body.signing_key, "signing_key")?;
-    let (agreement, agreement_key) = device_key(&body.agreement_key, "agreement_key")?;
-    if signing != proven {
+    if body.signing_key.is_some() {
         return Err(ApiError::bad_request(
-            "key_mismatch",
-            "signing_key differs from the key that signed the proof",
+            "protocol_v1_enrollment",
+            "signing_key is protocol v1 (one key): send device_key, approval_key and \
+             approval_key_proof (protocol v2, docs/protocol.md §6.2)",
         ));
     }
-    if agreement == signing {
+    let (device, device_key) =
+        device_key_of(&required(body.device_key, "device_key")?, "device_key")?;
+    let (approval, approval_key) = device_key_of(
+        &required(body.approval_key, "approval_key")?,
+        "approval_key",
+    )?;
+    let approval_proof = required(body.approval_key_proof, "approval_key_proof")?;
+    let (agreement, agreement_key) = device_key_of(&body.agreement_key, "agreement_key")?;
+    if device != proven {
+        return Err(ApiError::bad_request(
+            "key_mismatch",
+            "device_key differs from the key that signed the proof",
+        ));
+    }
+    key_statement::verify_enrollment_binding(
+        &approval_proof,
+        &EnrollmentExpectations {
+            audiences: &[&state.issuer, &state.public_url],
+            device_key: &device,
+            approval_key: &approval,
+            now: t.as_unix_time(),
+            window_secs: state.config.security.request_window_secs,
+        },
+    )
+    .map_err(|e| ApiError::unprocessable(e.code(), format!("approval_key_proof refused: {e}")))?;
+    if agreement == device || agreement == approval {
         return Err(ApiError::bad_request(
             "invalid_field",
-            "agreement_key must differ from signing_key",
+            "agreement_key must differ from device_key and approval_key",
         ));
     }
     let code = normalize_code(&body.activation_code).ok_or_else(|| {
@@ -242,21 +295,26 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
     })?;
     let id = DeviceId::generate().map_err(ApiError::internal)?;
     let push = push_target(body.push_token, body.push_environment, body.platform)?;
-    let device = NewDevice {
+    let new = NewDevice {
         id: id.clone(),
         platform: body.platform,
         label: label(body.label)?,
-        signing_key,
+        device_key,
+        approval_key,
         agreement_key,
         push,
         created_at: t,
     };
     let audit = AuditDraft::new(t, format!("device:{id}"), "device.enrolled")
         .device(&id)
-        .details(serde_json::json!({ "platform": body.platform, "key": signing.thumbprint() }));
+        .details(serde_json::json!({
+            "platform": body.platform,
+            "key": device.thumbprint(),
+            "approval_key": approval.thumbprint(),
+        }));
     match state
         .store
-        .device_enroll(&KeyHash::of(code.as_bytes()), t, device, audit)
+        .device_enroll(&KeyHash::of(code.as_bytes()), t, new, audit)
         .await?
     {
         EnrollOutcome::Enrolled(device) => {

@@ -5,4 +5,6 @@ pub mod admin_keys;
 pub mod cardholders;
 pub mod challenges;
 pub mod decisions;
+pub mod device_keys;
+pub mod device_policy;
 pub mod enrollment;

@@ -107,9 +107,9 @@ async fn refused_proofs(app: TestApp) {
     let c = d.challenge(&id).await;
     let other_c = d.challenge(&other_id).await;
 
-    // signed by another key
+    // signed by another approval key
     let rogue = TestDevice {
-        key: pushauth_core::keys::SoftwareSigningKey::generate().unwrap(),
+        approval: pushauth_core::keys::SoftwareSigningKey::generate().unwrap(),
         ..clone(&d)
     };
     let forged = rogue.sign_decision(&c, Decision::Approve, None);
@@ -124,7 +124,7 @@ async fn refused_proofs(app: TestApp) {
         Some(pushauth_core::money::Money::from_minor(4991, t.amount.unwrap().currency()).unwrap());
     claims.txn = t.digest();
     assert_reason(
-        d.post_proof(&id, &proof::sign(&claims, &d.key).unwrap())
+        d.post_proof(&id, &proof::sign(&claims, &d.approval).unwrap())
             .await,
         422,
         "transaction_mismatch",
@@ -133,7 +133,7 @@ async fn refused_proofs(app: TestApp) {
     let mut claims = proof::claims_for(&c, &input(&d)).unwrap();
     claims.aud = "https://other.example".into();
     assert_reason(
-        d.post_proof(&id, &proof::sign(&claims, &d.key).unwrap())
+        d.post_proof(&id, &proof::sign(&claims, &d.approval).unwrap())
             .await,
         422,
         "wrong_audience",
@@ -217,6 +217,8 @@ fn input(d: &TestDevice) -> proof::DecisionInput<'_> {
 fn clone(d: &TestDevice) -> TestDevice {
     TestDevice {
         key: pushauth_core::keys::SoftwareSigningKey::from_pkcs8(&d.key.to_pkcs8()).unwrap(),
+        approval: pushauth_core::keys::SoftwareSigningKey::from_pkcs8(&d.approval.to_pkcs8())
+            .unwrap(),
         agreement: pushauth_core::keys::SoftwareAgreementKey::from_bytes(&d.agreement.to_bytes())
             .unwrap(),
         id: d.id.clone(),

@@ -1,5 +1,6 @@
 use pushauth_core::UnixTime;
-use pushauth_core::keys::{SoftwareAgreementKey, SoftwareSigningKey};
+use pushauth_core::key_statement;
+use pushauth_core::keys::{KeyUse, SoftwareAgreementKey, SoftwareSigningKey};
 use pushauth_core::request::{self, HttpRequest};
 use serde_json::json;
 
@@ -49,9 +50,10 @@ async fn enrollment_needs_proof_of_possession(app: TestApp) {
     let code = app.activation_code(&ch).await;
     let key = SoftwareSigningKey::generate().unwrap();
     let other = SoftwareSigningKey::generate().unwrap();
+    let approval = SoftwareSigningKey::generate().unwrap();
     let agreement = SoftwareAgreementKey::generate().unwrap();
     // body names one key, the proof is signed by another
-    let body = TestDevice::enroll_body(&code, &key, &agreement);
+    let body = TestDevice::enroll_body(&code, &key, &approval, &agreement, &app.base);
     let path = "/v1/device/enroll";
     let proof = request::sign_enrollment(
         &other,
@@ -194,16 +196,22 @@ async fn push_token_rotation_unenroll(app: TestApp) {
         )
         .await;
     assert_eq!(bad.status, 400);
-    // rotate: old key signs the request, new key signs the statement
+    // rotate the device key: the current device key signs the request, the new key
+    // the statement (protocol v2 §6.3)
     let new_key = SoftwareSigningKey::generate().unwrap();
-    let statement =
-        request::sign_rotation(&new_key, &d.id, &d.key.public(), &d.issuer, UnixTime(now()))
-            .unwrap();
+    let claims = key_statement::rotation_claims(
+        &d.id,
+        KeyUse::Device,
+        &d.key.public(),
+        &d.issuer,
+        UnixTime(now()),
+    );
+    let statement = key_statement::sign_statement(&claims, &new_key).unwrap();
     let a = d
         .call(
             "POST",
             "/v1/device/key",
-            Some(json!({"rotation": statement})),
+            Some(json!({"use": "device", "statement": statement})),
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
@@ -218,22 +226,30 @@ async fn push_token_rotation_unenroll(app: TestApp) {
         d.call("GET", "/v1/device/challenges", None).await.status,
         200
     );
-    // a rotation statement by a key that does not vouch for the old one is refused
+    // a rotation statement that names another current key is refused
     let rogue = SoftwareSigningKey::generate().unwrap();
     let other_old = SoftwareSigningKey::generate().unwrap();
-    let bad = request::sign_rotation(
+    let bad = key_statement::sign_statement(
+        &key_statement::rotation_claims(
+            &d.id,
+            KeyUse::Device,
+            &other_old.public(),
+            &d.issuer,
+            UnixTime(now()),
+        ),
         &rogue,
-        &d.id,
-        &other_old.public(),
-        &d.issuer,
-        UnixTime(now()),
     )
     .unwrap();
+    let a = d
+        .call(
+            "POST",
+            "/v1/device/key",
+            Some(json!({"use": "device", "statement": bad})),
+        )
+        .await;
     assert_eq!(
-        d.call("POST", "/v1/device/key", Some(json!({"rotation": bad})))
-            .await
-            .status,
-        422
+        (a.status, a.body["reason"].as_str()),
+        (422, Some("old_key_mismatch"))
     );
     assert_eq!(d.call("DELETE", "/v1/device", None).await.status, 204);
     assert_eq!(

@@ -1,9 +1,11 @@
-//! `spawn` starts the real server; `TestDevice` is a virtual phone speaking protocol v1
-//! with the core (software keys in place of the Secure Enclave).
+//! `spawn` starts the real server; `TestDevice` is a virtual phone speaking protocol v2
+//! with the core (software keys in place of the Secure Enclave): a device key for
+//! requests and declines, an approval key for approvals and migration grants.
 
 use pushauth_core::UnixTime;
 use pushauth_core::challenge::{self, VerifiedChallenge};
 use pushauth_core::ids::DeviceId;
+use pushauth_core::key_statement;
 use pushauth_core::keys::{Jwk, KeyAgreement, PublicKey, SoftwareAgreementKey, SoftwareSigningKey};
 use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 use pushauth_core::request::{self, HttpRequest};
@@ -124,7 +126,10 @@ impl TestApp {
 
 /// A virtual phone.
 pub struct TestDevice {
+    /// The device key: request proofs, declines.
     pub key: SoftwareSigningKey,
+    /// The approval key: approvals, migration grants.
+    pub approval: SoftwareSigningKey,
     pub agreement: SoftwareAgreementKey,
     pub id: DeviceId,
     pub issuer: String,
@@ -148,31 +153,35 @@ impl Answer {
 }
 
 impl TestDevice {
+    /// A protocol v2 enrollment body: both keys, and the approval key's binding to
+    /// the device key with audience `aud`.
     pub fn enroll_body(
         code: &str,
         key: &SoftwareSigningKey,
+        approval: &SoftwareSigningKey,
         agreement: &SoftwareAgreementKey,
+        aud: &str,
     ) -> Vec<u8> {
+        let binding =
+            key_statement::sign_enrollment_binding(approval, &key.public(), aud, UnixTime(now()))
+                .unwrap();
         serde_json::to_vec(&json!({
             "activation_code": code,
             "platform": "other",
             "label": "test phone",
-            "signing_key": key.public().to_jwk(),
+            "device_key": key.public().to_jwk(),
+            "approval_key": approval.public().to_jwk(),
+            "approval_key_proof": binding,
             "agreement_key": agreement.public_key().unwrap().to_jwk(),
         }))
         .unwrap()
     }
 
-    pub async fn try_enroll(
-        app: &TestApp,
-        code: &str,
-        key: SoftwareSigningKey,
-    ) -> Result<TestDevice, Answer> {
-        let agreement = SoftwareAgreementKey::generate().unwrap();
-        let body = Self::enroll_body(code, &key, &agreement);
+    /// Posts an enrollment `body` with a proof of possession by `key`.
+    pub async fn post_enrollment(app: &TestApp, key: &SoftwareSigningKey, body: Vec<u8>) -> Answer {
         let path = "/v1/device/enroll";
         let proof = request::sign_enrollment(
-            &key,
+            key,
             &app.base,
             HttpRequest {
                 method: "POST",
@@ -192,13 +201,27 @@ impl TestDevice {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if status != 201 {
-            return Err(Answer { status, body: v });
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    pub async fn try_enroll(
+        app: &TestApp,
+        code: &str,
+        key: SoftwareSigningKey,
+    ) -> Result<TestDevice, Answer> {
+        let agreement = SoftwareAgreementKey::generate().unwrap();
+        let approval = SoftwareSigningKey::generate().unwrap();
+        let body = Self::enroll_body(code, &key, &approval, &agreement, &app.base);
+        let a = Self::post_enrollment(app, &key, body).await;
+        if a.status != 201 {
+            return Err(a);
         }
+        let v = a.body;
         let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
         Ok(TestDevice {
             key,
+            approval,
             agreement,
             id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
             issuer: v["issuer"].as_str().unwrap().to_owned(),
@@ -270,26 +293,43 @@ impl TestDevice {
         .unwrap()
     }
 
+    /// Claims for a decision on `c` with user verification `uv`.
+    pub fn decision_claims(
+        &self,
+        c: &VerifiedChallenge,
+        decision: Decision,
+        reason: Option<DenyReason>,
+        uv: UserVerification,
+    ) -> proof::ApprovalClaims {
+        proof::claims_for(
+            c,
+            &DecisionInput {
+                device: &self.id,
+                decision,
+                reason,
+                uv,
+                processor_output: None,
+                now: UnixTime(now()),
+                lifetime_secs: 120,
+            },
+        )
+        .unwrap()
+    }
+
+    /// A decision proof as the SDK makes it: an approval signed by the approval key
+    /// (biometric), a decline by the device key (no prompt).
     pub fn sign_decision(
         &self,
         c: &VerifiedChallenge,
         decision: Decision,
         reason: Option<DenyReason>,
     ) -> String {
-        let claims = proof::claims_for(
-            c,
-            &DecisionInput {
-                device: &self.id,
-                decision,
-                reason,
-                uv: UserVerification::Biometric,
-                processor_output: None,
-                now: UnixTime(now()),
-                lifetime_secs: 120,
-            },
-        )
-        .unwrap();
-        proof::sign(&claims, &self.key).unwrap()
+        let (uv, signer) = match decision {
+            Decision::Approve => (UserVerification::Biometric, &self.approval),
+            Decision::Deny => (UserVerification::None, &self.key),
+        };
+        let claims = self.decision_claims(c, decision, reason, uv);
+        proof::sign(&claims, signer).unwrap()
     }
 
     pub async fn post_proof(&self, id: &str, proof: &str) -> Answer {

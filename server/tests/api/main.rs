@@ -8,12 +8,13 @@
 mod support;
 
 mod helpers;
-mod keys;
+mod device_keys;
 
 mod admin;
 mod authz;
 mod decisions;
 mod device;
+mod keys;
 mod ops;
 mod strict;
 

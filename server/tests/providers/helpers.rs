@@ -235,9 +235,11 @@ where
     }
 }
 
-/// A virtual phone.
+/// A virtual phone (protocol v2: device key for requests and declines, approval key
+/// for approvals).
 pub struct TestDevice {
     pub key: SoftwareSigningKey,
+    pub approval: SoftwareSigningKey,
     pub agreement: SoftwareAgreementKey,
     pub id: DeviceId,
     pub issuer: String,
@@ -249,14 +251,19 @@ pub struct TestDevice {
 impl TestDevice {
     pub async fn enroll(app: &TestApp, code: &str) -> TestDevice {
         let key = SoftwareSigningKey::generate().unwrap();
+        let approval = SoftwareSigningKey::generate().unwrap();
         let agreement = SoftwareAgreementKey::generate().unwrap();
-        let body = serde_json::to_vec(&json!({
-            "activation_code": code,
-            "platform": "other",
-            "label": "test phone",
-            "signing_key": key.public().to_jwk(),
-            "agreement_key": agreement.public_key().unwrap().to_jwk(),
-        }))
+        let body = serde_json::to_vec(&crate::support::with_enrollment_keys(
+            json!({
+                "activation_code": code,
+                "platform": "other",
+                "label": "test phone",
+                "agreement_key": agreement.public_key().unwrap().to_jwk(),
+            }),
+            &key,
+            &approval,
+            &app.base,
+        ))
         .unwrap();
         let path = "/v1/device/enroll";
         let proof = request::sign_enrollment(
@@ -284,6 +291,7 @@ impl TestDevice {
         let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
         TestDevice {
             key,
+            approval,
             agreement,
             id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
             issuer: v["issuer"].as_str().unwrap().to_owned(),
@@ -341,7 +349,11 @@ impl TestDevice {
             },
         )
         .unwrap();
-        let jws = proof::sign(&claims, &self.key).unwrap();
+        let signer = match decision {
+            Decision::Approve => &self.approval,
+            Decision::Deny => &self.key,
+        };
+        let jws = proof::sign(&claims, signer).unwrap();
         let mut body = json!({ "proof": jws });
         if let Some(out) = processor_output {
             body["processor_output"] = json!(out);

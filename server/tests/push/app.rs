@@ -99,15 +99,20 @@ impl App {
             .await;
         assert_eq!(s, 201, "{v}");
         let key = SoftwareSigningKey::generate().unwrap();
+        let approval = SoftwareSigningKey::generate().unwrap();
         let agreement = SoftwareAgreementKey::generate().unwrap();
-        let mut body = json!({
-            "activation_code": v["code"],
-            "platform": platform,
-            "label": format!("{platform} phone"),
-            "signing_key": key.public().to_jwk(),
-            "agreement_key": agreement.public_key().unwrap().to_jwk(),
-            "push_token": token,
-        });
+        let mut body = crate::support::with_enrollment_keys(
+            json!({
+                "activation_code": v["code"],
+                "platform": platform,
+                "label": format!("{platform} phone"),
+                "agreement_key": agreement.public_key().unwrap().to_jwk(),
+                "push_token": token,
+            }),
+            &key,
+            &approval,
+            &self.base,
+        );
         if let Some(env) = environment {
             body["push_environment"] = json!(env);
         }
@@ -138,6 +143,7 @@ impl App {
         let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
         Phone {
             key,
+            approval,
             agreement,
             token: token.to_owned(),
             id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
@@ -229,9 +235,10 @@ impl App {
     }
 }
 
-/// A virtual phone.
+/// A virtual phone (protocol v2: device key for requests, approval key for approvals).
 pub struct Phone {
     pub key: SoftwareSigningKey,
+    pub approval: SoftwareSigningKey,
     pub agreement: SoftwareAgreementKey,
     pub token: String,
     pub id: DeviceId,
@@ -279,7 +286,7 @@ impl Phone {
             },
         )
         .unwrap();
-        let p = proof::sign(&claims, &self.key).unwrap();
+        let p = proof::sign(&claims, &self.approval).unwrap();
         let (s, v) = self
             .call(
                 "POST",

@@ -70,6 +70,7 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
     let now = pushauth_server::state::now();
     let agreement = SoftwareAgreementKey::generate().unwrap();
     let signing = SoftwareSigningKey::generate().unwrap();
+    let approval = SoftwareSigningKey::generate().unwrap();
     let key = |k: pushauth_core::PublicKey| DeviceKey {
         jwk: serde_json::to_string(&k.to_jwk()).unwrap(),
         thumbprint: k.thumbprint(),
@@ -81,7 +82,8 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
         status: DeviceStatus::Active,
         platform,
         label: None,
-        signing_key: key(signing.public()),
+        device_key: key(signing.public()),
+        approval_key: key(approval.public()),
         agreement_key: key(agreement.public_key().unwrap()),
         push: Some(PushTarget {
             token: token.to_owned(),

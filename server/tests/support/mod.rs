@@ -1,6 +1,7 @@
 //! Shared by the server's black-box test binaries (`api`, `providers`, `push`), each of
 //! which includes it with `#[path = "../support/mod.rs"] mod support;`: the store a
-//! case runs on, and a device API request signed with protocol v1.
+//! case runs on, the protocol v2 key members of an enrollment body, and a device API
+//! request signed with the device key.
 
 // Each binary uses part of it.
 #![allow(dead_code)]
@@ -61,7 +62,41 @@ pub fn now() -> i64 {
     pushauth_server::state::now().as_unix_time().seconds()
 }
 
-/// A device who signs its API requests (protocol v1 request proofs).
+/// The key members of a protocol v2 enrollment body (§6.2): the device key, the
+/// approval key and the approval key's binding to the device key (audience `aud`).
+pub fn enrollment_keys(
+    key: &SoftwareSigningKey,
+    approval: &SoftwareSigningKey,
+    aud: &str,
+) -> Value {
+    let binding = pushauth_core::key_statement::sign_enrollment_binding(
+        approval,
+        &key.public(),
+        aud,
+        UnixTime(now()),
+    )
+    .unwrap();
+    serde_json::json!({
+        "device_key": key.public().to_jwk(),
+        "approval_key": approval.public().to_jwk(),
+        "approval_key_proof": binding,
+    })
+}
+
+/// Adds the v2 key members to an enrollment body object.
+pub fn with_enrollment_keys(
+    mut body: Value,
+    key: &SoftwareSigningKey,
+    approval: &SoftwareSigningKey,
+    aud: &str,
+) -> Value {
+    if let (Value::Object(b), Value::Object(k)) = (&mut body, enrollment_keys(key, approval, aud)) {
+        b.extend(k);
+    }
+    body
+}
+
+/// A device who signs its API requests (request proofs, signed by the device key).
 pub struct Signer<'a> {
     pub id: &'a DeviceId,
     pub key: &'a SoftwareSigningKey,

@@ -108,7 +108,10 @@ impl Admin {
 /// A virtual phone.
 #[derive(Debug)]
 pub struct Device {
+    /// Device key (protocol v2): request proofs.
     key: SoftwareSigningKey,
+    /// Approval key: approval proofs.
+    approval: SoftwareSigningKey,
     pub id: DeviceId,
     issuer: String,
     server_key: PublicKey,
@@ -131,12 +134,21 @@ impl Device {
         push_token: Option<&str>,
     ) -> Result<Device> {
         let key = SoftwareSigningKey::generate()?;
+        let approval = SoftwareSigningKey::generate()?;
         let agreement = SoftwareAgreementKey::generate()?;
+        let binding = pushauth_core::key_statement::sign_enrollment_binding(
+            &approval,
+            &key.public(),
+            base,
+            UnixTime(now()),
+        )?;
         let body = serde_json::to_vec(&json!({
             "activation_code": code,
             "platform": if push_token.is_some() { "android" } else { "other" },
             "label": "load phone",
-            "signing_key": key.public().to_jwk(),
+            "device_key": key.public().to_jwk(),
+            "approval_key": approval.public().to_jwk(),
+            "approval_key_proof": binding,
             "agreement_key": agreement.public_key()?.to_jwk(),
             "push_token": push_token,
         }))?;
@@ -166,6 +178,7 @@ impl Device {
         let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).context("server_key")?;
         Ok(Device {
             key,
+            approval,
             id: DeviceId::parse(v["device_id"].as_str().unwrap_or_default())?,
             issuer: v["issuer"].as_str().unwrap_or_default().to_owned(),
             server_key: PublicKey::from_jwk(&jwk)?,
@@ -250,7 +263,7 @@ impl Device {
                 lifetime_secs: 120,
             },
         )?;
-        Ok((proof::sign(&claims, &self.key)?, output))
+        Ok((proof::sign(&claims, &self.approval)?, output))
     }
 
     pub async fn post_decision(&self, id: &str, jws: &str, output: Option<&str>) -> Result<Answer> {

@@ -1,6 +1,7 @@
 //! The device API (protocol §6.1), used by the mobile SDK. Every call is
-//! authenticated by a request proof signed with the device key ([`DeviceCall`]);
-//! enrollment by a proof of possession of the new key.
+//! authenticated by a request proof signed with the device key ([`DeviceCall`]; a
+//! proof signed by the approval key fails its signature check: 401); enrollment by
+//! proofs of possession of the new device key and approval key.
 
 mod auth;
 mod stream;
@@ -15,12 +16,12 @@ use axum::routing::{delete, get, post, put};
 use bytes::Bytes;
 use pushauth_core::challenge::{self, ChallengeClaims};
 use pushauth_core::ids::ChallengeId;
-use pushauth_core::request::{self, HttpRequest};
-use pushauth_store::{AuditDraft, Challenge, Device, DeviceKey, DeviceStatus, PushEnvironment};
+use pushauth_core::request::HttpRequest;
+use pushauth_store::{AuditDraft, Challenge, Device, DeviceStatus, DeviceWrite, PushEnvironment};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, AppJson, parse_json};
-use crate::services::{decisions, enrollment};
+use crate::services::{decisions, device_keys, enrollment};
 use crate::state::{AppState, now};
 
 /// Device API routes, nested under `/v1/device`.
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/challenges/{id}/decision", post(decide))
         .route("/stream", get(stream::stream))
         .route("/key", post(rotate_key))
+        .route("/migration", post(migration))
         .route("/", delete(unenroll))
 }
 
@@ -94,18 +96,27 @@ struct PushTokenBody {
     push_environment: Option<PushEnvironment>,
 }
 
-/// `PUT /v1/device/push-token`.
+/// `PUT /v1/device/push-token`: only an active device (the store checks the status in
+/// the same transaction as the write).
 async fn push_token(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
     let body: PushTokenBody = parse_json(&call.body)?;
     let target =
         enrollment::push_target(body.push_token, body.push_environment, call.device.platform)?;
     let audit =
         AuditDraft::new(now(), call.actor(), "device.push_token_updated").device(&call.device.id);
-    state
+    match state
         .store
         .device_set_push_token(&call.device.id, target, audit)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await?
+    {
+        DeviceWrite::Done => Ok(StatusCode::NO_CONTENT),
+        DeviceWrite::NotActive(DeviceStatus::Revoked) => Err(ApiError::unauthorized(
+            "unknown_device",
+            "the device is revoked",
+        )),
+        DeviceWrite::NotActive(_) => Err(ApiError::locked("the device is locked")),
+        DeviceWrite::NotFound => Err(ApiError::not_found("device")),
+    }
 }
 
 /// A challenge as the device API returns it.
@@ -202,50 +213,18 @@ async fn decide(
     Ok(AppJson(serde_json::json!({ "status": status })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    rotation: String,
+/// `POST /v1/device/key` (protocol §6.3): rotates the device key or the approval key.
+async fn rotate_key(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
+    let body: device_keys::RotateBody = parse_json(&call.body)?;
+    let rotated = device_keys::rotate(&state, &call.device, body).await?;
+    Ok(AppJson(rotated).into_response())
 }
 
-/// `POST /v1/device/key` (protocol §6.3).
-async fn rotate_key(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
-    let body: RotateBody = parse_json(&call.body)?;
-    let old = decisions::device_key(&call.device)?;
-    let t = now();
-    let new_key = request::verify_rotation(
-        &body.rotation,
-        &call.device.id,
-        &old,
-        &state.issuer,
-        t.as_unix_time(),
-        state.config.security.request_window_secs,
-    )
-    .map_err(|e| ApiError::unprocessable(e.code(), format!("rotation proof refused: {e}")))?;
-    let jwk = serde_json::to_string(&new_key.to_jwk()).map_err(ApiError::internal)?;
-    let kid = new_key.thumbprint();
-    let audit = AuditDraft::new(t, call.actor(), "device.key_rotated")
-        .device(&call.device.id)
-        .details(serde_json::json!({ "old": old.thumbprint(), "new": kid }));
-    let swapped = state
-        .store
-        .device_rotate_key(
-            &call.device.id,
-            &old.thumbprint(),
-            DeviceKey {
-                jwk,
-                thumbprint: kid.clone(),
-            },
-            audit,
-        )
-        .await?;
-    if !swapped {
-        return Err(ApiError::conflict(
-            "key_changed",
-            "the device key changed concurrently",
-        ));
-    }
-    Ok(AppJson(serde_json::json!({ "kid": kid })).into_response())
+/// `POST /v1/device/migration` (protocol §6.4): a migration grant for a new phone.
+async fn migration(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
+    let body: device_keys::MigrationBody = parse_json(&call.body)?;
+    let issued = device_keys::migrate(&state, &call.device, body).await?;
+    Ok((StatusCode::CREATED, AppJson(issued)).into_response())
 }
 
 /// `DELETE /v1/device`: the device unenrolls itself.

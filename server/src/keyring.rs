@@ -49,7 +49,7 @@ impl Kek {
             hex::decode(text).map_err(|_| "the key-encryption key is not hex".to_owned())?
         } else {
             pushauth_core::b64::decode(text)
-                .map_err(|_| "the key-encryption key is not base64url".to_owned())?
+                .ok_or_else(|| "the key-encryption key is not base64url".to_owned())?
         });
         Kek::from_bytes(&bytes)
     }

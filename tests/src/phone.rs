@@ -21,6 +21,9 @@ pub struct VirtualPhone {
     pub device_id: String,
     keys: Arc<SoftwareKeyStore>,
     push: Arc<PushMocks>,
+    /// The views the phone showed, by challenge id: decisions sign exactly these
+    /// (as the app does), never a fetch at answer time.
+    shown: std::sync::Mutex<std::collections::HashMap<String, ChallengeView>>,
 }
 
 impl VirtualPhone {
@@ -57,6 +60,7 @@ impl VirtualPhone {
             device_id,
             keys,
             push,
+            shown: Default::default(),
         }
     }
 
@@ -91,21 +95,44 @@ impl VirtualPhone {
     }
 
     /// Decrypts a challenge push with the SDK (what the notification extension does).
-    pub fn open(&self, m: &PushMessage) -> PushPreview {
+    pub async fn open(&self, m: &PushMessage) -> PushPreview {
         self.client
             .decrypt_push(
                 m.cid.clone(),
                 m.enc.clone().expect("challenge push without enc"),
             )
+            .await
             .expect("decrypting the push")
     }
 
     /// Fetches and verifies the challenge (what the app shows before approve / deny).
     pub async fn show(&self, id: &str) -> ChallengeView {
-        self.client
+        let view = self
+            .client
             .challenge(id.to_owned())
             .await
-            .expect("fetching the challenge")
+            .expect("fetching the challenge");
+        self.remember(&view);
+        view
+    }
+
+    fn remember(&self, view: &ChallengeView) {
+        if let Ok(mut shown) = self.shown.lock() {
+            shown.insert(view.id.clone(), view.clone());
+        }
+    }
+
+    /// The view last shown for `id`, or the challenge fetched and shown now.
+    async fn view(&self, id: &str) -> Result<ChallengeView, PushAuthError> {
+        let known = self.shown.lock().ok().and_then(|s| s.get(id).cloned());
+        match known {
+            Some(v) => Ok(v),
+            None => {
+                let view = self.client.challenge(id.to_owned()).await?;
+                self.remember(&view);
+                Ok(view)
+            }
+        }
     }
 
     /// Approves, with the processor SDK's output if any.
@@ -114,7 +141,8 @@ impl VirtualPhone {
         id: &str,
         processor_output: Option<String>,
     ) -> Result<DecisionOutcome, PushAuthError> {
-        self.client.approve(id.to_owned(), processor_output).await
+        let view = self.view(id).await?;
+        self.client.approve(view, processor_output).await
     }
 
     /// Denies.
@@ -123,14 +151,20 @@ impl VirtualPhone {
         id: &str,
         reason: DenyReason,
     ) -> Result<DecisionOutcome, PushAuthError> {
-        self.client.deny(id.to_owned(), reason).await
+        let view = self.view(id).await?;
+        self.client.deny(view, reason).await
     }
 
     /// Polls the server for pending challenges (the app opened without a push).
     pub async fn poll(&self) -> Vec<ChallengeView> {
-        self.client
+        let views = self
+            .client
             .pending_challenges()
             .await
-            .expect("polling pending challenges")
+            .expect("polling pending challenges");
+        for v in &views {
+            self.remember(v);
+        }
+        views
     }
 }

@@ -33,15 +33,16 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
         android.wait_push("challenge", Some(&id), WAIT).await;
         // Alternate approvals on the iPhone and denials on the Android phone.
         let ending = if round % 3 == 2 {
-            let out = android_via[decider]
-                .deny(id.clone(), DenyReason::Declined)
-                .await
-                .unwrap();
+            let client = &android_via[decider];
+            let view = client.challenge(id.clone()).await.unwrap();
+            let out = client.deny(view, DenyReason::Declined).await.unwrap();
             assert_eq!(out, DecisionOutcome::Denied);
             Ending::Denied
         } else {
-            let out = via[decider]
-                .approve(id.clone(), p.processor_output())
+            let client = &via[decider];
+            let view = client.challenge(id.clone()).await.unwrap();
+            let out = client
+                .approve(view, p.processor_output())
                 .await
                 .unwrap();
             assert_eq!(out, DecisionOutcome::Approved);

@@ -60,7 +60,7 @@ async fn answer(p: Processor, backend: Backend, ending: Ending) {
     let (reference, id) = w.webhook(0, &ch.card).await;
     // The push: only the challenge id and an envelope the SDK opens.
     let push = phone.wait_push("challenge", Some(&id), WAIT).await;
-    let preview = phone.open(&push);
+    let preview = phone.open(&push).await;
     let shown = p.shown();
     assert_eq!(preview.payee, shown.payee);
     if p == Processor::Paysafe {
@@ -151,7 +151,7 @@ async fn two_devices(p: Processor, backend: Backend) {
     let a = iphone.wait_push("challenge", Some(&id), WAIT).await;
     let b = android.wait_push("challenge", Some(&id), WAIT).await;
     assert_eq!((a.service, b.service), ("apns", "fcm"));
-    assert_eq!(iphone.open(&a).payee, android.open(&b).payee);
+    assert_eq!(iphone.open(&a).await.payee, android.open(&b).await.payee);
     iphone.show(&id).await;
     android.show(&id).await;
     let (approved, denied) = tokio::join!(

@@ -92,6 +92,7 @@ pub async fn audit_chain_intact<S: Store>(store: S) {
     assert_eq!(up.len(), 1);
     s.outbox_complete(
         up[0].id,
+        up[0].claim,
         attempt(
             T0.plus(10),
             AttemptOutcome::Retry,
@@ -104,6 +105,7 @@ pub async fn audit_chain_intact<S: Store>(store: S) {
     .unwrap();
     s.outbox_complete(
         up[0].id,
+        up[0].claim,
         attempt(T0.plus(20), AttemptOutcome::Ok, Some(200), None),
         OutboxNext::Done,
     )
@@ -240,6 +242,7 @@ pub async fn subscribe_events<S: Store>(store: S) {
     let mut retried = s.subscribe();
     s.outbox_complete(
         claimed[0].id,
+        claimed[0].claim,
         attempt(T0.plus(1), AttemptOutcome::Retry, Some(503), None),
         OutboxNext::RetryAt(T0.plus(500)),
     )

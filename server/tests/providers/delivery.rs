@@ -32,8 +32,7 @@ fn upstream_attempts(view: &Value) -> Vec<Value> {
 /// The row ends `delivered` after `calls` calls, the last the only success, in time;
 /// nothing is sent afterwards.
 pub async fn assert_one_result(app: &TestApp, mock: &Mock, id: &str, calls: usize) -> Value {
-    let view = app
-        .wait_upstream(id, "delivered", Duration::from_secs(20))
+    app.wait_upstream(id, "delivered", Duration::from_secs(20))
         .await;
     // let a duplicate show up, if one were coming
     tokio::time::sleep(Duration::from_millis(1_500)).await;

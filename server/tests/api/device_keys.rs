@@ -4,7 +4,7 @@
 
 use pushauth_core::UnixTime;
 use pushauth_core::key_statement;
-use pushauth_core::keys::{KeyUse, SoftwareAgreementKey, SoftwareSigningKey};
+use pushauth_core::keys::{KeyAgreement, KeyUse, SoftwareAgreementKey, SoftwareSigningKey};
 use pushauth_core::migration::{self, GrantClaims};
 use pushauth_core::proof::{self, Decision, DenyReason, UserVerification};
 use reqwest::Method;

@@ -262,6 +262,8 @@ async fn admin_keys_scoped_and_revoked_everywhere(app: TestApp) {
 fn device_on(d: &TestDevice, base: &str) -> TestDevice {
     TestDevice {
         key: pushauth_core::keys::SoftwareSigningKey::from_pkcs8(&d.key.to_pkcs8()).unwrap(),
+        approval: pushauth_core::keys::SoftwareSigningKey::from_pkcs8(&d.approval.to_pkcs8())
+            .unwrap(),
         agreement: pushauth_core::keys::SoftwareAgreementKey::from_bytes(&d.agreement.to_bytes())
             .unwrap(),
         id: d.id.clone(),

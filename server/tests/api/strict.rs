@@ -90,9 +90,10 @@ async fn arrays_and_trailing_bytes_refused(app: TestApp) {
     // enrollment as an array
     let code = app.activation_code(&ch).await;
     let key = pushauth_core::keys::SoftwareSigningKey::generate().unwrap();
+    let approval = pushauth_core::keys::SoftwareSigningKey::generate().unwrap();
     let agreement = pushauth_core::keys::SoftwareAgreementKey::generate().unwrap();
     let object: Value = serde_json::from_slice(&crate::helpers::TestDevice::enroll_body(
-        &code, &key, &agreement,
+        &code, &key, &approval, &agreement, &app.base,
     ))
     .unwrap();
     let array = serde_json::to_vec(&Value::Array(

@@ -834,7 +834,7 @@ async fn storm(
                         }
                         let id = it["id"].as_str().unwrap_or_default().to_owned();
                         let (c, _) = card.device.challenge(&id).await?;
-                        let reference = c.claims().txn.reference.as_str().to_owned();
+                        let reference = c.claims().txn.reference().as_str().to_owned();
                         let (jws, output) = card.device.sign_approval(&c)?;
                         let t = Instant::now();
                         let d = card.device.post_decision(&id, &jws, output).await?;

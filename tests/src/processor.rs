@@ -255,7 +255,6 @@ const ADYEN_API_KEY: &str = "adyen-api-key-for-tests";
 pub const ADYEN_SDK_OUTPUT: &str = "eyJhc3NlcnRpb24iOiJ0ZXN0In0";
 const PAYSAFE_PREFIX: &str = "/webhooks/paysafe";
 const PAYSAFE_TOKEN: &str = "paysafe-api-token-for-tests";
-const PAYSAFE_OTP: &str = "532032";
 const TREEZOR_PATH: &str = "/webhooks/treezor";
 
 fn credentials() -> Value {
@@ -564,8 +563,10 @@ impl Processor {
             (Processor::Adyen, TimedOut) => None,
             (Processor::Paysafe, Approved) => Some(json!({
                 "walletOperationId": "7767a3c3-c461-41ed-99d2-010861f3cee4",
-                "verification": {"method": "OTP", "channel": "PUSH_NOTIFICATION"},
-                "value": PAYSAFE_OTP,
+                // docs/providers/paysafe.md: our push approval is reported as
+                // BIOMETRIC over PUSH_NOTIFICATION; the one-time value is sent only
+                // with `attempt_send_value`.
+                "verification": {"method": "BIOMETRIC", "channel": "PUSH_NOTIFICATION"},
             })),
             (Processor::Paysafe, _) => None,
             // The signature is the device's approval JWS, checked apart.

@@ -35,6 +35,8 @@ async fn call(
 async fn second_instance(app: &TestApp, tweak: impl FnOnce(&mut Config)) -> Result<Server, String> {
     let mut config = app.server.state.config.clone();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    // instances of one deployment share the issuer (devices pin it)
+    config.server.issuer = Some(app.server.state.issuer.clone());
     tweak(&mut config);
     Server::start_with_store(config, app.server.state.store.clone())
         .await

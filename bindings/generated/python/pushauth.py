@@ -527,7 +527,7 @@ def _uniffi_check_contract_api_version(lib):
 def _uniffi_check_api_checksums(lib):
     if lib.uniffi_pushauth_checksum_func_builtin_transport() != 50998:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_canonical_transaction_json() != 24114:
+    if lib.uniffi_pushauth_checksum_func_canonical_transaction_json() != 61318:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_decrypt_push() != 3114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -551,7 +551,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_public_key_jwk() != 28990:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_func_transaction_digest() != 57482:
+    if lib.uniffi_pushauth_checksum_func_transaction_digest() != 23225:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_transaction_display_fields() != 50971:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_verify_approval_proof_for_tests() != 37513:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -706,6 +708,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_public_key_jwk.restype = ctypes.c_uint1
 _UniffiLib.uniffi_pushauth_checksum_func_transaction_digest.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_transaction_digest.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_transaction_display_fields.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_transaction_display_fields.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_verify_approval_proof_for_tests.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_verify_approval_proof_for_tests.restype = ctypes.c_uint16
@@ -905,6 +910,11 @@ _UniffiLib.uniffi_pushauth_fn_func_transaction_digest.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_func_transaction_digest.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_transaction_display_fields.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_transaction_display_fields.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_func_verify_approval_proof_for_tests.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -2157,6 +2167,397 @@ class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class DisplayField:
+    """
+    One line of the approval screen, in the order to show them.
+"""
+    def __init__(self, *, key:str, value:str, known:bool):
+        self.key = key
+        self.value = value
+        self.known = known
+        
+        
+
+    
+    def __str__(self):
+        return "DisplayField(key={}, value={}, known={})".format(self.key, self.value, self.known)
+    def __eq__(self, other):
+        if self.key != other.key:
+            return False
+        if self.value != other.value:
+            return False
+        if self.known != other.known:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDisplayField(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DisplayField(
+            key=_UniffiFfiConverterString.read(buf),
+            value=_UniffiFfiConverterString.read(buf),
+            known=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.key)
+        _UniffiFfiConverterString.check_lower(value.value)
+        _UniffiFfiConverterBoolean.check_lower(value.known)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.key, buf)
+        _UniffiFfiConverterString.write(value.value, buf)
+        _UniffiFfiConverterBoolean.write(value.known, buf)
+
+class _UniffiFfiConverterSequenceTypeDisplayField(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeDisplayField.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeDisplayField.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeDisplayField.read(buf) for i in range(count)
+        ]
+
+
+
+
+
+
+class TxnMemberValue:
+    """
+    One member of a transaction this SDK version does not know: a text or an integer.
+"""
+    def __init__(self):
+        raise RuntimeError("TxnMemberValue cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class TEXT:
+        """
+        A JSON string.
+"""
+        
+        def __init__(self, value:str):
+            self.value = value
+            
+            """
+        The text as received (not shown without neutralising it; see
+        `ChallengeView::details`).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "TxnMemberValue.TEXT(value={})".format(self.value)
+        def __eq__(self, other):
+            if not isinstance(other, TxnMemberValue):
+                return NotImplemented
+            if not other.is_TEXT():
+                return False
+            if self.value != other.value:
+                return False
+            return True
+
+    @dataclass
+    class INTEGER:
+        """
+        A JSON integer.
+"""
+        
+        def __init__(self, value:int):
+            self.value = value
+            
+            """
+        The integer.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "TxnMemberValue.INTEGER(value={})".format(self.value)
+        def __eq__(self, other):
+            if not isinstance(other, TxnMemberValue):
+                return NotImplemented
+            if not other.is_INTEGER():
+                return False
+            if self.value != other.value:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_TEXT(self) -> bool:
+        return isinstance(self, TxnMemberValue.TEXT)
+    def is_text(self) -> bool:
+        return isinstance(self, TxnMemberValue.TEXT)
+    def is_INTEGER(self) -> bool:
+        return isinstance(self, TxnMemberValue.INTEGER)
+    def is_integer(self) -> bool:
+        return isinstance(self, TxnMemberValue.INTEGER)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+TxnMemberValue.TEXT = type("TxnMemberValue.TEXT", (TxnMemberValue.TEXT, TxnMemberValue,), {})  # type: ignore
+TxnMemberValue.INTEGER = type("TxnMemberValue.INTEGER", (TxnMemberValue.INTEGER, TxnMemberValue,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeTxnMemberValue(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return TxnMemberValue.TEXT(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return TxnMemberValue.INTEGER(
+                _UniffiFfiConverterInt64.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_TEXT():
+            _UniffiFfiConverterString.check_lower(value.value)
+            return
+        if value.is_INTEGER():
+            _UniffiFfiConverterInt64.check_lower(value.value)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_TEXT():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.value, buf)
+        if value.is_INTEGER():
+            buf.write_i32(2)
+            _UniffiFfiConverterInt64.write(value.value, buf)
+
+
+
+@dataclass
+class TxnMember:
+    """
+    A member of the transaction outside the fields this SDK version knows.
+"""
+    def __init__(self, *, name:str, value:TxnMemberValue):
+        self.name = name
+        self.value = value
+        
+        
+
+    
+    def __str__(self):
+        return "TxnMember(name={}, value={})".format(self.name, self.value)
+    def __eq__(self, other):
+        if self.name != other.name:
+            return False
+        if self.value != other.value:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeTxnMember(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return TxnMember(
+            name=_UniffiFfiConverterString.read(buf),
+            value=_UniffiFfiConverterTypeTxnMemberValue.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterTypeTxnMemberValue.check_lower(value.value)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterTypeTxnMemberValue.write(value.value, buf)
+
+class _UniffiFfiConverterSequenceTypeTxnMember(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeTxnMember.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeTxnMember.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeTxnMember.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Transaction:
+    """
+    A transaction as bound by the approval proof (protocol §3).
+"""
+    def __init__(self, *, provider:Provider, reference:str, kind:TransactionKind, amount_minor:typing.Optional[int] = None, currency:typing.Optional[str] = None, payee:typing.Optional[str] = None, merchant_country:typing.Optional[str] = None, merchant_url:typing.Optional[str] = None, purchase_date:typing.Optional[str] = None, card_last4:typing.Optional[str] = None, operation:typing.Optional[str] = None, operation_ref:typing.Optional[str] = None, other_members:typing.List[TxnMember] = _DEFAULT):
+        self.provider = provider
+        self.reference = reference
+        self.kind = kind
+        self.amount_minor = amount_minor
+        self.currency = currency
+        self.payee = payee
+        self.merchant_country = merchant_country
+        self.merchant_url = merchant_url
+        self.purchase_date = purchase_date
+        self.card_last4 = card_last4
+        self.operation = operation
+        self.operation_ref = operation_ref
+        if other_members is _DEFAULT:
+            self.other_members = []
+        else:
+            self.other_members = other_members
+        
+        
+
+    
+    def __str__(self):
+        return "Transaction(provider={}, reference={}, kind={}, amount_minor={}, currency={}, payee={}, merchant_country={}, merchant_url={}, purchase_date={}, card_last4={}, operation={}, operation_ref={}, other_members={})".format(self.provider, self.reference, self.kind, self.amount_minor, self.currency, self.payee, self.merchant_country, self.merchant_url, self.purchase_date, self.card_last4, self.operation, self.operation_ref, self.other_members)
+    def __eq__(self, other):
+        if self.provider != other.provider:
+            return False
+        if self.reference != other.reference:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.amount_minor != other.amount_minor:
+            return False
+        if self.currency != other.currency:
+            return False
+        if self.payee != other.payee:
+            return False
+        if self.merchant_country != other.merchant_country:
+            return False
+        if self.merchant_url != other.merchant_url:
+            return False
+        if self.purchase_date != other.purchase_date:
+            return False
+        if self.card_last4 != other.card_last4:
+            return False
+        if self.operation != other.operation:
+            return False
+        if self.operation_ref != other.operation_ref:
+            return False
+        if self.other_members != other.other_members:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeTransaction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Transaction(
+            provider=_UniffiFfiConverterTypeProvider.read(buf),
+            reference=_UniffiFfiConverterString.read(buf),
+            kind=_UniffiFfiConverterTypeTransactionKind.read(buf),
+            amount_minor=_UniffiFfiConverterOptionalInt64.read(buf),
+            currency=_UniffiFfiConverterOptionalString.read(buf),
+            payee=_UniffiFfiConverterOptionalString.read(buf),
+            merchant_country=_UniffiFfiConverterOptionalString.read(buf),
+            merchant_url=_UniffiFfiConverterOptionalString.read(buf),
+            purchase_date=_UniffiFfiConverterOptionalString.read(buf),
+            card_last4=_UniffiFfiConverterOptionalString.read(buf),
+            operation=_UniffiFfiConverterOptionalString.read(buf),
+            operation_ref=_UniffiFfiConverterOptionalString.read(buf),
+            other_members=_UniffiFfiConverterSequenceTypeTxnMember.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeProvider.check_lower(value.provider)
+        _UniffiFfiConverterString.check_lower(value.reference)
+        _UniffiFfiConverterTypeTransactionKind.check_lower(value.kind)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.amount_minor)
+        _UniffiFfiConverterOptionalString.check_lower(value.currency)
+        _UniffiFfiConverterOptionalString.check_lower(value.payee)
+        _UniffiFfiConverterOptionalString.check_lower(value.merchant_country)
+        _UniffiFfiConverterOptionalString.check_lower(value.merchant_url)
+        _UniffiFfiConverterOptionalString.check_lower(value.purchase_date)
+        _UniffiFfiConverterOptionalString.check_lower(value.card_last4)
+        _UniffiFfiConverterOptionalString.check_lower(value.operation)
+        _UniffiFfiConverterOptionalString.check_lower(value.operation_ref)
+        _UniffiFfiConverterSequenceTypeTxnMember.check_lower(value.other_members)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeProvider.write(value.provider, buf)
+        _UniffiFfiConverterString.write(value.reference, buf)
+        _UniffiFfiConverterTypeTransactionKind.write(value.kind, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.amount_minor, buf)
+        _UniffiFfiConverterOptionalString.write(value.currency, buf)
+        _UniffiFfiConverterOptionalString.write(value.payee, buf)
+        _UniffiFfiConverterOptionalString.write(value.merchant_country, buf)
+        _UniffiFfiConverterOptionalString.write(value.merchant_url, buf)
+        _UniffiFfiConverterOptionalString.write(value.purchase_date, buf)
+        _UniffiFfiConverterOptionalString.write(value.card_last4, buf)
+        _UniffiFfiConverterOptionalString.write(value.operation, buf)
+        _UniffiFfiConverterOptionalString.write(value.operation_ref, buf)
+        _UniffiFfiConverterSequenceTypeTxnMember.write(value.other_members, buf)
+
 @dataclass
 class ChallengeView:
     """
@@ -2164,7 +2565,7 @@ class ChallengeView:
     signature, issuer, audience and deadline were checked against the pinned key.
     Pass it back unchanged to `approve` / `deny`: they sign exactly this.
 """
-    def __init__(self, *, id:str, provider:Provider, kind:TransactionKind, amount_display:typing.Optional[str], currency:typing.Optional[str], amount_minor:typing.Optional[int], payee:typing.Optional[str], summary:str, deadline:int, processor_input:typing.Optional[str], transaction_digest:str, token:str):
+    def __init__(self, *, id:str, provider:Provider, kind:TransactionKind, amount_display:typing.Optional[str], currency:typing.Optional[str], amount_minor:typing.Optional[int], payee:typing.Optional[str], summary:str, details:typing.List[DisplayField], transaction:Transaction, deadline:int, processor_input:typing.Optional[str], transaction_digest:str, token:str):
         self.id = id
         self.provider = provider
         self.kind = kind
@@ -2173,6 +2574,8 @@ class ChallengeView:
         self.amount_minor = amount_minor
         self.payee = payee
         self.summary = summary
+        self.details = details
+        self.transaction = transaction
         self.deadline = deadline
         self.processor_input = processor_input
         self.transaction_digest = transaction_digest
@@ -2182,7 +2585,7 @@ class ChallengeView:
 
     
     def __str__(self):
-        return "ChallengeView(id={}, provider={}, kind={}, amount_display={}, currency={}, amount_minor={}, payee={}, summary={}, deadline={}, processor_input={}, transaction_digest={}, token={})".format(self.id, self.provider, self.kind, self.amount_display, self.currency, self.amount_minor, self.payee, self.summary, self.deadline, self.processor_input, self.transaction_digest, self.token)
+        return "ChallengeView(id={}, provider={}, kind={}, amount_display={}, currency={}, amount_minor={}, payee={}, summary={}, details={}, transaction={}, deadline={}, processor_input={}, transaction_digest={}, token={})".format(self.id, self.provider, self.kind, self.amount_display, self.currency, self.amount_minor, self.payee, self.summary, self.details, self.transaction, self.deadline, self.processor_input, self.transaction_digest, self.token)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2199,6 +2602,10 @@ class ChallengeView:
         if self.payee != other.payee:
             return False
         if self.summary != other.summary:
+            return False
+        if self.details != other.details:
+            return False
+        if self.transaction != other.transaction:
             return False
         if self.deadline != other.deadline:
             return False
@@ -2222,6 +2629,8 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
             amount_minor=_UniffiFfiConverterOptionalInt64.read(buf),
             payee=_UniffiFfiConverterOptionalString.read(buf),
             summary=_UniffiFfiConverterString.read(buf),
+            details=_UniffiFfiConverterSequenceTypeDisplayField.read(buf),
+            transaction=_UniffiFfiConverterTypeTransaction.read(buf),
             deadline=_UniffiFfiConverterInt64.read(buf),
             processor_input=_UniffiFfiConverterOptionalString.read(buf),
             transaction_digest=_UniffiFfiConverterString.read(buf),
@@ -2238,6 +2647,8 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalInt64.check_lower(value.amount_minor)
         _UniffiFfiConverterOptionalString.check_lower(value.payee)
         _UniffiFfiConverterString.check_lower(value.summary)
+        _UniffiFfiConverterSequenceTypeDisplayField.check_lower(value.details)
+        _UniffiFfiConverterTypeTransaction.check_lower(value.transaction)
         _UniffiFfiConverterInt64.check_lower(value.deadline)
         _UniffiFfiConverterOptionalString.check_lower(value.processor_input)
         _UniffiFfiConverterString.check_lower(value.transaction_digest)
@@ -2253,6 +2664,8 @@ class _UniffiFfiConverterTypeChallengeView(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalInt64.write(value.amount_minor, buf)
         _UniffiFfiConverterOptionalString.write(value.payee, buf)
         _UniffiFfiConverterString.write(value.summary, buf)
+        _UniffiFfiConverterSequenceTypeDisplayField.write(value.details, buf)
+        _UniffiFfiConverterTypeTransaction.write(value.transaction, buf)
         _UniffiFfiConverterInt64.write(value.deadline, buf)
         _UniffiFfiConverterOptionalString.write(value.processor_input, buf)
         _UniffiFfiConverterString.write(value.transaction_digest, buf)
@@ -2378,27 +2791,6 @@ class _UniffiFfiConverterOptionalTypeUserVerification(_UniffiConverterRustBuffer
             return _UniffiFfiConverterTypeUserVerification.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
 
 @dataclass
 class ClientOptions:
@@ -3425,69 +3817,6 @@ class _UniffiFfiConverterTypeSigningPrompt(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterString.write(value.title, buf)
         _UniffiFfiConverterString.write(value.summary, buf)
-
-@dataclass
-class Transaction:
-    """
-    A transaction as bound by the approval proof (protocol §3).
-"""
-    def __init__(self, *, provider:Provider, reference:str, kind:TransactionKind, amount_minor:typing.Optional[int] = None, currency:typing.Optional[str] = None, payee:typing.Optional[str] = None):
-        self.provider = provider
-        self.reference = reference
-        self.kind = kind
-        self.amount_minor = amount_minor
-        self.currency = currency
-        self.payee = payee
-        
-        
-
-    
-    def __str__(self):
-        return "Transaction(provider={}, reference={}, kind={}, amount_minor={}, currency={}, payee={})".format(self.provider, self.reference, self.kind, self.amount_minor, self.currency, self.payee)
-    def __eq__(self, other):
-        if self.provider != other.provider:
-            return False
-        if self.reference != other.reference:
-            return False
-        if self.kind != other.kind:
-            return False
-        if self.amount_minor != other.amount_minor:
-            return False
-        if self.currency != other.currency:
-            return False
-        if self.payee != other.payee:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeTransaction(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return Transaction(
-            provider=_UniffiFfiConverterTypeProvider.read(buf),
-            reference=_UniffiFfiConverterString.read(buf),
-            kind=_UniffiFfiConverterTypeTransactionKind.read(buf),
-            amount_minor=_UniffiFfiConverterOptionalInt64.read(buf),
-            currency=_UniffiFfiConverterOptionalString.read(buf),
-            payee=_UniffiFfiConverterOptionalString.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterTypeProvider.check_lower(value.provider)
-        _UniffiFfiConverterString.check_lower(value.reference)
-        _UniffiFfiConverterTypeTransactionKind.check_lower(value.kind)
-        _UniffiFfiConverterOptionalInt64.check_lower(value.amount_minor)
-        _UniffiFfiConverterOptionalString.check_lower(value.currency)
-        _UniffiFfiConverterOptionalString.check_lower(value.payee)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterTypeProvider.write(value.provider, buf)
-        _UniffiFfiConverterString.write(value.reference, buf)
-        _UniffiFfiConverterTypeTransactionKind.write(value.kind, buf)
-        _UniffiFfiConverterOptionalInt64.write(value.amount_minor, buf)
-        _UniffiFfiConverterOptionalString.write(value.currency, buf)
-        _UniffiFfiConverterOptionalString.write(value.payee, buf)
 
 
 
@@ -6335,7 +6664,8 @@ def builtin_transport(options: ClientOptions) -> HttpTransport:
     return _uniffi_lift_return(_uniffi_ffi_result)
 def canonical_transaction_json(transaction: Transaction) -> str:
     """
-    The RFC 8785 canonical JSON of a transaction (protocol §3).
+    The RFC 8785 canonical JSON of a transaction (protocol §3): every member,
+    known or not.
 """
     
     _UniffiFfiConverterTypeTransaction.check_lower(transaction)
@@ -6601,6 +6931,25 @@ def transaction_digest(transaction: Transaction) -> str:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+def transaction_display_fields(transaction: Transaction) -> typing.List[DisplayField]:
+    """
+    The lines of the approval screen for a transaction, in order (amount, payee,
+    merchant country and address, date, card, operation, then members this SDK
+    version does not know, their text neutralised).
+"""
+    
+    _UniffiFfiConverterTypeTransaction.check_lower(transaction)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeTransaction.lower(transaction),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterSequenceTypeDisplayField.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_transaction_display_fields,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def verify_approval_proof_for_tests(token: str,expect: ProofExpectations) -> str:
     """
     **Tests only.** Runs the server's approval proof verification
@@ -6700,6 +7049,7 @@ __all__ = [
     "InternalError",
     "Provider",
     "TransactionKind",
+    "TxnMemberValue",
     "UserVerification",
     "Platform",
     "PushEnvironment",
@@ -6711,6 +7061,9 @@ __all__ = [
     "PushMessage",
     "SignatureFormat",
     "TransportError",
+    "DisplayField",
+    "TxnMember",
+    "Transaction",
     "ChallengeView",
     "ClientOptions",
     "EnrollRequest",
@@ -6724,7 +7077,6 @@ __all__ = [
     "ProofExpectations",
     "PushPreview",
     "SigningPrompt",
-    "Transaction",
     "builtin_transport",
     "canonical_transaction_json",
     "decrypt_push",
@@ -6739,6 +7091,7 @@ __all__ = [
     "parse_push",
     "public_key_jwk",
     "transaction_digest",
+    "transaction_display_fields",
     "verify_approval_proof_for_tests",
     "verify_request_proof_for_tests",
     "verify_server_challenge",

@@ -2295,6 +2295,16 @@ public struct ChallengeView: Equatable, Hashable {
      */
     public var summary: String
     /**
+     * Every line of the approval screen, in order: amount, payee, merchant country
+     * and address, date, card, operation, then members this SDK version does not
+     * know (all of them are bound by the approval's digest).
+     */
+    public var details: [DisplayField]
+    /**
+     * The whole transaction as received (known fields and unknown members).
+     */
+    public var transaction: Transaction
+    /**
      * Deadline, Unix seconds: no answer is accepted after it.
      */
     public var deadline: Int64
@@ -2340,6 +2350,14 @@ public struct ChallengeView: Equatable, Hashable {
          * One line for the screen and the prompt: `EUR 49.90 at Example Shop`.
          */summary: String, 
         /**
+         * Every line of the approval screen, in order: amount, payee, merchant country
+         * and address, date, card, operation, then members this SDK version does not
+         * know (all of them are bound by the approval's digest).
+         */details: [DisplayField], 
+        /**
+         * The whole transaction as received (known fields and unknown members).
+         */transaction: Transaction, 
+        /**
          * Deadline, Unix seconds: no answer is accepted after it.
          */deadline: Int64, 
         /**
@@ -2360,6 +2378,8 @@ public struct ChallengeView: Equatable, Hashable {
         self.amountMinor = amountMinor
         self.payee = payee
         self.summary = summary
+        self.details = details
+        self.transaction = transaction
         self.deadline = deadline
         self.processorInput = processorInput
         self.transactionDigest = transactionDigest
@@ -2390,6 +2410,8 @@ public struct FfiConverterTypeChallengeView: FfiConverterRustBuffer {
                 amountMinor: FfiConverterOptionInt64.read(from: &buf), 
                 payee: FfiConverterOptionString.read(from: &buf), 
                 summary: FfiConverterString.read(from: &buf), 
+                details: FfiConverterSequenceTypeDisplayField.read(from: &buf), 
+                transaction: FfiConverterTypeTransaction.read(from: &buf), 
                 deadline: FfiConverterInt64.read(from: &buf), 
                 processorInput: FfiConverterOptionString.read(from: &buf), 
                 transactionDigest: FfiConverterString.read(from: &buf), 
@@ -2406,6 +2428,8 @@ public struct FfiConverterTypeChallengeView: FfiConverterRustBuffer {
         FfiConverterOptionInt64.write(value.amountMinor, into: &buf)
         FfiConverterOptionString.write(value.payee, into: &buf)
         FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterSequenceTypeDisplayField.write(value.details, into: &buf)
+        FfiConverterTypeTransaction.write(value.transaction, into: &buf)
         FfiConverterInt64.write(value.deadline, into: &buf)
         FfiConverterOptionString.write(value.processorInput, into: &buf)
         FfiConverterString.write(value.transactionDigest, into: &buf)
@@ -2557,6 +2581,87 @@ public func FfiConverterTypeClientOptions_lift(_ buf: RustBuffer) throws -> Clie
 #endif
 public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustBuffer {
     return FfiConverterTypeClientOptions.lower(value)
+}
+
+
+/**
+ * One line of the approval screen, in the order to show them.
+ */
+public struct DisplayField: Equatable, Hashable {
+    /**
+     * Stable key: `amount`, `payee`, `merchant_country`, …, or a name this version
+     * does not know.
+     */
+    public var key: String
+    /**
+     * Text to show.
+     */
+    public var value: String
+    /**
+     * False for members this SDK version does not know (show them generically).
+     */
+    public var known: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Stable key: `amount`, `payee`, `merchant_country`, …, or a name this version
+         * does not know.
+         */key: String, 
+        /**
+         * Text to show.
+         */value: String, 
+        /**
+         * False for members this SDK version does not know (show them generically).
+         */known: Bool) {
+        self.key = key
+        self.value = value
+        self.known = known
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DisplayField: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDisplayField: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DisplayField {
+        return
+            try DisplayField(
+                key: FfiConverterString.read(from: &buf), 
+                value: FfiConverterString.read(from: &buf), 
+                known: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DisplayField, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.key, into: &buf)
+        FfiConverterString.write(value.value, into: &buf)
+        FfiConverterBool.write(value.known, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDisplayField_lift(_ buf: RustBuffer) throws -> DisplayField {
+    return try FfiConverterTypeDisplayField.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDisplayField_lower(_ value: DisplayField) -> RustBuffer {
+    return FfiConverterTypeDisplayField.lower(value)
 }
 
 
@@ -3715,6 +3820,34 @@ public struct Transaction: Equatable, Hashable {
      * The merchant name shown.
      */
     public var payee: String?
+    /**
+     * Merchant country, ISO 3166-1 alpha-2.
+     */
+    public var merchantCountry: String?
+    /**
+     * Merchant web address.
+     */
+    public var merchantUrl: String?
+    /**
+     * Purchase date, RFC 3339 UTC.
+     */
+    public var purchaseDate: String?
+    /**
+     * Last four digits of the card.
+     */
+    public var cardLast4: String?
+    /**
+     * The processor's operation type (e.g. Paysafe `TRANSFER`).
+     */
+    public var operation: String?
+    /**
+     * The processor's id of the operation.
+     */
+    public var operationRef: String?
+    /**
+     * Members this SDK version does not know, as received.
+     */
+    public var otherMembers: [TxnMember]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3736,13 +3869,41 @@ public struct Transaction: Equatable, Hashable {
          */currency: String? = nil, 
         /**
          * The merchant name shown.
-         */payee: String? = nil) {
+         */payee: String? = nil, 
+        /**
+         * Merchant country, ISO 3166-1 alpha-2.
+         */merchantCountry: String? = nil, 
+        /**
+         * Merchant web address.
+         */merchantUrl: String? = nil, 
+        /**
+         * Purchase date, RFC 3339 UTC.
+         */purchaseDate: String? = nil, 
+        /**
+         * Last four digits of the card.
+         */cardLast4: String? = nil, 
+        /**
+         * The processor's operation type (e.g. Paysafe `TRANSFER`).
+         */operation: String? = nil, 
+        /**
+         * The processor's id of the operation.
+         */operationRef: String? = nil, 
+        /**
+         * Members this SDK version does not know, as received.
+         */otherMembers: [TxnMember] = []) {
         self.provider = provider
         self.reference = reference
         self.kind = kind
         self.amountMinor = amountMinor
         self.currency = currency
         self.payee = payee
+        self.merchantCountry = merchantCountry
+        self.merchantUrl = merchantUrl
+        self.purchaseDate = purchaseDate
+        self.cardLast4 = cardLast4
+        self.operation = operation
+        self.operationRef = operationRef
+        self.otherMembers = otherMembers
     }
 
     
@@ -3766,7 +3927,14 @@ public struct FfiConverterTypeTransaction: FfiConverterRustBuffer {
                 kind: FfiConverterTypeTransactionKind.read(from: &buf), 
                 amountMinor: FfiConverterOptionInt64.read(from: &buf), 
                 currency: FfiConverterOptionString.read(from: &buf), 
-                payee: FfiConverterOptionString.read(from: &buf)
+                payee: FfiConverterOptionString.read(from: &buf), 
+                merchantCountry: FfiConverterOptionString.read(from: &buf), 
+                merchantUrl: FfiConverterOptionString.read(from: &buf), 
+                purchaseDate: FfiConverterOptionString.read(from: &buf), 
+                cardLast4: FfiConverterOptionString.read(from: &buf), 
+                operation: FfiConverterOptionString.read(from: &buf), 
+                operationRef: FfiConverterOptionString.read(from: &buf), 
+                otherMembers: FfiConverterSequenceTypeTxnMember.read(from: &buf)
         )
     }
 
@@ -3777,6 +3945,13 @@ public struct FfiConverterTypeTransaction: FfiConverterRustBuffer {
         FfiConverterOptionInt64.write(value.amountMinor, into: &buf)
         FfiConverterOptionString.write(value.currency, into: &buf)
         FfiConverterOptionString.write(value.payee, into: &buf)
+        FfiConverterOptionString.write(value.merchantCountry, into: &buf)
+        FfiConverterOptionString.write(value.merchantUrl, into: &buf)
+        FfiConverterOptionString.write(value.purchaseDate, into: &buf)
+        FfiConverterOptionString.write(value.cardLast4, into: &buf)
+        FfiConverterOptionString.write(value.operation, into: &buf)
+        FfiConverterOptionString.write(value.operationRef, into: &buf)
+        FfiConverterSequenceTypeTxnMember.write(value.otherMembers, into: &buf)
     }
 }
 
@@ -3793,6 +3968,75 @@ public func FfiConverterTypeTransaction_lift(_ buf: RustBuffer) throws -> Transa
 #endif
 public func FfiConverterTypeTransaction_lower(_ value: Transaction) -> RustBuffer {
     return FfiConverterTypeTransaction.lower(value)
+}
+
+
+/**
+ * A member of the transaction outside the fields this SDK version knows.
+ */
+public struct TxnMember: Equatable, Hashable {
+    /**
+     * Member name.
+     */
+    public var name: String
+    /**
+     * Member value.
+     */
+    public var value: TxnMemberValue
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Member name.
+         */name: String, 
+        /**
+         * Member value.
+         */value: TxnMemberValue) {
+        self.name = name
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TxnMember: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTxnMember: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TxnMember {
+        return
+            try TxnMember(
+                name: FfiConverterString.read(from: &buf), 
+                value: FfiConverterTypeTxnMemberValue.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TxnMember, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeTxnMemberValue.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTxnMember_lift(_ buf: RustBuffer) throws -> TxnMember {
+    return try FfiConverterTypeTxnMember.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTxnMember_lower(_ value: TxnMember) -> RustBuffer {
+    return FfiConverterTypeTxnMember.lower(value)
 }
 
 
@@ -5140,6 +5384,94 @@ public func FfiConverterTypeTransportError_lower(_ value: TransportError) -> Rus
 
 
 /**
+ * One member of a transaction this SDK version does not know: a text or an integer.
+ */
+
+public enum TxnMemberValue: Equatable, Hashable {
+    
+    /**
+     * A JSON string.
+     */
+    case text(
+        /**
+         * The text as received (not shown without neutralising it; see
+         * `ChallengeView::details`).
+         */value: String
+    )
+    /**
+     * A JSON integer.
+     */
+    case integer(
+        /**
+         * The integer.
+         */value: Int64
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TxnMemberValue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTxnMemberValue: FfiConverterRustBuffer {
+    typealias SwiftType = TxnMemberValue
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TxnMemberValue {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .text(value: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .integer(value: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TxnMemberValue, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .text(value):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(value, into: &buf)
+            
+        
+        case let .integer(value):
+            writeInt(&buf, Int32(2))
+            FfiConverterInt64.write(value, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTxnMemberValue_lift(_ buf: RustBuffer) throws -> TxnMemberValue {
+    return try FfiConverterTypeTxnMemberValue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTxnMemberValue_lower(_ value: TxnMemberValue) -> RustBuffer {
+    return FfiConverterTypeTxnMemberValue.lower(value)
+}
+
+
+
+/**
  * How the key store verified the user before signing (the proof's `uv` claim).
  */
 
@@ -5564,6 +5896,31 @@ fileprivate struct FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDisplayField: FfiConverterRustBuffer {
+    typealias SwiftType = [DisplayField]
+
+    public static func write(_ value: [DisplayField], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDisplayField.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DisplayField] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DisplayField]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDisplayField.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer {
     typealias SwiftType = [HttpHeader]
 
@@ -5606,6 +5963,31 @@ fileprivate struct FfiConverterSequenceTypeSigningPrompt: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeSigningPrompt.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTxnMember: FfiConverterRustBuffer {
+    typealias SwiftType = [TxnMember]
+
+    public static func write(_ value: [TxnMember], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTxnMember.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TxnMember] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TxnMember]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTxnMember.read(from: &buf))
         }
         return seq
     }
@@ -5970,6 +6352,42 @@ public func verifyRequestProofForTests(token: String, deviceId: String, deviceKe
 })
 }
 /**
+ * The RFC 8785 canonical JSON of a transaction (protocol §3): every member,
+ * known or not.
+ */
+public func canonicalTransactionJson(transaction: Transaction)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_canonical_transaction_json(
+        FfiConverterTypeTransaction_lower(transaction),uniffiCallStatus
+    )
+})
+}
+/**
+ * base64url(SHA-256(canonical JSON)): the `txn` the approval proof signs.
+ */
+public func transactionDigest(transaction: Transaction)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_transaction_digest(
+        FfiConverterTypeTransaction_lower(transaction),uniffiCallStatus
+    )
+})
+}
+/**
+ * The lines of the approval screen for a transaction, in order (amount, payee,
+ * merchant country and address, date, card, operation, then members this SDK
+ * version does not know, their text neutralised).
+ */
+public func transactionDisplayFields(transaction: Transaction)throws  -> [DisplayField]  {
+    return try  FfiConverterSequenceTypeDisplayField.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_transaction_display_fields(
+        FfiConverterTypeTransaction_lower(transaction),uniffiCallStatus
+    )
+})
+}
+/**
  * The built-in client (reqwest, rustls, the platform's certificate verifier, no
  * redirects) with `options` (timeout, trusted roots). Apps that wrap it (logging,
  * extra headers) call its `send`.
@@ -5983,17 +6401,6 @@ public func builtinTransport(options: ClientOptions)throws  -> HttpTransport  {
 })
 }
 /**
- * The RFC 8785 canonical JSON of a transaction (protocol §3).
- */
-public func canonicalTransactionJson(transaction: Transaction)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_func_canonical_transaction_json(
-        FfiConverterTypeTransaction_lower(transaction),uniffiCallStatus
-    )
-})
-}
-/**
  * The amount as the app shows it: `EUR 49.90`, `JPY 5000`, `BHD 1.234`.
  */
 public func formatAmount(amountMinor: Int64, currency: String)throws  -> String  {
@@ -6002,17 +6409,6 @@ public func formatAmount(amountMinor: Int64, currency: String)throws  -> String 
     uniffi_pushauth_fn_func_format_amount(
         FfiConverterInt64.lower(amountMinor),
         FfiConverterString.lower(currency),uniffiCallStatus
-    )
-})
-}
-/**
- * base64url(SHA-256(canonical JSON)): the `txn` the approval proof signs.
- */
-public func transactionDigest(transaction: Transaction)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_pushauth_fn_func_transaction_digest(
-        FfiConverterTypeTransaction_lower(transaction),uniffiCallStatus
     )
 })
 }
@@ -6071,16 +6467,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pushauth_checksum_func_verify_request_proof_for_tests() != 54177) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_pushauth_checksum_func_canonical_transaction_json() != 61318) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_transaction_digest() != 23225) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_transaction_display_fields() != 50971) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_pushauth_checksum_func_builtin_transport() != 50998) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_func_canonical_transaction_json() != 24114) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_pushauth_checksum_func_format_amount() != 46833) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_pushauth_checksum_func_transaction_digest() != 57482) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_pushauthclient_approve() != 7420) {

@@ -600,24 +600,29 @@ RustBuffer uniffi_pushauth_fn_func_verify_approval_proof_for_tests(RustBuffer to
 RustBuffer uniffi_pushauth_fn_func_verify_request_proof_for_tests(RustBuffer token, RustBuffer device_id, RustBuffer device_key_jwk, RustBuffer audience, RustBuffer method, RustBuffer path, RustBuffer body, int64_t now, int64_t window_secs, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
-uint64_t uniffi_pushauth_fn_func_builtin_transport(RustBuffer options, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_CANONICAL_TRANSACTION_JSON
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_CANONICAL_TRANSACTION_JSON
 RustBuffer uniffi_pushauth_fn_func_canonical_transaction_json(RustBuffer transaction, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
-RustBuffer uniffi_pushauth_fn_func_format_amount(int64_t amount_minor, RustBuffer currency, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_TRANSACTION_DIGEST
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_TRANSACTION_DIGEST
 RustBuffer uniffi_pushauth_fn_func_transaction_digest(RustBuffer transaction, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_TRANSACTION_DISPLAY_FIELDS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_TRANSACTION_DISPLAY_FIELDS
+RustBuffer uniffi_pushauth_fn_func_transaction_display_fields(RustBuffer transaction, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_BUILTIN_TRANSPORT
+uint64_t uniffi_pushauth_fn_func_builtin_transport(RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
+RustBuffer uniffi_pushauth_fn_func_format_amount(int64_t amount_minor, RustBuffer currency, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_PUSHAUTH_RUSTBUFFER_ALLOC
@@ -958,27 +963,33 @@ uint16_t uniffi_pushauth_checksum_func_verify_request_proof_for_tests(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
-uint16_t uniffi_pushauth_checksum_func_builtin_transport(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_CANONICAL_TRANSACTION_JSON
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_CANONICAL_TRANSACTION_JSON
 uint16_t uniffi_pushauth_checksum_func_canonical_transaction_json(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
-#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
-uint16_t uniffi_pushauth_checksum_func_format_amount(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_TRANSACTION_DIGEST
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_TRANSACTION_DIGEST
 uint16_t uniffi_pushauth_checksum_func_transaction_digest(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_TRANSACTION_DISPLAY_FIELDS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_TRANSACTION_DISPLAY_FIELDS
+uint16_t uniffi_pushauth_checksum_func_transaction_display_fields(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_BUILTIN_TRANSPORT
+uint16_t uniffi_pushauth_checksum_func_builtin_transport(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
+uint16_t uniffi_pushauth_checksum_func_format_amount(void
     
 );
 #endif

@@ -62,7 +62,7 @@ val vectors = File(System.getProperty("pushauth.vectors") ?: "core/tests/vectors
 
 fun load(name: String): Map<String, Any?> = Json.parse(File(vectors, name).readText()).obj()
 
-fun cases(name: String): List<Map<String, Any?>> = load(name)["cases"].list().map { it.obj() }
+fun cases(name: String, key: String = "cases"): List<Map<String, Any?>> = load(name)[key].list().map { it.obj() }
 
 fun case(file: String, name: String) = cases(file).first { it["name"] == name }
 
@@ -116,6 +116,12 @@ fun kind(name: String): TransactionKind = when (name) {
     else -> TransactionKind.Other(name)
 }
 
+val knownTxn = setOf(
+    "v", "provider", "ref", "kind", "amount", "currency", "payee", "merchant_country",
+    "merchant_url", "purchase_date", "card_last4", "operation", "operation_ref",
+)
+
+/** The SDK record of a vector's transaction: known members as fields, the others kept. */
 fun transaction(t: Map<String, Any?>) = Transaction(
     provider = provider(t.str("provider")),
     reference = t.str("ref"),
@@ -123,6 +129,16 @@ fun transaction(t: Map<String, Any?>) = Transaction(
     amountMinor = t["amount"] as Long?,
     currency = t["currency"] as String?,
     payee = t["payee"] as String?,
+    merchantCountry = t["merchant_country"] as String?,
+    merchantUrl = t["merchant_url"] as String?,
+    purchaseDate = t["purchase_date"] as String?,
+    cardLast4 = t["card_last4"] as String?,
+    operation = t["operation"] as String?,
+    operationRef = t["operation_ref"] as String?,
+    otherMembers = t.keys.filter { it !in knownTxn }.sorted().map { k ->
+        val v = t[k]
+        TxnMember(k, if (v is Long) TxnMemberValue.Integer(v) else TxnMemberValue.Text(v as String))
+    },
 )
 
 fun expectations(e: Map<String, Any?>, now: Long = e.long("now")) = ProofExpectations(
@@ -226,6 +242,20 @@ fun vectorTests(r: Runner) {
         eq(all.map { it.str("digest") }.toSet().size, all.size, "distinct digests")
     }
 
+    r.test("transactions: a newer server's members are digested and shown generically") {
+        for (c in cases("transactions.json", "device_cases")) {
+            val t = transaction(c["transaction"].obj())
+            check(t.otherMembers.isNotEmpty()) { "expected unknown members in ${c.str("name")}" }
+            eq(canonicalTransactionJson(t), c.str("canonical"), c.str("name"))
+            eq(transactionDigest(t), c.str("digest"), c.str("name"))
+            eq(
+                transactionDisplayFields(t).map { it.key to it.known },
+                c["display_fields"].list().map { val f = it.obj(); f.str("key") to (f["known"] as Boolean) },
+                c.str("name"),
+            )
+        }
+    }
+
     r.test("challenges: verify against the pinned server key") {
         val server = jwk("server_signing_jwk")
         for (c in cases("challenges.json")) {
@@ -237,13 +267,15 @@ fun vectorTests(r: Runner) {
                     val txn = claims["txn"].obj()
                     eq(view.id, claims.str("jti"))
                     eq(view.amountDisplay, c.str("display_amount"))
-                    eq(view.amountMinor, txn.long("amount"))
-                    eq(view.currency, txn.str("currency"))
-                    eq(view.payee, txn.str("payee"))
-                    eq(view.provider, Provider.Enfuce)
-                    eq(view.kind, TransactionKind.Payment)
+                    eq(view.amountMinor, txn["amount"] as Long?)
+                    eq(view.currency, txn["currency"] as String?)
+                    eq(view.payee, txn["payee"] as String?)
+                    val expected = transaction(txn)
+                    eq(view.provider, expected.provider)
+                    eq(view.kind, expected.kind)
+                    eq(view.transaction, expected)
                     eq(view.deadline, claims.long("exp"))
-                    eq(view.processorInput, claims.str("pin"))
+                    eq(view.processorInput, claims["pin"] as String?)
                     eq(view.transactionDigest, c.str("digest"))
                     eq(view.token, c.str("token"))
                 }

@@ -770,13 +770,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_func_verify_request_proof_for_tests(
     ): Int
-    external fun uniffi_pushauth_checksum_func_builtin_transport(
-    ): Int
     external fun uniffi_pushauth_checksum_func_canonical_transaction_json(
     ): Int
-    external fun uniffi_pushauth_checksum_func_format_amount(
-    ): Int
     external fun uniffi_pushauth_checksum_func_transaction_digest(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_transaction_display_fields(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_builtin_transport(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_format_amount(
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_approve(
     ): Int
@@ -998,13 +1000,15 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_verify_request_proof_for_tests(`token`: RustBuffer.ByValue,`deviceId`: RustBuffer.ByValue,`deviceKeyJwk`: RustBuffer.ByValue,`audience`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`now`: Long,`windowSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_func_builtin_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
     external fun uniffi_pushauth_fn_func_canonical_transaction_json(`transaction`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_pushauth_fn_func_format_amount(`amountMinor`: Long,`currency`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_transaction_digest(`transaction`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_transaction_display_fields(`transaction`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_builtin_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pushauth_fn_func_format_amount(`amountMinor`: Long,`currency`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_pushauth_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1164,16 +1168,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pushauth_checksum_func_verify_request_proof_for_tests() and 0xFFFF) != 54177) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_pushauth_checksum_func_canonical_transaction_json() and 0xFFFF) != 61318) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_transaction_digest() and 0xFFFF) != 23225) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_transaction_display_fields() and 0xFFFF) != 50971) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_pushauth_checksum_func_builtin_transport() and 0xFFFF) != 50998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_func_canonical_transaction_json() and 0xFFFF) != 24114) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
     if ((lib.uniffi_pushauth_checksum_func_format_amount() and 0xFFFF) != 46833) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_pushauth_checksum_func_transaction_digest() and 0xFFFF) != 57482) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_pushauthclient_approve() and 0xFFFF) != 7420) {
@@ -4160,6 +4167,18 @@ data class ChallengeView (
     var `summary`: kotlin.String
     , 
     /**
+     * Every line of the approval screen, in order: amount, payee, merchant country
+     * and address, date, card, operation, then members this SDK version does not
+     * know (all of them are bound by the approval's digest).
+     */
+    var `details`: List<DisplayField>
+    , 
+    /**
+     * The whole transaction as received (known fields and unknown members).
+     */
+    var `transaction`: Transaction
+    , 
+    /**
      * Deadline, Unix seconds: no answer is accepted after it.
      */
     var `deadline`: kotlin.Long
@@ -4203,6 +4222,8 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterSequenceTypeDisplayField.read(buf),
+            FfiConverterTypeTransaction.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
@@ -4219,6 +4240,8 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalLong.allocationSize(value.`amountMinor`) +
             FfiConverterOptionalString.allocationSize(value.`payee`) +
             FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterSequenceTypeDisplayField.allocationSize(value.`details`) +
+            FfiConverterTypeTransaction.allocationSize(value.`transaction`) +
             FfiConverterLong.allocationSize(value.`deadline`) +
             FfiConverterOptionalString.allocationSize(value.`processorInput`) +
             FfiConverterString.allocationSize(value.`transactionDigest`) +
@@ -4234,6 +4257,8 @@ public object FfiConverterTypeChallengeView: FfiConverterRustBuffer<ChallengeVie
             FfiConverterOptionalLong.write(value.`amountMinor`, buf)
             FfiConverterOptionalString.write(value.`payee`, buf)
             FfiConverterString.write(value.`summary`, buf)
+            FfiConverterSequenceTypeDisplayField.write(value.`details`, buf)
+            FfiConverterTypeTransaction.write(value.`transaction`, buf)
             FfiConverterLong.write(value.`deadline`, buf)
             FfiConverterOptionalString.write(value.`processorInput`, buf)
             FfiConverterString.write(value.`transactionDigest`, buf)
@@ -4331,6 +4356,62 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalTypeUserVerification.write(value.`userVerification`, buf)
             FfiConverterString.write(value.`linkScheme`, buf)
             FfiConverterBoolean.write(value.`declineRequiresApprovalKey`, buf)
+    }
+}
+
+
+
+/**
+ * One line of the approval screen, in the order to show them.
+ */
+data class DisplayField (
+    /**
+     * Stable key: `amount`, `payee`, `merchant_country`, …, or a name this version
+     * does not know.
+     */
+    var `key`: kotlin.String
+    , 
+    /**
+     * Text to show.
+     */
+    var `value`: kotlin.String
+    , 
+    /**
+     * False for members this SDK version does not know (show them generically).
+     */
+    var `known`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDisplayField: FfiConverterRustBuffer<DisplayField> {
+    override fun read(buf: ByteBuffer): DisplayField {
+        return DisplayField(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DisplayField) = (
+            FfiConverterString.allocationSize(value.`key`) +
+            FfiConverterString.allocationSize(value.`value`) +
+            FfiConverterBoolean.allocationSize(value.`known`)
+    )
+
+    override fun write(value: DisplayField, buf: ByteBuffer) {
+            FfiConverterString.write(value.`key`, buf)
+            FfiConverterString.write(value.`value`, buf)
+            FfiConverterBoolean.write(value.`known`, buf)
     }
 }
 
@@ -5180,6 +5261,41 @@ data class Transaction (
      * The merchant name shown.
      */
     var `payee`: kotlin.String? = null 
+    , 
+    /**
+     * Merchant country, ISO 3166-1 alpha-2.
+     */
+    var `merchantCountry`: kotlin.String? = null 
+    , 
+    /**
+     * Merchant web address.
+     */
+    var `merchantUrl`: kotlin.String? = null 
+    , 
+    /**
+     * Purchase date, RFC 3339 UTC.
+     */
+    var `purchaseDate`: kotlin.String? = null 
+    , 
+    /**
+     * Last four digits of the card.
+     */
+    var `cardLast4`: kotlin.String? = null 
+    , 
+    /**
+     * The processor's operation type (e.g. Paysafe `TRANSFER`).
+     */
+    var `operation`: kotlin.String? = null 
+    , 
+    /**
+     * The processor's id of the operation.
+     */
+    var `operationRef`: kotlin.String? = null 
+    , 
+    /**
+     * Members this SDK version does not know, as received.
+     */
+    var `otherMembers`: List<TxnMember> = listOf() 
     
 ){
     
@@ -5202,6 +5318,13 @@ public object FfiConverterTypeTransaction: FfiConverterRustBuffer<Transaction> {
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceTypeTxnMember.read(buf),
         )
     }
 
@@ -5211,7 +5334,14 @@ public object FfiConverterTypeTransaction: FfiConverterRustBuffer<Transaction> {
             FfiConverterTypeTransactionKind.allocationSize(value.`kind`) +
             FfiConverterOptionalLong.allocationSize(value.`amountMinor`) +
             FfiConverterOptionalString.allocationSize(value.`currency`) +
-            FfiConverterOptionalString.allocationSize(value.`payee`)
+            FfiConverterOptionalString.allocationSize(value.`payee`) +
+            FfiConverterOptionalString.allocationSize(value.`merchantCountry`) +
+            FfiConverterOptionalString.allocationSize(value.`merchantUrl`) +
+            FfiConverterOptionalString.allocationSize(value.`purchaseDate`) +
+            FfiConverterOptionalString.allocationSize(value.`cardLast4`) +
+            FfiConverterOptionalString.allocationSize(value.`operation`) +
+            FfiConverterOptionalString.allocationSize(value.`operationRef`) +
+            FfiConverterSequenceTypeTxnMember.allocationSize(value.`otherMembers`)
     )
 
     override fun write(value: Transaction, buf: ByteBuffer) {
@@ -5221,6 +5351,60 @@ public object FfiConverterTypeTransaction: FfiConverterRustBuffer<Transaction> {
             FfiConverterOptionalLong.write(value.`amountMinor`, buf)
             FfiConverterOptionalString.write(value.`currency`, buf)
             FfiConverterOptionalString.write(value.`payee`, buf)
+            FfiConverterOptionalString.write(value.`merchantCountry`, buf)
+            FfiConverterOptionalString.write(value.`merchantUrl`, buf)
+            FfiConverterOptionalString.write(value.`purchaseDate`, buf)
+            FfiConverterOptionalString.write(value.`cardLast4`, buf)
+            FfiConverterOptionalString.write(value.`operation`, buf)
+            FfiConverterOptionalString.write(value.`operationRef`, buf)
+            FfiConverterSequenceTypeTxnMember.write(value.`otherMembers`, buf)
+    }
+}
+
+
+
+/**
+ * A member of the transaction outside the fields this SDK version knows.
+ */
+data class TxnMember (
+    /**
+     * Member name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Member value.
+     */
+    var `value`: TxnMemberValue
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTxnMember: FfiConverterRustBuffer<TxnMember> {
+    override fun read(buf: ByteBuffer): TxnMember {
+        return TxnMember(
+            FfiConverterString.read(buf),
+            FfiConverterTypeTxnMemberValue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TxnMember) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterTypeTxnMemberValue.allocationSize(value.`value`)
+    )
+
+    override fun write(value: TxnMember, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterTypeTxnMemberValue.write(value.`value`, buf)
     }
 }
 
@@ -6644,6 +6828,105 @@ public object FfiConverterTypeTransportError : FfiConverterRustBuffer<TransportE
 
 
 /**
+ * One member of a transaction this SDK version does not know: a text or an integer.
+ */
+sealed class TxnMemberValue {
+    
+    /**
+     * A JSON string.
+     */
+    data class Text(
+        /**
+         * The text as received (not shown without neutralising it; see
+         * `ChallengeView::details`).
+         */
+        val `value`: kotlin.String) : TxnMemberValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A JSON integer.
+     */
+    data class Integer(
+        /**
+         * The integer.
+         */
+        val `value`: kotlin.Long) : TxnMemberValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTxnMemberValue : FfiConverterRustBuffer<TxnMemberValue>{
+    override fun read(buf: ByteBuffer): TxnMemberValue {
+        return when(buf.getInt()) {
+            1 -> TxnMemberValue.Text(
+                FfiConverterString.read(buf),
+                )
+            2 -> TxnMemberValue.Integer(
+                FfiConverterLong.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: TxnMemberValue): ULong = when(value) {
+        is TxnMemberValue.Text -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`value`)
+            )
+        }
+        is TxnMemberValue.Integer -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`value`)
+            )
+        }
+    }
+
+    override fun write(value: TxnMemberValue, buf: ByteBuffer) {
+        when(value) {
+            is TxnMemberValue.Text -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`value`, buf)
+                Unit
+            }
+            is TxnMemberValue.Integer -> {
+                buf.putInt(2)
+                FfiConverterLong.write(value.`value`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * How the key store verified the user before signing (the proof's `uv` claim).
  */
 
@@ -7134,6 +7417,34 @@ public object FfiConverterSequenceTypeChallengeView: FfiConverterRustBuffer<List
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeDisplayField: FfiConverterRustBuffer<List<DisplayField>> {
+    override fun read(buf: ByteBuffer): List<DisplayField> {
+        val len = buf.getInt()
+        return List<DisplayField>(len) {
+            FfiConverterTypeDisplayField.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DisplayField>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDisplayField.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DisplayField>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDisplayField.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer<List<HttpHeader>> {
     override fun read(buf: ByteBuffer): List<HttpHeader> {
         val len = buf.getInt()
@@ -7180,6 +7491,34 @@ public object FfiConverterSequenceTypeSigningPrompt: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSigningPrompt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeTxnMember: FfiConverterRustBuffer<List<TxnMember>> {
+    override fun read(buf: ByteBuffer): List<TxnMember> {
+        val len = buf.getInt()
+        return List<TxnMember>(len) {
+            FfiConverterTypeTxnMember.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<TxnMember>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeTxnMember.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<TxnMember>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeTxnMember.write(it, buf)
         }
     }
 }
@@ -7476,6 +7815,54 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
     
 
         /**
+         * The RFC 8785 canonical JSON of a transaction (protocol §3): every member,
+         * known or not.
+         */
+    @Throws(PushAuthException::class) fun `canonicalTransactionJson`(`transaction`: Transaction): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_canonical_transaction_json(
+    
+        
+        FfiConverterTypeTransaction.lower(`transaction`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * base64url(SHA-256(canonical JSON)): the `txn` the approval proof signs.
+         */
+    @Throws(PushAuthException::class) fun `transactionDigest`(`transaction`: Transaction): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_transaction_digest(
+    
+        
+        FfiConverterTypeTransaction.lower(`transaction`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The lines of the approval screen for a transaction, in order (amount, payee,
+         * merchant country and address, date, card, operation, then members this SDK
+         * version does not know, their text neutralised).
+         */
+    @Throws(PushAuthException::class) fun `transactionDisplayFields`(`transaction`: Transaction): List<DisplayField> {
+            return FfiConverterSequenceTypeDisplayField.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_transaction_display_fields(
+    
+        
+        FfiConverterTypeTransaction.lower(`transaction`),_status)
+}
+    )
+    }
+    
+
+        /**
          * The built-in client (reqwest, rustls, the platform's certificate verifier, no
          * redirects) with `options` (timeout, trusted roots). Apps that wrap it (logging,
          * extra headers) call its `send`.
@@ -7493,21 +7880,6 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
     
 
         /**
-         * The RFC 8785 canonical JSON of a transaction (protocol §3).
-         */
-    @Throws(PushAuthException::class) fun `canonicalTransactionJson`(`transaction`: Transaction): kotlin.String {
-            return FfiConverterString.lift(
-    uniffiRustCallWithError(PushAuthException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_func_canonical_transaction_json(
-    
-        
-        FfiConverterTypeTransaction.lower(`transaction`),_status)
-}
-    )
-    }
-    
-
-        /**
          * The amount as the app shows it: `EUR 49.90`, `JPY 5000`, `BHD 1.234`.
          */
     @Throws(PushAuthException::class) fun `formatAmount`(`amountMinor`: kotlin.Long, `currency`: kotlin.String): kotlin.String {
@@ -7518,21 +7890,6 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
         
         FfiConverterLong.lower(`amountMinor`),
         FfiConverterString.lower(`currency`),_status)
-}
-    )
-    }
-    
-
-        /**
-         * base64url(SHA-256(canonical JSON)): the `txn` the approval proof signs.
-         */
-    @Throws(PushAuthException::class) fun `transactionDigest`(`transaction`: Transaction): kotlin.String {
-            return FfiConverterString.lift(
-    uniffiRustCallWithError(PushAuthException) { _status ->
-    UniffiLib.uniffi_pushauth_fn_func_transaction_digest(
-    
-        
-        FfiConverterTypeTransaction.lower(`transaction`),_status)
 }
     )
     }

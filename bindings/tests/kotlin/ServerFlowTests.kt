@@ -97,11 +97,13 @@ fun serverFlowTests(r: Runner) {
             eq(d.client.approve(view, null), DecisionOutcome.Approved, "approve")
             eq(d.approvals, 2uL, "exactly one approval-key signature per approval")
             eq(d.store.prompts().last().summary, "Approve EUR 49.90 at Example Shop", "prompt")
+            // answering again is the user approving again: one more prompt, then 409
             throws<PushAuthException.AlreadyAnswered> { d.client.approve(view, null) }
+            eq(d.approvals, 3uL, "a repeated approval is signed (and refused by the server)")
             val second = admin.newChallenge(holder, "kt-deny-$suffix")
             eq(d.client.deny(d.client.challenge(second), DenyReason.NOT_ME), DecisionOutcome.Denied, "deny")
             d.client.updatePushToken("fcm-$suffix", null)
-            eq(d.approvals, 2uL, "deny and push token without the approval key")
+            eq(d.approvals, 3uL, "deny and push token without the approval key")
             val two = admin.call("GET", "/v1/admin/challenges/$second").obj()
             eq(two["decision"].obj()["reason"], "not_me", "deny reason")
         }

@@ -79,6 +79,20 @@ def block(text, header_regex):
     return None
 
 
+def without_anonymous_objects(text):
+    """The text with every `object : Type { … }` expression removed: the overrides of an
+    anonymous object (an OkHttp `Callback` inside a transport) are not the class's own."""
+    while True:
+        m = re.search(r"\bobject\s*:\s*[\w.<>]+\s*\{", text)
+        if not m:
+            return text
+        body = block(text[m.start():], r"\{")
+        if body is None:
+            return text
+        end = m.start() + text[m.start():].index("{") + len(body) + 2
+        text = text[: m.start()] + text[end:]
+
+
 # ---- Kotlin ---------------------------------------------------------------------------
 
 def kotlin(generated, samples):
@@ -96,7 +110,7 @@ def kotlin(generated, samples):
         implementers = [n for n, t in texts.items() if re.search(rf"\)\s*:\s*{trait}\s*\{{", t)]
         check(bool(implementers), f"kotlin: a sample implements {trait} ({', '.join(implementers) or 'none'})")
         for name in implementers:
-            t = texts[name]
+            t = without_anonymous_objects(texts[name])
             have = {}
             for m in re.finditer(
                 r"override\s+(suspend\s+)?fun\s+(\w+)\s*\(([^)]*)\)\s*(?::\s*([\w<>?.,\s]+?))?\s*(?:=|\{)", t, re.S

@@ -13,7 +13,8 @@
 # the macros read the committed caches.
 #
 # Needs: cargo, sqlite3 and psql on PATH, and a PostgreSQL server where the role may
-# create databases (it creates and drops `pushauth_sqlx_prepare`).
+# create databases (it creates and drops `pushauth_sqlx_prepare_<pid>`, so that
+# several checkouts can prepare at once).
 #
 # Usage: server/scripts/sqlx-prepare.sh [sqlite|postgres|all]   (default: all)
 # Environment: PG_ADMIN_URL  a maintenance database URL on that server
@@ -61,14 +62,14 @@ prepare_sqlite() {
 
 prepare_postgres() {
     need psql
-    local crate=$root/server/store-postgres name=pushauth_sqlx_prepare
+    local crate=$root/server/store-postgres name=pushauth_sqlx_prepare_$$
     local url=${admin_url%/*}/$name
     psql "$admin_url" -v ON_ERROR_STOP=1 -q -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
     for migration in "$crate"/migrations/*.sql; do
         psql "$url" -v ON_ERROR_STOP=1 -q -1 -f "$migration"
     done
+    trap 'psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $name" || true; rm -rf "$scratch"' EXIT
     build_live "$crate" pushauth-store-postgres PG_DATABASE_URL "$url"
-    psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $name"
 }
 
 need cargo

@@ -43,12 +43,12 @@ pub use ffi::enrollment::{
 pub use ffi::error::{KeyStoreError, PushAuthError};
 pub use ffi::key_store::{KeyPurpose, KeyStore, SignatureFormat, SigningPrompt, SoftwareKeyStore};
 pub use ffi::push::{PushMessage, PushPreview, decrypt_push, parse_push};
-pub use ffi::transport::{
-    HttpHeader, HttpRequest, HttpResponse, HttpTransport, TransportError, builtin_transport,
-};
 pub use ffi::transaction::{
     DisplayField, Transaction, TxnMember, TxnMemberValue, canonical_transaction_json,
     transaction_digest, transaction_display_fields,
+};
+pub use ffi::transport::{
+    HttpHeader, HttpRequest, HttpResponse, HttpTransport, TransportError, builtin_transport,
 };
 pub use ffi::types::{
     DenyReason, Platform, Provider, PushEnvironment, TransactionKind, UserVerification,

@@ -68,7 +68,8 @@ prepare_postgres() {
     for migration in "$crate"/migrations/*.sql; do
         psql "$url" -v ON_ERROR_STOP=1 -q -1 -f "$migration"
     done
-    trap 'psql "$admin_url" -q -c "DROP DATABASE IF EXISTS $name" || true; rm -rf "$scratch"' EXIT
+    # expanded now: \$name is local to this function
+    trap "psql '$admin_url' -q -c 'DROP DATABASE IF EXISTS $name' || true; rm -rf '$scratch'" EXIT
     build_live "$crate" pushauth-store-postgres PG_DATABASE_URL "$url"
 }
 

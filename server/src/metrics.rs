@@ -49,6 +49,16 @@ pub struct PushLabel {
     pub result: &'static str,
 }
 
+/// `endpoint` + `outcome` labels for issuer-event deliveries (endpoint names come
+/// from the configuration: a closed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointOutcome {
+    /// Configured endpoint name.
+    pub endpoint: String,
+    /// `delivered`, `retry`, `failed`, `stale`.
+    pub outcome: &'static str,
+}
+
 fn latency_buckets() -> impl Iterator<Item = f64> {
     [
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
@@ -88,6 +98,8 @@ pub struct Metrics {
     /// Attempts whose outcome was not applied because another worker had taken the row
     /// over (recorded as attempts only).
     pub outbox_stale: Counter,
+    /// Issuer-event delivery attempts by endpoint and outcome.
+    pub event_deliveries: Family<EndpointOutcome, Counter>,
 }
 
 impl Metrics {
@@ -109,6 +121,7 @@ impl Metrics {
             challenges_expired: Family::default(),
             outbox_in_flight: Gauge::default(),
             outbox_stale: Counter::default(),
+            event_deliveries: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -167,6 +180,11 @@ impl Metrics {
             "outbox_in_flight",
             "Outbox rows being delivered",
             m.outbox_in_flight.clone(),
+        );
+        registry.register(
+            "issuer_event_deliveries",
+            "Issuer-event delivery attempts by endpoint and outcome",
+            m.event_deliveries.clone(),
         );
         Metrics { registry, ..m }
     }

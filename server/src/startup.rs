@@ -202,6 +202,7 @@ pub async fn build_state(
     crate::providers::build_connectors(&config, &http, &mut connectors)
         .map_err(StartupError::Config)?;
     let push = crate::push::build_gateway(&config.push).map_err(StartupError::Config)?;
+    let events = crate::events::Events::load(&config.events).map_err(StartupError::Config)?;
     let server_jwk = keyring.active().key.public().to_jwk();
     let server_kid = keyring.active().kid.clone();
     Ok(AppState::new(Inner {
@@ -216,6 +217,7 @@ pub async fn build_state(
         push,
         metrics: Metrics::new(),
         http,
+        events,
     }))
 }
 

@@ -51,6 +51,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Outbound HTTP client (callbacks).
     pub http: reqwest::Client,
+    /// Issuer-event endpoints (`[events]`), keys loaded.
+    pub events: crate::events::Events,
 }
 
 impl AppState {

@@ -41,10 +41,7 @@ async fn webhooks_on_one_decisions_on_the_other(p: Processor) {
         } else {
             let client = &via[decider];
             let view = client.challenge(id.clone()).await.unwrap();
-            let out = client
-                .approve(view, p.processor_output())
-                .await
-                .unwrap();
+            let out = client.approve(view, p.processor_output()).await.unwrap();
             assert_eq!(out, DecisionOutcome::Approved);
             Ending::Approved
         };

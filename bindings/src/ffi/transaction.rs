@@ -115,7 +115,12 @@ fn text_fields(t: &Transaction) -> [(&'static str, &Option<String>); 7] {
 
 impl From<&ReceivedTransaction> for Transaction {
     fn from(r: &ReceivedTransaction) -> Self {
-        let text = |name: &str| r.members().get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |name: &str| {
+            r.members()
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         Transaction {
             provider: r.provider().into(),
             reference: r.reference().as_str().to_owned(),

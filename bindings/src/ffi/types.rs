@@ -63,7 +63,6 @@ impl Provider {
             Provider::Other { name } => name.clone(),
         }
     }
-
 }
 
 /// What is being authenticated. Servers may add kinds: an unknown one arrives as
@@ -112,7 +111,6 @@ impl TransactionKind {
             TransactionKind::Other { name } => name.clone(),
         }
     }
-
 }
 
 /// Why the cardholder denied.

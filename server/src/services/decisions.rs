@@ -259,6 +259,8 @@ pub async fn decide(
             "reason": reason,
             "digest": txn.to_string(),
             "upstream": outbox.iter().any(|o| o.kind == OutboxKind::Upstream),
+            "provider": challenge.provider,
+            "reference": challenge.provider_ref,
         }));
     match state
         .store

@@ -53,7 +53,11 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiError> {
             let t = now();
             let audit = AuditDraft::new(t, "system", "challenge.expired")
                 .challenge(&challenge.id)
-                .cardholder(&challenge.cardholder);
+                .cardholder(&challenge.cardholder)
+                .details(serde_json::json!({
+                    "provider": challenge.provider,
+                    "reference": challenge.provider_ref,
+                }));
             if state
                 .store
                 .challenge_close(&challenge.id, ChallengeStatus::Expired, t, outbox, audit)

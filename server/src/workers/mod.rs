@@ -5,6 +5,7 @@
 //! on, so an instance killed mid-delivery delays a row by at most one short lease.
 
 mod deliver;
+pub mod events;
 pub mod expiry;
 mod lease;
 pub mod outbox;
@@ -51,6 +52,7 @@ pub fn backoff(attempt: i32, base: Duration, cap: Duration) -> Duration {
 pub fn spawn(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(outbox::run(state.clone(), shutdown.clone())),
+        tokio::spawn(events::run(state.clone(), shutdown.clone())),
         tokio::spawn(expiry::run(state, shutdown)),
     ]
 }

@@ -278,6 +278,7 @@ async fn push(state: &AppState, item: &OutboxItem) -> Step {
             let audit = AuditDraft::new(now(), format!("push:{service}"), "device.push_token_dead")
                 .device(&device.id)
                 .challenge(&challenge.id)
+                .cardholder(&challenge.cardholder)
                 .details(serde_json::json!({ "reason": reason }));
             if let Err(e) = state
                 .store

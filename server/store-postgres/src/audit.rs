@@ -44,7 +44,8 @@ pub(crate) const CHAIN_IDLE: Duration = Duration::from_millis(250);
 /// Pause after a failed run (database unreachable, not migrated yet).
 const CHAIN_RETRY: Duration = Duration::from_secs(2);
 
-/// Appends `draft`, unchained, on the caller's transaction.
+/// Appends `draft`, unchained, on the caller's transaction, with the issuer event it
+/// causes (if any).
 pub(crate) async fn append(conn: &mut PgConnection, draft: &AuditDraft) -> StoreResult<()> {
     let details = json_text(&draft.details)?;
     let challenge = draft.challenge.as_ref().map(|c| c.as_str());
@@ -64,7 +65,7 @@ pub(crate) async fn append(conn: &mut PgConnection, draft: &AuditDraft) -> Store
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    Ok(())
+    crate::events::insert_for(conn, draft).await
 }
 
 /// How a chainer run treats another instance's chainer.

@@ -22,6 +22,7 @@ mod authz;
 mod challenges;
 mod devices;
 mod error;
+mod events;
 mod keys;
 mod listen;
 mod outbox;
@@ -506,5 +507,35 @@ impl Store for PgStore {
     }
     async fn audit_verify(&self) -> StoreResult<ChainCheck> {
         audit::verify(self).await
+    }
+
+    async fn issuer_events_fan_out(
+        &self,
+        routes: &[EventRoute],
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<u64> {
+        events::fan_out(self, routes, now, limit).await
+    }
+    async fn issuer_event_claim(
+        &self,
+        endpoints: &[String],
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<EventDelivery>> {
+        events::claim(self, endpoints, now, lease_until, limit).await
+    }
+    async fn issuer_event_complete(
+        &self,
+        id: i64,
+        claim: i64,
+        next: DeliveryNext,
+        attempt: DeliveryAttempt,
+    ) -> StoreResult<bool> {
+        events::complete(self, id, claim, next, attempt).await
+    }
+    async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
+        events::recent(self, limit).await
     }
 }

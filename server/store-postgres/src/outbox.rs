@@ -159,8 +159,8 @@ pub(crate) async fn complete(
         .map_err(db)?;
     }
     if status != OutboxStatus::Pending {
-        let cardholder = sqlx::query_scalar!(
-            "SELECT cardholder_id FROM challenges WHERE id = $1",
+        let source = sqlx::query!(
+            "SELECT cardholder_id, provider, provider_ref FROM challenges WHERE id = $1",
             row.challenge_id
         )
         .fetch_one(&mut *tx)
@@ -178,8 +178,9 @@ pub(crate) async fn complete(
             i64::from(row.attempts),
             &attempt,
             &challenge_id("outbox.challenge_id", &row.challenge_id)?,
-            &cardholder_id("challenges.cardholder_id", &cardholder)?,
+            &cardholder_id("challenges.cardholder_id", &source.cardholder_id)?,
             device.as_ref(),
+            (&source.provider, &source.provider_ref),
         );
         append(&mut tx, &draft).await?;
     } else {

@@ -14,7 +14,8 @@ use crate::error::{db, json_text};
 use crate::rows::AuditRow;
 use crate::{SqliteStore, WriteTx};
 
-/// Appends `draft` as the next entry of the chain, on the caller's transaction.
+/// Appends `draft` as the next entry of the chain, on the caller's transaction, with
+/// the issuer event it causes (if any).
 pub(crate) async fn append(tx: &mut WriteTx, draft: &AuditDraft) -> StoreResult<()> {
     let details = json_text(&draft.details)?;
     let challenge = draft.challenge.as_ref().map(|c| c.as_str());
@@ -49,7 +50,7 @@ pub(crate) async fn append(tx: &mut WriteTx, draft: &AuditDraft) -> StoreResult<
         match inserted {
             Ok(_) => {
                 tx.head = Some((seq, hash));
-                return Ok(());
+                return crate::events::insert_for(tx, draft).await;
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
             Err(e) => return Err(db(e)),

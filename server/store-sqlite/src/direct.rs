@@ -323,7 +323,8 @@ impl DirectTx<'_> {
         Ok(())
     }
 
-    /// Appends `draft` as the next entry of the audit chain (see `audit::append`).
+    /// Appends `draft` as the next entry of the audit chain, with the issuer event it
+    /// causes (see `audit::append`).
     pub(crate) fn append(&mut self, draft: &AuditDraft) -> StoreResult<()> {
         let details = json_text(&draft.details)?;
         let mut known = self.head.clone().or_else(|| self.committed_head.clone());
@@ -357,7 +358,7 @@ impl DirectTx<'_> {
             match inserted {
                 Ok(_) => {
                     self.head = Some((seq, hash));
-                    return Ok(());
+                    return crate::events::insert_for_direct(self, draft);
                 }
                 // another process appended since the head was known
                 Err(e) if is_primary_key_violation(&e) => continue,

@@ -139,10 +139,12 @@ pub(crate) async fn complete(
             .map_err(direct::backend)?;
         }
         if status != OutboxStatus::Pending {
-            let cardholder = tx
-                .one("SELECT cardholder_id FROM challenges WHERE id = ?1", [&challenge], |r| {
-                    r.get::<_, String>(0)
-                })?
+            let (cardholder, provider, reference) = tx
+                .one(
+                    "SELECT cardholder_id, provider, provider_ref FROM challenges WHERE id = ?1",
+                    [&challenge],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+                )?
                 .ok_or(StoreError::NotFound("challenge"))?;
             let device = device
                 .as_deref()
@@ -157,6 +159,7 @@ pub(crate) async fn complete(
                 &challenge_id("outbox.challenge_id", &challenge)?,
                 &cardholder_id("challenges.cardholder_id", &cardholder)?,
                 device.as_ref(),
+                (&provider, &reference),
             );
             tx.append(&draft)?;
         }

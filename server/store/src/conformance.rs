@@ -18,6 +18,7 @@ mod challenges;
 mod decisions;
 mod device_keys;
 mod devices;
+mod events;
 mod keys;
 mod outbox;
 mod outbox_fence;
@@ -52,6 +53,10 @@ pub use devices::{
     activation_single_use, device_enroll_concurrent, device_failures_lock_and_decide_resets,
     device_push_token_dead, device_rotate_key_cas, device_status, request_nonce_purge,
     request_nonce_replay,
+};
+pub use events::{
+    issuer_event_claims_are_fenced, issuer_event_concurrent_fan_out_and_claims,
+    issuer_events_written_with_the_change,
 };
 pub use keys::{
     admin_key_configured_replaces_previous, admin_key_list_and_revoke, server_key_rotate_and_rewrap,
@@ -99,6 +104,8 @@ macro_rules! store_conformance_suite {
             audit_chain_intact, subscribe_events,
             challenge_decide_authorised_at_commit, cardholder_block_cancels_pending, decide_races_block,
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
+            issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
+            issuer_event_concurrent_fan_out_and_claims,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -14,11 +14,13 @@ mod authz;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod decode;
+mod events;
 mod model;
 mod states;
 
 pub use audit::{AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, entry_hash};
 pub use authz::{BlockOutcome, CancelPlanner, DecideRefusal, decide_refusal};
+pub use events::*;
 pub use model::*;
 pub use states::*;
 
@@ -405,4 +407,36 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_for_challenge(&self, id: &ChallengeId) -> StoreResult<Vec<AuditEntry>>;
     /// Re-computes the whole hash chain.
     async fn audit_verify(&self) -> StoreResult<ChainCheck>;
+
+    // ---- issuer events (written by the audit append, see `events`) ---------------------
+
+    /// Gives up to `limit` events not fanned out yet one pending delivery row per route
+    /// that wants their type (due at `now`), and marks them fanned out, in one
+    /// transaction. Safe to run on several instances at once. Returns how many events.
+    async fn issuer_events_fan_out(
+        &self,
+        routes: &[EventRoute],
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<u64>;
+    /// Claims up to `limit` due, unleased, pending deliveries to the named endpoints,
+    /// leased until `lease_until`, each with a new claim number (fencing token).
+    async fn issuer_event_claim(
+        &self,
+        endpoints: &[String],
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<EventDelivery>>;
+    /// Records an attempt's result on a claimed delivery. `false` (nothing changed) when
+    /// `claim` is no longer the row's current claim or the row is final.
+    async fn issuer_event_complete(
+        &self,
+        id: i64,
+        claim: i64,
+        next: DeliveryNext,
+        attempt: DeliveryAttempt,
+    ) -> StoreResult<bool>;
+    /// The latest `limit` events (newest first, at most 500) with their deliveries.
+    async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>>;
 }

@@ -31,6 +31,46 @@ impl Millis {
     pub fn plus(self, ms: i64) -> Millis {
         Millis(self.0.saturating_add(ms))
     }
+    /// RFC 3339 in UTC with milliseconds (`2026-12-04T21:40:00.123Z`).
+    pub fn to_rfc3339(self) -> String {
+        let ms = self.0;
+        let secs = ms.div_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            ms.rem_euclid(1000)
+        )
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn rfc3339_dates() {
+    assert_eq!(civil_from_days(0), (1970, 1, 1));
+    assert_eq!(civil_from_days(20_775), (2026, 11, 18));
+    assert_eq!(Millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        Millis(1_795_000_000_123).to_rfc3339(),
+        "2026-11-18T11:06:40.123Z"
+    );
+    assert_eq!(Millis(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// SHA-256 of a secret (admin key, activation code), the only form in which secrets
@@ -886,6 +926,7 @@ pub fn outbox_final_audit(
     challenge: &ChallengeId,
     cardholder: &CardholderId,
     device: Option<&DeviceId>,
+    source: (&str, &str),
 ) -> crate::AuditDraft {
     let draft = crate::AuditDraft::new(attempt.at, "system", format!("outbox.{kind}.{status}"))
         .challenge(challenge)
@@ -895,6 +936,8 @@ pub fn outbox_final_audit(
             "attempts": attempts,
             "http_status": attempt.http_status,
             "error": attempt.error,
+            "provider": source.0,
+            "reference": source.1,
         }));
     match device {
         Some(d) => draft.device(d),

@@ -251,3 +251,40 @@ str_enum!(
         Created = "created",
     }
 );
+
+str_enum!(
+    /// Type of an issuer event (docs/api.md "Issuer events"). Stable: receivers switch
+    /// on it; new types may be added, never renamed.
+    IssuerEventType {
+        /// A cardholder approved, denied or answered "not me".
+        ChallengeDecided = "challenge.decided",
+        /// Nobody answered before the deadline.
+        ChallengeExpired = "challenge.expired",
+        /// The processor refused the result for good, or its outcome is unknown.
+        UpstreamFailed = "upstream.failed",
+        /// The processor's deadline passed before the result reached it.
+        UpstreamTooLate = "upstream.too_late",
+        /// A device was enrolled.
+        DeviceEnrolled = "device.enrolled",
+        /// A device was locked (refused proofs, or an operator).
+        DeviceLocked = "device.locked",
+        /// A device was revoked by an operator or unenrolled itself.
+        DeviceRevoked = "device.revoked",
+        /// The push service reported the device's token dead.
+        DevicePushUnreachable = "device.push_unreachable",
+        /// A cardholder was blocked.
+        CardholderBlocked = "cardholder.blocked",
+    }
+);
+
+str_enum!(
+    /// Status of one event's delivery to one endpoint.
+    DeliveryStatus {
+        /// Waiting for (another) attempt.
+        Pending = "pending",
+        /// The endpoint answered 2xx.
+        Done = "done",
+        /// Given up (retry window spent, or the endpoint refused it for good).
+        Failed = "failed",
+    }
+);

@@ -55,11 +55,12 @@ async fn block_cancels_pending_challenges(app: TestApp) {
         // the cancellation is recorded with the block; the callback's delivery
         // (`outbox.upstream.done`) may already follow it
         let a = actions(&v);
-        assert_eq!(a[..2], ["challenge.created", "challenge.cancelled"], "{a:?}");
-        assert!(
-            a[2..].iter().all(|x| x == "outbox.upstream.done"),
+        assert_eq!(
+            a[..2],
+            ["challenge.created", "challenge.cancelled"],
             "{a:?}"
         );
+        assert!(a[2..].iter().all(|x| x == "outbox.upstream.done"), "{a:?}");
     }
     // the issuer's callback hears the negative result
     wait_upstream(&app, &with_callback, "delivered").await;

@@ -7,8 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod helpers;
 mod device_keys;
+mod helpers;
 
 mod admin;
 mod authz;

@@ -6,6 +6,7 @@
 mod cardholders;
 mod challenges;
 mod devices;
+mod events;
 mod keys;
 
 use axum::Router;
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/challenges/{id}", get(challenges::get))
         .route("/challenges/{id}/cancel", post(challenges::cancel))
         .route("/audit/verify", get(challenges::audit_verify))
+        .route("/events", get(events::list))
         .route("/admin-keys", post(keys::create).get(keys::list))
         .route("/admin-keys/{id}/revoke", post(keys::revoke))
 }

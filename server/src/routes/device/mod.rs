@@ -229,7 +229,9 @@ async fn migration(State(state): State<AppState>, call: DeviceCall) -> ApiResult
 
 /// `DELETE /v1/device`: the device unenrolls itself.
 async fn unenroll(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
-    let audit = AuditDraft::new(now(), call.actor(), "device.unenrolled").device(&call.device.id);
+    let audit = AuditDraft::new(now(), call.actor(), "device.unenrolled")
+        .device(&call.device.id)
+        .cardholder(&call.device.cardholder);
     state
         .store
         .device_set_status(&call.device.id, DeviceStatus::Revoked, audit)

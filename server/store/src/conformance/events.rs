@@ -1,0 +1,278 @@
+//! Issuer events: written with the change that causes them (by the audit append, on
+//! both write paths), fanned out once per wanted endpoint, claimed with fenced leases.
+
+use super::*;
+
+fn routes() -> Vec<EventRoute> {
+    vec![
+        EventRoute {
+            endpoint: "all".into(),
+            types: None,
+        },
+        EventRoute {
+            endpoint: "fraud".into(),
+            types: Some(vec![IssuerEventType::ChallengeDecided]),
+        },
+    ]
+}
+
+fn names() -> Vec<String> {
+    vec!["all".into(), "fraud".into()]
+}
+
+/// A decision (the hot write path), a device enrolment and a plain audit append each
+/// write their event in their own transaction; other changes write none. Fan-out gives
+/// each event one delivery per endpoint that wants its type, once.
+pub async fn issuer_events_written_with_the_change<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await; // cardholder.created: no event
+    let phone = enrolled(&*s, &anna, None).await; // device.enrolled
+    let new = new_challenge(&anna, T0.plus(60_000));
+    let id = new.id.clone();
+    created(&*s, new, vec![]).await; // challenge.created: no event
+    let decision = NewDecision {
+        challenge: id.clone(),
+        device: phone.id.clone(),
+        decision: DecisionKind::Deny,
+        reason: Some(DenyReasonKind::NotMe),
+        user_verification: "biometric".into(),
+        proof: "proof".into(),
+        processor_output: None,
+        at: T0.plus(1),
+    };
+    let audit = AuditDraft::new(T0.plus(1), "device:x", "decision.accepted")
+        .challenge(&id)
+        .device(&phone.id)
+        .cardholder(&anna)
+        .details(serde_json::json!({
+            "decision": "deny", "reason": "not_me", "provider": "enfuce", "reference": "s-1"
+        }));
+    assert!(matches!(
+        s.challenge_decide(decision, vec![], audit).await.unwrap(),
+        DecideOutcome::Accepted(_)
+    ));
+    s.audit_append(draft("cardholder.blocked").cardholder(&anna))
+        .await
+        .unwrap();
+
+    let recent = s.issuer_events_recent(50).await.unwrap();
+    let types: Vec<_> = recent.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            IssuerEventType::CardholderBlocked,
+            IssuerEventType::ChallengeDecided,
+            IssuerEventType::DeviceEnrolled
+        ],
+        "newest first, one per event-bearing change"
+    );
+    assert!(
+        recent.iter().all(|e| e.deliveries.is_empty()),
+        "not fanned out yet"
+    );
+
+    assert_eq!(
+        s.issuer_events_fan_out(&routes(), T0, 100).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        s.issuer_events_fan_out(&routes(), T0, 100).await.unwrap(),
+        0,
+        "once"
+    );
+    let recent = s.issuer_events_recent(50).await.unwrap();
+    let endpoints = |i: usize| -> Vec<&str> {
+        recent[i]
+            .deliveries
+            .iter()
+            .map(|d| d.endpoint.as_str())
+            .collect()
+    };
+    assert_eq!(endpoints(0), ["all"]);
+    assert_eq!(endpoints(1), ["all", "fraud"]);
+    assert_eq!(endpoints(2), ["all"]);
+
+    let claimed = s
+        .issuer_event_claim(&names(), T0, T0.plus(15_000), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let decided = claimed
+        .iter()
+        .find(|d| d.endpoint == "fraud")
+        .expect("the decision goes to fraud");
+    assert_eq!(decided.event_id, recent[1].id);
+    let body: serde_json::Value = serde_json::from_str(&decided.body).unwrap();
+    assert_eq!(body["type"], "challenge.decided");
+    assert_eq!(body["data"]["outcome"], "not_me");
+    assert_eq!(body["data"]["challenge_id"], id.as_str());
+    assert_eq!(body["data"]["device_id"], phone.id.as_str());
+    assert_eq!(body["data"]["reference"], "s-1");
+    let enrolled_body: serde_json::Value = serde_json::from_str(
+        &claimed
+            .iter()
+            .find(|d| d.event_type == IssuerEventType::DeviceEnrolled)
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(
+        enrolled_body["data"]["cardholder_id"],
+        anna.as_str(),
+        "filled in by the enrolment"
+    );
+}
+
+/// Only the current claim completes a delivery; a stale holder changes nothing; a retry
+/// comes back when due, keeps its event id and counts attempts; final rows stay final.
+pub async fn issuer_event_claims_are_fenced<S: Store>(store: S) {
+    let s = ready(store).await;
+    s.audit_append(draft("cardholder.blocked")).await.unwrap();
+    s.issuer_events_fan_out(&routes(), T0, 100).await.unwrap();
+    let only = |v: Vec<EventDelivery>| {
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.into_iter().next().unwrap()
+    };
+    let a = only(
+        s.issuer_event_claim(&names(), T0, T0.plus(1_000), 10)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        s.issuer_event_claim(&names(), T0.plus(10), T0.plus(2_000), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    assert!(
+        s.issuer_event_claim(&["other".to_owned()], T0.plus(2_000), T0.plus(3_000), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "only configured endpoints are claimed"
+    );
+    // A's lease runs out; B takes over.
+    let b = only(
+        s.issuer_event_claim(&names(), T0.plus(1_001), T0.plus(5_000), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((b.id, b.event_id.as_str()), (a.id, a.event_id.as_str()));
+    assert!(b.claim > a.claim);
+    let attempt = |status: Option<i32>| DeliveryAttempt {
+        at: T0.plus(1_100),
+        http_status: status,
+        error: status
+            .filter(|s| *s >= 300)
+            .map(|s| format!("endpoint answered {s}")),
+    };
+    assert!(
+        !s.issuer_event_complete(a.id, a.claim, DeliveryNext::Done, attempt(Some(200)))
+            .await
+            .unwrap(),
+        "a stale holder changes nothing"
+    );
+    assert!(
+        s.issuer_event_complete(
+            b.id,
+            b.claim,
+            DeliveryNext::RetryAt(T0.plus(9_000)),
+            attempt(Some(503))
+        )
+        .await
+        .unwrap()
+    );
+    let view = &s.issuer_events_recent(10).await.unwrap()[0].deliveries[0];
+    assert_eq!(
+        (
+            view.status,
+            view.attempts,
+            view.last_status,
+            view.next_attempt_at
+        ),
+        (DeliveryStatus::Pending, 1, Some(503), Some(T0.plus(9_000)))
+    );
+    assert_eq!(view.last_error.as_deref(), Some("endpoint answered 503"));
+    assert!(
+        s.issuer_event_claim(&names(), T0.plus(8_999), T0.plus(20_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let c = only(
+        s.issuer_event_claim(&names(), T0.plus(9_000), T0.plus(20_000), 10)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((c.event_id.as_str(), c.attempts), (a.event_id.as_str(), 1));
+    assert!(
+        s.issuer_event_complete(c.id, c.claim, DeliveryNext::Done, attempt(Some(204)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.issuer_event_complete(c.id, c.claim, DeliveryNext::Failed, attempt(None))
+            .await
+            .unwrap(),
+        "final stays final"
+    );
+    let view = &s.issuer_events_recent(10).await.unwrap()[0].deliveries[0];
+    assert_eq!(
+        (view.status, view.attempts, view.next_attempt_at),
+        (DeliveryStatus::Done, 2, None)
+    );
+    assert!(
+        s.issuer_event_claim(&names(), T0.plus(99_000), T0.plus(100_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Concurrent fan-outs and claims (several instances) hand each delivery out once.
+pub async fn issuer_event_concurrent_fan_out_and_claims<S: Store>(store: S) {
+    let s = ready(store).await;
+    for _ in 0..40 {
+        s.audit_append(draft("cardholder.blocked")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..20 {
+                s.issuer_events_fan_out(&routes(), T0, 7).await.unwrap();
+                for d in s
+                    .issuer_event_claim(&names(), T0, T0.plus(60_000), 3)
+                    .await
+                    .unwrap()
+                {
+                    got.push(d.id);
+                }
+                tokio::task::yield_now().await;
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    s.issuer_events_fan_out(&routes(), T0, 100).await.unwrap();
+    all.extend(
+        s.issuer_event_claim(&names(), T0, T0.plus(60_000), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id),
+    );
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        (n, all.len()),
+        (40, 40),
+        "40 events × the one endpoint that wants them, each once"
+    );
+}

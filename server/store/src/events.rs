@@ -107,13 +107,17 @@ pub struct DeliveryAttempt {
 pub struct IssuerEventView {
     /// Event id.
     pub id: String,
-    /// Type.
-    #[serde(rename = "type")]
+    /// Type (its dotted name).
+    #[serde(rename = "type", serialize_with = "dotted")]
     pub event_type: IssuerEventType,
     /// When written.
     pub created_at: Millis,
     /// One per endpoint that wants it (empty until fanned out).
     pub deliveries: Vec<DeliveryView>,
+}
+
+fn dotted<S: serde::Serializer>(t: &IssuerEventType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.as_str())
 }
 
 /// State of one delivery (admin API).

@@ -14,6 +14,7 @@ mod admin;
 mod authz;
 mod decisions;
 mod device;
+mod events;
 mod keys;
 mod ops;
 mod strict;

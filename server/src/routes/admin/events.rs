@@ -36,7 +36,7 @@ pub(super) async fn list(
             serde_json::json!({
                 "name": e.name,
                 "origin": e.url.origin().ascii_serialization(),
-                "types": e.types,
+                "types": e.types.as_ref().map(|t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
             })
         })
         .collect();

@@ -1,0 +1,284 @@
+//! Issuer events end to end: the real server sends signed webhooks (Standard Webhooks)
+//! to a receiver on 127.0.0.1 that checks every signature with its own implementation
+//! of the specification, answers as told (500 first, then 204), and records.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac as _};
+use pushauth_core::proof::{Decision, DenyReason};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::helpers::*;
+
+/// What the receiver got: webhook-id, the parsed body, and whether one of the
+/// signatures verified with the receiver's secret.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    body: Value,
+    verified: bool,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<VecDeque<u16>>>,
+}
+
+/// The receiver's side of the specification: HMAC-SHA256 with the base64-decoded
+/// secret over `id.timestamp.body`, any of the space-separated `v1,` signatures,
+/// timestamp within 5 minutes.
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (id, ts) = (h("webhook-id"), h("webhook-timestamp"));
+    let Ok(ts_num) = ts.parse::<i64>() else {
+        return false;
+    };
+    if (now() - ts_num).abs() > 300 {
+        return false;
+    }
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    h("webhook-signature").split(' ').any(|sig| {
+        let Some(b64) = sig.strip_prefix("v1,") else {
+            return false;
+        };
+        let Ok(expected) = STANDARD.decode(b64) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    })
+}
+
+const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+async fn receiver() -> (String, Receiver) {
+    let r = Receiver::default();
+    let state = r.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let r = state.clone();
+            async move {
+                let verified = verify(RECEIVER_SECRET, &headers, &body);
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                let parsed = serde_json::from_slice(&body).unwrap();
+                r.got.lock().unwrap().push(Received {
+                    id,
+                    body: parsed,
+                    verified,
+                });
+                let status = r.answers.lock().unwrap().pop_front().unwrap_or(204);
+                StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, r)
+}
+
+/// Writes the endpoint's secrets: an old one the receiver no longer knows, and the
+/// receiver's (a rotation in progress: every message carries both signatures).
+fn configure(
+    config: &mut pushauth_server::Config,
+    dir: &std::path::Path,
+    url: &str,
+    name: &str,
+    types: Option<Vec<&str>>,
+) {
+    let old = dir.join(format!("{name}-old"));
+    let new = dir.join(format!("{name}-new"));
+    std::fs::write(&old, format!("whsec_{}", STANDARD.encode([9u8; 32]))).unwrap();
+    std::fs::write(&new, RECEIVER_SECRET).unwrap();
+    config
+        .events
+        .endpoints
+        .push(pushauth_server::events::EndpointConfig {
+            name: name.into(),
+            url: url.into(),
+            secret_files: vec![old, new],
+            types: types.map(|t| t.into_iter().map(String::from).collect()),
+            allow_http: true,
+        });
+    config.events.retry_schedule_secs = vec![0, 0];
+}
+
+async fn wait_for(r: &Receiver, what: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    for _ in 0..200 {
+        {
+            let got = r.got.lock().unwrap();
+            if what(&got) {
+                return got.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "receiver never got what was expected: {:?}",
+        r.got.lock().unwrap()
+    );
+}
+
+async fn not_me_reaches_the_issuer(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, r) = receiver().await;
+    let app = spawn(backend, |c| configure(c, dir.path(), &url, "issuer", None)).await;
+    let (holder, phone) = app.cardholder_with_device().await;
+    wait_for(&r, |g| {
+        g.iter().any(|x| x.body["type"] == "device.enrolled")
+    })
+    .await;
+    r.answers.lock().unwrap().push_back(500); // the decision's first attempt fails
+    let id = app.new_challenge(&holder, "order-1234").await;
+    let c = phone.challenge(&id).await;
+    let a = phone
+        .post_proof(
+            &id,
+            &phone.sign_decision(&c, Decision::Deny, Some(DenyReason::NotMe)),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let got = wait_for(&r, |g| {
+        g.iter()
+            .filter(|x| x.body["type"] == "challenge.decided")
+            .count()
+            == 2
+    })
+    .await;
+    assert!(
+        got.iter().all(|x| x.verified),
+        "every message verifies with the receiver's secret"
+    );
+    let decided: Vec<_> = got
+        .iter()
+        .filter(|x| x.body["type"] == "challenge.decided")
+        .collect();
+    assert_eq!(decided[0].id, decided[1].id, "a retry keeps its webhook-id");
+    assert_eq!(decided[0].body, decided[1].body, "and its body");
+    let data = &decided[0].body["data"];
+    assert_eq!(data["outcome"], "not_me");
+    assert_eq!(data["processor"], "api");
+    assert_eq!(data["reference"], "order-1234");
+    assert_eq!(data["challenge_id"], id.as_str());
+    assert_eq!(data["cardholder_id"], holder.as_str());
+    assert_eq!(data["device_id"], phone.id.as_str());
+    assert!(
+        decided[0].body["timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    // the admin API shows the event and its delivery
+    let (s, v) = app
+        .admin(reqwest::Method::GET, "/v1/admin/events?limit=10", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let item = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == decided[0].id.as_str())
+        .unwrap();
+    assert_eq!(item["type"], "challenge.decided");
+    let delivery = &item["deliveries"][0];
+    assert_eq!(delivery["endpoint"], "issuer");
+    assert_eq!(delivery["status"], "done");
+    assert_eq!(delivery["attempts"], 2);
+    assert_eq!(v["endpoints"][0]["name"], "issuer");
+    assert!(
+        !v.to_string().contains("whsec_"),
+        "no secret in the admin API"
+    );
+}
+
+async fn filtered_and_given_up(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, r) = receiver().await;
+    let app = spawn(backend, |c| {
+        configure(
+            c,
+            dir.path(),
+            &url,
+            "fraud",
+            Some(vec!["cardholder.blocked"]),
+        );
+    })
+    .await;
+    r.answers.lock().unwrap().extend([503, 503, 503]); // initial attempt + 2 retries
+    let (holder, _phone) = app.cardholder_with_device().await;
+    let (s, v) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/admin/cardholders/{holder}/block"),
+            None,
+        )
+        .await;
+    assert!(s < 300, "{s} {v}");
+    let got = wait_for(&r, |g| g.len() == 3).await;
+    assert!(
+        got.iter().all(|x| x.body["type"] == "cardholder.blocked"),
+        "the device.enrolled event is filtered out"
+    );
+    assert_eq!(got[0].body["data"]["by"], "admin");
+    // the third failure ends it: failed, visible in the API and the metrics
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = app
+            .admin(reqwest::Method::GET, "/v1/admin/events", None)
+            .await;
+        delivery = v["items"][0]["deliveries"][0].clone();
+        if delivery["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    assert_eq!(
+        (
+            delivery["attempts"].as_i64(),
+            delivery["last_status"].as_i64()
+        ),
+        (Some(3), Some(503))
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"pushauth_issuer_event_deliveries_total{endpoint="fraud",outcome="failed"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert_eq!(r.got.lock().unwrap().len(), 3, "nothing after giving up");
+}
+
+macro_rules! both {
+    ($($case:ident),+) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$case(super::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$case(super::Backend::Postgres).await }
+        }
+    )+};
+}
+both!(not_me_reaches_the_issuer, filtered_and_given_up);

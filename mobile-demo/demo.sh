@@ -8,7 +8,8 @@
 #
 # Builds what is missing (the server and the SDK's cdylib in debug, kotlinc from npm, the
 # phone's jar), then starts, in a temporary directory: a mock processor
-# (mock_processor.py), a mock FCM (mock_fcm.py), the pushauth server on SQLite
+# (mock_processor.py), a mock FCM (mock_fcm.py), the issuer's event receiver
+# (issuer_receiver.py, Standard Webhooks), the pushauth server on SQLite
 # configured for both; creates a cardholder and a card link through the admin API;
 # enrolls the virtual phone; plays the processor with a real-shaped, authenticated
 # webhook; the phone answers (--auto approve by default; --answer ask puts the prompt on
@@ -127,6 +128,16 @@ PIDS+=($!)
 wait_file "$TMP/mock.port" 10 "${PIDS[-1]}" || { echo "the mock processor did not start" >&2; exit 1; }
 MOCK="http://127.0.0.1:$(cat "$TMP/mock.port")"
 say "mock processor listening at $MOCK"
+
+# The issuer's own event receiver (Standard Webhooks; docs/api.md "Issuer events").
+printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" > "$TMP/events-secret"
+touch "$TMP/events.jsonl"
+python3 -u mobile-demo/issuer_receiver.py --secret-file "$TMP/events-secret" --port-file "$TMP/issuer.port" \
+    --events "$TMP/events.jsonl" --t0-ms "$T0" &
+PIDS+=($!)
+wait_file "$TMP/issuer.port" 10 "${PIDS[-1]}" || { echo "the issuer receiver did not start" >&2; exit 1; }
+ISSUER="http://127.0.0.1:$(cat "$TMP/issuer.port")"
+say "issuer event receiver listening at $ISSUER (verifies Standard Webhooks signatures)"
 
 PUSH_TOML=""
 if [ "$use_push" = yes ]; then
@@ -319,6 +330,15 @@ admin_key = "$ADMIN_KEY"
 $(proc_"$processor" config)
 
 $PUSH_TOML
+
+[events]
+retry_schedule_secs = [1, 5, 30]
+
+[[events.endpoints]]
+name = "issuer"
+url = "$ISSUER/hooks/pushauth"
+secret_files = ["$TMP/events-secret"]
+allow_http = true
 EOF
 RUST_LOG=${RUST_LOG:-warn} "${CARGO_TARGET_DIR:-target}/debug/pushauth" serve --config "$TMP/pushauth.toml" > "$TMP/server.log" 2>&1 &
 PIDS+=($!)
@@ -403,6 +423,15 @@ else
     esac
     sleep 1  # long enough for a (wrong) delivery to show up at the mock
 fi
+
+# The issuer's systems are told about the decision (a "not me" is its fraud signal).
+for _ in $(seq 1 200); do
+    grep -q '"challenge.decided"' "$TMP/events.jsonl" && break
+    sleep 0.05
+done
+decided=$(grep '"challenge.decided"' "$TMP/events.jsonl" | tail -n1 || true)
+[ -n "$decided" ] || { echo "the issuer received no challenge.decided event in 10 s; server log:" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
+say "issuer event received: $(printf '%s' "$decided" | python3 -c 'import json,sys; e=json.load(sys.stdin); d=e["data"]; print(e["type"], "outcome=" + d["outcome"], "processor=" + d["processor"], "reference=" + d["reference"])')"
 
 # The evidence the issuer keeps (challenge, decision, deliveries, audit) gives the
 # server's side of the timeline.

@@ -16,6 +16,7 @@ mod decisions;
 mod device;
 mod events;
 mod keys;
+mod openapi;
 mod ops;
 mod strict;
 

@@ -23,6 +23,8 @@
 
 uniffi::setup_scaffolding!();
 
+#[cfg(not(target_vendor = "apple"))]
+mod android;
 mod api;
 mod decision;
 mod device;

@@ -442,6 +442,7 @@ fun main() {
     val r = Runner()
     vectorTests(r)
     offlineTests(r)
+    org.pushauth.sdk.androidInitTests(r)
     serverFlowTests(r)
     println("${r.passed} passed, ${r.failed} failed" + if (r.skipped > 0) ", ${r.skipped} skipped" else "")
     exitProcess(if (r.failed == 0) 0 else 1)

@@ -146,10 +146,21 @@ impl Keyring {
     /// The key a device enrolled at `enrolled_at` pinned: the one active then, if it
     /// is still kept; the active key otherwise.
     pub fn for_device(&self, enrolled_at: Millis) -> &RingKey {
+        &self.0[self.index_for_time(enrolled_at)]
+    }
+
+    fn index_for_time(&self, enrolled_at: Millis) -> usize {
         self.0
             .iter()
-            .find(|k| k.created_at <= enrolled_at && k.retired_at.is_none_or(|r| enrolled_at < r))
-            .unwrap_or_else(|| self.active())
+            .position(|k| {
+                k.created_at <= enrolled_at && k.retired_at.is_none_or(|r| enrolled_at < r)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The key at `index` (from [`SharedKeyring::for_device`]).
+    pub fn key(&self, index: usize) -> &RingKey {
+        self.0.get(index).unwrap_or_else(|| self.active())
     }
 
     /// Every key, active first.
@@ -233,9 +244,112 @@ pub async fn load(store: &dyn Store, kek: Option<&Kek>) -> Result<Keyring, Start
     Ok(Keyring(ring))
 }
 
+/// The keyring of a running server, reloaded from the store when another process
+/// rotated the keys: at enrollment when the store's active key is not this instance's,
+/// and when a device pinned a key this instance does not hold yet. Every device records
+/// the `kid` it pinned, so its challenges are signed with that key whichever instance
+/// enrolled it and whenever the instances pick a rotation up.
+pub struct SharedKeyring {
+    ring: std::sync::RwLock<std::sync::Arc<Keyring>>,
+    kek: Option<Kek>,
+}
+
+impl std::fmt::Debug for SharedKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedKeyring")
+            .field("active", &self.current().active().kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedKeyring {
+    /// Wraps a loaded keyring; `kek` opens wrapped keys on reload.
+    pub fn new(ring: Keyring, kek: Option<Kek>) -> SharedKeyring {
+        SharedKeyring {
+            ring: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            kek,
+        }
+    }
+
+    /// The keyring as last loaded.
+    pub fn current(&self) -> std::sync::Arc<Keyring> {
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads the keyring from the store again and makes it current.
+    pub async fn reload(&self, store: &dyn Store) -> Result<std::sync::Arc<Keyring>, StartupError> {
+        let ring = std::sync::Arc::new(load(store, self.kek.as_ref()).await?);
+        let mut slot = match self.ring.write() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = ring.clone();
+        Ok(ring)
+    }
+
+    /// The keyring with the store's active key: reloaded first when another process
+    /// rotated since this one loaded it. For enrollment (rare), one read of the key list.
+    pub async fn with_store_active(
+        &self,
+        store: &dyn Store,
+    ) -> Result<std::sync::Arc<Keyring>, StartupError> {
+        let ring = self.current();
+        let stored = store.server_key_list().await?;
+        match stored.first() {
+            Some(active) if active.retired_at.is_none() && active.kid != ring.active().kid => {
+                match self.reload(store).await {
+                    Ok(ring) => {
+                        tracing::info!(kid = %active.kid, "server key rotated by another process: keyring reloaded");
+                        Ok(ring)
+                    }
+                    // e.g. the keys were wrapped by an instance configured with a KEK this
+                    // one lacks: keep enrolling with the key this instance holds (still
+                    // kept as previous, and recorded with the device), and say so
+                    Err(e) => {
+                        tracing::warn!(error = %e, kid = %active.kid, "server key rotated by another process, but the keyring could not be reloaded; enrolling with the previous key");
+                        Ok(ring)
+                    }
+                }
+            }
+            _ => Ok(ring),
+        }
+    }
+
+    /// The keyring holding the key `device` pinned, and that key's index in it: by the
+    /// recorded `kid` (reloading once when this instance does not hold it yet), else by
+    /// enrollment time (devices enrolled before kids were recorded).
+    pub async fn for_device(
+        &self,
+        store: &dyn Store,
+        device: &pushauth_store::Device,
+    ) -> Result<(std::sync::Arc<Keyring>, usize), StartupError> {
+        let Some(kid) = device.server_kid.as_deref() else {
+            let ring = self.current();
+            let i = ring.index_for_time(device.created_at);
+            return Ok((ring, i));
+        };
+        let ring = self.current();
+        if let Some(i) = ring.0.iter().position(|k| k.kid == kid) {
+            return Ok((ring, i));
+        }
+        let ring = self.reload(store).await?;
+        match ring.0.iter().position(|k| k.kid == kid) {
+            Some(i) => Ok((ring, i)),
+            None => Err(StartupError::Config(format!(
+                "device {} pinned server key {kid}, which the store no longer holds",
+                device.id
+            ))),
+        }
+    }
+}
+
 /// Rotates: a new active key (wrapped under `kek` when given); the current one is
 /// kept as previous for the devices that pinned it. Returns the new kid. Running
-/// servers pick the new key up at their next start.
+/// servers enroll with the new key from their next enrollment on (see
+/// [`SharedKeyring`]).
 pub async fn rotate(store: &dyn Store, kek: Option<&Kek>) -> Result<String, StartupError> {
     let current = load(store, kek).await?;
     let new = new_record(kek)?;

@@ -205,6 +205,7 @@ pub async fn build_state(
     let events = crate::events::Events::load(&config.events).map_err(StartupError::Config)?;
     let server_jwk = keyring.active().key.public().to_jwk();
     let server_kid = keyring.active().kid.clone();
+    let keyring = crate::keyring::SharedKeyring::new(keyring, kek);
     Ok(AppState::new(Inner {
         config,
         store,

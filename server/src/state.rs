@@ -9,7 +9,7 @@ use pushauth_core::keys::Jwk;
 use pushauth_store::{Millis, Store};
 
 use crate::config::Config;
-use crate::keyring::Keyring;
+use crate::keyring::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::push::PushGateway;
 use crate::upstream::Connectors;
@@ -34,7 +34,7 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// The challenge-signing keys (the active one signs for devices enrolled since
     /// it became active; see `crate::keyring`).
-    pub keyring: Keyring,
+    pub keyring: SharedKeyring,
     /// The active key's public JWK (given to enrolling devices).
     pub server_jwk: Jwk,
     /// Its RFC 7638 thumbprint (`kid`).

@@ -295,6 +295,14 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
     })?;
     let id = DeviceId::generate().map_err(ApiError::internal)?;
     let push = push_target(body.push_token, body.push_environment, body.platform)?;
+    // The key this device will pin: the store's active one (picked up here when another
+    // process rotated since this instance started), recorded with the device.
+    let ring = state
+        .keyring
+        .with_store_active(state.store.as_ref())
+        .await
+        .map_err(ApiError::internal)?;
+    let server = ring.active();
     let new = NewDevice {
         id: id.clone(),
         platform: body.platform,
@@ -303,6 +311,7 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
         approval_key,
         agreement_key,
         push,
+        server_kid: Some(server.kid.clone()),
         created_at: t,
     };
     let audit = AuditDraft::new(t, format!("device:{id}"), "device.enrolled")
@@ -322,8 +331,8 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
             Ok(Enrolled {
                 device_id: device.id,
                 issuer: state.issuer.clone(),
-                server_key: state.server_jwk.clone(),
-                server_kid: state.server_kid.clone(),
+                server_key: server.key.public().to_jwk(),
+                server_kid: server.kid.clone(),
             })
         }
         EnrollOutcome::CodeUnknown => Err(ApiError::bad_request(

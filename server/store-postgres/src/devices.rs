@@ -75,8 +75,8 @@ pub(crate) async fn enroll(
     sqlx::query!(
         "INSERT INTO devices (id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint,
                               approval_jwk, approval_thumbprint, agreement_jwk, agreement_thumbprint,
-                              push_token, push_environment, failures, created_at, updated_at)
-         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $13)",
+                              push_token, push_environment, failures, server_kid, created_at, updated_at)
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $14, $13, $13)",
         device_id,
         cardholder.as_str(),
         device.platform.as_str(),
@@ -90,6 +90,7 @@ pub(crate) async fn enroll(
         push_token,
         push_env,
         device.created_at.0,
+        device.server_kid,
     )
     .execute(&mut *tx)
     .await
@@ -108,7 +109,7 @@ pub(crate) async fn get(s: &PgStore, id: &DeviceId) -> StoreResult<Option<Device
         DeviceRow,
         "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
                 approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
-                created_at, updated_at
+                server_kid, created_at, updated_at
          FROM devices WHERE id = $1",
         id
     )
@@ -129,7 +130,7 @@ pub(crate) async fn list_in(conn: &mut PgConnection, cardholder: &str) -> StoreR
         DeviceRow,
         "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
                 approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
-                created_at, updated_at
+                server_kid, created_at, updated_at
          FROM devices WHERE cardholder_id = $1 ORDER BY created_at, id",
         cardholder
     )

@@ -74,8 +74,8 @@ pub(crate) async fn enroll(
     sqlx::query!(
         "INSERT INTO devices (id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint,
                               approval_jwk, approval_thumbprint, agreement_jwk, agreement_thumbprint,
-                              push_token, push_environment, failures, created_at, updated_at)
-         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?13)",
+                              push_token, push_environment, failures, server_kid, created_at, updated_at)
+         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?14, ?13, ?13)",
         device_id,
         cardholder.as_str(),
         device.platform.as_str(),
@@ -89,6 +89,7 @@ pub(crate) async fn enroll(
         push_token,
         push_env,
         device.created_at.0,
+        device.server_kid,
     )
     .execute(&mut *tx)
     .await
@@ -107,7 +108,7 @@ pub(crate) async fn get(s: &SqliteStore, id: &DeviceId) -> StoreResult<Option<De
         DeviceRow,
         "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
                 approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
-                created_at, updated_at
+                server_kid, created_at, updated_at
          FROM devices WHERE id = ?1",
         id
     )
@@ -123,7 +124,7 @@ pub(crate) async fn list(s: &SqliteStore, cardholder: &CardholderId) -> StoreRes
         DeviceRow,
         "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
                 approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, failures,
-                created_at, updated_at
+                server_kid, created_at, updated_at
          FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
         cardholder
     )

@@ -224,7 +224,7 @@ impl DirectTx<'_> {
             .prepare_cached(
                 "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
                         approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment,
-                        failures, created_at, updated_at
+                        failures, server_kid, created_at, updated_at
                  FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
             )
             .map_err(backend)?;
@@ -245,8 +245,9 @@ impl DirectTx<'_> {
                     push_token: r.get(11)?,
                     push_environment: r.get(12)?,
                     failures: r.get(13)?,
-                    created_at: r.get(14)?,
-                    updated_at: r.get(15)?,
+                    server_kid: r.get(14)?,
+                    created_at: r.get(15)?,
+                    updated_at: r.get(16)?,
                 })
             })
             .map_err(backend)?;

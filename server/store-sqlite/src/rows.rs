@@ -74,6 +74,7 @@ pub(crate) struct DeviceRow {
     pub push_token: Option<String>,
     pub push_environment: Option<String>,
     pub failures: i64,
+    pub server_kid: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -105,6 +106,7 @@ impl DeviceRow {
                 .push_token
                 .map(|token| PushTarget { token, environment }),
             failures: int32("devices.failures", self.failures)?,
+            server_kid: self.server_kid,
             created_at: Millis(self.created_at),
             updated_at: Millis(self.updated_at),
         })

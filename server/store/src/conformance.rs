@@ -177,6 +177,7 @@ pub fn new_device(push: Option<&str>) -> NewDevice {
             token: t.into(),
             environment: Some(PushEnvironment::Sandbox),
         }),
+        server_kid: Some("server-kid-1".into()),
         created_at: T0,
     }
 }

@@ -283,6 +283,9 @@ pub struct NewDevice {
     pub agreement_key: DeviceKey,
     /// Push token, when the app has one.
     pub push: Option<PushTarget>,
+    /// `kid` of the server key given to the device at enrollment (the key it pins and
+    /// verifies challenges with).
+    pub server_kid: Option<String>,
     /// Creation time.
     pub created_at: Millis,
 }
@@ -312,6 +315,9 @@ pub struct Device {
     pub push: Option<PushTarget>,
     /// Consecutive refused proofs.
     pub failures: i32,
+    /// `kid` of the server key the device pinned at enrollment; `None` for devices
+    /// enrolled before it was recorded (their key is found by enrollment time).
+    pub server_kid: Option<String>,
     /// Creation time.
     pub created_at: Millis,
     /// Last change.
@@ -870,6 +876,7 @@ impl NewDevice {
             agreement_key: self.agreement_key,
             push: self.push,
             failures: 0,
+            server_kid: self.server_kid,
             created_at: self.created_at,
             updated_at: self.created_at,
         }

@@ -291,17 +291,19 @@ async fn server_key_wrapped_and_rotated(app: TestApp) {
     assert_eq!(wrapped.state.server_kid, first_kid);
     let ring = store.server_key_list().await.unwrap();
     assert!(ring[0].wrapped);
+    let wrapped_base = format!("http://{}", wrapped.addr);
     assert!(!ring[0].pkcs8.windows(8).any(|w| {
         app.server
             .state
             .keyring
+            .current()
             .active()
             .key
             .to_pkcs8()
             .windows(8)
             .any(|x| x == w)
     }));
-    wrapped.shutdown().await;
+    // (`wrapped` keeps running: below, an instance with the KEK that did not restart)
     // without the KEK, or with another, the start fails and says why
     let e = second_instance(&app, |_| {}).await.unwrap_err();
     assert!(e.contains("wrapped"), "{e}");
@@ -327,6 +329,35 @@ async fn server_key_wrapped_and_rotated(app: TestApp) {
     let c = old_on_new.challenge(&id).await; // verifies with the key pinned at enrollment
     let proof = old_on_new.sign_decision(&c, pushauth_core::proof::Decision::Approve, None);
     assert_eq!(old_on_new.post_proof(&id, &proof).await.status, 200);
+    // An instance that did not restart (with the KEK) enrolls with the new key: it
+    // reloads its keyring when the store's active key changed.
+    let probe_wrapped = TestApp {
+        server: wrapped,
+        base: wrapped_base.clone(),
+        http: app.http.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let fresh = TestDevice::enroll(&probe_wrapped, &app.activation_code(&ch).await).await;
+    assert_eq!(fresh.server_key.thumbprint(), new_kid);
+    probe_wrapped.server.shutdown().await;
+    // One that cannot open the new keys (no KEK) keeps enrolling with the key it holds;
+    // the pinned kid is recorded, so the restarted instance, which finds keys by
+    // enrollment time for older devices, signs this device's challenges with that key.
+    let stale = TestDevice::enroll(&app, &app.activation_code(&ch).await).await;
+    assert_eq!(stale.server_key.thumbprint(), first_kid);
+    for (d, name) in [(&fresh, "fresh"), (&stale, "stale")] {
+        let id = app.new_challenge(&ch, &format!("rot-{name}")).await;
+        let on_new = device_on(d, &base);
+        let c = on_new.challenge(&id).await; // verifies with its pinned key
+        let proof = on_new.sign_decision(&c, pushauth_core::proof::Decision::Approve, None);
+        assert_eq!(on_new.post_proof(&id, &proof).await.status, 200, "{name}");
+    }
+    let id = app.new_challenge(&ch, "rot-old").await;
+    assert_eq!(
+        old_device.approve(&id).await.status,
+        200,
+        "the old device still gets the old key"
+    );
     // a device enrolled on the restarted instance pins the new key
     let code = app.activation_code(&ch).await;
     let new_app_device = {

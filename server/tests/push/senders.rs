@@ -90,6 +90,7 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
             environment,
         }),
         failures: 0,
+        server_kid: None,
         created_at: now,
         updated_at: now,
     };

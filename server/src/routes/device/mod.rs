@@ -128,7 +128,11 @@ pub(crate) struct ChallengeItem {
 }
 
 /// Signs a challenge for a device (protocol §5).
-fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResult<ChallengeItem> {
+async fn sign_for(
+    state: &AppState,
+    challenge: &Challenge,
+    device: &Device,
+) -> ApiResult<ChallengeItem> {
     let claims = ChallengeClaims {
         iss: state.issuer.clone(),
         aud: device.id.clone(),
@@ -139,8 +143,12 @@ fn sign_for(state: &AppState, challenge: &Challenge, device: &Device) -> ApiResu
         exp: challenge.deadline.as_unix_time(),
         pin: challenge.processor_input.clone(),
     };
-    let key = &state.keyring.for_device(device.created_at).key;
-    let token = challenge::sign(&claims, key).map_err(ApiError::internal)?;
+    let (ring, index) = state
+        .keyring
+        .for_device(state.store.as_ref(), device)
+        .await
+        .map_err(ApiError::internal)?;
+    let token = challenge::sign(&claims, &ring.key(index).key).map_err(ApiError::internal)?;
     Ok(ChallengeItem {
         id: challenge.id.clone(),
         status: challenge.status,
@@ -163,13 +171,15 @@ pub(crate) async fn pending_items(
     state: &AppState,
     device: &Device,
 ) -> ApiResult<Vec<ChallengeItem>> {
-    state
+    let pending = state
         .store
         .challenge_pending_for(&device.cardholder, now())
-        .await?
-        .iter()
-        .map(|c| sign_for(state, c, device))
-        .collect()
+        .await?;
+    let mut items = Vec::with_capacity(pending.len());
+    for c in &pending {
+        items.push(sign_for(state, c, device).await?);
+    }
+    Ok(items)
 }
 
 /// `GET /v1/device/challenges`.
@@ -198,7 +208,7 @@ async fn get_challenge(
             "the challenge deadline has passed",
         ));
     }
-    Ok(AppJson(sign_for(&state, &c, &call.device)?).into_response())
+    Ok(AppJson(sign_for(&state, &c, &call.device).await?).into_response())
 }
 
 /// `POST /v1/device/challenges/{id}/decision`.

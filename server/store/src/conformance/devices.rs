@@ -153,6 +153,16 @@ pub async fn device_status<S: Store>(store: S) {
     let s = ready(store).await;
     let anna = new_cardholder(&*s).await;
     let d = enrolled(&*s, &anna, None).await;
+    assert_eq!(
+        s.device_get(&d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .server_kid
+            .as_deref(),
+        Some("server-kid-1"),
+        "the pinned server key's kid is kept"
+    );
     assert!(
         s.device_set_status(&d.id, DeviceStatus::Locked, draft("device.locked"))
             .await

@@ -8,7 +8,7 @@
 
 use pushauth_core::UnixTime;
 use pushauth_core::challenge::VerifiedChallenge;
-use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason};
+use pushauth_core::proof::{self, Decision, DecisionInput, DenyReason, UserVerification};
 
 use crate::api::{self, EndpointKind};
 use crate::device::{Device, now};
@@ -47,11 +47,18 @@ impl Device {
         } else {
             Decision::Approve
         };
+        // A decline signed with the device key involved no user verification: say so
+        // (the claim is what the issuer's evidence shows), never the approval key's.
+        let uv = if decision == Decision::Deny && !self.settings.decline_with_approval_key {
+            UserVerification::None
+        } else {
+            self.settings.user_verification
+        };
         let input = DecisionInput {
             device: &state.device,
             decision,
             reason,
-            uv: self.settings.user_verification,
+            uv,
             processor_output,
             now,
             lifetime_secs: self.settings.proof_lifetime_secs,

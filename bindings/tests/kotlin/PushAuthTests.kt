@@ -373,6 +373,7 @@ fun offlineTests(r: Runner) {
         eq(store.prompts.toList(), listOf<SigningPrompt?>(null))
         eq(Json.parse(String(b64u(token.split(".")[0]))).obj()["typ"], "pushauth-decline+jwt")
         eq(claimsOf(token)["reason"], "not_me")
+        eq(claimsOf(token)["uv"], "none", "a decline without a prompt claims no user verification")
         val expect = case("proofs.json", "deny_not_me")["expect"].obj()
         eq(verifyApprovalProofForTests(token, expectations(expect, validChallenge.long("now") + 2)), "ok")
         val strict = vectorStore()

@@ -401,6 +401,7 @@ class OfflineFlowTests(unittest.TestCase):
         claims = json.loads(b64u(token.split(".")[1]))
         self.assertEqual(header["typ"], "pushauth-decline+jwt")
         self.assertEqual((claims["decision"], claims["reason"]), ("deny", "not_me"))
+        self.assertEqual(claims["uv"], "none", "no user verification happened: the proof says so")
         # An issuer whose server requires the approval key for declines.
         strict = vector_store()
         self.sign_proof(strict, reason=pa.DenyReason.DECLINED,

@@ -2,7 +2,8 @@
 //!
 //! uniffi bindings (Kotlin, Swift, Python) over [`pushauth_core`], for the issuer's
 //! app: enroll the device (device, approval and agreement keys), receive and decrypt
-//! pushes, fetch and verify server challenges, approve (one biometric prompt) or
+//! pushes (APNs, FCM, Web Push), fetch and verify server challenges, approve (one
+//! biometric prompt) or
 //! decline, rotate keys crash-safely, migrate to a new phone, unenroll.
 //!
 //! Layout (see `bindings/README.md` for the integration guide):
@@ -43,13 +44,16 @@ pub use ffi::enrollment::{
 pub use ffi::error::{KeyStoreError, PushAuthError};
 pub use ffi::key_store::{KeyPurpose, KeyStore, SignatureFormat, SigningPrompt, SoftwareKeyStore};
 pub use ffi::push::{PushMessage, PushPreview, decrypt_push, parse_push};
-pub use ffi::transport::{
-    HttpHeader, HttpRequest, HttpResponse, HttpTransport, TransportError, builtin_transport,
-};
 pub use ffi::transaction::{
     DisplayField, Transaction, TxnMember, TxnMemberValue, canonical_transaction_json,
     transaction_digest, transaction_display_fields,
 };
+pub use ffi::transport::{
+    HttpHeader, HttpRequest, HttpResponse, HttpTransport, TransportError, builtin_transport,
+};
 pub use ffi::types::{
     DenyReason, Platform, Provider, PushEnvironment, TransactionKind, UserVerification,
+};
+pub use ffi::webpush::{
+    WebPushKeys, decrypt_web_push, generate_web_push_keys, parse_web_push, web_push_token,
 };

@@ -10,8 +10,8 @@ use super::enrollment::{ClientOptions, EnrollmentState};
 use super::error::PushAuthError;
 use super::key_store::{KeyPurpose, KeyStore};
 use super::push::PushPreview;
-use super::transport::HttpTransport;
 use super::transaction::{DisplayField, Transaction};
+use super::transport::HttpTransport;
 use super::types::{DenyReason, Provider, PushEnvironment, TransactionKind};
 use crate::device::{self, Device, Settings, now};
 use crate::enrollment::Enrollment;
@@ -67,7 +67,12 @@ impl ChallengeView {
             amount_minor: c.txn.amount().map(|m| m.minor()),
             payee: c.txn.payee().map(|p| p.as_str().to_owned()),
             summary: crate::decision::summary(v),
-            details: c.txn.display_fields().iter().map(DisplayField::from).collect(),
+            details: c
+                .txn
+                .display_fields()
+                .iter()
+                .map(DisplayField::from)
+                .collect(),
             transaction: Transaction::from(&c.txn),
             deadline: c.exp.seconds(),
             processor_input: c.pin.clone(),
@@ -171,7 +176,8 @@ impl PushAuthClient {
         Ok(EnrollmentState::from(&self.inner.state()?))
     }
 
-    /// Sends a new APNs / FCM token (device key: no prompt, works in the background).
+    /// Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+    /// (device key: no prompt, works in the background).
     pub async fn update_push_token(
         &self,
         push_token: String,

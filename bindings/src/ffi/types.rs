@@ -63,7 +63,6 @@ impl Provider {
             Provider::Other { name } => name.clone(),
         }
     }
-
 }
 
 /// What is being authenticated. Servers may add kinds: an unknown one arrives as
@@ -112,7 +111,6 @@ impl TransactionKind {
             TransactionKind::Other { name } => name.clone(),
         }
     }
-
 }
 
 /// Why the cardholder denied.
@@ -159,8 +157,11 @@ impl From<UserVerification> for CoreUv {
 pub enum Platform {
     /// iOS / iPadOS.
     Ios,
-    /// Android.
+    /// Android (FCM).
     Android,
+    /// A Web Push receiver: UnifiedPush on Android without Google services, or a
+    /// browser. The push token is the subscription (`web_push_token`).
+    WebPush,
     /// Anything else (desktop demo, tests).
     Other,
 }
@@ -170,6 +171,7 @@ impl Platform {
         match self {
             Platform::Ios => "ios",
             Platform::Android => "android",
+            Platform::WebPush => "webpush",
             Platform::Other => "other",
         }
     }

@@ -49,9 +49,9 @@ pub use device_keys::{
     device_migration_grant_single_use, device_rotate_each_key_idempotent,
 };
 pub use devices::{
-    activation_single_use, device_enroll_concurrent, device_failures_lock_and_decide_resets,
-    device_push_token_dead, device_rotate_key_cas, device_status, request_nonce_purge,
-    request_nonce_replay,
+    activation_single_use, device_enroll_concurrent, device_every_platform,
+    device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
+    device_status, request_nonce_purge, request_nonce_replay,
 };
 pub use keys::{
     admin_key_configured_replaces_previous, admin_key_list_and_revoke, server_key_rotate_and_rewrap,
@@ -86,6 +86,7 @@ macro_rules! store_conformance_suite {
             cardholders, card_links,
             activation_single_use, device_enroll_concurrent, device_status,
             device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
+            device_every_platform,
             device_rotate_each_key_idempotent, device_inactive_cannot_rotate_or_set_push_token,
             device_migration_grant_single_use, device_migration_grant_concurrent,
             request_nonce_replay, request_nonce_purge,

@@ -4,12 +4,13 @@
 # result reaches the processor.
 #
 #   bash mobile-demo/demo.sh [--processor enfuce|adyen|paysafe|treezor|api]
-#                            [--answer approve|deny|not_me|ask] [--no-push]
+#                            [--answer approve|deny|not_me|ask] [--push fcm|webpush|none]
 #
 # Builds what is missing (the server and the SDK's cdylib in debug, kotlinc from npm, the
 # phone's jar), then starts, in a temporary directory: a mock processor
-# (mock_processor.py), a mock FCM (mock_fcm.py), the issuer's event receiver
-# (issuer_receiver.py, Standard Webhooks), the pushauth server on SQLite
+# (mock_processor.py), a mock FCM (mock_fcm.py) or, with --push webpush, a mock Web Push
+# service (mock_webpush.py: a UnifiedPush distributor's server), the issuer's event
+# receiver (issuer_receiver.py, Standard Webhooks), the pushauth server on SQLite
 # configured for both; creates a cardholder and a card link through the admin API;
 # enrolls the virtual phone; plays the processor with a real-shaped, authenticated
 # webhook; the phone answers (--auto approve by default; --answer ask puts the prompt on
@@ -32,6 +33,8 @@ while [ $# -gt 0 ]; do
         --answer) answer="${2:?--answer needs a value}"; shift 2 ;;
         --answer=*) answer="${1#*=}"; shift ;;
         --no-push) use_push=no; shift ;;
+        --push) use_push="${2:?--push needs a value}"; shift 2 ;;
+        --push=*) use_push="${1#*=}"; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -49,8 +52,10 @@ if [ "$processor" != api ] && [ ! -f "server/src/providers/$processor.rs" ]; the
     exit 2
 fi
 if [ "$use_push" = auto ]; then
-    if [ -f server/src/push/fcm.rs ]; then use_push=yes; else use_push=no; fi
+    if [ -f server/src/push/fcm.rs ]; then use_push=fcm; else use_push=no; fi
 fi
+case "$use_push" in fcm|webpush) ;; none|no) use_push=no ;;
+    *) echo "demo: --push fcm|webpush|none" >&2; exit 2 ;; esac
 
 now_ms() { date +%s%3N; }
 T0=$(now_ms)
@@ -140,7 +145,7 @@ ISSUER="http://127.0.0.1:$(cat "$TMP/issuer.port")"
 say "issuer event receiver listening at $ISSUER (verifies Standard Webhooks signatures)"
 
 PUSH_TOML=""
-if [ "$use_push" = yes ]; then
+if [ "$use_push" = fcm ]; then
     # A fake service account whose token_uri is the mock's; its key is the push tests'
     # test-only RSA key (server/tests/push/fixtures), which protects nothing.
     FCM_KEY=server/tests/push/fixtures/test-only-fcm-service-account-key.pem
@@ -163,6 +168,23 @@ EOF
 fcm_service_account_file = \"$TMP/service-account.json\"
 fcm_base_url = \"$FCM\""
     say "mock FCM listening at $FCM (OAuth token endpoint + HTTP v1 send + the phone's inbox)"
+elif [ "$use_push" = webpush ]; then
+    # The server's VAPID key, made the way an operator makes it; the phone's subscription
+    # names its public half (the application server key) and the mock checks it.
+    VAPID_PUB=$("${CARGO_TARGET_DIR:-target}/debug/pushauth" vapid-key generate --out "$TMP/vapid.pem")
+    echo "{\"t0_ms\": $T0, \"vapid_public_key\": \"$VAPID_PUB\"}" > "$TMP/webpush.json"
+    python3 -u mobile-demo/mock_webpush.py --config "$TMP/webpush.json" --port-file "$TMP/webpush.port" &
+    PIDS+=($!)
+    wait_file "$TMP/webpush.port" 10 "${PIDS[-1]}" || { echo "the mock Web Push service did not start" >&2; exit 1; }
+    WEBPUSH="http://127.0.0.1:$(cat "$TMP/webpush.port")"
+    # allow_http / allow_private_addresses: the mock is plain http on 127.0.0.1; a real
+    # deployment keeps both false (docs/push.md §9).
+    PUSH_TOML="[push.webpush]
+vapid_key_file = \"$TMP/vapid.pem\"
+subject = \"mailto:push-ops@bank.example\"
+allow_http = true
+allow_private_addresses = true"
+    say "mock Web Push service listening at $WEBPUSH (VAPID key ${VAPID_PUB:0:16}… from pushauth vapid-key generate)"
 fi
 
 # ---------------------------------------------------------------- the processors
@@ -351,7 +373,7 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 [ -n "$PUSHAUTH" ] || { echo "the pushauth server did not start:" >&2; cat "$TMP/server.log" >&2; exit 1; }
-say "pushauth server at $PUSHAUTH (SQLite in a temp dir; [providers.$processor] -> mock processor$([ "$use_push" = yes ] && echo ", [push] FCM -> mock FCM"))"
+say "pushauth server at $PUSHAUTH (SQLite in a temp dir; [providers.$processor] -> mock processor$(case "$use_push" in fcm) echo ", [push] FCM -> mock FCM" ;; webpush) echo ", [push.webpush] -> mock Web Push service" ;; esac))"
 
 admin() { # METHOD PATH [JSON]
     curl -sS -f -X "$1" -H "Authorization: Bearer $ADMIN_KEY" ${3:+-H "Content-Type: application/json" --data-binary "$3"} "$PUSHAUTH$2"
@@ -370,8 +392,10 @@ say "admin: activation code issued; QR payload $link"
 
 PHONE_DIR="$TMP/phone"
 push_args=()
-if [ "$use_push" = yes ]; then
+if [ "$use_push" = fcm ]; then
     push_args=(--platform android --push-token "demo-fcm-$(rand 20)" --push-inbox "$FCM")
+elif [ "$use_push" = webpush ]; then
+    push_args=(--platform webpush --push-inbox "$WEBPUSH")
 else
     push_args=(--platform other)
 fi

@@ -56,14 +56,15 @@ def main():
     trail = ", ".join(x.get("action", "?") for x in e.get("audit") or [])
     say(f"admin: audit chain {audit.get('result')} ({audit.get('entries')} entries); this challenge: {trail}")
 
+    service = "mock Web Push service" if push == "webpush" else "mock FCM"
     rows = [("enroll: link -> device registered, keys pinned", int(enroll_ms), "the phone, JVM start included")]
     rows.append(("processor's request sent -> challenge stored", c["created_at"] - webhook_at, ""))
     for a in attempts:
         if a["kind"] == "push":
-            rows.append(("  -> push accepted by the mock FCM", a["at"] + a["latency_ms"] - webhook_at, ""))
+            rows.append((f"  -> push accepted by the {service}", a["at"] + a["latency_ms"] - webhook_at, ""))
     if d:
         rows.append((f"  -> the phone's {d['decision']} accepted", d["at"] - webhook_at,
-                     "push, decrypt, fetch + verify, sign, send" if push == "yes" else "poll, fetch + verify, sign, send"))
+                     "push, decrypt, fetch + verify, sign, send" if push != "no" else "poll, fetch + verify, sign, send"))
     if results:
         rows.append(("  -> result received by the mock processor", results[0]["received_ms"] - webhook_at,
                      str(results[0]["result"])))
@@ -75,7 +76,7 @@ def main():
     if answer == "ask" and d:
         answer = f"ask -> {d['decision']}" + (f" ({d['reason']})" if d.get("reason") else "")
     print(f"== pushauth demo: {processor}, answer {answer}, "
-          f"push {'via the mock FCM' if push == 'yes' else 'off (the phone polls)'}")
+          f"push {'via the ' + service if push != 'no' else 'off (the phone polls)'}")
     for label, ms, note in rows:
         print(f"   {label:<48} {ms:>6} ms" + (f"   ({note})" if note else ""))
 

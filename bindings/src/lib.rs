@@ -2,7 +2,8 @@
 //!
 //! uniffi bindings (Kotlin, Swift, Python) over [`pushauth_core`], for the issuer's
 //! app: enroll the device (device, approval and agreement keys), receive and decrypt
-//! pushes, fetch and verify server challenges, approve (one biometric prompt) or
+//! pushes (APNs, FCM, Web Push), fetch and verify server challenges, approve (one
+//! biometric prompt) or
 //! decline, rotate keys crash-safely, migrate to a new phone, unenroll.
 //!
 //! Layout (see `bindings/README.md` for the integration guide):
@@ -54,4 +55,7 @@ pub use ffi::transport::{
 };
 pub use ffi::types::{
     DenyReason, Platform, Provider, PushEnvironment, TransactionKind, UserVerification,
+};
+pub use ffi::webpush::{
+    WebPushKeys, decrypt_web_push, generate_web_push_keys, parse_web_push, web_push_token,
 };

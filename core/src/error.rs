@@ -171,6 +171,9 @@ pub enum Error {
     /// The key-agreement provider (software key or hardware key store) failed.
     #[error("key agreement failed: {0}")]
     AgreementFailed(String),
+    /// A Web Push subscription (push token of a `webpush` device) was not well formed.
+    #[error("invalid web push subscription: {0}")]
+    InvalidSubscription(&'static str),
 }
 
 /// Result alias for the core.
@@ -228,6 +231,7 @@ impl Error {
             Error::MalformedEnvelope(_) => "malformed_envelope",
             Error::DecryptFailed => "decrypt_failed",
             Error::AgreementFailed(_) => "agreement_failed",
+            Error::InvalidSubscription(_) => "invalid_subscription",
         }
     }
 }

@@ -15,7 +15,8 @@
 //! - [`key_statement`]: `pushauth-key+jwt` statements binding the approval key at
 //!   enrollment and rotating either key;
 //! - [`migration`]: migration grants authorising a new phone's enrollment;
-//! - [`push`]: private push payloads (ECDH P-256 + HKDF-SHA256 + AES-256-GCM).
+//! - [`push`]: private push payloads (ECDH P-256 + HKDF-SHA256 + AES-256-GCM);
+//! - [`webpush`]: Web Push subscriptions and RFC 8291 `aes128gcm` message encryption.
 //!
 //! Nothing here opens a socket, reads a clock or touches a file: time is passed in
 //! as [`UnixTime`], randomness comes from the OS through `ring::rand::SystemRandom`.
@@ -37,6 +38,7 @@ pub mod push;
 pub mod request;
 pub mod time;
 pub mod transaction;
+pub mod webpush;
 
 pub use error::Error;
 pub use ids::{ChallengeId, DeviceId, Nonce, Provider, ProviderRef};

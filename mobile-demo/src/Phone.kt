@@ -2,7 +2,8 @@
 // Kotlin bindings (bindings/generated/kotlin) and nothing else of pushauth's.
 //
 //   phone [--dir DIR] enroll <activation code | pushauth://enroll?… link> [--server URL]
-//         [--platform android|ios|other] [--label TEXT] [--push-token T --push-inbox URL]
+//         [--platform android|ios|webpush|other] [--label TEXT] [--push-token T --push-inbox URL]
+//         (webpush: --push-inbox URL only; the phone subscribes at the mock Web Push service)
 //   phone [--dir DIR] run [--auto approve|deny|not_me] [--once] [--timeout SECS]
 //         [--poll-ms MS] [--ready-file FILE]
 //   phone [--dir DIR] status
@@ -81,14 +82,19 @@ fun enrollCommand(storage: PhoneStorage, args: Args) {
     val platform = when (val p = args["--platform"] ?: "android") {
         "android" -> Platform.ANDROID
         "ios" -> Platform.IOS
+        "webpush" -> Platform.WEB_PUSH
         "other" -> Platform.OTHER
-        else -> throw UsageError("--platform android|ios|other, not $p")
+        else -> throw UsageError("--platform android|ios|webpush|other, not $p")
     }
     val label = args["--label"] ?: "Virtual phone (pushauth mobile-demo)"
-    val pushToken = args["--push-token"]
+    var pushToken = args["--push-token"]
     val inbox = args["--push-inbox"]
     args.done()
-    if ((pushToken == null) != (inbox == null)) throw UsageError("--push-token and --push-inbox go together")
+    if (platform == Platform.WEB_PUSH) {
+        if (pushToken != null || inbox == null) throw UsageError("--platform webpush takes --push-inbox (the mock Web Push service) and no --push-token")
+    } else if ((pushToken == null) != (inbox == null)) {
+        throw UsageError("--push-token and --push-inbox go together")
+    }
     if (storage.enrolled()) {
         throw UsageError("already enrolled (${storage.loadState().deviceId}); run `phone reset` first")
     }
@@ -97,6 +103,18 @@ fun enrollCommand(storage: PhoneStorage, args: Args) {
     say(if (link != null) "scanned enrollment link: server ${link.serverUrl}, code ${link.activationCode.take(4)}-…"
         else "activation code ${activation.take(4)}-… for ${serverUrl ?: "?"}")
     val keyStore = storage.keyStore()
+    // Web Push: the subscription keys (the app's own, like a UnifiedPush app on
+    // connector 2.x), an endpoint from the push service, and the token made of both.
+    var push: PushRegistration? = null
+    if (platform == Platform.WEB_PUSH) {
+        val keys = generateWebPushKeys()
+        val (subscription, endpoint) = PushInbox.subscribe(inbox!!)
+        pushToken = webPushToken(endpoint, keys.p256dh, keys.auth)
+        push = PushRegistration(pushToken, inbox, subscription, keys)
+        say("web push: subscribed at the push service, endpoint $endpoint; subscription keys made on the phone")
+    } else if (pushToken != null) {
+        push = PushRegistration(pushToken, inbox!!)
+    }
     val started = System.currentTimeMillis()
     val request = EnrollRequest(
         activation = activation, serverUrl = serverUrl, platform = platform, label = label,
@@ -104,27 +122,55 @@ fun enrollCommand(storage: PhoneStorage, args: Args) {
     )
     val state = runBlocking { enroll(request, keyStore) }
     storage.saveState(state)
-    storage.savePush(if (pushToken != null) PushRegistration(pushToken, inbox!!) else null)
+    storage.savePush(push)
     say("enrolled in ${ms(started)} ms: device ${state.deviceId} at ${state.serverUrl}")
     say("  pinned server key ${state.serverKid.take(12)}…, issuer ${state.issuer}")
     say("  keys ${keyStore.aliases().joinToString(", ")} in ${storage.describe()}/keystore.bin (SoftwareKeyStore standing in for the Secure Enclave / StrongBox)")
     say("  device key (requests, no prompt), approval key (one biometric prompt per approval), agreement key (push)")
-    say(if (pushToken != null) "  push: FCM token ${pushToken.take(16)}… registered with the server" else "  push: none (the phone will poll)")
+    say(when {
+        push?.webPushKeys != null -> "  push: Web Push subscription (endpoint, p256dh, auth) registered with the server"
+        push != null -> "  push: FCM token ${push.token.take(16)}… registered with the server"
+        else -> "  push: none (the phone will poll)"
+    })
 }
 
 // ---------------------------------------------------------------- run
 
+/** One delivered push: FCM's data map, or a Web Push message body (still encrypted). */
+sealed class Delivery {
+    data class Data(val data: Map<String, String>) : Delivery()
+    class WebPush(val body: ByteArray) : Delivery()
+}
+
 class PushInbox(private val reg: PushRegistration) {
     private val http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build()
 
-    /** Waits up to `waitMs` for data messages to this phone's token. */
-    fun poll(waitMs: Long): List<Map<String, String>> {
-        val uri = URI.create("${reg.inbox.trimEnd('/')}/inbox?token=${enc(reg.token)}&wait_ms=$waitMs")
+    companion object {
+        /** Subscribes at the mock Web Push service: (subscription id, endpoint). */
+        fun subscribe(service: String): Pair<String, String> {
+            val http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(3)).build()
+            val req = HttpRequest.newBuilder(URI.create("${service.trimEnd('/')}/subscribe"))
+                .timeout(Duration.ofSeconds(5)).POST(HttpRequest.BodyPublishers.noBody()).build()
+            val resp = http.send(req, HttpResponse.BodyHandlers.ofString())
+            if (resp.statusCode() != 201) throw IllegalStateException("web push subscribe: HTTP ${resp.statusCode()}")
+            val (id, endpoint) = resp.body().trim().split(' ', limit = 2)
+            return id to endpoint
+        }
+    }
+
+    /** Waits up to `waitMs` for messages to this phone's token or subscription. */
+    fun poll(waitMs: Long): List<Delivery> {
+        val who = reg.subscription?.let { "sub=${enc(it)}" } ?: "token=${enc(reg.token)}"
+        val uri = URI.create("${reg.inbox.trimEnd('/')}/inbox?$who&wait_ms=$waitMs")
         val req = HttpRequest.newBuilder(uri).timeout(Duration.ofMillis(waitMs + 5000)).GET().build()
         val resp = http.send(req, HttpResponse.BodyHandlers.ofString())
         if (resp.statusCode() != 200) throw IllegalStateException("push inbox: HTTP ${resp.statusCode()}")
-        return resp.body().lines().filter { it.isNotBlank() }.map { line ->
-            line.split('&').associate { kv -> dec(kv.substringBefore('=')) to dec(kv.substringAfter('=', "")) }
+        val lines = resp.body().lines().filter { it.isNotBlank() }
+        if (reg.subscription != null) {
+            return lines.map { Delivery.WebPush(java.util.Base64.getUrlDecoder().decode(it)) }
+        }
+        return lines.map { line ->
+            Delivery.Data(line.split('&').associate { kv -> dec(kv.substringBefore('=')) to dec(kv.substringAfter('=', "")) })
         }
     }
 
@@ -212,12 +258,23 @@ class Session(
         return true
     }
 
-    /** A data message from FCM: what FirebaseMessagingService.onMessageReceived gets. */
-    suspend fun onPush(data: Map<String, String>): Boolean {
+    /**
+     * A data message from FCM (what FirebaseMessagingService.onMessageReceived gets), or
+     * a Web Push message (what a UnifiedPush PushService.onMessage gets).
+     */
+    suspend fun onPush(delivery: Delivery, webPushKeys: WebPushKeys?): Boolean {
         val at = System.currentTimeMillis()
         // No network, agreement key only: what a Notification Service Extension /
-        // FirebaseMessagingService does.
-        when (val msg = parsePush(data, state, keyStore)) {
+        // FirebaseMessagingService does; for Web Push the subscription keys open the
+        // outer RFC 8291 layer first.
+        val msg = when (delivery) {
+            is Delivery.Data -> parsePush(delivery.data, state, keyStore)
+            is Delivery.WebPush -> {
+                say("web push message: ${delivery.body.size} bytes of aes128gcm ciphertext")
+                parseWebPush(delivery.body, webPushKeys, state, keyStore)
+            }
+        }
+        when (msg) {
             is PushMessage.Challenge -> {
                 val cid = msg.challengeId
                 val preview = msg.preview
@@ -254,7 +311,7 @@ fun runCommand(storage: PhoneStorage, args: Args) {
         val session = Session(client, state, keyStore, auto)
         val inbox = push?.let { PushInbox(it) }
         say("device ${short(state.deviceId)} at ${state.serverUrl}: " +
-            (if (inbox != null) "waiting for pushes (mock FCM), checking the pending list every ${pollMs / 1000} s"
+            (if (inbox != null) "waiting for pushes (mock ${if (push?.webPushKeys != null) "Web Push service" else "FCM"}), checking the pending list every ${pollMs / 1000} s"
              else "polling the pending list every $pollMs ms") +
             (timeoutSecs?.let { ", for $it s" } ?: ""))
         runBlocking {
@@ -276,8 +333,8 @@ fun runCommand(storage: PhoneStorage, args: Args) {
                 if (endAt != null && now >= endAt) break
                 val budget = listOfNotNull(nextPoll - now, endAt?.let { it - now }).minOrNull()!!.coerceIn(0, 1000)
                 if (inbox != null) {
-                    for (data in inbox.poll(budget)) {
-                        if (session.onPush(data)) answered++
+                    for (delivery in inbox.poll(budget)) {
+                        if (session.onPush(delivery, push?.webPushKeys)) answered++
                         if (once && answered > 0) break
                     }
                 } else {
@@ -381,7 +438,7 @@ fun main(argv: Array<String>) {
         System.err.println(
             """
             usage: phone [--dir DIR] enroll <activation code | pushauth://enroll?… link> [--server URL]
-                                     [--platform android|ios|other] [--label TEXT] [--push-token T --push-inbox URL]
+                                     [--platform android|ios|webpush|other] [--label TEXT] [--push-token T --push-inbox URL]
                    phone [--dir DIR] run [--auto approve|deny|not_me] [--once] [--timeout SECS] [--poll-ms MS]
                    phone [--dir DIR] status
                    phone [--dir DIR] rotate [device|approval]

@@ -3,7 +3,9 @@
 //   keystore.bin      the keys: SoftwareKeyStore.exportState(), standing in for the
 //                     Secure Enclave / Android Keystore (where keys persist by themselves)
 //   enrollment.json   enrollmentStateToJson(state): Keychain / EncryptedSharedPreferences
-//   push.properties   the FCM registration (token) and where the mock FCM delivers
+//   push.properties   the push registration: the FCM token, or the Web Push
+//                     subscription (token, subscription id, its keys), and where the
+//                     mock FCM / mock Web Push service delivers
 //
 // Only public SDK calls are used: the KeyStore interface, SoftwareKeyStore and its
 // export/import, enrollmentStateToJson / enrollmentStateFromJson.
@@ -62,8 +64,17 @@ class FileBackedKeyStore(private val file: File) : KeyStore {
     }
 }
 
-/** Push registration: the token the server sends to, and the mock FCM's device side. */
-data class PushRegistration(val token: String, val inbox: String)
+/**
+ * Push registration: the token the server sends to, and the mock service's device
+ * side. For Web Push also the subscription id at the mock and the subscription keys
+ * (what a UnifiedPush app keeps in its private storage).
+ */
+data class PushRegistration(
+    val token: String,
+    val inbox: String,
+    val subscription: String? = null,
+    val webPushKeys: WebPushKeys? = null,
+)
 
 class PhoneStorage(val dir: File) {
     private val keysFile = File(dir, "keystore.bin")
@@ -86,7 +97,10 @@ class PhoneStorage(val dir: File) {
         if (!pushFile.exists()) return null
         val p = Properties().apply { pushFile.inputStream().use { load(it) } }
         val token = p.getProperty("token") ?: return null
-        return PushRegistration(token, p.getProperty("inbox") ?: return null)
+        val keys = p.getProperty("p256dh")?.let {
+            WebPushKeys(p256dh = it, auth = p.getProperty("auth"), privateKey = p.getProperty("private_key"))
+        }
+        return PushRegistration(token, p.getProperty("inbox") ?: return null, p.getProperty("subscription"), keys)
     }
 
     fun savePush(push: PushRegistration?) {
@@ -94,8 +108,17 @@ class PhoneStorage(val dir: File) {
             pushFile.delete()
             return
         }
-        val p = Properties().apply { setProperty("token", push.token); setProperty("inbox", push.inbox) }
-        val out = java.io.ByteArrayOutputStream().also { p.store(it, "FCM registration of the virtual phone") }
+        val p = Properties().apply {
+            setProperty("token", push.token)
+            setProperty("inbox", push.inbox)
+            push.subscription?.let { setProperty("subscription", it) }
+            push.webPushKeys?.let {
+                setProperty("p256dh", it.p256dh)
+                setProperty("auth", it.auth)
+                setProperty("private_key", it.privateKey)
+            }
+        }
+        val out = java.io.ByteArrayOutputStream().also { p.store(it, "push registration of the virtual phone") }
         writePrivate(pushFile, out.toByteArray())
     }
 

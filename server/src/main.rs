@@ -45,6 +45,12 @@ enum Command {
         #[command(subcommand)]
         action: ServerKeyAction,
     },
+    /// The Web Push VAPID key (docs/push.md): `generate --out FILE` writes a new one;
+    /// `show` prints the public key of `[push.webpush] vapid_key_file` for the apps.
+    VapidKey {
+        #[command(subcommand)]
+        action: VapidKeyAction,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Health probe for container and service managers: GET /readyz on this
@@ -94,6 +100,19 @@ enum ServerKeyAction {
         #[arg(long)]
         new_kek_file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum VapidKeyAction {
+    /// Write a new P-256 key (PKCS#8 PEM, mode 0600, never overwrites) and print its
+    /// public key.
+    Generate {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key (base64url) of the configured key.
+    Show,
 }
 
 fn parse_scope(s: &str) -> Result<pushauth_store::AdminScope, String> {
@@ -244,6 +263,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                     eprintln!("{n} server keys re-wrapped; configure the new key-encryption key");
                 }
             }
+            Ok(())
+        }
+        Command::VapidKey { action } => {
+            use pushauth_server::push::vapid;
+            let public = match action {
+                VapidKeyAction::Generate { out } => vapid::write_new(&out)?,
+                VapidKeyAction::Show => {
+                    let file = config
+                        .push
+                        .webpush
+                        .vapid_key_file
+                        .as_ref()
+                        .ok_or("push.webpush.vapid_key_file is not set (docs/push.md)")?;
+                    vapid::public_key_of_file(file)?
+                }
+            };
+            println!("{public}");
             Ok(())
         }
         Command::Openapi => {

@@ -531,6 +531,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_decrypt_push() != 3114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_decrypt_web_push() != 42364:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_encrypt_web_push_for_tests() != 16444:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_enroll() != 26734:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_enroll_with_transport() != 62129:
@@ -541,6 +545,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_format_amount() != 46833:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_generate_web_push_keys() != 64482:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_jwk_thumbprint() != 56381:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_normalize_signature() != 63689:
@@ -548,6 +554,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_pushauth_checksum_func_parse_enrollment_link() != 37995:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_parse_push() != 7055:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_parse_web_push() != 51705:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_public_key_jwk() != 28990:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -560,6 +568,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_pushauth_checksum_func_verify_request_proof_for_tests() != 54177:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_func_verify_server_challenge() != 64011:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pushauth_checksum_func_web_push_token() != 25782:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_httptransport_send() != 26101:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -599,7 +609,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_method_pushauthclient_unenroll() != 13274:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 50764:
+    if lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 14748:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pushauth_checksum_constructor_pushauthclient_new() != 21041:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -675,6 +685,12 @@ _UniffiLib.uniffi_pushauth_checksum_func_canonical_transaction_json.restype = ct
 _UniffiLib.uniffi_pushauth_checksum_func_decrypt_push.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_decrypt_push.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_decrypt_web_push.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_decrypt_web_push.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_encrypt_web_push_for_tests.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_encrypt_web_push_for_tests.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_enroll.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_enroll.restype = ctypes.c_uint16
@@ -690,6 +706,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_enrollment_state_to_json.restype = ctyp
 _UniffiLib.uniffi_pushauth_checksum_func_format_amount.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_format_amount.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_generate_web_push_keys.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_generate_web_push_keys.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_jwk_thumbprint.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_jwk_thumbprint.restype = ctypes.c_uint16
@@ -702,6 +721,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_parse_enrollment_link.restype = ctypes.
 _UniffiLib.uniffi_pushauth_checksum_func_parse_push.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_parse_push.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_parse_web_push.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_parse_web_push.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_func_public_key_jwk.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_public_key_jwk.restype = ctypes.c_uint16
@@ -720,6 +742,9 @@ _UniffiLib.uniffi_pushauth_checksum_func_verify_request_proof_for_tests.restype 
 _UniffiLib.uniffi_pushauth_checksum_func_verify_server_challenge.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_func_verify_server_challenge.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pushauth_checksum_func_web_push_token.argtypes = (
+)
+_UniffiLib.uniffi_pushauth_checksum_func_web_push_token.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pushauth_checksum_method_httptransport_send.argtypes = (
 )
 _UniffiLib.uniffi_pushauth_checksum_method_httptransport_send.restype = ctypes.c_uint16
@@ -851,6 +876,18 @@ _UniffiLib.uniffi_pushauth_fn_func_decrypt_push.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_pushauth_fn_func_decrypt_push.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_func_decrypt_web_push.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_decrypt_web_push.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_encrypt_web_push_for_tests.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_encrypt_web_push_for_tests.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_func_enroll.argtypes = (
     _UniffiRustBuffer,
     ctypes.c_uint64,
@@ -878,6 +915,10 @@ _UniffiLib.uniffi_pushauth_fn_func_format_amount.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_func_format_amount.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_generate_web_push_keys.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_generate_web_push_keys.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_func_jwk_thumbprint.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -900,6 +941,13 @@ _UniffiLib.uniffi_pushauth_fn_func_parse_push.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_pushauth_fn_func_parse_push.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pushauth_fn_func_parse_web_push.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pushauth_fn_func_parse_web_push.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pushauth_fn_func_public_key_jwk.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -943,6 +991,13 @@ _UniffiLib.uniffi_pushauth_fn_func_verify_server_challenge.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pushauth_fn_func_verify_server_challenge.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pushauth_fn_func_web_push_token.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pushauth_fn_func_web_push_token.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pushauth_fn_method_httptransport_send.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2881,10 +2936,16 @@ class Platform(enum.Enum):
     
     ANDROID = 1
     """
-    Android.
+    Android (FCM).
 """
     
-    OTHER = 2
+    WEB_PUSH = 2
+    """
+    A Web Push receiver: UnifiedPush on Android without Google services, or a
+    browser. The push token is the subscription (`web_push_token`).
+"""
+    
+    OTHER = 3
     """
     Anything else (desktop demo, tests).
 """
@@ -2900,6 +2961,8 @@ class _UniffiFfiConverterTypePlatform(_UniffiConverterRustBuffer):
         if variant == 2:
             return Platform.ANDROID
         if variant == 3:
+            return Platform.WEB_PUSH
+        if variant == 4:
             return Platform.OTHER
         raise InternalError("Raw enum value doesn't match any cases")
 
@@ -2908,6 +2971,8 @@ class _UniffiFfiConverterTypePlatform(_UniffiConverterRustBuffer):
         if value == Platform.IOS:
             return
         if value == Platform.ANDROID:
+            return
+        if value == Platform.WEB_PUSH:
             return
         if value == Platform.OTHER:
             return
@@ -2919,8 +2984,10 @@ class _UniffiFfiConverterTypePlatform(_UniffiConverterRustBuffer):
             buf.write_i32(1)
         if value == Platform.ANDROID:
             buf.write_i32(2)
-        if value == Platform.OTHER:
+        if value == Platform.WEB_PUSH:
             buf.write_i32(3)
+        if value == Platform.OTHER:
+            buf.write_i32(4)
 
 
 
@@ -3817,6 +3884,54 @@ class _UniffiFfiConverterTypeSigningPrompt(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterString.write(value.title, buf)
         _UniffiFfiConverterString.write(value.summary, buf)
+
+@dataclass
+class WebPushKeys:
+    """
+    A Web Push subscription's keys, made by [`generate_web_push_keys`] when the app
+    (not its push library) holds them. Store them with the enrollment state, in the
+    app's private storage: `auth` and `private_key` are secrets (they only open the
+    outer layer; the payment details stay encrypted to the agreement key inside).
+"""
+    def __init__(self, *, p256dh:str, auth:str, private_key:str):
+        self.p256dh = p256dh
+        self.auth = auth
+        self.private_key = private_key
+        
+        
+
+    
+    def __str__(self):
+        return "WebPushKeys(p256dh={}, auth={}, private_key={})".format(self.p256dh, self.auth, self.private_key)
+    def __eq__(self, other):
+        if self.p256dh != other.p256dh:
+            return False
+        if self.auth != other.auth:
+            return False
+        if self.private_key != other.private_key:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeWebPushKeys(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return WebPushKeys(
+            p256dh=_UniffiFfiConverterString.read(buf),
+            auth=_UniffiFfiConverterString.read(buf),
+            private_key=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.p256dh)
+        _UniffiFfiConverterString.check_lower(value.auth)
+        _UniffiFfiConverterString.check_lower(value.private_key)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.p256dh, buf)
+        _UniffiFfiConverterString.write(value.auth, buf)
+        _UniffiFfiConverterString.write(value.private_key, buf)
 
 
 
@@ -5633,7 +5748,8 @@ class PushAuthClientProtocol(typing.Protocol):
         raise NotImplementedError
     async def update_push_token(self, push_token: str,environment: typing.Optional[PushEnvironment]) -> None:
         """
-        Sends a new APNs / FCM token (device key: no prompt, works in the background).
+        Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+        (device key: no prompt, works in the background).
 """
         raise NotImplementedError
 
@@ -6046,7 +6162,8 @@ class PushAuthClient(PushAuthClientProtocol):
         )
     async def update_push_token(self, push_token: str,environment: typing.Optional[PushEnvironment]) -> None:
         """
-        Sends a new APNs / FCM token (device key: no prompt, works in the background).
+        Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+        (device key: no prompt, works in the background).
 """
         
         _UniffiFfiConverterString.check_lower(push_token)
@@ -6643,6 +6760,31 @@ class _UniffiFfiConverterOptionalTypeKeyStore(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeKeyStore.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeWebPushKeys(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeWebPushKeys.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeWebPushKeys.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeWebPushKeys.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 def builtin_transport(options: ClientOptions) -> HttpTransport:
     """
     The built-in client (reqwest, rustls, the platform's certificate verifier, no
@@ -6710,6 +6852,49 @@ async def decrypt_push(state: EnrollmentState,key_store: KeyStore,challenge_id: 
         _uniffi_lift_return,
         _uniffi_error_converter,
     )
+def decrypt_web_push(keys: WebPushKeys,message: bytes) -> bytes:
+    """
+    Decrypts a Web Push message (RFC 8291 `aes128gcm`, the raw bytes the push
+    service delivered) with the subscription's keys; returns the push data inside.
+"""
+    
+    _UniffiFfiConverterTypeWebPushKeys.check_lower(keys)
+
+    _UniffiFfiConverterBytes.check_lower(message)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeWebPushKeys.lower(keys),
+        _UniffiFfiConverterBytes.lower(message),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_decrypt_web_push,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def encrypt_web_push_for_tests(push_token: str,plaintext: bytes) -> bytes:
+    """
+    **Tests only.** The server's side of Web Push: encrypts `plaintext` to the
+    subscription in `push_token` (RFC 8291, fresh sender key and salt), as the push
+    service would deliver it.
+"""
+    
+    _UniffiFfiConverterString.check_lower(push_token)
+
+    _UniffiFfiConverterBytes.check_lower(plaintext)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterString.lower(push_token),
+        _UniffiFfiConverterBytes.lower(plaintext),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_encrypt_web_push_for_tests,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 async def enroll(request: EnrollRequest,key_store: KeyStore) -> EnrollmentState:
     """
     Enrolls this device with the built-in HTTP client: creates its device, approval
@@ -6814,6 +6999,20 @@ def format_amount(amount_minor: int,currency: str) -> str:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+def generate_web_push_keys() -> WebPushKeys:
+    """
+    New subscription keys: a P-256 key pair and a 16-byte `auth` secret.
+"""
+    _uniffi_lowered_args = (
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeWebPushKeys.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_generate_web_push_keys,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def jwk_thumbprint(jwk: str) -> str:
     """
     The RFC 7638 thumbprint of a public JWK (a key id).
@@ -6890,6 +7089,38 @@ async def parse_push(data: dict[str, str],state: typing.Optional[EnrollmentState
     _uniffi_error_converter = None
     return await _uniffi_rust_call_async(
         _UniffiLib.uniffi_pushauth_fn_func_parse_push(*_uniffi_lowered_args),
+        _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
+        _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
+        _uniffi_lift_return,
+        _uniffi_error_converter,
+    )
+async def parse_web_push(message: bytes,keys: typing.Optional[WebPushKeys],state: typing.Optional[EnrollmentState],key_store: typing.Optional[KeyStore]) -> PushMessage:
+    """
+    Parses a Web Push message into a [`PushMessage`]. With `keys`, `message` is the
+    encrypted body and is decrypted first ([`decrypt_web_push`]); without, it is the
+    plaintext a distributor already decrypted. The push data is the JSON object
+    `{"cid","kind","enc"?}`; as in [`parse_push`], with the state and key store a
+    challenge's preview is decrypted. Anything unreadable is `Unknown`.
+"""
+    
+    _UniffiFfiConverterBytes.check_lower(message)
+
+    _UniffiFfiConverterOptionalTypeWebPushKeys.check_lower(keys)
+
+    _UniffiFfiConverterOptionalTypeEnrollmentState.check_lower(state)
+
+    _UniffiFfiConverterOptionalTypeKeyStore.check_lower(key_store)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterBytes.lower(message),
+        _UniffiFfiConverterOptionalTypeWebPushKeys.lower(keys),
+        _UniffiFfiConverterOptionalTypeEnrollmentState.lower(state),
+        _UniffiFfiConverterOptionalTypeKeyStore.lower(key_store),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypePushMessage.lift
+    _uniffi_error_converter = None
+    return await _uniffi_rust_call_async(
+        _UniffiLib.uniffi_pushauth_fn_func_parse_web_push(*_uniffi_lowered_args),
         _UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer,
         _UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer,
         _UniffiLib.ffi_pushauth_rust_future_free_rust_buffer,
@@ -7044,6 +7275,33 @@ def verify_server_challenge(token: str,pinned_server_jwk: str,issuer: str,device
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+def web_push_token(endpoint: str,p256dh: str,auth: str) -> str:
+    """
+    The push token of a Web Push device: the W3C PushSubscription JSON
+    `{"endpoint","keys":{"p256dh","auth"}}`. `endpoint` is the URL the push service or
+    UnifiedPush distributor gave; `p256dh` and `auth` (base64url) are the
+    subscription's keys ([`WebPushKeys`], or those the push library made). Pass it as
+    `push_token` with `Platform::WebPush` at enrollment or to `update_push_token`.
+"""
+    
+    _UniffiFfiConverterString.check_lower(endpoint)
+
+    _UniffiFfiConverterString.check_lower(p256dh)
+
+    _UniffiFfiConverterString.check_lower(auth)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterString.lower(endpoint),
+        _UniffiFfiConverterString.lower(p256dh),
+        _UniffiFfiConverterString.lower(auth),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterString.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypePushAuthError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_pushauth_fn_func_web_push_token,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
@@ -7077,24 +7335,30 @@ __all__ = [
     "ProofExpectations",
     "PushPreview",
     "SigningPrompt",
+    "WebPushKeys",
     "builtin_transport",
     "canonical_transaction_json",
     "decrypt_push",
+    "decrypt_web_push",
+    "encrypt_web_push_for_tests",
     "enroll",
     "enroll_with_transport",
     "enrollment_state_from_json",
     "enrollment_state_to_json",
     "format_amount",
+    "generate_web_push_keys",
     "jwk_thumbprint",
     "normalize_signature",
     "parse_enrollment_link",
     "parse_push",
+    "parse_web_push",
     "public_key_jwk",
     "transaction_digest",
     "transaction_display_fields",
     "verify_approval_proof_for_tests",
     "verify_request_proof_for_tests",
     "verify_server_challenge",
+    "web_push_token",
     "HttpTransportImpl",
     "HttpTransport",
     "KeyStoreImpl",

@@ -1404,7 +1404,8 @@ public protocol PushAuthClientProtocol: AnyObject, Sendable {
     func unenroll() async throws 
     
     /**
-     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
+     * Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+     * (device key: no prompt, works in the background).
      */
     func updatePushToken(pushToken: String, environment: PushEnvironment?) async throws 
     
@@ -1747,7 +1748,8 @@ open func unenroll()async throws   {
 }
     
     /**
-     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
+     * Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+     * (device key: no prompt, works in the background).
      */
 open func updatePushToken(pushToken: String, environment: PushEnvironment?)async throws   {
     return
@@ -2689,7 +2691,8 @@ public struct EnrollRequest: Equatable, Hashable {
      */
     public var label: String
     /**
-     * The APNs / FCM token, if already known (or later with `update_push_token`).
+     * The APNs / FCM token or, for `Platform::WebPush`, the subscription
+     * (`web_push_token`), if already known (or later with `update_push_token`).
      */
     public var pushToken: String?
     /**
@@ -2720,7 +2723,8 @@ public struct EnrollRequest: Equatable, Hashable {
          * characters; empty for none.
          */label: String = "", 
         /**
-         * The APNs / FCM token, if already known (or later with `update_push_token`).
+         * The APNs / FCM token or, for `Platform::WebPush`, the subscription
+         * (`web_push_token`), if already known (or later with `update_push_token`).
          */pushToken: String? = nil, 
         /**
          * The APNs environment of `push_token`.
@@ -4041,6 +4045,88 @@ public func FfiConverterTypeTxnMember_lower(_ value: TxnMember) -> RustBuffer {
 
 
 /**
+ * A Web Push subscription's keys, made by [`generate_web_push_keys`] when the app
+ * (not its push library) holds them. Store them with the enrollment state, in the
+ * app's private storage: `auth` and `private_key` are secrets (they only open the
+ * outer layer; the payment details stay encrypted to the agreement key inside).
+ */
+public struct WebPushKeys: Equatable, Hashable {
+    /**
+     * `p256dh`: the 65-byte uncompressed P-256 public key, base64url.
+     */
+    public var p256dh: String
+    /**
+     * `auth`: the 16-byte authentication secret, base64url.
+     */
+    public var auth: String
+    /**
+     * The private key: the 32-byte P-256 scalar, base64url.
+     */
+    public var privateKey: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `p256dh`: the 65-byte uncompressed P-256 public key, base64url.
+         */p256dh: String, 
+        /**
+         * `auth`: the 16-byte authentication secret, base64url.
+         */auth: String, 
+        /**
+         * The private key: the 32-byte P-256 scalar, base64url.
+         */privateKey: String) {
+        self.p256dh = p256dh
+        self.auth = auth
+        self.privateKey = privateKey
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension WebPushKeys: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWebPushKeys: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> WebPushKeys {
+        return
+            try WebPushKeys(
+                p256dh: FfiConverterString.read(from: &buf), 
+                auth: FfiConverterString.read(from: &buf), 
+                privateKey: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: WebPushKeys, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.p256dh, into: &buf)
+        FfiConverterString.write(value.auth, into: &buf)
+        FfiConverterString.write(value.privateKey, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWebPushKeys_lift(_ buf: RustBuffer) throws -> WebPushKeys {
+    return try FfiConverterTypeWebPushKeys.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWebPushKeys_lower(_ value: WebPushKeys) -> RustBuffer {
+    return FfiConverterTypeWebPushKeys.lower(value)
+}
+
+
+/**
  * The server's answer to a decision.
  */
 
@@ -4446,9 +4532,14 @@ public enum Platform: Equatable, Hashable {
      */
     case ios
     /**
-     * Android.
+     * Android (FCM).
      */
     case android
+    /**
+     * A Web Push receiver: UnifiedPush on Android without Google services, or a
+     * browser. The push token is the subscription (`web_push_token`).
+     */
+    case webPush
     /**
      * Anything else (desktop demo, tests).
      */
@@ -4478,7 +4569,9 @@ public struct FfiConverterTypePlatform: FfiConverterRustBuffer {
         
         case 2: return .android
         
-        case 3: return .other
+        case 3: return .webPush
+        
+        case 4: return .other
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4496,8 +4589,12 @@ public struct FfiConverterTypePlatform: FfiConverterRustBuffer {
             writeInt(&buf, Int32(2))
         
         
-        case .other:
+        case .webPush:
             writeInt(&buf, Int32(3))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(4))
         
         }
     }
@@ -5774,6 +5871,30 @@ fileprivate struct FfiConverterOptionTypeSigningPrompt: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeWebPushKeys: FfiConverterRustBuffer {
+    typealias SwiftType = WebPushKeys?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeWebPushKeys.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeWebPushKeys.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDenyReason: FfiConverterRustBuffer {
     typealias SwiftType = DenyReason?
 
@@ -6319,6 +6440,20 @@ public func parsePush(data: [String: String], state: EnrollmentState?, keyStore:
         )
 }
 /**
+ * **Tests only.** The server's side of Web Push: encrypts `plaintext` to the
+ * subscription in `push_token` (RFC 8291, fresh sender key and salt), as the push
+ * service would deliver it.
+ */
+public func encryptWebPushForTests(pushToken: String, plaintext: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_encrypt_web_push_for_tests(
+        FfiConverterString.lower(pushToken),
+        FfiConverterData.lower(plaintext),uniffiCallStatus
+    )
+})
+}
+/**
  * **Tests only.** Runs the server's approval proof verification
  * (`pushauth_core::proof::verify`); returns `"ok"` or the error code.
  */
@@ -6412,6 +6547,68 @@ public func formatAmount(amountMinor: Int64, currency: String)throws  -> String 
     )
 })
 }
+/**
+ * Decrypts a Web Push message (RFC 8291 `aes128gcm`, the raw bytes the push
+ * service delivered) with the subscription's keys; returns the push data inside.
+ */
+public func decryptWebPush(keys: WebPushKeys, message: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_decrypt_web_push(
+        FfiConverterTypeWebPushKeys_lower(keys),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+/**
+ * New subscription keys: a P-256 key pair and a 16-byte `auth` secret.
+ */
+public func generateWebPushKeys()throws  -> WebPushKeys  {
+    return try  FfiConverterTypeWebPushKeys_lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_generate_web_push_keys(uniffiCallStatus
+    )
+})
+}
+/**
+ * Parses a Web Push message into a [`PushMessage`]. With `keys`, `message` is the
+ * encrypted body and is decrypted first ([`decrypt_web_push`]); without, it is the
+ * plaintext a distributor already decrypted. The push data is the JSON object
+ * `{"cid","kind","enc"?}`; as in [`parse_push`], with the state and key store a
+ * challenge's preview is decrypted. Anything unreadable is `Unknown`.
+ */
+public func parseWebPush(message: Data, keys: WebPushKeys?, state: EnrollmentState?, keyStore: KeyStore?)async  -> PushMessage  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pushauth_fn_func_parse_web_push(FfiConverterData.lower(message),FfiConverterOptionTypeWebPushKeys.lower(keys),FfiConverterOptionTypeEnrollmentState.lower(state),FfiConverterOptionTypeKeyStore.lower(keyStore)
+                )
+            },
+            pollFunc: ffi_pushauth_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pushauth_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pushauth_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePushMessage_lift,
+            errorHandler: nil
+            
+        )
+}
+/**
+ * The push token of a Web Push device: the W3C PushSubscription JSON
+ * `{"endpoint","keys":{"p256dh","auth"}}`. `endpoint` is the URL the push service or
+ * UnifiedPush distributor gave; `p256dh` and `auth` (base64url) are the
+ * subscription's keys ([`WebPushKeys`], or those the push library made). Pass it as
+ * `push_token` with `Platform::WebPush` at enrollment or to `update_push_token`.
+ */
+public func webPushToken(endpoint: String, p256dh: String, auth: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePushAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_pushauth_fn_func_web_push_token(
+        FfiConverterString.lower(endpoint),
+        FfiConverterString.lower(p256dh),
+        FfiConverterString.lower(auth),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -6461,6 +6658,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pushauth_checksum_func_parse_push() != 7055) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_pushauth_checksum_func_encrypt_web_push_for_tests() != 16444) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_pushauth_checksum_func_verify_approval_proof_for_tests() != 37513) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6480,6 +6680,18 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_func_format_amount() != 46833) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_decrypt_web_push() != 42364) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_generate_web_push_keys() != 64482) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_parse_web_push() != 51705) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pushauth_checksum_func_web_push_token() != 25782) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_pushauthclient_approve() != 7420) {
@@ -6515,7 +6727,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pushauth_checksum_method_pushauthclient_unenroll() != 13274) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 50764) {
+    if (uniffi_pushauth_checksum_method_pushauthclient_update_push_token() != 14748) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests() != 59129) {

@@ -590,6 +590,11 @@ uint64_t uniffi_pushauth_fn_func_decrypt_push(RustBuffer state, uint64_t key_sto
 uint64_t uniffi_pushauth_fn_func_parse_push(RustBuffer data, RustBuffer state, RustBuffer key_store
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENCRYPT_WEB_PUSH_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_ENCRYPT_WEB_PUSH_FOR_TESTS
+RustBuffer uniffi_pushauth_fn_func_encrypt_web_push_for_tests(RustBuffer push_token, RustBuffer plaintext, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 RustBuffer uniffi_pushauth_fn_func_verify_approval_proof_for_tests(RustBuffer token, RustBuffer expect, RustCallStatus *_Nonnull out_status
@@ -623,6 +628,27 @@ uint64_t uniffi_pushauth_fn_func_builtin_transport(RustBuffer options, RustCallS
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_FORMAT_AMOUNT
 RustBuffer uniffi_pushauth_fn_func_format_amount(int64_t amount_minor, RustBuffer currency, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_DECRYPT_WEB_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_DECRYPT_WEB_PUSH
+RustBuffer uniffi_pushauth_fn_func_decrypt_web_push(RustBuffer keys, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_GENERATE_WEB_PUSH_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_GENERATE_WEB_PUSH_KEYS
+RustBuffer uniffi_pushauth_fn_func_generate_web_push_keys(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_WEB_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_PARSE_WEB_PUSH
+uint64_t uniffi_pushauth_fn_func_parse_web_push(RustBuffer message, RustBuffer keys, RustBuffer state, RustBuffer key_store
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_WEB_PUSH_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_FN_FUNC_WEB_PUSH_TOKEN
+RustBuffer uniffi_pushauth_fn_func_web_push_token(RustBuffer endpoint, RustBuffer p256dh, RustBuffer auth, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_PUSHAUTH_RUSTBUFFER_ALLOC
@@ -951,6 +977,12 @@ uint16_t uniffi_pushauth_checksum_func_parse_push(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENCRYPT_WEB_PUSH_FOR_TESTS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_ENCRYPT_WEB_PUSH_FOR_TESTS
+uint16_t uniffi_pushauth_checksum_func_encrypt_web_push_for_tests(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_VERIFY_APPROVAL_PROOF_FOR_TESTS
 uint16_t uniffi_pushauth_checksum_func_verify_approval_proof_for_tests(void
@@ -990,6 +1022,30 @@ uint16_t uniffi_pushauth_checksum_func_builtin_transport(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
 #define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_FORMAT_AMOUNT
 uint16_t uniffi_pushauth_checksum_func_format_amount(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_DECRYPT_WEB_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_DECRYPT_WEB_PUSH
+uint16_t uniffi_pushauth_checksum_func_decrypt_web_push(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_GENERATE_WEB_PUSH_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_GENERATE_WEB_PUSH_KEYS
+uint16_t uniffi_pushauth_checksum_func_generate_web_push_keys(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_PARSE_WEB_PUSH
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_PARSE_WEB_PUSH
+uint16_t uniffi_pushauth_checksum_func_parse_web_push(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_WEB_PUSH_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_PUSHAUTH_CHECKSUM_FUNC_WEB_PUSH_TOKEN
+uint16_t uniffi_pushauth_checksum_func_web_push_token(void
     
 );
 #endif

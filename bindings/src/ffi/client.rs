@@ -176,7 +176,8 @@ impl PushAuthClient {
         Ok(EnrollmentState::from(&self.inner.state()?))
     }
 
-    /// Sends a new APNs / FCM token (device key: no prompt, works in the background).
+    /// Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+    /// (device key: no prompt, works in the background).
     pub async fn update_push_token(
         &self,
         push_token: String,

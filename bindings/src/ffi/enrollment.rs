@@ -293,7 +293,8 @@ pub struct EnrollRequest {
     /// characters; empty for none.
     #[uniffi(default = "")]
     pub label: String,
-    /// The APNs / FCM token, if already known (or later with `update_push_token`).
+    /// The APNs / FCM token or, for `Platform::WebPush`, the subscription
+    /// (`web_push_token`), if already known (or later with `update_push_token`).
     #[uniffi(default)]
     pub push_token: Option<String>,
     /// The APNs environment of `push_token`.

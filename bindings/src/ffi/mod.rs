@@ -12,3 +12,4 @@ pub mod testing;
 pub mod transaction;
 pub mod transport;
 pub mod types;
+pub mod webpush;

@@ -120,6 +120,19 @@ pub fn verify_request_proof_for_tests(
     Ok(code(request::verify(&token, &device, &key, &expect)))
 }
 
+/// **Tests only.** The server's side of Web Push: encrypts `plaintext` to the
+/// subscription in `push_token` (RFC 8291, fresh sender key and salt), as the push
+/// service would deliver it.
+#[uniffi::export]
+pub fn encrypt_web_push_for_tests(
+    push_token: String,
+    plaintext: Vec<u8>,
+) -> Result<Vec<u8>, PushAuthError> {
+    let bad = |e: pushauth_core::Error| PushAuthError::from(Error::input("push_token", &e));
+    let subscription = pushauth_core::webpush::Subscription::parse(&push_token).map_err(bad)?;
+    pushauth_core::webpush::encrypt(&subscription, &plaintext).map_err(bad)
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl PushAuthClient {
     /// **Tests only.** Verifies `challenge_token` at `now` and signs the proof

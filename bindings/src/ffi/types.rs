@@ -157,8 +157,11 @@ impl From<UserVerification> for CoreUv {
 pub enum Platform {
     /// iOS / iPadOS.
     Ios,
-    /// Android.
+    /// Android (FCM).
     Android,
+    /// A Web Push receiver: UnifiedPush on Android without Google services, or a
+    /// browser. The push token is the subscription (`web_push_token`).
+    WebPush,
     /// Anything else (desktop demo, tests).
     Other,
 }
@@ -168,6 +171,7 @@ impl Platform {
         match self {
             Platform::Ios => "ios",
             Platform::Android => "android",
+            Platform::WebPush => "webpush",
             Platform::Other => "other",
         }
     }

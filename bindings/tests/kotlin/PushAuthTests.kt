@@ -418,6 +418,37 @@ fun offlineTests(r: Runner) {
         }
     }
 
+    r.test("web push: RFC 8291 vector, subscription token, encrypted and pre-decrypted messages") {
+        // RFC 8291, Appendix A: the user agent's keys and the message it receives.
+        val rfc = WebPushKeys(
+            p256dh = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+            auth = "BTBZMqHH6r4Tts7J_aSIgg",
+            privateKey = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94",
+        )
+        val message = java.util.Base64.getUrlDecoder().decode(
+            "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN")
+        eq(String(decryptWebPush(rfc, message)), "When I grow up, I want to be a watermelon")
+        val keys = generateWebPushKeys()
+        val token = webPushToken("https://ntfy.example.org/upAbC?up=1", keys.p256dh, keys.auth)
+        eq(token, "{\"endpoint\":\"https://ntfy.example.org/upAbC?up=1\",\"keys\":{\"p256dh\":\"${keys.p256dh}\",\"auth\":\"${keys.auth}\"}}")
+        val push = case("push.json", "valid")
+        val id = push.str("challenge")
+        val data = "{\"cid\":\"$id\",\"kind\":\"challenge\",\"enc\":\"${push.str("envelope")}\"}".toByteArray()
+        val body = encryptWebPushForTests(token, data)
+        runBlocking {
+            val msg = parseWebPush(body, keys, vectorState(), vectorStore())
+            check(msg is PushMessage.Challenge) { "expected a challenge, got $msg" }
+            eq((msg as PushMessage.Challenge).preview?.summary, "EUR 49.90 at Example Shop")
+            // UnifiedPush connector 3 hands over the decrypted bytes: no keys.
+            eq(parseWebPush(data, null, vectorState(), vectorStore()), msg)
+            eq(parseWebPush("{\"cid\":\"$id\",\"kind\":\"dismiss\"}".toByteArray(), null, null, null), PushMessage.Dismiss(id))
+            eq(parseWebPush(body, generateWebPushKeys(), null, null), PushMessage.Unknown)
+            eq(parseWebPush("not json".toByteArray(), null, null, null), PushMessage.Unknown)
+        }
+        throws<PushAuthException.InvalidPush> { decryptWebPush(generateWebPushKeys(), body) }
+        throws<PushAuthException.InvalidInput> { webPushToken("not a url", keys.p256dh, keys.auth) }
+    }
+
     r.test("network errors through the app's transport; failed enrollment deletes its keys") {
         val port = ServerSocket(0).use { it.localPort }
         val url = "http://127.0.0.1:$port"

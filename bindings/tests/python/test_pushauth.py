@@ -458,6 +458,44 @@ class OfflineFlowTests(unittest.TestCase):
                 self.assertTrue(run(pa.parse_push(data, None, None)).is_UNKNOWN())
         self.assertEqual(store.signature_count(pa.KeyPurpose.DEVICE_SIGNING), 0)
 
+    def test_web_push(self):
+        # RFC 8291, Appendix A: the user agent's keys and the message it receives.
+        rfc = pa.WebPushKeys(
+            p256dh="BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+            auth="BTBZMqHH6r4Tts7J_aSIgg",
+            private_key="q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94",
+        )
+        message = base64.urlsafe_b64decode(
+            "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN" + "=" * 2)
+        self.assertEqual(pa.decrypt_web_push(rfc, message), b"When I grow up, I want to be a watermelon")
+        # The app's own subscription keys, the push token, and a challenge push through it.
+        keys = pa.generate_web_push_keys()
+        token = pa.web_push_token("https://ntfy.example.org/upAbC?up=1", keys.p256dh, keys.auth)
+        self.assertEqual(json.loads(token), {"endpoint": "https://ntfy.example.org/upAbC?up=1",
+                                             "keys": {"p256dh": keys.p256dh, "auth": keys.auth}})
+        valid = case("push.json", "valid")
+        data = json.dumps({"cid": valid["challenge"], "kind": "challenge", "enc": valid["envelope"]}).encode()
+        body = pa.encrypt_web_push_for_tests(token, data)
+        self.assertNotIn(valid["challenge"].encode(), body)
+        store, state = vector_store(), vector_state()
+        msg = run(pa.parse_web_push(body, keys, state, store))
+        self.assertIsInstance(msg, pa.PushMessage.CHALLENGE)
+        self.assertEqual(msg.preview.summary, "EUR 49.90 at Example Shop")
+        # A distributor that decrypted already (UnifiedPush connector 3): no keys.
+        self.assertEqual(run(pa.parse_web_push(data, None, state, store)), msg)
+        dismiss = json.dumps({"cid": valid["challenge"], "kind": "dismiss", "later": 1}).encode()
+        self.assertEqual(run(pa.parse_web_push(dismiss, None, None, None)),
+                         pa.PushMessage.DISMISS(challenge_id=valid["challenge"]))
+        # Other keys, garbage, not JSON: not ours.
+        other = pa.generate_web_push_keys()
+        for raw, k in [(body, other), (b"\x00" * 10, keys), (b"not json", None), (b"[1]", None)]:
+            with self.subTest(raw=raw[:8]):
+                self.assertTrue(run(pa.parse_web_push(raw, k, None, None)).is_UNKNOWN())
+        with self.assertRaises(pa.PushAuthError.InvalidPush):
+            pa.decrypt_web_push(other, body)
+        with self.assertRaises(pa.PushAuthError.InvalidInput):
+            pa.web_push_token("not a url", keys.p256dh, keys.auth)
+
     def test_approve_reverifies_the_view_and_never_signs_a_stale_one(self):
         store = vector_store()
         client = pa.PushAuthClient(vector_state(), store)

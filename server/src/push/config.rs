@@ -1,9 +1,11 @@
-//! `[push]` configuration: APNs and FCM credentials.
+//! `[push]` configuration: APNs and FCM credentials, and `[push.webpush]`.
 //!
-//! The keys are flat (`apns_…`, `fcm_…`) so that every one of them can be set from the
-//! environment as `PUSHAUTH_PUSH__<KEY>` (e.g. `PUSHAUTH_PUSH__APNS_KEY_FILE`). A
-//! service is enabled when its required keys are all set; setting only some of them
-//! is refused at start with the missing key named. See `docs/push.md`.
+//! The APNs and FCM keys are flat (`apns_…`, `fcm_…`) so that every one of them can be
+//! set from the environment as `PUSHAUTH_PUSH__<KEY>` (e.g.
+//! `PUSHAUTH_PUSH__APNS_KEY_FILE`); Web Push is its own table (from the environment:
+//! `PUSHAUTH_PUSH__WEBPUSH='{vapid_key_file = "…", subject = "mailto:…"}'`). A service
+//! is enabled when its required keys are all set; setting only some of them is
+//! refused at start with the missing key named. See `docs/push.md`.
 
 use std::path::PathBuf;
 
@@ -71,9 +73,44 @@ pub struct PushConfig {
     pub fcm_project_id: Option<String>,
     /// FCM HTTP v1 endpoint. Default `https://fcm.googleapis.com`.
     pub fcm_base_url: Option<String>,
-    /// Time limit of one request to APNs, FCM or the OAuth token endpoint, ms.
-    /// Default 10,000.
+    /// Time limit of one request to APNs, FCM, a Web Push service or the OAuth token
+    /// endpoint, ms. Default 10,000.
     pub request_timeout_ms: u64,
+    /// `[push.webpush]`: Web Push (RFC 8030) for `webpush` devices.
+    pub webpush: WebPushConfig,
+}
+
+/// `[push.webpush]`. Enabled by `vapid_key_file`; the endpoint rules apply to every
+/// subscription registered, enabled or not.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebPushConfig {
+    /// The VAPID key (RFC 8292), P-256: PKCS#8 PEM (`PRIVATE KEY`), SEC1 PEM (`EC
+    /// PRIVATE KEY`) or the 32-byte private scalar in base64url (the form
+    /// `web-push generate-vapid-keys` prints). Required for Web Push.
+    pub vapid_key_file: Option<PathBuf>,
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact for push services.
+    /// Required for Web Push.
+    pub subject: Option<String>,
+    /// Hosts subscription endpoints may point to: `host`, `host:port` or `*.domain`
+    /// (any subdomain). Empty (default): any host, subject to the other rules.
+    pub allowed_hosts: Vec<String>,
+    /// Accept `http://` endpoints. Default false (https only). For tests against a
+    /// local mock.
+    pub allow_http: bool,
+    /// Accept endpoints on loopback, private, link-local and other non-public
+    /// addresses (as IP literals or as what a name resolves to). Default false. For
+    /// tests against a local mock.
+    pub allow_private_addresses: bool,
+}
+
+/// Validated Web Push settings.
+#[derive(Debug, Clone)]
+pub struct WebPushSettings {
+    /// VAPID key file.
+    pub vapid_key_file: PathBuf,
+    /// `sub` claim.
+    pub subject: String,
 }
 
 impl Default for PushConfig {
@@ -94,6 +131,7 @@ impl Default for PushConfig {
             fcm_project_id: None,
             fcm_base_url: None,
             request_timeout_ms: 10_000,
+            webpush: WebPushConfig::default(),
         }
     }
 }
@@ -310,6 +348,46 @@ impl PushConfig {
     }
 }
 
+impl WebPushConfig {
+    /// The Web Push settings when enabled (`vapid_key_file` set), `None` when no
+    /// VAPID setting is given, an error naming the missing or bad key otherwise.
+    pub fn settings(&self) -> Result<Option<WebPushSettings>, String> {
+        let file = self
+            .vapid_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
+        let subject = self.subject.as_deref().map(str::trim);
+        let (file, subject) = match (file, subject) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(
+                    "Web Push is partly configured (push.webpush.subject set): missing push.webpush.vapid_key_file".into(),
+                );
+            }
+            (Some(_), None) => {
+                return Err(
+                    "Web Push is partly configured (push.webpush.vapid_key_file set): missing push.webpush.subject".into(),
+                );
+            }
+            (Some(f), Some(s)) => (f, s),
+        };
+        let contact = subject
+            .strip_prefix("mailto:")
+            .or_else(|| subject.strip_prefix("https://"));
+        if contact.is_none_or(|c| c.is_empty() || c.len() > 200)
+            || !subject.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
+            return Err(
+                "push.webpush.subject: expected a mailto: or https: contact (RFC 8292 §2.1), e.g. mailto:push-ops@bank.example".into(),
+            );
+        }
+        Ok(Some(WebPushSettings {
+            vapid_key_file: file.clone(),
+            subject: subject.to_owned(),
+        }))
+    }
+}
+
 /// A Google Cloud project id: 6–30 lower-case letters, digits and hyphens (older ones
 /// may carry a `domain:` prefix).
 pub(crate) fn valid_project_id(p: &str) -> bool {
@@ -440,5 +518,83 @@ mod tests {
             std::path::PathBuf::from("/run/secrets/AuthKey.p8")
         );
         assert!(c.push.fcm().unwrap().is_some());
+    }
+
+    #[test]
+    fn webpush_settings() {
+        assert!(WebPushConfig::default().settings().unwrap().is_none());
+        let only_file = WebPushConfig {
+            vapid_key_file: Some("vapid.pem".into()),
+            ..Default::default()
+        };
+        assert!(
+            only_file
+                .settings()
+                .unwrap_err()
+                .contains("push.webpush.subject")
+        );
+        let only_subject = WebPushConfig {
+            subject: Some("mailto:ops@bank.example".into()),
+            ..Default::default()
+        };
+        assert!(
+            only_subject
+                .settings()
+                .unwrap_err()
+                .contains("push.webpush.vapid_key_file")
+        );
+        for bad in [
+            "ops@bank.example",
+            "mailto:",
+            "http://bank.example",
+            "mailto:a b",
+        ] {
+            let c = WebPushConfig {
+                subject: Some(bad.into()),
+                ..only_file.clone()
+            };
+            assert!(
+                c.settings().unwrap_err().contains("push.webpush.subject"),
+                "{bad}"
+            );
+        }
+        let c = WebPushConfig {
+            subject: Some(" https://bank.example/contact ".into()),
+            ..only_file
+        };
+        assert_eq!(
+            c.settings().unwrap().unwrap().subject,
+            "https://bank.example/contact"
+        );
+        // From the environment: the table inline, as documented.
+        let env = [(
+            "PUSHAUTH_PUSH__WEBPUSH",
+            r#"{vapid_key_file = "/run/secrets/vapid.pem", subject = "mailto:ops@bank.example", allowed_hosts = ["*.push.services.mozilla.com"]}"#,
+        )];
+        let c = crate::config::Config::load(
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        let s = c.push.webpush.settings().unwrap().unwrap();
+        assert_eq!(
+            s.vapid_key_file,
+            std::path::PathBuf::from("/run/secrets/vapid.pem")
+        );
+        assert_eq!(
+            c.push.webpush.allowed_hosts,
+            ["*.push.services.mozilla.com"]
+        );
+        assert!(!c.push.webpush.allow_http);
+        let e = crate::config::Config::load(
+            None,
+            [(
+                "PUSHAUTH_PUSH__WEBPUSH".to_owned(),
+                "{vapid_file = \"x\"}".to_owned(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("vapid_file"), "{e}");
     }
 }

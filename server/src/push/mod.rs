@@ -1,18 +1,23 @@
-//! Push notifications. Senders (APNs, FCM) implement [`PushSender`]; the outbox worker
-//! calls them for `push` and `dismiss` rows. The payload never carries amount, payee
-//! or OTP in clear: only the challenge id and the envelope of protocol §7.
+//! Push notifications. Senders (APNs, FCM, Web Push) implement [`PushSender`]; the
+//! outbox worker calls them for `push` and `dismiss` rows. The payload never carries
+//! amount, payee or OTP in clear: only the challenge id and the envelope of protocol §7.
 //!
 //! [`apns`] and [`fcm`] are small clients on reqwest with configurable base URLs (the
 //! `a2` and `fcm` crates cannot serve: see `docs/push.md`); [`token`] holds their
-//! cached credentials. [`build_gateway`] reads the keys at start.
+//! cached credentials. [`webpush`] posts RFC 8291-encrypted messages to the endpoints
+//! of Web Push subscriptions with [`vapid`] tokens, within the [`endpoint`] policy
+//! (SSRF guard). [`build_gateway`] reads the keys at start.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub mod apns;
 pub mod config;
+pub mod endpoint;
 pub mod fcm;
 pub mod token;
+pub mod vapid;
+pub mod webpush;
 
 use async_trait::async_trait;
 use pushauth_core::keys::{Jwk, PublicKey};
@@ -92,12 +97,13 @@ pub struct PushJob<'a> {
 /// Result of one push attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushResult {
-    /// Accepted by APNs/FCM.
+    /// Accepted by the push service.
     Sent {
         /// HTTP status.
         http_status: u16,
     },
-    /// The token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED): deactivate it.
+    /// The token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED, Web Push
+    /// 404/410): deactivate it.
     DeadToken {
         /// HTTP status.
         http_status: u16,
@@ -125,7 +131,7 @@ pub enum PushResult {
 /// A push service client.
 #[async_trait]
 pub trait PushSender: Send + Sync + std::fmt::Debug {
-    /// `apns` or `fcm`.
+    /// `apns`, `fcm` or `webpush`.
     fn service(&self) -> &'static str;
     /// Sends one push.
     async fn send(&self, job: PushJob<'_>) -> PushResult;
@@ -138,6 +144,11 @@ pub struct PushGateway {
     pub apns: Option<Arc<dyn PushSender>>,
     /// FCM, for Android devices.
     pub fcm: Option<Arc<dyn PushSender>>,
+    /// Web Push, for `webpush` devices.
+    pub webpush: Option<Arc<dyn PushSender>>,
+    /// Which Web Push endpoints may be registered (`[push.webpush]`; checked whether
+    /// or not Web Push is enabled).
+    pub endpoints: endpoint::EndpointPolicy,
 }
 
 impl PushGateway {
@@ -146,6 +157,7 @@ impl PushGateway {
         match platform {
             Platform::Ios => self.apns.as_ref(),
             Platform::Android => self.fcm.as_ref(),
+            Platform::WebPush => self.webpush.as_ref(),
             Platform::Other => None,
         }
     }
@@ -163,7 +175,10 @@ pub fn build_gateway(config: &config::PushConfig) -> Result<PushGateway, String>
         return Err("push.request_timeout_ms must be positive".into());
     }
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let mut gateway = PushGateway::default();
+    let mut gateway = PushGateway {
+        endpoints: endpoint::EndpointPolicy::from_config(&config.webpush)?,
+        ..PushGateway::default()
+    };
     if let Some(s) = config.apns()? {
         let pem = read_secret("apns_key_file", &s.key_file)?;
         let token = token::ProviderToken::new(
@@ -233,7 +248,27 @@ pub fn build_gateway(config: &config::PushConfig) -> Result<PushGateway, String>
             token,
         )));
     }
-    if gateway.apns.is_none() && gateway.fcm.is_none() {
+    if let Some(s) = config.webpush.settings()? {
+        let file = s.vapid_key_file.display();
+        let text = read_secret("webpush.vapid_key_file", &s.vapid_key_file)?;
+        let key = vapid::parse_key(&text)
+            .map_err(|e| format!("push.webpush.vapid_key_file {file}: {e}"))?;
+        let vapid = vapid::Vapid::new(key, &s.subject)
+            .map_err(|e| format!("push.webpush.vapid_key_file {file}: {e}"))?;
+        if config.webpush.allow_http || config.webpush.allow_private_addresses {
+            tracing::warn!(
+                "push.webpush allows http or private endpoints: for tests against a mock only"
+            );
+        }
+        tracing::info!(vapid_public_key = %vapid.public_key(), subject = %s.subject, allowed_hosts = ?config.webpush.allowed_hosts, "Web Push enabled");
+        let http = webpush::WebPushSender::client(timeout, &gateway.endpoints)?;
+        gateway.webpush = Some(Arc::new(webpush::WebPushSender::new(
+            http,
+            vapid,
+            gateway.endpoints.clone(),
+        )));
+    }
+    if gateway.apns.is_none() && gateway.fcm.is_none() && gateway.webpush.is_none() {
         tracing::info!(
             "no push service configured: apps find challenges by polling or the event stream"
         );

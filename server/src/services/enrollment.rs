@@ -7,6 +7,7 @@ use pushauth_core::ids::{CardholderId, DeviceId};
 use pushauth_core::key_statement::{self, EnrollmentExpectations};
 use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::request::{self, HttpRequest};
+use pushauth_core::webpush::Subscription;
 use pushauth_store::{
     AuditDraft, DeviceKey, EnrollOutcome, KeyHash, Millis, NewActivation, NewDevice, Platform,
     PushEnvironment, PushTarget,
@@ -14,6 +15,7 @@ use pushauth_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
+use crate::push::endpoint::EndpointPolicy;
 use crate::state::{AppState, now};
 
 /// Crockford base32 alphabet (no I, L, O, U).
@@ -172,20 +174,38 @@ pub struct Enrolled {
     pub server_kid: String,
 }
 
-/// Validates a push token: 1–4096 visible ASCII characters.
+/// Validates a push token: 1–4096 visible ASCII characters; for a `webpush` device the
+/// W3C PushSubscription JSON, whose endpoint must pass `[push.webpush]`'s rules (SSRF
+/// guard); it is stored in canonical form.
 pub fn push_target(
     token: Option<String>,
     environment: Option<PushEnvironment>,
     platform: Platform,
+    endpoints: &EndpointPolicy,
 ) -> ApiResult<Option<PushTarget>> {
     let Some(token) = token else { return Ok(None) };
-    if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| (0x20..=0x7e).contains(&b))
     {
         return Err(ApiError::bad_request(
             "invalid_field",
             "push_token: 1 to 4096 visible ASCII characters",
         ));
     }
+    let token = if platform == Platform::WebPush {
+        let subscription = Subscription::parse(&token)
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("push_token: {e}")))?;
+        endpoints
+            .check(subscription.endpoint())
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("push_token: {e}")))?;
+        subscription.to_token()
+    } else if token.contains(' ') {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "push_token: 1 to 4096 visible ASCII characters",
+        ));
+    } else {
+        token
+    };
     let environment = match platform {
         Platform::Ios => Some(environment.unwrap_or(PushEnvironment::Production)),
         _ => None,
@@ -294,7 +314,12 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
         )
     })?;
     let id = DeviceId::generate().map_err(ApiError::internal)?;
-    let push = push_target(body.push_token, body.push_environment, body.platform)?;
+    let push = push_target(
+        body.push_token,
+        body.push_environment,
+        body.platform,
+        &state.push.endpoints,
+    )?;
     // The key this device will pin: the store's active one (picked up here when another
     // process rotated since this instance started), recorded with the device.
     let ring = state

@@ -191,3 +191,106 @@ async fn wal_is_checkpointed_in_the_background() {
         ChainCheck::Intact { entries: 200 }
     );
 }
+
+/// 0007 rebuilds `devices` to allow platform `webpush`: a database migrated before it
+/// keeps its devices (same rows, same rowids) and the rows that reference them, and
+/// foreign keys are enforced again afterwards.
+#[tokio::test]
+async fn webpush_platform_migration_keeps_devices() {
+    use pushauth_core::ids::DeviceId;
+    use pushauth_store::Platform;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushauth.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let mut conn = raw(&path).await;
+    sqlx::migrate!("./migrations")
+        .run_to(5, &mut conn)
+        .await
+        .unwrap();
+    let (ch, dev) = (
+        CardholderId::generate().unwrap(),
+        DeviceId::generate().unwrap(),
+    );
+    sqlx::query("INSERT INTO cardholders (id, created_at, updated_at) VALUES (?, 1, 1)")
+        .bind(ch.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let insert = "INSERT INTO devices (id, cardholder_id, platform, signing_jwk, \
+        signing_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment, \
+        created_at, updated_at, approval_jwk, approval_thumbprint) \
+        VALUES (?, ?, ?, '{\"kty\":\"EC\"}', 'ts', '{\"kty\":\"EC\"}', 'ta', 'tok', ?, 2, 3, '{}', 'tp')";
+    let refused = sqlx::query(insert)
+        .bind(DeviceId::generate().unwrap().as_str())
+        .bind(ch.as_str())
+        .bind("webpush")
+        .bind(None::<&str>)
+        .execute(&mut conn)
+        .await;
+    assert!(refused.is_err(), "0005 has no webpush platform");
+    sqlx::query(insert)
+        .bind(dev.as_str())
+        .bind(ch.as_str())
+        .bind("ios")
+        .bind(Some("sandbox"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO request_nonces (device_id, jti, expires_at) VALUES (?, 'j1', 9)")
+        .bind(dev.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rowid: i64 = sqlx::query_scalar("SELECT rowid FROM devices WHERE id = ?")
+        .bind(dev.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let device = store.device_get(&dev).await.unwrap().unwrap();
+    assert_eq!(
+        (device.platform, device.push.unwrap().token.as_str()),
+        (Platform::Ios, "tok")
+    );
+    let mut conn = raw(&path).await;
+    let after: i64 = sqlx::query_scalar("SELECT rowid FROM devices WHERE id = ?")
+        .bind(dev.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(after, rowid);
+    let webpush = DeviceId::generate().unwrap();
+    sqlx::query(insert)
+        .bind(webpush.as_str())
+        .bind(ch.as_str())
+        .bind("webpush")
+        .bind(None::<&str>)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.device_get(&webpush).await.unwrap().unwrap().platform,
+        Platform::WebPush
+    );
+    let orphans: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(orphans.is_empty(), "{orphans:?}");
+    for (table, sql) in [
+        (
+            "request_nonces",
+            "INSERT INTO request_nonces (device_id, jti, expires_at) VALUES ('nobody', 'j', 1)",
+        ),
+        (
+            "devices",
+            "INSERT INTO devices (id, cardholder_id, platform, signing_jwk, signing_thumbprint, agreement_jwk, agreement_thumbprint, created_at, updated_at) VALUES ('x', 'nobody', 'ios', '{}', 't', '{}', 'a', 1, 1)",
+        ),
+    ] {
+        let e = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(e.to_string().contains("FOREIGN KEY"), "{table}: {e}");
+    }
+}

@@ -50,9 +50,9 @@ pub use device_keys::{
     device_migration_grant_single_use, device_rotate_each_key_idempotent,
 };
 pub use devices::{
-    activation_single_use, device_enroll_concurrent, device_failures_lock_and_decide_resets,
-    device_push_token_dead, device_rotate_key_cas, device_status, request_nonce_purge,
-    request_nonce_replay,
+    activation_single_use, device_enroll_concurrent, device_every_platform,
+    device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
+    device_status, request_nonce_purge, request_nonce_replay,
 };
 pub use events::{
     issuer_event_claims_are_fenced, issuer_event_concurrent_fan_out_and_claims,
@@ -91,6 +91,7 @@ macro_rules! store_conformance_suite {
             cardholders, card_links,
             activation_single_use, device_enroll_concurrent, device_status,
             device_failures_lock_and_decide_resets, device_push_token_dead, device_rotate_key_cas,
+            device_every_platform,
             device_rotate_each_key_idempotent, device_inactive_cannot_rotate_or_set_push_token,
             device_migration_grant_single_use, device_migration_grant_concurrent,
             request_nonce_replay, request_nonce_purge,

@@ -99,6 +99,10 @@ str_enum!(
         Ios = "ios",
         /// Android: FCM.
         Android = "android",
+        /// A Web Push subscription (RFC 8030): UnifiedPush on Android without Google
+        /// services, or a browser. The push token is the subscription JSON.
+        #[serde(rename = "webpush")]
+        WebPush = "webpush",
         /// Anything else (tests, desktop): no push, polling only.
         Other = "other",
     }

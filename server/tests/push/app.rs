@@ -90,6 +90,38 @@ impl App {
         token: &str,
         environment: Option<&str>,
     ) -> Phone {
+        let (status, v, keys) = self
+            .enroll(cardholder, platform, Some(token), environment)
+            .await;
+        assert_eq!(status, 201, "{v}");
+        let (key, approval, agreement) = keys;
+        let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
+        Phone {
+            key,
+            approval,
+            agreement,
+            token: token.to_owned(),
+            id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
+            issuer: v["issuer"].as_str().unwrap().to_owned(),
+            server_key: PublicKey::from_jwk(&jwk).unwrap(),
+            base: self.base.clone(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Posts an enrollment; returns the status, the answer (a problem when refused,
+    /// with its content type under `content_type`) and the new keys.
+    pub async fn enroll(
+        &self,
+        cardholder: &str,
+        platform: &str,
+        token: Option<&str>,
+        environment: Option<&str>,
+    ) -> (
+        u16,
+        Value,
+        (SoftwareSigningKey, SoftwareSigningKey, SoftwareAgreementKey),
+    ) {
         let (s, v) = self
             .admin(
                 reqwest::Method::POST,
@@ -138,20 +170,18 @@ impl App {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-        let v: Value = resp.json().await.unwrap();
-        let jwk: Jwk = serde_json::from_value(v["server_key"].clone()).unwrap();
-        Phone {
-            key,
-            approval,
-            agreement,
-            token: token.to_owned(),
-            id: DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap(),
-            issuer: v["issuer"].as_str().unwrap().to_owned(),
-            server_key: PublicKey::from_jwk(&jwk).unwrap(),
-            base: self.base.clone(),
-            http: self.http.clone(),
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status >= 400 {
+            v["content_type"] = json!(content_type);
         }
+        (status, v, (key, approval, agreement))
     }
 
     /// A generic API challenge for EUR 49.90 at Example Shop; returns (id, deadline ms).
@@ -256,6 +286,16 @@ impl Phone {
             issuer: &self.issuer,
         };
         signed_call(&self.http, &self.base, signer, method, path, body).await
+    }
+
+    /// `PUT /v1/device/push-token`.
+    pub async fn put_push_token(&self, token: &str) -> (u16, Value) {
+        self.call(
+            "PUT",
+            "/v1/device/push-token",
+            Some(json!({ "push_token": token })),
+        )
+        .await
     }
 
     /// Fetches, verifies and approves the challenge.

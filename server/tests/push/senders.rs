@@ -60,13 +60,13 @@ pub async fn apns_pair() -> (MockApns, MockApns) {
     )
 }
 
-struct Fixture {
-    device: Device,
-    challenge: Challenge,
-    agreement: SoftwareAgreementKey,
+pub struct Fixture {
+    pub device: Device,
+    pub challenge: Challenge,
+    pub agreement: SoftwareAgreementKey,
 }
 
-fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>) -> Fixture {
+pub fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>) -> Fixture {
     let now = pushauth_server::state::now();
     let agreement = SoftwareAgreementKey::generate().unwrap();
     let signing = SoftwareSigningKey::generate().unwrap();
@@ -129,7 +129,7 @@ fn fixture(platform: Platform, token: &str, environment: Option<PushEnvironment>
     }
 }
 
-async fn send(sender: &Arc<dyn PushSender>, f: &Fixture, kind: PushKind) -> PushResult {
+pub async fn send(sender: &Arc<dyn PushSender>, f: &Fixture, kind: PushKind) -> PushResult {
     let data = push_data(&f.challenge, &f.device, kind).unwrap();
     sender
         .send(PushJob {

@@ -100,8 +100,12 @@ struct PushTokenBody {
 /// the same transaction as the write).
 async fn push_token(State(state): State<AppState>, call: DeviceCall) -> ApiResult<StatusCode> {
     let body: PushTokenBody = parse_json(&call.body)?;
-    let target =
-        enrollment::push_target(body.push_token, body.push_environment, call.device.platform)?;
+    let target = enrollment::push_target(
+        body.push_token,
+        body.push_environment,
+        call.device.platform,
+        &state.push.endpoints,
+    )?;
     let audit =
         AuditDraft::new(now(), call.actor(), "device.push_token_updated").device(&call.device.id);
     match state

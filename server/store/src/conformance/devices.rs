@@ -366,6 +366,39 @@ pub async fn device_push_token_dead<S: Store>(store: S) {
     );
 }
 
+/// Every platform is stored and read back (the columns' CHECK constraints know them
+/// all), with its push target: a Web Push device's token is its subscription JSON,
+/// long and full of quotes, and comes back byte for byte.
+pub async fn device_every_platform<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let subscription = format!(
+        r#"{{"endpoint":"https://push.example/wpush/v2/{}","keys":{{"p256dh":"{}","auth":"BTBZMqHH6r4Tts7J_aSIgg"}}}}"#,
+        "x".repeat(200),
+        "B".repeat(87)
+    );
+    for &platform in Platform::ALL {
+        let code = new_code(&*s, &anna, T0.plus(600_000)).await;
+        let mut device = new_device(None);
+        device.platform = platform;
+        device.push = Some(PushTarget {
+            token: subscription.clone(),
+            environment: (platform == Platform::Ios).then_some(PushEnvironment::Production),
+        });
+        let id = device.id.clone();
+        let outcome = s
+            .device_enroll(&code, T0, device.clone(), draft("device.enrolled"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, EnrollOutcome::Enrolled(_)),
+            "{platform}: {outcome:?}"
+        );
+        let stored = s.device_get(&id).await.unwrap().unwrap();
+        assert_eq!((stored.platform, stored.push), (platform, device.push));
+    }
+}
+
 /// Key rotation is a compare-and-swap on the old thumbprint.
 pub async fn device_rotate_key_cas<S: Store>(store: S) {
     let s = ready(store).await;

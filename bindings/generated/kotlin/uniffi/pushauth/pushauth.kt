@@ -766,6 +766,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pushauth_checksum_func_parse_push(
     ): Int
+    external fun uniffi_pushauth_checksum_func_encrypt_web_push_for_tests(
+    ): Int
     external fun uniffi_pushauth_checksum_func_verify_approval_proof_for_tests(
     ): Int
     external fun uniffi_pushauth_checksum_func_verify_request_proof_for_tests(
@@ -779,6 +781,14 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_pushauth_checksum_func_builtin_transport(
     ): Int
     external fun uniffi_pushauth_checksum_func_format_amount(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_decrypt_web_push(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_generate_web_push_keys(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_parse_web_push(
+    ): Int
+    external fun uniffi_pushauth_checksum_func_web_push_token(
     ): Int
     external fun uniffi_pushauth_checksum_method_pushauthclient_approve(
     ): Int
@@ -996,6 +1006,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_pushauth_fn_func_parse_push(`data`: RustBuffer.ByValue,`state`: RustBuffer.ByValue,`keyStore`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_pushauth_fn_func_encrypt_web_push_for_tests(`pushToken`: RustBuffer.ByValue,`plaintext`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_verify_approval_proof_for_tests(`token`: RustBuffer.ByValue,`expect`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pushauth_fn_func_verify_request_proof_for_tests(`token`: RustBuffer.ByValue,`deviceId`: RustBuffer.ByValue,`deviceKeyJwk`: RustBuffer.ByValue,`audience`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`now`: Long,`windowSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1009,6 +1021,14 @@ internal object UniffiLib {
     external fun uniffi_pushauth_fn_func_builtin_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_pushauth_fn_func_format_amount(`amountMinor`: Long,`currency`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_decrypt_web_push(`keys`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_generate_web_push_keys(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pushauth_fn_func_parse_web_push(`message`: RustBuffer.ByValue,`keys`: RustBuffer.ByValue,`state`: RustBuffer.ByValue,`keyStore`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pushauth_fn_func_web_push_token(`endpoint`: RustBuffer.ByValue,`p256dh`: RustBuffer.ByValue,`auth`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_pushauth_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1162,6 +1182,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pushauth_checksum_func_parse_push() and 0xFFFF) != 7055) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_pushauth_checksum_func_encrypt_web_push_for_tests() and 0xFFFF) != 16444) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_pushauth_checksum_func_verify_approval_proof_for_tests() and 0xFFFF) != 37513) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1181,6 +1204,18 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_func_format_amount() and 0xFFFF) != 46833) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_decrypt_web_push() and 0xFFFF) != 42364) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_generate_web_push_keys() and 0xFFFF) != 64482) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_parse_web_push() and 0xFFFF) != 51705) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pushauth_checksum_func_web_push_token() and 0xFFFF) != 25782) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_pushauthclient_approve() and 0xFFFF) != 7420) {
@@ -1216,7 +1251,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pushauth_checksum_method_pushauthclient_unenroll() and 0xFFFF) != 13274) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() and 0xFFFF) != 50764) {
+    if ((lib.uniffi_pushauth_checksum_method_pushauthclient_update_push_token() and 0xFFFF) != 14748) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pushauth_checksum_method_pushauthclient_sign_migration_grant_for_tests() and 0xFFFF) != 59129) {
@@ -2917,7 +2952,8 @@ public interface PushAuthClientInterface {
     suspend fun `unenroll`()
     
     /**
-     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
+     * Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+     * (device key: no prompt, works in the background).
      */
     suspend fun `updatePushToken`(`pushToken`: kotlin.String, `environment`: PushEnvironment?)
     
@@ -3348,7 +3384,8 @@ open class PushAuthClient: Disposable, AutoCloseable, PushAuthClientInterface
 
     
     /**
-     * Sends a new APNs / FCM token (device key: no prompt, works in the background).
+     * Sends a new APNs / FCM token or Web Push subscription (`web_push_token`)
+     * (device key: no prompt, works in the background).
      */
     @Throws(PushAuthException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -4445,7 +4482,8 @@ data class EnrollRequest (
     var `label`: kotlin.String = "" 
     , 
     /**
-     * The APNs / FCM token, if already known (or later with `update_push_token`).
+     * The APNs / FCM token or, for `Platform::WebPush`, the subscription
+     * (`web_push_token`), if already known (or later with `update_push_token`).
      */
     var `pushToken`: kotlin.String? = null 
     , 
@@ -5411,6 +5449,64 @@ public object FfiConverterTypeTxnMember: FfiConverterRustBuffer<TxnMember> {
 
 
 /**
+ * A Web Push subscription's keys, made by [`generate_web_push_keys`] when the app
+ * (not its push library) holds them. Store them with the enrollment state, in the
+ * app's private storage: `auth` and `private_key` are secrets (they only open the
+ * outer layer; the payment details stay encrypted to the agreement key inside).
+ */
+data class WebPushKeys (
+    /**
+     * `p256dh`: the 65-byte uncompressed P-256 public key, base64url.
+     */
+    var `p256dh`: kotlin.String
+    , 
+    /**
+     * `auth`: the 16-byte authentication secret, base64url.
+     */
+    var `auth`: kotlin.String
+    , 
+    /**
+     * The private key: the 32-byte P-256 scalar, base64url.
+     */
+    var `privateKey`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeWebPushKeys: FfiConverterRustBuffer<WebPushKeys> {
+    override fun read(buf: ByteBuffer): WebPushKeys {
+        return WebPushKeys(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: WebPushKeys) = (
+            FfiConverterString.allocationSize(value.`p256dh`) +
+            FfiConverterString.allocationSize(value.`auth`) +
+            FfiConverterString.allocationSize(value.`privateKey`)
+    )
+
+    override fun write(value: WebPushKeys, buf: ByteBuffer) {
+            FfiConverterString.write(value.`p256dh`, buf)
+            FfiConverterString.write(value.`auth`, buf)
+            FfiConverterString.write(value.`privateKey`, buf)
+    }
+}
+
+
+
+/**
  * The server's answer to a decision.
  */
 sealed class DecisionOutcome {
@@ -5791,9 +5887,14 @@ enum class Platform {
      */
     IOS,
     /**
-     * Android.
+     * Android (FCM).
      */
     ANDROID,
+    /**
+     * A Web Push receiver: UnifiedPush on Android without Google services, or a
+     * browser. The push token is the subscription (`web_push_token`).
+     */
+    WEB_PUSH,
     /**
      * Anything else (desktop demo, tests).
      */
@@ -7265,6 +7366,38 @@ public object FfiConverterOptionalTypeSigningPrompt: FfiConverterRustBuffer<Sign
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeWebPushKeys: FfiConverterRustBuffer<WebPushKeys?> {
+    override fun read(buf: ByteBuffer): WebPushKeys? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeWebPushKeys.read(buf)
+    }
+
+    override fun allocationSize(value: WebPushKeys?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeWebPushKeys.allocationSize(value)
+        }
+    }
+
+    override fun write(value: WebPushKeys?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeWebPushKeys.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeDenyReason: FfiConverterRustBuffer<DenyReason?> {
     override fun read(buf: ByteBuffer): DenyReason? {
         if (buf.get().toInt() == 0) {
@@ -7774,6 +7907,24 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
     }
 
         /**
+         * **Tests only.** The server's side of Web Push: encrypts `plaintext` to the
+         * subscription in `push_token` (RFC 8291, fresh sender key and salt), as the push
+         * service would deliver it.
+         */
+    @Throws(PushAuthException::class) fun `encryptWebPushForTests`(`pushToken`: kotlin.String, `plaintext`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_encrypt_web_push_for_tests(
+    
+        
+        FfiConverterString.lower(`pushToken`),
+        FfiConverterByteArray.lower(`plaintext`),_status)
+}
+    )
+    }
+    
+
+        /**
          * **Tests only.** Runs the server's approval proof verification
          * (`pushauth_core::proof::verify`); returns `"ok"` or the error code.
          */
@@ -7890,6 +8041,83 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
         
         FfiConverterLong.lower(`amountMinor`),
         FfiConverterString.lower(`currency`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Decrypts a Web Push message (RFC 8291 `aes128gcm`, the raw bytes the push
+         * service delivered) with the subscription's keys; returns the push data inside.
+         */
+    @Throws(PushAuthException::class) fun `decryptWebPush`(`keys`: WebPushKeys, `message`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_decrypt_web_push(
+    
+        
+        FfiConverterTypeWebPushKeys.lower(`keys`),
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * New subscription keys: a P-256 key pair and a 16-byte `auth` secret.
+         */
+    @Throws(PushAuthException::class) fun `generateWebPushKeys`(): WebPushKeys {
+            return FfiConverterTypeWebPushKeys.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_generate_web_push_keys(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Parses a Web Push message into a [`PushMessage`]. With `keys`, `message` is the
+         * encrypted body and is decrypted first ([`decrypt_web_push`]); without, it is the
+         * plaintext a distributor already decrypted. The push data is the JSON object
+         * `{"cid","kind","enc"?}`; as in [`parse_push`], with the state and key store a
+         * challenge's preview is decrypted. Anything unreadable is `Unknown`.
+         */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `parseWebPush`(`message`: kotlin.ByteArray, `keys`: WebPushKeys?, `state`: EnrollmentState?, `keyStore`: KeyStore?) : PushMessage {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_pushauth_fn_func_parse_web_push(
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterOptionalTypeWebPushKeys.lower(`keys`),
+        FfiConverterOptionalTypeEnrollmentState.lower(`state`),
+        FfiConverterOptionalTypeKeyStore.lower(`keyStore`),),
+        { future, callback, continuation -> UniffiLib.ffi_pushauth_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pushauth_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pushauth_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypePushMessage.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+        /**
+         * The push token of a Web Push device: the W3C PushSubscription JSON
+         * `{"endpoint","keys":{"p256dh","auth"}}`. `endpoint` is the URL the push service or
+         * UnifiedPush distributor gave; `p256dh` and `auth` (base64url) are the
+         * subscription's keys ([`WebPushKeys`], or those the push library made). Pass it as
+         * `push_token` with `Platform::WebPush` at enrollment or to `update_push_token`.
+         */
+    @Throws(PushAuthException::class) fun `webPushToken`(`endpoint`: kotlin.String, `p256dh`: kotlin.String, `auth`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PushAuthException) { _status ->
+    UniffiLib.uniffi_pushauth_fn_func_web_push_token(
+    
+        
+        FfiConverterString.lower(`endpoint`),
+        FfiConverterString.lower(`p256dh`),
+        FfiConverterString.lower(`auth`),_status)
 }
     )
     }

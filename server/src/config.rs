@@ -33,6 +33,8 @@ pub struct Config {
     pub devices: crate::services::device_policy::DevicesConfig,
     /// Enrollment links (`[enrollment]`: deeplink scheme).
     pub enrollment: crate::services::device_policy::EnrollmentConfig,
+    /// The ops console (`[console]`: served under `/console` only when enabled).
+    pub console: crate::console::ConsoleConfig,
     /// `PUSHAUTH_*` environment variables that are not settings (no `__` between a
     /// section and a key): ignored, and named in a warning at start-up.
     #[serde(skip)]

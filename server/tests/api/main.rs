@@ -7,11 +7,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod helpers;
 mod device_keys;
+mod helpers;
 
 mod admin;
 mod authz;
+mod console;
 mod decisions;
 mod device;
 mod keys;

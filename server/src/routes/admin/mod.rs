@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit/verify", get(challenges::audit_verify))
         .route("/admin-keys", post(keys::create).get(keys::list))
         .route("/admin-keys/{id}/revoke", post(keys::revoke))
+        .route("/me", get(keys::me))
 }
 
 /// An authenticated admin caller.

@@ -136,7 +136,7 @@ function deliveries(ev) {
       ['Last error', (o) => text(o.last_error)],
     ], ev.outbox, 'Nothing was queued for this challenge.'),
     h('h2', {}, 'Every attempt'),
-    table([
+    h('div', { id: 'attempts' }, table([
       ['At', (a) => time(a.at)],
       ['Row', (a) => a.outbox],
       ['Kind', (a) => a.kind || kindOf.get(a.outbox)],
@@ -146,7 +146,7 @@ function deliveries(ev) {
       ['HTTP', (a) => text(a.http_status)],
       ['Latency', (a) => a.latency_ms + ' ms'],
       ['Error', (a) => text(a.error)],
-    ], ev.attempts, 'No delivery attempted yet.'));
+    ], ev.attempts, 'No delivery attempted yet.')));
 }
 
 function auditCard(ev) {

@@ -4,19 +4,23 @@
 //   CONSOLE_TEST_BACKEND                           sqlite | postgres (for names only)
 //   CONSOLE_TEST_SCREENSHOTS                       where each page's screenshot goes
 //   CONSOLE_TEST_DEVICE                            the virtual phone (device.py) command
+//   CONSOLE_TEST_CALLBACK_SECRET                   the server's [api] callback_secret
 //   CHROMIUM                                       the browser (default /usr/bin/chromium)
 //
 // Data is made the way an issuer makes it: the admin API (cardholder, activation code,
 // a generic-API challenge whose merchant name is hostile markup) and the mobile SDK
-// (the Python bindings enroll a device and approve). Then, in the browser: log in,
-// find the challenge by reference, open its evidence, revoke the device, issue an
-// activation code (QR code), log in with a read-only key and see an action refused,
-// and the issuer events page. No dialog may open and no script may run from data.
+// (the Python bindings enroll a device and approve); the result goes to a callback
+// receiver here that checks its signature as an issuer's would. Then, in the browser:
+// log in, find the challenge by reference, open its evidence, revoke the device,
+// issue an activation code whose QR code (decoded with zbarimg) enrolls a new phone,
+// log in with a read-only key and see an action refused, and the issuer events page.
+// No dialog may open and no script may run from data.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -28,7 +32,8 @@ const adminKey = process.env.PUSHAUTH_TEST_ADMIN_KEY;
 const backend = process.env.CONSOLE_TEST_BACKEND || 'sqlite';
 const shots = process.env.CONSOLE_TEST_SCREENSHOTS;
 const device = JSON.parse(process.env.CONSOLE_TEST_DEVICE || '[]');
-assert.ok(server && adminKey && shots && device.length, 'run through tests/console/run.sh');
+const callbackSecret = process.env.CONSOLE_TEST_CALLBACK_SECRET;
+assert.ok(server && adminKey && shots && device.length && callbackSecret, 'run through tests/console/run.sh');
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const suffix = randomBytes(4).toString('hex');
@@ -54,6 +59,30 @@ function phone(...args) {
   return execFileSync(device[0], [...device.slice(1), ...args], { encoding: 'utf8' }).trim();
 }
 
+/** The issuer's callback endpoint: checks `PushAuth-Signature` (HMAC-SHA256 of `t.body`). */
+const callbacks = [];
+const receiver = createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(req.headers['pushauth-signature'] || '');
+    const ok = m !== null && createHmac('sha256', callbackSecret).update(`${m[1]}.${body}`).digest('hex') === m[2];
+    callbacks.push({ ok, body });
+    res.writeHead(ok ? 204 : 401).end();
+  });
+});
+
+/** Re-reads the API until `done(answer)`: the outbox works in the background. */
+async function until(path, done) {
+  for (let i = 0; i < 400; i += 1) {
+    const answer = await admin('GET', path);
+    if (done(answer)) return answer;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${path}: condition never met`);
+}
+
 const world = {};
 const dialogs = [];
 const pageErrors = [];
@@ -69,13 +98,16 @@ async function screenshot(name) {
 
 before(async () => {
   mkdirSync(shots, { recursive: true });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const callbackUrl = `http://127.0.0.1:${receiver.address().port}/pushauth/result`;
   // The issuer's side: a cardholder with a processor link, an enrolled phone, a
   // challenge approved on it and another one still pending; a read-only key.
   const cardholder = await admin('POST', '/v1/admin/cardholders', { label: 'Console test', external_ref: `cust-${suffix}` });
   await admin('POST', `/v1/admin/cardholders/${cardholder.id}/links`, { provider: 'api', provider_key: `card-${suffix}` });
   const code = await admin('POST', `/v1/admin/cardholders/${cardholder.id}/activation-codes`);
   const phoneDir = mkdtempSync(join(tmpdir(), 'pushauth-console-phone-'));
-  world.device = phone('enroll', phoneDir, code.deeplink);
+  world.tmp = phoneDir;
+  world.device = phone('enroll', join(phoneDir, 'first'), code.deeplink);
   const created = await admin('POST', '/v1/admin/challenges', {
     cardholder_id: cardholder.id,
     reference,
@@ -83,9 +115,13 @@ before(async () => {
     payee: HOSTILE,
     details: { merchant_country: 'FR' },
     ttl_secs: 300,
+    callback_url: callbackUrl,
   });
   world.challenge = created.challenge.id;
-  phone('approve', phoneDir, world.challenge);
+  phone('approve', join(phoneDir, 'first'), world.challenge);
+  // the result reached the issuer's endpoint (recorded as an upstream attempt)
+  await until(`/v1/admin/challenges/${world.challenge}`, (ev) => ev.attempts.some((a) => a.kind === 'upstream' && a.outcome === 'ok'));
+  assert.ok(callbacks.length > 0 && callbacks.every((c) => c.ok), JSON.stringify(callbacks));
   await admin('POST', '/v1/admin/challenges', {
     cardholder_id: cardholder.id, reference: `other-${suffix}`, amount: { minor: 100, currency: 'EUR' }, payee: 'Another Shop',
   });
@@ -112,6 +148,8 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
+  receiver.close();
+  if (world.tmp) rmSync(world.tmp, { recursive: true, force: true });
 });
 
 test('log in with the admin key', async () => {
@@ -155,6 +193,10 @@ test('open its evidence', async () => {
     'verifies with the device\'s current approval key', 'decision.accepted', 'matches its hash']) {
     assert.ok(text.includes(expected), `evidence lacks ${expected}`);
   }
+  // the result's delivery to the issuer, attempt by attempt
+  const attempt = page.locator('#attempts tbody tr', { hasText: 'upstream' });
+  assert.equal(await attempt.count(), 1);
+  assert.equal(await attempt.locator('td').nth(6).textContent(), '204');
   // the proof summary, never the proof
   const evidence = await admin('GET', `/v1/admin/challenges/${world.challenge}`);
   const signature = evidence.decision.proof.split('.')[2];
@@ -183,8 +225,18 @@ test('issue an activation code shown as a QR code', async () => {
   await page.locator('#activation-qr').waitFor();
   assert.ok(await page.locator('#activation-qr').evaluate((img) => img.complete && img.naturalWidth > 0), 'QR code not drawn');
   assert.match(await page.textContent('#activation-code'), /^[0-9A-Z]{4}(-[0-9A-Z]{4}){4}$/);
-  assert.match(await page.textContent('#activation-link'), /^pushauth:\/\/enroll\?v=1&server=/);
+  const link = await page.textContent('#activation-link');
+  assert.match(link, /^pushauth:\/\/enroll\?v=1&server=/);
   await screenshot('activation-code');
+  // what a phone scans: the QR code as drawn on the page holds the link, and enrolls
+  const qr = join(world.tmp, 'qr.png');
+  await page.locator('#activation-qr').screenshot({ path: qr });
+  const scanned = execFileSync('zbarimg', ['--raw', '-q', qr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  assert.equal(scanned, link);
+  const second = phone('enroll', join(world.tmp, 'second'), scanned);
+  const c = await admin('GET', `/v1/admin/cardholders/${world.cardholder}`);
+  assert.deepEqual(c.devices.map((d) => [d.id, d.status]).sort(),
+    [[world.device, 'revoked'], [second, 'active']].sort());
 });
 
 test('a read-only key sees everything and is refused every action', async () => {

@@ -7,6 +7,7 @@ bindings (pushauth.py and the debug cdylib, put on PYTHONPATH by run.sh). Its ke
 """
 
 import asyncio
+import os
 import pathlib
 import sys
 
@@ -61,3 +62,8 @@ def main(argv):
 
 if __name__ == "__main__":
     main(sys.argv)
+    # Leave without interpreter finalisation: the SDK's runtime threads may still be
+    # parked in Rust then, and CPython ending them at exit aborts the process now and
+    # then ("FATAL: exception not rethrown") after the work is done.
+    sys.stdout.flush()
+    os._exit(0)

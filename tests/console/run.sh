@@ -6,7 +6,7 @@
 #
 #   bash tests/console/run.sh [sqlite|postgres|all]      (default: all)
 #
-# Installs what it needs, idempotently: chromium (apt), playwright-core (npm ci into
+# Installs what it needs, idempotently: chromium and zbar-tools (apt), playwright-core (npm ci into
 # tests/console/node_modules, ignored by git). Builds the workspace (a no-op when
 # fresh). A screenshot of each page goes to <target dir>/console-screenshots/<backend>/
 # (an artifact of the run, never committed).
@@ -28,6 +28,7 @@ apt_install() {
         || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "$@" >/dev/null; }
 }
 command -v chromium >/dev/null || { echo "installing chromium (apt)" >&2; apt_install chromium; }
+command -v zbarimg >/dev/null || { echo "installing zbar-tools (apt; reads the QR code back)" >&2; apt_install zbar-tools; }
 command -v node >/dev/null || { echo "installing nodejs and npm (apt)" >&2; apt_install nodejs npm; }
 if [[ " ${backends[*]} " == *" postgres "* ]] && ! command -v psql >/dev/null; then
     echo "installing postgresql-client (apt)" >&2; apt_install postgresql-client
@@ -62,8 +63,11 @@ for backend in "${backends[@]}"; do
     dir="$work/$backend"
     mkdir -p "$dir"
     key="console-admin-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    secret="callback-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     settings=(PUSHAUTH_SERVER__LISTEN=127.0.0.1:0 "PUSHAUTH_STORAGE__DATA_DIR=$dir"
-        "PUSHAUTH_SECURITY__ADMIN_KEY=$key" PUSHAUTH_CONSOLE__ENABLED=true PUSHAUTH_WORKERS__IDLE_POLL_MS=100)
+        "PUSHAUTH_SECURITY__ADMIN_KEY=$key" PUSHAUTH_CONSOLE__ENABLED=true PUSHAUTH_WORKERS__IDLE_POLL_MS=100
+        'PUSHAUTH_API__CALLBACK_HOSTS=["127.0.0.1"]' "PUSHAUTH_API__CALLBACK_SECRET=$secret"
+        PUSHAUTH_API__ALLOW_HTTP_CALLBACKS=true)
     if [ "$backend" = postgres ]; then
         pg_db="pushauth_console_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         psql "$pg_admin" -v ON_ERROR_STOP=1 -q -c "CREATE DATABASE $pg_db" >/dev/null
@@ -83,7 +87,8 @@ for backend in "${backends[@]}"; do
     echo "console browser test on $backend: server $url, screenshots in $shots"
     status=0
     PUSHAUTH_TEST_SERVER="$url" PUSHAUTH_TEST_ADMIN_KEY="$key" CONSOLE_TEST_BACKEND="$backend" \
-        CONSOLE_TEST_SCREENSHOTS="$shots" CONSOLE_TEST_DEVICE="$device" CHROMIUM="$(command -v chromium)" \
+        CONSOLE_TEST_SCREENSHOTS="$shots" CONSOLE_TEST_DEVICE="$device" CONSOLE_TEST_CALLBACK_SECRET="$secret" \
+        CHROMIUM="$(command -v chromium)" \
         node --test --test-reporter=spec "$here/console.test.mjs" || status=$?
     if [ "$status" -ne 0 ]; then
         echo "server log ($backend):" >&2

@@ -306,10 +306,10 @@ pub trait Store: Send + Sync + 'static {
             if filter.provider.is_some_and(|p| p != provider) {
                 continue;
             }
-            if let Some(c) = self.challenge_find(provider, reference).await? {
-                if filter.matches(&c) {
-                    found.push(c);
-                }
+            if let Some(c) = self.challenge_find(provider, reference).await?
+                && filter.matches(&c)
+            {
+                found.push(c);
             }
         }
         found.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));

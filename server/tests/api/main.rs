@@ -7,8 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod device_keys;
 mod helpers;
+mod device_keys;
 
 mod admin;
 mod authz;

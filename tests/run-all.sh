@@ -54,6 +54,9 @@ bash tests/with-server.sh bash bindings/scripts/test-kotlin.sh
 step "demo: Enfuce webhook -> push -> virtual phone approves -> result at the processor"
 bash mobile-demo/demo.sh --processor enfuce
 
+step "ops console: headless Chromium, SQLite and PostgreSQL (screenshots in target/console-screenshots)"
+bash tests/console/run.sh
+
 step "mobile SDK: Swift sources are fresh"
 bash bindings/scripts/check-swift-fresh.sh
 

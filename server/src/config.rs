@@ -35,6 +35,8 @@ pub struct Config {
     pub enrollment: crate::services::device_policy::EnrollmentConfig,
     /// Issuer events (`[events]`: endpoints, retry schedule; docs/api.md).
     pub events: crate::events::EventsConfig,
+    /// The ops console (`[console]`: served under `/console` only when enabled).
+    pub console: crate::console::ConsoleConfig,
     /// `PUSHAUTH_*` environment variables that are not settings (no `__` between a
     /// section and a key): ignored, and named in a warning at start-up.
     #[serde(skip)]

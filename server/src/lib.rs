@@ -9,6 +9,7 @@
 //! [`startup::Server`] ties them together (also used by the tests).
 
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod json;

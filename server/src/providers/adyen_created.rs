@@ -232,6 +232,7 @@ async fn by_purchase(
         status: None,
         cardholder: Some(link.cardholder),
         provider: Some(PROVIDER),
+        since: None,
         before: None,
         limit: 200,
     };

@@ -1,8 +1,9 @@
 //! HTTP routes, one module per actor: `ops` (health, metrics, OpenAPI), `device` (the
-//! SDK's API), `admin` (the issuer's backend), and the processors' webhooks in
-//! `crate::providers`.
+//! SDK's API), `admin` (the issuer's backend), `console` (the ops console's page, when
+//! enabled), and the processors' webhooks in `crate::providers`.
 
 pub mod admin;
+pub mod console;
 pub mod device;
 pub mod ops;
 
@@ -36,6 +37,11 @@ pub fn router(state: AppState) -> Router {
             device::router().layer(map_response(problem_only)),
         )
         .merge(crate::providers::router(&state.config))
+        .merge(if state.config.console.enabled {
+            console::router()
+        } else {
+            Router::new()
+        })
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))

@@ -189,6 +189,7 @@ pub async fn migrate(
                 deeplink: deeplink(state, &code),
                 code,
                 expires_at,
+                qr_svg: None,
             })
         }
         GrantOutcome::Reused => Err(ApiError::conflict(

@@ -68,6 +68,9 @@ pub struct IssuedCode {
     pub expires_at: Millis,
     /// Deeplink for the issuer app / QR code.
     pub deeplink: String,
+    /// The deeplink as a QR code (SVG), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_svg: Option<String>,
 }
 
 /// Issues an activation code for a cardholder.
@@ -113,7 +116,21 @@ pub async fn issue(
         code,
         expires_at,
         deeplink,
+        qr_svg: None,
     })
+}
+
+/// `link` as a QR code, an SVG document (error correction M, 4-module quiet zone,
+/// black on white) that the ops console shows for the phone to scan. Made here, so
+/// no browser needs a QR library and nothing is fetched at run time.
+pub fn qr_svg(link: &str) -> ApiResult<String> {
+    let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::internal(format!("QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
 }
 
 /// The enrollment link for a code: `<[enrollment] deeplink_scheme>://enroll?v=1&server=<public URL>&code=<code>`.

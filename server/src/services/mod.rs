@@ -8,3 +8,4 @@ pub mod decisions;
 pub mod device_keys;
 pub mod device_policy;
 pub mod enrollment;
+pub mod evidence;

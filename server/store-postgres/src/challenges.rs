@@ -218,6 +218,7 @@ pub(crate) async fn list(s: &PgStore, filter: ChallengeFilter) -> StoreResult<Ve
     let cardholder = filter.cardholder.as_ref().map(|c| c.as_str());
     let provider = filter.provider.map(|p| p.as_str());
     let before = filter.before.map(|m| m.0);
+    let since = filter.since.map(|m| m.0);
     let limit = filter.limit.clamp(0, MAX_PAGE);
     let rows = sqlx::query_as!(
         ChallengeRow,
@@ -227,12 +228,14 @@ pub(crate) async fn list(s: &PgStore, filter: ChallengeFilter) -> StoreResult<Ve
          FROM challenges
          WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR cardholder_id = $2)
            AND ($3::TEXT IS NULL OR provider = $3) AND ($4::BIGINT IS NULL OR created_at < $4)
+           AND ($6::BIGINT IS NULL OR created_at >= $6)
          ORDER BY created_at DESC, id DESC LIMIT $5",
         status,
         cardholder,
         provider,
         before,
-        limit
+        limit,
+        since
     )
     .fetch_all(s.pool())
     .await

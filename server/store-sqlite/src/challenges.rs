@@ -186,6 +186,7 @@ pub(crate) async fn list(s: &SqliteStore, filter: ChallengeFilter) -> StoreResul
     let cardholder = filter.cardholder.as_ref().map(|c| c.as_str());
     let provider = filter.provider.map(|p| p.as_str());
     let before = filter.before.map(|m| m.0);
+    let since = filter.since.map(|m| m.0);
     let limit = filter.limit.clamp(0, MAX_PAGE);
     let rows = sqlx::query_as!(
         ChallengeRow,
@@ -195,12 +196,14 @@ pub(crate) async fn list(s: &SqliteStore, filter: ChallengeFilter) -> StoreResul
          FROM challenges
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR cardholder_id = ?2)
            AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR created_at < ?4)
+           AND (?6 IS NULL OR created_at >= ?6)
          ORDER BY created_at DESC, id DESC LIMIT ?5",
         status,
         cardholder,
         provider,
         before,
-        limit
+        limit,
+        since
     )
     .fetch_all(s.pool())
     .await

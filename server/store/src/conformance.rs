@@ -23,6 +23,7 @@ mod keys;
 mod outbox;
 mod outbox_fence;
 mod parties;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub use parties::{
     admin_keys, card_links, cardholders, migrate_twice, server_key_concurrent_first_start,
     server_key_get_or_insert,
 };
+pub use search::{challenge_find_reference, challenge_list_time_window};
 
 use crate::*;
 
@@ -98,6 +100,7 @@ macro_rules! store_conformance_suite {
             challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
             challenge_create_unknown_cardholder, challenge_create_planned, challenge_create_planned_limit_under_race,
             challenge_pending_for_and_count, challenge_list_filters,
+            challenge_list_time_window, challenge_find_reference,
             challenge_due, challenge_decide_first_wins, challenge_decide_past_deadline,
             challenge_decide_on_closed, challenge_close_expired_only_after_deadline, challenge_final_status,
             outbox_claim_due_and_lease, outbox_claim_concurrent, outbox_claim_lanes, outbox_complete_transitions, outbox_next_due,

@@ -294,6 +294,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Challenge>>;
     /// Lists challenges matching `filter`, newest first.
     async fn challenge_list(&self, filter: ChallengeFilter) -> StoreResult<Vec<Challenge>>;
+    /// The challenges whose processor reference is `reference` (that of
+    /// `filter.provider`, or of any processor: at most one each) and that match the
+    /// rest of `filter`, newest first. Shared by the backends: one lookup per processor
+    /// on the unique `(provider, provider_ref)` index, never a scan.
+    async fn challenge_find_reference(
+        &self,
+        reference: &ProviderRef,
+        filter: &ChallengeFilter,
+    ) -> StoreResult<Vec<Challenge>> {
+        let mut found = Vec::new();
+        for provider in Provider::ALL {
+            if filter.provider.is_some_and(|p| p != provider) {
+                continue;
+            }
+            if let Some(c) = self.challenge_find(provider, reference).await?
+                && filter.matches(&c)
+            {
+                found.push(c);
+            }
+        }
+        found.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+        found.truncate(usize::try_from(filter.limit.max(0)).unwrap_or(0));
+        Ok(found)
+    }
     /// Pending challenges of a cardholder whose deadline is after `now`, oldest first.
     async fn challenge_pending_for(
         &self,

@@ -629,10 +629,25 @@ pub struct ChallengeFilter {
     pub cardholder: Option<CardholderId>,
     /// Only this processor.
     pub provider: Option<Provider>,
+    /// Only created at or after.
+    pub since: Option<Millis>,
     /// Only created strictly before.
     pub before: Option<Millis>,
     /// At most this many (the backend caps it at 500).
     pub limit: i64,
+}
+
+impl ChallengeFilter {
+    /// Whether `c` passes every condition of the filter (the limit aside): what the
+    /// backends' SQL selects, for results found another way
+    /// ([`crate::Store::challenge_find_reference`]).
+    pub fn matches(&self, c: &Challenge) -> bool {
+        self.status.is_none_or(|s| s == c.status)
+            && self.cardholder.as_ref().is_none_or(|h| *h == c.cardholder)
+            && self.provider.is_none_or(|p| p == c.provider)
+            && self.since.is_none_or(|t| c.created_at >= t)
+            && self.before.is_none_or(|t| c.created_at < t)
+    }
 }
 
 /// A verified decision to record.

@@ -12,6 +12,7 @@ mod helpers;
 
 mod admin;
 mod authz;
+mod console;
 mod decisions;
 mod device;
 mod events;

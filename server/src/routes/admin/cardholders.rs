@@ -234,6 +234,15 @@ pub(super) async fn unlink(
 pub(super) struct CodeBody {
     #[serde(default)]
     ttl_secs: Option<i64>,
+    /// `"svg"`: also answer the deeplink as a QR code (`qr_svg`).
+    #[serde(default)]
+    qr: Option<QrFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum QrFormat {
+    Svg,
 }
 
 /// `POST /v1/admin/cardholders/{id}/activation-codes`.
@@ -249,7 +258,9 @@ pub(super) async fn activation_code(
     } else {
         crate::error::parse_json(&body)?
     };
-    let ttl = body.ttl_secs;
-    let issued = enrollment::issue(&state, &id, ttl, &admin.actor()).await?;
+    let mut issued = enrollment::issue(&state, &id, body.ttl_secs, &admin.actor()).await?;
+    if let Some(QrFormat::Svg) = body.qr {
+        issued.qr_svg = Some(enrollment::qr_svg(&issued.deeplink)?);
+    }
     Ok((StatusCode::CREATED, AppJson(issued)).into_response())
 }

@@ -140,87 +140,69 @@ pub(super) struct ListQuery {
     #[serde(default)]
     provider: Option<Provider>,
     /// The processor's reference (Enfuce `sessionId`, Adyen `id`, Paysafe `eventId`,
-    /// Treezor `authenticationRequestId`, the issuer's reference); needs `provider`.
+    /// Treezor `authenticationRequestId`, the issuer's reference), under `provider` or
+    /// under any processor.
     #[serde(default)]
     reference: Option<String>,
+    /// Created at or after (Unix ms).
+    #[serde(default)]
+    since: Option<i64>,
+    /// Created strictly before (Unix ms).
     #[serde(default)]
     before: Option<i64>,
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/admin/challenges?status=&cardholder=&provider=&before=&limit=`, or
-/// `?provider=…&reference=…`: the challenge a processor reference names (support
-/// answers "did the cardholder approve order X?"), as a list of zero or one.
+/// `GET /v1/admin/challenges?status=&cardholder=&provider=&reference=&since=&before=&limit=`:
+/// newest first. With `reference`, the challenges that processor reference names
+/// (one per processor at most; support answers "did the cardholder approve order
+/// X?"), found on the `(provider, reference)` index, the other filters applied.
 pub(super) async fn list(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    if let Some(reference) = &q.reference {
-        let Some(provider) = q.provider else {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "reference: needs provider",
-            ));
-        };
-        if q.status.is_some() || q.cardholder.is_some() || q.before.is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "reference: combine only with provider (and limit)",
-            ));
-        }
-        let reference = ProviderRef::parse(reference).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_field",
-                "reference: must be 1 to 256 visible ASCII characters",
-            )
-        })?;
-        let mut found: Vec<_> = state
-            .store
-            .challenge_find(provider, &reference)
-            .await?
-            .into_iter()
-            .collect();
-        found.iter_mut().for_each(crate::providers::redact_context);
-        return Ok(AppJson(serde_json::json!({ "challenges": found })).into_response());
-    }
     let filter = ChallengeFilter {
         status: q.status,
         cardholder: q.cardholder,
         provider: q.provider,
+        since: q.since.map(Millis),
         before: q.before.map(Millis),
         limit: q.limit.unwrap_or(50).clamp(1, 500),
     };
-    let mut challenges = state.store.challenge_list(filter).await?;
+    let mut challenges = match &q.reference {
+        Some(reference) => {
+            let reference = ProviderRef::parse(reference).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_field",
+                    "reference: must be 1 to 256 visible ASCII characters",
+                )
+            })?;
+            state
+                .store
+                .challenge_find_reference(&reference, &filter)
+                .await?
+        }
+        None => state.store.challenge_list(filter).await?,
+    };
     challenges
         .iter_mut()
         .for_each(crate::providers::redact_context);
     Ok(AppJson(serde_json::json!({ "challenges": challenges })).into_response())
 }
 
-/// `GET /v1/admin/challenges/{id}`: the challenge, its decision (proof included, as
-/// evidence), its outbox rows, every delivery attempt and its audit trail.
+/// `GET /v1/admin/challenges/{id}`: the evidence of one challenge
+/// ([`crate::services::evidence`]).
 pub(super) async fn get(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id, ChallengeId::parse, "challenge")?;
-    let store = &state.store;
-    let mut challenge = store
-        .challenge_get(&id)
+    let body = crate::services::evidence::of_challenge(&state, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("challenge"))?;
-    crate::providers::redact_context(&mut challenge);
-    let body = serde_json::json!({
-        "challenge": challenge,
-        "display_amount": challenge.transaction().display_amount(),
-        "decision": store.decision_get(&id).await?,
-        "outbox": store.outbox_for_challenge(&id).await?,
-        "attempts": store.attempts_for_challenge(&id).await?,
-        "audit": store.audit_for_challenge(&id).await?,
-    });
     Ok(AppJson(body).into_response())
 }
 

@@ -41,6 +41,12 @@ pub(super) async fn list(State(state): State<AppState>, _admin: Admin) -> ApiRes
     Ok(AppJson(serde_json::json!({ "keys": keys })).into_response())
 }
 
+/// `GET /v1/admin/me`: the key this request presents (`id`, `name`, `scope`, …; never
+/// the key), e.g. for the ops console to show who is logged in and whether read-only.
+pub(super) async fn me(admin: Admin) -> ApiResult<Response> {
+    Ok(AppJson(admin.key).into_response())
+}
+
 /// `POST /v1/admin/admin-keys/{id}/revoke`: 204; 404 when unknown or already revoked.
 pub(super) async fn revoke(
     State(state): State<AppState>,

@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/events", get(events::list))
         .route("/admin-keys", post(keys::create).get(keys::list))
         .route("/admin-keys/{id}/revoke", post(keys::revoke))
+        .route("/me", get(keys::me))
 }
 
 /// An authenticated admin caller.

@@ -58,6 +58,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// An optional JSON request body: no body gives `T::default()`; a body must be JSON
+/// (415 otherwise) and is parsed like [`AppJson`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e.status()))?;
+        if body.is_empty() {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json (or no body)",
+            ));
+        }
+        parse_json(&body).map(OptionalJson)
+    }
+}
+
 /// `application/json`, or `application/<anything>+json`, with any parameters.
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers

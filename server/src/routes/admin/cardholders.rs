@@ -250,14 +250,9 @@ pub(super) async fn activation_code(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    body: bytes::Bytes,
+    crate::json::OptionalJson(body): crate::json::OptionalJson<CodeBody>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id, CardholderId::parse, "cardholder")?;
-    let body: CodeBody = if body.is_empty() {
-        CodeBody::default()
-    } else {
-        crate::error::parse_json(&body)?
-    };
     let mut issued = enrollment::issue(&state, &id, body.ttl_secs, &admin.actor()).await?;
     if let Some(QrFormat::Svg) = body.qr {
         issued.qr_svg = Some(enrollment::qr_svg(&issued.deeplink)?);

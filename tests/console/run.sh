@@ -68,6 +68,10 @@ for backend in "${backends[@]}"; do
         "PUSHAUTH_SECURITY__ADMIN_KEY=$key" PUSHAUTH_CONSOLE__ENABLED=true PUSHAUTH_WORKERS__IDLE_POLL_MS=100
         'PUSHAUTH_API__CALLBACK_HOSTS=["127.0.0.1"]' "PUSHAUTH_API__CALLBACK_SECRET=$secret"
         PUSHAUTH_API__ALLOW_HTTP_CALLBACKS=true)
+    # An issuer-event endpoint nobody listens on (port 9, discard): its deliveries stay
+    # pending with their connection errors, which the events page must show.
+    printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" > "$dir/events-secret"
+    settings+=("PUSHAUTH_EVENTS__ENDPOINTS=[{name=\"issuer-siem\",url=\"http://127.0.0.1:9/hooks\",secret_files=[\"$dir/events-secret\"],allow_http=true}]")
     if [ "$backend" = postgres ]; then
         pg_db="pushauth_console_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         psql "$pg_admin" -v ON_ERROR_STOP=1 -q -c "CREATE DATABASE $pg_db" >/dev/null

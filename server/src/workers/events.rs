@@ -25,6 +25,13 @@ const CLAIM_BATCH: i64 = 16;
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Idle poll: events are written by many kinds of change, not all of which notify.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Least pause after a round that found no more work: events carry no deadline, and
+/// every round takes the write lock (SQLite) for its fan-out, so under load rounds are
+/// batched instead of following every notification (measured: docs/benchmarks.md).
+const MIN_GAP: Duration = Duration::from_millis(200);
+/// With no endpoint configured, events are only marked fanned out (so that an endpoint
+/// configured later starts with the events written after it), this often.
+const UNROUTED_POLL: Duration = Duration::from_secs(5);
 /// Largest answer body read (only its status matters).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
@@ -60,8 +67,19 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if busy {
             continue;
         }
+        if names.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(UNROUTED_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = tokio::time::sleep(MIN_GAP) => {}
+            _ = shutdown.changed() => continue,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE_POLL - MIN_GAP) => {}
             e = wake.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e { tokio::time::sleep(IDLE_POLL).await },
             _ = shutdown.changed() => {}
         }

@@ -205,6 +205,7 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
             payload: serde_json::Value::Null,
             not_before: t,
             deadline: req.deadline,
+            claimed_until: None,
         })
         .collect();
     let digest = transaction.digest();

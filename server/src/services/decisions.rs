@@ -78,6 +78,7 @@ pub fn dismiss_rows_among(
             payload: serde_json::Value::Null,
             not_before: t,
             deadline: challenge.deadline.max(t.plus(60_000)),
+            claimed_until: None,
         })
         .collect()
 }
@@ -98,6 +99,7 @@ pub fn upstream_row(
             payload: serde_json::to_value(outcome).unwrap_or_default(),
             not_before: now(),
             deadline: challenge.upstream_deadline,
+            claimed_until: None,
         })
 }
 
@@ -238,7 +240,16 @@ pub async fn decide(
         DecisionKind::Deny => Outcome::Denied { reason },
     };
     let mut outbox = dismiss_rows(state, &challenge, Some(device)).await?;
-    outbox.extend(upstream_row(state, &challenge, outcome));
+    // The result is written claimed by this request, which delivers it as soon as the
+    // decision commits (no claim transaction, no wait for a worker); a worker takes it
+    // over only if this process dies before finishing (its lease runs out).
+    let inline = state.config.workers.enabled;
+    outbox.extend(upstream_row(state, &challenge, outcome).map(|mut row| {
+        if inline {
+            row.claimed_until = Some(now().plus(state.config.workers.lease_ms));
+        }
+        row
+    }));
     let uv = verified.claims().uv.as_str().to_owned();
     let decision = NewDecision {
         challenge: challenge.id.clone(),
@@ -264,10 +275,13 @@ pub async fn decide(
         }));
     match state
         .store
-        .challenge_decide(decision, outbox, audit)
+        .challenge_decide_claiming(decision, outbox, audit)
         .await?
     {
-        DecideOutcome::Accepted(c) => {
+        (DecideOutcome::Accepted(c), claimed) => {
+            for item in claimed {
+                crate::workers::outbox::deliver_claimed(state.clone(), item);
+            }
             let label = match (kind, reason) {
                 (DecisionKind::Approve, _) => "approved",
                 (DecisionKind::Deny, Some(DenyReasonKind::NotMe)) => "not_me",
@@ -280,7 +294,7 @@ pub async fn decide(
             debug_assert_eq!(c.status, status);
             Ok(c.status)
         }
-        DecideOutcome::AlreadyClosed(c) => {
+        (DecideOutcome::AlreadyClosed(c), _) => {
             m.decisions
                 .get_or_create(&OutcomeLabel {
                     outcome: "conflict",
@@ -288,7 +302,7 @@ pub async fn decide(
                 .inc();
             Err(closed_error(&c))
         }
-        DecideOutcome::PastDeadline(_) => {
+        (DecideOutcome::PastDeadline(_), _) => {
             m.decisions
                 .get_or_create(&OutcomeLabel {
                     outcome: "too_late",
@@ -299,8 +313,8 @@ pub async fn decide(
                 "the challenge deadline has passed",
             ))
         }
-        DecideOutcome::NotFound => Err(ApiError::not_found("challenge")),
-        DecideOutcome::Refused(why) => {
+        (DecideOutcome::NotFound, _) => Err(ApiError::not_found("challenge")),
+        (DecideOutcome::Refused(why), _) => {
             m.decisions
                 .get_or_create(&OutcomeLabel { outcome: "refused" })
                 .inc();

@@ -137,6 +137,17 @@ fn retry_or_too_late(
     }
 }
 
+/// Delivers a row its writer claimed (`NewOutbox::claimed_until`) on a task of its own,
+/// exactly as a worker delivers a row it claimed: heartbeat, sending mark, fenced
+/// completion. If this process dies first, the lease runs out and a worker takes over.
+pub fn deliver_claimed(state: AppState, item: OutboxItem) {
+    state.metrics.outbox_in_flight.inc();
+    tokio::spawn(async move {
+        process(&state, item).await;
+        state.metrics.outbox_in_flight.dec();
+    });
+}
+
 async fn process(state: &AppState, item: OutboxItem) {
     let started = now();
     let clock = Instant::now();

@@ -310,6 +310,20 @@ pub(crate) async fn decide(
     d: NewDecision,
     outbox: Vec<NewOutbox>,
     audit: AuditDraft,
+) -> StoreResult<(DecideOutcome, Vec<OutboxItem>)> {
+    let at = d.at;
+    let mut ids = Vec::new();
+    let outcome = decide_in(s, d, &outbox, audit, &mut ids).await?;
+    Ok((outcome, claimed_items(outbox, &ids, at)))
+}
+
+/// [`decide`]; `ids` receives the inserted outbox rows' ids when accepted.
+async fn decide_in(
+    s: &PgStore,
+    d: NewDecision,
+    outbox: &[NewOutbox],
+    audit: AuditDraft,
+    ids: &mut Vec<OutboxId>,
 ) -> StoreResult<DecideOutcome> {
     let id = d.challenge.as_str();
     let status = match d.decision {
@@ -318,7 +332,7 @@ pub(crate) async fn decide(
     };
     let (status, queue) = (
         status.as_str(),
-        upstream_status_for(&outbox) == UpstreamStatus::Queued,
+        upstream_status_for(outbox) == UpstreamStatus::Queued,
     );
     let device = d.device.as_str();
     let mut tx = s.begin().await?;
@@ -410,12 +424,12 @@ pub(crate) async fn decide(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    insert_rows(&mut tx, &outbox, d.at).await?;
+    *ids = insert_rows(&mut tx, outbox, d.at).await?;
     let after = get_in(&mut tx, id)
         .await?
         .ok_or(StoreError::NotFound("challenge"))?;
     s.notify_challenge(&mut tx, &cardholder).await?;
-    if !outbox.is_empty() {
+    if outbox.iter().any(|o| o.claimed_until.is_none()) {
         s.notify_outbox(&mut tx).await?;
     }
     append(&mut tx, &audit).await?;

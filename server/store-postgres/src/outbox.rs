@@ -17,18 +17,21 @@ use crate::audit::append;
 use crate::error::{classify, db, parse_enum};
 use crate::rows::{AttemptRow, OutboxRow, cardholder_id, challenge_id, device_id};
 
-/// Inserts outbox rows on the caller's transaction (status `pending`, due at `not_before`).
+/// Inserts outbox rows on the caller's transaction (status `pending`, due at
+/// `not_before`; claimed when `claimed_until` is set). Returns the ids, in order.
 pub(crate) async fn insert_rows(
     conn: &mut PgConnection,
     rows: &[NewOutbox],
     created_at: Millis,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<OutboxId>> {
+    let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
         let device = row.device.as_ref().map(|d| d.as_str());
-        sqlx::query!(
+        let id = sqlx::query_scalar!(
             "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
-                                 deadline, created_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7)",
+                                 deadline, created_at, claim_no, leased_until)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $9)
+             RETURNING id",
             row.kind.as_str(),
             row.challenge.as_str(),
             device,
@@ -36,12 +39,15 @@ pub(crate) async fn insert_rows(
             row.not_before.0,
             row.deadline.0,
             created_at.0,
+            i64::from(row.claimed_until.is_some()),
+            row.claimed_until.map(|m| m.0),
         )
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
+        ids.push(OutboxId(id));
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Leases up to `limit` due, unleased rows until `now + lease_ms`, earliest due first.

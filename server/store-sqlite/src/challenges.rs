@@ -278,7 +278,7 @@ pub(crate) async fn decide(
     d: NewDecision,
     outbox: Vec<NewOutbox>,
     audit: AuditDraft,
-) -> StoreResult<DecideOutcome> {
+) -> StoreResult<(DecideOutcome, Vec<OutboxItem>)> {
     let id = d.challenge.as_str();
     let status = match d.decision {
         DecisionKind::Approve => ChallengeStatus::Approved,
@@ -289,7 +289,7 @@ pub(crate) async fn decide(
         upstream_status_for(&outbox) == UpstreamStatus::Queued,
     );
     enum Done {
-        Accepted(Challenge, CardholderId),
+        Accepted(Challenge, CardholderId, Vec<OutboxId>),
         Other(DecideOutcome),
     }
     let device = d.device.as_str();
@@ -362,21 +362,24 @@ pub(crate) async fn decide(
             rusqlite::params![device, d.at.0],
         )
         .map_err(direct::backend)?;
-        tx.insert_outbox(&outbox, d.at)?;
+        let ids = tx.insert_outbox(&outbox, d.at)?;
         let after = tx.challenge(id)?.ok_or(StoreError::NotFound("challenge"))?;
         tx.append(&audit)?;
-        Ok(Done::Accepted(after, cardholder))
+        Ok(Done::Accepted(after, cardholder, ids))
     })
     .await?;
     match done {
-        Done::Accepted(after, cardholder) => {
+        Done::Accepted(after, cardholder, ids) => {
             s.emit(StoreEvent::Challenge { cardholder });
-            if !outbox.is_empty() {
+            if outbox.iter().any(|o| o.claimed_until.is_none()) {
                 s.emit(StoreEvent::OutboxReady);
             }
-            Ok(DecideOutcome::Accepted(after))
+            Ok((
+                DecideOutcome::Accepted(after),
+                claimed_items(outbox, &ids, d.at),
+            ))
         }
-        Done::Other(outcome) => Ok(outcome),
+        Done::Other(outcome) => Ok((outcome, Vec::new())),
     }
 }
 

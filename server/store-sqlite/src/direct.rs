@@ -296,19 +296,25 @@ impl DirectTx<'_> {
         Ok(inserted == 1)
     }
 
-    /// Inserts outbox rows (status `pending`, due at `not_before`).
-    pub(crate) fn insert_outbox(&self, rows: &[NewOutbox], created_at: Millis) -> StoreResult<()> {
+    /// Inserts outbox rows (status `pending`, due at `not_before`; claimed when
+    /// `claimed_until` is set). Returns the ids, in order.
+    pub(crate) fn insert_outbox(
+        &self,
+        rows: &[NewOutbox],
+        created_at: Millis,
+    ) -> StoreResult<Vec<OutboxId>> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut stmt = self
             .tx
             .prepare_cached(
                 "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
-                                     deadline, created_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7)",
+                                     deadline, created_at, claim_no, leased_until)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(backend)?;
+        let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
             stmt.execute(params![
                 row.kind.as_str(),
@@ -318,10 +324,13 @@ impl DirectTx<'_> {
                 row.not_before.0,
                 row.deadline.0,
                 created_at.0,
+                i64::from(row.claimed_until.is_some()),
+                row.claimed_until.map(|m| m.0),
             ])
             .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
+            ids.push(OutboxId(self.tx.last_insert_rowid()));
         }
-        Ok(())
+        Ok(ids)
     }
 
     /// Appends `draft` as the next entry of the audit chain, with the issuer event it

@@ -492,12 +492,12 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Challenge>> {
         challenges::pending_for(self, cardholder, now).await
     }
-    async fn challenge_decide(
+    async fn challenge_decide_claiming(
         &self,
         decision: NewDecision,
         outbox: Vec<NewOutbox>,
         audit: AuditDraft,
-    ) -> StoreResult<DecideOutcome> {
+    ) -> StoreResult<(DecideOutcome, Vec<OutboxItem>)> {
         challenges::decide(self, decision, outbox, audit).await
     }
     async fn challenge_close(

@@ -67,7 +67,8 @@ pub use outbox::{
     outbox_complete_transitions, outbox_next_due,
 };
 pub use outbox_fence::{
-    outbox_complete_race, outbox_sending_mark_and_unknown, outbox_stale_holder_changes_nothing,
+    outbox_complete_race, outbox_row_claimed_by_its_writer, outbox_sending_mark_and_unknown,
+    outbox_stale_holder_changes_nothing,
 };
 pub use parties::{
     admin_keys, card_links, cardholders, migrate_twice, server_key_concurrent_first_start,
@@ -109,7 +110,7 @@ macro_rules! store_conformance_suite {
             challenge_decide_authorised_at_commit, cardholder_block_cancels_pending, decide_races_block,
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
             issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
-            issuer_event_concurrent_fan_out_and_claims,
+            issuer_event_concurrent_fan_out_and_claims, outbox_row_claimed_by_its_writer,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -251,6 +252,7 @@ pub fn outbox_row(
         payload: serde_json::json!({ "kind": kind.as_str(), "tag": unique() }),
         not_before,
         deadline: not_before.plus(150_000),
+        claimed_until: None,
     }
 }
 

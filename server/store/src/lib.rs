@@ -336,7 +336,20 @@ pub trait Store: Send + Sync + 'static {
         decision: NewDecision,
         outbox: Vec<NewOutbox>,
         audit: AuditDraft,
-    ) -> StoreResult<DecideOutcome>;
+    ) -> StoreResult<DecideOutcome> {
+        Ok(self
+            .challenge_decide_claiming(decision, outbox, audit)
+            .await?
+            .0)
+    }
+    /// [`Store::challenge_decide`], also returning the outbox rows that were written
+    /// claimed (`NewOutbox::claimed_until`), for the caller to deliver at once.
+    async fn challenge_decide_claiming(
+        &self,
+        decision: NewDecision,
+        outbox: Vec<NewOutbox>,
+        audit: AuditDraft,
+    ) -> StoreResult<(DecideOutcome, Vec<OutboxItem>)>;
     /// Moves a pending challenge whose deadline passed to `expired` (or any pending
     /// challenge to `cancelled`), with outbox rows (e.g. Enfuce TIMEOUT) and audit.
     async fn challenge_close(

@@ -727,6 +727,45 @@ pub struct NewOutbox {
     pub not_before: Millis,
     /// Give up after this instant (`too_late`).
     pub deadline: Millis,
+    /// Written already claimed by the writer (claim 1, leased until this instant), which
+    /// delivers it at once; workers take it only if that lease runs out (the writer
+    /// died). `None`: an ordinary pending row for the workers.
+    pub claimed_until: Option<Millis>,
+}
+
+impl NewOutbox {
+    /// The row as inserted with `id` at `created_at`, as a claimed [`OutboxItem`] when
+    /// it was written claimed.
+    pub fn into_claimed(self, id: OutboxId, created_at: Millis) -> Option<OutboxItem> {
+        self.claimed_until?;
+        Some(OutboxItem {
+            id,
+            kind: self.kind,
+            challenge: self.challenge,
+            device: self.device,
+            payload: self.payload,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: self.not_before,
+            deadline: self.deadline,
+            last_error: None,
+            created_at,
+            claim: 1,
+            sending_since: None,
+        })
+    }
+}
+
+/// The rows of `rows` written claimed, as items (`ids` are the inserted ids, in order).
+pub fn claimed_items(
+    rows: Vec<NewOutbox>,
+    ids: &[OutboxId],
+    created_at: Millis,
+) -> Vec<OutboxItem> {
+    rows.into_iter()
+        .zip(ids.iter().copied())
+        .filter_map(|(row, id)| row.into_claimed(id, created_at))
+        .collect()
 }
 
 /// An outbox row.

@@ -230,3 +230,67 @@ pub async fn outbox_complete_race<S: Store>(store: S) {
         assert_eq!((now.status, now.attempts), (OutboxStatus::Done, 2));
     }
 }
+
+/// A decision can write its upstream row already claimed (claim 1) for its own task to
+/// deliver: the row comes back from the decide call, workers do not take it while the
+/// lease runs, and take it over (claim 2, the first holder fenced out) once it ran out.
+pub async fn outbox_row_claimed_by_its_writer<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let d = enrolled(&*s, &anna, None).await;
+    let c = created(&*s, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
+    let mut claimed_row = outbox_row(OutboxKind::Upstream, &c.id, None, T0);
+    claimed_row.claimed_until = Some(T0.plus(5_000));
+    let dismiss = outbox_row(OutboxKind::Dismiss, &c.id, Some(&d.id), T0);
+    let (out, items) = s
+        .challenge_decide_claiming(
+            decision(&c.id, &d.id, DecisionKind::Approve, T0.plus(1)),
+            vec![dismiss, claimed_row],
+            draft("decision.accepted").challenge(&c.id),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, DecideOutcome::Accepted(_)), "{out:?}");
+    assert_eq!(items.len(), 1, "only the claimed row comes back: {items:?}");
+    let item = &items[0];
+    assert_eq!(
+        (item.kind, item.claim, item.attempts),
+        (OutboxKind::Upstream, 1, 0)
+    );
+    let stored = s.outbox_for_challenge(&c.id).await.unwrap();
+    let row = stored
+        .iter()
+        .find(|r| r.id == item.id)
+        .expect("the returned id is the row");
+    assert_eq!((row.claim, row.status), (1, OutboxStatus::Pending));
+    // workers take the dismiss row only
+    let taken = s.outbox_claim(T0.plus(10), 1_000, 10).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        [OutboxKind::Dismiss]
+    );
+    // the writer's lease runs out: a worker takes the row over, the writer is fenced out
+    let over = s.outbox_claim(T0.plus(5_001), 1_000, 10).await.unwrap();
+    let over = over
+        .iter()
+        .find(|r| r.id == item.id)
+        .expect("taken over after the lease");
+    assert_eq!(over.claim, 2);
+    let attempt = AttemptRecord {
+        at: T0.plus(5_002),
+        latency_ms: 1,
+        outcome: AttemptOutcome::Ok,
+        http_status: Some(200),
+        error: None,
+    };
+    assert!(
+        !s.outbox_complete(item.id, 1, attempt.clone(), OutboxNext::Done)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.outbox_complete(item.id, 2, attempt, OutboxNext::Done)
+            .await
+            .unwrap()
+    );
+}

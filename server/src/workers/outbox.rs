@@ -94,11 +94,27 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            e = events.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e { tokio::time::sleep(sleep).await },
+            _ = outbox_ready(&mut events) => {}
             _ = shutdown.changed() => {}
         }
         // Drain queued notifications: one look at the database covers them all.
         while let Ok(StoreEvent::OutboxReady | StoreEvent::Challenge { .. }) = events.try_recv() {}
+    }
+}
+
+/// Waits for an `OutboxReady` notification, or a lag (which may have hidden one). Other
+/// notifications (a challenge created or closed, for device streams) do not wake the
+/// lanes: every write of rows for workers also sends `OutboxReady`, and rows a writer
+/// claimed for itself need no worker (measured: an empty claim transaction after every
+/// decision otherwise). On a closed channel it never returns (the poll takes over).
+async fn outbox_ready(events: &mut tokio::sync::broadcast::Receiver<StoreEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::OutboxReady) | Err(RecvError::Lagged(_)) => return,
+            Ok(StoreEvent::Challenge { .. }) => {}
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
     }
 }
 

@@ -438,6 +438,10 @@ async fn send(http: &reqwest::Client, base: &str, r: &Req) -> Result<(u16, Durat
 
 /// One webhook with the faults that apply to request `i`; returns whether the real
 /// (valid) webhook was acknowledged.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one webhook, every input named at the call"
+)]
 async fn webhook_with_faults(
     http: &reqwest::Client,
     base: &str,
@@ -1106,10 +1110,10 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         run_scenario(&cli, &shared, &bin, pg.as_ref(), &faults, n, deadline),
     )
     .await;
-    if let Some(pg) = &pg {
-        if let Err(e) = pg.drop_db().await {
-            eprintln!("loadgen: could not drop database {}: {e:#}", pg.name);
-        }
+    if let Some(pg) = &pg
+        && let Err(e) = pg.drop_db().await
+    {
+        eprintln!("loadgen: could not drop database {}: {e:#}", pg.name);
     }
     let (timed_out, fatal) = match outcome {
         Ok(Ok(())) => (Instant::now() > deadline, None),
@@ -1137,13 +1141,13 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get("server_cpu_secs_measured")
         .and_then(serde_json::Value::as_f64);
-    if let Some(cpu) = cpu {
-        if completed > 0 {
-            shared.extra(
-                "server_cpu_ms_per_op",
-                serde_json::json!(cpu * 1000.0 / completed as f64),
-            );
-        }
+    if let Some(cpu) = cpu
+        && completed > 0
+    {
+        shared.extra(
+            "server_cpu_ms_per_op",
+            serde_json::json!(cpu * 1000.0 / completed as f64),
+        );
     }
     let errors = shared.stats.errors();
     let unexpected: u64 = errors.values().sum::<u64>() + u64::from(fatal.is_some());

@@ -157,16 +157,16 @@ impl ServerProc {
                 let mut lines = BufReader::new(stderr).lines();
                 let mut tx = Some(tx);
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(i) = line.find("listening on http://") {
-                        if let Some(t) = tx.take() {
-                            let rest = &line[i + "listening on ".len()..];
-                            let url = rest
-                                .split_whitespace()
-                                .next()
-                                .unwrap_or_default()
-                                .to_owned();
-                            let _ = t.send((url, Instant::now())).await;
-                        }
+                    if let Some(i) = line.find("listening on http://")
+                        && let Some(t) = tx.take()
+                    {
+                        let rest = &line[i + "listening on ".len()..];
+                        let url = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = t.send((url, Instant::now())).await;
                     }
                     let mut g = tail
                         .lock()
@@ -199,10 +199,10 @@ impl ServerProc {
         ensure_loopback_url(&base)?;
         let http = reqwest::Client::new();
         let ready_at = loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    break Instant::now();
-                }
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break Instant::now();
             }
             if t0.elapsed() > timeout {
                 let _ = child.kill().await;

@@ -3,7 +3,9 @@
 //! cardholder closes with it.
 
 use crate::audit::AuditDraft;
-use crate::model::{Challenge, Device, NewOutbox};
+use crate::devices::Device;
+use crate::model::Challenge;
+use crate::outbox::NewOutbox;
 use crate::states::DeviceStatus;
 
 /// Why `challenge_decide` refused a decision that was otherwise in time: checked in

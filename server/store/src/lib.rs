@@ -14,14 +14,18 @@ mod authz;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod decode;
+mod devices;
 mod events;
 mod model;
+mod outbox;
 mod states;
 
 pub use audit::{AuditDraft, AuditEntry, ChainCheck, GENESIS_HASH, entry_hash};
 pub use authz::{BlockOutcome, CancelPlanner, DecideRefusal, decide_refusal};
+pub use devices::*;
 pub use events::*;
 pub use model::*;
+pub use outbox::*;
 pub use states::*;
 
 use async_trait::async_trait;

@@ -339,70 +339,35 @@ async fn every_answer_is_documented(app: TestApp) {
             }
             // JSON-body operations: the admin key gets past authentication, so these
             // reach the body's checks; device operations answer with their own order.
-            let s = probe(
-                &app,
-                &mut wrong,
-                &holder,
-                &doc,
-                method,
-                path,
-                is_admin,
-                Some("text/plain"),
-                Some(b"{}".to_vec()),
-                "text/plain",
-            )
-            .await;
-            if is_admin {
-                assert_eq!(s, 415, "{method} {path}: a text/plain body");
-            }
-            let s = probe(
-                &app,
-                &mut wrong,
-                &holder,
-                &doc,
-                method,
-                path,
-                is_admin,
-                Some("application/json"),
-                Some(b"[]".to_vec()),
-                "array",
-            )
-            .await;
-            if is_admin {
-                assert_eq!(s, 400, "{method} {path}: a JSON array");
-            }
-            let s = probe(
-                &app,
-                &mut wrong,
-                &holder,
-                &doc,
-                method,
-                path,
-                is_admin,
-                Some("application/json"),
-                Some(br#"{"surely_not_a_member":1}"#.to_vec()),
-                "unknown member",
-            )
-            .await;
-            if is_admin {
-                assert_eq!(s, 400, "{method} {path}: an unknown member");
-            }
             let big = format!(r#"{{"label":"{}"}}"#, "a".repeat(limit + 1)).into_bytes();
-            let s = probe(
-                &app,
-                &mut wrong,
-                &holder,
-                &doc,
-                method,
-                path,
-                is_admin,
-                Some("application/json"),
-                Some(big),
-                "oversized",
-            )
-            .await;
-            if is_admin {
-                assert_eq!(s, 413, "{method} {path}: a body over the limit");
+            let bodies: [(&str, Vec<u8>, &str, u16); 4] = [
+                ("text/plain", b"{}".to_vec(), "a text/plain body", 415),
+                ("application/json", b"[]".to_vec(), "a JSON array", 400),
+                (
+                    "application/json",
+                    br#"{"surely_not_a_member":1}"#.to_vec(),
+                    "an unknown member",
+                    400,
+                ),
+                ("application/json", big, "a body over the limit", 413),
+            ];
+            for (content_type, body, what, expected) in bodies {
+                let s = probe(
+                    &app,
+                    &mut wrong,
+                    &holder,
+                    &doc,
+                    method,
+                    path,
+                    is_admin,
+                    Some(content_type),
+                    Some(body),
+                    what,
+                )
+                .await;
+                if is_admin {
+                    assert_eq!(s, expected, "{method} {path}: {what}");
+                }
             }
         }
     }

@@ -27,7 +27,6 @@ use rusqlite::{
 };
 
 use crate::error::json_text;
-use crate::rows::{ChallengeRow, DeviceRow};
 use crate::{ChainHead, SqliteStore};
 
 /// A write transaction on the calling thread.
@@ -159,38 +158,7 @@ impl DirectTx<'_> {
 
     /// A challenge by id (as `challenges::get_in`).
     pub(crate) fn challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
-        self.one(
-            "SELECT id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce, txn_digest,
-                    deadline, upstream_deadline, processor_input, context, status, upstream_status, closed_at,
-                    final_status, created_at
-             FROM challenges WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(ChallengeRow {
-                    id: r.get(0)?,
-                    cardholder_id: r.get(1)?,
-                    provider: r.get(2)?,
-                    provider_ref: r.get(3)?,
-                    kind: r.get(4)?,
-                    amount_minor: r.get(5)?,
-                    currency: r.get(6)?,
-                    payee: r.get(7)?,
-                    nonce: r.get(8)?,
-                    txn_digest: r.get(9)?,
-                    deadline: r.get(10)?,
-                    upstream_deadline: r.get(11)?,
-                    processor_input: r.get(12)?,
-                    context: r.get(13)?,
-                    status: r.get(14)?,
-                    upstream_status: r.get(15)?,
-                    closed_at: r.get(16)?,
-                    final_status: r.get(17)?,
-                    created_at: r.get(18)?,
-                })
-            },
-        )?
-        .map(ChallengeRow::decode)
-        .transpose()
+        crate::direct_read::challenge_in(&self.tx, id)
     }
 
     /// What `challenge_create_planned` reads first: the id of an existing challenge
@@ -219,40 +187,7 @@ impl DirectTx<'_> {
 
     /// The cardholder's devices, as `devices::list` orders them.
     pub(crate) fn devices(&self, cardholder: &str) -> StoreResult<Vec<Device>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT id, cardholder_id, status, platform, label, signing_jwk, signing_thumbprint, approval_jwk,
-                        approval_thumbprint, agreement_jwk, agreement_thumbprint, push_token, push_environment,
-                        failures, server_kid, created_at, updated_at
-                 FROM devices WHERE cardholder_id = ?1 ORDER BY created_at, id",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([cardholder], |r| {
-                Ok(DeviceRow {
-                    id: r.get(0)?,
-                    cardholder_id: r.get(1)?,
-                    status: r.get(2)?,
-                    platform: r.get(3)?,
-                    label: r.get(4)?,
-                    signing_jwk: r.get(5)?,
-                    signing_thumbprint: r.get(6)?,
-                    approval_jwk: r.get(7)?,
-                    approval_thumbprint: r.get(8)?,
-                    agreement_jwk: r.get(9)?,
-                    agreement_thumbprint: r.get(10)?,
-                    push_token: r.get(11)?,
-                    push_environment: r.get(12)?,
-                    failures: r.get(13)?,
-                    server_kid: r.get(14)?,
-                    created_at: r.get(15)?,
-                    updated_at: r.get(16)?,
-                })
-            })
-            .map_err(backend)?;
-        rows.map(|row| row.map_err(backend).and_then(DeviceRow::decode))
-            .collect()
+        crate::direct_read::devices_in(&self.tx, cardholder)
     }
 
     /// Inserts a challenge, `ON CONFLICT (provider, provider_ref) DO NOTHING`; false

@@ -18,6 +18,7 @@ mod authz;
 mod challenges;
 mod devices;
 mod direct;
+mod direct_read;
 mod error;
 mod events;
 mod keys;
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     gate: Arc<Mutex<ChainHead>>,
     /// Stops the checkpointer when the last clone of the store is dropped.
     _checkpointer: Arc<Checkpointer>,
+    /// The direct read path (file databases only), see `direct_read`.
+    readers: Option<Arc<direct_read::Readers>>,
 }
 
 /// The background WAL checkpointer's off switch (see [`CHECKPOINT_EVERY`]).
@@ -232,11 +235,22 @@ impl SqliteStore {
         if !in_memory {
             tokio::spawn(run_checkpointer(pool.clone(), stop));
         }
+        let readers = if in_memory {
+            None
+        } else {
+            Some(Arc::new(direct_read::Readers::open(
+                options.get_filename(),
+                2,
+                BUSY_TIMEOUT,
+                MMAP_SIZE,
+            )?))
+        };
         Ok(SqliteStore {
             pool,
             events,
             gate: Arc::new(Mutex::new(ChainHead(None, writer))),
             _checkpointer: Arc::new(Checkpointer(stop_tx)),
+            readers,
         })
     }
 
@@ -392,10 +406,19 @@ impl Store for SqliteStore {
         devices::enroll(self, code_hash, now, device, audit).await
     }
     async fn device_get(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
-        devices::get(self, id).await
+        match &self.readers {
+            Some(r) => r.read(|c| direct_read::device_in(c, id.as_str())).await,
+            None => devices::get(self, id).await,
+        }
     }
     async fn device_list(&self, cardholder: &CardholderId) -> StoreResult<Vec<Device>> {
-        devices::list(self, cardholder).await
+        match &self.readers {
+            Some(r) => {
+                r.read(|c| direct_read::devices_in(c, cardholder.as_str()))
+                    .await
+            }
+            None => devices::list(self, cardholder).await,
+        }
     }
     async fn device_set_status(
         &self,
@@ -478,7 +501,10 @@ impl Store for SqliteStore {
         challenges::create_planned(self, provider, reference, cardholder, now, plan).await
     }
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
-        challenges::get(self, id).await
+        match &self.readers {
+            Some(r) => r.read(|c| direct_read::challenge_in(c, id.as_str())).await,
+            None => challenges::get(self, id).await,
+        }
     }
     async fn challenge_find(
         &self,

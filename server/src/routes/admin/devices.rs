@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pushauth_core::ids::{CardholderId, DeviceId};
-use pushauth_store::{AuditDraft, DeviceStatus};
+use pushauth_store::{AuditDraft, DeviceStatus, Platform, PushTarget};
 
 use super::{Admin, parse_id};
 use crate::error::{ApiError, ApiResult, AppJson};
@@ -38,8 +38,25 @@ pub(super) async fn get(
         .device_get(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
-    let push = d.push.as_ref().map(|p| serde_json::json!({ "environment": p.environment, "token_prefix": p.token.chars().take(8).collect::<String>() }));
+    let push = d.push.as_ref().map(|p| push_summary(d.platform, p));
     Ok(AppJson(serde_json::json!({ "device": d, "push": push })).into_response())
+}
+
+/// What the admin API shows of a push target: never the whole token; for a Web Push
+/// subscription the push service's origin (the endpoint's path identifies the device,
+/// and the subscription's keys are secrets).
+fn push_summary(platform: Platform, p: &PushTarget) -> serde_json::Value {
+    if platform == Platform::WebPush {
+        let origin = pushauth_core::webpush::Subscription::parse(&p.token)
+            .ok()
+            .and_then(|s| reqwest::Url::parse(s.endpoint()).ok())
+            .map(|u| u.origin().ascii_serialization());
+        return serde_json::json!({ "environment": p.environment, "endpoint_origin": origin });
+    }
+    serde_json::json!({
+        "environment": p.environment,
+        "token_prefix": p.token.chars().take(8).collect::<String>(),
+    })
 }
 
 async fn set(

@@ -169,13 +169,23 @@ test('log in with the admin key', async () => {
   await screenshot('challenges');
 });
 
+/** Polls `check` every 50 ms for up to 5 s; fails with `what` when it never holds. */
+async function eventually(check, what) {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`never: ${what}`);
+}
+
 test('find the challenge by its reference', async () => {
   await page.fill('#challenge-filters input[name=reference]', reference);
   await page.click('#challenge-filters button[type=submit]');
   await page.waitForURL(/reference=/);
   const rows = page.locator('#main tbody tr');
-  await rows.first().waitFor();
-  assert.equal(await rows.count(), 1);
+  // The filtered table replaces the full one: wait for it, not for the old rows.
+  await page.locator('#main tbody tr', { hasText: reference }).first().waitFor();
+  await eventually(async () => (await rows.count()) === 1, 'exactly the one challenge listed');
   assert.ok((await rows.first().textContent()).includes(reference));
   // the hostile merchant name is text in the table, not an element
   assert.equal(await rows.first().locator('td').nth(6).textContent(), HOSTILE);

@@ -27,6 +27,7 @@ pub mod enfuce;
 pub mod iso3166;
 pub mod paysafe;
 pub mod paysafe_attempt;
+pub mod paysafe_upstream;
 pub mod transport;
 pub mod treezor;
 pub mod treezor_api;

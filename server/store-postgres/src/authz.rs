@@ -74,10 +74,7 @@ pub(crate) async fn cardholder_block(
                 .ok_or(StoreError::NotFound("challenge"))?,
         );
     }
-    s.notify_challenge(&mut tx, id).await?;
-    if rows > 0 {
-        s.notify_outbox(&mut tx).await?;
-    }
     tx.commit().await.map_err(db)?;
+    s.committed(Some(id), rows > 0);
     Ok(BlockOutcome::Blocked { cancelled })
 }

@@ -63,9 +63,10 @@ pub(crate) async fn create(
     audit: AuditDraft,
 ) -> StoreResult<CreateOutcome> {
     let mut tx = s.begin().await?;
-    let outcome = insert_in(s, &mut tx, new, &outbox, &audit).await?;
-    if matches!(outcome, CreateOutcome::Created(_)) {
+    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
+    if let CreateOutcome::Created(c) = &outcome {
         tx.commit().await.map_err(db)?;
+        s.committed(Some(&c.cardholder), !outbox.is_empty());
     }
     Ok(outcome)
 }
@@ -130,9 +131,10 @@ pub(crate) async fn create_planned(
         CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
     };
     new.check_planned(provider, reference, cardholder)?;
-    match insert_in(s, &mut tx, new, &outbox, &audit).await? {
+    match insert_in(&mut tx, new, &outbox, &audit).await? {
         CreateOutcome::Created(c) => {
             tx.commit().await.map_err(db)?;
+            s.committed(Some(&c.cardholder), !outbox.is_empty());
             Ok(PlannedOutcome::Created {
                 challenge: c,
                 outbox_rows: outbox.len(),
@@ -142,11 +144,10 @@ pub(crate) async fn create_planned(
     }
 }
 
-/// Inserts the challenge, its outbox rows, notifications and audit entry on `tx`, or
-/// finds the existing challenge of the same (provider, reference). The caller commits
-/// a creation.
+/// Inserts the challenge, its outbox rows and audit entry on `tx`, or finds the
+/// existing challenge of the same (provider, reference). The caller commits a
+/// creation and announces it.
 async fn insert_in(
-    s: &PgStore,
     tx: &mut PgConnection,
     new: NewChallenge,
     outbox: &[NewOutbox],
@@ -191,10 +192,6 @@ async fn insert_in(
         });
     }
     insert_rows(tx, outbox, new.created_at).await?;
-    s.notify_challenge(tx, &new.cardholder).await?;
-    if !outbox.is_empty() {
-        s.notify_outbox(tx).await?;
-    }
     append(tx, audit).await?;
     Ok(CreateOutcome::Created(new.into_created(upstream)))
 }
@@ -428,12 +425,12 @@ async fn decide_in(
     let after = get_in(&mut tx, id)
         .await?
         .ok_or(StoreError::NotFound("challenge"))?;
-    s.notify_challenge(&mut tx, &cardholder).await?;
-    if outbox.iter().any(|o| o.claimed_until.is_none()) {
-        s.notify_outbox(&mut tx).await?;
-    }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
+    s.committed(
+        Some(&cardholder),
+        outbox.iter().any(|o| o.claimed_until.is_none()),
+    );
     Ok(DecideOutcome::Accepted(after))
 }
 
@@ -476,12 +473,9 @@ pub(crate) async fn close(
     };
     let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
     insert_rows(&mut tx, &outbox, now).await?;
-    s.notify_challenge(&mut tx, &cardholder).await?;
-    if !outbox.is_empty() {
-        s.notify_outbox(&mut tx).await?;
-    }
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
+    s.committed(Some(&cardholder), !outbox.is_empty());
     Ok(true)
 }
 

@@ -17,6 +17,7 @@
 //! Queries are compile-time checked (`sqlx::query!`) against the committed offline
 //! cache in `.sqlx/`; see `server/scripts/sqlx-prepare.sh` to regenerate it.
 
+mod announce;
 mod audit;
 mod authz;
 mod challenges;
@@ -59,8 +60,9 @@ pub struct PgStore {
 struct Inner {
     pool: PgPool,
     events: broadcast::Sender<StoreEvent>,
-    channels: Channels,
+    announcer: Arc<announce::Announcer>,
     listener: AbortHandle,
+    notifier: AbortHandle,
     /// Tells the audit chainer to stop after its current run (it is not aborted: see
     /// `audit::run_chainer`).
     chainer_stop: watch::Sender<bool>,
@@ -69,6 +71,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.notifier.abort();
         let _ = self.chainer_stop.send(true);
     }
 }
@@ -141,15 +144,24 @@ impl PgStore {
             .map_err(db)?;
         let channels = Channels::for_schema(current.as_deref().unwrap_or("public"));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let listener = listen::start(options, channels.clone(), events.clone()).await?;
+        let announcer = announce::Announcer::new(events.clone());
+        let listener = listen::start(
+            options.clone(),
+            channels.clone(),
+            events.clone(),
+            announcer.clone(),
+        )
+        .await?;
+        let notifier = announce::start(options, channels, announcer.clone());
         let (chainer_stop, stop) = watch::channel(false);
         tokio::spawn(audit::run_chainer(pool.clone(), stop));
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 events,
-                channels,
+                announcer,
                 listener,
+                notifier,
                 chainer_stop,
             }),
         })
@@ -164,27 +176,11 @@ impl PgStore {
         &self.inner.pool
     }
 
-    /// Queues a `Challenge { cardholder }` notification, delivered at commit.
-    pub(crate) async fn notify_challenge(
-        &self,
-        conn: &mut PgConnection,
-        cardholder: &CardholderId,
-    ) -> StoreResult<()> {
-        notify(conn, &self.inner.channels.challenge, cardholder.as_str()).await
+    /// Announces a committed change to this store's subscribers and, by `NOTIFY`, to
+    /// other instances (see the `announce` module). Call after the commit.
+    pub(crate) fn committed(&self, cardholder: Option<&CardholderId>, outbox: bool) {
+        self.inner.announcer.committed(cardholder, outbox);
     }
-
-    /// Queues an `OutboxReady` notification, delivered at commit.
-    pub(crate) async fn notify_outbox(&self, conn: &mut PgConnection) -> StoreResult<()> {
-        notify(conn, &self.inner.channels.outbox, "").await
-    }
-}
-
-async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> StoreResult<()> {
-    sqlx::query!("SELECT pg_notify($1, $2)", channel, payload)
-        .execute(conn)
-        .await
-        .map_err(db)?;
-    Ok(())
 }
 
 #[async_trait]

@@ -1,6 +1,6 @@
-//! Cross-instance notifications: transactions `pg_notify` on two channels (delivered
-//! by PostgreSQL at commit, and not at all on rollback), and a background task per
-//! store LISTENs on them and forwards to the store's broadcast channel.
+//! Cross-instance notifications: committed changes are announced with `pg_notify` on
+//! two channels (see the `announce` module), and a background task per store LISTENs
+//! on them and forwards other stores' notifications to its broadcast channel.
 //!
 //! Channels are `pushauth_outbox` (empty payload) and `pushauth_challenge` (payload:
 //! cardholder id) for stores in the `public` schema; stores in another schema use
@@ -8,6 +8,7 @@
 //! PostgreSQL's 63-byte identifiers), since NOTIFY channels are database-wide and
 //! stores in different schemas are different deployments.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pushauth_core::ids::CardholderId;
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
+use crate::announce::Announcer;
 use crate::error::db;
 
 /// Longest NOTIFY channel name PostgreSQL accepts.
@@ -80,6 +82,7 @@ pub(crate) async fn start(
     options: PgConnectOptions,
     channels: Channels,
     events: broadcast::Sender<StoreEvent>,
+    announcer: Arc<Announcer>,
 ) -> StoreResult<AbortHandle> {
     // A pool of its own, so the long-lived LISTEN connection does not take one of
     // the query pool's connections; PgListener also uses it to reconnect.
@@ -89,7 +92,7 @@ pub(crate) async fn start(
         .idle_timeout(None)
         .connect_lazy_with(options);
     let listener = subscribe(&pool, &channels).await.map_err(db)?;
-    Ok(tokio::spawn(forward(pool, channels, events, listener)).abort_handle())
+    Ok(tokio::spawn(forward(pool, channels, events, announcer, listener)).abort_handle())
 }
 
 async fn subscribe(pool: &PgPool, channels: &Channels) -> Result<PgListener, sqlx::Error> {
@@ -108,6 +111,7 @@ async fn forward(
     pool: PgPool,
     channels: Channels,
     events: broadcast::Sender<StoreEvent>,
+    announcer: Arc<Announcer>,
     mut listener: PgListener,
 ) {
     let mut backoff = BACKOFF.0;
@@ -115,6 +119,9 @@ async fn forward(
         match listener.try_recv().await {
             Ok(Some(n)) => {
                 backoff = BACKOFF.0;
+                if announcer.is_own(n.process_id()) {
+                    continue;
+                }
                 if let Some(event) = channels.event(n.channel(), n.payload()) {
                     let _ = events.send(event);
                 }

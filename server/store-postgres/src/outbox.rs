@@ -189,11 +189,12 @@ pub(crate) async fn complete(
             (&source.provider, &source.provider_ref),
         );
         append(&mut tx, &draft).await?;
+        tx.commit().await.map_err(db)?;
     } else {
+        tx.commit().await.map_err(db)?;
         // rescheduled: workers may need to wake earlier than they planned
-        s.notify_outbox(&mut tx).await?;
+        s.committed(None, true);
     }
-    tx.commit().await.map_err(db)?;
     Ok(true)
 }
 

@@ -281,32 +281,94 @@ async fn schema_names_are_validated() {
 }
 
 /// The LISTEN connection is killed from the server side; the store reconnects,
-/// tells subscribers to re-read, and hears later notifications again.
+/// tells subscribers to re-read, and hears other instances' notifications again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_reconnects_after_its_connection_dies() {
     let schema = Schema::fresh();
-    let store = schema.store().await;
+    let (store, other) = (schema.store().await, schema.store().await);
     store.migrate().await.unwrap();
     let anna = new_cardholder(&store).await;
     let mut rx = store.subscribe();
     let mut conn = schema.raw().await;
     let pattern = format!("LISTEN%{}%", schema.name);
     let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid =
+           (SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()
+            ORDER BY backend_start LIMIT 1)",
     )
     .bind(&pattern)
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(killed, vec![true], "exactly this store's LISTEN connection");
+    assert_eq!(killed, vec![true], "the first store's LISTEN connection");
     expect_event(&mut rx, "OutboxReady after the reconnect", |e| {
         *e == StoreEvent::OutboxReady
     })
     .await;
-    created(&store, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
+    created(&other, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
     expect_event(&mut rx, "Challenge after the reconnect", |e| {
         *e == StoreEvent::Challenge {
             cardholder: anna.clone(),
+        }
+    })
+    .await;
+}
+
+/// A store's own changes reach its subscribers once: directly at commit, not again
+/// through its own NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_changes_are_announced_once() {
+    let schema = Schema::fresh();
+    let (a, b) = (schema.store().await, schema.store().await);
+    a.migrate().await.unwrap();
+    let anna = new_cardholder(&a).await;
+    let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
+    created(&a, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
+    let first = on_a.try_recv();
+    assert!(
+        matches!(first, Ok(StoreEvent::Challenge { .. })),
+        "announced by the time the call returns: {first:?}"
+    );
+    // The other instance hearing it means the NOTIFY went out (and came back here).
+    expect_event(&mut on_b, "Challenge on the other instance", |e| {
+        matches!(e, StoreEvent::Challenge { .. })
+    })
+    .await;
+    let again = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+    assert!(
+        again.is_err(),
+        "own notification delivered twice: {again:?}"
+    );
+}
+
+/// The connection that sends a store's notifications is killed: the next change is
+/// still announced to other instances (reconnect and resend).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_survive_a_lost_sending_connection() {
+    let schema = Schema::fresh();
+    let (a, b) = (schema.store().await, schema.store().await);
+    a.migrate().await.unwrap();
+    let anna = new_cardholder(&a).await;
+    let mut on_b = b.subscribe();
+    created(&a, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
+    expect_event(&mut on_b, "first Challenge", |e| {
+        matches!(e, StoreEvent::Challenge { .. })
+    })
+    .await;
+    let mut conn = schema.raw().await;
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("pushauth notify pushauth_outbox_{}", schema.name))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true], "exactly the sending connection");
+    let bob = new_cardholder(&a).await;
+    created(&a, new_challenge(&bob, T0.plus(60_000)), vec![]).await;
+    expect_event(&mut on_b, "Challenge after the sender reconnected", |e| {
+        *e == StoreEvent::Challenge {
+            cardholder: bob.clone(),
         }
     })
     .await;

@@ -38,7 +38,7 @@ pub(crate) async fn cardholder_block(
     let devices = list_in(&mut tx, holder).await?;
     let pending = sqlx::query_scalar!(
         "SELECT id FROM challenges
-         WHERE cardholder_id = $1 AND status = 'pending' AND deadline >= $2
+         WHERE cardholder_id = $1 AND status = 'pending' AND deadline + 0 >= $2 -- see challenges.rs
          ORDER BY created_at, id FOR UPDATE",
         holder,
         now.0

@@ -25,7 +25,6 @@ use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
 use pushauth_store::decode::parse_enum;
 
 /// Largest page a listing returns.
-
 const MAX_PAGE: i64 = 500;
 
 pub(crate) async fn get_in(conn: &mut PgConnection, id: &str) -> StoreResult<Option<Challenge>> {

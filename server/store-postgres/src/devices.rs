@@ -424,7 +424,6 @@ pub(crate) async fn nonce_use(
     expires_at: Millis,
 ) -> StoreResult<bool> {
     let device = device.as_str();
-    let mut tx = s.begin().await?;
     let done = sqlx::query!(
         "INSERT INTO request_nonces (device_id, jti, expires_at) VALUES ($1, $2, $3)
          ON CONFLICT (device_id, jti) DO NOTHING",
@@ -432,19 +431,16 @@ pub(crate) async fn nonce_use(
         jti,
         expires_at.0,
     )
-    .execute(&mut *tx)
+    .execute(s.pool())
     .await
     .map_err(|e| classify(e, "request nonce", "device"))?;
-    tx.commit().await.map_err(db)?;
     Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn nonce_purge(s: &PgStore, now: Millis) -> StoreResult<u64> {
-    let mut tx = s.begin().await?;
     let done = sqlx::query!("DELETE FROM request_nonces WHERE expires_at < $1", now.0)
-        .execute(&mut *tx)
+        .execute(s.pool())
         .await
         .map_err(db)?;
-    tx.commit().await.map_err(db)?;
     Ok(done.rows_affected())
 }

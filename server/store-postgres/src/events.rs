@@ -82,7 +82,6 @@ pub(crate) async fn claim(
     if limit <= 0 || endpoints.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = s.begin().await?;
     let rows = sqlx::query!(
         "WITH claimed AS (
              UPDATE issuer_event_deliveries SET leased_until = $2, claim_no = claim_no + 1
@@ -101,10 +100,9 @@ pub(crate) async fn claim(
         limit,
         endpoints,
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(s.pool())
     .await
     .map_err(db)?;
-    tx.commit().await.map_err(db)?;
     rows.into_iter()
         .map(|r| {
             ClaimedDeliveryRow {

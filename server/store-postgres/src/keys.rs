@@ -109,7 +109,6 @@ pub(crate) async fn server_key_rewrap(
     material: Vec<u8>,
     wrapped: bool,
 ) -> StoreResult<bool> {
-    let mut tx = s.begin().await?;
     let done = sqlx::query!(
         "UPDATE server_signing_keys SET material = $3, wrapped = $4
          WHERE kid = $1 AND material = $2",
@@ -118,10 +117,9 @@ pub(crate) async fn server_key_rewrap(
         material,
         wrapped,
     )
-    .execute(&mut *tx)
+    .execute(s.pool())
     .await
     .map_err(db)?;
-    tx.commit().await.map_err(db)?;
     Ok(done.rows_affected() == 1)
 }
 

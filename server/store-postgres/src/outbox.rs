@@ -62,7 +62,6 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let until = now.plus(lease_ms.max(0)).0;
-    let mut tx = s.begin().await?;
     let rows = sqlx::query_as!(
         OutboxRow,
         r#"UPDATE outbox SET leased_until = $2, claim_no = claim_no + 1
@@ -80,10 +79,9 @@ pub(crate) async fn claim(
         lane.takes_device_rows(),
         lane.takes_upstream_rows(),
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(s.pool())
     .await
     .map_err(db)?;
-    tx.commit().await.map_err(db)?;
     let mut items = rows
         .into_iter()
         .map(OutboxRow::decode)
@@ -105,73 +103,69 @@ pub(crate) async fn complete(
     next: OutboxNext,
 ) -> StoreResult<bool> {
     let mut tx = s.begin().await?;
+    // The attempt counter, the attempt row and whether the claim is stale, in one
+    // statement (the attempt's error says "stale claim" when it is).
     let Some(row) = sqlx::query!(
-        "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1
-         RETURNING attempts, status, kind, challenge_id, device_id, claim_no",
-        id.0
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?
-    else {
-        return Err(StoreError::NotFound("outbox row"));
-    };
-    let stale = row.status != OutboxStatus::Pending.as_str() || row.claim_no != claim;
-    let error = stale_error(stale, attempt.error.as_deref());
-    sqlx::query!(
-        "INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome, http_status, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        r#"WITH r AS (UPDATE outbox SET attempts = attempts + 1 WHERE id = $1
+                      RETURNING attempts, status, kind, challenge_id, device_id, claim_no),
+                a AS (INSERT INTO outbox_attempts (outbox_id, attempt_no, at, latency_ms, outcome,
+                                                   http_status, error)
+                      SELECT $1, r.attempts, $3::BIGINT, $4::BIGINT, $5::TEXT, $6::INTEGER,
+                             CASE WHEN r.status = 'pending' AND r.claim_no = $2 THEN $7::TEXT
+                                  ELSE $8::TEXT END
+                      FROM r)
+           SELECT attempts AS "attempts!", status AS "status!", kind AS "kind!",
+                  challenge_id AS "challenge_id!", device_id, claim_no AS "claim_no!"
+           FROM r"#,
         id.0,
-        row.attempts,
+        claim,
         attempt.at.0,
         attempt.latency_ms,
         attempt.outcome.as_str(),
         attempt.http_status,
-        error,
+        stale_error(false, attempt.error.as_deref()),
+        stale_error(true, attempt.error.as_deref()),
     )
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| classify(e, "attempt number taken", "outbox row"))?;
-    if stale {
+    .map_err(|e| classify(e, "attempt number taken", "outbox row"))?
+    else {
+        return Err(StoreError::NotFound("outbox row"));
+    };
+    if row.status != OutboxStatus::Pending.as_str() || row.claim_no != claim {
         tx.commit().await.map_err(db)?;
         return Ok(false);
     }
     let (status, retry_at, upstream) = next.effects();
     let retry_at = retry_at.map(|m| m.0);
-    sqlx::query!(
-        "UPDATE outbox
-         SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,
-             last_error = COALESCE($4, last_error),
-             sending_since = CASE WHEN $5 THEN sending_since END
-         WHERE id = $1",
+    let kind = parse_enum("outbox.kind", &row.kind, OutboxKind::parse)?;
+    let upstream = match (kind, upstream) {
+        (OutboxKind::Upstream, Some(u)) => Some(u.as_str()),
+        _ => None,
+    };
+    // The row's new state, the challenge's upstream status (result rows) and what the
+    // audit entry names, in one statement.
+    let source = sqlx::query!(
+        "WITH o AS (UPDATE outbox
+                    SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), leased_until = NULL,
+                        last_error = COALESCE($4, last_error),
+                        sending_since = CASE WHEN $5 THEN sending_since END
+                    WHERE id = $1 RETURNING challenge_id),
+              c AS (UPDATE challenges SET upstream_status = $6
+                    WHERE $6::TEXT IS NOT NULL AND id = (SELECT challenge_id FROM o))
+         SELECT cardholder_id, provider, provider_ref FROM challenges WHERE id = $7",
         id.0,
         status.as_str(),
         retry_at,
         attempt.error,
         next == OutboxNext::Unknown,
+        upstream,
+        row.challenge_id,
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
-    let kind = parse_enum("outbox.kind", &row.kind, OutboxKind::parse)?;
-    if let (OutboxKind::Upstream, Some(upstream)) = (kind, upstream) {
-        sqlx::query!(
-            "UPDATE challenges SET upstream_status = $2 WHERE id = $1",
-            row.challenge_id,
-            upstream.as_str()
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
     if status != OutboxStatus::Pending {
-        let source = sqlx::query!(
-            "SELECT cardholder_id, provider, provider_ref FROM challenges WHERE id = $1",
-            row.challenge_id
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
         let device = row
             .device_id
             .as_deref()

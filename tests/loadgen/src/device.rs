@@ -13,6 +13,7 @@ use pushauth_core::proof::{self, Decision, DecisionInput, UserVerification};
 use pushauth_core::request::{self, HttpRequest};
 use serde_json::{Value, json};
 
+use crate::instances::Target;
 use crate::server::ADMIN_KEY;
 
 pub fn now() -> i64 {
@@ -24,7 +25,7 @@ pub fn now() -> i64 {
 
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pub base: String,
+    pub target: Target,
     pub http: reqwest::Client,
 }
 
@@ -37,12 +38,13 @@ impl Admin {
     ) -> Result<(u16, Value)> {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.target.base))
             .bearer_auth(ADMIN_KEY);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await?;
+        self.target.answered();
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
@@ -62,11 +64,13 @@ impl Admin {
         Ok(v)
     }
 
-    /// A cardholder (linked to `provider`/`key` when given) with one enrolled device.
+    /// A cardholder (linked to `provider`/`key` when given) with one device, enrolled
+    /// on (and making every later request to) `device_on`.
     pub async fn cardholder_with_device(
         &self,
         link: Option<(&str, &str)>,
         push_token: Option<&str>,
+        device_on: &Target,
     ) -> Result<(String, Device)> {
         let v = self
             .expect(
@@ -100,7 +104,7 @@ impl Admin {
         let code = v["code"]
             .as_str()
             .ok_or_else(|| anyhow!("no activation code"))?;
-        let device = Device::enroll(&self.base, &self.http, code, push_token).await?;
+        let device = Device::enroll(device_on, &self.http, code, push_token).await?;
         Ok((ch, device))
     }
 }
@@ -115,7 +119,8 @@ pub struct Device {
     pub id: DeviceId,
     issuer: String,
     server_key: PublicKey,
-    base: String,
+    /// The instance this device talks to.
+    pub target: Target,
     http: reqwest::Client,
 }
 
@@ -128,11 +133,12 @@ pub struct Answer {
 
 impl Device {
     pub async fn enroll(
-        base: &str,
+        target: &Target,
         http: &reqwest::Client,
         code: &str,
         push_token: Option<&str>,
     ) -> Result<Device> {
+        let base = target.base.as_str();
         let key = SoftwareSigningKey::generate()?;
         let approval = SoftwareSigningKey::generate()?;
         let agreement = SoftwareAgreementKey::generate()?;
@@ -170,6 +176,7 @@ impl Device {
             .body(body)
             .send()
             .await?;
+        target.answered();
         let status = resp.status().as_u16();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if status != 201 {
@@ -182,7 +189,7 @@ impl Device {
             id: DeviceId::parse(v["device_id"].as_str().unwrap_or_default())?,
             issuer: v["issuer"].as_str().unwrap_or_default().to_owned(),
             server_key: PublicKey::from_jwk(&jwk)?,
-            base: base.to_owned(),
+            target: target.clone(),
             http: http.clone(),
         })
     }
@@ -206,12 +213,13 @@ impl Device {
         let t = Instant::now();
         let resp = self
             .http
-            .request(method.parse()?, format!("{}{path}", self.base))
+            .request(method.parse()?, format!("{}{path}", self.target.base))
             .header("Authorization", format!("PushAuth {proof}"))
             .header("Content-Type", "application/json")
             .body(bytes)
             .send()
             .await?;
+        self.target.answered();
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         let took = t.elapsed();

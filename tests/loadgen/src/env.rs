@@ -1,6 +1,6 @@
-//! The run's environment: the server started with its configuration pointing at the
-//! in-process mocks, the cardholders and devices a scenario needs, and the webhook sender
-//! with fault injection.
+//! The run's environment: the server instance(s) started with their configuration
+//! pointing at the in-process mocks, the cardholders and devices a scenario needs, and
+//! the webhook sender with fault injection.
 
 use super::*;
 
@@ -12,7 +12,10 @@ pub(crate) fn workspace_root() -> PathBuf {
 }
 
 pub(crate) struct Env {
-    pub(crate) server: ServerProc,
+    /// The instances (one unless `--instances`), all on the same database.
+    pub(crate) servers: Vec<ServerProc>,
+    /// Where requests to each instance go, counted.
+    pub(crate) targets: Vec<Target>,
     pub(crate) mock: Arc<MockProcessor>,
     pub(crate) fcm: Option<Arc<MockFcm>>,
     pub(crate) admin: Admin,
@@ -23,15 +26,33 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// The instance request (webhook, card) number `i` goes to: `i % N`.
+    pub(crate) fn target(&self, i: usize) -> &Target {
+        &self.targets[i % self.targets.len()]
+    }
+
+    /// The last log lines of every instance.
+    pub(crate) fn log_tails(&self) -> String {
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("--- instance {i} ({}) ---\n{}", s.base, s.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub(crate) async fn stop(self, shared: &Shared) {
-        let rss = self.server.rss();
+        let rss = self.servers[0].rss();
         shared
             .server
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .rss_end = rss;
+        shared.instances_rss_end();
         self.sampler.abort();
-        self.server.kill().await;
+        for s in self.servers {
+            s.kill().await;
+        }
     }
 }
 
@@ -43,6 +64,14 @@ pub(crate) fn base_env(cli: &Cli, pg: Option<&PgDb>, mock: &str) -> Result<Vec<(
     ));
     if let Some(pg) = pg {
         env.push(("DATABASE_URL".into(), pg.url.clone()));
+    }
+    if cli.instances > 1 {
+        // One issuer for all: a device enrolled on one instance is pinned to it and
+        // signs its request proofs for it, whichever instance it then talks to.
+        env.push((
+            "PUSHAUTH_SERVER__ISSUER".into(),
+            instances::SHARED_ISSUER.into(),
+        ));
     }
     for kv in &cli.server_env {
         let (k, v) = kv
@@ -87,24 +116,43 @@ pub(crate) async fn start_env(
     } else {
         None
     };
-    let server = ServerProc::start(bin, dir.path(), &env, Duration::from_secs(30)).await?;
-    shared.pid.store(u64::from(server.pid), Ordering::Relaxed);
+    // The instances one after the other (the first runs the migrations), each with a
+    // data directory of its own and the same configuration.
+    let mut servers = Vec::with_capacity(cli.instances);
+    let mut targets = Vec::with_capacity(cli.instances);
+    for i in 0..cli.instances {
+        let data = dir.path().join(format!("instance-{i}"));
+        std::fs::create_dir_all(&data)?;
+        let server = match ServerProc::start(bin, &data, &env, Duration::from_secs(30)).await {
+            Ok(s) => s,
+            Err(e) => {
+                for s in servers {
+                    ServerProc::kill(s).await;
+                }
+                return Err(e.context(format!("starting instance {i}")));
+            }
+        };
+        let target = Target::new(&server.base);
+        shared.track(&server, &target);
+        servers.push(server);
+        targets.push(target);
+    }
     {
+        let first = &servers[0];
         let mut s = shared
             .server
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.pid = server.pid;
-        s.start_to_listening_ms = server.to_listening.as_secs_f64() * 1000.0;
-        s.start_to_ready_ms = server.to_ready.as_secs_f64() * 1000.0;
-        s.rss_after_ready_kb = server.rss().vm_rss_kb;
+        s.pid = first.pid;
+        s.start_to_listening_ms = first.to_listening.as_secs_f64() * 1000.0;
+        s.start_to_ready_ms = first.to_ready.as_secs_f64() * 1000.0;
+        s.rss_after_ready_kb = first.rss().vm_rss_kb;
     }
     let sampler = {
-        let (sh, pid) = (shared.clone(), server.pid);
+        let sh = shared.clone();
         tokio::spawn(async move {
             loop {
-                let r = server::read_rss(pid);
-                sh.rss_peak.fetch_max(r.vm_rss_kb, Ordering::Relaxed);
+                sh.sample_rss();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -114,12 +162,13 @@ pub(crate) async fn start_env(
         .timeout(Duration::from_secs(30))
         .build()?;
     let admin = Admin {
-        base: server.base.clone(),
+        target: targets[0].clone(),
         http: http.clone(),
     };
     let builder = Arc::new(Builder::new(cli.processor, &mock.url)?);
     Ok(Env {
-        server,
+        servers,
+        targets,
         mock,
         fcm,
         admin,
@@ -139,7 +188,7 @@ pub(crate) struct Card {
 }
 
 /// `n` cardholders, each linked to its card and with one enrolled device (with a push
-/// token when `push`), set up `conc` at a time.
+/// token when `push`), set up `conc` at a time; device `j` on instance `j % N`.
 pub(crate) async fn setup_cards(
     env: &Env,
     processor: Processor,
@@ -153,13 +202,15 @@ pub(crate) async fn setup_cards(
         let mut set = tokio::task::JoinSet::new();
         for j in k..(k + conc.max(1)).min(n) {
             let admin = env.admin.clone();
+            let on = env.target(j).clone();
             set.spawn(async move {
                 let key = processor.link_key(j);
                 let token =
                     push.then(|| format!("load-token-{j}-{}", uuid::Uuid::new_v4().simple()));
                 let link = key.as_deref().map(|key| (processor.name(), key));
-                let (cardholder, device) =
-                    admin.cardholder_with_device(link, token.as_deref()).await?;
+                let (cardholder, device) = admin
+                    .cardholder_with_device(link, token.as_deref(), &on)
+                    .await?;
                 Ok::<_, anyhow::Error>(Card {
                     k: j,
                     cardholder,
@@ -177,29 +228,35 @@ pub(crate) async fn setup_cards(
     Ok(out)
 }
 
-pub(crate) async fn send(http: &reqwest::Client, base: &str, r: &Req) -> Result<(u16, Duration)> {
+pub(crate) async fn send(
+    http: &reqwest::Client,
+    target: &Target,
+    r: &Req,
+) -> Result<(u16, Duration)> {
     let t = Instant::now();
     let mut b = http
-        .request(r.method.clone(), format!("{base}{}", r.path))
+        .request(r.method.clone(), format!("{}{}", target.base, r.path))
         .body(r.body.clone());
     for (k, v) in &r.headers {
         b = b.header(k.as_str(), v.as_str());
     }
     let resp = b.send().await?;
+    target.answered();
     let status = resp.status().as_u16();
     let _ = resp.bytes().await?;
     Ok((status, t.elapsed()))
 }
 
-/// One webhook with the faults that apply to request `i`; returns whether the real
-/// (valid) webhook was acknowledged.
+/// One webhook with the faults that apply to request `i`, to instance `i % N` (its
+/// injected duplicate to the next instance); returns whether the real (valid) webhook
+/// was acknowledged.
 #[allow(
     clippy::too_many_arguments,
     reason = "one webhook, every input named at the call"
 )]
 pub(crate) async fn webhook_with_faults(
     http: &reqwest::Client,
-    base: &str,
+    targets: &[Target],
     builder: &Builder,
     stats: &Stats,
     faults: &Faults,
@@ -208,8 +265,9 @@ pub(crate) async fn webhook_with_faults(
     card: &Card,
     window: Duration,
 ) -> Result<bool> {
+    let target = &targets[i % targets.len()];
     let req = builder.build(reference, card.k, &card.cardholder, true)?;
-    let (status, took) = send(http, base, &req).await?;
+    let (status, took) = send(http, target, &req).await?;
     stats.record("webhook_ack", took);
     if took > window {
         stats.error("ack_over_window");
@@ -225,7 +283,7 @@ pub(crate) async fn webhook_with_faults(
             &card.cardholder,
             false,
         )?;
-        let (s, t) = send(http, base, &bad).await?;
+        let (s, t) = send(http, target, &bad).await?;
         stats.record("invalid_sig_ack", t);
         // Treezor's documented rule is 5xx for a bad signature; the others answer 4xx.
         let refused = if builder.processor == Processor::Treezor {
@@ -240,7 +298,10 @@ pub(crate) async fn webhook_with_faults(
         }
     }
     if pick(i, faults.duplicates) {
-        let (s, t) = send(http, base, &req).await?;
+        // Redelivered to another instance when there are several: the duplicate is
+        // recognised through the shared database.
+        let again = &targets[(i + 1) % targets.len()];
+        let (s, t) = send(http, again, &req).await?;
         stats.record("duplicate_ack", t);
         if t > window {
             stats.error("ack_over_window");

@@ -2,10 +2,13 @@
 //!
 //! It starts the real server binary with env configuration pointing the processors and
 //! FCM at in-process mocks, drives one scenario with virtual devices on `pushauth-core`,
-//! samples the server's RSS, kills the server, prints a table and writes JSON.
+//! samples the server's RSS, kills the server, prints a table and writes JSON. With
+//! `--instances N` (PostgreSQL) it starts N servers on one database and spreads the
+//! webhooks and devices over them (`instances.rs`).
 
 mod device;
 mod env;
+mod instances;
 mod mocks;
 mod scenarios;
 mod server;
@@ -24,6 +27,7 @@ use serde::Serialize;
 
 use device::{Admin, Device};
 use env::*;
+use instances::{InstanceFigures, Target, card_for};
 use mocks::{MockFcm, MockProcessor, UpstreamFaults};
 use scenarios::{cycle, ingest, pending_rss, startup, storm};
 use server::{Backend, PgDb, Rss, ServerProc};
@@ -84,6 +88,10 @@ struct Cli {
     /// Acknowledgement window counted as an error when exceeded, in ms.
     #[arg(long, default_value_t = 2000)]
     ack_window_ms: u64,
+    /// Server instances on one database (more than one: `--backend postgres`; scenarios
+    /// ingest, cycle, storm). Webhook i goes to instance i % N, device j talks to j % N.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -172,7 +180,10 @@ struct Report {
     unexpected_errors: u64,
     injected: BTreeMap<String, u64>,
     extra: BTreeMap<String, serde_json::Value>,
+    /// Instance 0 (the only one without `--instances`).
     server: ServerFigures,
+    /// Every instance: requests served, CPU, RSS.
+    instances: Vec<InstanceFigures>,
     timed_out: bool,
     fatal: Option<String>,
 }
@@ -185,10 +196,12 @@ struct Shared {
     measure_end: std::sync::Mutex<Option<Instant>>,
     server: std::sync::Mutex<ServerFigures>,
     extra: std::sync::Mutex<BTreeMap<String, serde_json::Value>>,
-    pid: AtomicU64,
+    /// The running instances, in index order (none in the startup scenario).
+    instances: std::sync::Mutex<Vec<instances::Tracked>>,
+    /// Sampled RSS peak of instance 0.
     rss_peak: AtomicU64,
-    /// (server CPU ticks, loadgen CPU ticks) at the start of the measured phase.
-    cpu_at_start: std::sync::Mutex<Option<(u64, u64)>>,
+    /// Loadgen CPU ticks at the start of the measured phase.
+    cpu_at_start: std::sync::Mutex<Option<u64>>,
 }
 
 /// utime + stime of a process in clock ticks (USER_HZ, 100 on Linux).
@@ -203,12 +216,11 @@ fn cpu_ticks(pid: &str) -> u64 {
 
 impl Shared {
     fn start_measure(&self) {
-        let pid = self.pid.load(Ordering::Relaxed).to_string();
+        self.instances_start();
         *self
             .cpu_at_start
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((cpu_ticks(&pid), cpu_ticks("self")));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cpu_ticks("self"));
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         self.extra("loadavg_at_start", serde_json::json!(load.trim()));
         *self
@@ -230,12 +242,12 @@ impl Shared {
             .cpu_at_start
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let (Some(t0), Some((s0, l0))) = (start, cpu) {
-            let pid = self.pid.load(Ordering::Relaxed).to_string();
+        // Summed over the instances.
+        let server_cpu = self.instances_end();
+        if let (Some(t0), Some(l0), Some(server_cpu)) = (start, cpu, server_cpu) {
             let secs = now.saturating_duration_since(t0).as_secs_f64();
-            let server_cpu = cpu_ticks(&pid).saturating_sub(s0) as f64 / 100.0;
             let own_cpu = cpu_ticks("self").saturating_sub(l0) as f64 / 100.0;
-            if secs > 0.0 && pid != "0" {
+            if secs > 0.0 {
                 self.extra("server_cpu_secs_measured", serde_json::json!(server_cpu));
                 self.extra(
                     "server_cpu_cores_busy",
@@ -282,7 +294,7 @@ async fn run_scenario(
         Scenario::Startup => Ok(()),
     };
     if r.is_err() {
-        eprintln!("server log tail:\n{}", env.server.log_tail());
+        eprintln!("server log tail:\n{}", env.log_tails());
     }
     env.stop(shared).await;
     r
@@ -363,6 +375,7 @@ fn print_table(r: &Report) {
         r.server.rss_end.vm_hwm_kb as f64 / 1024.0,
         r.server.rss_peak_sampled_kb as f64 / 1024.0
     );
+    instances::print_instances(&r.instances);
     if let Some(f) = &r.fatal {
         println!("FATAL: {f}");
     }
@@ -384,6 +397,24 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
     let faults = parse_faults(cli.faults.as_deref())?;
     if cli.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if cli.instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if cli.instances > 1 {
+        if cli.backend != Backend::Postgres {
+            bail!(
+                "--instances {} needs --backend postgres: instances share one PostgreSQL database (a SQLite file belongs to one server)",
+                cli.instances
+            );
+        }
+        if matches!(cli.scenario, Scenario::Startup | Scenario::PendingRss) {
+            bail!(
+                "--instances {} works with the ingest, cycle and storm scenarios; {:?} measures one server (run it without --instances)",
+                cli.instances,
+                cli.scenario
+            );
+        }
     }
     if cli.backend == Backend::Postgres {
         server::ensure_loopback_url(&cli.pg_url)?;
@@ -456,6 +487,7 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     server.rss_peak_sampled_kb = shared.rss_peak.load(Ordering::Relaxed);
+    let instances = shared.instance_figures(completed);
     let report = Report {
         scenario: cli.scenario,
         processor: cli.processor,
@@ -485,6 +517,7 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ),
         server,
+        instances,
         timed_out,
         fatal,
     };

@@ -172,6 +172,10 @@ pub struct Push {
 #[derive(Debug, Default)]
 struct FcmState {
     devices: HashMap<String, mpsc::UnboundedSender<Push>>,
+    /// (token, challenge id) of every challenge push seen.
+    challenge_pushes: std::collections::HashSet<(String, String)>,
+    /// Challenge pushes seen before for the same token and challenge.
+    doubled: u64,
     sends: u64,
     dismisses: u64,
     unknown_token: u64,
@@ -231,6 +235,11 @@ impl MockFcm {
         let g = lock(&self.state);
         (g.sends, g.dismisses, g.unknown_token, g.token_calls)
     }
+
+    /// Challenge pushes sent again to the same token for the same challenge.
+    pub fn doubled(&self) -> u64 {
+        lock(&self.state).doubled
+    }
 }
 
 fn handle_fcm(state: &Mutex<FcmState>, uri: Uri, body: Bytes) -> Response {
@@ -256,6 +265,8 @@ fn handle_fcm(state: &Mutex<FcmState>, uri: Uri, body: Bytes) -> Response {
     g.sends += 1;
     if kind == "dismiss" {
         g.dismisses += 1;
+    } else if !g.challenge_pushes.insert((token.to_owned(), cid.clone())) {
+        g.doubled += 1;
     } else if let Some(tx) = g.devices.get(token) {
         let _ = tx.send(Push {
             cid,

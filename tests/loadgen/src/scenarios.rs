@@ -1,6 +1,6 @@
 //! The scenarios: webhook ingest, the full approval cycle, a decision storm, memory with
-//! many pending challenges, and start-up time. Each drives the server started by
-//! `start_env` and records into `Shared`.
+//! many pending challenges, and start-up time. Each drives the server (or instances)
+//! started by `start_env` and records into `Shared`.
 
 use super::*;
 
@@ -19,12 +19,12 @@ pub(crate) async fn ingest(
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..cli.concurrency {
-        let (sh, cards, next, http, base, b, f) = (
+        let (sh, cards, next, http, targets, b, f) = (
             shared.clone(),
             cards.clone(),
             next.clone(),
             env.http.clone(),
-            env.server.base.clone(),
+            env.targets.clone(),
             env.builder.clone(),
             faults.clone(),
         );
@@ -35,10 +35,10 @@ pub(crate) async fn ingest(
                 if i >= n || Instant::now() >= deadline {
                     break;
                 }
-                let card = &cards[i % cards.len()];
+                let card = &cards[card_for(i, cards.len(), targets.len())];
                 let reference = uuid::Uuid::new_v4().to_string();
                 if let Err(e) = webhook_with_faults(
-                    &http, &base, &b, &sh.stats, &f, i, &reference, card, window,
+                    &http, &targets, &b, &sh.stats, &f, i, &reference, card, window,
                 )
                 .await
                 {
@@ -52,12 +52,19 @@ pub(crate) async fn ingest(
     Ok(())
 }
 
+/// After every result arrived, how long a run with several instances keeps watching
+/// for a second delivery of one (by another instance's worker) before counting.
+const DOUBLE_WATCH: Duration = Duration::from_secs(1);
+
+/// Waits for every approved result at the mock processor, then counts the lost ones
+/// and the ones delivered more than once (both errors).
 async fn wait_upstream(
     shared: &Shared,
-    mock: &MockProcessor,
+    env: &Env,
     sent: &[(String, Instant, Instant)],
     deadline: Instant,
 ) {
+    let mock = &env.mock;
     let grace = Instant::now() + Duration::from_secs(60);
     loop {
         let missing = sent
@@ -68,6 +75,10 @@ async fn wait_upstream(
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if env.targets.len() > 1 {
+        tokio::time::sleep(DOUBLE_WATCH.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
     }
     let mut lost = 0u64;
     let mut repeated = 0u64;
@@ -91,11 +102,11 @@ async fn wait_upstream(
             None => lost += 1,
         }
     }
-    if lost > 0 {
+    for _ in 0..lost {
         shared.stats.error("lost_result");
-        for _ in 1..lost {
-            shared.stats.error("lost_result");
-        }
+    }
+    for _ in 0..repeated {
+        shared.stats.error("doubled_result");
     }
     let (a500, tokens, unknown) = mock.counters();
     shared.extra("upstream_results_expected", serde_json::json!(sent.len()));
@@ -147,19 +158,21 @@ pub(crate) async fn cycle(
     let sent = Arc::new(std::sync::Mutex::new(
         Vec::<(String, Instant, Instant)>::new(),
     ));
+    let cross = Arc::new(AtomicUsize::new(0));
     env.mock.arm_faults();
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
     for card in cards {
         let mut rx = fcm.register(card.token.as_deref().unwrap_or_default());
-        let (sh, next, http, base, b, f, sent) = (
+        let (sh, next, http, targets, b, f, sent, cross) = (
             shared.clone(),
             next.clone(),
             env.http.clone(),
-            env.server.base.clone(),
+            env.targets.clone(),
             env.builder.clone(),
             faults.clone(),
             sent.clone(),
+            cross.clone(),
         );
         let window = Duration::from_millis(cli.ack_window_ms);
         set.spawn(async move {
@@ -172,7 +185,7 @@ pub(crate) async fn cycle(
                 let t0 = Instant::now();
                 let r: Result<()> = async {
                     if !webhook_with_faults(
-                        &http, &base, &b, &sh.stats, &f, i, &reference, &card, window,
+                        &http, &targets, &b, &sh.stats, &f, i, &reference, &card, window,
                     )
                     .await?
                     {
@@ -197,6 +210,9 @@ pub(crate) async fn cycle(
                     let a = card.device.post_decision(&push.cid, &jws, output).await?;
                     sh.stats.record("decision_post", a.took);
                     if a.status == 200 {
+                        if i % targets.len() != card.k % targets.len() {
+                            cross.fetch_add(1, Ordering::Relaxed);
+                        }
                         sh.stats
                             .record("approval", t_dec.saturating_duration_since(t0) + a.took);
                         sent.lock()
@@ -221,7 +237,8 @@ pub(crate) async fn cycle(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    wait_upstream(shared, &env.mock, &sent, deadline).await;
+    wait_upstream(shared, env, &sent, deadline).await;
+    cross_instance(shared, env, cross.load(Ordering::Relaxed));
     let (sends, dismisses, unknown, tokens) = fcm.counters();
     shared.extra("fcm_sends", serde_json::json!(sends));
     shared.extra("fcm_dismisses", serde_json::json!(dismisses));
@@ -229,10 +246,24 @@ pub(crate) async fn cycle(
     if unknown > 0 {
         shared.stats.error("push_to_unknown_token");
     }
+    let doubled = fcm.doubled();
+    shared.extra("fcm_challenge_pushes_doubled", serde_json::json!(doubled));
+    for _ in 0..doubled {
+        shared.stats.error("doubled_push");
+    }
     Ok(())
 }
 
-/// Creates `n` pending challenges spread over `cards` (webhooks or generic API).
+/// With several instances: how many approved decisions went to another instance than
+/// the one that received the challenge's webhook.
+fn cross_instance(shared: &Shared, env: &Env, n: usize) {
+    if env.targets.len() > 1 {
+        shared.extra("decisions_via_other_instance", serde_json::json!(n));
+    }
+}
+
+/// Creates `n` pending challenges spread over `cards` (webhooks or generic API);
+/// returns their references, each with the instance that created it.
 async fn create_pending(
     cli: &Cli,
     shared: &Arc<Shared>,
@@ -240,17 +271,17 @@ async fn create_pending(
     cards: &Arc<Vec<Card>>,
     n: usize,
     deadline: Instant,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, usize)>> {
     let next = Arc::new(AtomicUsize::new(0));
     let refs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..cli.concurrency {
-        let (sh, cards, next, http, base, b, refs) = (
+        let (sh, cards, next, http, targets, b, refs) = (
             shared.clone(),
             cards.clone(),
             next.clone(),
             env.http.clone(),
-            env.server.base.clone(),
+            env.targets.clone(),
             env.builder.clone(),
             refs.clone(),
         );
@@ -260,11 +291,12 @@ async fn create_pending(
                 if i >= n || Instant::now() >= deadline {
                     break;
                 }
-                let card = &cards[i % cards.len()];
+                let card = &cards[card_for(i, cards.len(), targets.len())];
+                let on = i % targets.len();
                 let reference = uuid::Uuid::new_v4().to_string();
                 let r = async {
                     let req = b.build(&reference, card.k, &card.cardholder, true)?;
-                    send(&http, &base, &req).await
+                    send(&http, &targets[on], &req).await
                 }
                 .await;
                 match r {
@@ -272,7 +304,7 @@ async fn create_pending(
                         sh.stats.record("create", t);
                         refs.lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(reference);
+                            .push((reference, on));
                     }
                     Ok((s, _)) => sh.stats.error(format!("create_http_{s}")),
                     Err(e) => sh.stats.error(format!("create: {e}")),
@@ -308,16 +340,25 @@ pub(crate) async fn storm(
     );
     let created = create_pending(cli, shared, env, &cards, n, deadline).await?;
     shared.extra("pending_created", serde_json::json!(created.len()));
+    let created_on: Arc<std::collections::HashMap<String, usize>> =
+        Arc::new(created.into_iter().collect());
     let cards = Arc::try_unwrap(cards).map_err(|_| anyhow!("cards still shared"))?;
     let sent = Arc::new(std::sync::Mutex::new(
         Vec::<(String, Instant, Instant)>::new(),
     ));
+    let cross = Arc::new(AtomicUsize::new(0));
+    let instances = env.targets.len();
     env.mock.arm_faults();
     shared.start_measure();
     let mut set = tokio::task::JoinSet::new();
     // Every device lists its pending challenges and answers them all, concurrently.
     for card in cards {
-        let (sh, sent) = (shared.clone(), sent.clone());
+        let (sh, sent, created_on, cross) = (
+            shared.clone(),
+            sent.clone(),
+            created_on.clone(),
+            cross.clone(),
+        );
         set.spawn(async move {
             let r: Result<()> = async {
                 loop {
@@ -348,6 +389,12 @@ pub(crate) async fn storm(
                         let d = card.device.post_decision(&id, &jws, output).await?;
                         sh.stats.record("decision_post", d.took);
                         if d.status == 200 {
+                            if created_on
+                                .get(&reference)
+                                .is_some_and(|&on| on != card.k % instances)
+                            {
+                                cross.fetch_add(1, Ordering::Relaxed);
+                            }
                             sh.stats.record("decision", d.took);
                             sent.lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -371,7 +418,8 @@ pub(crate) async fn storm(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    wait_upstream(shared, &env.mock, &sent, deadline).await;
+    wait_upstream(shared, env, &sent, deadline).await;
+    cross_instance(shared, env, cross.load(Ordering::Relaxed));
     Ok(())
 }
 
@@ -384,7 +432,7 @@ pub(crate) async fn pending_rss(
 ) -> Result<()> {
     let cards =
         Arc::new(setup_cards(env, cli.processor, cli.cards.unwrap_or(100), false, 16).await?);
-    let before = env.server.rss();
+    let before = env.servers[0].rss();
     shared.extra("rss_before_kb", serde_json::json!(before.vm_rss_kb));
     shared.start_measure();
     let created = create_pending(cli, shared, env, &cards, n, deadline).await?;
@@ -393,7 +441,7 @@ pub(crate) async fn pending_rss(
         Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now())),
     )
     .await;
-    let after = env.server.rss();
+    let after = env.servers[0].rss();
     shared.extra("pending_created", serde_json::json!(created.len()));
     shared.extra("rss_with_pending_kb", serde_json::json!(after.vm_rss_kb));
     shared.extra("hwm_with_pending_kb", serde_json::json!(after.vm_hwm_kb));

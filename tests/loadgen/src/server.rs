@@ -68,10 +68,16 @@ pub struct PgDb {
 }
 
 impl PgDb {
+    /// A new database on the server of `base` (any database named in its path is
+    /// ignored: the maintenance database `postgres` creates the new one).
     pub async fn create(base: &str) -> Result<PgDb> {
         ensure_loopback_url(base)?;
-        let base = base.trim_end_matches('/');
-        let admin_url = format!("{base}/postgres");
+        let on = |db: &str| -> Result<String> {
+            let mut u = url::Url::parse(base).with_context(|| format!("bad URL {base}"))?;
+            u.set_path(&format!("/{db}"));
+            Ok(u.to_string())
+        };
+        let admin_url = on("postgres")?;
         let name = format!("loadgen_{}", uuid::Uuid::new_v4().simple());
         let mut c = sqlx::PgConnection::connect(&admin_url)
             .await
@@ -81,7 +87,7 @@ impl PgDb {
             .await?;
         c.close().await.ok();
         Ok(PgDb {
-            url: format!("{base}/{name}"),
+            url: on(&name)?,
             admin_url,
             name,
         })

@@ -1,6 +1,7 @@
-//! Runs every scenario tiny against the debug server binary on SQLite and checks that
-//! the run completed with zero unexpected errors (injected faults excluded). CI-sized:
-//! a few seconds in all.
+//! Runs every scenario tiny against the debug server binary on SQLite, and the
+//! two-instance mode on PostgreSQL (`PUSHAUTH_TEST_PG_URL`), and checks that the run
+//! completed with zero unexpected errors (injected faults excluded), no result lost or
+//! doubled. Correctness only, never a time. CI-sized: a few seconds in all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -136,6 +137,156 @@ fn every_scenario_runs_tiny_without_unexpected_errors() {
     assert!(v["server"]["rss_end"]["vm_rss_kb"].as_u64().unwrap_or(0) > 0);
     let v = run(&["--scenario", "startup", "--requests", "1"]);
     assert_eq!(v["completed"], 1);
+}
+
+/// The PostgreSQL server of the tests (the loadgen creates and drops its own database).
+fn pg_url() -> String {
+    std::env::var("PUSHAUTH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Checks of a two-instance run: nothing lost, doubled or unexpected, and both
+/// instances served part of the measured requests, adding up to `requests` when given.
+fn two_instances_served(v: &serde_json::Value, requests: Option<u64>) {
+    let inst = v["instances"].as_array().expect("instances array");
+    assert_eq!(inst.len(), 2, "{v:#}");
+    let served: Vec<u64> = inst
+        .iter()
+        .map(|i| i["requests_served"].as_u64().expect("requests_served"))
+        .collect();
+    assert!(served.iter().all(|&n| n > 0), "an idle instance: {v:#}");
+    if let Some(r) = requests {
+        assert_eq!(served.iter().sum::<u64>(), r, "{v:#}");
+    }
+    assert_ne!(inst[0]["pid"], inst[1]["pid"]);
+    assert!(
+        inst.iter()
+            .all(|i| i["rss_end"]["vm_rss_kb"].as_u64() > Some(0))
+    );
+    assert_eq!(v["server"]["pid"], inst[0]["pid"]);
+}
+
+#[test]
+fn two_instances_on_one_postgresql_lose_and_double_nothing() {
+    let pg = pg_url();
+    let two = ["--backend", "postgres", "--pg-url", &pg, "--instances", "2"];
+    // Ingest: webhook i on instance i % 2, its injected duplicate on the other one.
+    let v = run(&[
+        &two[..],
+        &[
+            "--scenario",
+            "ingest",
+            "--processor",
+            "enfuce",
+            "--requests",
+            "40",
+            "--concurrency",
+            "8",
+            "--faults",
+            "invalid-sig=10%,duplicates=10%",
+        ],
+    ]
+    .concat());
+    assert_eq!(v["completed"], 40);
+    assert_eq!(v["injected"]["invalid_sig_refused"], 4);
+    assert_eq!(v["injected"]["duplicate_acknowledged"], 4);
+    // 40 webhooks + 4 bad signatures + 4 duplicates, nothing else in the measured phase.
+    two_instances_served(&v, Some(48));
+    // Cycle: pushes created on one instance, answered by devices bound to either.
+    for p in ["enfuce", "api"] {
+        let v = run(&[
+            &two[..],
+            &[
+                "--scenario",
+                "cycle",
+                "--processor",
+                p,
+                "--requests",
+                "30",
+                "--concurrency",
+                "5",
+            ],
+        ]
+        .concat());
+        assert_eq!(v["completed"], 30, "{p}");
+        assert_eq!(v["extra"]["upstream_results_expected"], 30, "{p}");
+        assert_eq!(v["extra"]["upstream_results_lost"], 0, "{p}");
+        assert_eq!(
+            v["extra"]["upstream_results_delivered_more_than_once"], 0,
+            "{p}"
+        );
+        assert_eq!(v["extra"]["fcm_challenge_pushes_doubled"], 0, "{p}");
+        assert_eq!(v["steps"]["decision_to_upstream"]["count"], 30, "{p}");
+        assert!(
+            v["extra"]["decisions_via_other_instance"].as_u64() > Some(0),
+            "{p}: {v:#}"
+        );
+        two_instances_served(&v, None);
+    }
+    // Storm: every device answers challenges created on both instances.
+    let v = run(&[
+        &two[..],
+        &[
+            "--scenario",
+            "storm",
+            "--processor",
+            "api",
+            "--requests",
+            "40",
+            "--concurrency",
+            "4",
+        ],
+    ]
+    .concat());
+    assert_eq!(v["completed"], 40);
+    assert_eq!(v["extra"]["upstream_results_lost"], 0);
+    assert_eq!(v["extra"]["upstream_results_delivered_more_than_once"], 0);
+    // 4 devices, 10 challenges each, half of them from the other instance.
+    assert_eq!(v["extra"]["decisions_via_other_instance"], 20);
+    two_instances_served(&v, None);
+}
+
+#[test]
+fn refuses_instances_without_postgresql_or_for_one_server_scenarios() {
+    for (args, says) in [
+        (&["--scenario", "cycle", "--instances", "2"][..], "postgres"),
+        (
+            &[
+                "--scenario",
+                "startup",
+                "--backend",
+                "postgres",
+                "--instances",
+                "2",
+            ][..],
+            "ingest, cycle and storm",
+        ),
+        (
+            &[
+                "--scenario",
+                "pending-rss",
+                "--backend",
+                "postgres",
+                "--instances",
+                "3",
+            ][..],
+            "ingest, cycle and storm",
+        ),
+        (
+            &["--scenario", "ingest", "--instances", "0"][..],
+            "at least 1",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .arg("--server-bin")
+            .arg(server_bin())
+            .output()
+            .expect("run loadgen");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod device;
 mod env;
 mod instances;
 mod mocks;
+mod pgcpu;
 mod scenarios;
 mod server;
 mod stats;
@@ -202,6 +203,8 @@ struct Shared {
     rss_peak: AtomicU64,
     /// Loadgen CPU ticks at the start of the measured phase.
     cpu_at_start: std::sync::Mutex<Option<u64>>,
+    /// PostgreSQL server CPU ticks at the start of the measured phase.
+    pg_cpu_at_start: std::sync::Mutex<Option<u64>>,
 }
 
 /// utime + stime of a process in clock ticks (USER_HZ, 100 on Linux).
@@ -221,6 +224,10 @@ impl Shared {
             .cpu_at_start
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cpu_ticks("self"));
+        *self
+            .pg_cpu_at_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = pgcpu::ticks();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         self.extra("loadavg_at_start", serde_json::json!(load.trim()));
         *self
@@ -254,6 +261,15 @@ impl Shared {
                     serde_json::json!(server_cpu / secs),
                 );
                 self.extra("loadgen_cpu_cores_busy", serde_json::json!(own_cpu / secs));
+                let pg0 = *self
+                    .pg_cpu_at_start
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let (Some(p0), Some(p1)) = (pg0, pgcpu::ticks()) {
+                    let pg = p1.saturating_sub(p0) as f64 / 100.0;
+                    self.extra("postgres_cpu_secs_measured", serde_json::json!(pg));
+                    self.extra("postgres_cpu_cores_busy", serde_json::json!(pg / secs));
+                }
             }
         }
     }
@@ -476,6 +492,20 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         shared.extra(
             "server_cpu_ms_per_op",
             serde_json::json!(cpu * 1000.0 / completed as f64),
+        );
+    }
+    let pg_cpu = shared
+        .extra
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get("postgres_cpu_secs_measured")
+        .and_then(serde_json::Value::as_f64);
+    if let Some(pg) = pg_cpu
+        && completed > 0
+    {
+        shared.extra(
+            "postgres_cpu_ms_per_op",
+            serde_json::json!(pg * 1000.0 / completed as f64),
         );
     }
     let errors = shared.stats.errors();

@@ -85,6 +85,10 @@ impl PgDb {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut c)
             .await?;
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut c)
+            .await?;
+        crate::pgcpu::set_backend(backend);
         c.close().await.ok();
         Ok(PgDb {
             url: on(&name)?,

@@ -4,10 +4,12 @@
 //! the first valid answer together with the upstream result and the dismiss pushes, in
 //! one transaction.
 
+use std::sync::Arc;
+
 use pushauth_core::keys::{Jwk, KeyUse, PublicKey};
 use pushauth_core::proof::{self, DenyReason};
 use pushauth_store::{
-    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecideRefusal, DecisionKind,
+    AuditDraft, Challenge, ChallengeStatus, DecideOutcome, DecideRefusal, Decision, DecisionKind,
     DenyReasonKind, Device, DeviceStatus, NewDecision, NewOutbox, OutboxKind,
 };
 
@@ -16,6 +18,7 @@ use crate::metrics::OutcomeLabel;
 use crate::services::device_policy::ProofKey;
 use crate::state::{AppState, now};
 use crate::upstream::Outcome;
+use crate::workers::outbox::Known;
 
 /// What a device posts.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -273,14 +276,28 @@ pub async fn decide(
             "provider": challenge.provider,
             "reference": challenge.provider_ref,
         }));
+    let recorded = Decision {
+        challenge: decision.challenge.clone(),
+        device: decision.device.clone(),
+        decision: decision.decision,
+        reason: decision.reason,
+        user_verification: decision.user_verification.clone(),
+        proof: decision.proof.clone(),
+        processor_output: decision.processor_output.clone(),
+        at: decision.at,
+    };
     match state
         .store
         .challenge_decide_claiming(decision, outbox, audit)
         .await?
     {
         (DecideOutcome::Accepted(c), claimed) => {
+            let known = Arc::new(Known {
+                challenge: c.clone(),
+                decision: recorded,
+            });
             for item in claimed {
-                crate::workers::outbox::deliver_claimed(state.clone(), item);
+                crate::workers::outbox::deliver_claimed(state.clone(), item, Some(known.clone()));
             }
             let label = match (kind, reason) {
                 (DecisionKind::Approve, _) => "approved",

@@ -9,19 +9,28 @@
 //! processor that recognises repeats is asked again (reconciliation), otherwise the row
 //! ends as "outcome unknown", never as `too_late`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_store::{AttemptOutcome, OutboxItem, OutboxNext};
 
 use super::lease::Heartbeat;
-use super::outbox::{BASE, CAP, Step};
+use super::outbox::{BASE, CAP, Known, Step};
 use crate::metrics::{ProviderLabel, ProviderOutcome};
 use crate::state::{AppState, now};
 use crate::upstream::{Delivery, Job, NOT_SENT, Outcome, Resend};
 
 /// Performs one attempt at an upstream row and reports it (log and metrics).
-pub(super) async fn upstream(state: &AppState, item: &OutboxItem, lease: &Heartbeat) -> Step {
-    let (provider, step) = attempt(state, item, lease).await;
+pub(super) async fn upstream(
+    state: &AppState,
+    item: &OutboxItem,
+    lease: &Heartbeat,
+    known: Option<Arc<Known>>,
+) -> Step {
+    // What the writer passed along only stands for this row's own challenge.
+    let known = known
+        .filter(|k| k.challenge.id == item.challenge && k.decision.challenge == item.challenge);
+    let (provider, step) = attempt(state, item, lease, known).await;
     let label = match step.next {
         OutboxNext::Done => "ok",
         OutboxNext::RetryAt(_) => "retry",
@@ -84,8 +93,17 @@ fn not_sent(item: &OutboxItem, error: String) -> Step {
     }
 }
 
-async fn attempt(state: &AppState, item: &OutboxItem, lease: &Heartbeat) -> (&'static str, Step) {
-    let challenge = match state.store.challenge_get(&item.challenge).await {
+async fn attempt(
+    state: &AppState,
+    item: &OutboxItem,
+    lease: &Heartbeat,
+    known: Option<Arc<Known>>,
+) -> (&'static str, Step) {
+    let fetched = match &known {
+        Some(k) => Ok(Some(k.challenge.clone())),
+        None => state.store.challenge_get(&item.challenge).await,
+    };
+    let challenge = match fetched {
         Ok(Some(c)) => c,
         Ok(None) => {
             let s = step(
@@ -137,7 +155,11 @@ async fn attempt(state: &AppState, item: &OutboxItem, lease: &Heartbeat) -> (&'s
         );
         return (provider, s);
     }
-    let decision = match state.store.decision_get(&challenge.id).await {
+    let fetched = match &known {
+        Some(k) => Ok(Some(k.decision.clone())),
+        None => state.store.decision_get(&challenge.id).await,
+    };
+    let decision = match fetched {
         Ok(d) => d,
         Err(e) => return (provider, not_sent(item, format!("storage: {e}"))),
     };

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_store::{
-    AttemptOutcome, AttemptRecord, AuditDraft, DeviceStatus, OutboxItem, OutboxKind, OutboxLane,
-    OutboxNext, StoreEvent,
+    AttemptOutcome, AttemptRecord, AuditDraft, Challenge, Decision, DeviceStatus, OutboxItem,
+    OutboxKind, OutboxLane, OutboxNext, StoreEvent,
 };
 use tokio::sync::{Semaphore, watch};
 
@@ -70,7 +70,7 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
             let state = state.clone();
             state.metrics.outbox_in_flight.inc();
             tokio::spawn(async move {
-                process(&state, item).await;
+                process(&state, item, None).await;
                 state.metrics.outbox_in_flight.dec();
                 drop(permit);
             });
@@ -156,20 +156,32 @@ fn retry_or_too_late(
 /// Delivers a row its writer claimed (`NewOutbox::claimed_until`) on a task of its own,
 /// exactly as a worker delivers a row it claimed: heartbeat, sending mark, fenced
 /// completion. If this process dies first, the lease runs out and a worker takes over.
-pub fn deliver_claimed(state: AppState, item: OutboxItem) {
+/// `known`: the challenge and decision the writer just committed, which an upstream
+/// row would otherwise read back (both are as the transaction left them; a decision
+/// never changes once written).
+pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Known>>) {
     state.metrics.outbox_in_flight.inc();
     tokio::spawn(async move {
-        process(&state, item).await;
+        process(&state, item, known).await;
         state.metrics.outbox_in_flight.dec();
     });
 }
 
-async fn process(state: &AppState, item: OutboxItem) {
+/// A challenge and its decision, as the transaction that wrote an upstream row left them.
+#[derive(Debug)]
+pub struct Known {
+    /// The challenge after the decision.
+    pub challenge: Challenge,
+    /// The decision recorded.
+    pub decision: Decision,
+}
+
+async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) {
     let started = now();
     let clock = Instant::now();
     let lease = super::lease::Heartbeat::start(state, &item);
     let step = match item.kind {
-        OutboxKind::Upstream => super::deliver::upstream(state, &item, &lease).await,
+        OutboxKind::Upstream => super::deliver::upstream(state, &item, &lease, known).await,
         OutboxKind::Push | OutboxKind::Dismiss if started > item.deadline => Step {
             outcome: AttemptOutcome::Fatal,
             http_status: None,

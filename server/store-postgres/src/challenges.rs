@@ -370,7 +370,9 @@ async fn decide_in(
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    let won = sqlx::query_scalar!(
+    // The winning update returns the challenge as it is now (no read after it).
+    let won = sqlx::query_as!(
+        ChallengeRow,
         "UPDATE challenges
          SET status = $2, closed_at = $3,
              upstream_status = CASE WHEN $4::BOOLEAN THEN 'queued' ELSE upstream_status END
@@ -381,7 +383,9 @@ async fn decide_in(
            AND EXISTS (SELECT 1 FROM cardholders
                        WHERE cardholders.id = challenges.cardholder_id
                          AND cardholders.status = 'active')
-         RETURNING cardholder_id",
+         RETURNING id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee, nonce,
+                   txn_digest, deadline, upstream_deadline, processor_input, context, status,
+                   upstream_status, closed_at, final_status, created_at",
         id,
         status,
         d.at.0,
@@ -391,7 +395,7 @@ async fn decide_in(
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    let Some(cardholder) = won else {
+    let Some(after) = won else {
         let Some(c) = get_in(&mut tx, id).await? else {
             return Ok(DecideOutcome::NotFound);
         };
@@ -404,9 +408,12 @@ async fn decide_in(
             None => DecideOutcome::PastDeadline(c),
         });
     };
-    let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
+    let after = after.decode()?;
+    let cardholder = after.cardholder.clone();
+    // The decision, and the answering device's failure count reset, in one statement.
     sqlx::query!(
-        "INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
+        "WITH reset AS (UPDATE devices SET failures = 0, updated_at = $8 WHERE id = $2)
+         INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
                                 processor_output, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         id,
@@ -421,18 +428,7 @@ async fn decide_in(
     .execute(&mut *tx)
     .await
     .map_err(|e| classify(e, "decision exists", "device"))?;
-    sqlx::query!(
-        "UPDATE devices SET failures = 0, updated_at = $2 WHERE id = $1",
-        device,
-        d.at.0
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
     *ids = insert_rows(&mut tx, outbox, d.at).await?;
-    let after = get_in(&mut tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("challenge"))?;
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
     s.committed(

@@ -1,5 +1,6 @@
-//! The direct read path for the hot reads of device requests (a device by id, a
-//! challenge by id): like the direct write path (see `direct`), a rusqlite connection
+//! The direct read path for the hot reads (a device by id, a challenge by id, a
+//! cardholder's devices, a card link by processor key, an outbox lane's next due time):
+//! like the direct write path (see `direct`), a rusqlite connection
 //! used on the calling thread, with cached statements, instead of sqlx's per-connection
 //! worker thread and its two thread wake-ups per statement. Two connections, so the two
 //! runtime threads never wait for each other; a reader never waits for the writer (WAL).
@@ -16,7 +17,7 @@ use rusqlite::{Connection, Row};
 use tokio::sync::Mutex;
 
 use crate::direct::{backend, open_writer};
-use crate::rows::{ChallengeRow, DeviceRow};
+use crate::rows::{CardLinkRow, ChallengeRow, DeviceRow};
 
 /// Reader connections.
 pub(crate) struct Readers(Vec<Mutex<Connection>>);
@@ -144,4 +145,54 @@ pub(crate) fn devices_in(conn: &Connection, cardholder: &str) -> StoreResult<Vec
     let rows = stmt.query_map([cardholder], device_row).map_err(backend)?;
     rows.map(|row| row.map_err(backend).and_then(DeviceRow::decode))
         .collect()
+}
+
+/// The card link of a processor's card key (as `parties::card_link_resolve`).
+pub(crate) fn card_link_in(
+    conn: &Connection,
+    provider: &str,
+    key: &str,
+) -> StoreResult<Option<CardLink>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, cardholder_id, provider, provider_key, label, created_at
+             FROM card_links WHERE provider = ?1 AND provider_key = ?2",
+        )
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query_map([provider, key], |r| {
+            Ok(CardLinkRow {
+                id: r.get(0)?,
+                cardholder_id: r.get(1)?,
+                provider: r.get(2)?,
+                provider_key: r.get(3)?,
+                label: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.next()
+        .transpose()
+        .map_err(backend)?
+        .map(CardLinkRow::decode)
+        .transpose()
+}
+
+/// When an outbox lane has work next (as `outbox::next_due`).
+pub(crate) fn next_due_in(conn: &Connection, lane: OutboxLane) -> StoreResult<Option<Millis>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT MIN(CASE WHEN leased_until IS NOT NULL AND leased_until >= next_attempt_at
+                             THEN leased_until + 1 ELSE next_attempt_at END)
+             FROM outbox WHERE status = 'pending'
+               AND ((?1 AND kind IN ('push', 'dismiss')) OR (?2 AND kind = 'upstream'))",
+        )
+        .map_err(backend)?;
+    let next: Option<i64> = stmt
+        .query_row(
+            [lane.takes_device_rows(), lane.takes_upstream_rows()],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    Ok(next.map(Millis))
 }

@@ -390,7 +390,13 @@ impl Store for SqliteStore {
         provider: Provider,
         provider_key: &str,
     ) -> StoreResult<Option<CardLink>> {
-        parties::card_link_resolve(self, provider, provider_key).await
+        match &self.readers {
+            Some(r) => {
+                r.read(|c| direct_read::card_link_in(c, provider.as_str(), provider_key))
+                    .await
+            }
+            None => parties::card_link_resolve(self, provider, provider_key).await,
+        }
     }
 
     async fn activation_create(&self, new: NewActivation, audit: AuditDraft) -> StoreResult<()> {
@@ -595,7 +601,10 @@ impl Store for SqliteStore {
         outbox::attempts_for_challenge(self, id).await
     }
     async fn outbox_next_due_lane(&self, lane: OutboxLane) -> StoreResult<Option<Millis>> {
-        outbox::next_due(self, lane).await
+        match &self.readers {
+            Some(r) => r.read(|c| direct_read::next_due_in(c, lane)).await,
+            None => outbox::next_due(self, lane).await,
+        }
     }
 
     async fn audit_append(&self, draft: AuditDraft) -> StoreResult<()> {

@@ -2,17 +2,20 @@
 //! writes the challenge, one push outbox row per reachable device and the audit
 //! entry; only then is the caller answered (persist before acknowledging).
 
+use std::sync::Arc;
+
 use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, Provider, ProviderRef};
 use pushauth_core::money::Money;
 use pushauth_core::transaction::{Payee, Transaction, TransactionKind, TxnDetails};
 use pushauth_store::{
     AuditDraft, CardholderStatus, Challenge, CreateContext, CreatePlan, DeviceStatus, Millis,
-    NewChallenge, NewOutbox, OutboxKind, PlannedOutcome, Planner, Refusal,
+    NewChallenge, NewOutbox, OutboxItem, OutboxKind, PlannedOutcome, Planner, Refusal,
 };
 
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::ProviderLabel;
 use crate::state::{AppState, now};
+use crate::workers::outbox::Known;
 
 /// A request to authenticate a cardholder.
 #[derive(Debug, Clone)]
@@ -80,22 +83,46 @@ pub enum Created {
 /// a webhook handler dropped at the end of its budget cannot leave a challenge
 /// half-reported: the task finishes, and a challenge committed after `ack_by` is
 /// cancelled before anyone is answered.
+///
+/// The push rows are written claimed by the creation (when workers run) and delivered
+/// from here as soon as it committed, with the challenge and devices the transaction
+/// saw: no claim transaction, no read-back, no wait for a worker. If this process dies
+/// first, their lease runs out and a worker delivers them.
 pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
     let Some(ack_by) = req.ack_by else {
-        return create_now(state, req).await;
+        let (created, pushes) = create_now(state, req).await?;
+        deliver(state, pushes);
+        return Ok(created);
     };
     let task_state = state.clone();
     let task = tokio::spawn(async move {
-        let created = create_now(&task_state, req).await?;
+        let (created, pushes) = create_now(&task_state, req).await?;
         match created {
             Created::New { challenge, .. } if std::time::Instant::now() > ack_by => {
+                // Not pushed: the claimed rows wait out their lease, then a worker
+                // finds the challenge closed and skips them.
                 abandon(&task_state, &challenge).await?;
                 Ok(Created::Abandoned)
             }
-            other => Ok(other),
+            other => {
+                deliver(&task_state, pushes);
+                Ok(other)
+            }
         }
     });
     task.await.map_err(ApiError::internal)?
+}
+
+/// Push rows a creation wrote claimed, with what its transaction saw.
+type ClaimedPushes = Option<(Vec<OutboxItem>, Arc<Known>)>;
+
+fn deliver(state: &AppState, pushes: ClaimedPushes) {
+    let Some((items, known)) = pushes else {
+        return;
+    };
+    for item in items {
+        crate::workers::outbox::deliver_claimed(state.clone(), item, Some(known.clone()));
+    }
 }
 
 /// Cancels a challenge committed after its webhook's budget: the processor has
@@ -117,7 +144,10 @@ async fn abandon(state: &AppState, challenge: &Challenge) -> ApiResult<()> {
     Ok(())
 }
 
-async fn create_now(state: &AppState, req: ChallengeRequest) -> ApiResult<Created> {
+async fn create_now(
+    state: &AppState,
+    req: ChallengeRequest,
+) -> ApiResult<(Created, ClaimedPushes)> {
     let t = now();
     let fresh = Fresh {
         id: ChallengeId::generate().map_err(ApiError::internal)?,
@@ -138,6 +168,8 @@ async fn create_now(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         PlannedOutcome::Created {
             challenge,
             outbox_rows: pushes,
+            claimed,
+            devices,
         } => {
             state
                 .metrics
@@ -146,14 +178,27 @@ async fn create_now(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
                     provider: challenge.provider.as_str(),
                 })
                 .inc();
-            Ok(Created::New { challenge, pushes })
+            let handed = (!claimed.is_empty()).then(|| {
+                let known = Known {
+                    challenge: challenge.clone(),
+                    decision: None,
+                    devices,
+                };
+                (claimed, Arc::new(known))
+            });
+            Ok((Created::New { challenge, pushes }, handed))
         }
-        PlannedOutcome::Duplicate(existing) => Ok(Created::Duplicate(existing)),
+        PlannedOutcome::Duplicate(existing) => Ok((Created::Duplicate(existing), None)),
         PlannedOutcome::NoCardholder => Err(ApiError::not_found("cardholder")),
-        PlannedOutcome::Refused(Refusal::CardholderBlocked) => Ok(Created::CardholderBlocked),
-        PlannedOutcome::Refused(Refusal::NoActiveDevice) => Ok(Created::NoActiveDevice),
-        PlannedOutcome::Refused(Refusal::TooManyPending) => Ok(Created::TooManyPending),
-        PlannedOutcome::Refused(Refusal::OverBudget) => Ok(Created::Abandoned),
+        PlannedOutcome::Refused(why) => Ok((
+            match why {
+                Refusal::CardholderBlocked => Created::CardholderBlocked,
+                Refusal::NoActiveDevice => Created::NoActiveDevice,
+                Refusal::TooManyPending => Created::TooManyPending,
+                Refusal::OverBudget => Created::Abandoned,
+            },
+            None,
+        )),
     }
 }
 
@@ -205,7 +250,12 @@ fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateCont
             payload: serde_json::Value::Null,
             not_before: t,
             deadline: req.deadline,
-            claimed_until: None,
+            // delivered by the creating request (see `create`); workers only after the lease
+            claimed_until: state
+                .config
+                .workers
+                .enabled
+                .then(|| t.plus(state.config.workers.lease_ms)),
         })
         .collect();
     let digest = transaction.digest();

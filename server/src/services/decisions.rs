@@ -294,7 +294,8 @@ pub async fn decide(
         (DecideOutcome::Accepted(c), claimed) => {
             let known = Arc::new(Known {
                 challenge: c.clone(),
-                decision: recorded,
+                decision: Some(recorded),
+                devices: Vec::new(),
             });
             for item in claimed {
                 crate::workers::outbox::deliver_claimed(state.clone(), item, Some(known.clone()));

@@ -28,8 +28,12 @@ pub(super) async fn upstream(
     known: Option<Arc<Known>>,
 ) -> Step {
     // What the writer passed along only stands for this row's own challenge.
-    let known = known
-        .filter(|k| k.challenge.id == item.challenge && k.decision.challenge == item.challenge);
+    let known = known.filter(|k| {
+        k.challenge.id == item.challenge
+            && k.decision
+                .as_ref()
+                .is_some_and(|d| d.challenge == item.challenge)
+    });
     let (provider, step) = attempt(state, item, lease, known).await;
     let label = match step.next {
         OutboxNext::Done => "ok",
@@ -156,7 +160,7 @@ async fn attempt(
         return (provider, s);
     }
     let fetched = match &known {
-        Some(k) => Ok(Some(k.decision.clone())),
+        Some(k) => Ok(k.decision.clone()),
         None => state.store.decision_get(&challenge.id).await,
     };
     let decision = match fetched {

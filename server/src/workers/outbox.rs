@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_store::{
-    AttemptOutcome, AttemptRecord, AuditDraft, Challenge, Decision, DeviceStatus, OutboxItem,
-    OutboxKind, OutboxLane, OutboxNext, StoreEvent,
+    AttemptOutcome, AttemptRecord, AuditDraft, Challenge, Decision, Device, DeviceStatus,
+    OutboxItem, OutboxKind, OutboxLane, OutboxNext, StoreEvent,
 };
 use tokio::sync::{Semaphore, watch};
 
@@ -167,13 +167,17 @@ pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Know
     });
 }
 
-/// A challenge and its decision, as the transaction that wrote an upstream row left them.
+/// What the transaction that wrote claimed rows had in hand, so that delivering them
+/// does not read it back: the challenge as it left it, the decision it recorded (for
+/// an upstream row), the devices it saw (for push rows).
 #[derive(Debug)]
 pub struct Known {
-    /// The challenge after the decision.
+    /// The challenge as the transaction left it.
     pub challenge: Challenge,
-    /// The decision recorded.
-    pub decision: Decision,
+    /// The decision recorded, if the transaction was a decision.
+    pub decision: Option<Decision>,
+    /// The cardholder's devices as the transaction saw them (may be empty).
+    pub devices: Vec<Device>,
 }
 
 async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) {
@@ -188,7 +192,7 @@ async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) 
             error: Some("deadline passed before delivery".into()),
             next: OutboxNext::TooLate,
         },
-        OutboxKind::Push | OutboxKind::Dismiss => push(state, &item).await,
+        OutboxKind::Push | OutboxKind::Dismiss => push(state, &item, known.as_deref()).await,
     };
     // No renewal may follow the completion (a retry keeps the row pending).
     lease.stop().await;
@@ -229,7 +233,7 @@ async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) 
     }
 }
 
-async fn push(state: &AppState, item: &OutboxItem) -> Step {
+async fn push(state: &AppState, item: &OutboxItem, known: Option<&Known>) -> Step {
     let fatal = |error: &str| Step {
         outcome: AttemptOutcome::Fatal,
         http_status: None,
@@ -239,10 +243,20 @@ async fn push(state: &AppState, item: &OutboxItem) -> Step {
     let Some(device_id) = &item.device else {
         return fatal("push row without device");
     };
-    let (device, challenge) = match (
-        state.store.device_get(device_id).await,
-        state.store.challenge_get(&item.challenge).await,
-    ) {
+    let handed = known
+        .filter(|k| k.challenge.id == item.challenge)
+        .and_then(|k| {
+            let d = k.devices.iter().find(|d| &d.id == device_id)?;
+            Some((Ok(Some(d.clone())), Ok(Some(k.challenge.clone()))))
+        });
+    let read = match handed {
+        Some(pair) => pair,
+        None => (
+            state.store.device_get(device_id).await,
+            state.store.challenge_get(&item.challenge).await,
+        ),
+    };
+    let (device, challenge) = match read {
         (Ok(Some(d)), Ok(Some(c))) => (d, c),
         (Err(e), _) | (_, Err(e)) => {
             return retry_or_too_late(item, None, format!("storage: {e}"), None);

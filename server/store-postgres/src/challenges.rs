@@ -71,7 +71,7 @@ pub(crate) async fn create(
     audit: AuditDraft,
 ) -> StoreResult<CreateOutcome> {
     let mut tx = s.begin().await?;
-    let outcome = insert_in(&mut tx, new, &outbox, &audit).await?;
+    let (outcome, _) = insert_in(&mut tx, new, &outbox, &audit).await?;
     if let CreateOutcome::Created(c) = &outcome {
         tx.commit().await.map_err(db)?;
         s.committed(Some(&c.cardholder), !outbox.is_empty());
@@ -126,7 +126,7 @@ pub(crate) async fn create_planned(
         tx.rollback().await.map_err(db)?;
         return Ok(PlannedOutcome::NoCardholder);
     };
-    let context = CreateContext {
+    let mut context = CreateContext {
         cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
         devices: list_in(&mut tx, cardholder_s).await?,
         pending: seen.pending,
@@ -140,27 +140,33 @@ pub(crate) async fn create_planned(
     };
     new.check_planned(provider, reference, cardholder)?;
     match insert_in(&mut tx, new, &outbox, &audit).await? {
-        CreateOutcome::Created(c) => {
+        (CreateOutcome::Created(c), ids) => {
             tx.commit().await.map_err(db)?;
-            s.committed(Some(&c.cardholder), !outbox.is_empty());
+            s.committed(
+                Some(&c.cardholder),
+                outbox.iter().any(|o| o.claimed_until.is_none()),
+            );
+            let (outbox_rows, at) = (outbox.len(), c.created_at);
             Ok(PlannedOutcome::Created {
                 challenge: c,
-                outbox_rows: outbox.len(),
+                outbox_rows,
+                claimed: claimed_items(outbox, &ids, at),
+                devices: std::mem::take(&mut context.devices),
             })
         }
-        CreateOutcome::Duplicate(c) => Ok(PlannedOutcome::Duplicate(c)),
+        (CreateOutcome::Duplicate(c), _) => Ok(PlannedOutcome::Duplicate(c)),
     }
 }
 
-/// Inserts the challenge, its outbox rows and audit entry on `tx`, or finds the
-/// existing challenge of the same (provider, reference). The caller commits a
-/// creation and announces it.
+/// Inserts the challenge, its outbox rows (their ids are returned) and audit entry on
+/// `tx`, or finds the existing challenge of the same (provider, reference). The caller
+/// commits a creation and announces it.
 async fn insert_in(
     tx: &mut PgConnection,
     new: NewChallenge,
     outbox: &[NewOutbox],
     audit: &AuditDraft,
-) -> StoreResult<CreateOutcome> {
+) -> StoreResult<(CreateOutcome, Vec<OutboxId>)> {
     let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
     let amount = new.amount.map(|m| m.minor());
     let currency = new.amount.map(|m| m.currency().code());
@@ -195,13 +201,14 @@ async fn insert_in(
     .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
     if inserted.rows_affected() == 0 {
         let existing = find_in(tx, provider, provider_ref).await?;
-        return existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
+        let existing = existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
             StoreError::Backend("challenge conflict without a conflicting row".into())
-        });
+        })?;
+        return Ok((existing, Vec::new()));
     }
-    insert_rows(tx, outbox, new.created_at).await?;
+    let ids = insert_rows(tx, outbox, new.created_at).await?;
     append(tx, audit).await?;
-    Ok(CreateOutcome::Created(new.into_created(upstream)))
+    Ok((CreateOutcome::Created(new.into_created(upstream)), ids))
 }
 
 pub(crate) async fn get(s: &PgStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {

@@ -90,7 +90,8 @@ fn created_events(s: &SqliteStore, challenge: &Challenge, outbox: &[NewOutbox]) 
     s.emit(StoreEvent::Challenge {
         cardholder: challenge.cardholder.clone(),
     });
-    if !outbox.is_empty() {
+    // Rows written claimed are their writer's to deliver: no worker can take them yet.
+    if outbox.iter().any(|o| o.claimed_until.is_none()) {
         s.emit(StoreEvent::OutboxReady);
     }
 }
@@ -107,7 +108,7 @@ pub(crate) async fn create_planned(
     plan: Planner,
 ) -> StoreResult<PlannedOutcome> {
     enum Done {
-        Created(Challenge, Vec<NewOutbox>),
+        Created(Challenge, Vec<NewOutbox>, Vec<OutboxId>, Vec<Device>),
         Existing(String),
         Other(PlannedOutcome),
     }
@@ -124,7 +125,7 @@ pub(crate) async fn create_planned(
         let Some(status) = status else {
             return Ok(Done::Other(PlannedOutcome::NoCardholder));
         };
-        let context = CreateContext {
+        let mut context = CreateContext {
             cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
             devices: tx.devices(cardholder.as_str())?,
             pending,
@@ -141,17 +142,27 @@ pub(crate) async fn create_planned(
                 "challenge reference appeared under the write lock".into(),
             ));
         }
-        tx.insert_outbox(&outbox, new.created_at)?;
+        let ids = tx.insert_outbox(&outbox, new.created_at)?;
         tx.append(&audit)?;
-        Ok(Done::Created(new.into_created(upstream), outbox))
+        let devices = std::mem::take(&mut context.devices);
+        Ok(Done::Created(
+            new.into_created(upstream),
+            outbox,
+            ids,
+            devices,
+        ))
     })
     .await?;
     match done {
-        Done::Created(challenge, outbox) => {
+        Done::Created(challenge, outbox, ids, devices) => {
             created_events(s, &challenge, &outbox);
+            let outbox_rows = outbox.len();
+            let at = challenge.created_at;
             Ok(PlannedOutcome::Created {
                 challenge,
-                outbox_rows: outbox.len(),
+                outbox_rows,
+                claimed: claimed_items(outbox, &ids, at),
+                devices,
             })
         }
         // Challenges are never deleted: the one found under the lock is still there.

@@ -68,7 +68,7 @@ pub use outbox::{
 };
 pub use outbox_fence::{
     outbox_complete_race, outbox_row_claimed_by_its_writer, outbox_sending_mark_and_unknown,
-    outbox_stale_holder_changes_nothing,
+    outbox_stale_holder_changes_nothing, push_rows_claimed_by_their_creation,
 };
 pub use parties::{
     admin_keys, card_links, cardholders, migrate_twice, server_key_concurrent_first_start,
@@ -111,6 +111,7 @@ macro_rules! store_conformance_suite {
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
             issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
             issuer_event_concurrent_fan_out_and_claims, outbox_row_claimed_by_its_writer,
+            push_rows_claimed_by_their_creation,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -435,6 +435,11 @@ pub enum PlannedOutcome {
         challenge: Challenge,
         /// How many outbox rows the plan wrote with it.
         outbox_rows: usize,
+        /// The rows the plan wrote already claimed (`NewOutbox::claimed_until`), as
+        /// items for the caller to deliver (claim 1).
+        claimed: Vec<crate::OutboxItem>,
+        /// The cardholder's devices as the transaction saw them (what the plan saw).
+        devices: Vec<Device>,
     },
     /// The (provider, reference) existed: the existing challenge; the planner did not run.
     Duplicate(Challenge),

@@ -387,11 +387,22 @@ pub async fn challenge_create_planned<S: Store>(store: S) {
     let PlannedOutcome::Created {
         challenge: created,
         outbox_rows,
+        claimed,
+        devices,
     } = out
     else {
         panic!("expected Created, got {out:?}")
     };
     assert_eq!((created.id.clone(), outbox_rows), (first.id.clone(), 1));
+    assert!(
+        claimed.is_empty(),
+        "no row was written claimed: {claimed:?}"
+    );
+    assert_eq!(
+        devices.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![d.id.clone()],
+        "the devices the transaction saw"
+    );
     let seen = saw.lock().unwrap().take().expect("planner ran");
     assert_eq!(seen.cardholder_status, CardholderStatus::Active);
     assert_eq!(

@@ -294,3 +294,80 @@ pub async fn outbox_row_claimed_by_its_writer<S: Store>(store: S) {
             .unwrap()
     );
 }
+
+/// A creation can write its push rows already claimed (claim 1) for its own task to
+/// deliver: `challenge_create_planned` returns exactly those rows as items, with the
+/// devices its plan saw; workers take the other rows at once and the claimed ones only
+/// after the lease ran out.
+pub async fn push_rows_claimed_by_their_creation<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let d1 = enrolled(&*s, &anna, Some("tok-1")).await;
+    let d2 = enrolled(&*s, &anna, Some("tok-2")).await;
+    let new = new_challenge(&anna, T0.plus(60_000));
+    let (provider, reference, id) = (new.provider, new.provider_ref.clone(), new.id.clone());
+    let planner: Planner = Box::new(move |seen: &CreateContext| {
+        let outbox = seen
+            .devices
+            .iter()
+            .map(|d| {
+                let mut row = outbox_row(OutboxKind::Push, &new.id, Some(&d.id), T0);
+                if d.push.as_ref().is_some_and(|p| p.token == "tok-1") {
+                    row.claimed_until = Some(T0.plus(5_000));
+                }
+                row
+            })
+            .collect();
+        let audit = draft("challenge.created")
+            .challenge(&new.id)
+            .cardholder(&new.cardholder);
+        CreatePlan::Write { new, outbox, audit }
+    });
+    let out = s
+        .challenge_create_planned(provider, &reference, &anna, T0, planner)
+        .await
+        .unwrap();
+    let PlannedOutcome::Created {
+        outbox_rows,
+        claimed,
+        devices,
+        ..
+    } = out
+    else {
+        panic!("expected Created, got {out:?}")
+    };
+    assert_eq!(outbox_rows, 2);
+    let mut seen: Vec<_> = devices.iter().map(|d| d.id.clone()).collect();
+    seen.sort();
+    let mut expected = vec![d1.id.clone(), d2.id.clone()];
+    expected.sort();
+    assert_eq!(seen, expected, "the devices the plan saw");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only the claimed row comes back: {claimed:?}"
+    );
+    let item = &claimed[0];
+    assert_eq!(
+        (item.kind, item.claim, item.attempts, item.device.clone()),
+        (OutboxKind::Push, 1, 0, Some(d1.id.clone()))
+    );
+    let stored = s.outbox_for_challenge(&id).await.unwrap();
+    let row = stored
+        .iter()
+        .find(|r| r.id == item.id)
+        .expect("the returned id is the row");
+    assert_eq!((row.claim, row.status), (1, OutboxStatus::Pending));
+    let taken = s.outbox_claim(T0.plus(10), 1_000, 10).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|r| r.device.clone()).collect::<Vec<_>>(),
+        [Some(d2.id.clone())],
+        "workers take the unclaimed row only"
+    );
+    let over = s.outbox_claim(T0.plus(5_001), 1_000, 10).await.unwrap();
+    let over = over
+        .iter()
+        .find(|r| r.id == item.id)
+        .expect("taken over after the lease");
+    assert_eq!(over.claim, 2);
+}

@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use crate::PgStore;
 use crate::audit::append;
 use crate::devices::list_in;
-use crate::error::{classify, db, json_text};
+use crate::error::{classify, db};
 use crate::outbox::insert_rows;
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
 use pushauth_store::decode::parse_enum;
@@ -173,21 +173,12 @@ async fn insert_in(
     let payee = new.payee.as_ref().map(|p| p.as_str());
     let digest = new.txn_digest.to_string();
     let upstream = upstream_status_for(outbox);
-    // The challenge and its audit entry in one statement (the entry is written only
-    // when the challenge is; it is the `audit::append` insert, unchained).
-    let details = json_text(&audit.details)?;
-    let inserted = sqlx::query_scalar!(
-        r#"WITH c AS (
-             INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency,
-                                     payee, nonce, txn_digest, deadline, upstream_deadline, processor_input,
-                                     context, status, upstream_status, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending', $15, $16)
-             ON CONFLICT (provider, provider_ref) DO NOTHING
-             RETURNING id),
-           a AS (
-             INSERT INTO audit_log (at, actor, action, challenge_id, device_id, cardholder_id, details)
-             SELECT $17, $18, $19, $20, $21, $22, $23 FROM c)
-           SELECT count(*) AS "n!" FROM c"#,
+    let inserted = sqlx::query!(
+        "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
+                                 nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
+                                 status, upstream_status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending', $15, $16)
+         ON CONFLICT (provider, provider_ref) DO NOTHING",
         new.id.as_str(),
         new.cardholder.as_str(),
         provider,
@@ -204,18 +195,11 @@ async fn insert_in(
         new.context,
         upstream.as_str(),
         new.created_at.0,
-        audit.at.0,
-        audit.actor,
-        audit.action,
-        audit.challenge.as_ref().map(|c| c.as_str()),
-        audit.device.as_ref().map(|d| d.as_str()),
-        audit.cardholder.as_ref().map(|c| c.as_str()),
-        details,
     )
-    .fetch_one(&mut *tx)
+    .execute(&mut *tx)
     .await
     .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
-    if inserted == 0 {
+    if inserted.rows_affected() == 0 {
         let existing = find_in(tx, provider, provider_ref).await?;
         let existing = existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
             StoreError::Backend("challenge conflict without a conflicting row".into())
@@ -223,7 +207,7 @@ async fn insert_in(
         return Ok((existing, Vec::new()));
     }
     let ids = insert_rows(tx, outbox, new.created_at).await?;
-    crate::events::insert_for(tx, audit).await?;
+    append(tx, audit).await?;
     Ok((CreateOutcome::Created(new.into_created(upstream)), ids))
 }
 

@@ -18,65 +18,36 @@ use crate::error::{classify, db, parse_enum};
 use crate::rows::{AttemptRow, OutboxRow, cardholder_id, challenge_id, device_id};
 
 /// Inserts outbox rows on the caller's transaction (status `pending`, due at
-/// `not_before`; claimed when `claimed_until` is set), all in one statement. Returns
-/// the ids, in the order of `rows`.
+/// `not_before`; claimed when `claimed_until` is set). Returns the ids, in order.
 pub(crate) async fn insert_rows(
     conn: &mut PgConnection,
     rows: &[NewOutbox],
     created_at: Millis,
 ) -> StoreResult<Vec<OutboxId>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let device = row.device.as_ref().map(|d| d.as_str());
+        let id = sqlx::query_scalar!(
+            "INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
+                                 deadline, created_at, claim_no, leased_until)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8, $9)
+             RETURNING id",
+            row.kind.as_str(),
+            row.challenge.as_str(),
+            device,
+            row.payload,
+            row.not_before.0,
+            row.deadline.0,
+            created_at.0,
+            i64::from(row.claimed_until.is_some()),
+            row.claimed_until.map(|m| m.0),
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
+        ids.push(OutboxId(id));
     }
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    let challenges: Vec<&str> = rows.iter().map(|r| r.challenge.as_str()).collect();
-    let devices: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.device.as_ref().map(|d| d.as_str()))
-        .collect();
-    let payloads: Vec<serde_json::Value> = rows.iter().map(|r| r.payload.clone()).collect();
-    let not_before: Vec<i64> = rows.iter().map(|r| r.not_before.0).collect();
-    let deadlines: Vec<i64> = rows.iter().map(|r| r.deadline.0).collect();
-    let claims: Vec<i64> = rows
-        .iter()
-        .map(|r| i64::from(r.claimed_until.is_some()))
-        .collect();
-    let leases: Vec<Option<i64>> = rows.iter().map(|r| r.claimed_until.map(|m| m.0)).collect();
-    // Identity values are drawn in insertion order, which follows `n`: sorted, the
-    // returned ids are in the order of `rows`.
-    let mut ids = sqlx::query_scalar!(
-        r#"INSERT INTO outbox (kind, challenge_id, device_id, payload, status, attempts, next_attempt_at,
-                               deadline, created_at, claim_no, leased_until)
-           SELECT u.kind, u.challenge_id, u.device_id, u.payload, 'pending', 0, u.not_before,
-                  u.deadline, $9, u.claim_no, u.leased_until
-           FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::JSONB[], $5::BIGINT[], $6::BIGINT[],
-                       $7::BIGINT[], $8::BIGINT[])
-                WITH ORDINALITY AS u(kind, challenge_id, device_id, payload, not_before, deadline,
-                                     claim_no, leased_until, n)
-           ORDER BY u.n
-           RETURNING id"#,
-        &kinds as &[&str],
-        &challenges as &[&str],
-        &devices as &[Option<&str>],
-        &payloads,
-        &not_before,
-        &deadlines,
-        &claims,
-        &leases as &[Option<i64>],
-        created_at.0,
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| classify(e, "outbox row exists", "outbox challenge or device"))?;
-    if ids.len() != rows.len() {
-        return Err(StoreError::Backend(format!(
-            "inserted {} outbox rows of {}",
-            ids.len(),
-            rows.len()
-        )));
-    }
-    ids.sort_unstable();
-    Ok(ids.into_iter().map(OutboxId).collect())
+    Ok(ids)
 }
 
 /// Leases up to `limit` due, unleased rows until `now + lease_ms`, earliest due first.

@@ -480,33 +480,21 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
         (Some(s), None) => s.elapsed(),
         _ => Duration::ZERO,
     };
-    let cpu = shared
-        .extra
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get("server_cpu_secs_measured")
-        .and_then(serde_json::Value::as_f64);
-    if let Some(cpu) = cpu
-        && completed > 0
-    {
-        shared.extra(
-            "server_cpu_ms_per_op",
-            serde_json::json!(cpu * 1000.0 / completed as f64),
-        );
-    }
-    let pg_cpu = shared
-        .extra
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get("postgres_cpu_secs_measured")
-        .and_then(serde_json::Value::as_f64);
-    if let Some(pg) = pg_cpu
-        && completed > 0
-    {
-        shared.extra(
-            "postgres_cpu_ms_per_op",
-            serde_json::json!(pg * 1000.0 / completed as f64),
-        );
+    for (secs, per_op) in [
+        ("server_cpu_secs_measured", "server_cpu_ms_per_op"),
+        ("postgres_cpu_secs_measured", "postgres_cpu_ms_per_op"),
+    ] {
+        let cpu = shared
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(secs)
+            .and_then(serde_json::Value::as_f64);
+        if let Some(cpu) = cpu
+            && completed > 0
+        {
+            shared.extra(per_op, serde_json::json!(cpu * 1000.0 / completed as f64));
+        }
     }
     let errors = shared.stats.errors();
     let unexpected: u64 = errors.values().sum::<u64>() + u64::from(fatal.is_some());

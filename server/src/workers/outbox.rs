@@ -156,9 +156,10 @@ fn retry_or_too_late(
 /// Delivers a row its writer claimed (`NewOutbox::claimed_until`) on a task of its own,
 /// exactly as a worker delivers a row it claimed: heartbeat, sending mark, fenced
 /// completion. If this process dies first, the lease runs out and a worker takes over.
-/// `known`: the challenge and decision the writer just committed, which an upstream
-/// row would otherwise read back (both are as the transaction left them; a decision
-/// never changes once written).
+/// `known`: what the writer's transaction had in hand (see [`Known`]), which the
+/// delivery would otherwise read back: the challenge and decision for an upstream row
+/// (a decision never changes once written), the challenge and devices for push rows.
+/// Anything that does not match the row is ignored and read from the store.
 pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Known>>) {
     state.metrics.outbox_in_flight.inc();
     tokio::spawn(async move {

@@ -98,6 +98,9 @@ pub struct Metrics {
     /// Attempts whose outcome was not applied because another worker had taken the row
     /// over (recorded as attempts only).
     pub outbox_stale: Counter,
+    /// Rows written claimed whose writer found no free delivery slot in time and left
+    /// them to the workers.
+    pub inline_deliveries_deferred: Counter,
     /// Issuer-event delivery attempts by endpoint and outcome.
     pub event_deliveries: Family<EndpointOutcome, Counter>,
 }
@@ -121,6 +124,7 @@ impl Metrics {
             challenges_expired: Family::default(),
             outbox_in_flight: Gauge::default(),
             outbox_stale: Counter::default(),
+            inline_deliveries_deferred: Counter::default(),
             event_deliveries: Family::default(),
             registry: Registry::default(),
         };
@@ -175,6 +179,11 @@ impl Metrics {
             "outbox_stale_attempts",
             "Outbox attempts not applied: the row had been taken over by another worker",
             m.outbox_stale.clone(),
+        );
+        registry.register(
+            "outbox_inline_deferred",
+            "Rows written claimed and left to the workers: no free delivery slot within half a lease",
+            m.inline_deliveries_deferred.clone(),
         );
         registry.register(
             "outbox_in_flight",

@@ -206,6 +206,7 @@ pub async fn build_state(
     let server_jwk = keyring.active().key.public().to_jwk();
     let server_kid = keyring.active().kid.clone();
     let keyring = crate::keyring::SharedKeyring::new(keyring, kek);
+    let lanes = crate::workers::outbox::LanePermits::new(config.workers.concurrency);
     Ok(AppState::new(Inner {
         config,
         store,
@@ -219,6 +220,7 @@ pub async fn build_state(
         metrics: Metrics::new(),
         http,
         events,
+        lanes,
     }))
 }
 

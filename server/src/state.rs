@@ -53,6 +53,9 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Issuer-event endpoints (`[events]`), keys loaded.
     pub events: crate::events::Events,
+    /// Delivery slots per outbox lane (`[workers] concurrency` each), shared by the
+    /// lane's worker and the deliveries requests start themselves.
+    pub lanes: crate::workers::outbox::LanePermits,
 }
 
 impl AppState {

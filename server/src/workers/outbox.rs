@@ -38,7 +38,7 @@ pub async fn run(state: AppState, shutdown: watch::Receiver<bool>) {
 
 async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: OutboxLane) {
     let cfg = state.config.workers.clone();
-    let permits = Arc::new(Semaphore::new(cfg.concurrency));
+    let permits = state.lanes.for_lane(lane).clone();
     let mut events = state.store.subscribe();
     loop {
         if *shutdown.borrow() {
@@ -160,12 +160,59 @@ fn retry_or_too_late(
 /// delivery would otherwise read back: the challenge and decision for an upstream row
 /// (a decision never changes once written), the challenge and devices for push rows.
 /// Anything that does not match the row is ignored and read from the store.
+///
+/// It takes one of its lane's delivery slots first, like a worker, so that a slow push
+/// service or processor cannot pile up unbounded deliveries. If no slot frees up
+/// within half a lease, it leaves the row to the workers (they take it once the lease
+/// has run out), so that it never starts a call on a lease about to expire.
 pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Known>>) {
-    state.metrics.outbox_in_flight.inc();
+    let half_lease = u64::try_from(state.config.workers.lease_ms / 2).unwrap_or(0);
+    let give_up = tokio::time::Instant::now() + Duration::from_millis(half_lease);
     tokio::spawn(async move {
+        let permits = state.lanes.for_kind(item.kind).clone();
+        let Ok(Ok(permit)) = tokio::time::timeout_at(give_up, permits.acquire_owned()).await else {
+            tracing::info!(outbox = item.id.0, kind = %item.kind,
+                "no free delivery slot within half a lease: left to the workers");
+            state.metrics.inline_deliveries_deferred.inc();
+            return;
+        };
+        state.metrics.outbox_in_flight.inc();
         process(&state, item, known).await;
         state.metrics.outbox_in_flight.dec();
+        drop(permit);
     });
+}
+
+/// Delivery slots per lane: `[workers] concurrency` deliveries at a time for device
+/// rows (push, dismiss) and as many for upstream rows, whoever started them.
+#[derive(Debug, Clone)]
+pub struct LanePermits {
+    devices: Arc<Semaphore>,
+    upstream: Arc<Semaphore>,
+}
+
+impl LanePermits {
+    /// `per_lane` slots for each lane.
+    pub fn new(per_lane: usize) -> Self {
+        LanePermits {
+            devices: Arc::new(Semaphore::new(per_lane)),
+            upstream: Arc::new(Semaphore::new(per_lane)),
+        }
+    }
+
+    fn for_kind(&self, kind: OutboxKind) -> &Arc<Semaphore> {
+        match kind {
+            OutboxKind::Upstream => &self.upstream,
+            OutboxKind::Push | OutboxKind::Dismiss => &self.devices,
+        }
+    }
+
+    fn for_lane(&self, lane: OutboxLane) -> &Arc<Semaphore> {
+        match lane {
+            OutboxLane::Upstream => &self.upstream,
+            OutboxLane::Devices | OutboxLane::All => &self.devices,
+        }
+    }
 }
 
 /// What the transaction that wrote claimed rows had in hand, so that delivering them

@@ -349,6 +349,10 @@ struct FcmState {
     requests: Vec<FcmRequest>,
     scripts: HashMap<String, VecDeque<Reply>>,
     revoke_next: bool,
+    /// Tokens whose sends are answered only after this long; sends in progress now.
+    slow: HashMap<String, std::time::Duration>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 pub struct MockFcm {
@@ -411,6 +415,17 @@ impl MockFcm {
     /// Revokes the access token of the next send (answered 401).
     pub fn revoke_next_token(&self) {
         self.state.lock().unwrap().revoke_next = true;
+    }
+
+    /// Answers sends to `token` only after `ms` milliseconds.
+    pub fn slow(&self, token: &str, ms: u64) {
+        let d = std::time::Duration::from_millis(ms);
+        self.state.lock().unwrap().slow.insert(token.to_owned(), d);
+    }
+
+    /// The most sends this mock had in progress at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
     }
 
     pub fn token_requests(&self) -> usize {
@@ -512,7 +527,17 @@ async fn fcm_handler(State(ctx): State<FcmCtx>, req: Request<Body>) -> Response 
         .unwrap_or_default()
         .to_owned();
     let bearer = bearer(&headers).unwrap_or_default();
+    let delay = {
+        let mut st = ctx.state.lock().unwrap();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        st.slow.get(&device_token).copied()
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let mut st = ctx.state.lock().unwrap();
+    st.in_flight -= 1;
     let resp = if !st.issued.contains(&bearer) || st.revoked.contains(&bearer) {
         fcm_error(401, "THIRD_PARTY_AUTH_ERROR", None)
     } else if st.revoke_next {

@@ -16,11 +16,13 @@
 mod audit;
 mod authz;
 mod challenges;
+mod checkpoint;
 mod devices;
 mod direct;
 mod direct_read;
 mod error;
 mod events;
+mod gate;
 mod keys;
 mod outbox;
 mod parties;
@@ -34,11 +36,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Provider, ProviderRef};
 use pushauth_store::*;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard, broadcast, watch};
+use tokio::sync::{Mutex, broadcast, watch};
 
+use crate::checkpoint::{Checkpointer, run_checkpointer};
 use crate::error::db;
+pub(crate) use crate::gate::{ChainHead, WriteTx};
 
 /// Connections of the pool. Writers are serialised by SQLite anyway; the extra
 /// connections serve concurrent readers (WAL lets them run beside the writer).
@@ -72,104 +76,6 @@ pub struct SqliteStore {
     _checkpointer: Arc<Checkpointer>,
     /// The direct read path (file databases only), see `direct_read`.
     readers: Option<Arc<direct_read::Readers>>,
-}
-
-/// The background WAL checkpointer's off switch (see [`CHECKPOINT_EVERY`]).
-#[derive(Debug)]
-struct Checkpointer(watch::Sender<bool>);
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        let _ = self.0.send(true);
-    }
-}
-
-/// How often the background checkpointer copies the WAL back into the database.
-/// The direct path's connection does not checkpoint itself (`wal_autocheckpoint=0`):
-/// a checkpoint `fsync`s the database file, and inside a commit on the direct path that
-/// stalled every writer queued behind the gate (measured: single ~100 ms stalls in
-/// the cycle's p99). A passive checkpoint on a pooled connection runs on sqlx's
-/// connection thread and never blocks writers.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-async fn run_checkpointer(pool: SqlitePool, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
-            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-        }
-    }
-}
-
-/// What the write gate guards.
-///
-/// `.0`: the last committed audit entry's `(seq, hash)`, once known. Only this
-/// process's writers, serialised by the gate, change it; an entry appended by another
-/// process (a CLI command beside the server) makes the next append collide on `seq`,
-/// which re-reads the head from the database (see `audit::append`).
-///
-/// `.1`: the connection of the direct write path (see the `direct` module), a plain
-/// rusqlite connection outside sqlx's pool, so that the hot transactions always run
-/// on the same connection, whose page cache and prepared statements stay warm.
-#[derive(Debug)]
-pub(crate) struct ChainHead(
-    pub(crate) Option<(i64, String)>,
-    pub(crate) rusqlite::Connection,
-);
-
-/// A write transaction (`BEGIN IMMEDIATE`) holding the write gate until it commits
-/// or is dropped (rolled back).
-pub(crate) struct WriteTx {
-    // Field order matters: the transaction rolls back (when not committed) before
-    // the gate opens for the next writer.
-    tx: Transaction<'static, Sqlite>,
-    gate: OwnedMutexGuard<ChainHead>,
-    /// The chain's head after this transaction's appends, published at commit.
-    pub(crate) head: Option<(i64, String)>,
-}
-
-impl WriteTx {
-    /// The chain head this transaction appends after, if known without a read.
-    pub(crate) fn known_head(&self) -> Option<(i64, String)> {
-        self.head.clone().or_else(|| self.gate.0.clone())
-    }
-
-    /// Commits, publishes the new chain head, then opens the gate.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        let WriteTx { tx, mut gate, head } = self;
-        match tx.commit().await {
-            Ok(()) => {
-                if head.is_some() {
-                    gate.0 = head;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // The commit's outcome is unknown: read the head again next time.
-                gate.0 = None;
-                Err(e)
-            }
-        }
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
 }
 
 impl SqliteStore {

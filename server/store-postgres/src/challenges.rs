@@ -74,7 +74,7 @@ pub(crate) async fn create(
     let (outcome, _) = insert_in(&mut tx, new, &outbox, &audit).await?;
     if let CreateOutcome::Created(c) = &outcome {
         tx.commit().await.map_err(db)?;
-        s.committed(Some(&c.cardholder), !outbox.is_empty());
+        s.committed(Some(&c.cardholder), wakes_workers(&outbox));
     }
     Ok(outcome)
 }
@@ -142,10 +142,7 @@ pub(crate) async fn create_planned(
     match insert_in(&mut tx, new, &outbox, &audit).await? {
         (CreateOutcome::Created(c), ids) => {
             tx.commit().await.map_err(db)?;
-            s.committed(
-                Some(&c.cardholder),
-                outbox.iter().any(|o| o.claimed_until.is_none()),
-            );
+            s.committed(Some(&c.cardholder), wakes_workers(&outbox));
             let (outbox_rows, at) = (outbox.len(), c.created_at);
             Ok(PlannedOutcome::Created {
                 challenge: c,
@@ -438,10 +435,7 @@ async fn decide_in(
     *ids = insert_rows(&mut tx, outbox, d.at).await?;
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    s.committed(
-        Some(&cardholder),
-        outbox.iter().any(|o| o.claimed_until.is_none()),
-    );
+    s.committed(Some(&cardholder), wakes_workers(outbox));
     Ok(DecideOutcome::Accepted(after))
 }
 
@@ -486,7 +480,7 @@ pub(crate) async fn close(
     insert_rows(&mut tx, &outbox, now).await?;
     append(&mut tx, &audit).await?;
     tx.commit().await.map_err(db)?;
-    s.committed(Some(&cardholder), !outbox.is_empty());
+    s.committed(Some(&cardholder), wakes_workers(&outbox));
     Ok(true)
 }
 

@@ -90,8 +90,7 @@ fn created_events(s: &SqliteStore, challenge: &Challenge, outbox: &[NewOutbox]) 
     s.emit(StoreEvent::Challenge {
         cardholder: challenge.cardholder.clone(),
     });
-    // Rows written claimed are their writer's to deliver: no worker can take them yet.
-    if outbox.iter().any(|o| o.claimed_until.is_none()) {
+    if wakes_workers(outbox) {
         s.emit(StoreEvent::OutboxReady);
     }
 }
@@ -382,7 +381,7 @@ pub(crate) async fn decide(
     match done {
         Done::Accepted(after, cardholder, ids) => {
             s.emit(StoreEvent::Challenge { cardholder });
-            if outbox.iter().any(|o| o.claimed_until.is_none()) {
+            if wakes_workers(&outbox) {
                 s.emit(StoreEvent::OutboxReady);
             }
             Ok((
@@ -436,7 +435,7 @@ pub(crate) async fn close(
     };
     let cardholder = cardholder_id("challenges.cardholder_id", &cardholder)?;
     s.emit(StoreEvent::Challenge { cardholder });
-    if !outbox.is_empty() {
+    if wakes_workers(&outbox) {
         s.emit(StoreEvent::OutboxReady);
     }
     Ok(true)

@@ -56,6 +56,12 @@ impl NewOutbox {
     }
 }
 
+/// Whether a change that wrote `rows` gives the workers something to take: a row
+/// written claimed is its writer's to deliver until its lease runs out.
+pub fn wakes_workers(rows: &[NewOutbox]) -> bool {
+    rows.iter().any(|r| r.claimed_until.is_none())
+}
+
 /// The rows of `rows` written claimed, as items (`ids` are the inserted ids, in order).
 pub fn claimed_items(
     rows: Vec<NewOutbox>,

@@ -230,15 +230,7 @@ pub(crate) async fn cycle(
             }
         });
     }
-    while set.join_next().await.is_some() {}
-    shared.end_measure();
-    let sent = std::mem::take(
-        &mut *sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    wait_upstream(shared, env, &sent, deadline).await;
-    cross_instance(shared, env, cross.load(Ordering::Relaxed));
+    finish_decisions(shared, env, set, &sent, &cross, deadline).await;
     let (sends, dismisses, unknown, tokens) = fcm.counters();
     shared.extra("fcm_sends", serde_json::json!(sends));
     shared.extra("fcm_dismisses", serde_json::json!(dismisses));
@@ -252,6 +244,28 @@ pub(crate) async fn cycle(
         shared.stats.error("doubled_push");
     }
     Ok(())
+}
+
+/// Ends the measured phase of a run whose tasks decide (once they are all done), then
+/// waits for their results upstream (`sent`: reference, start, decision sent) and
+/// records how many decisions went through another instance (`cross`).
+async fn finish_decisions(
+    shared: &Shared,
+    env: &Env,
+    mut set: tokio::task::JoinSet<()>,
+    sent: &std::sync::Mutex<Vec<(String, Instant, Instant)>>,
+    cross: &AtomicUsize,
+    deadline: Instant,
+) {
+    while set.join_next().await.is_some() {}
+    shared.end_measure();
+    let sent = std::mem::take(
+        &mut *sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    wait_upstream(shared, env, &sent, deadline).await;
+    cross_instance(shared, env, cross.load(Ordering::Relaxed));
 }
 
 /// With several instances: how many approved decisions went to another instance than
@@ -411,15 +425,7 @@ pub(crate) async fn storm(
             }
         });
     }
-    while set.join_next().await.is_some() {}
-    shared.end_measure();
-    let sent = std::mem::take(
-        &mut *sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    wait_upstream(shared, env, &sent, deadline).await;
-    cross_instance(shared, env, cross.load(Ordering::Relaxed));
+    finish_decisions(shared, env, set, &sent, &cross, deadline).await;
     Ok(())
 }
 

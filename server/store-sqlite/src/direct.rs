@@ -29,6 +29,9 @@ use rusqlite::{
 use crate::error::json_text;
 use crate::{ChainHead, SqliteStore};
 
+/// Prepared statements kept per direct connection.
+const STATEMENT_CACHE: usize = 128;
+
 /// A write transaction on the calling thread.
 pub(crate) struct DirectTx<'c> {
     tx: rusqlite::Transaction<'c>,
@@ -59,6 +62,10 @@ pub(crate) fn open_writer(
     }
     .map_err(backend)?;
     conn.busy_timeout(busy_timeout).map_err(backend)?;
+    // Room for every hot statement (rusqlite keeps 16 by default; the writer's
+    // connection alone runs more than that per approval, and an evicted statement is
+    // parsed and planned again).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(backend)?;
     conn.pragma_update(None, "synchronous", "NORMAL")

@@ -74,6 +74,14 @@ pub(crate) fn open_writer(
         // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in our commits.
         conn.pragma_update_and_check(None, "wal_autocheckpoint", 0, |_| Ok(()))
             .map_err(backend)?;
+        // When this connection starts the WAL over, it cuts the file back to this size.
+        conn.pragma_update_and_check(
+            None,
+            "journal_size_limit",
+            crate::checkpoint::WAL_SIZE_LIMIT,
+            |_| Ok(()),
+        )
+        .map_err(backend)?;
         conn.pragma_update_and_check(
             None,
             "mmap_size",

@@ -124,7 +124,8 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("mmap_size", MMAP_SIZE.to_string())
             // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in commits.
-            .pragma("wal_autocheckpoint", if in_memory { "1000" } else { "0" });
+            .pragma("wal_autocheckpoint", if in_memory { "1000" } else { "0" })
+            .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             // A pooled connection is an in-process handle: nothing to ping.
             .test_before_acquire(false)
@@ -136,10 +137,11 @@ impl SqliteStore {
         // After the pool: its first connection created the file and switched it to WAL.
         let writer =
             direct::open_writer(options.get_filename(), in_memory, BUSY_TIMEOUT, MMAP_SIZE)?;
+        let gate = Arc::new(Mutex::new(ChainHead(None, writer)));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (stop_tx, stop) = watch::channel(false);
         if !in_memory {
-            tokio::spawn(run_checkpointer(pool.clone(), stop));
+            tokio::spawn(run_checkpointer(pool.clone(), Arc::clone(&gate), stop));
         }
         let readers = if in_memory {
             None
@@ -154,7 +156,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             events,
-            gate: Arc::new(Mutex::new(ChainHead(None, writer))),
+            gate,
             _checkpointer: Arc::new(Checkpointer(stop_tx)),
             readers,
         })

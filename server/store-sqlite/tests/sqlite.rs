@@ -192,6 +192,60 @@ async fn wal_is_checkpointed_in_the_background() {
     );
 }
 
+/// The WAL file's checkpoint sequence number (header bytes 12..16, big-endian): SQLite
+/// increments it each time the WAL starts over.
+fn wal_restarts(path: &std::path::Path) -> Option<u32> {
+    let wal = std::fs::read(path.with_extension("db-wal")).ok()?;
+    Some(u32::from_be_bytes(wal.get(12..16)?.try_into().ok()?))
+}
+
+/// Under writes that never pause, the WAL still starts over (the checkpointer's second
+/// phase runs under the write gate, so it copies every frame, and the next write
+/// restarts the file) instead of growing for as long as the load lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_starts_over_under_sustained_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushauth.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    workload(&store, 10).await;
+    let first = wal_restarts(&path).expect("a WAL with a header");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    workload(&store, 1).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = first;
+    while seen < first + 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = wal_restarts(&path).unwrap_or(seen).max(seen);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 10;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    assert!(
+        seen >= first + 2,
+        "the WAL started over {} times during {written} writes that never paused",
+        seen - first
+    );
+    assert_eq!(
+        store.audit_verify().await.unwrap(),
+        ChainCheck::Intact { entries: written }
+    );
+}
+
 /// 0007 rebuilds `devices` to allow platform `webpush`: a database migrated before it
 /// keeps its devices (same rows, same rowids) and the rows that reference them, and
 /// foreign keys are enforced again afterwards.

@@ -21,21 +21,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use pushauth_store::*;
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior,
-    params,
-};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Params, Row, params};
 
 use crate::error::json_text;
-use crate::{ChainHead, SqliteStore};
+use crate::{ChainHead, SqliteStore, group};
 
 /// Prepared statements kept per direct connection.
 const STATEMENT_CACHE: usize = 128;
 
-/// A write transaction on the calling thread.
+/// A write transaction on the calling thread (one member's part of it, see `group`).
 pub(crate) struct DirectTx<'c> {
-    tx: rusqlite::Transaction<'c>,
-    /// The chain head as last committed (from the write gate), if known.
+    tx: &'c Connection,
+    /// The chain head as last written (from the write gate), if known.
     committed_head: Option<(i64, String)>,
     /// The chain head after this transaction's appends.
     head: Option<(i64, String)>,
@@ -94,50 +91,90 @@ pub(crate) fn open_writer(
 }
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the direct path's connection, on
-/// this thread, holding the write gate; commits when `f` returns `Ok`, rolls back
-/// otherwise. Nothing here awaits once the gate is held: `f` must not block on
-/// anything but SQLite (whose busy timeout only runs out when another process holds
-/// the write lock).
+/// this thread, holding the write gate, inside a savepoint of its own; its work is
+/// committed (perhaps with other writers', see `group`) before this returns `Ok`, and
+/// rolled back when `f` returns an error. Nothing here awaits once the gate is held:
+/// `f` must not block on anything but SQLite (whose busy timeout only runs out when
+/// another process holds the write lock).
 pub(crate) async fn write<T>(
     s: &SqliteStore,
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let mut gate = s.gate.lock().await;
-    let ChainHead(head, conn) = &mut *gate;
-    match run(conn, head.clone(), f) {
-        Ok((value, appended)) => {
-            if appended.is_some() {
-                *head = appended;
+    let (value, member) = {
+        let mut gate = match &s.group {
+            Some(group) => {
+                let _waiting = group.waiting();
+                s.gate.lock().await
             }
-            Ok(value)
-        }
-        Err(e) => {
-            // A failed commit leaves the head unknown: read it again next time.
-            *head = None;
-            Err(e)
-        }
+            None => s.gate.lock().await,
+        };
+        member(s.group.as_deref(), &mut gate, f)?
+    };
+    match member {
+        Some(member) => group::wait(s, member).await.map(|()| value),
+        None => Ok(value),
     }
 }
 
-type Head = Option<(i64, String)>;
-
-fn run<T>(
-    conn: &mut Connection,
-    committed_head: Head,
+/// Runs `f` as a member of the open batch (opening one if needed); then commits the
+/// batch, or, when other direct writers wait for the gate, leaves it open and returns
+/// the membership to wait on.
+fn member<T>(
+    group: Option<&group::Group>,
+    g: &mut ChainHead,
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
-) -> StoreResult<(T, Head)> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend)?;
+) -> StoreResult<(T, Option<group::Member>)> {
+    let others_waiting = || group.is_some_and(group::Group::others_waiting);
+    if g.2.is_none() {
+        g.1.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        g.2 = Some(group.unwrap_or(&group::Group::default()).open());
+    }
+    if let Err(e) = g.1.execute_batch("SAVEPOINT direct_write") {
+        let e = backend(e);
+        group::abandon(g, &e);
+        return Err(e);
+    }
     let mut d = DirectTx {
-        tx,
-        committed_head,
+        tx: &g.1,
+        committed_head: g.0.clone(),
         head: None,
     };
-    let value = f(&mut d)?;
-    let DirectTx { tx, head, .. } = d;
-    tx.commit().map_err(backend)?;
-    Ok((value, head))
+    let result = f(&mut d);
+    let appended = d.head;
+    let released = result.and_then(|v| {
+        g.1.execute_batch("RELEASE direct_write")
+            .map(|()| v)
+            .map_err(backend)
+    });
+    let value = match released {
+        Ok(v) => v,
+        Err(e) => {
+            // SQLite rolls the whole transaction back after some errors (a full disk,
+            // an I/O error): then every member fails. Otherwise only this one's work goes.
+            if g.1.is_autocommit()
+                || g.1
+                    .execute_batch("ROLLBACK TO direct_write; RELEASE direct_write")
+                    .is_err()
+            {
+                group::abandon(g, &e);
+            } else if !others_waiting() {
+                // Earlier members' work stays: commit it, unless a waiting writer will.
+                let _ = group::finish(g);
+            }
+            return Err(e);
+        }
+    };
+    if appended.is_some() {
+        g.0 = appended;
+    }
+    let Some(batch) = g.2.as_mut() else {
+        return Err(StoreError::Backend("write batch missing".into()));
+    };
+    batch.members += 1;
+    if batch.members < group::MAX_MEMBERS && others_waiting() {
+        return Ok((value, Some(batch.member())));
+    }
+    group::finish(g).map(|()| (value, None))
 }
 
 impl DirectTx<'_> {

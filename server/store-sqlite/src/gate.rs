@@ -5,7 +5,8 @@ use tokio::sync::OwnedMutexGuard;
 
 /// What the write gate guards.
 ///
-/// `.0`: the last committed audit entry's `(seq, hash)`, once known. Only this
+/// `.0`: the last written audit entry's `(seq, hash)`, once known (committed, unless
+/// a batch is open). Only this
 /// process's writers, serialised by the gate, change it; an entry appended by another
 /// process (a CLI command beside the server) makes the next append collide on `seq`,
 /// which re-reads the head from the database (see `audit::append`).
@@ -13,11 +14,23 @@ use tokio::sync::OwnedMutexGuard;
 /// `.1`: the connection of the direct write path (see the `direct` module), a plain
 /// rusqlite connection outside sqlx's pool, so that the hot transactions always run
 /// on the same connection, whose page cache and prepared statements stay warm.
+///
+/// `.2`: the direct path's open batch of writes, if any (see the `group` module). Any
+/// holder of the gate that is not a direct writer commits it first ([`flush`]).
 #[derive(Debug)]
 pub(crate) struct ChainHead(
     pub(crate) Option<(i64, String)>,
     pub(crate) rusqlite::Connection,
+    pub(crate) Option<crate::group::Batch>,
 );
+
+/// Commits the direct path's open batch, if any, before the gate is used for
+/// something else. A failed commit is reported to the batch's members, not here.
+pub(crate) fn flush(g: &mut ChainHead) {
+    if let Err(e) = crate::group::finish(g) {
+        tracing::warn!(error = %e, "committing a batch of direct writes failed");
+    }
+}
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding the write gate until it commits
 /// or is dropped (rolled back).

@@ -23,6 +23,7 @@ mod direct_read;
 mod error;
 mod events;
 mod gate;
+mod group;
 mod keys;
 mod outbox;
 mod parties;
@@ -72,6 +73,8 @@ pub struct SqliteStore {
     /// audit chain's head as last committed, so appenders need not read it back, and
     /// the direct path's own connection.
     gate: Arc<Mutex<ChainHead>>,
+    /// Group commit of direct writes (file databases only), see `group`.
+    group: Option<Arc<group::Group>>,
     /// Stops the checkpointer when the last clone of the store is dropped.
     _checkpointer: Arc<Checkpointer>,
     /// The direct read path (file databases only), see `direct_read`.
@@ -137,7 +140,7 @@ impl SqliteStore {
         // After the pool: its first connection created the file and switched it to WAL.
         let writer =
             direct::open_writer(options.get_filename(), in_memory, BUSY_TIMEOUT, MMAP_SIZE)?;
-        let gate = Arc::new(Mutex::new(ChainHead(None, writer)));
+        let gate = Arc::new(Mutex::new(ChainHead(None, writer, None)));
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (stop_tx, stop) = watch::channel(false);
         if !in_memory {
@@ -157,6 +160,7 @@ impl SqliteStore {
             pool,
             events,
             gate,
+            group: (!in_memory).then(Arc::default),
             _checkpointer: Arc::new(Checkpointer(stop_tx)),
             readers,
         })
@@ -165,7 +169,8 @@ impl SqliteStore {
     /// Starts a write transaction: waits for the write gate (first come, first
     /// served), then takes SQLite's write lock (`BEGIN IMMEDIATE`).
     pub(crate) async fn write(&self) -> StoreResult<WriteTx> {
-        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let mut gate = Arc::clone(&self.gate).lock_owned().await;
+        gate::flush(&mut gate);
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         Ok(WriteTx {
             tx,

@@ -32,7 +32,7 @@ use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId, Nonce, Provider, P
 use pushauth_core::money::{Currency, Money};
 use pushauth_core::transaction::{Payee, TransactionKind, TxnDigest};
 
-pub use audit::{audit_chain_intact, subscribe_events};
+pub use audit::{audit_chain_intact, concurrent_writers_some_refused, subscribe_events};
 pub use authz::{
     cardholder_block_cancels_pending, challenge_decide_authorised_at_commit, decide_races_block,
 };
@@ -111,7 +111,7 @@ macro_rules! store_conformance_suite {
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
             issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
             issuer_event_concurrent_fan_out_and_claims, outbox_row_claimed_by_its_writer,
-            push_rows_claimed_by_their_creation,
+            push_rows_claimed_by_their_creation, concurrent_writers_some_refused,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -271,3 +271,74 @@ pub async fn subscribe_events<S: Store>(store: S) {
     );
     expect_event(&mut closed, "Challenge after close", challenge_of(ben)).await;
 }
+
+/// Many writers at once, a third of them refused inside their transaction after part
+/// of their work was written (a challenge whose push row names an unknown device):
+/// every accepted write is there, the refused ones left nothing, and the audit chain
+/// verifies with exactly the accepted writes' entries. (SQLite commits concurrent
+/// writes in groups, each writer in a savepoint of its own.)
+pub async fn concurrent_writers_some_refused<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let d = enrolled(&*s, &anna, None).await;
+    let ChainCheck::Intact { entries: before } = s.audit_verify().await.unwrap() else {
+        panic!("chain broken before the test");
+    };
+    let tasks: Vec<_> = (0..90)
+        .map(|i| {
+            let (s, anna, device) = (s.clone(), anna.clone(), d.id.clone());
+            tokio::spawn(async move {
+                let new = new_challenge(&anna, T0.plus(60_000));
+                let id = new.id.clone();
+                match i % 3 {
+                    0 => {
+                        let jti = format!("jti-{i}");
+                        assert!(
+                            s.request_nonce_use(&device, &jti, T0.plus(60_000))
+                                .await
+                                .unwrap()
+                        );
+                        (id, false, false)
+                    }
+                    1 => {
+                        let push = outbox_row(OutboxKind::Push, &id, Some(&device), T0);
+                        created(&*s, new, vec![push]).await;
+                        (id, true, true)
+                    }
+                    _ => {
+                        let ghost = DeviceId::generate().unwrap();
+                        let push = outbox_row(OutboxKind::Push, &id, Some(&ghost), T0);
+                        let out = s
+                            .challenge_create(new, vec![push], draft("challenge.created"))
+                            .await;
+                        assert!(matches!(out, Err(StoreError::NotFound(_))), "{out:?}");
+                        (id, false, true)
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        let (id, kept, challenge) = task.await.unwrap();
+        if challenge {
+            let found = s.challenge_get(&id).await.unwrap();
+            assert_eq!(found.is_some(), kept, "challenge {id:?}");
+        }
+        accepted += i64::from(kept);
+    }
+    for i in (0..90).step_by(3) {
+        let jti = format!("jti-{i}");
+        let again = s
+            .request_nonce_use(&d.id, &jti, T0.plus(60_000))
+            .await
+            .unwrap();
+        assert!(!again, "nonce {jti} was not kept");
+    }
+    assert_eq!(
+        s.audit_verify().await.unwrap(),
+        ChainCheck::Intact {
+            entries: before + accepted
+        }
+    );
+}

@@ -210,7 +210,7 @@ impl DirectTx<'_> {
 
     /// A challenge by id (as `challenges::get_in`).
     pub(crate) fn challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
-        crate::direct_read::challenge_in(&self.tx, id)
+        crate::direct_read::challenge_in(self.tx, id)
     }
 
     /// What `challenge_create_planned` reads first: the id of an existing challenge
@@ -239,7 +239,7 @@ impl DirectTx<'_> {
 
     /// The cardholder's devices, as `devices::list` orders them.
     pub(crate) fn devices(&self, cardholder: &str) -> StoreResult<Vec<Device>> {
-        crate::direct_read::devices_in(&self.tx, cardholder)
+        crate::direct_read::devices_in(self.tx, cardholder)
     }
 
     /// Inserts a challenge, `ON CONFLICT (provider, provider_ref) DO NOTHING`; false

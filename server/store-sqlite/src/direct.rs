@@ -119,7 +119,7 @@ pub(crate) async fn write<T>(
 /// Runs `f` as a member of the open batch (opening one if needed); then commits the
 /// batch, or, when other direct writers wait for the gate, leaves it open and returns
 /// the membership to wait on.
-fn member<T>(
+pub(crate) fn member<T>(
     group: Option<&group::Group>,
     g: &mut ChainHead,
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,

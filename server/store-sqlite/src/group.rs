@@ -142,3 +142,121 @@ pub(crate) async fn wait(s: &SqliteStore, (id, mut rx): Member) -> StoreResult<(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The batch's own rules, on a scratch database: a refused member leaves the
+    //! others' work alone; a commit that fails fails every member.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::direct::{backend, member, open_writer};
+
+    fn scratch() -> (tempfile::TempDir, ChainHead) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scratch.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (id INTEGER PRIMARY KEY,
+                                 parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        drop(conn);
+        let writer = open_writer(&path, false, std::time::Duration::from_secs(1), 0).unwrap();
+        (dir, ChainHead(Some((1, "head".into())), writer, None))
+    }
+
+    fn insert(
+        sql: &'static str,
+    ) -> impl FnOnce(&mut crate::direct::DirectTx<'_>) -> StoreResult<()> {
+        move |tx| tx.exec(sql, []).map(drop).map_err(backend)
+    }
+
+    fn count(g: &ChainHead, table: &str) -> i64 {
+        g.1.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn outcome(m: &Member) -> Option<Result<(), String>> {
+        m.1.borrow().clone()
+    }
+
+    #[test]
+    fn a_refused_member_leaves_the_batch_alone() {
+        let (_dir, mut g) = scratch();
+        let group = Group::default();
+        let waiting = group.waiting();
+        let (_, first) = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO parent (id) VALUES (1)"),
+        )
+        .unwrap();
+        let first = first.expect("left open while another writer waits");
+        let refused = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO parent (id) VALUES (1)"),
+        );
+        assert!(refused.is_err(), "duplicate key refused");
+        assert!(g.2.is_some(), "the batch stays open for the waiting writer");
+        drop(waiting);
+        let (_, last) = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO parent (id) VALUES (2)"),
+        )
+        .unwrap();
+        assert!(last.is_none(), "nobody waits: committed");
+        assert_eq!(outcome(&first), Some(Ok(())));
+        assert!(g.2.is_none() && g.1.is_autocommit());
+        assert_eq!(count(&g, "parent"), 2);
+        assert_eq!(g.0, Some((1, "head".into())));
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_member() {
+        let (_dir, mut g) = scratch();
+        let group = Group::default();
+        let waiting = group.waiting();
+        let (_, first) = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO parent (id) VALUES (1)"),
+        )
+        .unwrap();
+        // A deferred foreign key: accepted now, refused by the COMMIT.
+        let (_, second) = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO child (id, parent) VALUES (1, 99)"),
+        )
+        .unwrap();
+        drop(waiting);
+        let last = member(
+            Some(&group),
+            &mut g,
+            insert("INSERT INTO parent (id) VALUES (2)"),
+        );
+        assert!(last.is_err(), "the last member sees the failed commit");
+        for m in [first.unwrap(), second.unwrap()] {
+            assert!(matches!(outcome(&m), Some(Err(_))), "{:?}", outcome(&m));
+        }
+        assert!(
+            g.2.is_none() && g.1.is_autocommit(),
+            "rolled back, nothing open"
+        );
+        assert_eq!(count(&g, "parent") + count(&g, "child"), 0);
+        assert_eq!(g.0, None, "the chain head is unknown after a failed commit");
+    }
+
+    #[test]
+    fn without_group_every_write_commits_alone() {
+        let (_dir, mut g) = scratch();
+        let (_, m) = member(None, &mut g, insert("INSERT INTO parent (id) VALUES (1)")).unwrap();
+        assert!(m.is_none() && g.2.is_none() && g.1.is_autocommit());
+        assert_eq!(count(&g, "parent"), 1);
+    }
+}

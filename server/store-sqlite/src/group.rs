@@ -18,6 +18,11 @@
 //! member. Whoever takes the gate for something else (a write on the pooled path, the
 //! checkpointer) commits the open batch first. A member that waits also queues for
 //! the gate again, so that if nobody else comes, it commits the batch itself.
+//!
+//! One difference: a caller cancelled while it waits (its future dropped) still has
+//! its work committed with the batch, as a caller cancelled just after its own commit
+//! would; what it meant to do next (an inline delivery) is left to the outbox workers,
+//! after the lease, as after a crash.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

@@ -184,6 +184,11 @@ mod tests {
             .unwrap()
     }
 
+    /// One direct write of `sql` as a member of `group`'s batching.
+    fn write(group: &Group, g: &mut ChainHead, sql: &'static str) -> StoreResult<Option<Member>> {
+        member(Some(group), g, insert(sql)).map(|((), m)| m)
+    }
+
     fn outcome(m: &Member) -> Option<Result<(), String>> {
         m.1.borrow().clone()
     }
@@ -193,27 +198,14 @@ mod tests {
         let (_dir, mut g) = scratch();
         let group = Group::default();
         let waiting = group.waiting();
-        let (_, first) = member(
-            Some(&group),
-            &mut g,
-            insert("INSERT INTO parent (id) VALUES (1)"),
-        )
-        .unwrap();
-        let first = first.expect("left open while another writer waits");
-        let refused = member(
-            Some(&group),
-            &mut g,
-            insert("INSERT INTO parent (id) VALUES (1)"),
-        );
+        let first = write(&group, &mut g, "INSERT INTO parent (id) VALUES (1)")
+            .unwrap()
+            .expect("left open while another writer waits");
+        let refused = write(&group, &mut g, "INSERT INTO parent (id) VALUES (1)");
         assert!(refused.is_err(), "duplicate key refused");
         assert!(g.2.is_some(), "the batch stays open for the waiting writer");
         drop(waiting);
-        let (_, last) = member(
-            Some(&group),
-            &mut g,
-            insert("INSERT INTO parent (id) VALUES (2)"),
-        )
-        .unwrap();
+        let last = write(&group, &mut g, "INSERT INTO parent (id) VALUES (2)").unwrap();
         assert!(last.is_none(), "nobody waits: committed");
         assert_eq!(outcome(&first), Some(Ok(())));
         assert!(g.2.is_none() && g.1.is_autocommit());
@@ -226,25 +218,16 @@ mod tests {
         let (_dir, mut g) = scratch();
         let group = Group::default();
         let waiting = group.waiting();
-        let (_, first) = member(
-            Some(&group),
-            &mut g,
-            insert("INSERT INTO parent (id) VALUES (1)"),
-        )
-        .unwrap();
+        let first = write(&group, &mut g, "INSERT INTO parent (id) VALUES (1)").unwrap();
         // A deferred foreign key: accepted now, refused by the COMMIT.
-        let (_, second) = member(
-            Some(&group),
+        let second = write(
+            &group,
             &mut g,
-            insert("INSERT INTO child (id, parent) VALUES (1, 99)"),
+            "INSERT INTO child (id, parent) VALUES (1, 99)",
         )
         .unwrap();
         drop(waiting);
-        let last = member(
-            Some(&group),
-            &mut g,
-            insert("INSERT INTO parent (id) VALUES (2)"),
-        );
+        let last = write(&group, &mut g, "INSERT INTO parent (id) VALUES (2)");
         assert!(last.is_err(), "the last member sees the failed commit");
         for m in [first.unwrap(), second.unwrap()] {
             assert!(matches!(outcome(&m), Some(Err(_))), "{:?}", outcome(&m));

@@ -101,13 +101,9 @@ pub(crate) async fn write<T>(
     f: impl FnOnce(&mut DirectTx<'_>) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let (value, member) = {
-        let mut gate = match &s.group {
-            Some(group) => {
-                let _waiting = group.waiting();
-                s.gate.lock().await
-            }
-            None => s.gate.lock().await,
-        };
+        let waiting = s.group.as_deref().map(group::Group::waiting);
+        let mut gate = s.gate.lock().await;
+        drop(waiting);
         member(s.group.as_deref(), &mut gate, f)?
     };
     match member {
@@ -127,7 +123,7 @@ pub(crate) fn member<T>(
     let others_waiting = || group.is_some_and(group::Group::others_waiting);
     if g.2.is_none() {
         g.1.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
-        g.2 = Some(group.unwrap_or(&group::Group::default()).open());
+        g.2 = Some(group::Batch::new());
     }
     if let Err(e) = g.1.execute_batch("SAVEPOINT direct_write") {
         let e = backend(e);

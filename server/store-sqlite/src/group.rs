@@ -24,7 +24,7 @@
 //! would; what it meant to do next (an inline delivery) is left to the outbox workers,
 //! after the lease, as after a crash.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pushauth_store::{StoreError, StoreResult};
 use tokio::sync::watch;
@@ -39,27 +39,32 @@ pub(crate) const MAX_MEMBERS: usize = 32;
 /// with the work of `members` writers in it, not yet committed.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    id: u64,
     pub(crate) members: usize,
     done: watch::Sender<Option<Result<(), String>>>,
 }
 
-/// A writer's membership of a batch it left open: the batch's id and its outcome.
-pub(crate) type Member = (u64, watch::Receiver<Option<Result<(), String>>>);
+/// A writer's membership of a batch it left open: the batch's outcome, once known.
+pub(crate) type Member = watch::Receiver<Option<Result<(), String>>>;
 
 impl Batch {
+    pub(crate) fn new() -> Batch {
+        Batch {
+            members: 0,
+            done: watch::Sender::new(None),
+        }
+    }
+
     pub(crate) fn member(&self) -> Member {
-        (self.id, self.done.subscribe())
+        self.done.subscribe()
     }
 }
 
-/// Direct writers waiting for the gate, and batch numbers. Only for file databases:
+/// Direct writers waiting for the gate. Only for file databases:
 /// an in-memory database's shared cache would let an open batch lock readers out of
 /// the tables it wrote.
 #[derive(Debug, Default)]
 pub(crate) struct Group {
     waiting: AtomicUsize,
-    next_id: AtomicU64,
 }
 
 /// Counts a direct writer as waiting for the gate until dropped.
@@ -80,14 +85,6 @@ impl Group {
     /// Whether another direct writer is waiting for the gate.
     pub(crate) fn others_waiting(&self) -> bool {
         self.waiting.load(Ordering::Relaxed) > 0
-    }
-
-    pub(crate) fn open(&self) -> Batch {
-        Batch {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            members: 0,
-            done: watch::Sender::new(None),
-        }
     }
 }
 
@@ -125,12 +122,13 @@ pub(crate) fn abandon(g: &mut ChainHead, why: &StoreError) {
     }
 }
 
-/// Waits until batch `id` (which this writer is a member of, and left open) is
-/// committed: by a later holder of the gate, or by this writer when it gets the gate
-/// back with the batch still open.
-pub(crate) async fn wait(s: &SqliteStore, (id, mut rx): Member) -> StoreResult<()> {
+/// Waits until the batch this writer left open is committed: by a later holder of the
+/// gate, or by this writer when it gets the gate back with the batch still open. A
+/// batch leaves the gate only through `finish` or `abandon`, which both publish its
+/// outcome, so a batch without an outcome yet is the open one.
+pub(crate) async fn wait(s: &SqliteStore, mut rx: Member) -> StoreResult<()> {
     loop {
-        tokio::select! {
+        let mut gate = tokio::select! {
             biased;
             done = rx.wait_for(Option::is_some) => {
                 return match done {
@@ -138,13 +136,12 @@ pub(crate) async fn wait(s: &SqliteStore, (id, mut rx): Member) -> StoreResult<(
                     Err(_) => Err(StoreError::Backend("write batch lost".into())),
                 };
             }
-            mut gate = s.gate.lock() => {
-                if gate.2.as_ref().is_some_and(|b| b.id == id) {
-                    return finish(&mut gate);
-                }
-                // Finished by another holder: the outcome is in `rx` now.
-            }
+            gate = s.gate.lock() => gate,
+        };
+        if rx.borrow().is_none() {
+            return finish(&mut gate);
         }
+        // Finished by another holder: the outcome is in `rx` now.
     }
 }
 
@@ -190,7 +187,7 @@ mod tests {
     }
 
     fn outcome(m: &Member) -> Option<Result<(), String>> {
-        m.1.borrow().clone()
+        m.borrow().clone()
     }
 
     #[test]

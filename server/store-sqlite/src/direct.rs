@@ -24,7 +24,7 @@ use pushauth_store::*;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Params, Row, params};
 
 use crate::error::json_text;
-use crate::{ChainHead, SqliteStore, group};
+use crate::{ChainHead, SqliteStore, TEMP_STORE, group};
 
 /// Prepared statements kept per direct connection.
 const STATEMENT_CACHE: usize = 128;
@@ -66,6 +66,8 @@ pub(crate) fn open_writer(
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(backend)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "temp_store", TEMP_STORE)
         .map_err(backend)?;
     if !in_memory {
         // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in our commits.

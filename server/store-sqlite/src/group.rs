@@ -244,4 +244,40 @@ mod tests {
         assert!(m.is_none() && g.2.is_none() && g.1.is_autocommit());
         assert_eq!(count(&g, "parent"), 1);
     }
+
+    /// SQLite's temporary files that this process holds open. They are unlinked as soon
+    /// as they are opened, so only the process's descriptors still name them.
+    #[cfg(target_os = "linux")]
+    fn temporary_files() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter(|target| target.to_string_lossy().contains("etilqs_"))
+            .count()
+    }
+
+    /// A member's savepoint keeps the pages it changes first in a statement journal;
+    /// past 64 KiB SQLite would spill that journal to a temporary file, and write
+    /// every page there as well as to the WAL.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_members_statement_journal_stays_in_memory() {
+        let (_dir, mut g) = scratch();
+        g.1.execute_batch(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+             INSERT INTO big (id, b) SELECT i, zeroblob(1000) FROM n;",
+        )
+        .unwrap();
+        let ((), m) = member(None, &mut g, |tx| {
+            // ~100 pages that existed before the savepoint: 400 KiB of journal.
+            tx.exec("UPDATE big SET b = randomblob(1000)", [])
+                .map_err(backend)?;
+            assert_eq!(temporary_files(), 0, "statement journal written to a file");
+            Ok(())
+        })
+        .unwrap();
+        assert!(m.is_none());
+    }
 }

@@ -60,6 +60,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// approval, ingest 6 % less CPU per webhook (docs/benchmarks.md, second round). It
 /// had paid off (12 %) before the writes moved to their own connection.
 const MMAP_SIZE: u64 = 0;
+/// `PRAGMA temp_store`: temporary files, and with them every statement journal, in
+/// memory. A direct write runs inside a savepoint (see `group`), so SQLite keeps a copy
+/// of each page the write changes first in a statement journal, to roll the savepoint
+/// back. With the default (`FILE`) that journal spills to a temporary file past 64 KiB:
+/// under load the server wrote more pages there (a 4-byte page number and a 4,096-byte
+/// page each, two `pwrite`s) than to the WAL. Its size is bounded by the pages one batch
+/// of writes touches (docs/benchmarks.md, fifth round).
+pub(crate) const TEMP_STORE: &str = "MEMORY";
 /// Capacity of the notification channel; a receiver that lags further re-reads.
 const EVENT_CAPACITY: usize = 256;
 
@@ -126,6 +134,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("mmap_size", MMAP_SIZE.to_string())
+            .pragma("temp_store", TEMP_STORE)
             // Checkpoints run in the background (see `CHECKPOINT_EVERY`), not in commits.
             .pragma("wal_autocheckpoint", if in_memory { "1000" } else { "0" })
             .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT.to_string());

@@ -150,7 +150,8 @@ async fn create_now(
 ) -> ApiResult<(Created, ClaimedPushes)> {
     let t = now();
     let fresh = Fresh {
-        id: ChallengeId::generate().map_err(ApiError::internal)?,
+        id: ChallengeId::generate_time_ordered(u64::try_from(t.0).unwrap_or_default())
+            .map_err(ApiError::internal)?,
         nonce: Nonce::generate().map_err(ApiError::internal)?,
         t,
     };

@@ -382,3 +382,27 @@ fn digest_text_form() {
     assert!(TxnDigest::parse("abc").is_err());
     assert!(d.ct_eq(&d));
 }
+
+#[test]
+fn ascii_fast_path_agrees_with_the_unicode_tables() {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    for c in (0u8..=0x7f).map(char::from) {
+        let by_table = matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        );
+        assert_eq!(is_forbidden_in_display(c), by_table, "{c:?}");
+        assert_ne!(c.general_category(), GeneralCategory::Format, "{c:?}");
+    }
+    // and beyond ASCII the tables still decide
+    for c in [
+        '\u{80}', '\u{ad}', '\u{200b}', '\u{202e}', '\u{2028}', '\u{2029}',
+    ] {
+        assert!(is_forbidden_in_display(c), "{c:?}");
+    }
+    assert_eq!(neutralize("a\u{ad}b\u{2028}c\u{7f}d", 10), "ab c d");
+    assert!(!is_forbidden_in_display('é'));
+}

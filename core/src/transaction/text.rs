@@ -19,6 +19,11 @@ use crate::error::{Error, Result};
 
 /// True for characters displayed text must not contain: Cc, Cf, Zl, Zp.
 pub fn is_forbidden_in_display(c: char) -> bool {
+    // ASCII without the table look-up (every text of every webhook passes here): its
+    // only such characters are the controls, U+0000–U+001F and U+007F.
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     matches!(
         c.general_category(),
         GeneralCategory::Control
@@ -28,12 +33,17 @@ pub fn is_forbidden_in_display(c: char) -> bool {
     )
 }
 
+/// True for format characters (Cf); no ASCII character is one.
+fn is_format(c: char) -> bool {
+    !c.is_ascii() && c.general_category() == GeneralCategory::Format
+}
+
 /// Neutralises untrusted text for display: format characters (Cf) are removed,
 /// controls and line/paragraph separators become spaces, and the result is cut at
 /// `max_chars` characters.
 pub fn neutralize(s: &str, max_chars: usize) -> String {
     s.chars()
-        .filter(|c| c.general_category() != GeneralCategory::Format)
+        .filter(|c| !is_format(*c))
         .map(|c| if is_forbidden_in_display(c) { ' ' } else { c })
         .take(max_chars)
         .collect()

@@ -22,7 +22,9 @@ use crate::{StoreError, StoreResult};
 /// An event to insert with the audit entry that causes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIssuerEvent {
-    /// `msg_` + 32 hex digits (random), the `webhook-id`.
+    /// `msg_` + 32 hex digits, the `webhook-id`: the event's time in milliseconds (12
+    /// digits, so ids sort by time and the store's unique index grows at its end), then
+    /// 80 random bits.
     pub id: String,
     /// Type.
     pub event_type: IssuerEventType,
@@ -259,8 +261,10 @@ pub fn issuer_event_for(draft: &AuditDraft) -> StoreResult<Option<NewIssuerEvent
     let Some((event_type, data)) = event_data(draft) else {
         return Ok(None);
     };
-    let bytes: [u8; 16] = pushauth_core::keys::random_array()
+    let mut bytes: [u8; 16] = pushauth_core::keys::random_array()
         .map_err(|e| StoreError::Backend(format!("event id: {e}")))?;
+    let at = u64::try_from(draft.at.0).unwrap_or_default();
+    bytes[..6].copy_from_slice(&at.to_be_bytes()[2..]);
     let body = json!({
         "type": event_type.as_str(),
         "timestamp": draft.at.to_rfc3339(),
@@ -390,6 +394,14 @@ mod tests {
         let e = issuer_event_for(&draft).unwrap().unwrap();
         assert_eq!(e.event_type, IssuerEventType::ChallengeDecided);
         assert!(e.id.starts_with("msg_") && e.id.len() == 36);
+        // the time first (1_764_806_400_123 = 0x019a_e6a8_987b), then random
+        assert!(e.id.starts_with("msg_019ae6a8987b"), "{}", e.id);
+        let later = AuditDraft::new(Millis(1_764_806_400_124), "device:x", "decision.accepted")
+            .challenge(&ch)
+            .details(json!({"decision": "approve"}));
+        let later = issuer_event_for(&later).unwrap().unwrap();
+        assert!(later.id > e.id, "{} {}", later.id, e.id);
+        assert_ne!(issuer_event_for(&draft).unwrap().unwrap().id, e.id);
         let body: Value = serde_json::from_str(&e.body).unwrap();
         assert_eq!(body["type"], "challenge.decided");
         assert_eq!(body["timestamp"], "2025-12-04T00:00:00.123Z");

@@ -66,7 +66,9 @@ const MMAP_SIZE: u64 = 0;
 /// back. With the default (`FILE`) that journal spills to a temporary file past 64 KiB:
 /// under load the server wrote more pages there (a 4-byte page number and a 4,096-byte
 /// page each, two `pwrite`s) than to the WAL. Its size is bounded by the pages one batch
-/// of writes touches (docs/benchmarks.md, fifth round).
+/// of writes touches (docs/benchmarks.md, fifth round). Sorts that outgrow the page
+/// cache would also stay in memory; the server's sorts follow an index, or are bounded
+/// by a `LIMIT` or by the rows of one challenge or cardholder.
 pub(crate) const TEMP_STORE: &str = "MEMORY";
 /// Capacity of the notification channel; a receiver that lags further re-reads.
 const EVENT_CAPACITY: usize = 256;

@@ -414,9 +414,10 @@ async fn decide_in(
     };
     let after = after.decode()?;
     let cardholder = after.cardholder.clone();
-    // The decision, and the answering device's failure count reset, in one statement.
+    // The decision, and the answering device's failure count reset (its row is written
+    // only when it has failures to reset), in one statement.
     sqlx::query!(
-        "WITH reset AS (UPDATE devices SET failures = 0, updated_at = $8 WHERE id = $2)
+        "WITH reset AS (UPDATE devices SET failures = 0, updated_at = $8 WHERE id = $2 AND failures <> 0)
          INSERT INTO decisions (challenge_id, device_id, decision, reason, user_verification, proof,
                                 processor_output, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -368,7 +368,7 @@ pub(crate) async fn decide(
         )
         .map_err(|e| direct::classify(e, "decision exists", "device"))?;
         tx.exec(
-            "UPDATE devices SET failures = 0, updated_at = ?2 WHERE id = ?1",
+            "UPDATE devices SET failures = 0, updated_at = ?2 WHERE id = ?1 AND failures <> 0",
             rusqlite::params![device, d.at.0],
         )
         .map_err(direct::backend)?;

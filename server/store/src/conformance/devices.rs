@@ -299,10 +299,21 @@ pub async fn device_failures_lock_and_decide_resets<S: Store>(store: S) {
     assert!(matches!(out, Ok(DecideOutcome::Accepted(_))), "{out:?}");
     let after = s.device_get(&e.id).await.unwrap().unwrap();
     assert_eq!(
-        (after.failures, after.status),
-        (0, DeviceStatus::Active),
+        (after.failures, after.status, after.updated_at),
+        (0, DeviceStatus::Active, T0.plus(10)),
         "an accepted decision resets failures"
     );
+    // With no failures to reset, a decision leaves the device's row alone.
+    let c = created(&*s, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
+    let out = s
+        .challenge_decide(
+            decision(&c.id, &e.id, DecisionKind::Approve, T0.plus(20)),
+            vec![],
+            draft("decision.accepted"),
+        )
+        .await;
+    assert!(matches!(out, Ok(DecideOutcome::Accepted(_))), "{out:?}");
+    assert_eq!(s.device_get(&e.id).await.unwrap().unwrap(), after);
 }
 
 /// A dead-token report clears the push target only if it still is that token.

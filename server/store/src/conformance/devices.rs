@@ -288,15 +288,22 @@ pub async fn device_failures_lock_and_decide_resets<S: Store>(store: S) {
             .unwrap();
     }
     assert_eq!(s.device_get(&e.id).await.unwrap().unwrap().failures, 3);
-    let c = created(&*s, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
-    let out = s
-        .challenge_decide(
-            decision(&c.id, &e.id, DecisionKind::Approve, T0.plus(10)),
-            vec![],
-            draft("decision.accepted"),
-        )
-        .await;
-    assert!(matches!(out, Ok(DecideOutcome::Accepted(_))), "{out:?}");
+    // A new challenge of anna's, approved by `e` at `at`.
+    let approve = |at: Millis| {
+        let (s, anna, e) = (&s, &anna, &e);
+        async move {
+            let c = created(&**s, new_challenge(anna, T0.plus(60_000)), vec![]).await;
+            let out = s
+                .challenge_decide(
+                    decision(&c.id, &e.id, DecisionKind::Approve, at),
+                    vec![],
+                    draft("decision.accepted"),
+                )
+                .await;
+            assert!(matches!(out, Ok(DecideOutcome::Accepted(_))), "{out:?}");
+        }
+    };
+    approve(T0.plus(10)).await;
     let after = s.device_get(&e.id).await.unwrap().unwrap();
     assert_eq!(
         (after.failures, after.status, after.updated_at),
@@ -304,15 +311,7 @@ pub async fn device_failures_lock_and_decide_resets<S: Store>(store: S) {
         "an accepted decision resets failures"
     );
     // With no failures to reset, a decision leaves the device's row alone.
-    let c = created(&*s, new_challenge(&anna, T0.plus(60_000)), vec![]).await;
-    let out = s
-        .challenge_decide(
-            decision(&c.id, &e.id, DecisionKind::Approve, T0.plus(20)),
-            vec![],
-            draft("decision.accepted"),
-        )
-        .await;
-    assert!(matches!(out, Ok(DecideOutcome::Accepted(_))), "{out:?}");
+    approve(T0.plus(20)).await;
     assert_eq!(s.device_get(&e.id).await.unwrap().unwrap(), after);
 }
 

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub _dir: tempfile::TempDir,
+    /// Dropped after the server: drops its PostgreSQL schema.
+    pub _schema: crate::support::SchemaGuard,
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -33,7 +35,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.api.allow_http_callbacks = true;
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
-    let store = open_store(backend, dir.path()).await;
+    let (store, schema) = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {
@@ -41,6 +43,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
         base,
         http: reqwest::Client::new(),
         _dir: dir,
+        _schema: schema,
     }
 }
 

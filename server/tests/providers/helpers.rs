@@ -24,6 +24,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
+    /// Dropped after the server: drops its PostgreSQL schema.
+    _schema: crate::support::SchemaGuard,
 }
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -34,7 +36,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.security.admin_key = Some(ADMIN_KEY.into());
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
-    let store = open_store(backend, dir.path()).await;
+    let (store, schema) = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {
@@ -42,6 +44,7 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
         base,
         http: reqwest::Client::new(),
         _dir: dir,
+        _schema: schema,
     }
 }
 

@@ -21,6 +21,8 @@ pub struct App {
     pub base: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
+    /// Dropped after the server: drops its PostgreSQL schema.
+    _schema: crate::support::SchemaGuard,
 }
 
 pub async fn spawn(backend: Backend, push: PushConfig) -> App {
@@ -40,7 +42,7 @@ pub async fn spawn_with(
     config.workers.idle_poll_ms = 100;
     config.push = push;
     tweak(&mut config);
-    let store = open_store(backend, dir.path()).await;
+    let (store, schema) = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     App {
@@ -48,6 +50,7 @@ pub async fn spawn_with(
         base,
         http: reqwest::Client::new(),
         _dir: dir,
+        _schema: schema,
     }
 }
 

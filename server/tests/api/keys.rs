@@ -336,7 +336,7 @@ async fn server_key_wrapped_and_rotated(app: TestApp) {
         base: wrapped_base.clone(),
         http: app.http.clone(),
         _dir: tempfile::tempdir().unwrap(),
-        _schema: crate::support::SchemaGuard::none(),
+        _schema: None,
     };
     let fresh = TestDevice::enroll(&probe_wrapped, &app.activation_code(&ch).await).await;
     assert_eq!(fresh.server_key.thumbprint(), new_kid);
@@ -367,7 +367,7 @@ async fn server_key_wrapped_and_rotated(app: TestApp) {
             base: base.clone(),
             http: app.http.clone(),
             _dir: tempfile::tempdir().unwrap(),
-            _schema: crate::support::SchemaGuard::none(),
+            _schema: None,
         };
         let d = TestDevice::enroll(&probe, &code).await;
         assert_eq!(d.server_key.thumbprint(), new_kid);

@@ -26,15 +26,23 @@ pub enum Backend {
     Postgres,
 }
 
+/// The store crate's test schemas (`t_<random hex>` in `PUSHAUTH_TEST_PG_URL`, dropped
+/// with the guard), shared with its own tests.
+#[path = "../../store-postgres/tests/support/mod.rs"]
+mod pg;
+
 /// The test PostgreSQL server (`PUSHAUTH_TEST_PG_URL`, default the local one).
 pub fn pg_url() -> String {
-    std::env::var("PUSHAUTH_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    pg::url()
 }
 
+/// Drops a test's PostgreSQL schema, with everything in it, when dropped: keep it for as
+/// long as the store is used (after the server that uses it). `None` for SQLite, and for
+/// a second handle on a store another guard owns.
+pub type SchemaGuard = Option<pg::Schema>;
+
 /// A migrated store: a SQLite file in `dir`, or a fresh schema of its own on the test
-/// PostgreSQL server, so that cases run in parallel. Keep the guard for as long as the
-/// store is used (after the server that uses it): it drops the schema.
+/// PostgreSQL server, so that cases run in parallel, with the schema's guard.
 pub async fn open_store(backend: Backend, dir: &Path) -> (Arc<dyn Store>, SchemaGuard) {
     let (store, guard): (Arc<dyn Store>, _) = match backend {
         Backend::Sqlite => (
@@ -43,70 +51,19 @@ pub async fn open_store(backend: Backend, dir: &Path) -> (Arc<dyn Store>, Schema
                     .await
                     .unwrap(),
             ),
-            SchemaGuard(None),
+            None,
         ),
         Backend::Postgres => {
-            let schema = format!(
-                "t_{}",
-                hex::encode(pushauth_core::keys::random_array::<8>().unwrap())
-            );
-            let store = pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema, 8)
-                .await
-                .unwrap();
-            (Arc::new(store), SchemaGuard(Some(schema)))
+            let schema = pg::Schema::fresh();
+            let store =
+                pushauth_store_postgres::PgStore::connect_in_schema(&pg_url(), &schema.name, 8)
+                    .await
+                    .unwrap();
+            (Arc::new(store), Some(schema))
         }
     };
     store.migrate().await.unwrap();
     (store, guard)
-}
-
-/// Drops a test's PostgreSQL schema, with everything in it, when dropped (best effort,
-/// also after a failure), so that runs leave nothing in the shared test database.
-pub struct SchemaGuard(Option<String>);
-
-impl SchemaGuard {
-    /// A guard that drops nothing (a second handle on a store another guard owns).
-    pub fn none() -> SchemaGuard {
-        SchemaGuard(None)
-    }
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        use sqlx::{AssertSqlSafe, Connection as _, Executor as _};
-        let Some(name) = self.0.take() else {
-            return;
-        };
-        // Drop runs inside the test's runtime: the async clean-up gets a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let Ok(mut conn) = sqlx::PgConnection::connect(&pg_url()).await else {
-                    return;
-                };
-                // A server's last transactions may still hold locks for a moment.
-                let _ = conn.execute("SET lock_timeout = '5s'").await;
-                for _ in 0..3 {
-                    let dropped = conn
-                        .execute(AssertSqlSafe(format!(
-                            r#"DROP SCHEMA IF EXISTS "{name}" CASCADE"#
-                        )))
-                        .await;
-                    if dropped.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                let _ = conn.close().await;
-            });
-        })
-        .join();
-    }
 }
 
 /// The server's clock, in Unix seconds.

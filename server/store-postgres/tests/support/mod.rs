@@ -1,6 +1,7 @@
 //! Test isolation: every test gets a fresh schema `t_<random hex>` in the shared test
 //! database (`PUSHAUTH_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
-//! dropped when the guard goes out of scope (best effort, also after a failure).
+//! dropped when the guard goes out of scope (best effort, also after a failure). The
+//! server's black-box tests include this file too (`server/tests/support`).
 
 #![allow(dead_code, clippy::expect_used)]
 
@@ -58,14 +59,23 @@ impl Drop for Schema {
                 return;
             };
             rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&url).await {
-                    let _ = conn
+                let Ok(mut conn) = PgConnection::connect(&url).await else {
+                    return;
+                };
+                // A server's last transactions may still hold locks for a moment.
+                let _ = conn.execute("SET lock_timeout = '5s'").await;
+                for _ in 0..3 {
+                    let dropped = conn
                         .execute(AssertSqlSafe(format!(
                             r#"DROP SCHEMA IF EXISTS "{name}" CASCADE"#
                         )))
                         .await;
-                    let _ = conn.close().await;
+                    if dropped.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
+                let _ = conn.close().await;
             });
         })
         .join();

@@ -97,10 +97,7 @@ pub(crate) fn finish(g: &mut ChainHead) -> StoreResult<()> {
     let result = match g.1.execute_batch("COMMIT") {
         Ok(()) => Ok(()),
         Err(e) => {
-            if !g.1.is_autocommit() {
-                let _ = g.1.execute_batch("ROLLBACK");
-            }
-            g.0 = None;
+            roll_back(g);
             Err(format!("commit failed: {e}"))
         }
     };
@@ -111,15 +108,21 @@ pub(crate) fn finish(g: &mut ChainHead) -> StoreResult<()> {
 /// The open transaction is gone or unusable (SQLite rolled it back, or a savepoint
 /// failed): every member of the batch fails.
 pub(crate) fn abandon(g: &mut ChainHead, why: &StoreError) {
-    if !g.1.is_autocommit() {
-        let _ = g.1.execute_batch("ROLLBACK");
-    }
-    g.0 = None;
+    roll_back(g);
     if let Some(batch) = g.2.take() {
         batch
             .done
             .send_replace(Some(Err(format!("transaction rolled back: {why}"))));
     }
+}
+
+/// Rolls back whatever is still open on the writer's connection; the audit chain's
+/// head is unknown again (its last entries may be gone).
+fn roll_back(g: &mut ChainHead) {
+    if !g.1.is_autocommit() {
+        let _ = g.1.execute_batch("ROLLBACK");
+    }
+    g.0 = None;
 }
 
 /// Waits until the batch this writer left open is committed: by a later holder of the

@@ -21,6 +21,7 @@ mod announce;
 mod audit;
 mod authz;
 mod challenges;
+mod create;
 mod devices;
 mod error;
 mod events;
@@ -386,7 +387,7 @@ impl Store for PgStore {
         outbox: Vec<NewOutbox>,
         audit: AuditDraft,
     ) -> StoreResult<CreateOutcome> {
-        challenges::create(self, new, outbox, audit).await
+        create::create(self, new, outbox, audit).await
     }
     async fn challenge_create_planned(
         &self,
@@ -396,7 +397,7 @@ impl Store for PgStore {
         now: Millis,
         plan: Planner,
     ) -> StoreResult<PlannedOutcome> {
-        challenges::create_planned(self, provider, reference, cardholder, now, plan).await
+        create::create_planned(self, provider, reference, cardholder, now, plan).await
     }
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
         challenges::get(self, id).await

@@ -57,8 +57,8 @@ impl CardLinkRow {
     }
 }
 
-/// `devices`.
-#[derive(Debug)]
+/// `devices` (also read as JSON: `create::read` aggregates a cardholder's rows).
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct DeviceRow {
     pub id: String,
     pub cardholder_id: String,

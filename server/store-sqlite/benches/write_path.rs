@@ -38,7 +38,7 @@ fn write_path(c: &mut Criterion) {
                         .challenge(&new.id)
                         .cardholder(&new.cardholder);
                     CreatePlan::Write {
-                        new,
+                        new: new.clone(),
                         outbox: Vec::new(),
                         audit,
                     }

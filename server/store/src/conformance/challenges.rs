@@ -358,7 +358,11 @@ fn planner_upto(
         let audit = draft("challenge.created")
             .challenge(&new.id)
             .cardholder(&new.cardholder);
-        CreatePlan::Write { new, outbox, audit }
+        CreatePlan::Write {
+            new: new.clone(),
+            outbox,
+            audit,
+        }
     })
 }
 

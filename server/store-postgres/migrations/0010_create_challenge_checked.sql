@@ -10,14 +10,10 @@
 -- transaction reads them.
 
 -- The device rows of a cardholder as a comparable text: id and row version of each.
--- PL/pgSQL, not SQL: PostgreSQL does not inline a SQL function with a FROM clause and
--- would parse and plan its body on every call; PL/pgSQL keeps the plan per session.
 CREATE FUNCTION pushauth_devices_seen(p_cardholder TEXT) RETURNS TEXT
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (SELECT string_agg(d.id || ':' || d.xmin::text, ',' ORDER BY d.id)
-            FROM devices d WHERE d.cardholder_id = p_cardholder);
-END
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(d.id || ':' || d.xmin::text, ',' ORDER BY d.id)
+    FROM devices d WHERE d.cardholder_id = p_cardholder
 $$;
 
 CREATE FUNCTION pushauth_create_challenge_checked(

@@ -45,7 +45,7 @@ pg_ticks() {
 
 hz=$(getconf CLK_TCK)
 for _ in $(seq "$rounds"); do
-    for shape in ${SHAPES:-statements checked one-call two-calls-in-tx one-call-in-tx}; do
+    for shape in statements one-call two-calls-in-tx one-call-in-tx; do
         psql -q "$url" -c "TRUNCATE challenges, outbox, audit_log, issuer_events CASCADE" \
             -c "ANALYZE" 2>/dev/null
         before=$(pg_ticks)

@@ -159,7 +159,7 @@ async fn create_now(
         (req.provider, req.reference.clone(), req.cardholder.clone());
     let planner_state = state.clone();
     let planner: Planner =
-        Box::new(move |seen: &CreateContext| plan(&planner_state, &req, &fresh, seen));
+        Box::new(move |seen: &CreateContext| plan(&planner_state, req, fresh, seen));
     match state
         .store
         .challenge_create_planned(provider, &reference, &cardholder, t, planner)
@@ -213,16 +213,9 @@ struct Fresh {
 /// What to write for `req`, given what the store saw: refuse for a blocked
 /// cardholder, no active device or too many pending challenges; otherwise the
 /// challenge, one push row per active device that has a push service, and the audit
-/// entry. It may run twice for one creation (see [`Planner`]), so it takes `req` and
-/// `fresh` by reference and decides again from `seen`.
-fn plan(
-    state: &AppState,
-    req: &ChallengeRequest,
-    fresh: &Fresh,
-    seen: &CreateContext,
-) -> CreatePlan {
+/// entry.
+fn plan(state: &AppState, req: ChallengeRequest, fresh: Fresh, seen: &CreateContext) -> CreatePlan {
     let Fresh { id, nonce, t } = fresh;
-    let t = *t;
     if req.ack_by.is_some_and(|by| std::time::Instant::now() >= by) {
         return CreatePlan::Refuse(Refusal::OverBudget);
     }
@@ -267,8 +260,8 @@ fn plan(
         })
         .collect();
     let digest = transaction.digest();
-    let audit = AuditDraft::new(t, req.actor.clone(), "challenge.created")
-        .challenge(id)
+    let audit = AuditDraft::new(t, req.actor, "challenge.created")
+        .challenge(&id)
         .cardholder(&req.cardholder)
         .details(serde_json::json!({
             "provider": req.provider,
@@ -281,19 +274,19 @@ fn plan(
             "pushes": outbox.len(),
         }));
     let new = NewChallenge {
-        id: id.clone(),
-        cardholder: req.cardholder.clone(),
+        id,
+        cardholder: req.cardholder,
         provider: req.provider,
-        provider_ref: transaction.reference,
+        provider_ref: req.reference,
         kind: req.kind,
         amount: req.amount,
-        payee: transaction.payee,
-        nonce: nonce.clone(),
+        payee: req.payee,
+        nonce,
         txn_digest: digest,
         deadline: req.deadline,
         upstream_deadline: req.upstream_deadline,
-        processor_input: req.processor_input.clone(),
-        context: pushauth_store::context_with_details(req.context.clone(), &transaction.details),
+        processor_input: req.processor_input,
+        context: pushauth_store::context_with_details(req.context, &req.details),
         created_at: t,
     };
     CreatePlan::Write { new, outbox, audit }

@@ -18,9 +18,11 @@ use sqlx::PgConnection;
 
 use crate::PgStore;
 use crate::audit::append;
+use crate::devices::list_in;
 use crate::error::{classify, db};
 use crate::outbox::insert_rows;
 use crate::rows::{ChallengeRow, DecisionRow, cardholder_id, challenge_id};
+use pushauth_store::decode::parse_enum;
 
 /// Largest page a listing returns.
 const MAX_PAGE: i64 = 500;
@@ -40,7 +42,7 @@ pub(crate) async fn get_in(conn: &mut PgConnection, id: &str) -> StoreResult<Opt
     row.map(ChallengeRow::decode).transpose()
 }
 
-pub(crate) async fn find_in(
+async fn find_in(
     conn: &mut PgConnection,
     provider: &str,
     provider_ref: &str,
@@ -58,6 +60,152 @@ pub(crate) async fn find_in(
     .await
     .map_err(db)?;
     row.map(ChallengeRow::decode).transpose()
+}
+
+/// `INSERT … ON CONFLICT (provider, provider_ref) DO NOTHING`, then outbox rows and
+/// audit; on conflict the existing challenge is returned and nothing is written.
+pub(crate) async fn create(
+    s: &PgStore,
+    new: NewChallenge,
+    outbox: Vec<NewOutbox>,
+    audit: AuditDraft,
+) -> StoreResult<CreateOutcome> {
+    let mut tx = s.begin().await?;
+    let (outcome, _) = insert_in(&mut tx, new, &outbox, &audit).await?;
+    if let CreateOutcome::Created(c) = &outcome {
+        tx.commit().await.map_err(db)?;
+        s.committed(Some(&c.cardholder), wakes_workers(&outbox));
+    }
+    Ok(outcome)
+}
+
+/// Locks the cardholder's row (`FOR NO KEY UPDATE`: creations for one cardholder
+/// queue, foreign-key checks of other writers do not), then the duplicate check and
+/// pending count, the devices, the plan and the plan's writes, in one transaction.
+pub(crate) async fn create_planned(
+    s: &PgStore,
+    provider: Provider,
+    reference: &ProviderRef,
+    cardholder: &CardholderId,
+    now: Millis,
+    plan: Planner,
+) -> StoreResult<PlannedOutcome> {
+    let (provider_s, reference_s, cardholder_s) =
+        (provider.as_str(), reference.as_str(), cardholder.as_str());
+    let mut tx = s.begin().await?;
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM cardholders WHERE id = $1 FOR NO KEY UPDATE",
+        cardholder_s
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    // After the lock, so that the count includes every creation that held it before.
+    let seen = sqlx::query!(
+        r#"SELECT (SELECT id FROM challenges WHERE provider = $1 AND provider_ref = $2) AS "existing?",
+                  (SELECT count(*) FROM challenges
+                    WHERE cardholder_id = $3 AND status = 'pending' AND deadline + 0 > $4) AS "pending!""#,
+        provider_s,
+        reference_s,
+        cardholder_s,
+        now.0,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(existing) = seen.existing {
+        let challenge = get_in(&mut tx, &existing).await?.ok_or_else(|| {
+            StoreError::Backend("duplicate challenge vanished inside its transaction".into())
+        })?;
+        // End the transaction (and the cardholder's row lock) now, not on the
+        // connection's next use.
+        tx.rollback().await.map_err(db)?;
+        return Ok(PlannedOutcome::Duplicate(challenge));
+    }
+    let Some(status) = status else {
+        tx.rollback().await.map_err(db)?;
+        return Ok(PlannedOutcome::NoCardholder);
+    };
+    let mut context = CreateContext {
+        cardholder_status: parse_enum("cardholders.status", &status, CardholderStatus::parse)?,
+        devices: list_in(&mut tx, cardholder_s).await?,
+        pending: seen.pending,
+    };
+    let (new, outbox, audit) = match plan(&context) {
+        CreatePlan::Refuse(why) => {
+            tx.rollback().await.map_err(db)?;
+            return Ok(PlannedOutcome::Refused(why));
+        }
+        CreatePlan::Write { new, outbox, audit } => (new, outbox, audit),
+    };
+    new.check_planned(provider, reference, cardholder)?;
+    match insert_in(&mut tx, new, &outbox, &audit).await? {
+        (CreateOutcome::Created(c), ids) => {
+            tx.commit().await.map_err(db)?;
+            s.committed(Some(&c.cardholder), wakes_workers(&outbox));
+            let (outbox_rows, at) = (outbox.len(), c.created_at);
+            Ok(PlannedOutcome::Created {
+                challenge: c,
+                outbox_rows,
+                claimed: claimed_items(outbox, &ids, at),
+                devices: std::mem::take(&mut context.devices),
+            })
+        }
+        (CreateOutcome::Duplicate(c), _) => Ok(PlannedOutcome::Duplicate(c)),
+    }
+}
+
+/// Inserts the challenge, its outbox rows (their ids are returned) and audit entry on
+/// `tx`, or finds the existing challenge of the same (provider, reference). The caller
+/// commits a creation and announces it.
+async fn insert_in(
+    tx: &mut PgConnection,
+    new: NewChallenge,
+    outbox: &[NewOutbox],
+    audit: &AuditDraft,
+) -> StoreResult<(CreateOutcome, Vec<OutboxId>)> {
+    let (provider, provider_ref) = (new.provider.as_str(), new.provider_ref.as_str());
+    let amount = new.amount.map(|m| m.minor());
+    let currency = new.amount.map(|m| m.currency().code());
+    let payee = new.payee.as_ref().map(|p| p.as_str());
+    let digest = new.txn_digest.to_string();
+    let upstream = upstream_status_for(outbox);
+    let inserted = sqlx::query!(
+        "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, amount_minor, currency, payee,
+                                 nonce, txn_digest, deadline, upstream_deadline, processor_input, context,
+                                 status, upstream_status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending', $15, $16)
+         ON CONFLICT (provider, provider_ref) DO NOTHING",
+        new.id.as_str(),
+        new.cardholder.as_str(),
+        provider,
+        provider_ref,
+        new.kind.as_str(),
+        amount,
+        currency,
+        payee,
+        new.nonce.as_str(),
+        digest,
+        new.deadline.0,
+        new.upstream_deadline.0,
+        new.processor_input,
+        new.context,
+        upstream.as_str(),
+        new.created_at.0,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| classify(e, "challenge id exists", "cardholder"))?;
+    if inserted.rows_affected() == 0 {
+        let existing = find_in(tx, provider, provider_ref).await?;
+        let existing = existing.map(CreateOutcome::Duplicate).ok_or_else(|| {
+            StoreError::Backend("challenge conflict without a conflicting row".into())
+        })?;
+        return Ok((existing, Vec::new()));
+    }
+    let ids = insert_rows(tx, outbox, new.created_at).await?;
+    append(tx, audit).await?;
+    Ok((CreateOutcome::Created(new.into_created(upstream)), ids))
 }
 
 pub(crate) async fn get(s: &PgStore, id: &ChallengeId) -> StoreResult<Option<Challenge>> {

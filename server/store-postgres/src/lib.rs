@@ -21,7 +21,6 @@ mod announce;
 mod audit;
 mod authz;
 mod challenges;
-mod create;
 mod devices;
 mod error;
 mod events;
@@ -387,7 +386,7 @@ impl Store for PgStore {
         outbox: Vec<NewOutbox>,
         audit: AuditDraft,
     ) -> StoreResult<CreateOutcome> {
-        create::create(self, new, outbox, audit).await
+        challenges::create(self, new, outbox, audit).await
     }
     async fn challenge_create_planned(
         &self,
@@ -397,7 +396,7 @@ impl Store for PgStore {
         now: Millis,
         plan: Planner,
     ) -> StoreResult<PlannedOutcome> {
-        create::create_planned(self, provider, reference, cardholder, now, plan).await
+        challenges::create_planned(self, provider, reference, cardholder, now, plan).await
     }
     async fn challenge_get(&self, id: &ChallengeId) -> StoreResult<Option<Challenge>> {
         challenges::get(self, id).await

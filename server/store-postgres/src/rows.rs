@@ -57,8 +57,8 @@ impl CardLinkRow {
     }
 }
 
-/// `devices` (also read as JSON: `create::read` aggregates a cardholder's rows).
-#[derive(Debug, serde::Deserialize)]
+/// `devices`.
+#[derive(Debug)]
 pub(crate) struct DeviceRow {
     pub id: String,
     pub cardholder_id: String,

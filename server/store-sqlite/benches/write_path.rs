@@ -38,7 +38,7 @@ fn write_path(c: &mut Criterion) {
                         .challenge(&new.id)
                         .cardholder(&new.cardholder);
                     CreatePlan::Write {
-                        new: new.clone(),
+                        new,
                         outbox: Vec::new(),
                         audit,
                     }

@@ -421,12 +421,10 @@ pub enum Refusal {
     OverBudget,
 }
 
-/// Decides, from what the store read, what to write. It must be quick and must not
-/// block: it runs while SQLite holds its write lock. PostgreSQL runs it on a read
-/// without a lock and writes its plan only if what it saw still holds under the
-/// cardholder's row lock; otherwise it runs it again inside that lock. So it may run
-/// twice for one creation, and only the writes of the last run are made.
-pub type Planner = Box<dyn Fn(&CreateContext) -> CreatePlan + Send + Sync>;
+/// Decides, from what the store read inside the creating transaction, what to write.
+/// It runs while the backend holds its write lock (SQLite) or the cardholder's row
+/// lock (PostgreSQL): it must be quick and must not block.
+pub type Planner = Box<dyn FnOnce(&CreateContext) -> CreatePlan + Send>;
 
 /// Result of `challenge_create_planned`.
 #[derive(Debug, Clone)]

@@ -358,11 +358,7 @@ fn planner_upto(
         let audit = draft("challenge.created")
             .challenge(&new.id)
             .cardholder(&new.cardholder);
-        CreatePlan::Write {
-            new: new.clone(),
-            outbox,
-            audit,
-        }
+        CreatePlan::Write { new, outbox, audit }
     })
 }
 

@@ -321,11 +321,7 @@ pub async fn push_rows_claimed_by_their_creation<S: Store>(store: S) {
         let audit = draft("challenge.created")
             .challenge(&new.id)
             .cardholder(&new.cardholder);
-        CreatePlan::Write {
-            new: new.clone(),
-            outbox,
-            audit,
-        }
+        CreatePlan::Write { new, outbox, audit }
     });
     let out = s
         .challenge_create_planned(provider, &reference, &anna, T0, planner)

@@ -28,6 +28,11 @@ pub struct EventsConfig {
     /// is given up (`failed`). Default: the Standard Webhooks schedule 5 s, 5 min,
     /// 30 min, 2 h, 5 h, 10 h, 10 h (about 27 h in all).
     pub retry_schedule_secs: Vec<u64>,
+    /// Deliveries to an endpoint that is not configured here are left to the
+    /// instances that have it; once one has been due this long with nobody claiming
+    /// it, no running instance has its endpoint (removed or renamed) and it is given up
+    /// (`failed`). Seconds; default 86,400 (a day: longer than any rolling deploy).
+    pub orphan_after_secs: u64,
 }
 
 impl Default for EventsConfig {
@@ -36,6 +41,7 @@ impl Default for EventsConfig {
             endpoints: Vec::new(),
             timeout_ms: 10_000,
             retry_schedule_secs: vec![5, 300, 1_800, 7_200, 18_000, 36_000, 36_000],
+            orphan_after_secs: 86_400,
         }
     }
 }
@@ -82,6 +88,9 @@ pub struct Events {
     pub timeout: Duration,
     /// Retry delays.
     pub schedule: Vec<Duration>,
+    /// How long a delivery to an endpoint unknown here waits, due, for an instance that
+    /// knows it.
+    pub orphan_after: Duration,
 }
 
 impl Events {
@@ -161,6 +170,9 @@ impl Events {
         if c.timeout_ms == 0 {
             return Err("[events] timeout_ms must be positive".into());
         }
+        if c.orphan_after_secs == 0 {
+            return Err("[events] orphan_after_secs must be positive".into());
+        }
         Ok(Events {
             endpoints,
             timeout: Duration::from_millis(c.timeout_ms),
@@ -169,6 +181,7 @@ impl Events {
                 .iter()
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
+            orphan_after: Duration::from_secs(c.orphan_after_secs),
         })
     }
 
@@ -218,6 +231,17 @@ mod tests {
             Some(vec![IssuerEventType::ChallengeDecided])
         );
         assert_eq!(ev.schedule.len(), 7);
+        assert_eq!(ev.orphan_after, Duration::from_secs(86_400));
+
+        let never = EventsConfig {
+            orphan_after_secs: 0,
+            ..ok.clone()
+        };
+        assert!(
+            Events::load(&never)
+                .unwrap_err()
+                .contains("orphan_after_secs must be positive")
+        );
 
         let mut http = ok.clone();
         http.endpoints[0].url = "http://127.0.0.1:9/x".into();

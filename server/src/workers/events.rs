@@ -34,6 +34,13 @@ const MIN_GAP: Duration = Duration::from_millis(200);
 const UNROUTED_POLL: Duration = Duration::from_secs(5);
 /// Largest answer body read (only its status matters).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// How often deliveries to endpoints no running instance has are looked for.
+const ORPHAN_POLL: Duration = Duration::from_secs(60);
+/// Deliveries given up per statement.
+const ORPHAN_BATCH: i64 = 500;
+/// The last error of a delivery given up that way (admin API, ops console).
+const ORPHAN_REASON: &str =
+    "endpoint not configured on any running instance ([events] orphan_after_secs)";
 
 /// Runs until shutdown.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
@@ -53,9 +60,16 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let mut wake = state.store.subscribe();
+    let mut orphans_due = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if tokio::time::Instant::now() >= orphans_due {
+            orphans_due += ORPHAN_POLL;
+            if let Err(e) = give_up_orphans(&state, &names).await {
+                tracing::error!(error = %e, "issuer events: giving up orphaned deliveries failed");
+            }
         }
         let busy = match round(&state, &client, &routes, &names).await {
             Ok(busy) => busy,
@@ -85,6 +99,37 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         while let Ok(StoreEvent::OutboxReady | StoreEvent::Challenge { .. }) = wake.try_recv() {}
     }
+}
+
+/// Gives up the deliveries to endpoints this instance does not have that have been due
+/// for `[events] orphan_after_secs`: an instance that has their endpoint would have
+/// claimed them (see `Store::issuer_event_orphans_fail`). Without this they would stay
+/// pending for ever, first in the due index that every claim reads.
+async fn give_up_orphans(
+    state: &AppState,
+    names: &[String],
+) -> Result<(), pushauth_store::StoreError> {
+    let t = now();
+    let after = i64::try_from(state.events.orphan_after.as_millis()).unwrap_or(i64::MAX);
+    let due_before = pushauth_store::Millis(t.0.saturating_sub(after));
+    let mut total = 0;
+    loop {
+        let n = state
+            .store
+            .issuer_event_orphans_fail(names, due_before, t, ORPHAN_REASON, ORPHAN_BATCH)
+            .await?;
+        total += n;
+        if n < ORPHAN_BATCH as u64 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::warn!(
+            deliveries = total,
+            "issuer events: gave up deliveries to endpoints that no running instance has configured"
+        );
+    }
+    Ok(())
 }
 
 /// One fan-out and one batch of deliveries. `true` when there may be more work now.

@@ -147,6 +147,39 @@ pub(crate) async fn complete(
     Ok(done.rows_affected() == 1)
 }
 
+pub(crate) async fn orphans_fail(
+    s: &PgStore,
+    endpoints: &[String],
+    due_before: Millis,
+    now: Millis,
+    reason: &str,
+    limit: i64,
+) -> StoreResult<u64> {
+    if limit <= 0 {
+        return Ok(0);
+    }
+    let done = sqlx::query!(
+        "UPDATE issuer_event_deliveries
+         SET status = 'failed', leased_until = NULL, claim_no = claim_no + 1, last_error = $4,
+             updated_at = $3
+         WHERE id IN (SELECT id FROM issuer_event_deliveries
+                      WHERE status = 'pending' AND next_attempt_at < $2
+                        AND (leased_until IS NULL OR leased_until < $3)
+                        AND NOT (endpoint = ANY($1))
+                      ORDER BY next_attempt_at, id LIMIT $5
+                      FOR UPDATE SKIP LOCKED)",
+        endpoints,
+        due_before.0,
+        now.0,
+        reason,
+        limit,
+    )
+    .execute(s.pool())
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn recent(s: &PgStore, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
     let limit = limit.clamp(1, 500);
     let rows = sqlx::query!(

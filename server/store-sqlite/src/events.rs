@@ -170,6 +170,38 @@ pub(crate) async fn complete(
     .await
 }
 
+pub(crate) async fn orphans_fail(
+    s: &SqliteStore,
+    endpoints: &[String],
+    due_before: Millis,
+    now: Millis,
+    reason: &str,
+    limit: i64,
+) -> StoreResult<u64> {
+    if limit <= 0 {
+        return Ok(0);
+    }
+    let names = serde_json::to_string(endpoints).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let reason = reason.to_owned();
+    direct::write(s, move |tx| {
+        let changed = tx
+            .exec(
+                "UPDATE issuer_event_deliveries
+                 SET status = 'failed', leased_until = NULL, claim_no = claim_no + 1, last_error = ?4,
+                     updated_at = ?3
+                 WHERE id IN (SELECT id FROM issuer_event_deliveries
+                              WHERE status = 'pending' AND next_attempt_at < ?2
+                                AND (leased_until IS NULL OR leased_until < ?3)
+                                AND endpoint NOT IN (SELECT value FROM json_each(?1))
+                              ORDER BY next_attempt_at, id LIMIT ?5)",
+                params![names, due_before.0, now.0, reason, limit],
+            )
+            .map_err(backend)?;
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+    })
+    .await
+}
+
 pub(crate) async fn recent(s: &SqliteStore, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
     use sqlx::Row as _;
     let limit = limit.clamp(1, 500);

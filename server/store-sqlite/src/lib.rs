@@ -569,6 +569,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         events::complete(self, id, claim, next, attempt).await
     }
+    async fn issuer_event_orphans_fail(
+        &self,
+        endpoints: &[String],
+        due_before: Millis,
+        now: Millis,
+        reason: &str,
+        limit: i64,
+    ) -> StoreResult<u64> {
+        events::orphans_fail(self, endpoints, due_before, now, reason, limit).await
+    }
     async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
         events::recent(self, limit).await
     }

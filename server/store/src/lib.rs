@@ -478,6 +478,19 @@ pub trait Store: Send + Sync + 'static {
         next: DeliveryNext,
         attempt: DeliveryAttempt,
     ) -> StoreResult<bool>;
+    /// Gives up (`failed`, with `reason` as the last error and a new claim number) up
+    /// to `limit` unleased pending deliveries to endpoints not in `endpoints` that have
+    /// been due since before `due_before`: an endpoint that some running instance
+    /// knows has its due deliveries claimed at once, so these are for an endpoint no
+    /// instance has had configured since then (removed or renamed). Returns how many.
+    async fn issuer_event_orphans_fail(
+        &self,
+        endpoints: &[String],
+        due_before: Millis,
+        now: Millis,
+        reason: &str,
+        limit: i64,
+    ) -> StoreResult<u64>;
     /// The latest `limit` events (newest first, at most 500) with their deliveries.
     async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>>;
 }

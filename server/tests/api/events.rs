@@ -315,6 +315,72 @@ async fn filtered_and_given_up(backend: Backend) {
     assert_eq!(r.got.lock().unwrap().len(), 3, "nothing after giving up");
 }
 
+/// A delivery to an endpoint that no instance has any more ("gone", configured on an
+/// instance before this one) is given up once it has been due for
+/// `orphan_after_secs`, with a last error that says why; the configured endpoint's
+/// delivery of the same event is sent.
+async fn orphaned_deliveries_are_given_up(backend: Backend) {
+    use pushauth_store::{AuditDraft, EventRoute, Millis};
+    let (dir, secrets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (url, r) = receiver().await;
+    let (store, schema) = crate::support::open_store(backend, dir.path()).await;
+    store.migrate().await.unwrap();
+    let t = pushauth_server::state::now();
+    store
+        .audit_append(AuditDraft::new(t, "admin", "cardholder.blocked"))
+        .await
+        .unwrap();
+    let before = ["issuer", "gone"].map(|name| EventRoute {
+        endpoint: name.into(),
+        types: None,
+    });
+    let ten_seconds_ago = Millis(t.0 - 10_000);
+    let fanned = store
+        .issuer_events_fan_out(&before, ten_seconds_ago, 10)
+        .await;
+    assert_eq!(fanned.unwrap(), 1);
+    let app = spawn_on(dir, store, schema, |c| {
+        configure(c, secrets.path(), &url, "issuer", None);
+        c.events.orphan_after_secs = 1;
+    })
+    .await;
+    wait_for(&r, |g| {
+        g.iter().any(|x| x.body["type"] == "cardholder.blocked")
+    })
+    .await;
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = app
+            .admin(reqwest::Method::GET, "/v1/admin/events", None)
+            .await;
+        deliveries = v["items"][0]["deliveries"].clone();
+        if deliveries[0]["status"] == "failed" || deliveries[1]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let by = |name: &str| {
+        deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["endpoint"] == name)
+            .unwrap()
+            .clone()
+    };
+    let gone = by("gone");
+    assert_eq!(gone["status"], "failed", "{deliveries}");
+    assert_eq!(gone["attempts"], 0, "never sent");
+    assert!(
+        gone["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("orphan_after_secs"),
+        "{gone}"
+    );
+    assert_eq!(by("issuer")["status"], "done", "{deliveries}");
+}
+
 macro_rules! both {
     ($($case:ident),+) => {$(
         mod $case {
@@ -325,4 +391,8 @@ macro_rules! both {
         }
     )+};
 }
-both!(not_me_reaches_the_issuer, filtered_and_given_up);
+both!(
+    not_me_reaches_the_issuer,
+    filtered_and_given_up,
+    orphaned_deliveries_are_given_up
+);

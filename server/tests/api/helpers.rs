@@ -26,6 +26,18 @@ pub struct TestApp {
 
 pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let (store, schema) = open_store(backend, dir.path()).await;
+    spawn_on(dir, store, schema, tweak).await
+}
+
+/// [`spawn`] on a store the caller opened (with `open_store` on `dir`), so that it can
+/// write to it before the server starts.
+pub async fn spawn_on(
+    dir: tempfile::TempDir,
+    store: std::sync::Arc<dyn pushauth_store::Store>,
+    schema: crate::support::SchemaGuard,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::load(None, Vec::<(String, String)>::new()).unwrap();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = dir.path().to_owned();
@@ -35,7 +47,6 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     config.api.allow_http_callbacks = true;
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);
-    let (store, schema) = open_store(backend, dir.path()).await;
     let server = Server::start_with_store(config, store).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {

@@ -276,3 +276,96 @@ pub async fn issuer_event_concurrent_fan_out_and_claims<S: Store>(store: S) {
         "40 events × the one endpoint that wants them, each once"
     );
 }
+
+/// Deliveries to an endpoint that no instance has configured any more are given up
+/// once they have been due since before the cut-off: not before, never one another
+/// instance holds, never one of a configured endpoint; the holder of one given up
+/// meanwhile changes nothing.
+pub async fn issuer_event_orphans_given_up<S: Store>(store: S) {
+    let s = ready(store).await;
+    for _ in 0..3 {
+        s.audit_append(draft("cardholder.blocked")).await.unwrap();
+    }
+    let before = vec![
+        EventRoute {
+            endpoint: "all".into(),
+            types: None,
+        },
+        EventRoute {
+            endpoint: "gone".into(),
+            types: None,
+        },
+    ];
+    s.issuer_events_fan_out(&before, T0, 100).await.unwrap();
+    // An instance that still has "gone" configured holds one of its deliveries.
+    let held = s
+        .issuer_event_claim(&["gone".to_owned()], T0, T0.plus(100_000), 1)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    let now_known = ["all".to_owned()];
+    let give_up = |due_before: Millis, now: Millis, limit: i64| {
+        s.issuer_event_orphans_fail(&now_known, due_before, now, "endpoint gone", limit)
+    };
+    assert_eq!(
+        give_up(T0, T0.plus(50_000), 10).await.unwrap(),
+        0,
+        "not due before the cut-off"
+    );
+    assert_eq!(
+        give_up(T0.plus(1), T0.plus(50_000), 1).await.unwrap(),
+        1,
+        "the limit holds"
+    );
+    assert_eq!(
+        give_up(T0.plus(1), T0.plus(50_000), 10).await.unwrap(),
+        1,
+        "the held one stays"
+    );
+    assert_eq!(give_up(T0.plus(1), T0.plus(50_000), 10).await.unwrap(), 0);
+    // Its lease ran out (its instance is gone too): given up, and its holder is fenced.
+    assert_eq!(give_up(T0.plus(1), T0.plus(100_001), 10).await.unwrap(), 1);
+    let attempt = DeliveryAttempt {
+        at: T0.plus(100_002),
+        http_status: Some(200),
+        error: None,
+    };
+    assert!(
+        !s.issuer_event_complete(held[0].id, held[0].claim, DeliveryNext::Done, attempt)
+            .await
+            .unwrap(),
+        "the holder of a given-up delivery changes nothing"
+    );
+    let mut seen = Vec::new();
+    for event in s.issuer_events_recent(10).await.unwrap() {
+        for d in event.deliveries {
+            seen.push((d.endpoint, d.status, d.last_error));
+        }
+    }
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    let gone = (
+        "gone".to_owned(),
+        DeliveryStatus::Failed,
+        Some("endpoint gone".to_owned()),
+    );
+    let all = ("all".to_owned(), DeliveryStatus::Pending, None);
+    assert_eq!(
+        seen,
+        [
+            all.clone(),
+            all.clone(),
+            all,
+            gone.clone(),
+            gone.clone(),
+            gone
+        ]
+    );
+    assert_eq!(
+        s.issuer_event_claim(&now_known, T0.plus(100_003), T0.plus(200_000), 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "the configured endpoint's deliveries are still claimed"
+    );
+}

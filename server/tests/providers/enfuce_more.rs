@@ -1,6 +1,7 @@
 //! Enfuce to the letter (issue 16): merchant country/URL and card last four signed,
 //! `callbackUrl` checked against the path's session; and the webhook acknowledgement
-//! budget shared by every connector.
+//! budget shared by every connector: nothing written once it ran out, and a write that
+//! finished after it cancelled.
 
 use std::time::Instant;
 
@@ -108,4 +109,77 @@ async fn nothing_written_past_the_budget(backend: Backend) {
     .unwrap();
     assert!(matches!(out, Created::New { .. }), "{out:?}");
     assert!(env.app.find(Provider::Enfuce, &on_time).await.is_some());
+}
+
+/// A challenge whose write was planned in time but committed after the budget (its
+/// insert waited on another transaction's uncommitted row of the same reference, which
+/// then rolled back) is cancelled at once: nobody is asked, nothing is reported
+/// upstream, and the audit says why. PostgreSQL only: SQLite plans inside its write
+/// lock, right before the commit, so its writes cannot wait after the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_after_the_budget_is_cancelled() {
+    use pushauth_store::ChallengeStatus;
+    use sqlx::Executor as _;
+    let env = setup(Backend::Postgres).await;
+    let state = env.app.server.state.clone();
+    let cardholder = state
+        .store
+        .card_link_resolve(Provider::Enfuce, CUSTOMER)
+        .await
+        .unwrap()
+        .unwrap()
+        .cardholder;
+    let reference = new_ref();
+    let mut other = env.app.raw_pg().await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    sqlx::query(
+        "INSERT INTO challenges (id, cardholder_id, provider, provider_ref, kind, nonce, txn_digest,
+                                 deadline, upstream_deadline, context, status, upstream_status, created_at)
+         VALUES ('held-by-another-transaction', $1, 'enfuce', $2, 'payment', 'n', 'd', 0, 0, '{}',
+                 'pending', 'none', 0)",
+    )
+    .bind(cardholder.as_str())
+    .bind(&reference)
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let t = pushauth_server::state::now();
+    let request = ChallengeRequest {
+        cardholder: cardholder.clone(),
+        provider: Provider::Enfuce,
+        reference: ProviderRef::parse(&reference).unwrap(),
+        kind: TransactionKind::Payment,
+        amount: None,
+        payee: None,
+        details: TxnDetails::default(),
+        deadline: t.plus(60_000),
+        upstream_deadline: t.plus(70_000),
+        processor_input: None,
+        context: serde_json::json!({}),
+        ack_by: Some(Instant::now() + std::time::Duration::from_millis(300)),
+        actor: "test".into(),
+    };
+    let write = tokio::spawn(async move { create(&state, request).await });
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(
+        !write.is_finished(),
+        "the write waits on the other transaction"
+    );
+    other.execute("ROLLBACK").await.unwrap();
+    let out = write.await.unwrap().unwrap();
+    assert!(matches!(out, Created::Abandoned), "{out:?}");
+    let c = env.app.find(Provider::Enfuce, &reference).await.unwrap();
+    assert_eq!(c.status, ChallengeStatus::Cancelled);
+    let state = &env.app.server.state;
+    let audit = state.store.audit_for_challenge(&c.id).await.unwrap();
+    let actions: Vec<_> = audit.iter().map(|a| a.draft.action.as_str()).collect();
+    assert_eq!(actions, ["challenge.created", "challenge.abandoned"]);
+    // Cancelled before anyone was answered: no result goes upstream.
+    let outbox = state.store.outbox_for_challenge(&c.id).await.unwrap();
+    assert!(
+        outbox
+            .iter()
+            .all(|o| o.kind != pushauth_store::OutboxKind::Upstream),
+        "{outbox:?}"
+    );
 }

@@ -48,6 +48,17 @@ pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp
     }
 }
 
+impl TestApp {
+    /// A plain connection to the server's PostgreSQL schema (None on SQLite), for a
+    /// test that must hold locks or rows of its own in the database.
+    pub async fn raw_pg(&self) -> Option<sqlx::PgConnection> {
+        match &self._schema {
+            Some(schema) => Some(schema.raw().await),
+            None => None,
+        }
+    }
+}
+
 pub struct Answer {
     pub status: u16,
     pub text: String,

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use pushauth_core::ids::{Provider, ProviderRef};
+use pushauth_core::ids::{CardholderId, Provider, ProviderRef};
 use pushauth_core::proof::Decision;
 use pushauth_core::transaction::{TransactionKind, TxnDetails};
 use pushauth_server::services::challenges::{ChallengeRequest, Created, create};
@@ -68,18 +68,10 @@ async fn callback_must_belong_to_the_session(backend: Backend) {
     let _ = PREFIX;
 }
 
-async fn nothing_written_past_the_budget(backend: Backend) {
-    let env = setup(backend).await;
-    let state = &env.app.server.state;
-    let cardholder = state
-        .store
-        .card_link_resolve(Provider::Enfuce, CUSTOMER)
-        .await
-        .unwrap()
-        .unwrap()
-        .cardholder;
+/// A creation as a connector asks for it, with the webhook's budget ending at `ack_by`.
+fn request(cardholder: &CardholderId, reference: &str, ack_by: Instant) -> ChallengeRequest {
     let t = pushauth_server::state::now();
-    let request = |reference: &str, ack_by: Instant| ChallengeRequest {
+    ChallengeRequest {
         cardholder: cardholder.clone(),
         provider: Provider::Enfuce,
         reference: ProviderRef::parse(reference).unwrap(),
@@ -93,7 +85,20 @@ async fn nothing_written_past_the_budget(backend: Backend) {
         context: serde_json::json!({}),
         ack_by: Some(ack_by),
         actor: "test".into(),
-    };
+    }
+}
+
+async fn nothing_written_past_the_budget(backend: Backend) {
+    let env = setup(backend).await;
+    let state = &env.app.server.state;
+    let cardholder = state
+        .store
+        .card_link_resolve(Provider::Enfuce, CUSTOMER)
+        .await
+        .unwrap()
+        .unwrap()
+        .cardholder;
+    let request = |reference: &str, ack_by: Instant| request(&cardholder, reference, ack_by);
     // The budget ran out before the write: nothing is written, nobody is pushed.
     let late = new_ref();
     let out = create(state, request(&late, Instant::now())).await.unwrap();
@@ -143,22 +148,8 @@ async fn written_after_the_budget_is_cancelled() {
     .execute(&mut other)
     .await
     .unwrap();
-    let t = pushauth_server::state::now();
-    let request = ChallengeRequest {
-        cardholder: cardholder.clone(),
-        provider: Provider::Enfuce,
-        reference: ProviderRef::parse(&reference).unwrap(),
-        kind: TransactionKind::Payment,
-        amount: None,
-        payee: None,
-        details: TxnDetails::default(),
-        deadline: t.plus(60_000),
-        upstream_deadline: t.plus(70_000),
-        processor_input: None,
-        context: serde_json::json!({}),
-        ack_by: Some(Instant::now() + std::time::Duration::from_millis(300)),
-        actor: "test".into(),
-    };
+    let ack_by = Instant::now() + std::time::Duration::from_millis(300);
+    let request = request(&cardholder, &reference, ack_by);
     let write = tokio::spawn(async move { create(&state, request).await });
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert!(

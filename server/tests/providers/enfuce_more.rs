@@ -68,6 +68,15 @@ async fn callback_must_belong_to_the_session(backend: Backend) {
     let _ = PREFIX;
 }
 
+/// The cardholder the test customer's card is linked to.
+async fn customers_cardholder(state: &pushauth_server::state::AppState) -> CardholderId {
+    let link = state
+        .store
+        .card_link_resolve(Provider::Enfuce, CUSTOMER)
+        .await;
+    link.unwrap().unwrap().cardholder
+}
+
 /// A creation as a connector asks for it, with the webhook's budget ending at `ack_by`.
 fn request(cardholder: &CardholderId, reference: &str, ack_by: Instant) -> ChallengeRequest {
     let t = pushauth_server::state::now();
@@ -91,13 +100,7 @@ fn request(cardholder: &CardholderId, reference: &str, ack_by: Instant) -> Chall
 async fn nothing_written_past_the_budget(backend: Backend) {
     let env = setup(backend).await;
     let state = &env.app.server.state;
-    let cardholder = state
-        .store
-        .card_link_resolve(Provider::Enfuce, CUSTOMER)
-        .await
-        .unwrap()
-        .unwrap()
-        .cardholder;
+    let cardholder = customers_cardholder(state).await;
     let request = |reference: &str, ack_by: Instant| request(&cardholder, reference, ack_by);
     // The budget ran out before the write: nothing is written, nobody is pushed.
     let late = new_ref();
@@ -127,13 +130,7 @@ async fn written_after_the_budget_is_cancelled() {
     use sqlx::Executor as _;
     let env = setup(Backend::Postgres).await;
     let state = env.app.server.state.clone();
-    let cardholder = state
-        .store
-        .card_link_resolve(Provider::Enfuce, CUSTOMER)
-        .await
-        .unwrap()
-        .unwrap()
-        .cardholder;
+    let cardholder = customers_cardholder(&state).await;
     let reference = new_ref();
     let mut other = env.app.raw_pg().await.unwrap();
     other.execute("BEGIN").await.unwrap();

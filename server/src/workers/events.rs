@@ -66,7 +66,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             break;
         }
         if tokio::time::Instant::now() >= orphans_due {
-            orphans_due += ORPHAN_POLL;
+            orphans_due = tokio::time::Instant::now() + ORPHAN_POLL;
             if let Err(e) = give_up_orphans(&state, &names).await {
                 tracing::error!(error = %e, "issuer events: giving up orphaned deliveries failed");
             }

@@ -323,8 +323,7 @@ async fn orphaned_deliveries_are_given_up(backend: Backend) {
     use pushauth_store::{AuditDraft, EventRoute, Millis};
     let (dir, secrets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (url, r) = receiver().await;
-    let (store, schema) = crate::support::open_store(backend, dir.path()).await;
-    store.migrate().await.unwrap();
+    let (store, schema) = crate::support::open_store(backend, dir.path()).await; // migrated
     let t = pushauth_server::state::now();
     store
         .audit_append(AuditDraft::new(t, "admin", "cardholder.blocked"))

@@ -175,6 +175,24 @@ async fn wait_for(r: &Receiver, what: impl Fn(&[Received]) -> bool) -> Vec<Recei
     );
 }
 
+/// Polls the admin events list until `settled` holds for it (the receiver sees a
+/// request before the sender records its outcome), and returns the last list read.
+async fn events_until(app: &TestApp, settled: impl Fn(&Value) -> bool) -> Value {
+    let mut v = Value::Null;
+    for _ in 0..100 {
+        let (s, got) = app
+            .admin(reqwest::Method::GET, "/v1/admin/events?limit=10", None)
+            .await;
+        assert_eq!(s, 200, "{got}");
+        v = got;
+        if settled(&v) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    v
+}
+
 async fn not_me_reaches_the_issuer(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (url, r) = receiver().await;
@@ -226,10 +244,15 @@ async fn not_me_reaches_the_issuer(backend: Backend) {
     );
 
     // the admin API shows the event and its delivery
-    let (s, v) = app
-        .admin(reqwest::Method::GET, "/v1/admin/events?limit=10", None)
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let event_id = decided[0].id.clone();
+    let v = events_until(&app, |v| {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["id"] == event_id.as_str() && e["deliveries"][0]["status"] == "done")
+    })
+    .await;
     let item = v["items"]
         .as_array()
         .unwrap()
@@ -278,17 +301,11 @@ async fn filtered_and_given_up(backend: Backend) {
     );
     assert_eq!(got[0].body["data"]["by"], "admin");
     // the third failure ends it: failed, visible in the API and the metrics
-    let mut delivery = Value::Null;
-    for _ in 0..100 {
-        let (_, v) = app
-            .admin(reqwest::Method::GET, "/v1/admin/events", None)
-            .await;
-        delivery = v["items"][0]["deliveries"][0].clone();
-        if delivery["status"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let v = events_until(&app, |v| {
+        v["items"][0]["deliveries"][0]["status"] == "failed"
+    })
+    .await;
+    let delivery = v["items"][0]["deliveries"][0].clone();
     assert_eq!(delivery["status"], "failed", "{delivery}");
     assert_eq!(
         (
@@ -347,17 +364,15 @@ async fn orphaned_deliveries_are_given_up(backend: Backend) {
         g.iter().any(|x| x.body["type"] == "cardholder.blocked")
     })
     .await;
-    let mut deliveries = Value::Null;
-    for _ in 0..100 {
-        let (_, v) = app
-            .admin(reqwest::Method::GET, "/v1/admin/events", None)
-            .await;
-        deliveries = v["items"][0]["deliveries"].clone();
-        if deliveries[0]["status"] == "failed" || deliveries[1]["status"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The receiver sees the request before the sender records it as done, so wait
+    // for both deliveries to settle, not only the orphan's.
+    let settled = |d: &Value| d["status"] == "failed" || d["status"] == "done";
+    let v = events_until(&app, |v| {
+        let d = &v["items"][0]["deliveries"];
+        settled(&d[0]) && settled(&d[1])
+    })
+    .await;
+    let deliveries = v["items"][0]["deliveries"].clone();
     let by = |name: &str| {
         deliveries
             .as_array()

@@ -138,21 +138,26 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers the SIGINT and SIGTERM handlers at once and returns what waits for either:
+/// registered before the server starts, a signal during start-up (or between the ready
+/// file and the wait) shuts it down gracefully instead of killing the process.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
-        let term = async {
-            if let Ok(mut s) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                s.recv().await;
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
+        let (mut int, mut term) = (
+            handler(SignalKind::interrupt())?,
+            handler(SignalKind::terminate())?,
+        );
+        Ok(async move {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -167,6 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     match cli.command {
         Command::Serve { ready_file } => {
+            let stop = shutdown_signal()?;
             let server = Server::start(config).await.map_err(|e| e.to_string())?;
             tracing::info!(
                 addr = %server.addr,
@@ -186,7 +192,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ),
                 None => None,
             };
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             server.shutdown().await;
             if let Some(path) = ready {

@@ -367,7 +367,8 @@ PIDS+=($!)
 server_pid=${PIDS[-1]}
 PUSHAUTH=""
 for _ in $(seq 1 200); do
-    PUSHAUTH=$(grep -o 'listening on http://[0-9.:]*' "$TMP/server.log" | head -n1 | sed 's/listening on //' || true)
+    # up to the space after the address: the line may be read while it is written
+    PUSHAUTH=$(grep -o 'listening on http://[0-9.:]* ' "$TMP/server.log" | head -n1 | sed 's/listening on //; s/ $//' || true)
     [ -n "$PUSHAUTH" ] && break
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.05

@@ -19,7 +19,8 @@ cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm
 trap cleanup EXIT
 url=""
 for _ in $(seq 1 100); do
-  url=$(grep -o 'listening on http://[0-9.:]*' "$dir/server.log" | head -n1 | sed 's/listening on //' || true)
+  # up to the space after the address: the line may be read while it is written
+  url=$(grep -o 'listening on http://[0-9.:]* ' "$dir/server.log" | head -n1 | sed 's/listening on //; s/ $//' || true)
   [ -n "$url" ] && break
   kill -0 "$pid" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   sleep 0.1

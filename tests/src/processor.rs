@@ -342,35 +342,38 @@ impl Processor {
     }
 
     /// The `[providers.<name>]` section: results to `mock_url`, a decision window of
-    /// `window` seconds of which 1 is kept for the result call.
+    /// `window` seconds of which 1 is kept for the result call, or half of a short one
+    /// (the timeout scenario): on a loaded machine the expiry sweep, an OAuth token and
+    /// the result call can take more than a second.
     pub fn toml(self, mock_url: &str, window: u64) -> String {
+        let margin = if window < 10 { window / 2 } else { 1 };
         let c = credentials();
         let s = |k: &str| c[k].as_str().unwrap().to_owned();
         match self {
             Processor::Enfuce => format!(
                 "[providers.enfuce]\npath_prefix = \"{ENFUCE_PREFIX}\"\nwebhook_user = \"{}\"\nwebhook_password = \"{}\"\n\
                  callback_hosts = [\"127.0.0.1\"]\nallow_http_callbacks = true\ncallback_user = \"{ENFUCE_CB_USER}\"\n\
-                 callback_password = \"{ENFUCE_CB_PASSWORD}\"\nwindow_secs = {window}\nresult_margin_secs = 1\n",
+                 callback_password = \"{ENFUCE_CB_PASSWORD}\"\nwindow_secs = {window}\nresult_margin_secs = {margin}\n",
                 s("enfuce_user"),
                 s("enfuce_password")
             ),
             Processor::Adyen => format!(
                 "[providers.adyen]\nrelayed_path = \"{ADYEN_RELAYED}\"\ncreated_path = \"/webhooks/adyen/created\"\n\
                  webhook_user = \"{}\"\nwebhook_password = \"{}\"\nhmac_key = \"{}\"\nbase_url = \"{mock_url}\"\nallow_http = true\n\
-                 api_key = \"{ADYEN_API_KEY}\"\nfinalize_on_deny = true\nwindow_secs = {window}\nresult_margin_secs = 1\n",
+                 api_key = \"{ADYEN_API_KEY}\"\nfinalize_on_deny = true\nwindow_secs = {window}\nresult_margin_secs = {margin}\n",
                 s("adyen_user"),
                 s("adyen_password"),
                 s("adyen_hmac_key_hex")
             ),
             Processor::Paysafe => format!(
                 "[providers.paysafe]\npath_prefix = \"{PAYSAFE_PREFIX}\"\nwebhook_key = \"{}\"\napi_token = \"{PAYSAFE_TOKEN}\"\n\
-                 base_url = \"{mock_url}\"\nallow_http = true\ndefault_window_secs = {window}\nmax_window_secs = {window}\nresult_margin_secs = 1\n",
+                 base_url = \"{mock_url}\"\nallow_http = true\ndefault_window_secs = {window}\nmax_window_secs = {window}\nresult_margin_secs = {margin}\n",
                 s("paysafe_key_b64")
             ),
             Processor::Treezor => format!(
                 "[providers.treezor]\npath = \"{TREEZOR_PATH}\"\nwebhook_secret = \"{}\"\nbase_url = \"{mock_url}\"\nallow_http = true\n\
                  client_id = \"12345\"\nclient_secret = \"treezor-client-secret\"\nwindow_secs = {window}\n\
-                 result_margin_secs = 1\non_expiry = \"fallback\"\n",
+                 result_margin_secs = {margin}\non_expiry = \"fallback\"\n",
                 s("treezor_webhook_secret")
             ),
         }

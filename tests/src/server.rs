@@ -269,8 +269,11 @@ impl ServerProcess {
                     .chars()
                     .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
                     .collect();
-                url = Some(addr);
-                break;
+                // Only a whole address: the log may be read while the line is written.
+                if rest.len() > addr.len() && addr.parse::<std::net::SocketAddr>().is_ok() {
+                    url = Some(addr);
+                    break;
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("pushauth exited at start ({status}):\n{text}");

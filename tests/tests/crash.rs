@@ -162,7 +162,7 @@ async fn killed_mid_delivery(p: Processor, backend: Backend) {
         phone.approve(&c, p.processor_output()).await.unwrap(),
         DecisionOutcome::Approved
     );
-    let in_flight = wait_for(Duration::from_secs(5), || async {
+    let in_flight = wait_for(Duration::from_secs(15), || async {
         !w.mock.calls_for(&r).is_empty()
     })
     .await;
@@ -171,13 +171,15 @@ async fn killed_mid_delivery(p: Processor, backend: Backend) {
     tokio::time::sleep(Duration::from_millis(LEASE_MS * 3 / 2)).await;
     assert_eq!(w.mock.calls_for(&r).len(), 1, "sent again while in flight");
     w.servers[0].kill_9().await;
-    let killed = Instant::now();
     w.servers[0].restart().await;
+    // Counted from the restart (how long a loaded machine takes to start the binary is
+    // not the point): the dead holder's lease runs out and the row is sent again.
+    let restarted = Instant::now();
     let calls = w.mock.wait_delivered(&r, 1, Duration::from_secs(9)).await;
-    let took = killed.elapsed();
+    let took = restarted.elapsed();
     assert!(
         took < Duration::from_millis(LEASE_MS + 4_000),
-        "redelivered {took:?} after the kill"
+        "redelivered {took:?} after the restart"
     );
     p.check_result(&calls[0], Ending::Approved, &r);
     let server = w.server();

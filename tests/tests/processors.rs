@@ -14,8 +14,8 @@ use pushauth_tests::world::World;
 
 /// Decision window of the scenarios that answer (generous: a loaded CI machine).
 const WINDOW: u64 = 30;
-/// Decision window of the timeout scenario (1 s of it kept for the result call).
-const SHORT_WINDOW: u64 = 3;
+/// Decision window of the timeout scenario (half of it kept for the result call).
+const SHORT_WINDOW: u64 = 6;
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Waits for the result `ending` must produce at the processor, checks it, and checks
@@ -120,7 +120,7 @@ async fn timeout(p: Processor, backend: Backend) {
     let w = World::start(p, backend, SHORT_WINDOW, 1, &[]).await;
     let ch = w.cardholder(0, &[Platform::Android]).await;
     let (reference, id) = w.webhook(0, &ch.card).await;
-    // (Whether the push makes it within the 2 s is not the point here: a push for a
+    // (Whether the push makes it within the 3 s is not the point here: a push for a
     // challenge that closed before it went out is skipped.)
     w.server()
         .wait_challenge(

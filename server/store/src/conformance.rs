@@ -308,7 +308,7 @@ pub fn attempt(
     }
 }
 
-/// Waits (at most 5 s) for an event matching `want`, skipping others.
+/// Waits (at most 15 s: a loaded machine) for an event matching `want`, skipping others.
 pub async fn expect_event(
     rx: &mut tokio::sync::broadcast::Receiver<StoreEvent>,
     what: &str,
@@ -325,10 +325,10 @@ pub async fn expect_event(
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), wait)
+    if tokio::time::timeout(Duration::from_secs(15), wait)
         .await
         .is_err()
     {
-        panic!("no {what} event within 5 s");
+        panic!("no {what} event within 15 s");
     }
 }

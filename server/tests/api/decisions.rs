@@ -270,7 +270,7 @@ async fn expired_challenge(app: TestApp) {
     );
     // the sweeper marks it expired
     let mut status = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         status = detail(&app, &id).await["challenge"]["status"]
             .as_str()
             .unwrap()

@@ -117,12 +117,14 @@ async fn receiver() -> (String, Receiver) {
                 let verified = verify(RECEIVER_SECRET, &headers, &body, now());
                 let id = headers["webhook-id"].to_str().unwrap().to_owned();
                 let parsed = serde_json::from_slice(&body).unwrap();
+                // The answer is taken before the request is shown to the test, so an
+                // answer the test queues after seeing a request is for a later one.
+                let status = r.answers.lock().unwrap().pop_front().unwrap_or(204);
                 r.got.lock().unwrap().push(Received {
                     id,
                     body: parsed,
                     verified,
                 });
-                let status = r.answers.lock().unwrap().pop_front().unwrap_or(204);
                 StatusCode::from_u16(status).unwrap()
             }
         }),
@@ -160,7 +162,7 @@ fn configure(
 }
 
 async fn wait_for(r: &Receiver, what: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-    for _ in 0..200 {
+    for _ in 0..400 {
         {
             let got = r.got.lock().unwrap();
             if what(&got) {
@@ -179,18 +181,39 @@ async fn wait_for(r: &Receiver, what: impl Fn(&[Received]) -> bool) -> Vec<Recei
 /// request before the sender records its outcome), and returns the last list read.
 async fn events_until(app: &TestApp, settled: impl Fn(&Value) -> bool) -> Value {
     let mut v = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..400 {
         let (s, got) = app
             .admin(reqwest::Method::GET, "/v1/admin/events?limit=10", None)
             .await;
         assert_eq!(s, 200, "{got}");
         v = got;
         if settled(&v) {
-            break;
+            return v;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    v
+    panic!("the events never settled: {v}");
+}
+
+/// Polls `/metrics` until it has `line`, and returns the last page read.
+async fn metrics_with(app: &TestApp, line: &str) -> String {
+    let mut metrics = String::new();
+    for _ in 0..400 {
+        metrics = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(line) {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {line} in the metrics: {metrics}");
 }
 
 async fn not_me_reaches_the_issuer(backend: Backend) {
@@ -314,21 +337,12 @@ async fn filtered_and_given_up(backend: Backend) {
         ),
         (Some(3), Some(503))
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(
-            r#"pushauth_issuer_event_deliveries_total{endpoint="fraud",outcome="failed"} 1"#
-        ),
-        "{metrics}"
-    );
+    // counted after the outcome is recorded
+    metrics_with(
+        &app,
+        r#"pushauth_issuer_event_deliveries_total{endpoint="fraud",outcome="failed"} 1"#,
+    )
+    .await;
     assert_eq!(r.got.lock().unwrap().len(), 3, "nothing after giving up");
 }
 

@@ -434,8 +434,8 @@ async fn ack_latency(backend: Backend) {
         "enfuce ack latency over {} webhooks ({backend:?}): p50 {p50:?}, p99 {p99:?}",
         times.len()
     );
-    // Generous bound for loaded CI machines and debug builds; typical figures are printed.
-    assert!(p99 < Duration::from_millis(500), "p99 {p99:?}");
+    // Printed, not asserted (a test's timing on a shared machine measures the machine):
+    // the figures of record come from the load generator (docs/benchmarks.md).
     assert_eq!(env.app.count("enfuce").await, 40);
     let metrics = env.app.metrics().await;
     assert!(
@@ -463,12 +463,12 @@ async fn dropped_connection_then_ok(backend: Backend) {
     assert!(view["attempts"][0]["http_status"].is_null(), "{view:#}");
 }
 
-/// Enfuce holds the call for 2.5 s, four times the 600 ms lease: the heartbeat keeps
+/// Enfuce holds the call for 4 s, more than twice the 1.5 s lease: the heartbeat keeps
 /// the row, nobody else claims it, the callback goes out once.
 async fn slow_call_outlives_its_lease(backend: Backend) {
-    let env = setup_lease(backend, 150, 10, None, Some(600)).await;
+    let env = setup_lease(backend, 150, 10, None, Some(1_500)).await;
     env.mock
-        .script_slow(&[(200, "{}", Duration::from_millis(2_500))]);
+        .script_slow(&[(200, "{}", Duration::from_millis(4_000))]);
     let id = env.challenge(&new_ref()).await;
     env.device.decide(&id, Decision::Approve, None).await;
     crate::delivery::assert_one_result(&env.app, &env.mock, &id, 1).await;
@@ -477,15 +477,15 @@ async fn slow_call_outlives_its_lease(backend: Backend) {
 /// A second server (its own workers) on the same database, short leases, and a slow
 /// Enfuce: both race for the row; the callback goes out once.
 async fn two_workers_race_on_one_row(backend: Backend) {
-    let env = setup_lease(backend, 150, 10, None, Some(600)).await;
+    let env = setup_lease(backend, 150, 10, None, Some(1_500)).await;
     let mut config = env.app.server.state.config.clone();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     let second = pushauth_server::Server::start_with_store(config, env.app.store().clone())
         .await
         .unwrap();
     env.mock.script_slow(&[
-        (200, "{}", Duration::from_millis(2_000)),
-        (200, "{}", Duration::from_millis(2_000)),
+        (200, "{}", Duration::from_millis(4_000)),
+        (200, "{}", Duration::from_millis(4_000)),
     ]);
     let id = env.challenge(&new_ref()).await;
     env.device.decide(&id, Decision::Approve, None).await;

@@ -145,14 +145,33 @@ async fn written_after_the_budget_is_cancelled() {
     .execute(&mut other)
     .await
     .unwrap();
-    let ack_by = Instant::now() + std::time::Duration::from_millis(300);
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    // A budget the plan surely meets on a loaded machine; the write then waits past it.
+    let ack_by = Instant::now() + std::time::Duration::from_secs(2);
     let request = request(&cardholder, &reference, ack_by);
     let write = tokio::spawn(async move { create(&state, request).await });
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert!(
-        !write.is_finished(),
-        "the write waits on the other transaction"
-    );
+    let mut observer = env.app.raw_pg().await.unwrap();
+    let mut waiting = false;
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+        )
+        .bind(holder)
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the write waits on the other transaction");
+    tokio::time::sleep_until((ack_by + std::time::Duration::from_millis(200)).into()).await;
+    assert!(!write.is_finished(), "still waiting after the budget");
     other.execute("ROLLBACK").await.unwrap();
     let out = write.await.unwrap().unwrap();
     assert!(matches!(out, Created::Abandoned), "{out:?}");

@@ -399,7 +399,7 @@ async fn unreachable_cardholder_is_closed_early(backend: Backend) {
     production.script(&b.token, [Reply::new(400, "BadDeviceToken")]);
     let (cid, _) = app.challenge(&ch, "order-1").await;
     let mut status = String::new();
-    for _ in 0..100 {
+    for _ in 0..400 {
         status = app.detail(&cid).await["challenge"]["status"]
             .as_str()
             .unwrap()

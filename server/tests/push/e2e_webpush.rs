@@ -67,8 +67,10 @@ async fn webpush_device_receives_the_challenge(backend: Backend) {
     let ch = w.app.cardholder().await;
     let (sub, phone) = w.webpush_phone(&ch).await;
     assert!(!w.app.device_push(&phone.id).await.is_null());
+    let before = pushauth_server::state::now().0;
     let (cid, deadline) = w.app.challenge(&ch, "order-1").await;
     let detail = w.app.settled(&cid, 1).await;
+    let after = pushauth_server::state::now().0;
     let a = App::attempts(&detail, &phone.id, "push");
     assert_eq!(
         (
@@ -85,10 +87,12 @@ async fn webpush_device_receives_the_challenge(backend: Backend) {
     assert_eq!(r.vapid.as_ref().unwrap()["aud"], w.push.url.as_str());
     assert_eq!(r.headers["urgency"], "high");
     let ttl: i64 = r.headers["ttl"].parse().unwrap();
-    let left = (deadline - pushauth_server::state::now().0) / 1000;
+    // The TTL is the whole seconds left, rounded up, when it was sent: between `before`
+    // and `after`.
+    let (least, most) = ((deadline - after) / 1000, (deadline - before + 999) / 1000);
     assert!(
-        (left - 5..=left + 1).contains(&ttl),
-        "ttl {ttl}, {left} s left"
+        (least..=most).contains(&ttl),
+        "ttl {ttl}, between {least} and {most} s left"
     );
     let data = r.plaintext.clone().unwrap();
     assert_eq!(

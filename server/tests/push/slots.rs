@@ -13,15 +13,21 @@ async fn slow_push_service_is_bounded(backend: Backend) {
     let (config, _keys) = push_config(None, Some(&fcm));
     let app = spawn_with(backend, config, |c| {
         c.workers.concurrency = 1;
-        c.workers.lease_ms = 600;
+        c.workers.lease_ms = 1_500;
     })
     .await;
     let tokens = ["fcm:slot-slow-0", "fcm:slot-fast-1", "fcm:slot-fast-2"];
-    fcm.slow(tokens[0], 1_500);
-    for (i, token) in tokens.iter().enumerate() {
+    // The slow push holds the only slot for twice the lease (renewed meanwhile); the
+    // phones are enrolled first so that the creations come while it does.
+    fcm.slow(tokens[0], 3_000);
+    let mut cardholders = Vec::new();
+    for token in tokens {
         let cardholder = app.cardholder().await;
         app.phone(&cardholder, "android", token, None).await;
-        app.challenge(&cardholder, &format!("slot-{i}")).await;
+        cardholders.push(cardholder);
+    }
+    for (i, cardholder) in cardholders.iter().enumerate() {
+        app.challenge(cardholder, &format!("slot-{i}")).await;
     }
     for token in tokens {
         wait_count(&format!("the push to {token}"), 1, || {
@@ -31,7 +37,7 @@ async fn slow_push_service_is_bounded(backend: Backend) {
     }
     // Longer than a lease: a second delivery of a row (a takeover that repeats a
     // push already sent) would show up by now.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
     for token in tokens {
         assert_eq!(fcm.requests_for(token).len(), 1, "{token} pushed once");
     }

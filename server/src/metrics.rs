@@ -103,6 +103,8 @@ pub struct Metrics {
     pub inline_deliveries_deferred: Counter,
     /// Issuer-event delivery attempts by endpoint and outcome.
     pub event_deliveries: Family<EndpointOutcome, Counter>,
+    /// Issuer events deleted after `[events] keep_days`, by this process.
+    pub events_purged: Counter,
 }
 
 impl Metrics {
@@ -126,6 +128,7 @@ impl Metrics {
             outbox_stale: Counter::default(),
             inline_deliveries_deferred: Counter::default(),
             event_deliveries: Family::default(),
+            events_purged: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -194,6 +197,11 @@ impl Metrics {
             "issuer_event_deliveries",
             "Issuer-event delivery attempts by endpoint and outcome",
             m.event_deliveries.clone(),
+        );
+        registry.register(
+            "issuer_events_purged",
+            "Issuer events deleted with their deliveries after [events] keep_days",
+            m.events_purged.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -33,6 +33,11 @@ pub struct EventsConfig {
     /// it, no running instance has its endpoint (removed or renamed) and it is given up
     /// (`failed`). Seconds; default 86,400 (a day: longer than any rolling deploy).
     pub orphan_after_secs: u64,
+    /// Events (with their deliveries) are deleted this many days after they were
+    /// written, once every delivery has ended. 0 keeps them for ever. Default 90 (the
+    /// payload retention of Svix, a hosted Standard Webhooks sender): the audit log,
+    /// not this table, is the record.
+    pub keep_days: u64,
 }
 
 impl Default for EventsConfig {
@@ -42,6 +47,7 @@ impl Default for EventsConfig {
             timeout_ms: 10_000,
             retry_schedule_secs: vec![5, 300, 1_800, 7_200, 18_000, 36_000, 36_000],
             orphan_after_secs: 86_400,
+            keep_days: 90,
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Events {
     /// How long a delivery to an endpoint unknown here waits, due, for an instance that
     /// knows it.
     pub orphan_after: Duration,
+    /// How long ended events are kept; `None`: for ever.
+    pub keep: Option<Duration>,
 }
 
 impl Events {
@@ -182,6 +190,15 @@ impl Events {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             orphan_after: Duration::from_secs(c.orphan_after_secs),
+            keep: match c.keep_days {
+                0 => None,
+                days => Some(
+                    days.checked_mul(86_400)
+                        .filter(|s| *s <= 100 * 365 * 86_400)
+                        .map(Duration::from_secs)
+                        .ok_or("[events] keep_days: at most 36,500 (100 years); 0 keeps events for ever")?,
+                ),
+            },
         })
     }
 
@@ -232,6 +249,21 @@ mod tests {
         );
         assert_eq!(ev.schedule.len(), 7);
         assert_eq!(ev.orphan_after, Duration::from_secs(86_400));
+        assert_eq!(ev.keep, Some(Duration::from_secs(90 * 86_400)));
+        let forever = EventsConfig {
+            keep_days: 0,
+            ..ok.clone()
+        };
+        assert_eq!(Events::load(&forever).unwrap().keep, None);
+        let too_long = EventsConfig {
+            keep_days: 36_501,
+            ..ok.clone()
+        };
+        assert!(
+            Events::load(&too_long)
+                .unwrap_err()
+                .contains("keep_days: at most 36,500")
+        );
 
         let never = EventsConfig {
             orphan_after_secs: 0,

@@ -7,6 +7,9 @@
 //! The lease is the delivery time limit plus a margin: the HTTP client gives up before
 //! the lease ends, so a live worker never overruns it, and a crashed instance's rows
 //! come back when it expires (issuer events carry no processor deadline).
+//!
+//! Once a minute it also gives up the deliveries to endpoints no running instance has
+//! (`[events] orphan_after_secs`) and deletes the ended events past `[events] keep_days`.
 
 use std::time::Duration;
 
@@ -34,10 +37,13 @@ const MIN_GAP: Duration = Duration::from_millis(200);
 const UNROUTED_POLL: Duration = Duration::from_secs(5);
 /// Largest answer body read (only its status matters).
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
-/// How often deliveries to endpoints no running instance has are looked for.
-const ORPHAN_POLL: Duration = Duration::from_secs(60);
+/// How often deliveries to endpoints no running instance has are looked for, and
+/// events past `[events] keep_days` deleted.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// Deliveries given up per statement.
 const ORPHAN_BATCH: i64 = 500;
+/// Events looked at (and at most deleted) per statement.
+const PURGE_BATCH: i64 = 500;
 /// The last error of a delivery given up that way (admin API, ops console).
 const ORPHAN_REASON: &str =
     "endpoint not configured on any running instance ([events] orphan_after_secs)";
@@ -60,15 +66,18 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let mut wake = state.store.subscribe();
-    let mut orphans_due = tokio::time::Instant::now();
+    let mut housekeeping_due = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if tokio::time::Instant::now() >= orphans_due {
-            orphans_due = tokio::time::Instant::now() + ORPHAN_POLL;
+        if tokio::time::Instant::now() >= housekeeping_due {
+            housekeeping_due = tokio::time::Instant::now() + HOUSEKEEPING;
             if let Err(e) = give_up_orphans(&state, &names).await {
                 tracing::error!(error = %e, "issuer events: giving up orphaned deliveries failed");
+            }
+            if let Err(e) = purge_old(&state).await {
+                tracing::error!(error = %e, "issuer events: deleting old events failed");
             }
         }
         let busy = match round(&state, &client, &routes, &names).await {
@@ -127,6 +136,33 @@ async fn give_up_orphans(
         tracing::warn!(
             deliveries = total,
             "issuer events: gave up deliveries to endpoints that no running instance has configured"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the events written more than `[events] keep_days` ago whose deliveries have
+/// all ended (see `Store::issuer_events_purge`), a batch per statement until a batch
+/// deletes less than its size.
+async fn purge_old(state: &AppState) -> Result<(), pushauth_store::StoreError> {
+    let Some(keep) = state.events.keep else {
+        return Ok(());
+    };
+    let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    let before = pushauth_store::Millis(now().0.saturating_sub(keep));
+    let mut total = 0;
+    loop {
+        let n = state.store.issuer_events_purge(before, PURGE_BATCH).await?;
+        state.metrics.events_purged.inc_by(n);
+        total += n;
+        if n < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(
+            events = total,
+            "issuer events: deleted events past [events] keep_days"
         );
     }
     Ok(())

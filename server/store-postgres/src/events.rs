@@ -180,6 +180,33 @@ pub(crate) async fn orphans_fail(
     Ok(done.rows_affected())
 }
 
+/// One statement: the deliveries go in a data-modifying CTE, the events in the main
+/// DELETE (the foreign key is checked at the end of the statement). Only fanned-out
+/// events with no pending delivery are chosen, and nothing makes such an event
+/// pending again, so concurrent fan-outs, claims and completions never meet these rows;
+/// two instances purging at once delete each row once.
+pub(crate) async fn purge(s: &PgStore, created_before: Millis, limit: i64) -> StoreResult<u64> {
+    if limit <= 0 {
+        return Ok(0);
+    }
+    let done = sqlx::query!(
+        "WITH old AS (
+             SELECT o.seq FROM (SELECT seq, created_at, fanned_out FROM issuer_events
+                                ORDER BY seq LIMIT $2) o
+             WHERE o.created_at < $1 AND o.fanned_out
+               AND NOT EXISTS (SELECT 1 FROM issuer_event_deliveries d
+                               WHERE d.event_seq = o.seq AND d.status = 'pending')),
+         deliveries AS (DELETE FROM issuer_event_deliveries d USING old WHERE d.event_seq = old.seq)
+         DELETE FROM issuer_events e USING old WHERE e.seq = old.seq",
+        created_before.0,
+        limit,
+    )
+    .execute(s.pool())
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn recent(s: &PgStore, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
     let limit = limit.clamp(1, 500);
     let rows = sqlx::query!(

@@ -544,4 +544,7 @@ impl Store for PgStore {
     async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
         events::recent(self, limit).await
     }
+    async fn issuer_events_purge(&self, created_before: Millis, limit: i64) -> StoreResult<u64> {
+        events::purge(self, created_before, limit).await
+    }
 }

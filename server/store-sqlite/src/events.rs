@@ -202,6 +202,40 @@ pub(crate) async fn orphans_fail(
     .await
 }
 
+pub(crate) async fn purge(s: &SqliteStore, created_before: Millis, limit: i64) -> StoreResult<u64> {
+    if limit <= 0 {
+        return Ok(0);
+    }
+    direct::write(s, move |tx| {
+        let seqs = tx.all(
+            "SELECT o.seq FROM (SELECT seq, created_at, fanned_out FROM issuer_events
+                                ORDER BY seq LIMIT ?2) o
+             WHERE o.created_at < ?1 AND o.fanned_out = 1
+               AND NOT EXISTS (SELECT 1 FROM issuer_event_deliveries d
+                               WHERE d.event_seq = o.seq AND d.status = 'pending')",
+            params![created_before.0, limit],
+            |r| r.get::<_, i64>(0),
+        )?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let seqs = serde_json::to_string(&seqs).map_err(|e| StoreError::Backend(e.to_string()))?;
+        tx.exec(
+            "DELETE FROM issuer_event_deliveries WHERE event_seq IN (SELECT value FROM json_each(?1))",
+            params![seqs],
+        )
+        .map_err(backend)?;
+        let gone = tx
+            .exec(
+                "DELETE FROM issuer_events WHERE seq IN (SELECT value FROM json_each(?1))",
+                params![seqs],
+            )
+            .map_err(backend)?;
+        Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+    })
+    .await
+}
+
 pub(crate) async fn recent(s: &SqliteStore, limit: i64) -> StoreResult<Vec<IssuerEventView>> {
     use sqlx::Row as _;
     let limit = limit.clamp(1, 500);

@@ -57,7 +57,7 @@ pub use devices::{
 };
 pub use events::{
     issuer_event_claims_are_fenced, issuer_event_concurrent_fan_out_and_claims,
-    issuer_event_orphans_given_up, issuer_events_written_with_the_change,
+    issuer_event_orphans_given_up, issuer_events_purged, issuer_events_written_with_the_change,
 };
 pub use keys::{
     admin_key_configured_replaces_previous, admin_key_list_and_revoke, server_key_rotate_and_rewrap,
@@ -111,7 +111,7 @@ macro_rules! store_conformance_suite {
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
             issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
             issuer_event_concurrent_fan_out_and_claims, issuer_event_orphans_given_up,
-            outbox_row_claimed_by_its_writer,
+            issuer_events_purged, outbox_row_claimed_by_its_writer,
             push_rows_claimed_by_their_creation, concurrent_writers_some_refused,
         );
     };

@@ -493,4 +493,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// The latest `limit` events (newest first, at most 500) with their deliveries.
     async fn issuer_events_recent(&self, limit: i64) -> StoreResult<Vec<IssuerEventView>>;
+    /// Deletes, with their deliveries, the events among the `limit` oldest (by
+    /// sequence) that were written before `created_before`, are fanned out, and have no
+    /// delivery still pending (each has ended `done` or `failed`, or no endpoint wanted
+    /// the event). Returns how many events. Bounded by `limit` rows read whatever the
+    /// table's size; an event still pending holds its place until it ends.
+    async fn issuer_events_purge(&self, created_before: Millis, limit: i64) -> StoreResult<u64>;
 }

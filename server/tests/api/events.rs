@@ -409,6 +409,63 @@ async fn orphaned_deliveries_are_given_up(backend: Backend) {
     assert_eq!(by("issuer")["status"], "done", "{deliveries}");
 }
 
+/// An event written longer ago than `keep_days` whose deliveries have ended is deleted
+/// with them when the instance starts (and every minute after); a recent one stays.
+async fn old_events_are_deleted(backend: Backend) {
+    use pushauth_store::{AuditDraft, DeliveryAttempt, DeliveryNext, EventRoute, Millis};
+    let (dir, secrets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (url, r) = receiver().await;
+    let (store, schema) = crate::support::open_store(backend, dir.path()).await; // migrated
+    let t = pushauth_server::state::now();
+    let two_days_ago = Millis(t.0 - 2 * 86_400_000);
+    store
+        .audit_append(AuditDraft::new(two_days_ago, "admin", "cardholder.blocked"))
+        .await
+        .unwrap();
+    let issuer = [EventRoute {
+        endpoint: "issuer".into(),
+        types: None,
+    }];
+    assert_eq!(
+        store
+            .issuer_events_fan_out(&issuer, two_days_ago, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let sent = store
+        .issuer_event_claim(&["issuer".to_owned()], two_days_ago, t, 10)
+        .await
+        .unwrap();
+    let attempt = DeliveryAttempt {
+        at: two_days_ago,
+        http_status: Some(204),
+        error: None,
+    };
+    assert!(
+        store
+            .issuer_event_complete(sent[0].id, sent[0].claim, DeliveryNext::Done, attempt)
+            .await
+            .unwrap()
+    );
+    store
+        .audit_append(AuditDraft::new(t, "admin", "cardholder.blocked"))
+        .await
+        .unwrap();
+    let app = spawn_on(dir, store, schema, |c| {
+        configure(c, secrets.path(), &url, "issuer", None);
+        c.events.keep_days = 1;
+    })
+    .await;
+    metrics_with(&app, "pushauth_issuer_events_purged_total 1").await;
+    let got = wait_for(&r, |g| !g.is_empty()).await;
+    let v = events_until(&app, |v| v["items"][0]["deliveries"][0]["status"] == "done").await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the recent event is left: {v}");
+    assert_eq!(items[0]["id"], got[0].id.as_str());
+    assert_ne!(items[0]["id"], sent[0].event_id.as_str());
+}
+
 macro_rules! both {
     ($($case:ident),+) => {$(
         mod $case {
@@ -422,5 +479,6 @@ macro_rules! both {
 both!(
     not_me_reaches_the_issuer,
     filtered_and_given_up,
-    orphaned_deliveries_are_given_up
+    orphaned_deliveries_are_given_up,
+    old_events_are_deleted
 );

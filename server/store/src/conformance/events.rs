@@ -369,3 +369,115 @@ pub async fn issuer_event_orphans_given_up<S: Store>(store: S) {
         "the configured endpoint's deliveries are still claimed"
     );
 }
+
+/// Events written before the cut-off are deleted with their deliveries once every
+/// delivery has ended (`done`, `failed`) or none was wanted, at most `limit` at a time;
+/// an event with a delivery still pending, one not fanned out yet and one written
+/// after the cut-off stay. Deleted deliveries are never claimed again.
+pub async fn issuer_events_purged<S: Store>(store: S) {
+    let s = ready(store).await;
+    let blocked_at =
+        |ms: i64| AuditDraft::new(T0.plus(ms), "admin:conformance", "cardholder.blocked");
+    let all = vec![EventRoute {
+        endpoint: "all".into(),
+        types: None,
+    }];
+    // e0, e1, e2: old, one delivery each; e3: new, wanted by nobody; e4: old, not fanned out.
+    for ms in 0..3 {
+        s.audit_append(blocked_at(ms)).await.unwrap();
+    }
+    assert_eq!(s.issuer_events_fan_out(&all, T0, 100).await.unwrap(), 3);
+    s.audit_append(blocked_at(100_000)).await.unwrap();
+    assert_eq!(s.issuer_events_fan_out(&[], T0, 100).await.unwrap(), 1);
+    s.audit_append(blocked_at(3)).await.unwrap();
+    let ids: Vec<String> = s
+        .issuer_events_recent(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    let mut claimed = s
+        .issuer_event_claim(&["all".to_owned()], T0, T0.plus(10_000), 10)
+        .await
+        .unwrap();
+    claimed.sort_by_key(|d| d.id);
+    assert_eq!(claimed.len(), 3);
+    let attempt = |status| DeliveryAttempt {
+        at: T0.plus(10),
+        http_status: Some(status),
+        error: None,
+    };
+    for (d, next, status) in [
+        (&claimed[0], DeliveryNext::Done, 204),
+        (&claimed[1], DeliveryNext::Failed, 500),
+        (&claimed[2], DeliveryNext::RetryAt(T0.plus(20_000)), 503),
+    ] {
+        assert!(
+            s.issuer_event_complete(d.id, d.claim, next, attempt(status))
+                .await
+                .unwrap()
+        );
+    }
+
+    let cut_off = T0.plus(50_000);
+    assert_eq!(s.issuer_events_purge(cut_off, 0).await.unwrap(), 0);
+    assert_eq!(
+        s.issuer_events_purge(cut_off, 1).await.unwrap(),
+        1,
+        "the limit holds"
+    );
+    assert_eq!(s.issuer_events_purge(cut_off, 10).await.unwrap(), 1);
+    assert_eq!(
+        s.issuer_events_purge(cut_off, 10).await.unwrap(),
+        0,
+        "pending, new and not fanned out stay"
+    );
+    let left =
+        |v: Vec<IssuerEventView>| -> Vec<String> { v.into_iter().rev().map(|e| e.id).collect() };
+    assert_eq!(left(s.issuer_events_recent(10).await.unwrap()), ids[2..]);
+
+    // e2's retry succeeds and e4 is fanned out (to nobody): both go; e3 is still new.
+    let retry = s
+        .issuer_event_claim(&["all".to_owned()], T0.plus(20_000), T0.plus(30_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert!(
+        s.issuer_event_complete(
+            retry[0].id,
+            retry[0].claim,
+            DeliveryNext::Done,
+            attempt(200)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.issuer_events_fan_out(&[], T0, 100).await.unwrap(), 1);
+    assert_eq!(s.issuer_events_purge(cut_off, 10).await.unwrap(), 2);
+    assert_eq!(
+        left(s.issuer_events_recent(10).await.unwrap()),
+        [ids[3].clone()]
+    );
+    assert!(
+        s.issuer_event_claim(
+            &["all".to_owned()],
+            T0.plus(90_000_000),
+            T0.plus(90_010_000),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty(),
+        "no delivery of a deleted event is left"
+    );
+    assert_eq!(
+        s.issuer_events_purge(T0.plus(100_001), 10).await.unwrap(),
+        1,
+        "past its time, the new one goes too"
+    );
+    assert!(s.issuer_events_recent(10).await.unwrap().is_empty());
+}

@@ -18,9 +18,10 @@ pub const CHALLENGE_TYP: &str = "pushauth-challenge+jwt";
 /// Longest processor SDK input carried to the app (Adyen `sdkInput` is a few KiB).
 pub const MAX_PROCESSOR_INPUT: usize = 8 * 1024;
 
-/// Claims of a server challenge.
+/// Claims of a server challenge. Claims this version does not know are ignored (a
+/// newer server may add optional ones; the signature still covers them): a shipped app
+/// keeps working. A change of meaning takes a new `typ`, which this version refuses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ChallengeClaims {
     /// The server's issuer name; devices also use it as the `aud` of their proofs.
     pub iss: String,
@@ -206,5 +207,22 @@ pub(crate) mod tests {
         let mut long = c.clone();
         long.pin = Some("x".repeat(MAX_PROCESSOR_INPUT + 1));
         assert!(sign(&long, &server).is_err());
+    }
+
+    #[test]
+    fn a_newer_servers_claims_are_tolerated() {
+        let server = SoftwareSigningKey::generate().unwrap();
+        let device = DeviceId::generate().unwrap();
+        let c = claims(&device);
+        let mut newer = serde_json::to_value(&c).unwrap();
+        newer["display_hint"] = serde_json::json!({"style": "compact"});
+        let kid = server.public().thumbprint();
+        let t = jws::sign(CHALLENGE_TYP, Some(&kid), None, &newer, &server).unwrap();
+        let v = verify(&t, &server.public(), &c.iss, &device, UnixTime(1_100), 30).unwrap();
+        assert_eq!(v.claims(), &c);
+        // the known claims are still required
+        newer.as_object_mut().unwrap().remove("nonce");
+        let t = jws::sign(CHALLENGE_TYP, Some(&kid), None, &newer, &server).unwrap();
+        assert!(verify(&t, &server.public(), &c.iss, &device, UnixTime(1_100), 30).is_err());
     }
 }

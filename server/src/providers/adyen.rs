@@ -35,7 +35,7 @@ use super::config::{
     AdyenConfig, AdyenFinalizeAuth, check_base_url, check_path, check_window, require_secret,
     resolve_secret,
 };
-use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::services::challenges::{ChallengeRequest, Created, LateWrite, create};
 use crate::state::{AppState, now};
 use crate::upstream::{Delivery, Job, Outcome, Resend, Upstream};
 
@@ -312,14 +312,8 @@ async fn handle_relayed(
     {
         return unprocessable("sdkInput: too long".into());
     }
-    if state
-        .store
-        .challenge_find(PROVIDER, &reference)
-        .await?
-        .is_some()
-    {
-        // The same answer as the first time; nothing new is written.
-        return Ok(("duplicate", decision("proceed")));
+    if let Some(seen) = state.store.challenge_find(PROVIDER, &reference).await? {
+        return Ok(("duplicate", duplicate_answer(&seen)));
     }
     if sdk_input.is_none() && inbound.require_sdk_input {
         tracing::warn!("Adyen relayed authentication without sdkInput: refused");
@@ -369,16 +363,29 @@ async fn handle_relayed(
             "purchase": super::adyen_created::purchase_key(purchase),
         }),
         ack_by: Some(budget.commit_by()),
+        late_write: LateWrite::Cancel,
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     Ok(match create(state, req).await? {
         Created::New { .. } => ("created", decision("proceed")),
-        Created::Duplicate(_) => ("duplicate", decision("proceed")),
+        Created::Duplicate(seen) => ("duplicate", duplicate_answer(&seen)),
         Created::CardholderBlocked | Created::NoActiveDevice | Created::TooManyPending => {
             ("refused", decision("refused"))
         }
         Created::Abandoned => ("over_budget", decision("refused")),
     })
+}
+
+/// The answer to a repeated `relayed` (Adyen retries one whose answer it did not get):
+/// `proceed` as the first time, unless the challenge was cancelled (written after the
+/// budget, whose answer was `refused`, or its cardholder blocked since): nobody will
+/// answer it, so Adyen should not wait for the out-of-band result. Nothing is written.
+fn duplicate_answer(seen: &pushauth_store::Challenge) -> Response {
+    if seen.status == pushauth_store::ChallengeStatus::Cancelled {
+        decision("refused")
+    } else {
+        decision("proceed")
+    }
 }
 
 /// The result leg: the finalize call with the device's `sdkOutput`.
@@ -471,8 +478,17 @@ impl Upstream for AdyenUpstream {
         challenge: &Challenge,
         processor_output: Option<&str>,
     ) -> Option<&'static str> {
-        (challenge.processor_input.is_some() && processor_output.is_none_or(str::is_empty))
-            .then_some("processor_output_required")
+        if challenge.processor_input.is_some() && processor_output.is_none_or(str::is_empty) {
+            return Some("processor_output_required");
+        }
+        // The output goes into a quoted header parameter (`authparm1="…"`): nothing that
+        // could end the quotes or the header.
+        processor_output
+            .is_some_and(|o| {
+                !o.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            })
+            .then_some("processor_output_invalid")
     }
 
     /// Every finalize call carries `Idempotency-Key: {challenge}-{approve|deny}`: a

@@ -365,13 +365,17 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b']');
 
 /// `base` (no trailing slash) + `template` with `{placeholder}` replaced by `id` as
-/// one escaped path segment.
+/// one escaped path segment. An empty id, `.` or `..` is refused: URL parsing would
+/// drop or climb a path level (the WHATWG rules treat them as dot-segments).
 pub fn join_url(
     base: &url::Url,
     template: &str,
     placeholder: &str,
     id: &str,
 ) -> Result<url::Url, String> {
+    if matches!(id, "" | "." | "..") {
+        return Err("the processor's id cannot be a URL path segment".to_owned());
+    }
     let segment = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
     let path = template.replace(placeholder, &segment);
     let text = format!("{}{path}", base.as_str().trim_end_matches('/'));
@@ -449,6 +453,23 @@ pub fn answer_summary(status: u16, detail: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_url_keeps_the_id_one_segment() {
+        let base = url::Url::parse("https://api.example/v1/").unwrap();
+        let join = |id: &str| join_url(&base, "/sca/{id}/attempts", "{id}", id);
+        assert_eq!(
+            join("a/b?c%").unwrap().as_str(),
+            "https://api.example/v1/sca/a%2Fb%3Fc%25/attempts"
+        );
+        assert_eq!(
+            join("%2e%2E").unwrap().path(),
+            "/v1/sca/%252e%252E/attempts"
+        );
+        for id in ["", ".", ".."] {
+            assert!(join(id).is_err(), "{id:?}");
+        }
+    }
 
     #[test]
     fn rfc3339() {

@@ -29,7 +29,7 @@ use serde_json::value::RawValue;
 use super::auth::BasicVerifier;
 use super::common::{self, BodyError, Meter, lenient_enum};
 use super::config::{CallAuth, EnfuceConfig, check_path, check_window, require_secret};
-use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::services::challenges::{ChallengeRequest, Created, LateWrite, create};
 use crate::state::{AppState, now};
 use crate::upstream::{Delivery, Job, Outcome, Upstream};
 
@@ -175,25 +175,30 @@ pub(super) fn last4(pan: &str) -> Option<CardLast4> {
 }
 
 /// Whether `callback` belongs to the path's customer and session. Enfuce's callback
-/// is `…/v1/callback/{institutionCode}/{customerNumber}/{sessionId}`; when the URL
-/// has that shape its last two segments must be the path's `customerNumber` and
-/// `sessionId`. A URL of another shape cannot be checked and is accepted (the host
-/// allow-list still applies).
+/// is `…/v1/callback/{institutionCode}/{customerNumber}/{sessionId}`: a URL with a
+/// `v1/callback` part must have exactly those three segments after it (one trailing
+/// `/` allowed), the last two the path's `customerNumber` and `sessionId`. A URL
+/// without that part cannot be checked and is accepted (the host allow-list still
+/// applies).
 pub(super) fn callback_matches_session(callback: &url::Url, customer: &str, session: &str) -> bool {
     let Some(segments) = callback.path_segments() else {
         return true;
     };
-    let segments: Vec<&str> = segments.collect();
-    match segments.as_slice() {
-        [.., "v1", "callback", _institution, c, s] => {
-            let decode = |v: &str| {
-                percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            decode(c) == customer && decode(s) == session
-        }
-        _ => true,
+    let mut segments: Vec<&str> = segments.collect();
+    if segments.last() == Some(&"") {
+        segments.pop();
+    }
+    let Some(at) = segments.windows(2).rposition(|w| w == ["v1", "callback"]) else {
+        return true;
+    };
+    let decode = |v: &str| {
+        percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match &segments[at + 2..] {
+        [_institution, c, s] => decode(c) == customer && decode(s) == session,
+        _ => false,
     }
 }
 
@@ -382,6 +387,7 @@ async fn handle(
             "card_id": txn.and_then(|t| t.card_id.as_deref()),
         }),
         ack_by: Some(budget.commit_by()),
+        late_write: LateWrite::Cancel,
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     let refused = |code: &str, msg: &str| {
@@ -533,6 +539,31 @@ mod tests {
         assert_eq!(result_for(Outcome::Expired), "TIMEOUT");
         assert_eq!(result_for(Outcome::Cancelled), "FAIL");
         assert_eq!(result_for(Outcome::Failed), "ERROR");
+    }
+
+    #[test]
+    fn callback_session_shape() {
+        let ok = |u: &str| callback_matches_session(&url::Url::parse(u).unwrap(), "cust 1", "sess");
+        assert!(ok("https://id.enfuce.com/v1/callback/inst/cust%201/sess"));
+        assert!(ok(
+            "https://id.enfuce.com/api/v1/callback/inst/cust%201/sess/"
+        ));
+        assert!(!ok("https://id.enfuce.com/v1/callback/inst/other/sess"));
+        assert!(!ok(
+            "https://id.enfuce.com/v1/callback/inst/cust%201/other/"
+        ));
+        assert!(
+            !ok("https://id.enfuce.com/v1/callback/inst/other/other/x"),
+            "a segment more"
+        );
+        assert!(
+            !ok("https://id.enfuce.com/v1/callback/cust%201/sess"),
+            "one less"
+        );
+        assert!(
+            ok("https://id.enfuce.com/cb/sess"),
+            "another shape: not checkable"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use super::auth::PaysafeVerifier;
 use super::common::{self, BodyError, Meter, SECRET_CONTEXT_KEY, lenient_enum};
 use super::config::{PaysafeConfig, Secret, check_path, require_secret};
-use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::services::challenges::{ChallengeRequest, Created, LateWrite, create};
 use crate::state::{AppState, now};
 
 const PROVIDER: Provider = Provider::Paysafe;
@@ -239,7 +239,8 @@ async fn sca_event(
 }
 
 /// The answer past the acknowledgement budget: 503, which Paysafe's at-least-once
-/// delivery retries; nothing was written.
+/// delivery retries. Nothing was written, or a write still under way is kept
+/// (`LateWrite::Keep`) and the redelivery is answered as its duplicate.
 fn over_budget() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -350,6 +351,7 @@ async fn handle(
         processor_input: None,
         context,
         ack_by: Some(budget.commit_by()),
+        late_write: LateWrite::Keep,
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     let refused = |code: &str, msg: &str| error(StatusCode::UNPROCESSABLE_ENTITY, code, msg);

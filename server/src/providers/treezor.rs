@@ -35,7 +35,7 @@ use super::auth::{AuthError, TreezorEnvelope, TreezorVerifier};
 use super::common::{self, BodyError, Meter, lenient_enum};
 use super::config::{TreezorConfig, check_path, check_window, require_secret};
 use crate::error::ApiError;
-use crate::services::challenges::{ChallengeRequest, Created, create};
+use crate::services::challenges::{ChallengeRequest, Created, LateWrite, create};
 use crate::state::{AppState, now};
 
 const PROVIDER: Provider = Provider::Treezor;
@@ -253,7 +253,8 @@ async fn webhook(
 }
 
 /// The answer past the acknowledgement budget: a 5xx, which Treezor treats as not
-/// delivered; nothing was written.
+/// delivered and retries. Nothing was written, or a write still under way is kept
+/// (`LateWrite::Keep`) and the redelivery is answered as its duplicate.
 fn over_budget() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -389,6 +390,7 @@ async fn create_one(
             "public_token": public_token,
         }),
         ack_by: Some(budget.commit_by()),
+        late_write: LateWrite::Keep,
         actor: format!("provider:{}", PROVIDER.as_str()),
     };
     Ok(match create(state, req).await? {

@@ -44,8 +44,10 @@ pub struct ChallengeRequest {
     /// Connector data for the result leg.
     pub context: serde_json::Value,
     /// The webhook's acknowledgement budget: no challenge is written after this
-    /// instant, and one whose write finished later is cancelled at once.
+    /// instant, and one whose write finished later is handled as `late_write` says.
     pub ack_by: Option<std::time::Instant>,
+    /// What becomes of a challenge whose write finished after `ack_by`.
+    pub late_write: LateWrite,
     /// Audit actor (`provider:enfuce`, `admin:<name>`).
     pub actor: String,
 }
@@ -74,6 +76,20 @@ pub enum Created {
     Abandoned,
 }
 
+/// What becomes of a challenge whose write finished after the webhook's budget, when
+/// the processor has already been answered "over budget".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateWrite {
+    /// Cancelled at once, nobody asked, nothing reported upstream: the processor took
+    /// the answer as final and stopped waiting (Enfuce, Adyen: synchronous windows).
+    Cancel,
+    /// Kept and pushed as usual: the processor redelivers a webhook answered 5xx, and
+    /// the redelivery finds this challenge and is answered as a duplicate (Paysafe,
+    /// Treezor: at-least-once delivery). Cancelling it would lose the authentication,
+    /// since the redelivery would then find a cancelled challenge.
+    Keep,
+}
+
 /// Creates a challenge (or recognises a duplicate). The store looks the reference,
 /// the cardholder, its devices and pending count up and runs [`plan`] in one
 /// transaction, so the answer rests on one consistent view and the pending limit
@@ -82,7 +98,7 @@ pub enum Created {
 /// With an acknowledgement budget (`ack_by`) the write runs in its own task, so that
 /// a webhook handler dropped at the end of its budget cannot leave a challenge
 /// half-reported: the task finishes, and a challenge committed after `ack_by` is
-/// cancelled before anyone is answered.
+/// cancelled before anyone is answered, or kept (see [`LateWrite`]).
 ///
 /// The push rows are written claimed by the creation (when workers run) and delivered
 /// from here as soon as it committed, with the challenge and devices the transaction
@@ -94,11 +110,14 @@ pub async fn create(state: &AppState, req: ChallengeRequest) -> ApiResult<Create
         deliver(state, pushes);
         return Ok(created);
     };
+    let late_write = req.late_write;
     let task_state = state.clone();
     let task = tokio::spawn(async move {
         let (created, pushes) = create_now(&task_state, req).await?;
         match created {
-            Created::New { challenge, .. } if std::time::Instant::now() > ack_by => {
+            Created::New { challenge, .. }
+                if late_write == LateWrite::Cancel && std::time::Instant::now() > ack_by =>
+            {
                 // Not pushed: the claimed rows wait out their lease, then a worker
                 // finds the challenge closed and skips them.
                 abandon(&task_state, &challenge).await?;

@@ -106,6 +106,19 @@ pub fn upstream_row(
         })
 }
 
+/// The challenge's transaction as created (see `Challenge::bound_transaction`); a 500
+/// that changes nothing when this build cannot rebuild it.
+pub fn bound_transaction(
+    challenge: &Challenge,
+) -> ApiResult<pushauth_core::transaction::Transaction> {
+    challenge.bound_transaction().ok_or_else(|| {
+        ApiError::internal(format_args!(
+            "challenge {}: the stored transaction no longer rebuilds to the digest it was created with",
+            challenge.id
+        ))
+    })
+}
+
 fn closed_error(challenge: &Challenge) -> ApiError {
     match challenge.status {
         ChallengeStatus::Expired => ApiError::gone("challenge_expired", "the challenge expired"),
@@ -155,7 +168,7 @@ pub async fn decide(
         ProofKey::Approval => stored_key(device, KeyUse::Approval)?,
         ProofKey::Device => stored_key(device, KeyUse::Device)?,
     };
-    let txn = challenge.transaction().digest();
+    let txn = bound_transaction(&challenge)?.digest();
     let expect = proof::Expectations {
         kind,
         device: &device.id,
@@ -219,10 +232,13 @@ pub async fn decide(
         m.decisions
             .get_or_create(&OutcomeLabel { outcome: reason })
             .inc();
-        return Err(ApiError::unprocessable(
-            reason,
-            "this processor needs its SDK output (processor_output) with an approval",
-        ));
+        let detail = match reason {
+            "processor_output_invalid" => {
+                "processor_output has characters this processor's result call cannot carry"
+            }
+            _ => "this processor needs its SDK output (processor_output) with an approval",
+        };
+        return Err(ApiError::unprocessable(reason, detail));
     }
     let (kind, reason, status) = match (verified.decision(), verified.reason()) {
         (proof::Decision::Approve, _) => (DecisionKind::Approve, None, ChallengeStatus::Approved),
@@ -352,10 +368,6 @@ fn refusal_error(why: DecideRefusal) -> ApiError {
         DecideRefusal::DeviceNotActive(_) => {
             ApiError::unauthorized("unknown_device", "unknown or revoked device")
         }
-        DecideRefusal::CardholderBlocked => ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "cardholder_blocked",
-            "the cardholder is blocked",
-        ),
+        DecideRefusal::CardholderBlocked => ApiError::cardholder_blocked(),
     }
 }

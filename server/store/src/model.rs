@@ -345,8 +345,8 @@ pub fn context_with_details(context: serde_json::Value, details: &TxnDetails) ->
 
 impl Challenge {
     /// The optional display members stored with the challenge. A stored value that
-    /// no longer parses gives no details: the rebuilt digest then differs from the
-    /// stored one and every approval is refused (fails closed).
+    /// no longer parses gives no details: the rebuilt transaction then differs from the
+    /// one created, which [`Challenge::bound_transaction`] refuses (fails closed).
     pub fn details(&self) -> TxnDetails {
         self.context
             .get(TXN_DETAILS_KEY)
@@ -354,7 +354,18 @@ impl Challenge {
             .unwrap_or_default()
     }
 
-    /// The transaction as bound by proofs.
+    /// The transaction rebuilt from the stored fields, if its digest is the one stored
+    /// at creation: what a device is shown and its proof is checked against. `None`
+    /// when this build rebuilds something else (stored details it cannot parse, say,
+    /// after a rollback to an older version): never show or accept a reduced
+    /// transaction.
+    pub fn bound_transaction(&self) -> Option<Transaction> {
+        let t = self.transaction();
+        (t.digest() == self.txn_digest).then_some(t)
+    }
+
+    /// The transaction rebuilt from the stored fields (unchecked: see
+    /// [`Challenge::bound_transaction`]).
     pub fn transaction(&self) -> Transaction {
         Transaction {
             provider: self.provider,

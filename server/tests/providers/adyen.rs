@@ -320,6 +320,14 @@ async fn duplicates(backend: Backend) {
         assert_eq!(decision(a), "proceed");
     }
     assert_eq!(env.app.count("adyen").await, 1);
+    // Once the challenge is cancelled (here: its cardholder blocked) nobody will answer
+    // it: a repeat tells Adyen not to wait for the out-of-band result.
+    let c = env.app.find(Provider::Adyen, &reference).await.unwrap();
+    let block = format!("/v1/admin/cardholders/{}/block", c.cardholder);
+    let (s, v) = env.app.admin(reqwest::Method::POST, &block, None).await;
+    assert!((200..300).contains(&s), "{s} {v}");
+    assert_eq!(decision(&env.relayed(&body).await), "refused");
+    assert_eq!(env.app.count("adyen").await, 1);
 }
 
 async fn wrong_credentials_and_bad_hmac(backend: Backend) {

@@ -83,6 +83,15 @@ async fn approval_without_sdk_output_is_refused(backend: Backend) {
     // Nothing was recorded or sent: the cardholder can still approve properly.
     assert_eq!(env.app.view(&id).await["challenge"]["status"], "pending");
     assert!(env.mock.calls().is_empty());
+    // An output that would end the header's quoted parameter: refused the same way.
+    let forged = format!("{SDK_OUTPUT}\", authparm2=\"x");
+    let (s, v, _) = env
+        .device
+        .decide(&id, Decision::Approve, Some(&forged))
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["reason"], "processor_output_invalid", "{v}");
+    assert_eq!(env.app.view(&id).await["challenge"]["status"], "pending");
     let (s, v, _) = env
         .device
         .decide(&id, Decision::Approve, Some(SDK_OUTPUT))

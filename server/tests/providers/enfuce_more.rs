@@ -8,7 +8,7 @@ use std::time::Instant;
 use pushauth_core::ids::{CardholderId, Provider, ProviderRef};
 use pushauth_core::proof::Decision;
 use pushauth_core::transaction::{TransactionKind, TxnDetails};
-use pushauth_server::services::challenges::{ChallengeRequest, Created, create};
+use pushauth_server::services::challenges::{ChallengeRequest, Created, LateWrite, create};
 
 use crate::enfuce::{CUSTOMER, PREFIX, assert_error_response, setup};
 use crate::helpers::{Backend, assert_nothing_stored, new_ref};
@@ -93,6 +93,7 @@ fn request(cardholder: &CardholderId, reference: &str, ack_by: Instant) -> Chall
         processor_input: None,
         context: serde_json::json!({}),
         ack_by: Some(ack_by),
+        late_write: LateWrite::Cancel,
         actor: "test".into(),
     }
 }
@@ -119,14 +120,11 @@ async fn nothing_written_past_the_budget(backend: Backend) {
     assert!(env.app.find(Provider::Enfuce, &on_time).await.is_some());
 }
 
-/// A challenge whose write was planned in time but committed after the budget (its
-/// insert waited on another transaction's uncommitted row of the same reference, which
-/// then rolled back) is cancelled at once: nobody is asked, nothing is reported
-/// upstream, and the audit says why. PostgreSQL only: SQLite plans inside its write
-/// lock, right before the commit, so its writes cannot wait after the plan.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn written_after_the_budget_is_cancelled() {
-    use pushauth_store::ChallengeStatus;
+/// Creates a challenge whose write is planned in time but commits after the budget:
+/// its insert waits on another transaction's uncommitted row of the same reference,
+/// which rolls back once the budget has passed. PostgreSQL only: SQLite plans inside
+/// its write lock, right before the commit, so its writes cannot wait after the plan.
+async fn written_late(late_write: LateWrite) -> (crate::enfuce::Env, Created, String) {
     use sqlx::Executor as _;
     let env = setup(Backend::Postgres).await;
     let state = env.app.server.state.clone();
@@ -151,7 +149,10 @@ async fn written_after_the_budget_is_cancelled() {
         .unwrap();
     // A budget the plan surely meets on a loaded machine; the write then waits past it.
     let ack_by = Instant::now() + std::time::Duration::from_secs(2);
-    let request = request(&cardholder, &reference, ack_by);
+    let request = ChallengeRequest {
+        late_write,
+        ..request(&cardholder, &reference, ack_by)
+    };
     let write = tokio::spawn(async move { create(&state, request).await });
     let mut observer = env.app.raw_pg().await.unwrap();
     let mut waiting = false;
@@ -174,6 +175,16 @@ async fn written_after_the_budget_is_cancelled() {
     assert!(!write.is_finished(), "still waiting after the budget");
     other.execute("ROLLBACK").await.unwrap();
     let out = write.await.unwrap().unwrap();
+    (env, out, reference)
+}
+
+/// Written late for a processor that took its answer as final (`LateWrite::Cancel`):
+/// cancelled at once, nobody is asked, nothing is reported upstream, and the audit
+/// says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_after_the_budget_is_cancelled() {
+    use pushauth_store::ChallengeStatus;
+    let (env, out, reference) = written_late(LateWrite::Cancel).await;
     assert!(matches!(out, Created::Abandoned), "{out:?}");
     let c = env.app.find(Provider::Enfuce, &reference).await.unwrap();
     assert_eq!(c.status, ChallengeStatus::Cancelled);
@@ -189,4 +200,31 @@ async fn written_after_the_budget_is_cancelled() {
             .all(|o| o.kind != pushauth_store::OutboxKind::Upstream),
         "{outbox:?}"
     );
+}
+
+/// Written late for a processor that redelivers a webhook answered 5xx
+/// (`LateWrite::Keep`, Paysafe and Treezor): kept pending and pushed, so that the
+/// redelivery finds it (a duplicate) instead of a cancelled challenge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_after_the_budget_is_kept_for_the_redelivery() {
+    use pushauth_store::ChallengeStatus;
+    let (env, out, reference) = written_late(LateWrite::Keep).await;
+    assert!(matches!(out, Created::New { .. }), "{out:?}");
+    let c = env.app.find(Provider::Enfuce, &reference).await.unwrap();
+    assert_eq!(c.status, ChallengeStatus::Pending);
+    let audit = env
+        .app
+        .server
+        .state
+        .store
+        .audit_for_challenge(&c.id)
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit.iter().map(|a| a.draft.action.as_str()).collect();
+    assert_eq!(actions, ["challenge.created"]);
+    let (s, v, _) = env
+        .device
+        .decide(c.id.as_str(), Decision::Approve, None)
+        .await;
+    assert_eq!(s, 200, "the kept challenge is answered: {v}");
 }

@@ -100,6 +100,7 @@ pub(super) async fn create(
         processor_input: None,
         context: serde_json::json!({ "callback_url": callback }),
         ack_by: None,
+        late_write: crate::services::challenges::LateWrite::Cancel,
         actor: admin.actor(),
     };
     match create_challenge(&state, req).await? {

@@ -34,7 +34,19 @@ pub(super) async fn upstream(
                 .as_ref()
                 .is_some_and(|d| d.challenge == item.challenge)
     });
-    let (provider, step) = attempt(state, item, lease, known).await;
+    let (provider, mut step) = attempt(state, item, lease, known).await;
+    // Without the sending mark, `too_late` rests on this attempt alone; an earlier
+    // attempt whose answer was lost may still have delivered the result.
+    if step.next == OutboxNext::TooLate
+        && item.sending_since.is_none()
+        && earlier_answer_lost(state, item).await
+    {
+        step.next = OutboxNext::Unknown;
+        step.error = Some(format!(
+            "outcome unknown: {}; an earlier call's answer was lost, so the processor may have the result",
+            step.error.as_deref().unwrap_or("the window closed")
+        ));
+    }
     let label = match step.next {
         OutboxNext::Done => "ok",
         OutboxNext::RetryAt(_) => "retry",
@@ -55,6 +67,24 @@ pub(super) async fn upstream(
             attempts = item.attempts + 1, error = ?step.error, "upstream delivery gave up");
     }
     step
+}
+
+/// Whether an earlier attempt at this row sent a call whose answer was lost (no HTTP
+/// status, and not one of the failures known to have sent nothing): the processor may
+/// have that result. A storage error counts as lost: never `too_late` on a guess.
+async fn earlier_answer_lost(state: &AppState, item: &OutboxItem) -> bool {
+    if item.attempts == 0 {
+        return false;
+    }
+    match state.store.attempts_for_challenge(&item.challenge).await {
+        Ok(all) => all.iter().filter(|a| a.outbox == item.id).any(|a| {
+            a.http_status.is_none() && !a.error.as_deref().is_some_and(|e| e.starts_with(NOT_SENT))
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, outbox = item.id.0, "upstream: reading the earlier attempts failed");
+            true
+        }
+    }
 }
 
 fn step(

@@ -174,6 +174,7 @@ on_both_backends!(
     timeout,
     upstream_500_then_success,
     upstream_down_past_deadline,
+    lost_answer_then_errors_is_outcome_unknown,
     duplicates,
     wrong_credentials,
     malformed,
@@ -291,6 +292,37 @@ async fn upstream_down_past_deadline(backend: Backend) {
     assert!(
         attempts.iter().all(|a| a["http_status"].is_null()),
         "{view:#}"
+    );
+}
+
+/// The first call's answer is lost (connection dropped after the request), then Enfuce
+/// answers 503 until the window closes: the first call may have landed, so the row ends
+/// "outcome unknown" (upstream failed), never `too_late`.
+async fn lost_answer_then_errors_is_outcome_unknown(backend: Backend) {
+    let env = setup_with(backend, 4, 1, None).await;
+    env.mock.script(&[(crate::mock::DROP, "")]);
+    env.mock.script(&[(503, "{}"); 40]);
+    let id = env.challenge(&new_ref()).await;
+    env.device.decide(&id, Decision::Approve, None).await;
+    let view = env
+        .app
+        .wait_upstream(&id, "failed", Duration::from_secs(15))
+        .await;
+    let row = view["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "upstream")
+        .unwrap();
+    let last_error = row["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.starts_with("outcome unknown") && last_error.contains("earlier call"),
+        "{view:#}"
+    );
+    let metrics = env.app.metrics().await;
+    assert!(
+        metrics.contains(r#"provider="enfuce",outcome="unknown""#),
+        "{metrics}"
     );
 }
 

@@ -38,6 +38,15 @@ impl ApiError {
     pub fn unauthorized(reason: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, reason, detail)
     }
+    /// 403 `cardholder_blocked`: the cardholder is blocked (decisions, enrollment,
+    /// migration grants, activation codes).
+    pub fn cardholder_blocked() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "cardholder_blocked",
+            "the cardholder is blocked",
+        )
+    }
     /// 404: unknown (or not yours: the same answer, on purpose).
     pub fn not_found(what: &'static str) -> Self {
         Self::new(

@@ -197,6 +197,7 @@ pub async fn migrate(
             "this migration grant was already used",
         )),
         GrantOutcome::NotActive(status) => Err(not_active(status)),
+        GrantOutcome::CardholderBlocked => Err(ApiError::cardholder_blocked()),
         GrantOutcome::NotFound => Err(ApiError::not_found("device")),
     }
 }

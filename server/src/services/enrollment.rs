@@ -9,8 +9,8 @@ use pushauth_core::keys::{Jwk, PublicKey};
 use pushauth_core::request::{self, HttpRequest};
 use pushauth_core::webpush::Subscription;
 use pushauth_store::{
-    AuditDraft, DeviceKey, EnrollOutcome, KeyHash, Millis, NewActivation, NewDevice, Platform,
-    PushEnvironment, PushTarget,
+    AuditDraft, CardholderStatus, DeviceKey, EnrollOutcome, KeyHash, Millis, NewActivation,
+    NewDevice, Platform, PushEnvironment, PushTarget,
 };
 use serde::{Deserialize, Serialize};
 
@@ -73,15 +73,20 @@ pub struct IssuedCode {
     pub qr_svg: Option<String>,
 }
 
-/// Issues an activation code for a cardholder.
+/// Issues an activation code for an active cardholder (a blocked one gets 403
+/// `cardholder_blocked`; enrollment checks the status again where it writes).
 pub async fn issue(
     state: &AppState,
     cardholder: &CardholderId,
     ttl_secs: Option<i64>,
     actor: &str,
 ) -> ApiResult<IssuedCode> {
-    if state.store.cardholder_get(cardholder).await?.is_none() {
-        return Err(ApiError::not_found("cardholder"));
+    match state.store.cardholder_get(cardholder).await? {
+        None => return Err(ApiError::not_found("cardholder")),
+        Some(c) if c.status != CardholderStatus::Active => {
+            return Err(ApiError::cardholder_blocked());
+        }
+        Some(_) => {}
     }
     let max = state.config.security.activation_ttl_secs;
     let ttl = ttl_secs.unwrap_or(max);
@@ -389,6 +394,7 @@ pub async fn enroll(state: &AppState, proof: &str, req: HttpRequest<'_>) -> ApiR
             "activation_code_expired",
             "the activation code expired",
         )),
+        EnrollOutcome::CardholderBlocked => Err(ApiError::cardholder_blocked()),
     }
 }
 

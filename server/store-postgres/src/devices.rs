@@ -30,10 +30,15 @@ pub(crate) async fn activation_create(
     tx.commit().await.map_err(db)
 }
 
-/// Consumes the code with a conditional update (`used_at IS NULL`, not expired) and
-/// creates the device in the same transaction. A code is valid up to and including
-/// its `expires_at`. The audit draft gets the cardholder filled in when the caller
-/// left it empty (only the code knows it).
+/// Consumes the code with a conditional update (`used_at IS NULL`, not expired, the
+/// code's cardholder active) and creates the device in the same transaction. A code
+/// is valid up to and including its `expires_at`. The audit draft gets the cardholder
+/// filled in when the caller left it empty (only the code knows it).
+///
+/// Authorisation at commit, as in `challenges::decide`: the code's cardholder row is
+/// share-locked first (cardholder before device, the order every writer uses), so a
+/// block committed before is seen by the conditional update and one that comes later
+/// waits for this commit.
 pub(crate) async fn enroll(
     s: &PgStore,
     code_hash: &KeyHash,
@@ -43,9 +48,23 @@ pub(crate) async fn enroll(
 ) -> StoreResult<EnrollOutcome> {
     let (hash, device_id) = (code_hash.to_hex(), device.id.as_str());
     let mut tx = s.begin().await?;
+    let holder = sqlx::query_scalar!(
+        "SELECT h.status FROM activations a JOIN cardholders h ON h.id = a.cardholder_id
+         WHERE a.code_hash = $1 FOR SHARE OF h",
+        hash
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    if holder.is_none() {
+        return Ok(EnrollOutcome::CodeUnknown);
+    }
     let consumed = sqlx::query_scalar!(
         "UPDATE activations SET used_at = $2, device_id = $3
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at >= $2
+           AND EXISTS (SELECT 1 FROM cardholders
+                       WHERE cardholders.id = activations.cardholder_id
+                         AND cardholders.status = 'active')
          RETURNING cardholder_id",
         hash,
         now.0,
@@ -55,14 +74,19 @@ pub(crate) async fn enroll(
     .await
     .map_err(db)?;
     let Some(cardholder) = consumed else {
-        let code = sqlx::query!("SELECT used_at FROM activations WHERE code_hash = $1", hash)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let code = sqlx::query!(
+            "SELECT used_at, expires_at FROM activations WHERE code_hash = $1",
+            hash
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
         return Ok(match code {
             None => EnrollOutcome::CodeUnknown,
             Some(c) if c.used_at.is_some() => EnrollOutcome::CodeUsed,
-            Some(_) => EnrollOutcome::CodeExpired,
+            Some(c) if c.expires_at < now.0 => EnrollOutcome::CodeExpired,
+            // a live code: the only condition left is its cardholder's (locked) status
+            Some(_) => EnrollOutcome::CardholderBlocked,
         });
     };
     let cardholder = cardholder_id("activations.cardholder_id", &cardholder)?;
@@ -303,7 +327,9 @@ pub(crate) async fn rotate_key(
 
 /// Consumes the grant's `jti` and creates the activation code, in one transaction,
 /// only while the device is active and belongs to the activation's cardholder (the
-/// device row is locked, so a concurrent revocation waits or wins).
+/// device row is locked, so a concurrent revocation waits or wins), and that
+/// cardholder is active (its row is share-locked first, cardholder before device, so
+/// a concurrent block waits or wins).
 pub(crate) async fn migration_grant(
     s: &PgStore,
     grant: NewMigrationGrant,
@@ -311,6 +337,14 @@ pub(crate) async fn migration_grant(
 ) -> StoreResult<GrantOutcome> {
     let id_text = grant.device.as_str();
     let mut tx = s.begin().await?;
+    let holder = sqlx::query_scalar!(
+        "SELECT h.status FROM devices d JOIN cardholders h ON h.id = d.cardholder_id
+         WHERE d.id = $1 FOR SHARE OF h",
+        id_text
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
     let device = sqlx::query!(
         "SELECT status, cardholder_id FROM devices WHERE id = $1 FOR UPDATE",
         id_text
@@ -327,6 +361,9 @@ pub(crate) async fn migration_grant(
     let status = parse_enum("devices.status", &device.status, DeviceStatus::parse)?;
     if status != DeviceStatus::Active {
         return Ok(GrantOutcome::NotActive(status));
+    }
+    if holder.as_deref() != Some(CardholderStatus::Active.as_str()) {
+        return Ok(GrantOutcome::CardholderBlocked);
     }
     let (hash, cardholder) = (
         grant.activation.code_hash.to_hex(),

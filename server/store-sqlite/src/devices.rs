@@ -29,10 +29,10 @@ pub(crate) async fn activation_create(
     tx.commit().await.map_err(db)
 }
 
-/// Consumes the code with a conditional update (`used_at IS NULL`, not expired) and
-/// creates the device in the same transaction. A code is valid up to and including
-/// its `expires_at`. The audit draft gets the cardholder filled in when the caller
-/// left it empty (only the code knows it).
+/// Consumes the code with a conditional update (`used_at IS NULL`, not expired, the
+/// code's cardholder active) and creates the device in the same transaction. A code
+/// is valid up to and including its `expires_at`. The audit draft gets the cardholder
+/// filled in when the caller left it empty (only the code knows it).
 pub(crate) async fn enroll(
     s: &SqliteStore,
     code_hash: &KeyHash,
@@ -45,6 +45,9 @@ pub(crate) async fn enroll(
     let consumed = sqlx::query_scalar!(
         "UPDATE activations SET used_at = ?2, device_id = ?3
          WHERE code_hash = ?1 AND used_at IS NULL AND expires_at >= ?2
+           AND EXISTS (SELECT 1 FROM cardholders
+                       WHERE cardholders.id = activations.cardholder_id
+                         AND cardholders.status = 'active')
          RETURNING cardholder_id",
         hash,
         now.0,
@@ -54,14 +57,19 @@ pub(crate) async fn enroll(
     .await
     .map_err(db)?;
     let Some(cardholder) = consumed else {
-        let code = sqlx::query!("SELECT used_at FROM activations WHERE code_hash = ?1", hash)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let code = sqlx::query!(
+            "SELECT used_at, expires_at FROM activations WHERE code_hash = ?1",
+            hash
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
         return Ok(match code {
             None => EnrollOutcome::CodeUnknown,
             Some(c) if c.used_at.is_some() => EnrollOutcome::CodeUsed,
-            Some(_) => EnrollOutcome::CodeExpired,
+            Some(c) if c.expires_at < now.0 => EnrollOutcome::CodeExpired,
+            // a live code: the only condition left is its cardholder's status
+            Some(_) => EnrollOutcome::CardholderBlocked,
         });
     };
     let cardholder = cardholder_id("activations.cardholder_id", &cardholder)?;
@@ -296,7 +304,8 @@ pub(crate) async fn rotate_key(
 }
 
 /// Consumes the grant's `jti` and creates the activation code, in one transaction,
-/// only while the device is active and belongs to the activation's cardholder.
+/// only while the device is active and belongs to the activation's cardholder, and
+/// that cardholder is active (the write transaction excludes a concurrent block).
 pub(crate) async fn migration_grant(
     s: &SqliteStore,
     grant: NewMigrationGrant,
@@ -305,7 +314,8 @@ pub(crate) async fn migration_grant(
     let id_text = grant.device.as_str();
     let mut tx = s.write().await?;
     let device = sqlx::query!(
-        "SELECT status, cardholder_id FROM devices WHERE id = ?1",
+        "SELECT d.status, d.cardholder_id, h.status AS holder_status
+         FROM devices d JOIN cardholders h ON h.id = d.cardholder_id WHERE d.id = ?1",
         id_text
     )
     .fetch_optional(&mut *tx)
@@ -320,6 +330,9 @@ pub(crate) async fn migration_grant(
     let status = parse_enum("devices.status", &device.status, DeviceStatus::parse)?;
     if status != DeviceStatus::Active {
         return Ok(GrantOutcome::NotActive(status));
+    }
+    if device.holder_status != CardholderStatus::Active.as_str() {
+        return Ok(GrantOutcome::CardholderBlocked);
     }
     let (hash, cardholder) = (
         grant.activation.code_hash.to_hex(),

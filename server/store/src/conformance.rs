@@ -34,7 +34,8 @@ use pushauth_core::transaction::{Payee, TransactionKind, TxnDigest};
 
 pub use audit::{audit_chain_intact, concurrent_writers_some_refused, subscribe_events};
 pub use authz::{
-    cardholder_block_cancels_pending, challenge_decide_authorised_at_commit, decide_races_block,
+    blocked_cardholder_cannot_enroll_or_migrate, cardholder_block_cancels_pending,
+    challenge_decide_authorised_at_commit, decide_races_block,
 };
 pub use challenges::{
     challenge_create_and_duplicate, challenge_create_concurrent_duplicates,
@@ -108,6 +109,7 @@ macro_rules! store_conformance_suite {
             outbox_stale_holder_changes_nothing, outbox_sending_mark_and_unknown, outbox_complete_race,
             audit_chain_intact, subscribe_events,
             challenge_decide_authorised_at_commit, cardholder_block_cancels_pending, decide_races_block,
+            blocked_cardholder_cannot_enroll_or_migrate,
             admin_key_list_and_revoke, admin_key_configured_replaces_previous, server_key_rotate_and_rewrap,
             issuer_events_written_with_the_change, issuer_event_claims_are_fenced,
             issuer_event_concurrent_fan_out_and_claims, issuer_event_orphans_given_up,

@@ -107,6 +107,9 @@ pub enum EnrollOutcome {
     CodeUsed,
     /// The code expired.
     CodeExpired,
+    /// The code's cardholder is blocked (read in the same transaction); the code
+    /// stays unused and no device is created.
+    CardholderBlocked,
 }
 
 /// Result of a write that only an active device may make (push token).
@@ -174,6 +177,9 @@ pub enum GrantOutcome {
     Reused,
     /// The device is locked or revoked; nothing written.
     NotActive(DeviceStatus),
+    /// The device's cardholder is blocked (read in the same transaction); nothing
+    /// written, the grant's `jti` is not consumed.
+    CardholderBlocked,
     /// No such device, or the activation is for another cardholder.
     NotFound,
 }

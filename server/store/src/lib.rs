@@ -187,7 +187,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new activation code (hash only).
     async fn activation_create(&self, new: NewActivation, audit: AuditDraft) -> StoreResult<()>;
     /// Consumes an activation code and creates the device, in one transaction. The
-    /// code is single use: a second call with the same code gets `CodeUsed`.
+    /// code is single use: a second call with the same code gets `CodeUsed`. Only
+    /// while the code's cardholder is active, checked in that transaction: otherwise
+    /// `CardholderBlocked` and nothing is written.
     async fn device_enroll(
         &self,
         code_hash: &KeyHash,
@@ -235,7 +237,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<RotateOutcome>;
     /// Consumes a migration grant (`jti` single use per device) and creates the
     /// activation code for the device's cardholder, in one transaction, only while the
-    /// device is active.
+    /// device and its cardholder are active (`NotActive`, `CardholderBlocked`: nothing
+    /// written).
     async fn device_migration_grant(
         &self,
         grant: NewMigrationGrant,

@@ -1,7 +1,9 @@
 //! Authorisation at the moment of commit (issue 15 §3): blocking a cardholder cancels
 //! their pending challenges with the processor's result, a decision racing with the
-//! block never lands on a cancelled challenge, and the event stream ends for a device
-//! that was revoked or locked.
+//! block never lands on a cancelled challenge, a blocked cardholder gets no new device
+//! (enrollment, migration, activation codes), and a locked device gets no challenges
+//! (the event stream ends for a device that was revoked or locked, the challenge
+//! reads answer 423).
 
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::decisions::{Callback, callback_server, wait_upstream};
-use crate::helpers::{TestApp, TestDevice};
+use crate::device_keys::{assert_reason, grant};
+use crate::helpers::{TestApp, TestDevice, now};
 use crate::on_both_backends;
 
 async fn detail(app: &TestApp, id: &str) -> Value {
@@ -201,8 +204,142 @@ async fn stream_closes_for_revoked_or_locked_device(app: TestApp) {
     );
 }
 
+async fn device_ids(app: &TestApp, ch: &str) -> Vec<String> {
+    let (s, v) = app
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/cardholders/{ch}/devices"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A cardholder blocked over a suspected takeover gets no new device: the attacker's
+/// enrolled phone gets no migration code, a code it got before the block and an
+/// activation code issued before it do not enroll, and no activation code is issued
+/// (each 403 `cardholder_blocked`, nothing written). After the unblock the same code
+/// enrolls and the same grant is accepted: neither was used up by the refusal.
+async fn blocked_cardholder_cannot_enroll_or_migrate(app: TestApp) {
+    let (ch, phone) = app.cardholder_with_device().await;
+    let code = app.activation_code(&ch).await;
+    let t = now();
+    let early = phone
+        .call(
+            "POST",
+            "/v1/device/migration",
+            Some(json!({"grant": grant(&phone, t, t + 300, &phone.approval)})),
+        )
+        .await;
+    assert_eq!(early.status, 201, "{}", early.body);
+    let early = early.body["code"].as_str().unwrap().to_owned();
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/cardholders/{ch}/block"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+
+    let g = grant(&phone, t, t + 300, &phone.approval);
+    let a = phone
+        .call("POST", "/v1/device/migration", Some(json!({"grant": g})))
+        .await;
+    assert_reason(&a, 403, "cardholder_blocked");
+    for c in [&code, &early] {
+        let key = pushauth_core::keys::SoftwareSigningKey::generate().unwrap();
+        match TestDevice::try_enroll(&app, c, key).await {
+            Ok(d) => panic!("enrolled {} while blocked", d.id),
+            Err(a) => assert_reason(&a, 403, "cardholder_blocked"),
+        }
+    }
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/cardholders/{ch}/activation-codes"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["reason"].as_str()),
+        (403, Some("cardholder_blocked")),
+        "{v}"
+    );
+    assert_eq!(device_ids(&app, &ch).await, [phone.id.as_str()]);
+
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/cardholders/{ch}/unblock"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let new = TestDevice::enroll(&app, &code).await;
+    let a = phone
+        .call("POST", "/v1/device/migration", Some(json!({"grant": g})))
+        .await;
+    assert_eq!(
+        a.status, 201,
+        "the refused grant was not used up: {}",
+        a.body
+    );
+    let mut ids = device_ids(&app, &ch).await;
+    ids.sort();
+    let mut want = vec![phone.id.as_str().to_owned(), new.id.as_str().to_owned()];
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+/// A device locked by refused proofs (`security.lock_after_failures`) gets 423
+/// `device_locked` for the pending list and for a challenge, as for the stream; after
+/// the unlock it reads them again.
+async fn locked_device_gets_no_challenges(app: TestApp) {
+    let (ch, d) = app.cardholder_with_device().await;
+    let id = app.new_challenge(&ch, "lock-1").await;
+    let path = format!("/v1/device/challenges/{id}");
+    assert_eq!(d.call("GET", &path, None).await.status, 200);
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(d.post_proof(&id, "not.a.proof").await);
+    }
+    let last = last.unwrap();
+    assert_eq!(
+        (last.status, &last.body["locked"]),
+        (422, &Value::Bool(true)),
+        "{}",
+        last.body
+    );
+    for p in ["/v1/device/challenges", path.as_str()] {
+        let a = d.call("GET", p, None).await;
+        assert_reason(&a, 423, "device_locked");
+        assert!(a.body.get("token").is_none() && a.body.get("challenges").is_none());
+    }
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/devices/{}/unlock", d.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let a = d.call("GET", "/v1/device/challenges", None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["challenges"][0]["id"], id.as_str());
+    assert_eq!(d.call("GET", &path, None).await.status, 200);
+}
+
 on_both_backends!(
     block_cancels_pending_challenges,
     approval_racing_block,
     stream_closes_for_revoked_or_locked_device,
+    blocked_cardholder_cannot_enroll_or_migrate,
+    locked_device_gets_no_challenges,
 );

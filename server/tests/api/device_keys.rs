@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Answer, Backend, TestApp, TestDevice, now, spawn};
 use crate::on_both_backends;
 
-fn assert_reason(a: &Answer, status: u16, reason: &str) {
+pub(crate) fn assert_reason(a: &Answer, status: u16, reason: &str) {
     assert_eq!(
         (a.status, a.body["reason"].as_str()),
         (status, Some(reason)),
@@ -228,14 +228,17 @@ async fn locked_device_cannot_rotate_or_set_push_token(app: TestApp) {
         )
         .await;
     assert_reason(&a, 423, "device_locked");
-    // still the old key after the refusal
-    assert_eq!(
-        d.call("GET", "/v1/device/challenges", None).await.status,
-        200
+    // still the old key after the refusal: its request proofs authenticate (a locked
+    // device gets 423 for the challenges, not 401)
+    assert_reason(
+        &d.call("GET", "/v1/device/challenges", None).await,
+        423,
+        "device_locked",
     );
 }
 
-fn grant(d: &TestDevice, iat: i64, exp: i64, signer: &SoftwareSigningKey) -> String {
+/// A migration grant of `d` issued at `iat`, expiring at `exp`, signed by `signer`.
+pub(crate) fn grant(d: &TestDevice, iat: i64, exp: i64, signer: &SoftwareSigningKey) -> String {
     let claims = GrantClaims {
         exp: UnixTime(exp),
         iat: UnixTime(iat),

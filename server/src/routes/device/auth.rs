@@ -25,6 +25,16 @@ impl DeviceCall {
     pub fn actor(&self) -> String {
         format!("device:{}", self.device.id)
     }
+
+    /// Refuses a device that is not active with 423 `device_locked`: a locked device
+    /// receives no challenges (list, read or stream). Writes check the status again
+    /// in their own transaction.
+    pub fn require_active(&self) -> Result<&Device, ApiError> {
+        if self.device.status != DeviceStatus::Active {
+            return Err(ApiError::locked("the device is locked"));
+        }
+        Ok(&self.device)
+    }
 }
 
 fn refuse(state: &AppState, reason: &'static str, detail: impl Into<String>) -> ApiError {

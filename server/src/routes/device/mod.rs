@@ -186,19 +186,20 @@ pub(crate) async fn pending_items(
     Ok(items)
 }
 
-/// `GET /v1/device/challenges`.
+/// `GET /v1/device/challenges` (423 for a locked device).
 async fn pending(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
-    let items = pending_items(&state, &call.device).await?;
+    let items = pending_items(&state, call.require_active()?).await?;
     Ok(AppJson(serde_json::json!({ "challenges": items })).into_response())
 }
 
-/// `GET /v1/device/challenges/{id}`.
+/// `GET /v1/device/challenges/{id}` (423 for a locked device).
 async fn get_challenge(
     State(state): State<AppState>,
     Path(id): Path<String>,
     call: DeviceCall,
 ) -> ApiResult<Response> {
-    let c = load_own(&state, &call.device, &id).await?;
+    let device = call.require_active()?;
+    let c = load_own(&state, device, &id).await?;
     if c.status.is_final() {
         return Err(ApiError::conflict(
             "already_closed",
@@ -212,7 +213,7 @@ async fn get_challenge(
             "the challenge deadline has passed",
         ));
     }
-    Ok(AppJson(sign_for(&state, &c, &call.device).await?).into_response())
+    Ok(AppJson(sign_for(&state, &c, device).await?).into_response())
 }
 
 /// `POST /v1/device/challenges/{id}/decision`.

@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{DeviceCall, pending_items};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Whether the device may still receive challenges (read from the store, so a
@@ -33,10 +33,8 @@ const MAX_STREAM: Duration = Duration::from_secs(300);
 const RESCAN: Duration = Duration::from_secs(10);
 
 pub(super) async fn stream(State(state): State<AppState>, call: DeviceCall) -> ApiResult<Response> {
+    call.require_active()?;
     let device = call.device;
-    if device.status != DeviceStatus::Active {
-        return Err(ApiError::locked("the device is locked"));
-    }
     let mut events = state.store.subscribe();
     let first = pending_items(&state, &device).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);

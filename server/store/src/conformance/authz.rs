@@ -1,7 +1,9 @@
 //! Authorisation at commit: a decision needs an active device of the challenge's
 //! cardholder and an active cardholder, checked by the transaction that writes it;
-//! blocking a cardholder cancels their pending challenges in the same transaction.
+//! so do an enrollment and a migration grant; blocking a cardholder cancels their
+//! pending challenges in the same transaction.
 
+use super::device_keys::{consume, grant};
 use super::*;
 
 async fn decide_once<S: Store>(s: &S, c: &Challenge, device: &DeviceId) -> DecideOutcome {
@@ -270,4 +272,94 @@ pub async fn decide_races_block<S: Store>(store: S) {
             other => panic!("round {round}: {other:?}"),
         }
     }
+}
+
+async fn audit_entries<S: Store>(s: &S) -> i64 {
+    match s.audit_verify().await.unwrap() {
+        ChainCheck::Intact { entries } => entries,
+        broken => panic!("audit chain: {broken:?}"),
+    }
+}
+
+/// A blocked cardholder gets no new device: enrollment with a valid, unused code and
+/// a migration grant of their enrolled device are both refused with
+/// `CardholderBlocked` and write nothing (the code stays unused, no device, no code
+/// from the grant, its `jti` not consumed, no audit entry). Once unblocked, the same
+/// code enrolls and the same grant is issued.
+pub async fn blocked_cardholder_cannot_enroll_or_migrate<S: Store>(store: S) {
+    let s = ready(store).await;
+    let anna = new_cardholder(&*s).await;
+    let phone = enrolled(&*s, &anna, None).await;
+    let code = new_code(&*s, &anna, T0.plus(600_000)).await;
+    let out = s
+        .cardholder_block(
+            &anna,
+            T0.plus(10),
+            draft("cardholder.blocked"),
+            cancel_plan(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, BlockOutcome::Blocked { cancelled: vec![] });
+    let entries = audit_entries(&*s).await;
+
+    let out = s
+        .device_enroll(
+            &code,
+            T0.plus(100),
+            new_device(None),
+            draft("device.enrolled"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, EnrollOutcome::CardholderBlocked), "{out:?}");
+    let (g, granted) = grant(&phone, "jti-blocked");
+    assert_eq!(consume(&*s, g).await, GrantOutcome::CardholderBlocked);
+
+    let ids = |ds: Vec<Device>| ds.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.device_list(&anna).await.unwrap()),
+        vec![phone.id.clone()]
+    );
+    assert_eq!(audit_entries(&*s).await, entries, "nothing audited");
+    let out = s
+        .device_enroll(
+            &granted,
+            T0.plus(100),
+            new_device(None),
+            draft("device.enrolled"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, EnrollOutcome::CodeUnknown),
+        "the refused grant left no code: {out:?}"
+    );
+
+    s.cardholder_set_status(
+        &anna,
+        CardholderStatus::Active,
+        draft("cardholder.unblocked"),
+    )
+    .await
+    .unwrap();
+    let out = s
+        .device_enroll(
+            &code,
+            T0.plus(200),
+            new_device(None),
+            draft("device.enrolled"),
+        )
+        .await
+        .unwrap();
+    let EnrollOutcome::Enrolled(new) = out else {
+        panic!("the code stayed unused: {out:?}")
+    };
+    assert_eq!(new.cardholder, anna);
+    let (g, _) = grant(&phone, "jti-blocked");
+    assert_eq!(
+        consume(&*s, g).await,
+        GrantOutcome::Issued,
+        "the jti was not consumed"
+    );
 }

@@ -185,7 +185,8 @@ pub async fn device_inactive_cannot_rotate_or_set_push_token<S: Store>(store: S)
     );
 }
 
-fn grant(device: &Device, jti: &str) -> (NewMigrationGrant, KeyHash) {
+/// A migration grant `jti` of `device` and the hash of the code it would create.
+pub(super) fn grant(device: &Device, jti: &str) -> (NewMigrationGrant, KeyHash) {
     let code_hash = KeyHash::of(unique().as_bytes());
     (
         NewMigrationGrant {
@@ -204,7 +205,8 @@ fn grant(device: &Device, jti: &str) -> (NewMigrationGrant, KeyHash) {
     )
 }
 
-async fn consume<S: Store>(s: &S, g: NewMigrationGrant) -> GrantOutcome {
+/// Consumes a migration grant.
+pub(super) async fn consume<S: Store>(s: &S, g: NewMigrationGrant) -> GrantOutcome {
     let audit = draft("device.migration_granted").device(&g.device);
     s.device_migration_grant(g, audit).await.unwrap()
 }

@@ -325,13 +325,24 @@ impl Server {
     }
 
     /// Stops accepting requests, lets in-flight ones finish (up to the configured
-    /// grace period), and stops the workers.
+    /// grace period), stops the workers, and lets the deliveries under way finish and
+    /// record their outcome (up to the grace period again). A delivery cut off after
+    /// that is taken over once its lease runs out, as after a crash.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let grace = Duration::from_millis(self.state.config.server.shutdown_grace_ms);
         let _ = tokio::time::timeout(grace, self.http).await;
         for t in self.tasks {
             let _ = tokio::time::timeout(grace, t).await;
+        }
+        if tokio::time::timeout(grace, self.state.lanes.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.state.metrics.outbox_in_flight.get(),
+                "shutdown: deliveries still under way after the grace period are cut off; their rows are taken over after their lease"
+            );
         }
     }
 }

@@ -189,14 +189,31 @@ pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Know
 pub struct LanePermits {
     devices: Arc<Semaphore>,
     upstream: Arc<Semaphore>,
+    per_lane: u32,
 }
 
 impl LanePermits {
     /// `per_lane` slots for each lane.
     pub fn new(per_lane: usize) -> Self {
+        let per_lane = u32::try_from(per_lane)
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
         LanePermits {
-            devices: Arc::new(Semaphore::new(per_lane)),
-            upstream: Arc::new(Semaphore::new(per_lane)),
+            devices: Arc::new(Semaphore::new(per_lane as usize)),
+            upstream: Arc::new(Semaphore::new(per_lane as usize)),
+            per_lane,
+        }
+    }
+
+    /// Returns once no delivery holds a slot of either lane, by taking them all (and
+    /// keeping them: no delivery starts afterwards). For shutdown, once the lanes have
+    /// stopped claiming: the deliveries under way, a worker's or a request's, finish
+    /// and record their outcome instead of being cut off mid-call.
+    pub async fn wait_idle(&self) {
+        for lane in [&self.devices, &self.upstream] {
+            if let Ok(all) = lane.clone().acquire_many_owned(self.per_lane).await {
+                all.forget();
+            }
         }
     }
 

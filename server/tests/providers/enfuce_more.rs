@@ -16,7 +16,8 @@ use crate::helpers::{Backend, assert_nothing_stored, new_ref};
 on_both_backends!(
     merchant_country_url_and_card_are_signed,
     callback_must_belong_to_the_session,
-    nothing_written_past_the_budget
+    nothing_written_past_the_budget,
+    shutdown_lets_a_call_under_way_finish
 );
 
 async fn merchant_country_url_and_card_are_signed(backend: Backend) {
@@ -66,6 +67,33 @@ async fn callback_must_belong_to_the_session(backend: Backend) {
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let _ = PREFIX;
+}
+
+/// A graceful shutdown while Enfuce holds the result call: the call finishes and its
+/// outcome is recorded (delivered, no sending mark left) before the server stops, so
+/// nobody has to take the row over and repeat the call.
+async fn shutdown_lets_a_call_under_way_finish(backend: Backend) {
+    let env = setup(backend).await;
+    env.mock
+        .script_slow(&[(200, "{}", std::time::Duration::from_millis(1_500))]);
+    let id = env.challenge(&new_ref()).await;
+    let (s, v, _) = env.device.decide(&id, Decision::Approve, None).await;
+    assert_eq!(s, 200, "{v}");
+    env.mock
+        .wait_calls(1, std::time::Duration::from_secs(10))
+        .await;
+    let state = env.app.server.state.clone();
+    let crate::enfuce::Env { app, mock, .. } = env;
+    app.server.shutdown().await;
+    let id = pushauth_core::ids::ChallengeId::parse(&id).unwrap();
+    let c = state.store.challenge_get(&id).await.unwrap().unwrap();
+    assert_eq!(c.upstream, pushauth_store::UpstreamStatus::Delivered);
+    let outbox = state.store.outbox_for_challenge(&id).await.unwrap();
+    assert!(
+        outbox.iter().all(|o| o.sending_since.is_none()),
+        "{outbox:?}"
+    );
+    assert_eq!(mock.calls().len(), 1);
 }
 
 /// The cardholder the test customer's card is linked to.

@@ -63,7 +63,13 @@ pub fn push_data(
             let details = PushDetails {
                 v: 1,
                 challenge: challenge.id.clone(),
-                txn: challenge.transaction().received(),
+                // Never a transaction other than the one created (see bound_transaction).
+                txn: challenge
+                    .bound_transaction()
+                    .ok_or(pushauth_core::Error::MalformedClaims(
+                        "stored transaction does not match its digest",
+                    ))?
+                    .received(),
                 exp: challenge.deadline.as_unix_time(),
                 // Paysafe OUTSOURCED: the processor's one-time code, only ever inside this envelope.
                 otp: crate::providers::push_otp(challenge),

@@ -256,3 +256,29 @@ async fn written_after_the_budget_is_kept_for_the_redelivery() {
         .await;
     assert_eq!(s, 200, "the kept challenge is answered: {v}");
 }
+
+/// A challenge whose stored transaction no longer rebuilds to the digest it was created
+/// with (here its stored details were altered into something this build cannot parse,
+/// as after a rollback to an older version) is never shown reduced: 500, and it stays
+/// pending. PostgreSQL only (the alteration is raw SQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_transaction_is_not_shown() {
+    let env = setup(Backend::Postgres).await;
+    let id = env.challenge(&new_ref()).await;
+    let mut pg = env.app.raw_pg().await.unwrap();
+    let altered = sqlx::query(
+        "UPDATE challenges SET context = jsonb_set(context, '{txn_details}', '{\"operation\": 42}')
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    assert_eq!(altered.rows_affected(), 1);
+    let (s, v) = env
+        .device
+        .call("GET", &format!("/v1/device/challenges/{id}"), None)
+        .await;
+    assert_eq!(s, 500, "{v}");
+    assert_eq!(env.app.view(&id).await["challenge"]["status"], "pending");
+}

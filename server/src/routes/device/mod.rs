@@ -142,7 +142,7 @@ async fn sign_for(
         aud: device.id.clone(),
         jti: challenge.id.clone(),
         nonce: challenge.nonce.clone(),
-        txn: challenge.transaction().received(),
+        txn: crate::services::decisions::bound_transaction(challenge)?.received(),
         iat: now().as_unix_time(),
         exp: challenge.deadline.as_unix_time(),
         pin: challenge.processor_input.clone(),

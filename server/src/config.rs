@@ -235,7 +235,7 @@ pub struct ApiProviderConfig {
     pub callback_hosts: Vec<String>,
     /// Secret for the `PushAuth-Signature` HMAC on callbacks. Required when
     /// `callback_hosts` is not empty.
-    pub callback_secret: Option<String>,
+    pub callback_secret: Option<crate::providers::config::Secret>,
     /// Allow `http://` callback URLs (tests, internal networks). Default false.
     pub allow_http_callbacks: bool,
 }
@@ -335,8 +335,8 @@ impl Config {
             && self
                 .api
                 .callback_secret
-                .as_deref()
-                .is_none_or(str::is_empty)
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
         {
             return Err(ConfigError::Invalid(
                 "api.callback_secret is required when api.callback_hosts is set".into(),

@@ -197,7 +197,11 @@ pub async fn build_state(
         .map_err(|e| StartupError::Config(format!("HTTP client: {e}")))?;
     let mut connectors = Connectors::default();
     if let Some(secret) = &config.api.callback_secret {
-        connectors.add(Arc::new(ApiUpstream::new(http.clone(), secret)));
+        connectors.add(Arc::new(ApiUpstream::new(
+            http.clone(),
+            secret.expose(),
+            config.api.clone(),
+        )));
     }
     crate::providers::build_connectors(&config, &http, &mut connectors)
         .map_err(StartupError::Config)?;

@@ -19,26 +19,28 @@ use sha2::Sha256;
 use crate::config::ApiProviderConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::state::now;
-use crate::upstream::{Delivery, Job, Outcome, Upstream};
+use crate::upstream::{Delivery, Job, NOT_SENT, Outcome, Upstream};
 
 /// Checks a callback URL against the configuration: absolute `https` URL (or `http`
 /// when allowed), no credentials, host (and port) in the allow-list.
 pub fn validate_callback(cfg: &ApiProviderConfig, raw: &str) -> ApiResult<String> {
-    let bad =
-        |why: &str| ApiError::bad_request("invalid_callback_url", format!("callback_url: {why}"));
-    let url = url::Url::parse(raw).map_err(|_| bad("not an absolute URL"))?;
+    check_callback(cfg, raw).map_err(|why| {
+        ApiError::bad_request("invalid_callback_url", format!("callback_url: {why}"))
+    })
+}
+
+/// [`validate_callback`]'s rules; the error says which one failed.
+fn check_callback(cfg: &ApiProviderConfig, raw: &str) -> Result<String, &'static str> {
+    let url = url::Url::parse(raw).map_err(|_| "not an absolute URL")?;
     match url.scheme() {
         "https" => {}
         "http" if cfg.allow_http_callbacks => {}
-        _ => return Err(bad("must be https")),
+        _ => return Err("must be https"),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials"));
+        return Err("must not carry credentials");
     }
-    let host = url
-        .host_str()
-        .ok_or_else(|| bad("no host"))?
-        .to_ascii_lowercase();
+    let host = url.host_str().ok_or("no host")?.to_ascii_lowercase();
     let with_port = url.port().map(|p| format!("{host}:{p}"));
     let allowed = cfg.callback_hosts.iter().any(|h| {
         h.eq_ignore_ascii_case(&host)
@@ -47,7 +49,7 @@ pub fn validate_callback(cfg: &ApiProviderConfig, raw: &str) -> ApiResult<String
                 .is_some_and(|hp| h.eq_ignore_ascii_case(hp))
     });
     if !allowed {
-        return Err(bad("host is not in the allow-list ([api] callback_hosts)"));
+        return Err("host is not in the allow-list ([api] callback_hosts)");
     }
     Ok(url.to_string())
 }
@@ -69,18 +71,29 @@ fn unreachable_hmac() -> Hmac<Sha256> {
 }
 
 /// The generic API's upstream.
-#[derive(Debug)]
 pub struct ApiUpstream {
     http: reqwest::Client,
     secret: Vec<u8>,
+    /// `[api]`, to check a stored callback URL again before each call: the allow-list
+    /// may have been narrowed since the challenge was created.
+    policy: ApiProviderConfig,
+}
+
+impl std::fmt::Debug for ApiUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiUpstream")
+            .field("callback_hosts", &self.policy.callback_hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiUpstream {
     /// Creates the connector.
-    pub fn new(http: reqwest::Client, secret: &str) -> Self {
+    pub fn new(http: reqwest::Client, secret: &str, policy: ApiProviderConfig) -> Self {
         ApiUpstream {
             http,
             secret: secret.as_bytes().to_vec(),
+            policy,
         }
     }
 }
@@ -136,6 +149,12 @@ impl Upstream for ApiUpstream {
                 error: "no callback_url".into(),
             };
         };
+        if let Err(why) = check_callback(&self.policy, url) {
+            return Delivery::Fatal {
+                http_status: None,
+                error: format!("{NOT_SENT}callback_url no longer allowed: {why}"),
+            };
+        }
         let c = job.challenge;
         let body = serde_json::json!({
             "challenge_id": c.id,
@@ -184,7 +203,7 @@ mod tests {
     fn cfg(hosts: &[&str], http: bool) -> ApiProviderConfig {
         ApiProviderConfig {
             callback_hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            callback_secret: Some("s".into()),
+            callback_secret: Some(crate::providers::config::Secret::new("s")),
             allow_http_callbacks: http,
         }
     }
@@ -205,6 +224,55 @@ mod tests {
         assert!(
             validate_callback(&cfg(&["127.0.0.1:9000"], true), "http://127.0.0.1:9000/cb").is_ok()
         );
+    }
+
+    /// A challenge created when its callback host was allowed, delivered after the
+    /// allow-list was narrowed: refused before any request is made.
+    #[tokio::test]
+    async fn a_callback_no_longer_allowed_is_not_called() {
+        use pushauth_core::ids::{CardholderId, ChallengeId, Nonce, ProviderRef};
+        use pushauth_core::transaction::TransactionKind;
+        let new = pushauth_store::NewChallenge {
+            id: ChallengeId::generate().unwrap(),
+            cardholder: CardholderId::generate().unwrap(),
+            provider: Provider::Api,
+            provider_ref: ProviderRef::parse("pay-1").unwrap(),
+            kind: TransactionKind::Payment,
+            amount: None,
+            payee: None,
+            nonce: Nonce::generate().unwrap(),
+            txn_digest: pushauth_core::transaction::TxnDigest::from_bytes([7; 32]),
+            deadline: pushauth_store::Millis(0),
+            upstream_deadline: pushauth_store::Millis(0),
+            processor_input: None,
+            context: serde_json::json!({ "callback_url": "https://old.example/cb" }),
+            created_at: pushauth_store::Millis(0),
+        };
+        let c = new.into_created(pushauth_store::UpstreamStatus::Queued);
+        let up = ApiUpstream::new(
+            reqwest::Client::new(),
+            "callback-secret-value",
+            cfg(&["issuer.example"], false),
+        );
+        let job = |c| Job {
+            challenge: c,
+            decision: None,
+            outcome: Outcome::Expired,
+            attempt: 1,
+            sent_before: 0,
+            in_flight: false,
+        };
+        match up.deliver(job(&c)).await {
+            Delivery::Fatal {
+                http_status: None,
+                error,
+            } => assert!(
+                error.starts_with(NOT_SENT) && error.contains("no longer allowed"),
+                "{error}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{up:?}").contains("callback-secret-value"));
     }
 
     #[test]

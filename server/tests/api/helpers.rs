@@ -43,7 +43,9 @@ pub async fn spawn_on(
     config.storage.data_dir = dir.path().to_owned();
     config.security.admin_key = Some(ADMIN_KEY.into());
     config.api.callback_hosts = vec!["127.0.0.1".into()];
-    config.api.callback_secret = Some("callback-secret".into());
+    config.api.callback_secret = Some(pushauth_server::providers::config::Secret::new(
+        "callback-secret",
+    ));
     config.api.allow_http_callbacks = true;
     config.workers.idle_poll_ms = 100;
     tweak(&mut config);

@@ -38,43 +38,80 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Expires every due challenge once. Returns how many were expired.
+/// Most failures one sweep steps over before it gives up until the next tick.
+const MAX_FAILED: usize = 1_000;
+
+/// Expires every due challenge once. Returns how many were expired. One challenge that
+/// cannot be expired (its error is logged) does not hold up the others behind it; a
+/// sweep that expired none and failed on some reports the first error.
 pub async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiError> {
     let mut expired = 0;
+    // Those that failed in this sweep, skipped by the next batches.
+    let mut failed = std::collections::HashSet::new();
+    let mut first_error = None;
     loop {
-        let due = state.store.challenge_due(now(), 100).await?;
-        if due.is_empty() {
-            return Ok(expired);
-        }
+        let want = 100 + failed.len();
+        let due = state
+            .store
+            .challenge_due(now(), i64::try_from(want).unwrap_or(i64::MAX))
+            .await?;
         let batch = due.len();
-        for challenge in due {
-            let mut outbox = dismiss_rows(state, &challenge, None).await?;
-            outbox.extend(upstream_row(state, &challenge, Outcome::Expired));
-            let t = now();
-            let audit = AuditDraft::new(t, "system", "challenge.expired")
-                .challenge(&challenge.id)
-                .cardholder(&challenge.cardholder)
-                .details(serde_json::json!({
-                    "provider": challenge.provider,
-                    "reference": challenge.provider_ref,
-                }));
-            if state
-                .store
-                .challenge_close(&challenge.id, ChallengeStatus::Expired, t, outbox, audit)
-                .await?
-            {
-                expired += 1;
-                state
-                    .metrics
-                    .challenges_expired
-                    .get_or_create(&ProviderLabel {
-                        provider: challenge.provider.as_str(),
-                    })
-                    .inc();
+        let fresh: Vec<_> = due
+            .into_iter()
+            .filter(|c| !failed.contains(&c.id))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for challenge in fresh {
+            match expire(state, &challenge).await {
+                Ok(closed) => {
+                    if closed {
+                        expired += 1;
+                        state
+                            .metrics
+                            .challenges_expired
+                            .get_or_create(&ProviderLabel {
+                                provider: challenge.provider.as_str(),
+                            })
+                            .inc();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(challenge = %challenge.id, error = %e, "expiring a challenge failed; the sweep goes on");
+                    failed.insert(challenge.id.clone());
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        if batch < 100 {
-            return Ok(expired);
+        if batch < want || failed.len() >= MAX_FAILED {
+            break;
         }
     }
+    match first_error {
+        Some(e) if expired == 0 => Err(e),
+        _ => Ok(expired),
+    }
+}
+
+/// Closes one due challenge as expired, with its dismiss pushes and upstream result.
+/// `false`: it was closed meanwhile by someone else.
+async fn expire(
+    state: &AppState,
+    challenge: &pushauth_store::Challenge,
+) -> Result<bool, crate::error::ApiError> {
+    let mut outbox = dismiss_rows(state, challenge, None).await?;
+    outbox.extend(upstream_row(state, challenge, Outcome::Expired));
+    let t = now();
+    let audit = AuditDraft::new(t, "system", "challenge.expired")
+        .challenge(&challenge.id)
+        .cardholder(&challenge.cardholder)
+        .details(serde_json::json!({
+            "provider": challenge.provider,
+            "reference": challenge.provider_ref,
+        }));
+    Ok(state
+        .store
+        .challenge_close(&challenge.id, ChallengeStatus::Expired, t, outbox, audit)
+        .await?)
 }

@@ -23,21 +23,24 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Starts renewing the lease of `item` (held under `item.claim`).
-    pub fn start(state: &AppState, item: &OutboxItem) -> Heartbeat {
+    /// Starts renewing the lease of `item` (held under `item.claim`), taken at
+    /// `leased_at`: every third of a lease after that. A row that waited that long for
+    /// a delivery slot is renewed before this returns, so that work never starts on a
+    /// lease about to run out (check [`Heartbeat::lost`] before starting).
+    pub async fn start(
+        state: &AppState,
+        item: &OutboxItem,
+        leased_at: tokio::time::Instant,
+    ) -> Heartbeat {
         let lease_ms = state.config.workers.lease_ms.max(1);
         let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
-        let (stop, mut stopped) = oneshot::channel::<()>();
         let lost = Arc::new(AtomicBool::new(false));
         let (store, id, claim, flag) = (state.store.clone(), item.id, item.claim, lost.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    () = tokio::time::sleep(every) => {}
-                }
+        let renew = move || {
+            let (store, flag) = (store.clone(), flag.clone());
+            async move {
                 match store.outbox_renew(id, claim, now().plus(lease_ms)).await {
-                    Ok(true) => {}
+                    Ok(true) => true,
                     Ok(false) => {
                         flag.store(true, Ordering::SeqCst);
                         tracing::warn!(
@@ -45,17 +48,39 @@ impl Heartbeat {
                             claim,
                             "outbox row taken over by another worker while in progress"
                         );
-                        break;
+                        false
                     }
                     Err(e) => {
-                        tracing::warn!(outbox = id.0, error = %e, "renewing an outbox lease failed")
+                        tracing::warn!(outbox = id.0, error = %e, "renewing an outbox lease failed");
+                        true
                     }
                 }
             }
+        };
+        let mut next = leased_at + every;
+        let mut held = true;
+        if next <= tokio::time::Instant::now() {
+            next = tokio::time::Instant::now() + every;
+            held = renew().await;
+        }
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = held.then(|| {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        () = tokio::time::sleep_until(next) => {}
+                    }
+                    next = tokio::time::Instant::now() + every;
+                    if !renew().await {
+                        break;
+                    }
+                }
+            })
         });
         Heartbeat {
             stop: Some(stop),
-            task: Some(task),
+            task,
             lost,
         }
     }

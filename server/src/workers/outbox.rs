@@ -47,6 +47,7 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
         let available = i64::try_from(permits.available_permits())
             .unwrap_or(0)
             .min(cfg.batch);
+        let leased_at = tokio::time::Instant::now();
         let claimed = if available > 0 {
             match state
                 .store
@@ -70,7 +71,7 @@ async fn run_lane(state: AppState, mut shutdown: watch::Receiver<bool>, lane: Ou
             let state = state.clone();
             state.metrics.outbox_in_flight.inc();
             tokio::spawn(async move {
-                process(&state, item, None).await;
+                process(&state, item, None, leased_at).await;
                 state.metrics.outbox_in_flight.dec();
                 drop(permit);
             });
@@ -167,7 +168,9 @@ fn retry_or_too_late(
 /// has run out), so that it never starts a call on a lease about to expire.
 pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Known>>) {
     let half_lease = u64::try_from(state.config.workers.lease_ms / 2).unwrap_or(0);
-    let give_up = tokio::time::Instant::now() + Duration::from_millis(half_lease);
+    // The writer's lease began with its transaction, just before this call.
+    let leased_at = tokio::time::Instant::now();
+    let give_up = leased_at + Duration::from_millis(half_lease);
     tokio::spawn(async move {
         let permits = state.lanes.for_kind(item.kind).clone();
         let Ok(Ok(permit)) = tokio::time::timeout_at(give_up, permits.acquire_owned()).await else {
@@ -177,7 +180,7 @@ pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Know
             return;
         };
         state.metrics.outbox_in_flight.inc();
-        process(&state, item, known).await;
+        process(&state, item, known, leased_at).await;
         state.metrics.outbox_in_flight.dec();
         drop(permit);
     });
@@ -245,10 +248,15 @@ pub struct Known {
     pub devices: Vec<Device>,
 }
 
-async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) {
+async fn process(
+    state: &AppState,
+    item: OutboxItem,
+    known: Option<Arc<Known>>,
+    leased_at: tokio::time::Instant,
+) {
     let started = now();
     let clock = Instant::now();
-    let lease = super::lease::Heartbeat::start(state, &item);
+    let lease = super::lease::Heartbeat::start(state, &item, leased_at).await;
     let step = match item.kind {
         OutboxKind::Upstream => super::deliver::upstream(state, &item, &lease, known).await,
         OutboxKind::Push | OutboxKind::Dismiss if started > item.deadline => Step {
@@ -256,6 +264,16 @@ async fn process(state: &AppState, item: OutboxItem, known: Option<Arc<Known>>) 
             http_status: None,
             error: Some("deadline passed before delivery".into()),
             next: OutboxNext::TooLate,
+        },
+        // Another worker holds the row now: it pushes, not this one.
+        OutboxKind::Push | OutboxKind::Dismiss if lease.lost() => Step {
+            outcome: AttemptOutcome::Retry,
+            http_status: None,
+            error: Some(format!(
+                "{}the row was taken over before the push",
+                crate::upstream::NOT_SENT
+            )),
+            next: OutboxNext::RetryAt(started),
         },
         OutboxKind::Push | OutboxKind::Dismiss => push(state, &item, known.as_deref()).await,
     };

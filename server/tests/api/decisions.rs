@@ -403,3 +403,66 @@ on_both_backends!(
     callback_after_retry,
     callback_reports_expiry,
 );
+
+/// A challenge that cannot be expired (here a trigger refuses its update) does not hold
+/// up the others behind it in deadline order; it expires once the fault is gone.
+/// PostgreSQL only (the fault is a trigger).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_expiry_does_not_stop_the_sweep() {
+    let app = crate::helpers::spawn(crate::support::Backend::Postgres, |_| {}).await;
+    let (ch, _d) = app.cardholder_with_device().await;
+    let id = |v: &Value| v["challenge"]["id"].as_str().unwrap().to_owned();
+    let (_, first) = app
+        .challenge(&ch, "pay-first", json!({"ttl_secs": 1}))
+        .await;
+    let (_, second) = app
+        .challenge(&ch, "pay-second", json!({"ttl_secs": 2}))
+        .await;
+    let (first, second) = (id(&first), id(&second));
+    const FAULT: &str = "CREATE FUNCTION refuse_expiry() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.provider_ref = 'pay-first' AND NEW.status = 'expired' THEN
+            RAISE EXCEPTION 'refused for the test';
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_expiry BEFORE UPDATE ON challenges
+        FOR EACH ROW EXECUTE FUNCTION refuse_expiry();";
+    let mut pg = app._schema.as_ref().unwrap().raw().await;
+    sqlx::raw_sql(FAULT).execute(&mut pg).await.unwrap();
+    let status = |id: String| {
+        let app = &app;
+        async move {
+            detail(app, &id).await["challenge"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let mut expired = false;
+    for _ in 0..200 {
+        if status(second.clone()).await == "expired" {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        expired,
+        "the second challenge expired behind the failing one"
+    );
+    assert_eq!(status(first.clone()).await, "pending");
+    sqlx::raw_sql("DROP TRIGGER refuse_expiry ON challenges")
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    let mut after = String::new();
+    for _ in 0..200 {
+        after = status(first.clone()).await;
+        if after == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(after, "expired");
+}

@@ -8,8 +8,6 @@
 //! Callback hosts must be allow-listed (`[api] callback_hosts`), which keeps the
 //! server from being used to reach arbitrary internal addresses (SSRF).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use pushauth_core::ids::Provider;
@@ -106,7 +104,7 @@ fn callback_url(challenge: &Challenge) -> Option<&str> {
 }
 
 /// Maps an HTTP answer to a delivery result: 2xx delivered; 408, 429 and 5xx retried
-/// (honouring `Retry-After` seconds); other 4xx refused for good.
+/// (honouring `Retry-After`, seconds or an HTTP-date); other 4xx refused for good.
 pub fn classify(
     status: reqwest::StatusCode,
     retry_after: Option<&reqwest::header::HeaderValue>,
@@ -115,10 +113,7 @@ pub fn classify(
     if status.is_success() {
         Delivery::Delivered { http_status: code }
     } else if code == 408 || code == 429 || status.is_server_error() {
-        let after = retry_after
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let after = retry_after.and_then(crate::push::retry_after_value);
         Delivery::Retry {
             http_status: Some(code),
             error: format!("HTTP {code}"),
@@ -299,6 +294,12 @@ mod tests {
         assert!(
             matches!(classify(S::TOO_MANY_REQUESTS, Some(&ra)), Delivery::Retry { after: Some(d), .. } if d.as_secs() == 7)
         );
+        // an HTTP-date (here in the past: no wait) is read too
+        let date = reqwest::header::HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(matches!(
+            classify(S::SERVICE_UNAVAILABLE, Some(&date)),
+            Delivery::Retry { after: Some(d), .. } if d.is_zero()
+        ));
         assert!(matches!(
             classify(S::BAD_REQUEST, None),
             Delivery::Fatal { .. }

@@ -204,12 +204,7 @@ async fn classify_attempt(
         Err(e) => return repeat(None, crate::workers::transport_error(&e), None),
     };
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
+    let retry_after = crate::push::retry_after(resp.headers());
     let text = super::transport::answer_body(resp).await;
     if !(200..300).contains(&status) {
         let code = serde_json::from_slice::<ErrorAnswer>(&text)

@@ -328,11 +328,13 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
 
 /// `Retry-After`: delta-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    retry_after_value(headers.get(reqwest::header::RETRY_AFTER)?)
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): delay-seconds (at most a day) or an
+/// HTTP-date (a date in the past: no wait).
+pub(crate) fn retry_after_value(value: &reqwest::header::HeaderValue) -> Option<Duration> {
+    let value = value.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(86_400)));
     }

@@ -194,6 +194,17 @@ fn is_final(item: &Item, f: &TreezorFields) -> bool {
     item.raw(&f.final_result).is_some()
 }
 
+/// A final status's signed time: RFC 3339, or Treezor's zone-less `YYYY-MM-DD
+/// HH:MM:SS` (its other objects' form), read as UTC. Only the order of two such times
+/// of one authentication matters, and both are in Treezor's one zone.
+fn signed_time(text: &str) -> Option<Millis> {
+    common::parse_rfc3339(text).or_else(|| {
+        (text.len() == 19 && text.as_bytes()[10] == b' ')
+            .then(|| common::parse_rfc3339(&format!("{text}Z")))
+            .flatten()
+    })
+}
+
 /// `webhook_created_at` is in 10⁻⁴ s.
 fn created_at(envelope: &TreezorEnvelope) -> Option<Millis> {
     envelope
@@ -425,10 +436,7 @@ async fn on_update(
         return Ok(("ignored", StatusCode::OK.into_response()));
     };
     let final_result = item.text(&f.final_result).map(|r| FinalResult::parse(&r));
-    let signed_at = item
-        .text(&f.modified_at)
-        .as_deref()
-        .and_then(common::parse_rfc3339);
+    let signed_at = item.text(&f.modified_at).as_deref().and_then(signed_time);
     let payload: serde_json::Value =
         serde_json::from_str(envelope.object_payload.get()).unwrap_or_default();
     if let Some(previous) = &challenge.final_status {
@@ -472,6 +480,17 @@ mod tests {
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn signed_times() {
+        let utc = signed_time("2024-07-18T12:54:28Z").unwrap();
+        assert_eq!(signed_time("2024-07-18 12:54:28"), Some(utc));
+        assert_eq!(signed_time("2024-07-18T14:54:28+02:00"), Some(utc));
+        assert!(signed_time("2024-07-18 12:54:29").unwrap() > utc);
+        for bad in ["2024-07-18", "2024-07-18 12:54", "2024-07-18X12:54:28", ""] {
+            assert_eq!(signed_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -121,17 +121,12 @@ async fn give_up_orphans(
     let t = now();
     let after = i64::try_from(state.events.orphan_after.as_millis()).unwrap_or(i64::MAX);
     let due_before = pushauth_store::Millis(t.0.saturating_sub(after));
-    let mut total = 0;
-    loop {
-        let n = state
+    let total = in_batches(ORPHAN_BATCH, || {
+        state
             .store
             .issuer_event_orphans_fail(names, due_before, t, ORPHAN_REASON, ORPHAN_BATCH)
-            .await?;
-        total += n;
-        if n < ORPHAN_BATCH as u64 {
-            break;
-        }
-    }
+    })
+    .await?;
     if total > 0 {
         tracing::warn!(
             deliveries = total,
@@ -150,15 +145,12 @@ async fn purge_old(state: &AppState) -> Result<(), pushauth_store::StoreError> {
     };
     let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let before = pushauth_store::Millis(now().0.saturating_sub(keep));
-    let mut total = 0;
-    loop {
+    let total = in_batches(PURGE_BATCH, || async {
         let n = state.store.issuer_events_purge(before, PURGE_BATCH).await?;
         state.metrics.events_purged.inc_by(n);
-        total += n;
-        if n < PURGE_BATCH as u64 {
-            break;
-        }
-    }
+        Ok(n)
+    })
+    .await?;
     if total > 0 {
         tracing::info!(
             events = total,
@@ -166,6 +158,26 @@ async fn purge_old(state: &AppState) -> Result<(), pushauth_store::StoreError> {
         );
     }
     Ok(())
+}
+
+/// Runs `batch_step` (one statement over at most `batch` rows) until a run handles fewer
+/// rows than that; how many in all.
+async fn in_batches<F, Fut>(
+    batch: i64,
+    mut batch_step: F,
+) -> Result<u64, pushauth_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, pushauth_store::StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch_step().await?;
+        total += n;
+        if n < u64::try_from(batch.max(1)).unwrap_or(1) {
+            return Ok(total);
+        }
+    }
 }
 
 /// One fan-out and one batch of deliveries. `true` when there may be more work now.

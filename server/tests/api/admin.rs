@@ -27,15 +27,7 @@ async fn admin_auth_is_required(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains(r#"surface="admin",reason="bad_credentials""#),
         "{m}"

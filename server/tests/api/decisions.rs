@@ -83,15 +83,7 @@ async fn deny_not_me_is_recorded(app: TestApp) {
     assert_eq!((a.status, a.body["status"].as_str()), (200, Some("denied")));
     let v = detail(&app, &id).await;
     assert_eq!(v["decision"]["reason"], "not_me");
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains(r#"pushauth_decisions_total{outcome="not_me"} 1"#),
         "{m}"
@@ -177,15 +169,7 @@ async fn refused_proofs(app: TestApp) {
         .post_proof(&id, &d.sign_decision(&c, Decision::Approve, None))
         .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains(r#"pushauth_proof_failures_total{outcome="bad_signature"} 1"#),
         "{m}"

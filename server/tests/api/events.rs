@@ -199,15 +199,7 @@ async fn events_until(app: &TestApp, settled: impl Fn(&Value) -> bool) -> Value 
 async fn metrics_with(app: &TestApp, line: &str) -> String {
     let mut metrics = String::new();
     for _ in 0..400 {
-        metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = app.metrics().await;
         if metrics.contains(line) {
             return metrics;
         }

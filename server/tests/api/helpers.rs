@@ -65,6 +65,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// An admin call; returns (status, JSON body or Null).
     pub async fn admin(
         &self,

@@ -14,15 +14,7 @@ async fn health_ready_metrics_openapi(app: TestApp) {
     assert_eq!(h["status"], "ok");
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(m.contains("pushauth_device_locks_total 0"), "{m}");
     let o: serde_json::Value = app
         .http

@@ -82,12 +82,7 @@ pub(crate) async fn claim(
     .fetch_all(s.pool())
     .await
     .map_err(db)?;
-    let mut items = rows
-        .into_iter()
-        .map(OutboxRow::decode)
-        .collect::<StoreResult<Vec<_>>>()?;
-    items.sort_by_key(|i| (i.next_attempt_at, i.id.0));
-    Ok(items)
+    Ok(decoded_claims(rows.into_iter().map(|r| (r.id, r.decode()))))
 }
 
 /// Records one attempt and applies its consequence. The attempt is always recorded

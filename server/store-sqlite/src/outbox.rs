@@ -56,12 +56,7 @@ pub(crate) async fn claim(
         )
     })
     .await?;
-    let mut items = rows
-        .into_iter()
-        .map(OutboxRow::decode)
-        .collect::<StoreResult<Vec<_>>>()?;
-    items.sort_by_key(|i| (i.next_attempt_at, i.id.0));
-    Ok(items)
+    Ok(decoded_claims(rows.into_iter().map(|r| (r.id, r.decode()))))
 }
 
 /// Records one attempt and applies its consequence. The attempt is always recorded

@@ -348,3 +348,37 @@ async fn webpush_platform_migration_keeps_devices() {
         assert!(e.to_string().contains("FOREIGN KEY"), "{table}: {e}");
     }
 }
+
+/// A claimed row that does not decode (here a malformed device id written behind the
+/// store's back) is left out of the claim instead of failing it: the row claimed with
+/// it is still delivered.
+#[tokio::test]
+async fn an_undecodable_row_does_not_fail_its_claim() {
+    use pushauth_store::OutboxKind;
+    use pushauth_store::conformance::{created, new_cardholder, new_challenge, outbox_row};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pushauth.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let holder = new_cardholder(&store).await;
+    let new = new_challenge(&holder, T0.plus(600_000));
+    let id = new.id.clone();
+    let rows = vec![
+        outbox_row(OutboxKind::Upstream, &id, None, T0),
+        outbox_row(OutboxKind::Upstream, &id, None, T0.plus(1)),
+    ];
+    created(&store, new, rows).await;
+    let mut conn = raw(&path).await;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET device_id = 'not a device id' WHERE next_attempt_at = ?1")
+        .bind(T0.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let claimed = store.outbox_claim(T0.plus(10), 5_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].next_attempt_at, T0.plus(1));
+}

@@ -4,6 +4,7 @@
 use pushauth_core::ids::{CardholderId, ChallengeId, DeviceId};
 use serde::{Deserialize, Serialize};
 
+use crate::StoreResult;
 use crate::model::Millis;
 use crate::states::*;
 
@@ -243,4 +244,25 @@ pub fn outbox_final_audit(
         Some(d) => draft.device(d),
         None => draft,
     }
+}
+
+/// The rows a claim returned, decoded, in claim order (due time, then id). A row that
+/// does not decode (a kind or status written by a newer version, say, after a
+/// rollback) is logged and left to its lease instead of failing the batch: the rows
+/// claimed with it are delivered, and it comes back, logged again, after each lease.
+pub fn decoded_claims(
+    rows: impl IntoIterator<Item = (i64, StoreResult<OutboxItem>)>,
+) -> Vec<OutboxItem> {
+    let mut items: Vec<OutboxItem> = rows
+        .into_iter()
+        .filter_map(|(id, decoded)| match decoded {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::error!(outbox = id, error = %e, "claimed outbox row does not decode; left to its lease");
+                None
+            }
+        })
+        .collect();
+    items.sort_by_key(|i| (i.next_attempt_at, i.id.0));
+    items
 }

@@ -139,8 +139,9 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Registers the SIGINT and SIGTERM handlers at once and returns what waits for either:
-/// registered before the server starts, a signal during start-up (or between the ready
-/// file and the wait) shuts it down gracefully instead of killing the process.
+/// registered before the server starts, a signal during start-up stops the start-up,
+/// and one between the ready file and the wait shuts the server down gracefully
+/// instead of killing the process.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
@@ -173,7 +174,16 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { ready_file } => {
             let stop = shutdown_signal()?;
-            let server = Server::start(config).await.map_err(|e| e.to_string())?;
+            tokio::pin!(stop);
+            // A signal while starting (a database that does not answer, a migration
+            // waiting on another instance's lock) stops the start-up.
+            let server = tokio::select! {
+                started = Server::start(config) => started.map_err(|e| e.to_string())?,
+                () = &mut stop => {
+                    tracing::info!("stopped while starting");
+                    return Ok(());
+                }
+            };
             tracing::info!(
                 addr = %server.addr,
                 storage = server.state.store.backend(),

@@ -44,6 +44,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(60);
 const ORPHAN_BATCH: i64 = 500;
 /// Events looked at (and at most deleted) per statement.
 const PURGE_BATCH: i64 = 500;
+/// Statements per housekeeping pass, for each of its two jobs: a backlog (the first
+/// pass after an upgrade, say) is worked off a pass at a time, between deliveries.
+const MAX_BATCHES: usize = 20;
 /// The last error of a delivery given up that way (admin API, ops console).
 const ORPHAN_REASON: &str =
     "endpoint not configured on any running instance ([events] orphan_after_secs)";
@@ -161,7 +164,7 @@ async fn purge_old(state: &AppState) -> Result<(), pushauth_store::StoreError> {
 }
 
 /// Runs `batch_step` (one statement over at most `batch` rows) until a run handles fewer
-/// rows than that; how many in all.
+/// rows than that, at most [`MAX_BATCHES`] times; how many in all.
 async fn in_batches<F, Fut>(
     batch: i64,
     mut batch_step: F,
@@ -171,13 +174,14 @@ where
     Fut: std::future::Future<Output = Result<u64, pushauth_store::StoreError>>,
 {
     let mut total = 0;
-    loop {
+    for _ in 0..MAX_BATCHES {
         let n = batch_step().await?;
         total += n;
         if n < u64::try_from(batch.max(1)).unwrap_or(1) {
-            return Ok(total);
+            break;
         }
     }
+    Ok(total)
 }
 
 /// One fan-out and one batch of deliveries. `true` when there may be more work now.

@@ -38,8 +38,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Most failures one sweep steps over before it gives up until the next tick.
-const MAX_FAILED: usize = 1_000;
+/// Most failures one sweep steps over before it gives up until the next tick: each
+/// batch asks for 100 more than that, and the stores answer at most 500.
+const MAX_FAILED: usize = 400;
 
 /// Expires every due challenge once. Returns how many were expired. One challenge that
 /// cannot be expired (its error is logged) does not hold up the others behind it; a

@@ -168,8 +168,13 @@ fn retry_or_too_late(
 /// has run out), so that it never starts a call on a lease about to expire.
 pub fn deliver_claimed(state: AppState, item: OutboxItem, known: Option<Arc<Known>>) {
     let half_lease = u64::try_from(state.config.workers.lease_ms / 2).unwrap_or(0);
-    // The writer's lease began with its transaction, just before this call.
-    let leased_at = tokio::time::Instant::now();
+    // The writer's lease began no later than the row's creation time (the transaction's
+    // clock; the commit may have waited on locks since): counted from there, so that a
+    // late commit renews before its work starts.
+    let age = u64::try_from(now().0.saturating_sub(item.created_at.0)).unwrap_or(0);
+    let leased_at = tokio::time::Instant::now()
+        .checked_sub(Duration::from_millis(age))
+        .unwrap_or_else(tokio::time::Instant::now);
     let give_up = leased_at + Duration::from_millis(half_lease);
     tokio::spawn(async move {
         let permits = state.lanes.for_kind(item.kind).clone();

@@ -259,11 +259,13 @@ async fn written_after_the_budget_is_kept_for_the_redelivery() {
 
 /// A challenge whose stored transaction no longer rebuilds to the digest it was created
 /// with (here its stored details were altered into something this build cannot parse,
-/// as after a rollback to an older version) is never shown reduced: 500, and it stays
-/// pending. PostgreSQL only (the alteration is raw SQL).
+/// as after a rollback to an older version) is never shown reduced: 500 fetched by id,
+/// left out of the list (the others are listed), and it stays pending. PostgreSQL only
+/// (the alteration is raw SQL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_transaction_is_not_shown() {
     let env = setup(Backend::Postgres).await;
+    let intact = env.challenge(&new_ref()).await;
     let id = env.challenge(&new_ref()).await;
     let mut pg = env.app.raw_pg().await.unwrap();
     let altered = sqlx::query(
@@ -280,5 +282,14 @@ async fn altered_transaction_is_not_shown() {
         .call("GET", &format!("/v1/device/challenges/{id}"), None)
         .await;
     assert_eq!(s, 500, "{v}");
+    let (s, v) = env.device.call("GET", "/v1/device/challenges", None).await;
+    assert_eq!(s, 200, "{v}");
+    let listed: Vec<_> = v["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, [intact]);
     assert_eq!(env.app.view(&id).await["challenge"]["status"], "pending");
 }

@@ -168,7 +168,9 @@ pub async fn decide(
         ProofKey::Approval => stored_key(device, KeyUse::Approval)?,
         ProofKey::Device => stored_key(device, KeyUse::Device)?,
     };
-    let txn = bound_transaction(&challenge)?.digest();
+    // Checked against what was created, so the stored digest is that transaction's.
+    bound_transaction(&challenge)?;
+    let txn = challenge.txn_digest;
     let expect = proof::Expectations {
         kind,
         device: &device.id,

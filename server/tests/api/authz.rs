@@ -171,13 +171,7 @@ async fn stream_closes_for_revoked_or_locked_device(app: TestApp) {
         let _other = TestDevice::enroll(&app, &app.activation_code(&ch).await).await;
         let mut resp = open_stream(&app, &d).await;
         assert_eq!(resp.status(), 200);
-        let (s, _) = app
-            .admin(
-                Method::POST,
-                &format!("/v1/admin/devices/{}/{action}", d.id),
-                None,
-            )
-            .await;
+        let s = app.device_action(d.id.as_str(), action).await;
         assert_eq!(s, 204, "{action}");
         // the next rescan (woken by a new challenge) sees the status and ends the stream
         let id = app.new_challenge(&ch, &format!("st-{action}")).await;
@@ -190,12 +184,7 @@ async fn stream_closes_for_revoked_or_locked_device(app: TestApp) {
     }
     // a locked device cannot open one
     let (_, d) = app.cardholder_with_device().await;
-    app.admin(
-        Method::POST,
-        &format!("/v1/admin/devices/{}/lock", d.id),
-        None,
-    )
-    .await;
+    app.device_action(d.id.as_str(), "lock").await;
     let resp = open_stream(&app, &d).await;
     assert_eq!(resp.status(), 423);
     assert_eq!(
@@ -322,13 +311,7 @@ async fn locked_device_gets_no_challenges(app: TestApp) {
         assert_reason(&a, 423, "device_locked");
         assert!(a.body.get("token").is_none() && a.body.get("challenges").is_none());
     }
-    let (s, _) = app
-        .admin(
-            Method::POST,
-            &format!("/v1/admin/devices/{}/unlock", d.id),
-            None,
-        )
-        .await;
+    let s = app.device_action(d.id.as_str(), "unlock").await;
     assert_eq!(s, 204);
     let a = d.call("GET", "/v1/device/challenges", None).await;
     assert_eq!(a.status, 200, "{}", a.body);

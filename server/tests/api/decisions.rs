@@ -157,13 +157,7 @@ async fn refused_proofs(app: TestApp) {
         (423, Some("device_locked"))
     );
     // an operator unlocks it; the genuine answer is still accepted
-    let (s, _) = app
-        .admin(
-            Method::POST,
-            &format!("/v1/admin/devices/{}/unlock", d.id),
-            None,
-        )
-        .await;
+    let s = app.device_action(d.id.as_str(), "unlock").await;
     assert_eq!(s, 204);
     let ok = d
         .post_proof(&id, &d.sign_decision(&c, Decision::Approve, None))

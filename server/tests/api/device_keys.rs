@@ -198,13 +198,7 @@ async fn rotate_each_key_with_retry(app: TestApp) {
 /// A locked device can neither rotate a key nor change its push token.
 async fn locked_device_cannot_rotate_or_set_push_token(app: TestApp) {
     let (_ch, d) = app.cardholder_with_device().await;
-    let (s, _) = app
-        .admin(
-            Method::POST,
-            &format!("/v1/admin/devices/{}/lock", d.id),
-            None,
-        )
-        .await;
+    let s = app.device_action(d.id.as_str(), "lock").await;
     assert_eq!(s, 204);
     let new_key = SoftwareSigningKey::generate().unwrap();
     let claims = key_statement::rotation_claims(

@@ -97,6 +97,12 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/admin/devices/{device}/{action}` (`lock`, `unlock`, `revoke`…): the status.
+    pub async fn device_action(&self, device: &str, action: &str) -> u16 {
+        let path = format!("/v1/admin/devices/{device}/{action}");
+        self.admin(reqwest::Method::POST, &path, None).await.0
+    }
+
     pub async fn create_cardholder(&self) -> String {
         let (s, v) = self
             .admin(

@@ -131,10 +131,12 @@ pub(crate) struct ChallengeItem {
     token: String,
 }
 
-/// Signs a challenge for a device (protocol §5).
+/// Signs a challenge for a device (protocol §5), showing `txn`, its transaction as
+/// created (`Challenge::bound_transaction`).
 async fn sign_for(
     state: &AppState,
     challenge: &Challenge,
+    txn: pushauth_core::transaction::Transaction,
     device: &Device,
 ) -> ApiResult<ChallengeItem> {
     let claims = ChallengeClaims {
@@ -142,7 +144,7 @@ async fn sign_for(
         aud: device.id.clone(),
         jti: challenge.id.clone(),
         nonce: challenge.nonce.clone(),
-        txn: crate::services::decisions::bound_transaction(challenge)?.received(),
+        txn: txn.received(),
         iat: now().as_unix_time(),
         exp: challenge.deadline.as_unix_time(),
         pin: challenge.processor_input.clone(),
@@ -183,11 +185,11 @@ pub(crate) async fn pending_items(
         .await?;
     let mut items = Vec::with_capacity(pending.len());
     for c in &pending {
-        if c.bound_transaction().is_none() {
+        let Some(txn) = c.bound_transaction() else {
             tracing::error!(challenge = %c.id, "stored transaction does not match its digest: not listed");
             continue;
-        }
-        items.push(sign_for(state, c, device).await?);
+        };
+        items.push(sign_for(state, c, txn, device).await?);
     }
     Ok(items)
 }
@@ -219,7 +221,8 @@ async fn get_challenge(
             "the challenge deadline has passed",
         ));
     }
-    Ok(AppJson(sign_for(&state, &c, device).await?).into_response())
+    let txn = crate::services::decisions::bound_transaction(&c)?;
+    Ok(AppJson(sign_for(&state, &c, txn, device).await?).into_response())
 }
 
 /// `POST /v1/device/challenges/{id}/decision`.
